@@ -1,0 +1,237 @@
+"""requirements.in text + a target → one normalised `LockRequest`, and its input digest.
+
+Normalise once, at intake: names are canonicalised (PEP 503), extras sorted, specifiers and
+markers put in packaging's normal form. The input digest is the sha256 of canonical JSON
+`{"lockd-input": 1, requirements, constraints, target, indexes, options}`, so comments,
+blank lines, whitespace and line order never change it, while any change of a specifier,
+extra, marker, target, index plan or option always does.
+
+lockd locks names and specifiers only: includes (`-r`, `-c`), editables, URLs, paths, VCS
+references and index options in the body are refused with `unsupported-requirement`
+(indexes are configuration, constraints a separate field).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from packaging.requirements import InvalidRequirement as PackagingInvalidRequirement
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
+from lockd.routing import IndexPlan
+from lockd.target import Target
+
+__all__ = [
+    "INPUT_SCHEMA",
+    "MAX_LINE_CHARS",
+    "InputRequirement",
+    "LockOptions",
+    "LockRequest",
+    "canonical_json",
+    "decode_body",
+    "parse_requirements",
+    "sha256_hex",
+]
+
+INPUT_SCHEMA = 1
+# pip's rule: a comment starts at a `#` at the start of the line or after whitespace.
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_URL_SCHEMES = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
+_ARCHIVE = re.compile(r"\.(whl|tar\.gz|tgz|tar\.bz2|zip)$", re.IGNORECASE)
+# Far above any real requirement; a longer line would become an index URL no server accepts.
+MAX_LINE_CHARS = 10_000
+
+
+def canonical_json(value: object) -> bytes:
+    """The one serialisation that digests are taken over: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class InputRequirement:
+    """One requirement as the user wrote it, normalised, with where it came from."""
+
+    requirement: Requirement
+    line: int | None
+    text: str
+    source: str = "requirements.in"
+
+    @property
+    def name(self) -> NormalizedName:
+        return canonicalize_name(self.requirement.name)
+
+    @property
+    def canonical(self) -> str:
+        req = self.requirement
+        extras = ""
+        if req.extras:
+            extras = "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+        marker = f"; {req.marker}" if req.marker is not None else ""
+        return f"{self.name}{extras}{req.specifier}{marker}"
+
+    def describe(self) -> str:
+        """Where this requirement came from, for error messages: `requirements.in line 3`."""
+        where = self.source if self.line is None else f"{self.source} line {self.line}"
+        return f"{where} asks for {self.canonical}"
+
+
+@dataclass(frozen=True, slots=True)
+class LockOptions:
+    """Resolution options that change the result, and so enter the digest."""
+
+    prereleases: bool = False
+    as_of: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prereleases": self.prereleases,
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LockOptions:
+        as_of = data.get("as_of")
+        return cls(
+            prereleases=bool(data.get("prereleases", False)),
+            as_of=None if as_of is None else datetime.fromisoformat(as_of),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LockRequest:
+    """Everything a resolution depends on, and nothing else."""
+
+    requirements: tuple[InputRequirement, ...]
+    constraints: tuple[InputRequirement, ...]
+    target: Target
+    plan: IndexPlan
+    options: LockOptions = field(default_factory=LockOptions)
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "lockd-input": INPUT_SCHEMA,
+            "requirements": sorted({r.canonical for r in self.requirements}),
+            "constraints": sorted({c.canonical for c in self.constraints}),
+            "target": self.target.to_json(),
+            "indexes": self.plan.to_json(),
+            "options": self.options.to_json(),
+        }
+
+    @property
+    def digest(self) -> str:
+        return sha256_hex(canonical_json(self.canonical()))
+
+
+def decode_body(body: bytes) -> str:
+    """Requirements files are UTF-8 (a BOM is tolerated); anything else is a clear error."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"requirements are not valid UTF-8 (byte {exc.start})",
+            context={"offset": exc.start},
+        ) from None
+    return text
+
+
+def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
+    """(first line number, joined text) with comments stripped and `\\` continuations joined."""
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        line = _COMMENT.sub("", raw)
+        if line.endswith("\\"):
+            pending.append(line[:-1])
+            continue
+        pending.append(line)
+        joined = " ".join(part.strip() for part in pending).strip()
+        pending = []
+        if joined:
+            yield start, joined
+    if pending:
+        joined = " ".join(part.strip() for part in pending).strip()
+        if joined:
+            yield start, joined
+
+
+def _refuse_unsupported(line: str, number: int, source: str) -> None:
+    context = {"line": number, "text": line, "source": source}
+    if line.startswith("-"):
+        option = line.split(None, 1)[0].split("=", 1)[0]
+        what = {
+            "-r": "includes (-r)",
+            "--requirement": "includes (-r)",
+            "-c": "constraint files (-c): send constraints as their own field",
+            "--constraint": "constraint files (-c): send constraints as their own field",
+            "-e": "editable requirements (-e)",
+            "--editable": "editable requirements (-e)",
+        }.get(option, f"the option {option}: indexes and options are configuration, not input")
+        raise UnsupportedRequirement(f"{source} line {number}: lockd does not accept {what}", context=context)
+    if _VCS.match(line):
+        raise UnsupportedRequirement(
+            f"{source} line {number}: VCS references are not lockable", context=context
+        )
+    if _URL_SCHEMES.match(line) or " @ " in line or re.match(r"^[^;]*@\s*\S+://", line):
+        raise UnsupportedRequirement(
+            f"{source} line {number}: direct URL requirements are not lockable by name and hash",
+            context=context,
+        )
+    first = line.split(";", 1)[0].strip()
+    if first.startswith((".", "/", "~")) or "\\" in first or _ARCHIVE.search(first) or "/" in first:
+        raise UnsupportedRequirement(f"{source} line {number}: local paths are not lockable", context=context)
+
+
+def parse_requirements(
+    text: str, *, source: str = "requirements.in", max_requirements: int | None = None
+) -> tuple[InputRequirement, ...]:
+    """Parse a requirements.in body. Errors name the source and the line."""
+    if "\x00" in text:
+        number = text[: text.index("\x00")].count("\n") + 1
+        raise InvalidRequirement(
+            f"{source} line {number}: NUL byte in requirements",
+            context={"line": number, "source": source},
+        )
+    parsed: list[InputRequirement] = []
+    for number, line in _logical_lines(text):
+        if len(line) > MAX_LINE_CHARS:
+            raise InputTooLarge(
+                f"{source} line {number} is longer than {MAX_LINE_CHARS} characters",
+                context={"line": number, "limit": MAX_LINE_CHARS, "source": source},
+            )
+        _refuse_unsupported(line, number, source)
+        try:
+            requirement = Requirement(line)
+        except PackagingInvalidRequirement as exc:
+            shown = line if len(line) <= 200 else line[:200] + "…"
+            raise InvalidRequirement(
+                f"{source} line {number}: {shown!r} is not a valid requirement",
+                hint=str(exc).splitlines()[0][:300],
+                context={"line": number, "text": shown, "source": source},
+            ) from None
+        if requirement.url:
+            raise UnsupportedRequirement(
+                f"{source} line {number}: direct URL requirements are not lockable by name and hash",
+                context={"line": number, "text": line, "source": source},
+            )
+        parsed.append(InputRequirement(requirement, number, line, source))
+        if max_requirements is not None and len(parsed) > max_requirements:
+            raise InputTooLarge(
+                f"{source} has more than {max_requirements} requirements",
+                context={"limit": max_requirements, "source": source},
+            )
+    return tuple(parsed)

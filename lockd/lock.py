@@ -1,0 +1,192 @@
+"""The resolved lock as an immutable value, with canonical JSON both ways.
+
+A lock is target-specific (no markers: the target answered them all), sorted, and free of
+timestamps, so identical resolutions give identical bytes. Its digest is the sha256 of its
+canonical JSON; a lock is content-addressed and never changes once stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from lockd.inputs import LockOptions, canonical_json, sha256_hex
+from lockd.routing import IndexPlan
+from lockd.target import Target
+
+__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage"]
+
+LOCK_SCHEMA = 1
+ROOT = "-r requirements.in"  # the `via` entry of a top-level requirement, as pip-compile writes it
+
+
+@dataclass(frozen=True, slots=True)
+class LockedFile:
+    """One installable artifact of a pinned version, with the sha256 pip will check."""
+
+    filename: str
+    url: str
+    sha256: str
+    size: int | None
+    kind: Literal["wheel", "sdist"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "url": self.url,
+            "sha256": self.sha256,
+            "size": self.size,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LockedFile:
+        kind: Literal["wheel", "sdist"] = "wheel" if data["kind"] == "wheel" else "sdist"
+        return cls(data["filename"], data["url"], data["sha256"], data.get("size"), kind)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedPackage:
+    """One pinned project: version, the index it came from, its files, and why it is here."""
+
+    name: NormalizedName
+    version: Version
+    index: str
+    files: tuple[LockedFile, ...]
+    dependencies: tuple[NormalizedName, ...]
+    via: tuple[str, ...]  # parent project names, or ROOT / "-c constraints"
+    requires_python: str | None = None
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "index": self.index,
+            "requires_python": self.requires_python,
+            "dependencies": list(self.dependencies),
+            "via": list(self.via),
+            "files": [f.to_json() for f in self.files],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LockedPackage:
+        return cls(
+            name=canonicalize_name(data["name"]),
+            version=Version(data["version"]),
+            index=data["index"],
+            files=tuple(LockedFile.from_json(f) for f in data["files"]),
+            dependencies=tuple(canonicalize_name(d) for d in data["dependencies"]),
+            via=tuple(data["via"]),
+            requires_python=data.get("requires_python"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A complete, target-specific resolution of one input."""
+
+    input_digest: str
+    target: Target
+    plan: IndexPlan
+    requirements: tuple[str, ...]  # canonical top-level requirements, sorted
+    constraints: tuple[str, ...]
+    options: LockOptions
+    packages: tuple[LockedPackage, ...]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        input_digest: str,
+        target: Target,
+        plan: IndexPlan,
+        requirements: Iterable[str],
+        constraints: Iterable[str],
+        options: LockOptions,
+        packages: Iterable[LockedPackage],
+    ) -> Lock:
+        """Sorts everything that has an order of its own, so equal locks are equal values."""
+        ordered = []
+        for package in sorted(packages, key=lambda p: p.name):
+            files = tuple(sorted(package.files, key=lambda f: f.filename))
+            ordered.append(
+                LockedPackage(
+                    name=package.name,
+                    version=package.version,
+                    index=package.index,
+                    files=files,
+                    dependencies=tuple(sorted(set(package.dependencies))),
+                    via=tuple(sorted(set(package.via))),
+                    requires_python=package.requires_python,
+                )
+            )
+        return cls(
+            input_digest=input_digest,
+            target=target,
+            plan=plan,
+            requirements=tuple(sorted(set(requirements))),
+            constraints=tuple(sorted(set(constraints))),
+            options=options,
+            packages=tuple(ordered),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lockd-lock": LOCK_SCHEMA,
+            "input_digest": self.input_digest,
+            "target": self.target.to_json(),
+            "indexes": self.plan.to_json(),
+            "requirements": list(self.requirements),
+            "constraints": list(self.constraints),
+            "options": self.options.to_json(),
+            "packages": [p.to_json() for p in self.packages],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @property
+    def digest(self) -> str:
+        return sha256_hex(self.canonical_bytes())
+
+    @property
+    def pins(self) -> dict[NormalizedName, Version]:
+        return {p.name: p.version for p in self.packages}
+
+    def package(self, name: str) -> LockedPackage | None:
+        wanted = canonicalize_name(name)
+        for package in self.packages:
+            if package.name == wanted:
+                return package
+        return None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | bytes | str) -> Lock:
+        if isinstance(data, bytes | str):
+            data = json.loads(data)
+        assert isinstance(data, dict)
+        target_json = data["target"]
+        indexes = data["indexes"]
+        plan = IndexPlan(
+            default_url=indexes["default"],
+            accelerator_url=indexes["accelerator"],
+            family=frozenset(canonicalize_name(n) for n in indexes["family"]),
+        )
+        return cls(
+            input_digest=data["input_digest"],
+            target=Target.of(target_json["platform"], target_json["python"], target_json["cuda"]),
+            plan=plan,
+            requirements=tuple(data["requirements"]),
+            constraints=tuple(data["constraints"]),
+            options=LockOptions.from_json(data["options"]),
+            packages=tuple(LockedPackage.from_json(p) for p in data["packages"]),
+        )

@@ -1,0 +1,294 @@
+"""What a target *is*: the machine a lock will be installed on.
+
+A `Target` is a named platform from a closed table, a Python version and an optional
+accelerator variant. From it come the complete PEP 508 marker environment and the
+best-first list of PEP 425 / PEP 600 wheel tags that pip would compute *on that machine*.
+Nothing here reads the host: `packaging.tags.sys_tags()` and
+`packaging.markers.default_environment()` are banned outside tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
+from packaging.version import InvalidVersion, Version
+
+from lockd.errors import InvalidTarget
+
+__all__ = [
+    "PLATFORMS",
+    "PYTHON_MAX",
+    "PYTHON_MIN",
+    "VARIANTS",
+    "CudaVariant",
+    "Platform",
+    "Target",
+    "parse_python",
+    "parse_variant",
+    "target_from_spec",
+]
+
+PYTHON_MIN = (3, 9)
+PYTHON_MAX = (3, 13)
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """One named platform: marker values and the platform tags pip would accept there."""
+
+    name: str
+    os_name: str
+    sys_platform: str
+    platform_system: str
+    platform_machine: str
+    conda_platform: str
+    uv_platform: str
+    platform_tags: tuple[str, ...]
+    accepts_cuda: bool
+
+
+def _manylinux_tags(arch: str, glibc_minor: int) -> tuple[str, ...]:
+    # pip (packaging >= 26) puts the plain `linux_<arch>` tag first, as the most specific (the
+    # PyTorch index uses it), then manylinux from the newest glibc down, each legacy alias right
+    # after its PEP 600 twin. musllinux never applies: the named Linux platforms are glibc.
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags: list[str] = [f"linux_{arch}"]
+    for minor in range(glibc_minor, 4, -1):
+        if arch == "aarch64" and minor < 17:
+            break  # aarch64 manylinux starts at glibc 2.17
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in legacy and not (arch == "aarch64" and minor != 17):
+            tags.append(f"{legacy[minor]}_{arch}")
+    return tuple(tags)
+
+
+_MACOS_VERSION = (13, 0)  # the oldest macOS still supported: the conservative choice uv makes
+
+PLATFORMS: Mapping[str, Platform] = {
+    p.name: p
+    for p in (
+        Platform(
+            name="linux_x86_64",
+            os_name="posix",
+            sys_platform="linux",
+            platform_system="Linux",
+            platform_machine="x86_64",
+            conda_platform="linux-64",
+            uv_platform="x86_64-manylinux_2_28",
+            platform_tags=_manylinux_tags("x86_64", 28),
+            accepts_cuda=True,
+        ),
+        Platform(
+            name="linux_aarch64",
+            os_name="posix",
+            sys_platform="linux",
+            platform_system="Linux",
+            platform_machine="aarch64",
+            conda_platform="linux-aarch64",
+            uv_platform="aarch64-manylinux_2_28",
+            platform_tags=_manylinux_tags("aarch64", 28),
+            accepts_cuda=True,
+        ),
+        Platform(
+            name="macos_arm64",
+            os_name="posix",
+            sys_platform="darwin",
+            platform_system="Darwin",
+            platform_machine="arm64",
+            conda_platform="osx-arm64",
+            uv_platform="aarch64-apple-darwin",
+            platform_tags=tuple(mac_platforms(_MACOS_VERSION, "arm64")),
+            accepts_cuda=False,
+        ),
+        Platform(
+            name="windows_amd64",
+            os_name="nt",
+            sys_platform="win32",
+            platform_system="Windows",
+            platform_machine="AMD64",
+            conda_platform="win-64",
+            uv_platform="x86_64-pc-windows-msvc",
+            platform_tags=("win_amd64",),
+            accepts_cuda=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CudaVariant:
+    """An accelerator variant of the PyTorch index: `cpu` or `cuXYZ`."""
+
+    name: str
+    cuda: tuple[int, int] | None  # None for cpu
+
+    @property
+    def cuda_major(self) -> int | None:
+        return None if self.cuda is None else self.cuda[0]
+
+    @property
+    def local_label(self) -> str:
+        """The local version label the PyTorch index gives this variant's builds (`+cu124`)."""
+        return self.name
+
+
+VARIANTS: Mapping[str, CudaVariant] = {
+    v.name: v
+    for v in (
+        CudaVariant("cpu", None),
+        CudaVariant("cu118", (11, 8)),
+        CudaVariant("cu121", (12, 1)),
+        CudaVariant("cu124", (12, 4)),
+        CudaVariant("cu126", (12, 6)),
+        CudaVariant("cu128", (12, 8)),
+        CudaVariant("cu130", (13, 0)),
+    )
+}
+
+_CUDA_DOTTED = re.compile(r"^(?:cuda)?[-_ ]?(\d{1,2})\.(\d)$")
+
+
+def parse_variant(text: str | None) -> CudaVariant | None:
+    """`cu124`, `CU124`, `12.4` and `cuda12.4` name the same variant; empty or None means none."""
+    if text is None or text.strip() == "" or text.strip().lower() == "none":
+        return None
+    key = text.strip().lower()
+    dotted = _CUDA_DOTTED.match(key)
+    if dotted:
+        key = f"cu{dotted.group(1)}{dotted.group(2)}"
+    variant = VARIANTS.get(key)
+    if variant is None:
+        raise InvalidTarget(
+            f"unknown accelerator variant {text!r}",
+            hint="use one of: " + ", ".join(VARIANTS),
+            context={"field": "cuda", "value": text},
+        )
+    return variant
+
+
+def parse_python(text: str) -> Version:
+    """`3.11` means 3.11.0 (installs on every 3.11.x); `3.11.7` is taken as given."""
+    try:
+        version = Version(text.strip())
+    except InvalidVersion:
+        raise InvalidTarget(
+            f"invalid Python version {text!r}", context={"field": "python", "value": text}
+        ) from None
+    release = version.release
+    if version.is_prerelease or version.local or version.epoch or len(release) > 3:
+        raise InvalidTarget(f"invalid Python version {text!r}", context={"field": "python", "value": text})
+    if len(release) < 2 or not PYTHON_MIN <= release[:2] <= PYTHON_MAX:
+        raise InvalidTarget(
+            f"Python {text} is not supported",
+            hint=f"supported: {PYTHON_MIN[0]}.{PYTHON_MIN[1]} to {PYTHON_MAX[0]}.{PYTHON_MAX[1]}",
+            context={"field": "python", "value": text},
+        )
+    return Version(".".join(str(part) for part in (*release, 0, 0)[:3]))
+
+
+@dataclass(frozen=True)
+class Target:
+    """The machine a lock is for. Compare and hash by value; build with `Target.of`.
+
+    Not slotted: tags and the marker environment are computed once per target and cached.
+    """
+
+    platform: Platform
+    python: Version
+    variant: CudaVariant | None
+
+    @classmethod
+    def of(cls, platform: str, python: str, cuda: str | None = None) -> Target:
+        spec = PLATFORMS.get(platform.strip().lower())
+        if spec is None:
+            raise InvalidTarget(
+                f"unknown platform {platform!r}",
+                hint="use one of: " + ", ".join(PLATFORMS),
+                context={"field": "platform", "value": platform},
+            )
+        variant = parse_variant(cuda)
+        if variant is not None and variant.cuda is not None and not spec.accepts_cuda:
+            raise InvalidTarget(
+                f"CUDA variant {variant.name} is not available on {spec.name}",
+                hint="use cuda=cpu (or omit it) for macOS",
+                context={"field": "cuda", "value": cuda, "platform": spec.name},
+            )
+        return cls(spec, parse_python(python), variant)
+
+    @property
+    def python_version(self) -> str:
+        """`3.11`, as in the `python_version` marker."""
+        return f"{self.python.major}.{self.python.minor}"
+
+    @property
+    def variant_name(self) -> str | None:
+        return None if self.variant is None else self.variant.name
+
+    @cached_property
+    def marker_environment(self) -> dict[str, str]:
+        """Every PEP 508 marker variable, as pip on the target would see them."""
+        full = str(self.python)
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": full,
+            "os_name": self.platform.os_name,
+            "platform_machine": self.platform.platform_machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": self.platform.platform_system,
+            "platform_version": "",
+            "python_full_version": full,
+            "python_version": self.python_version,
+            "sys_platform": self.platform.sys_platform,
+        }
+
+    @cached_property
+    def tags(self) -> tuple[Tag, ...]:
+        """Supported wheel tags, best first, exactly as pip would order them on the target."""
+        version = (self.python.major, self.python.minor)
+        platforms = list(self.platform.platform_tags)
+        abi = f"cp{version[0]}{version[1]}"
+        ordered: list[Tag] = []
+        ordered.extend(cpython_tags(version, [abi], platforms))
+        ordered.extend(compatible_tags(version, abi, platforms))
+        return tuple(dict.fromkeys(ordered))
+
+    @cached_property
+    def tag_rank(self) -> dict[Tag, int]:
+        """Tag → rank (0 is best); the resolver ranks a wheel by its best tag."""
+        return {tag: rank for rank, tag in enumerate(self.tags)}
+
+    def wheel_rank(self, tags: Iterable[Tag]) -> int | None:
+        """Rank of the best tag of a wheel on this target; None if it does not install here."""
+        ranks = [self.tag_rank[tag] for tag in tags if tag in self.tag_rank]
+        return min(ranks) if ranks else None
+
+    def to_json(self) -> dict[str, str | None]:
+        """The canonical form that enters the input digest."""
+        return {
+            "platform": self.platform.name,
+            "python": str(self.python),
+            "cuda": self.variant_name,
+        }
+
+    def describe(self) -> str:
+        cuda = f", {self.variant_name}" if self.variant else ""
+        return f"{self.platform.name}, Python {self.python}{cuda}"
+
+
+def target_from_spec(spec: Mapping[str, object]) -> Target:
+    """A target from loose user input (query string, JSON body, target.toml)."""
+    platform = spec.get("platform")
+    python = spec.get("python")
+    cuda = spec.get("cuda")
+    if not isinstance(platform, str) or not platform:
+        raise InvalidTarget("target needs a platform", context={"field": "platform"})
+    if not isinstance(python, str | int | float) or isinstance(python, bool):
+        raise InvalidTarget("target needs a Python version", context={"field": "python"})
+    if cuda is not None and not isinstance(cuda, str):
+        raise InvalidTarget("cuda must be a string such as cu124 or 12.4", context={"field": "cuda"})
+    return Target.of(platform, str(python), cuda)

@@ -1,0 +1,268 @@
+"""IndexClient against the fixture index: pages, metadata paths, hashing, caches, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from fixtures.index import Counters, FixtureIndex
+from fixtures.synthetic import SDIST_BUILD_MARKER
+from lockd.errors import IndexUnavailable, SdistNeedsBuild, TamperedFile, UnknownProject
+from lockd.index import FetchStats, IndexClient, MemoryHashCache, MemoryMetadataCache
+from lockd.simple import DistFile
+
+TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
+
+
+def _counters(index: FixtureIndex) -> Counters:
+    """The server logs a request after its last byte is sent, so a client may be ahead of it."""
+    previous = index.counters()
+    while True:
+        time.sleep(0.05)
+        current = index.counters()
+        if current == previous:
+            return current
+        previous = current
+
+
+def _file(client: IndexClient, index_url: str, project: str, filename: str) -> DistFile:
+    page = client.project_page(index_url, canonicalize_name(project))
+    return next(f for f in page.files if f.filename == filename)
+
+
+@pytest.fixture
+def client() -> Iterator[IndexClient]:
+    with IndexClient(timeout=5.0) as instance:
+        yield instance
+
+
+def test_pypi_page_is_json_with_sizes_hashes_and_upload_times(
+    fixture_index: FixtureIndex, client: IndexClient
+) -> None:
+    page = client.project_page(fixture_index.pypi_url, canonicalize_name("lockd-fx-yanked"))
+    by_name = {f.filename: f for f in page.files}
+    yanked = by_name["lockd_fx_yanked-1.1-py3-none-any.whl"]
+    # Only PEP 691 JSON carries sizes and upload times: their presence proves negotiation chose JSON.
+    assert yanked.size is not None and yanked.upload_time is not None
+    assert yanked.yanked == "broken build, use 1.0"
+    assert by_name["lockd_fx_yanked-1.0-py3-none-any.whl"].yanked is None
+    assert all(f.sha256 for f in page.files)
+
+
+def test_pytorch_page_falls_back_to_html_with_local_versions(
+    fixture_index: FixtureIndex, client: IndexClient
+) -> None:
+    page = client.project_page(fixture_index.variant_url("cu124"), canonicalize_name("torch"))
+    assert Version("2.5.1+cu124") in page.versions
+    wheel = next(f for f in page.files if f.filename == "torch-2.5.1+cu124-cp311-cp311-linux_x86_64.whl")
+    assert wheel.size is None and wheel.sha256 is not None  # HTML carries no sizes
+
+
+def test_unknown_project_names_project_and_index(fixture_index: FixtureIndex, client: IndexClient) -> None:
+    with pytest.raises(UnknownProject) as raised:
+        client.project_page(fixture_index.pypi_url, canonicalize_name("lockd-fx-does-not-exist"))
+    assert "lockd-fx-does-not-exist" in raised.value.message
+    assert fixture_index.pypi_url in raised.value.message
+    assert raised.value.code == "unknown-project"
+
+
+@pytest.mark.parametrize("mode", ["500", "garbage"])
+def test_server_errors_and_garbage_are_index_unavailable(mutable_index: FixtureIndex, mode: str) -> None:
+    mutable_index.set_fault(mode, path_prefix="/simple/")
+    with IndexClient(timeout=5.0) as client, pytest.raises(IndexUnavailable) as raised:
+        client.project_page(mutable_index.pypi_url, canonicalize_name("idna"))
+    assert raised.value.context["url"] == mutable_index.pypi_url + "idna/"
+    assert raised.value.code == "index-unavailable"
+
+
+def test_hanging_index_times_out_quickly(mutable_index: FixtureIndex) -> None:
+    mutable_index.set_fault("hang", seconds=5, path_prefix="/simple/")
+    started = time.monotonic()
+    with IndexClient(timeout=0.5) as client, pytest.raises(IndexUnavailable) as raised:
+        client.project_page(mutable_index.pypi_url, canonicalize_name("idna"))
+    assert "did not answer in time" in raised.value.message
+    assert time.monotonic() - started < 4
+
+
+def test_unreachable_index_is_index_unavailable() -> None:
+    with IndexClient(timeout=1.0) as client, pytest.raises(IndexUnavailable):
+        client.project_page("http://127.0.0.1:9/simple/", canonicalize_name("idna"))
+
+
+def test_metadata_via_pep658(fixture_index: FixtureIndex, client: IndexClient) -> None:
+    page = client.project_page(fixture_index.variant_url("cu124"), canonicalize_name("torchvision"))
+    wheel = next(f for f in page.files if f.metadata_url and f.kind == "wheel" and "cp311" in f.filename)
+    fixture_index.reset_counters()
+    metadata = client.fetch_metadata(wheel)
+    assert b"Requires-Dist: torch (==2.5.1)" in metadata or b"Requires-Dist: torch (==2.4.1)" in metadata
+    counters = _counters(fixture_index)
+    assert counters.requests == {"metadata": 1}
+
+
+def test_metadata_by_range_requests_never_downloads_the_wheel(
+    fixture_index: FixtureIndex, client: IndexClient
+) -> None:
+    wheel = _file(client, fixture_index.pypi_url, "torch", TORCH_WHEEL)
+    assert wheel.metadata_url is None and wheel.size is not None
+    fixture_index.reset_counters()
+    metadata = client.fetch_metadata(wheel)
+    assert b"Requires-Dist: nvidia-cuda-runtime-cu12 (==12.4.127)" in metadata
+    counters = _counters(fixture_index)
+    assert counters.whole_downloads("torch-") == 0
+    assert counters.range_files.get(TORCH_WHEEL, 0) >= 1, (counters, client.stats)
+    assert counters.bytes["range"] < wheel.size / 20
+    assert client.stats.whole_downloads == 0 and client.stats.range_requests >= 1
+
+
+def test_metadata_falls_back_to_a_download_when_ranges_are_ignored(
+    fixture_index: FixtureIndex, client: IndexClient, tmp_path: Path
+) -> None:
+    # http.server ignores Range and answers 200: the client must notice and read the whole zip.
+    name = "idna"
+    source = next(a for a in fixture_index.files(name) if a.filename.endswith(".whl"))
+    (tmp_path / source.filename).write_bytes(fixture_index.content(source.filename))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        original = _file(client, fixture_index.pypi_url, name, source.filename)
+        moved = DistFile(
+            name=original.name, version=original.version, filename=original.filename,
+            url=f"http://127.0.0.1:{server.server_address[1]}/{source.filename}", kind="wheel",
+            tags=original.tags, sha256=None, size=None, requires_python=None, yanked=None,
+            upload_time=None, metadata_url=None, metadata_sha256=None,
+        )  # fmt: skip
+        metadata = client.fetch_metadata(moved)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert metadata.startswith(b"Metadata-Version:") and b"Name: idna" in metadata
+    assert client.stats.whole_downloads == 1
+
+
+def test_sdist_static_metadata(fixture_index: FixtureIndex, client: IndexClient) -> None:
+    sdist = _file(client, fixture_index.pypi_url, "lockd-fx-sdist-static", "lockd_fx_sdist_static-1.0.tar.gz")
+    metadata = client.fetch_metadata(sdist)
+    assert b"Metadata-Version: 2.2" in metadata and b"Requires-Dist: lockd-fx-plain>=1.0" in metadata
+
+
+def test_dynamic_sdist_needs_build_and_nothing_runs(fixture_index: FixtureIndex, client: IndexClient) -> None:
+    Path(SDIST_BUILD_MARKER).unlink(missing_ok=True)
+    sdist = _file(
+        client, fixture_index.pypi_url, "lockd-fx-sdist-dynamic", "lockd_fx_sdist_dynamic-1.0.tar.gz"
+    )
+    with pytest.raises(SdistNeedsBuild) as raised:
+        client.fetch_metadata(sdist)
+    assert "lockd-fx-sdist-dynamic 1.0" in raised.value.message
+    assert raised.value.context["project"] == "lockd-fx-sdist-dynamic"
+    # The refusal is remembered: asking again neither downloads nor builds.
+    fixture_index.reset_counters()
+    with pytest.raises(SdistNeedsBuild):
+        client.fetch_metadata(sdist)
+    assert _counters(fixture_index).requests == {}
+    assert not Path(SDIST_BUILD_MARKER).exists()
+
+
+def test_hash_of_a_file_the_index_gives_no_hash_for(fixture_index: FixtureIndex) -> None:
+    hashes = MemoryHashCache()
+    with IndexClient(timeout=5.0, hash_cache=hashes) as first:
+        page = first.project_page(fixture_index.variant_url("cu124"), canonicalize_name("torchaudio"))
+        hashless = next(f for f in page.files if f.sha256 is None)
+        expected = hashlib.sha256(fixture_index.content(hashless.filename, index="cu124")).hexdigest()
+        assert first.file_sha256(hashless) == expected
+    with IndexClient(timeout=5.0, hash_cache=hashes) as second:
+        fixture_index.reset_counters()
+        assert second.file_sha256(hashless) == expected
+        # Only a HEAD to build the URL + size + ETag key: the cached hash avoids the download.
+        assert _counters(fixture_index).whole_downloads("torchaudio") == 0
+        assert second.stats.whole_downloads == 0
+
+
+def test_index_hash_is_used_without_a_request(fixture_index: FixtureIndex, client: IndexClient) -> None:
+    wheel = _file(client, fixture_index.pypi_url, "torch", TORCH_WHEEL)
+    fixture_index.reset_counters()
+    assert client.file_sha256(wheel) == wheel.sha256
+    assert _counters(fixture_index).requests == {}
+
+
+def test_tampered_file_is_detected_when_streamed(mutable_index: FixtureIndex) -> None:
+    with IndexClient(timeout=5.0) as client:
+        sdist = _file(
+            client, mutable_index.pypi_url, "lockd-fx-sdist-static", "lockd_fx_sdist_static-1.0.tar.gz"
+        )
+        wheel = _file(
+            client,
+            mutable_index.pypi_url,
+            "idna",
+            next(a.filename for a in mutable_index.files("idna") if a.filename.endswith(".whl")),
+        )
+        mutable_index.replace_content(sdist.filename)
+        mutable_index.replace_content(wheel.filename)
+        with pytest.raises(TamperedFile) as raised:
+            client.fetch_metadata(sdist)  # the sdist is streamed whole, so its hash is checked
+        assert raised.value.context["expected"] == sdist.sha256
+        assert raised.value.code == "hash-mismatch"
+        with pytest.raises(TamperedFile):
+            client.file_sha256(wheel, verify=True)
+
+
+def test_page_cache_ttl_and_coalescing(mutable_index: FixtureIndex) -> None:
+    name = canonicalize_name("idna")
+    with IndexClient(timeout=5.0, page_ttl=0.5) as client:
+        mutable_index.set_latency(200)
+        pages = []
+        threads = [
+            threading.Thread(target=lambda: pages.append(client.project_page(mutable_index.pypi_url, name)))
+            for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(pages) == 8 and all(p is pages[0] for p in pages)
+        assert _counters(mutable_index).requests["page"] == 1
+        mutable_index.set_latency(0)
+        client.project_page(mutable_index.pypi_url, name)
+        assert _counters(mutable_index).requests["page"] == 1
+        time.sleep(0.6)
+        client.project_page(mutable_index.pypi_url, name)
+        assert _counters(mutable_index).requests["page"] == 2
+        assert client.stats.pages == 2 and client.stats.cache_hits >= 1
+
+
+def test_metadata_cache_is_shared_by_file_hash(fixture_index: FixtureIndex) -> None:
+    cache = MemoryMetadataCache()
+    with IndexClient(metadata_cache=cache) as first:
+        wheel = _file(first, fixture_index.pypi_url, "torch", TORCH_WHEEL)
+        metadata = first.fetch_metadata(wheel)
+    assert wheel.sha256 is not None and cache.get(wheel.sha256) == metadata
+    with IndexClient(metadata_cache=cache) as second:
+        fixture_index.reset_counters()
+        assert second.fetch_metadata(wheel) == metadata
+        assert _counters(fixture_index).requests == {}
+        assert second.stats == FetchStats(cache_hits=1)
+
+
+def test_prefetch_is_joined_not_repeated(mutable_index: FixtureIndex) -> None:
+    with IndexClient(timeout=5.0) as client:
+        wheel = _file(client, mutable_index.pypi_url, "torch", TORCH_WHEEL)
+        mutable_index.reset_counters()
+        mutable_index.set_latency(150)
+        client.prefetch_metadata([wheel])
+        time.sleep(0.05)  # let the pool start it, so fetch_metadata joins it in flight
+        metadata = client.fetch_metadata(wheel)
+        assert metadata.startswith(b"Metadata-Version:")
+        assert client.stats.metadata_fetches == 1
+        ranged = _counters(mutable_index).range_files[TORCH_WHEEL]
+        client.prefetch_metadata([wheel])
+        client.fetch_metadata(wheel)
+        assert _counters(mutable_index).range_files[TORCH_WHEEL] == ranged

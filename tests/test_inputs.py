@@ -1,0 +1,188 @@
+"""`lockd.inputs`: what changes the input digest and what never does, and how bad lines are refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_requirements
+from lockd.routing import plan_for
+from lockd.target import Target
+
+TARGET = Target.of("linux_x86_64", "3.11", "cu124")
+LINES = ["torch==2.5.1", "numpy>=1.26,<2.2", "uvicorn[standard]>=0.30", 'pywin32; sys_platform == "win32"', "requests"]
+
+
+def digest(text: str, target: Target = TARGET, options: LockOptions | None = None, constraints: str = "") -> str:
+    return LockRequest(
+        requirements=parse_requirements(text),
+        constraints=parse_requirements(constraints, source="constraints"),
+        target=target,
+        plan=plan_for(target),
+        options=options or LockOptions(),
+    ).digest
+
+
+BASE = digest("\n".join(LINES))
+
+leading = st.sampled_from(["", " ", "\t", "   "])
+trailing = st.sampled_from(["", " ", "\t", "  # a comment", "\t#x", " # -r other.in"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    order=st.permutations(LINES),
+    before=st.lists(leading, min_size=len(LINES), max_size=len(LINES)),
+    after=st.lists(trailing, min_size=len(LINES), max_size=len(LINES)),
+    blanks=st.lists(st.sampled_from(["", "   ", "# comment only", "#"]), max_size=4),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_comments_blank_lines_whitespace_and_order_never_change_the_digest(
+    order: list[str], before: list[str], after: list[str], blanks: list[str], newline: str
+) -> None:
+    lines = [f"{b}{line}{a}" for b, line, a in zip(before, order, after, strict=True)]
+    text = newline.join(blanks + lines + blanks)
+    assert digest(text) == BASE
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "NumPy >= 1.26 , < 2.2",  # spacing and case inside a requirement
+        "numpy<2.2,>=1.26",  # specifier order
+        "numpy >=1.26, <2.2 \\\n  # continued",
+    ],
+)
+def test_equivalent_spellings_give_the_same_digest(variant: str) -> None:
+    text = "\n".join(variant if line.startswith("numpy") else line for line in LINES)
+    assert digest(text.replace("\\\n  # continued", "")) == BASE
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        "torch==2.5.0",
+        "torch>=2.5.1",
+        "uvicorn[standard,dev]>=0.30",
+        "uvicorn>=0.30",
+        'pywin32; sys_platform == "linux"',
+        "requests[socks]",
+        "requests; python_version >= '3.12'",
+    ],
+)
+def test_any_specifier_extra_or_marker_change_changes_the_digest(changed: str) -> None:
+    name = changed.split("[", maxsplit=1)[0].split("=", maxsplit=1)[0].split(">", maxsplit=1)[0].split(";", maxsplit=1)[0].strip()
+    text = "\n".join(changed if line.startswith(name) else line for line in LINES)
+    assert digest(text) != BASE
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(LINES), st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12))
+def test_adding_or_dropping_a_requirement_changes_the_digest(dropped: str, extra: str) -> None:
+    name = extra.strip("-") or "x"
+    if "--" in name:
+        name = name.replace("--", "-")
+    kept = [line for line in LINES if line != dropped]
+    assert digest("\n".join(kept)) != BASE
+    if name not in {"torch", "numpy", "uvicorn", "pywin32", "requests"}:
+        assert digest("\n".join([*LINES, name])) != BASE
+
+
+def test_target_index_plan_options_and_constraints_change_the_digest() -> None:
+    text = "\n".join(LINES)
+    others = {
+        digest(text, Target.of("linux_x86_64", "3.12", "cu124")),
+        digest(text, Target.of("linux_x86_64", "3.11.7", "cu124")),
+        digest(text, Target.of("linux_x86_64", "3.11", "cu121")),
+        digest(text, Target.of("linux_x86_64", "3.11")),
+        digest(text, Target.of("linux_aarch64", "3.11", "cu124")),
+        digest(text, options=LockOptions(prereleases=True)),
+        digest(text, options=LockOptions(as_of=datetime(2025, 1, 1, tzinfo=UTC))),
+        digest(text, constraints="numpy<2"),
+    }
+    assert BASE not in others and len(others) == 8
+    request = LockRequest(parse_requirements(text), (), TARGET, plan_for(TARGET, default_url="https://mirror/simple"))
+    assert request.digest != BASE
+    assert digest(text, Target.of("linux_x86_64", "3.11.0", "12.4")) == BASE  # same target, other spelling
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("-r other.in", "includes (-r)"),
+        ("--requirement=other.in", "includes (-r)"),
+        ("-c constraints.txt", "constraint files"),
+        ("-e .", "editable"),
+        ("--editable git+https://github.com/x/y", "editable"),
+        ("--index-url https://example/simple", "the option --index-url"),
+        ("--extra-index-url=https://example/simple", "the option --extra-index-url"),
+        ("--find-links /wheels", "the option --find-links"),
+        ("git+https://github.com/pypa/pip.git@main#egg=pip", "VCS"),
+        ("https://example.com/pkg-1.0.tar.gz", "direct URL"),
+        ("pkg @ https://example.com/pkg-1.0-py3-none-any.whl", "direct URL"),
+        ("pkg@https://example.com/pkg.whl", "direct URL"),
+        ("./vendor/pkg", "local paths"),
+        ("/abs/pkg-1.0-py3-none-any.whl", "local paths"),
+        ("pkg-1.0.tar.gz", "local paths"),
+        ("C:\\wheels\\pkg.whl", "local paths"),
+    ],
+)
+def test_every_unsupported_line_kind_names_its_line(line: str, words: str) -> None:
+    with pytest.raises(UnsupportedRequirement) as info:
+        parse_requirements(f"# header\nrequests\n\n{line}\nnumpy\n")
+    error = info.value
+    assert error.code == "unsupported-requirement"
+    assert error.context["line"] == 4
+    assert "requirements.in line 4" in error.message and words in error.message
+
+
+@pytest.mark.parametrize("line", ["requests==", "numpy>=>1.0", "foo bar", "pkg[extra", "pkg; os_name ==", "==1.0", "pkg (>=1.0"])
+def test_invalid_syntax_is_invalid_requirement_with_its_line(line: str) -> None:
+    with pytest.raises(InvalidRequirement) as info:
+        parse_requirements(f"requests\n{line}\n", source="requirements.in")
+    assert info.value.code == "invalid-requirement"
+    assert info.value.context["line"] == 2
+    assert info.value.message.startswith("requirements.in line 2:")
+
+
+def test_line_numbers_count_continuations_and_comments() -> None:
+    with pytest.raises(InvalidRequirement) as info:
+        parse_requirements("# one\nnumpy \\\n  >=1.0\n\nfoo bar  # five\n")
+    assert info.value.context["line"] == 5
+    (numpy, ) = parse_requirements("# one\nnumpy \\\n  >=1.0\n")
+    assert numpy.line == 2 and numpy.canonical == "numpy>=1.0"
+
+
+def test_nul_bytes_are_refused_with_their_line() -> None:
+    with pytest.raises(InvalidRequirement) as info:
+        parse_requirements("requests\nnum\x00py\n")
+    assert info.value.context["line"] == 2 and "NUL" in info.value.message
+
+
+def test_decode_body() -> None:
+    assert decode_body(b"torch==2.5.1\n") == "torch==2.5.1\n"
+    assert decode_body(b"\xef\xbb\xbfnumpy\n") == "numpy\n"  # a BOM is tolerated
+    with pytest.raises(InvalidRequest) as info:
+        decode_body(b"numpy\n\xff\xfe")
+    assert info.value.code == "invalid-request" and info.value.context["offset"] == 6
+    with pytest.raises(InvalidRequest):
+        decode_body("numpy # café\n".encode("latin-1"))
+
+
+def test_max_requirements() -> None:
+    text = "\n".join(f"pkg{i}" for i in range(5))
+    assert len(parse_requirements(text, max_requirements=5)) == 5
+    with pytest.raises(InputTooLarge) as info:
+        parse_requirements(text, max_requirements=4)
+    assert info.value.code == "input-too-large" and info.value.context["limit"] == 4
+
+
+def test_normalised_form() -> None:
+    (req,) = parse_requirements("Uvicorn[Standard,HTTP_Tools] >= 0.30 ; python_version>='3.9'")
+    assert req.name == "uvicorn"
+    assert req.canonical == 'uvicorn[http-tools,standard]>=0.30; python_version >= "3.9"'
+    assert req.describe() == 'requirements.in line 1 asks for uvicorn[http-tools,standard]>=0.30; python_version >= "3.9"'

@@ -1,0 +1,158 @@
+"""`lockd.target`: marker environments and wheel tags of the target, never of the host."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import pytest
+from packaging.markers import Marker
+from packaging.tags import Tag, sys_tags
+
+from lockd.errors import InvalidTarget
+from lockd.target import PLATFORMS, Target, parse_variant, target_from_spec
+
+EXPECTED_MARKERS = {
+    "linux_x86_64": ("posix", "linux", "Linux", "x86_64", "linux-64"),
+    "linux_aarch64": ("posix", "linux", "Linux", "aarch64", "linux-aarch64"),
+    "macos_arm64": ("posix", "darwin", "Darwin", "arm64", "osx-arm64"),
+    "windows_amd64": ("nt", "win32", "Windows", "AMD64", "win-64"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORMS))
+def test_every_platform_has_a_complete_marker_environment(name: str) -> None:
+    target = Target.of(name, "3.12")
+    env = target.marker_environment
+    os_name, sys_platform, system, machine, conda = EXPECTED_MARKERS[name]
+    assert (env["os_name"], env["sys_platform"], env["platform_system"], env["platform_machine"]) == (
+        os_name,
+        sys_platform,
+        system,
+        machine,
+    )
+    assert target.platform.conda_platform == conda
+    assert env["python_version"] == "3.12" and env["python_full_version"] == "3.12.0"
+    assert env["implementation_name"] == "cpython"
+    # every variable PEP 508 defines evaluates without falling back to the host
+    marker = Marker(
+        'os_name == "x" or sys_platform == "x" or platform_machine == "x" or platform_python_implementation == "x"'
+        ' or platform_release == "x" or platform_system == "x" or platform_version == "x" or python_version == "x"'
+        ' or python_full_version == "x" or implementation_name == "x" or implementation_version == "x"'
+    )
+    assert marker.evaluate(dict(env)) is False
+    assert Marker(f'sys_platform == "{sys_platform}" and python_version >= "3.12"').evaluate(dict(env))
+
+
+@pytest.mark.parametrize(
+    ("name", "best", "also", "never"),
+    [
+        ("linux_x86_64", "cp311-cp311-linux_x86_64", "cp311-cp311-manylinux2014_x86_64", "cp311-cp311-manylinux_2_29_x86_64"),
+        ("linux_aarch64", "cp311-cp311-linux_aarch64", "cp311-cp311-manylinux2014_aarch64", "cp311-cp311-manylinux2010_aarch64"),
+        ("macos_arm64", "cp311-cp311-macosx_13_0_arm64", "cp311-cp311-macosx_11_0_universal2", "cp311-cp311-macosx_14_0_arm64"),
+        ("windows_amd64", "cp311-cp311-win_amd64", "py3-none-any", "cp311-cp311-win32"),
+    ],
+)
+def test_best_tags_of_each_platform(name: str, best: str, also: str, never: str) -> None:
+    target = Target.of(name, "3.11")
+    assert str(target.tags[0]) == best
+    tags = {str(t) for t in target.tags}
+    assert also in tags and never not in tags
+    assert "cp39-abi3-" + best.split("-")[2] in tags  # abi3 wheels built for older Pythons install
+    assert not any(t.startswith(("cp312-", "cp310-cp310")) for t in tags)
+    assert not any("musllinux" in t for t in tags)  # the named Linux platforms are glibc
+    any_rank = target.wheel_rank([Tag("py3", "none", "any")])
+    assert any_rank is not None and any_rank > target.wheel_rank([target.tags[0]])  # type: ignore[operator]
+    assert target.wheel_rank([Tag("cp311", "cp311", "freebsd_13_amd64")]) is None
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11)),
+    reason="compares with packaging.tags on a linux x86_64 CPython 3.11 host",
+)
+def test_linux_x86_64_tags_are_what_pip_computes_on_such_a_host() -> None:
+    target = Target.of("linux_x86_64", "3.11")
+    host = list(sys_tags())
+    assert set(target.tags) <= set(host)  # glibc here is >= 2.28
+    assert [tag for tag in host if tag in set(target.tags)] == list(target.tags)
+
+
+@pytest.mark.parametrize(("text", "name"), [("cu124", "cu124"), ("12.4", "cu124"), ("CU121", "cu121"), ("cuda11.8", "cu118"), ("cpu", "cpu"), (" cu126 ", "cu126")])
+def test_variant_spellings(text: str, name: str) -> None:
+    variant = parse_variant(text)
+    assert variant is not None and variant.name == name
+
+
+@pytest.mark.parametrize("text", [None, "", "  ", "none"])
+def test_no_variant(text: str | None) -> None:
+    assert parse_variant(text) is None
+    assert Target.of("linux_x86_64", "3.11", text).variant is None
+
+
+def test_python_version_defaults_to_the_first_patch_release() -> None:
+    assert str(Target.of("linux_x86_64", "3.11").python) == "3.11.0"
+    assert str(Target.of("linux_x86_64", "3.11.7").python) == "3.11.7"
+    assert str(Target.of("linux_x86_64", "3.9").python) == "3.9.0"
+    assert str(Target.of("linux_x86_64", "3.13").python) == "3.13.0"
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "python", "cuda", "field", "words"),
+    [
+        ("macos_arm64", "3.11", "cu124", "cuda", "not available on macos_arm64"),
+        ("macos_arm64", "3.11", "12.4", "cuda", "not available"),
+        ("linux_riscv64", "3.11", None, "platform", "unknown platform"),
+        ("", "3.11", None, "platform", "unknown platform"),
+        ("linux_x86_64", "3.11", "cu999", "cuda", "unknown accelerator variant"),
+        ("linux_x86_64", "3.11", "rocm6.1", "cuda", "unknown accelerator variant"),
+        ("linux_x86_64", "2.7", None, "python", "not supported"),
+        ("linux_x86_64", "3.14", None, "python", "not supported"),
+        ("linux_x86_64", "3.8", None, "python", "not supported"),
+        ("linux_x86_64", "3", None, "python", "not supported"),
+        ("linux_x86_64", "3.11.0rc1", None, "python", "invalid Python version"),
+        ("linux_x86_64", "three", None, "python", "invalid Python version"),
+    ],
+)
+def test_invalid_targets_say_what_is_wrong(platform_name: str, python: str, cuda: str | None, field: str, words: str) -> None:
+    with pytest.raises(InvalidTarget) as info:
+        Target.of(platform_name, python, cuda)
+    assert info.value.code == "invalid-target"
+    assert words in info.value.message
+    assert info.value.context["field"] == field
+
+
+def test_hints_list_the_valid_choices() -> None:
+    with pytest.raises(InvalidTarget) as info:
+        Target.of("linux", "3.11")
+    assert info.value.hint is not None and "linux_x86_64" in info.value.hint and "macos_arm64" in info.value.hint
+    with pytest.raises(InvalidTarget) as info:
+        Target.of("linux_x86_64", "2.7")
+    assert info.value.hint == "supported: 3.9 to 3.13"
+    with pytest.raises(InvalidTarget) as info:
+        Target.of("linux_x86_64", "3.11", "cu99")
+    assert info.value.hint is not None and "cu124" in info.value.hint
+
+
+def test_cpu_is_fine_on_macos() -> None:
+    target = Target.of("macos_arm64", "3.12", "cpu")
+    assert target.variant_name == "cpu"
+
+
+def test_targets_compare_by_value_and_serialise_canonically() -> None:
+    assert Target.of("Linux_X86_64", "3.11", "12.4") == Target.of("linux_x86_64", "3.11.0", "cu124")
+    assert Target.of("linux_x86_64", "3.11", "cu124").to_json() == {
+        "platform": "linux_x86_64",
+        "python": "3.11.0",
+        "cuda": "cu124",
+    }
+    assert Target.of("linux_x86_64", "3.11", "cu124").describe() == "linux_x86_64, Python 3.11.0, cu124"
+
+
+def test_target_from_loose_spec() -> None:
+    assert target_from_spec({"platform": "linux_aarch64", "python": "3.10", "cuda": "cpu"}) == Target.of(
+        "linux_aarch64", "3.10", "cpu"
+    )
+    assert target_from_spec({"platform": "linux_aarch64", "python": 3.12}).python_version == "3.12"
+    for spec in ({"python": "3.11"}, {"platform": "linux_x86_64"}, {"platform": "linux_x86_64", "python": True}, {"platform": "linux_x86_64", "python": "3.11", "cuda": 124}):
+        with pytest.raises(InvalidTarget):
+            target_from_spec(spec)
