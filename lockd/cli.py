@@ -1,0 +1,319 @@
+"""The `lockd` command: serve, migrate, token, lock (no server needed) and openapi.
+
+Each subcommand is a `(name, add_arguments, run)` entry in `_COMMANDS`: adding one (the drift
+commands) is one function pair and one line there. Settings are built here, once, from
+`LOCKD_*`. Errors print their message and hint and exit non-zero; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockd import __version__
+from lockd.config import Settings, load_settings
+from lockd.drift import parse_kinds
+from lockd.errors import LockdError, NotFound
+from lockd.http.logs import configure_logging
+from lockd.index import IndexClient
+from lockd.inputs import LockOptions, decode_body
+from lockd.render import FORMATS, render
+from lockd.service import (
+    SCOPES,
+    Service,
+    build_request,
+    drift_findings,
+    drift_summary,
+    latest_drift_run,
+    resolve_standalone,
+    run_drift,
+)
+
+__all__ = ["main"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: `lockd lock` should not pay for loading the web stack (~0.5 s).
+    import uvicorn  # noqa: PLC0415
+
+    configure_logging(settings.log_level)
+    # The factory re-reads LOCKD_* in every worker; settings above only proved them valid.
+    uvicorn.run(
+        "lockd.http.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+# -- migrate -------------------------------------------------------------------------------
+
+
+def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    service = Service.open(settings)
+    try:
+        head = service.migrate()
+    finally:
+        service.close()
+    print(f"database at revision {head}", file=sys.stderr)
+    return 0
+
+
+# -- token ---------------------------------------------------------------------------------
+
+
+def _token_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a bearer token and print it once")
+    create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
+    create.add_argument("--name", default="token", help="a label to recognise it by")
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    service = Service.open(settings)
+    try:
+        token = service.create_token(name=args.name, scope=args.scope)
+    finally:
+        service.close()
+    print(token)
+    print(f"token {args.name!r} with scope {args.scope!r}: shown once, stored only as a hash", file=sys.stderr)
+    return 0
+
+
+# -- lock ----------------------------------------------------------------------------------
+
+
+def _lock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("requirements", type=Path, help="requirements.in (- for stdin)")
+    parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+    parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
+    parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
+    parser.add_argument("--format", default="requirements.txt", choices=sorted(FORMATS))
+    parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
+    parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
+    parser.add_argument("--index-url", default=None, help="default index (LOCKD_INDEX_URL, else PyPI)")
+    parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL)")
+    parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+
+
+class _Progress:
+    """A one-line progress display on a TTY: packages pinned, bytes fetched, elapsed time."""
+
+    def __init__(self, stream: TextIO, index: IndexClient) -> None:
+        self._stream = stream
+        self._index = index
+        self._pinned: set[NormalizedName] = set()
+        self._backtracks = 0
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def on_pinned(self, name: NormalizedName, version: Version) -> None:
+        self._pinned.add(name)
+
+    def on_backtrack(self, name: NormalizedName) -> None:
+        self._backtracks += 1
+
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._stream.write("\r\x1b[K")
+        self._stream.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            megabytes = self._index.stats.bytes_fetched / 1e6
+            line = (
+                f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
+                f"{time.monotonic() - self._started:.1f} s"
+            )
+            if self._backtracks:
+                line += f", {self._backtracks} backtracks"
+            self._stream.write("\r\x1b[K" + line)
+            self._stream.flush()
+
+
+def _read_text(path: Path) -> str:
+    if str(path) == "-":
+        return decode_body(sys.stdin.buffer.read())
+    try:
+        return decode_body(path.read_bytes())
+    except OSError as exc:
+        raise LockdError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _lock(args: argparse.Namespace, settings: Settings) -> int:
+    overrides = {}
+    if args.index_url:
+        overrides["index_url"] = args.index_url
+    if args.pytorch_index_url:
+        overrides["pytorch_index_url"] = args.pytorch_index_url
+    if overrides:
+        settings = load_settings(**{**settings.model_dump(), **overrides})
+    request = build_request(
+        settings,
+        requirements=_read_text(args.requirements),
+        constraints="" if args.constraints is None else _read_text(args.constraints),
+        target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
+        options=LockOptions(prereleases=args.pre),
+    )
+    with IndexClient(
+        timeout=settings.http_timeout, max_connections=settings.http_max_connections, page_ttl=settings.page_ttl
+    ) as index:
+        if sys.stderr.isatty():
+            with _Progress(sys.stderr, index) as progress:
+                lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
+        else:
+            lock, stats, fetched = resolve_standalone(settings, request, index=index)
+    content = render(lock, args.format)
+    if args.output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(content)
+    if sys.stderr.isatty():
+        print(
+            f"locked {stats.packages} packages in {stats.seconds:.1f} s "
+            f"({fetched.requests} requests, {fetched.bytes_fetched / 1e6:.1f} MB)\n"
+            f"input digest {request.digest}\nlock digest  {lock.digest}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+# -- drift (the drift issue) ---------------------------------------------------------------
+
+EXIT_DRIFT = 3  # the gate tripped: distinct from 1 (an error) so CI can tell them apart
+_DEFAULT_FAIL_ON = "tampered,missing,unresolvable"
+
+
+def _drift_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    run = actions.add_parser("run", help="check every stored lock now and store the findings (for cron)")
+    run.add_argument("--fail-on", default="", help="also exit 3 if this run finds these kinds, e.g. tampered,missing")
+    check = actions.add_parser("check", help="exit 3 if the latest complete run has findings of these kinds")
+    check.add_argument("--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})")
+
+
+def _drift(args: argparse.Namespace, settings: Settings) -> int:
+    kinds = parse_kinds(args.fail_on)
+    configure_logging(settings.log_level)  # progress goes to the JSON log on stderr
+    service = Service.open(settings)
+    try:
+        if args.action == "run":
+            record = run_drift(service, trigger="cli")
+            assert record is not None  # only a scheduled run can be skipped
+        else:
+            found = latest_drift_run(service)
+            if found is None:
+                raise NotFound("no drift run has completed yet", hint="run `lockd drift run` first")
+            record = found
+        findings = drift_findings(service, record.id)
+    finally:
+        service.close()
+    print(json.dumps(drift_summary(record), indent=2, sort_keys=True))
+    tripped = [(digest, f) for digest, f in findings if f.kind in kinds]
+    for digest, finding in tripped:
+        print(f"{finding.kind}: {digest[:12]}: {finding.message}", file=sys.stderr)
+    if tripped:
+        print(f"drift run {record.id}: {len(tripped)} finding(s) of {', '.join(sorted(kinds))}", file=sys.stderr)
+        return EXIT_DRIFT
+    return 0
+
+
+# -- openapi -------------------------------------------------------------------------------
+
+
+def _openapi_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _openapi(args: argparse.Namespace, settings: Settings) -> int:
+    sys.stdout.write(openapi_document(settings))
+    return 0
+
+
+def openapi_document(settings: Settings) -> str:
+    """The app's OpenAPI schema as committed in `api/openapi.json` (no database is touched)."""
+    from lockd.http.app import create_app  # noqa: PLC0415 (the web stack only where it is needed)
+
+    offline = load_settings(**{**settings.model_dump(), "database_url": "sqlite://"})
+    app = create_app(offline)
+    try:
+        return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    finally:
+        app.state.service.close()
+
+
+# -- the command table ---------------------------------------------------------------------
+
+_Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
+
+_COMMANDS: list[_Command] = [
+    ("serve", "run the HTTP server", _serve_arguments, _serve),
+    ("migrate", "upgrade the database schema to head", _migrate_arguments, _migrate),
+    ("token", "manage bearer tokens", _token_arguments, _token),
+    ("lock", "resolve a requirements.in without a server", _lock_arguments, _lock),
+    ("openapi", "print the OpenAPI document", _openapi_arguments, _openapi),
+    ("drift", "run drift detection, or gate CI on the latest run", _drift_arguments, _drift),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lockd", description="Dependency locks for ML images.")
+    parser.add_argument("--version", action="version", version=f"lockd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, add_arguments, run in _COMMANDS:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        result: int = args.run(args, settings)
+    except LockdError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return result

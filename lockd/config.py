@@ -1,0 +1,103 @@
+"""Typed settings from `LOCKD_*` environment variables, built once by the entry points.
+
+Nothing here runs at import: `Settings()` is constructed by `lockd.cli` (or a test) and
+passed down. Bad values fail fast with `InvalidConfiguration`, naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lockd.errors import LockdError
+from lockd.routing import TORCH_FAMILY
+
+__all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
+
+
+class InvalidConfiguration(LockdError):
+    code = "invalid-configuration"
+    status = 500
+    title = "Invalid configuration"
+
+
+class Settings(BaseSettings):
+    """Every knob of lockd. Field `x` is read from `LOCKD_X`; lists are comma-separated."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    index_url: str = "https://pypi.org/simple/"
+    pytorch_index_url: str = "https://download.pytorch.org/whl"
+    torch_family: str = ",".join(sorted(TORCH_FAMILY))
+    page_ttl: float = Field(default=600.0, ge=0)
+    http_timeout: float = Field(default=30.0, gt=0)
+    http_max_connections: int = Field(default=32, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_requirements: int = Field(default=500, ge=1)
+    resolve_timeout: float = Field(default=120.0, gt=0)
+    # A resolution's single-flight lease, renewed every third of it while the holder lives: a
+    # server killed mid-resolution blocks that input for at most this long.
+    lease_ttl: float = Field(default=15.0, gt=0)
+    anonymous_read: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Drift schedule: off unless one of these is set (see the drift issue).
+    drift_interval: float | None = Field(default=None, gt=0)
+    drift_cron: str | None = None
+    webhook_url: str | None = None
+    # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
+    drift_lease_ttl: float = Field(default=60.0, gt=0)
+    drift_workers: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("use sqlite:///path or postgresql+psycopg://user@host/db")
+        return value
+
+    @field_validator("index_url", "pytorch_index_url", "webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def torch_family_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.torch_family.split(",") if name.strip())
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file for a SQLite URL (None for PostgreSQL or in-memory)."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix) or self.database_url == "sqlite://":
+            return None
+        path = self.database_url[len(prefix) :].split("?", 1)[0]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (plus overrides), or `InvalidConfiguration` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"LOCKD_{field.upper()}: {error['msg']}")
+        raise InvalidConfiguration(
+            "invalid configuration: " + "; ".join(problems),
+            hint="fix the LOCKD_* environment variables named above",
+            context={"problems": problems},
+        ) from None

@@ -1,0 +1,75 @@
+"""The FastAPI app factory: one router per resource, problem+json everywhere, metrics, logs.
+
+`create_app(settings)` builds everything from the settings it is given (nothing at import).
+`app_from_env` is the uvicorn factory (`lockd serve`, including `--workers N`): it reads
+`LOCKD_*` and configures JSON logging in each worker process.
+
+Adding a resource (the drift API, the dashboard): write `lockd/http/<resource>.py` with a
+`router`, and add it to `_routers()` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from lockd import __version__
+from lockd.config import Settings, load_settings
+from lockd.http import blobs, dashboard, drift_routes, health, locks
+from lockd.http.drift_routes import DriftCollector
+from lockd.http.logs import configure_logging
+from lockd.http.metrics import Metrics
+from lockd.http.middleware import RequestObserver
+from lockd.http.problems import install_problem_handlers
+from lockd.scheduler import start_drift_scheduler
+from lockd.service import Service
+
+__all__ = ["app_from_env", "create_app"]
+
+# Blocking work (database, resolutions) runs on this many threads per process; waiters of a
+# single-flight resolution hold one each, so it is well above the 40 anyio gives by default.
+_THREADS = 128
+
+def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
+    """The lockd HTTP app over `settings` (or over an already opened `service`)."""
+    owned = service is None
+    active = service if service is not None else Service.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.limiter = anyio.CapacityLimiter(_THREADS)
+        scheduler = start_drift_scheduler(settings, active)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+            if owned:
+                active.close()
+
+    app = FastAPI(
+        title="lockd",
+        version=__version__,
+        summary="Dependency locks for ML images: resolve requirements.in for a target, store by digest, serve.",
+        lifespan=lifespan,
+    )
+    metrics = Metrics(active)
+    metrics.registry.register(DriftCollector(active))
+    app.state.service = active
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.limiter = anyio.CapacityLimiter(_THREADS)
+    install_problem_handlers(app)
+    for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router):
+        app.include_router(router)
+    app.add_middleware(RequestObserver, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,120 @@
+"""Serving stored lock files: file names ↔ formats, content negotiation, ETags and 304s.
+
+A file's ETag is its sha256 (strong: the bytes never change for a lock digest).
+`If-None-Match` uses the weak comparison RFC 9110 prescribes for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from fastapi import Request
+from fastapi.responses import Response
+from starlette.convertors import Convertor, register_url_convertor
+
+from lockd.errors import InvalidRequest
+from lockd.render import FORMATS
+from lockd.store import LockFileRecord
+
+__all__ = ["FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
+
+# Served file name → render format. The JSON lock is served as `lock.json`.
+FILE_FORMATS: Mapping[str, str] = {
+    "requirements.txt": "requirements.txt",
+    "pylock.toml": "pylock.toml",
+    "conda-lock.yml": "conda-lock.yml",
+    "lock.json": "json",
+}
+_FORMAT_NAMES = {fmt: name for name, fmt in FILE_FORMATS.items()}
+
+
+class _LockFileConvertor(Convertor[str]):
+    """Matches only the served file names, so `/v1/locks/{d}/refresh` is never a file request.
+
+    Without it, `GET …/refresh` matched the file route and answered 422 instead of 405.
+    """
+
+    regex = "|".join(re.escape(name) for name in FILE_FORMATS)
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Routes compile their path patterns when they are declared, so the convertor is registered
+# here, before any router module that uses `{file:lockfile}` is imported.
+register_url_convertor("lockfile", _LockFileConvertor())
+_ACCEPTED_MEDIA = {
+    "text/plain": "requirements.txt",
+    "application/toml": "pylock.toml",
+    "application/yaml": "conda-lock.yml",
+    "application/x-yaml": "conda-lock.yml",
+    "text/yaml": "conda-lock.yml",
+    "application/json": "json",
+}
+_DEFAULT_FORMAT = "requirements.txt"
+
+
+def file_links(lock_digest: str) -> dict[str, str]:
+    return {name: f"/v1/blobs/{lock_digest}/{name}" for name in FILE_FORMATS}
+
+
+def format_from_accept(explicit: str | None, accept: str | None) -> str:
+    """`format=` wins; else the first Accept type lockd renders, by q-value; else requirements.txt."""
+    if explicit is not None:
+        fmt = FILE_FORMATS.get(explicit, explicit)
+        if fmt not in FORMATS:
+            raise InvalidRequest(
+                f"unknown lock format {explicit!r}",
+                hint="use one of: " + ", ".join(FORMATS),
+                context={"field": "format", "value": explicit},
+            )
+        return fmt
+    if not accept:
+        return _DEFAULT_FORMAT
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media.lower() in _ACCEPTED_MEDIA and quality > 0:
+            ranked.append((-quality, position, _ACCEPTED_MEDIA[media.lower()]))
+    return min(ranked)[2] if ranked else _DEFAULT_FORMAT
+
+
+def _etag(record: LockFileRecord) -> str:
+    return f'"{record.sha256}"'
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    offered = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in offered
+
+
+def file_response(
+    request: Request, record: LockFileRecord, *, status: int, headers: Mapping[str, str]
+) -> Response:
+    etag = _etag(record)
+    all_headers = {
+        **headers,
+        "ETag": etag,
+        "Content-Disposition": f'inline; filename="{_FORMAT_NAMES[record.format]}"',
+        "Digest-Sha256": record.sha256,
+    }
+    if request.method in ("GET", "HEAD") and not_modified(request, etag):
+        return Response(status_code=304, headers=all_headers)
+    return Response(record.content, status_code=status, media_type=record.media_type, headers=all_headers)

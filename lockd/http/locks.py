@@ -1,0 +1,326 @@
+"""The locks resource: `POST /lock` (raw requirements.in), `POST /v1/locks` (JSON), reads, refresh.
+
+The first request for an input digest resolves (201); later identical requests return the
+stored current revision without resolving (200), byte-identical. Files of the current
+revision may change on refresh, so they are revalidated (`no-cache` + ETag); the immutable
+copies live under `/v1/blobs/{lock_digest}/`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from packaging.utils import canonicalize_name
+
+from lockd.errors import InvalidRequest
+from lockd.http.deps import ServiceDep, in_thread, requires
+from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
+from lockd.http.models import (
+    FileName,
+    LockBody,
+    LockInfo,
+    LockLinks,
+    LockList,
+    LockListItem,
+    RefreshInfo,
+    RevisionInfo,
+    RevisionList,
+)
+from lockd.http.problems import ERROR_RESPONSES as _ERRORS
+from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.service import LockResult, Service
+from lockd.store import LockFileRecord, RevisionRecord
+from lockd.target import parse_python
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["locks"])
+
+Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256, 64 lowercase hex digits")]
+_TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urlencoded")
+
+
+def _links(input_digest: str, lock_digest: str) -> LockLinks:
+    base = f"/v1/locks/{input_digest}"
+    return LockLinks(
+        self=base, revisions=f"{base}/revisions", refresh=f"{base}/refresh", files=file_links(lock_digest)
+    )
+
+
+def _revision_info(record: RevisionRecord) -> RevisionInfo:
+    return RevisionInfo(
+        input_digest=record.input_digest,
+        revision=record.n,
+        lock_digest=record.lock_digest,
+        created_at=record.created_at,
+        reason=record.reason,
+        files=file_links(record.lock_digest),
+    )
+
+
+def _lock_info(canonical: dict[str, Any], record: RevisionRecord, created: bool | None) -> LockInfo:
+    return LockInfo(
+        input_digest=record.input_digest,
+        lock_digest=record.lock_digest,
+        revision=record.n,
+        created=created,
+        created_at=record.created_at,
+        target=canonical["target"],
+        requirements=canonical["requirements"],
+        constraints=canonical["constraints"],
+        links=_links(record.input_digest, record.lock_digest),
+    )
+
+
+async def _run_lock(request: Request, service: Service, build: Any) -> LockResult:
+    def work() -> LockResult:
+        return service.lock(build())
+
+    result = await in_thread(request, work)
+    request.app.state.metrics.observe_lock(result)
+    return result
+
+
+class UnsupportedMediaType(InvalidRequest):
+    code = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+
+def _require_content_type(request: Request, allowed: tuple[str, ...], hint: str) -> None:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type and not content_type.startswith(allowed):
+        raise UnsupportedMediaType(f"content type {content_type!r} is not accepted here", hint=hint)
+
+
+async def _json_only(request: Request) -> None:
+    # A dependency, so it runs before FastAPI validates the body as JSON.
+    _require_content_type(request, ("application/json",), "send a JSON object with requirements and target")
+
+
+@router.post(
+    "/lock",
+    status_code=201,
+    dependencies=[Depends(requires("lock"))],
+    summary="Lock a raw requirements.in (for `curl --data-binary`)",
+    responses={
+        200: {"description": "Already locked: the stored current revision"},
+        201: {"description": "Resolved and stored as revision 1"},
+        **_ERRORS,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/plain": {"schema": {"type": "string"}, "example": "torch==2.5.1\nnumpy\n"}},
+        }
+    },
+)
+async def post_lock(
+    *,
+    request: Request,
+    service: ServiceDep,
+    python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
+    platform: Annotated[str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")] = None,
+    cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
+    format: Annotated[str | None, Query(description="requirements.txt, pylock.toml, conda-lock.yml or json")] = None,
+    pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+) -> Response:
+    _require_content_type(request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks")
+    fmt = format_from_accept(format, request.headers.get("accept"))
+    body = await request.body()
+
+    def build() -> LockRequest:
+        return service.build_request(
+            requirements=decode_body(body),
+            target={"platform": platform, "python": python, "cuda": cuda},
+            options=LockOptions(prereleases=pre),
+        )
+
+    def work() -> tuple[LockResult, LockFileRecord]:
+        return service.lock_and_file(build(), fmt)
+
+    # One thread hop: intake, the current revision and the file (one read when stored).
+    result, record = await in_thread(request, work)
+    request.app.state.metrics.observe_lock(result)
+    headers = {
+        "Input-Digest": result.input_digest,
+        "Lock-Digest": result.lock_digest,
+        "Lock-Revision": str(result.revision.n),
+        "Location": f"/v1/locks/{result.input_digest}",
+        "Cache-Control": "no-cache",
+    }
+    return file_response(request, record, status=201 if result.created else 200, headers=headers)
+
+
+@router.post(
+    "/v1/locks",
+    status_code=201,
+    response_model=LockInfo,
+    dependencies=[Depends(requires("lock")), Depends(_json_only)],
+    summary="Lock requirements given as JSON; answers metadata and links",
+    responses={200: {"description": "Already locked", "model": LockInfo}, **_ERRORS},
+)
+async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> Response:
+
+    def text(value: str | list[str]) -> str:
+        return value if isinstance(value, str) else "\n".join(value)
+
+    def build() -> Any:
+        return service.build_request(
+            requirements=text(body.requirements),
+            constraints=text(body.constraints),
+            target=body.target.model_dump(),
+            options=LockOptions(prereleases=body.options.prereleases, as_of=body.options.as_of),
+        )
+
+    result = await _run_lock(request, service, build)
+    canonical = await in_thread(request, lambda: service.input_canonical(result.input_digest))
+    info = _lock_info(canonical, result.revision, result.created)
+    return Response(
+        info.model_dump_json(),
+        status_code=201 if result.created else 200,
+        media_type="application/json",
+        headers={
+            "Input-Digest": result.input_digest,
+            "Lock-Digest": result.lock_digest,
+            "Location": f"/v1/locks/{result.input_digest}",
+        },
+    )
+
+
+@router.get(
+    "/v1/locks",
+    response_model=LockList,
+    dependencies=[Depends(requires("read"))],
+    summary="Stored locks (current revisions), filtered and paginated by input digest",
+    responses=_ERRORS,
+)
+async def list_locks(
+    *,
+    request: Request,
+    service: ServiceDep,
+    platform: str | None = None,
+    python: str | None = None,
+    cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
+    package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")] = None,
+) -> LockList:
+    python_filter = None if python is None else str(parse_python(python))
+    cuda_filter = None if cuda is None else ("" if cuda.lower() == "none" else cuda.lower())
+    package_filter = None if package is None else canonicalize_name(package)
+    rows = await in_thread(
+        request,
+        lambda: service.list_locks(
+            limit=limit,
+            after=cursor,
+            platform=platform,
+            python=python_filter,
+            cuda=cuda_filter,
+            package=package_filter,
+        ),
+    )
+    items = [
+        LockListItem(
+            input_digest=row.input_digest,
+            lock_digest=row.lock_digest,
+            revision=row.revision,
+            target={"platform": row.platform, "python": row.python, "cuda": row.cuda},
+            package_count=row.package_count,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            links=_links(row.input_digest, row.lock_digest),
+        )
+        for row in rows
+    ]
+    next_page = None
+    if len(rows) == limit:
+        query = request.query_params.multi_items()
+        kept = [(k, v) for k, v in query if k != "cursor"] + [("cursor", rows[-1].input_digest)]
+        next_page = "/v1/locks?" + "&".join(f"{k}={v}" for k, v in kept)
+    return LockList(items=items, next=next_page)
+
+
+@router.get(
+    "/v1/locks/{input_digest}",
+    response_model=LockInfo,
+    dependencies=[Depends(requires("read"))],
+    summary="The current revision of a stored input",
+    responses=_ERRORS,
+)
+async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) -> LockInfo:
+    def read() -> tuple[dict[str, Any], RevisionRecord]:
+        return service.input_canonical(input_digest), service.current(input_digest)
+
+    canonical, record = await in_thread(request, read)
+    return _lock_info(canonical, record, None)
+
+
+@router.get(
+    "/v1/locks/{input_digest}/revisions",
+    response_model=RevisionList,
+    dependencies=[Depends(requires("read"))],
+    summary="Every revision of a stored input, oldest first",
+    responses=_ERRORS,
+)
+async def list_revisions(request: Request, service: ServiceDep, input_digest: Digest) -> RevisionList:
+    records = await in_thread(request, lambda: service.revisions(input_digest))
+    return RevisionList(input_digest=input_digest, revisions=[_revision_info(r) for r in records])
+
+
+@router.get(
+    "/v1/locks/{input_digest}/revisions/{n}",
+    response_model=RevisionInfo,
+    dependencies=[Depends(requires("read"))],
+    summary="One revision of a stored input",
+    responses=_ERRORS,
+)
+async def get_revision(
+    request: Request, service: ServiceDep, input_digest: Digest, n: Annotated[int, Path(ge=1, le=2**31 - 1)]
+) -> RevisionInfo:
+    record = await in_thread(request, lambda: service.revision(input_digest, n))
+    return _revision_info(record)
+
+
+@router.get(
+    "/v1/locks/{input_digest}/{file:lockfile}",
+    dependencies=[Depends(requires("read"))],
+    summary="A file of the current revision (revalidate: it changes when a refresh changes the lock)",
+    responses={
+        200: {"description": "The rendered lock", "content": {"text/plain": {}, "application/toml": {}}},
+        304: {"description": "Not modified"},
+        **_ERRORS,
+    },
+    response_class=Response,
+)
+async def get_lock_file(request: Request, service: ServiceDep, input_digest: Digest, file: FileName) -> Response:
+    current, record = await in_thread(request, lambda: service.current_file(input_digest, FILE_FORMATS[file]))
+    headers = {
+        "Lock-Digest": current.lock_digest,
+        "Lock-Revision": str(current.n),
+        "Content-Location": f"/v1/blobs/{current.lock_digest}/{file}",
+        "Cache-Control": "no-cache",
+    }
+    return file_response(request, record, status=200, headers=headers)
+
+
+@router.post(
+    "/v1/locks/{input_digest}/refresh",
+    response_model=RefreshInfo,
+    dependencies=[Depends(requires("lock"))],
+    summary="Re-resolve a stored input; a new revision is appended only if the lock changed",
+    responses=_ERRORS,
+)
+async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
+    result = await in_thread(request, lambda: service.refresh(input_digest))
+    return RefreshInfo(
+        input_digest=input_digest,
+        changed=result.changed,
+        previous_revision=result.previous.n,
+        revision=result.revision.n,
+        lock_digest=result.revision.lock_digest,
+        previous_lock_digest=result.previous.lock_digest,
+        links=_links(input_digest, result.revision.lock_digest),
+    )

@@ -1,0 +1,187 @@
+"""RFC 9457 problem details: every error lockd answers with is `application/problem+json`.
+
+`LockdError`s keep their stable `code` and `status`; unknown routes, wrong methods, bad JSON
+and validation errors are translated to the same shape, so a client has one error format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from lockd.errors import LockdError, jsonable
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "PROBLEM_MEDIA_TYPE", "PROBLEM_SCHEMA", "install_problem_handlers", "problem_response"]
+
+log = logging.getLogger("lockd.http")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TYPE_BASE = "urn:lockd:problem:"
+
+# For the OpenAPI document: the shape of every error response.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+        "hint": {"type": "string"},
+        "request_id": {"type": "string"},
+        "context": {"type": "object"},
+    },
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    for status, description in (
+        (400, "Malformed request"),
+        (401, "Token missing or unknown"),
+        (403, "Token lacks the scope"),
+        (404, "Not found"),
+        (413, "Body or requirement count over the limit"),
+        (415, "Wrong content type"),
+        (422, "Invalid requirements or target, or no resolution"),
+        (502, "Package index unavailable or serving bad files"),
+        (503, "Database unavailable"),
+        (504, "Resolution exceeded its time budget"),
+    )
+}
+
+_HTTP_CODES = {
+    400: ("invalid-request", "Invalid request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Token lacks the required scope"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("input-too-large", "Input too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    hint: str | None = None,
+    context: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+    }
+    if hint:
+        body["hint"] = hint
+    if context:
+        body["context"] = jsonable(context)
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return Response(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _lockd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LockdError)
+    headers = {"WWW-Authenticate": 'Bearer realm="lockd"'} if exc.status == 401 else None
+    if exc.status >= 500:
+        log.warning("request failed", extra={"code": exc.code, "detail": exc.message})
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.message,
+        hint=exc.hint,
+        context=exc.context,
+        headers=headers,
+    )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, LockdError):
+        # FastAPI wraps errors raised while it reads a JSON body (our body limit) in a plain 400.
+        return await _lockd_error(request, exc.__cause__)
+    code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such resource: {request.method} {request.url.path}"
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(request, status=exc.status_code, code=code, title=title, detail=detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette names only the first route's."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        errors.append({"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))})
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return problem_response(
+            request,
+            status=400,
+            code="invalid-json",
+            title="Invalid JSON",
+            detail="the request body is not valid JSON",
+            context={"errors": errors},
+        )
+    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+    return problem_response(
+        request,
+        status=422,
+        code="invalid-request",
+        title="Invalid request",
+        detail=f"{'.'.join(first['loc'])}: {first['msg']}",
+        context={"errors": errors},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(
+        request, status=500, code="internal-error", title="Internal error", detail="an unexpected error occurred"
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LockdError, _lockd_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

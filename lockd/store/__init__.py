@@ -1,0 +1,48 @@
+"""Storage of inputs, locks, rendered files, revisions, tokens and caches (SQLAlchemy 2.0 Core).
+
+`schema` holds the tables (Alembic migrations in `migrations/` match them), `queries` the
+reads and writes over a caller-owned connection, `database` engines, transactions and
+migrations, `caches` the database-backed index caches. This package never commits on its
+own: `lockd.service` decides transaction boundaries.
+"""
+
+from __future__ import annotations
+
+from lockd.store.caches import DatabaseHashCache, DatabaseMetadataCache
+from lockd.store.database import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    head_revision,
+    migrate,
+    open_engine,
+    read,
+    schema_revision,
+    transaction,
+)
+from lockd.store.queries import (
+    InputRecord,
+    LeaseRecord,
+    LockFileRecord,
+    LockSummary,
+    RevisionRecord,
+    TokenRecord,
+)
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "DatabaseHashCache",
+    "DatabaseMetadataCache",
+    "InputRecord",
+    "LeaseRecord",
+    "LockFileRecord",
+    "LockSummary",
+    "RevisionRecord",
+    "TokenRecord",
+    "alembic_config",
+    "head_revision",
+    "migrate",
+    "open_engine",
+    "read",
+    "schema_revision",
+    "transaction",
+]

@@ -1,0 +1,102 @@
+"""Database-backed metadata and hash caches, shared by every replica on one database.
+
+They implement the `lockd.index` cache protocols structurally (`get`/`put`), keyed by
+things that never change: a file's sha256 for METADATA, URL + size + ETag for a hash.
+A small in-process map in front saves a round trip for the hot entries of a resolution.
+Each call is its own short transaction: a cache entry is true regardless of what the
+resolution that fetched it goes on to do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import Engine, select
+
+from lockd.store import schema
+from lockd.store.database import transaction
+from lockd.store.queries import insert_if_absent
+
+__all__ = ["DatabaseHashCache", "DatabaseMetadataCache"]
+
+_MEMORY_ENTRIES = 2048
+
+
+class _Recent:
+    """A bounded, thread-safe LRU of recently seen entries."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, bytes | str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | str | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: bytes | str) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class DatabaseMetadataCache:
+    """Raw METADATA by the sha256 of the distribution file it came from (table `dist_metadata`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._recent = _Recent(_MEMORY_ENTRIES)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, sha256: str) -> bytes | None:
+        cached = self._recent.get(sha256)
+        if isinstance(cached, bytes):
+            self.hits += 1
+            return cached
+        table = schema.dist_metadata
+        with transaction(self._engine, write=False) as conn:
+            row = conn.execute(select(table.c.metadata).where(table.c.sha256 == sha256)).first()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        value = bytes(row.metadata)
+        self._recent.put(sha256, value)
+        return value
+
+    def put(self, sha256: str, metadata: bytes) -> None:
+        self._recent.put(sha256, metadata)
+        with transaction(self._engine, write=True) as conn:
+            insert_if_absent(conn, schema.dist_metadata, {"sha256": sha256, "metadata": metadata})
+
+
+class DatabaseHashCache:
+    """sha256 of files whose index gave none, by URL + size + ETag (table `file_hashes`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._recent = _Recent(_MEMORY_ENTRIES)
+
+    def get(self, key: str) -> str | None:
+        cached = self._recent.get(key)
+        if isinstance(cached, str):
+            return cached
+        table = schema.file_hashes
+        with transaction(self._engine, write=False) as conn:
+            row = conn.execute(select(table.c.sha256).where(table.c.key == key)).first()
+        if row is None:
+            return None
+        self._recent.put(key, row.sha256)
+        return str(row.sha256)
+
+    def put(self, key: str, sha256: str) -> None:
+        self._recent.put(key, sha256)
+        with transaction(self._engine, write=True) as conn:
+            insert_if_absent(conn, schema.file_hashes, {"key": key, "sha256": sha256})

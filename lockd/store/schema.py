@@ -1,0 +1,241 @@
+"""The tables of lockd, as SQLAlchemy Core metadata (the migrations must match them).
+
+Digests are 64 lowercase hex characters, enforced by CHECK constraints written so that
+SQLite and PostgreSQL both understand them (`ltrim(x, chars)` exists in both).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "dist_metadata",
+    "drift_findings",
+    "drift_lease",
+    "drift_results",
+    "drift_runs",
+    "file_hashes",
+    "inputs",
+    "lock_files",
+    "lock_packages",
+    "locks",
+    "metadata",
+    "resolution_leases",
+    "revisions",
+    "tokens",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _digest_check(column: str, name: str | None = None) -> CheckConstraint:
+    return CheckConstraint(
+        f"length({column}) = 64 AND ltrim({column}, '0123456789abcdef') = ''",
+        name=name or f"{column}_hex",
+    )
+
+
+def _digest(name: str, *args: object, **kwargs: object) -> Column[str]:
+    return Column(name, String(64), *args, **kwargs)  # type: ignore[arg-type]
+
+
+inputs = Table(
+    "inputs",
+    metadata,
+    _digest("digest", primary_key=True),
+    Column("canonical", Text, nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("python", String(16), nullable=False),
+    Column("cuda", String(16), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    _digest_check("digest"),
+    Index(None, "platform", "python", "cuda"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    _digest("digest", primary_key=True),
+    _digest("input_digest", ForeignKey("inputs.digest"), nullable=False),
+    Column("canonical", LargeBinary, nullable=False),
+    Column("package_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    _digest_check("digest"),
+    _digest_check("input_digest"),
+)
+
+lock_packages = Table(
+    "lock_packages",
+    metadata,
+    _digest("lock_digest", ForeignKey("locks.digest"), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("version", String(100), nullable=False),
+    Index(None, "name"),
+)
+
+lock_files = Table(
+    "lock_files",
+    metadata,
+    _digest("lock_digest", ForeignKey("locks.digest"), primary_key=True),
+    Column("format", String(32), primary_key=True),
+    _digest("sha256", nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    _digest_check("sha256"),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    _digest("input_digest", ForeignKey("inputs.digest"), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    _digest("lock_digest", ForeignKey("locks.digest"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(32), nullable=False),
+    CheckConstraint("n >= 1", name="n_positive"),
+    Index(None, "lock_digest"),
+)
+
+dist_metadata = Table(
+    "dist_metadata",
+    metadata,
+    _digest("sha256", primary_key=True),
+    Column("metadata", LargeBinary, nullable=False),
+    _digest_check("sha256"),
+)
+
+file_hashes = Table(
+    "file_hashes",
+    metadata,
+    Column("key", String(2048), primary_key=True),
+    _digest("sha256", nullable=False),
+    _digest_check("sha256"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    _digest("token_hash", nullable=False, unique=True),
+    Column("scopes", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    _digest_check("token_hash"),
+)
+
+# Single-flight: one row per input digest being resolved. `expires_at` is epoch seconds so
+# both databases compare it as a number; a failed holder leaves its error for the waiters.
+resolution_leases = Table(
+    "resolution_leases",
+    metadata,
+    _digest("input_digest", primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("expires_at", Float, nullable=False),
+    CheckConstraint("state IN ('running', 'failed')", name="state_known"),
+)
+
+# -- drift (migration 0002_drift; owned by the drift issue) ------------------------------
+# A run row is written when the run starts and finished in one update at the end, so a run
+# cut short by a crash stays `running` with a stale heartbeat until the next run marks it
+# `abandoned`; readers treat a stale `running` row as abandoned too, never as complete.
+_FINDING_KINDS = "'tampered', 'missing', 'unresolvable', 'yanked', 'outdated', 'current'"
+
+drift_runs = Table(
+    "drift_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("status", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("holder", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("scheduled_for", DateTime(timezone=True), nullable=True),
+    Column("duration_seconds", Float, nullable=True),
+    Column("locks_total", Integer, nullable=False),
+    Column("locks_checked", Integer, nullable=False),
+    Column("n_current", Integer, nullable=False),
+    Column("n_outdated", Integer, nullable=False),
+    Column("n_yanked", Integer, nullable=False),
+    Column("n_unresolvable", Integer, nullable=False),
+    Column("n_missing", Integer, nullable=False),
+    Column("n_tampered", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    CheckConstraint("status IN ('running', 'complete', 'failed', 'abandoned')", name="status_known"),
+    Index(None, "started_at"),
+    Index(None, "scheduled_for"),
+)
+
+# The verdict on one lock (the input's current revision when the run checked it).
+drift_results = Table(
+    "drift_results",
+    metadata,
+    Column("run_id", Integer, ForeignKey("drift_runs.id"), primary_key=True),
+    _digest("input_digest", ForeignKey("inputs.digest"), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    _digest("lock_digest", ForeignKey("locks.digest"), nullable=False),
+    Column("status", String(16), nullable=False),
+    _digest("fresh_lock_digest", nullable=True),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(f"status IN ({_FINDING_KINDS})", name="status_known"),
+    Index(None, "input_digest"),
+    Index(None, "status"),
+)
+
+drift_findings = Table(
+    "drift_findings",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("drift_runs.id"), nullable=False),
+    _digest("input_digest", ForeignKey("inputs.digest"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("package", String(200), nullable=True),
+    Column("filename", String(500), nullable=True),
+    Column("old_version", String(100), nullable=True),
+    Column("new_version", String(100), nullable=True),
+    _digest("old_sha256", nullable=True),
+    _digest("new_sha256", nullable=True),
+    Column("change", String(16), nullable=True),
+    Column("code", String(64), nullable=True),
+    Column("message", Text, nullable=False),
+    CheckConstraint(f"kind IN ({_FINDING_KINDS})", name="kind_known"),
+    CheckConstraint("change IN ('upgrade', 'downgrade', 'added', 'removed')", name="change_known"),
+    Index(None, "run_id", "input_digest"),
+    Index(None, "kind"),
+)
+
+# At most one drift run at a time across replicas: one row, taken when free or expired and
+# kept alive by the running run's heartbeat. `expires_at` is epoch seconds, as for leases.
+drift_lease = Table(
+    "drift_lease",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("expires_at", Float, nullable=False),
+)

@@ -1,0 +1,87 @@
+"""The `lockd` command as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lockd.config import Settings
+from lockd.service import Service
+from tests.conftest import ROOT
+
+
+def _lockd(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lockd", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
+    )
+
+
+def test_lock_without_a_server_is_quiet_when_piped(fixture_index: Any, tmp_path: Path) -> None:
+    (tmp_path / "requirements.in").write_text("torch==2.5.1\n")
+    (tmp_path / "constraints.txt").write_text("numpy<2.3\n")
+    done = _lockd(
+        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
+        "-c", "constraints.txt", "--index-url", fixture_index.pypi_url,
+        "--pytorch-index-url", fixture_index.pytorch_base, "--format", "pylock.toml", "-o", "pylock.toml",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr == ""
+    written = (tmp_path / "pylock.toml").read_text()
+    assert "2.5.1+cu124" in written
+    piped = _lockd(
+        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
+        env={"LOCKD_INDEX_URL": fixture_index.pypi_url, "LOCKD_PYTORCH_INDEX_URL": fixture_index.pytorch_base},
+        cwd=tmp_path,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "torch==2.5.1+cu124" in piped.stdout
+    assert not (tmp_path / "var").exists()  # no database was touched
+
+
+def test_errors_print_message_and_hint_and_exit_non_zero(fixture_index: Any, tmp_path: Path) -> None:
+    (tmp_path / "requirements.in").write_text("numpy\nlockd-fx-conflict-a\nlockd-fx-conflict-b>=2\n")
+    done = _lockd(
+        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11",
+        "--index-url", fixture_index.pypi_url, cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ")
+    assert "lockd-fx-conflict-b" in done.stderr
+    assert "Traceback" not in done.stderr
+    bad_target = _lockd("lock", "requirements.in", "--platform", "macos_arm64", "--python", "3.11", "--cuda", "cu124", cwd=tmp_path)
+    assert bad_target.returncode == 1
+    assert "hint: " in bad_target.stderr
+    bad_config = _lockd("migrate", env={"LOCKD_DATABASE_URL": "mysql://nope"})
+    assert bad_config.returncode == 1
+    assert "LOCKD_DATABASE_URL" in bad_config.stderr
+    assert _lockd("frobnicate").returncode == 2
+
+
+def test_migrate_and_token_create(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    migrated = _lockd("migrate", env={"LOCKD_DATABASE_URL": url})
+    assert migrated.returncode == 0, migrated.stderr
+    created = _lockd("token", "create", "--scope", "lock", "--name", "ci", env={"LOCKD_DATABASE_URL": url})
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("lockd_") and len(token) > 40
+    assert "shown once" in created.stderr
+    service = Service.open(Settings(database_url=url))
+    try:
+        assert service.authenticate(token) == frozenset({"lock", "read"})
+        assert service.authenticate(token + "x") is None
+    finally:
+        service.close()
+    assert token not in (tmp_path / "cli.db").read_bytes().decode("latin-1")
+
+
+def test_openapi_command_prints_the_contract() -> None:
+    done = _lockd("openapi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "api" / "openapi.json").read_text()

@@ -1,0 +1,91 @@
+"""The service wired over a real database and the fixture index (no HTTP)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lockd.config import Settings
+from lockd.errors import InputTooLarge, InvalidRequest, NotFound, ResolutionImpossible
+from lockd.service import Service
+
+
+@pytest.fixture
+def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
+    opened = Service.open(
+        Settings(database_url=database_url, index_url=mutable_index.pypi_url, pytorch_index_url=mutable_index.pytorch_base)
+    )
+    yield opened
+    opened.close()
+
+
+def _request(service: Service, text: str) -> Any:
+    return service.build_request(requirements=text, target={"platform": "linux_x86_64", "python": "3.11"})
+
+
+def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: Any) -> None:
+    first = service.lock(_request(service, "lockd-fx-plain\n"))
+    assert first.created and first.stats is not None and first.revision.n == 1
+    mutable_index.reset_counters()
+    mutable_index.publish("lockd-fx-plain", "9.0")  # a newer release must not change a stored lock
+    again = service.lock(_request(service, "# same input\nlockd-fx-plain\n"))
+    assert not again.created and again.stats is None
+    assert again.revision == first.revision
+    assert sum(mutable_index.counters().requests.values()) == 0
+
+
+def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service, mutable_index: Any) -> None:
+    first = service.lock(_request(service, "lockd-fx-plain\n"))
+    unchanged = service.refresh(first.input_digest)
+    assert not unchanged.changed and unchanged.revision.n == 1
+    mutable_index.publish("lockd-fx-plain", "9.0")
+    service.index.drop_pages()
+    changed = service.refresh(first.input_digest)
+    assert changed.changed and changed.revision.n == 2 and changed.previous.n == 1
+    assert changed.revision.lock_digest != first.lock_digest
+    assert b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    assert b"lockd-fx-plain==1.1" in service.lock_file(first.lock_digest, "requirements.txt").content
+    assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
+    assert service.lock(_request(service, "lockd-fx-plain\n")).revision.n == 2
+    with pytest.raises(NotFound):
+        service.refresh("0" * 64)
+
+
+def test_failures_store_nothing_and_reach_every_waiter(service: Service, mutable_index: Any) -> None:
+    mutable_index.set_latency(100)
+    request = _request(service, "lockd-fx-conflict-a\nlockd-fx-conflict-b>=2\n")
+    outcomes: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcomes.append(service.lock(request))
+        except ResolutionImpossible as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(o, ResolutionImpossible) for o in outcomes) and len(outcomes) == 5
+    assert service.list_locks(limit=10) == []
+
+
+def test_intake_limits(service: Service) -> None:
+    with pytest.raises(InvalidRequest):
+        _request(service, "# only a comment\n")
+    with pytest.raises(InputTooLarge):
+        _request(service, "".join(f"p{n}\n" for n in range(501)))
+
+
+def test_tokens_are_scoped_and_hashed(service: Service) -> None:
+    admin = service.create_token(name="ops", scope="admin")
+    reader = service.create_token(name="dash", scope="read")
+    assert service.authenticate(admin) == frozenset({"admin", "lock", "read"})
+    assert service.authenticate(reader) == frozenset({"read"})
+    assert service.authenticate("lockd_forged") is None
+    with pytest.raises(InvalidRequest):
+        service.create_token(name="x", scope="root")

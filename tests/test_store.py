@@ -1,0 +1,96 @@
+"""Store queries on SQLite and PostgreSQL: constraints, leases, caches, listings."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from lockd.errors import StoreUnavailable
+from lockd.store import DatabaseMetadataCache, LockFileRecord, open_engine, queries, transaction
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+INPUT = "1" * 64
+LOCK = "2" * 64
+
+
+def _canonical(platform: str = "linux_x86_64") -> dict[str, object]:
+    return {"target": {"platform": platform, "python": "3.11.0", "cuda": None}, "requirements": ["numpy"]}
+
+
+def test_digest_check_constraints(database_url: str) -> None:
+    engine = open_engine(database_url)
+    try:
+        for bad in ("A" * 64, "1" * 63, "g" * 64):
+            with pytest.raises(StoreUnavailable), transaction(engine, write=True) as conn:
+                queries.put_input(conn, bad, _canonical(), NOW)
+        with transaction(engine, write=False) as conn:
+            assert queries.get_input(conn, "A" * 64) is None
+    finally:
+        engine.dispose()
+
+
+def test_lock_revision_round_trip_and_nothing_partial(database_url: str) -> None:
+    engine = open_engine(database_url)
+    files = [LockFileRecord(LOCK, "requirements.txt", "3" * 64, "text/plain", b"numpy==2.2.6\n")]
+    try:
+        with pytest.raises(RuntimeError), transaction(engine, write=True) as conn:
+            queries.put_input(conn, INPUT, _canonical(), NOW)
+            queries.put_lock(conn, digest=LOCK, input_digest=INPUT, canonical=b"{}", packages={"numpy": "2.2.6"}, files=files, now=NOW)
+            raise RuntimeError("crash before the revision")
+        with transaction(engine, write=False) as conn:
+            assert queries.get_input(conn, INPUT) is None
+            assert queries.get_lock_file(conn, LOCK, "requirements.txt") is None
+
+        with transaction(engine, write=True) as conn:
+            queries.put_input(conn, INPUT, _canonical(), NOW)
+            queries.put_lock(conn, digest=LOCK, input_digest=INPUT, canonical=b"{}", packages={"numpy": "2.2.6"}, files=files, now=NOW)
+            queries.put_revision(conn, input_digest=INPUT, n=1, lock_digest=LOCK, reason="created", now=NOW)
+        with transaction(engine, write=False) as conn:
+            record = queries.get_lock_file(conn, LOCK, "requirements.txt")
+            assert record is not None and record.content == b"numpy==2.2.6\n"
+            current = queries.current_revision(conn, INPUT)
+            assert current is not None and current.n == 1 and current.created_at == NOW
+            assert [s.input_digest for s in queries.list_locks(conn, limit=10, package="numpy")] == [INPUT]
+            assert queries.list_locks(conn, limit=10, platform="macos_arm64") == []
+            assert queries.list_locks(conn, limit=10, cuda="") != []
+        with pytest.raises(StoreUnavailable), transaction(engine, write=True) as conn:
+            queries.put_revision(conn, input_digest=INPUT, n=1, lock_digest=LOCK, reason="again", now=NOW)
+    finally:
+        engine.dispose()
+
+
+def test_leases(database_url: str) -> None:
+    engine = open_engine(database_url)
+    try:
+        with transaction(engine, write=True) as conn:
+            assert queries.acquire_lease(conn, INPUT, "a", now=time.time(), ttl=60)
+            assert not queries.acquire_lease(conn, INPUT, "b", now=time.time(), ttl=60)
+            queries.fail_lease(conn, INPUT, "a", {"code": "unknown-project", "message": "x"}, expires_at=time.time() + 10)
+        with transaction(engine, write=True) as conn:
+            lease = queries.get_lease(conn, INPUT)
+            assert lease is not None and lease.state == "failed" and lease.error == {"code": "unknown-project", "message": "x"}
+            assert queries.acquire_lease(conn, INPUT, "b", now=time.time(), ttl=60)  # a failed lease is free
+            assert not queries.acquire_lease(conn, INPUT, "c", now=time.time(), ttl=60)
+            assert queries.acquire_lease(conn, INPUT, "c", now=time.time() + 61, ttl=60)  # an expired one too
+            queries.release_lease(conn, INPUT, "b")  # not the holder any more: no effect
+            assert queries.get_lease(conn, INPUT) is not None
+            queries.release_lease(conn, INPUT, "c")
+            assert queries.get_lease(conn, INPUT) is None
+    finally:
+        engine.dispose()
+
+
+def test_metadata_cache_is_shared_through_the_database(database_url: str) -> None:
+    first, second = open_engine(database_url), open_engine(database_url)
+    try:
+        DatabaseMetadataCache(first).put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")
+        DatabaseMetadataCache(first).put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")  # idempotent
+        other_replica = DatabaseMetadataCache(second)
+        assert other_replica.get("4" * 64) == b"Metadata-Version: 2.1\nName: x\n"
+        assert other_replica.get("5" * 64) is None
+        assert (other_replica.hits, other_replica.misses) == (1, 1)
+    finally:
+        first.dispose()
+        second.dispose()
