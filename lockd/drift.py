@@ -1,0 +1,252 @@
+"""Drift: compare a stored lock with the index today and with a fresh resolution.
+
+Pure comparison. The only I/O goes through the `IndexSource` passed in (the index client
+satisfies it), so the service decides concurrency, time budgets and storage. A lock drifts
+in two independent ways:
+
+* its pinned files changed on the index — `yanked` (PEP 592), `missing` (the file is gone
+  from the project page), `tampered` (same filename, different sha256; when the index gives
+  no hash the file is re-hashed by streaming);
+* a fresh resolution of the same input differs — `outdated`, with one finding per package
+  upgraded, downgraded, added or removed — or fails — `unresolvable`, with the error code.
+
+A lock with neither is `current`. Its status is its most severe finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, get_args
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from lockd.errors import InvalidRequest, LockdError, NotFound, UnknownProject
+from lockd.lock import Lock, LockedFile, LockedPackage
+from lockd.simple import DistFile, ProjectPage
+
+__all__ = [
+    "ALERT_KINDS",
+    "FINDING_KINDS",
+    "SEVERITY",
+    "ChangeKind",
+    "DriftReport",
+    "DriftRunInProgress",
+    "Finding",
+    "FindingKind",
+    "IndexSource",
+    "check_files",
+    "compare_locks",
+    "drift_for",
+    "parse_kinds",
+    "worst",
+]
+
+FindingKind = Literal["tampered", "missing", "unresolvable", "yanked", "outdated", "current"]
+ChangeKind = Literal["upgrade", "downgrade", "added", "removed"]
+
+# Most severe first: a changed hash is a supply-chain alarm, a vanished file breaks the next
+# build, an unresolvable input cannot be refreshed, a yank is a warning, staleness a note.
+FINDING_KINDS: tuple[FindingKind, ...] = get_args(FindingKind)
+SEVERITY: Mapping[FindingKind, int] = {kind: rank for rank, kind in enumerate(reversed(FINDING_KINDS))}
+# The kinds that page someone (the webhook) and that `drift check` fails on by default.
+ALERT_KINDS: frozenset[FindingKind] = frozenset({"tampered", "missing", "unresolvable"})
+
+
+class DriftRunInProgress(LockdError):
+    """Another drift run holds the lease; runs never overlap, across replicas too."""
+
+    code = "drift-run-in-progress"
+    status = 409
+    title = "A drift run is already in progress"
+
+
+class IndexSource(Protocol):
+    """What drift needs from the index: project pages, and a file's hash when none is listed.
+
+    `project_page` raises `UnknownProject` (or `NotFound`) when the project is gone and
+    `IndexUnavailable` when the index cannot answer; `file_sha256` streams the file (cost:
+    one full download, cached by the client).
+    """
+
+    def project_page(self, index_url: str, name: NormalizedName) -> ProjectPage: ...
+
+    def file_sha256(self, file: DistFile) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing that changed for one lock. Fields that do not apply to the kind are None."""
+
+    kind: FindingKind
+    message: str
+    package: NormalizedName | None = None
+    filename: str | None = None
+    old_version: Version | None = None
+    new_version: Version | None = None
+    old_sha256: str | None = None
+    new_sha256: str | None = None
+    change: ChangeKind | None = None
+    code: str | None = None  # the LockdError code, for `unresolvable`
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """The verdict on one stored lock in one run."""
+
+    input_digest: str
+    lock_digest: str
+    status: FindingKind
+    findings: tuple[Finding, ...]
+    fresh_lock_digest: str | None  # None when the fresh resolution failed
+
+    def of_kind(self, kind: FindingKind) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.kind == kind)
+
+
+def worst(kinds: Iterable[FindingKind]) -> FindingKind:
+    """The most severe kind, `current` for none."""
+    result: FindingKind = "current"
+    for kind in kinds:
+        if SEVERITY[kind] > SEVERITY[result]:
+            result = kind
+    return result
+
+
+def parse_kinds(text: str) -> frozenset[FindingKind]:
+    """`tampered,missing` → the set of kinds; an unknown name is an `InvalidRequest`."""
+    kinds: set[FindingKind] = set()
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name not in FINDING_KINDS:
+            raise InvalidRequest(
+                f"unknown finding kind {name!r}",
+                hint="use any of: " + ", ".join(FINDING_KINDS),
+                context={"value": name},
+            )
+        kinds.add(name)
+    return frozenset(kinds)
+
+
+def _file_findings(package: LockedPackage, locked: LockedFile, listed: DistFile | None, index: IndexSource) -> list[Finding]:
+    where = f"{package.pin}: {locked.filename}"
+    if listed is None:
+        return [
+            Finding(
+                kind="missing",
+                message=f"{where} is no longer on {package.index}",
+                package=package.name,
+                filename=locked.filename,
+                old_version=package.version,
+                old_sha256=locked.sha256,
+            )
+        ]
+    findings: list[Finding] = []
+    # An index that lists no hash (some PyTorch files) must still be checked: stream and hash.
+    today = listed.sha256 if listed.sha256 is not None else index.file_sha256(listed)
+    if today.lower() != locked.sha256.lower():
+        findings.append(
+            Finding(
+                kind="tampered",
+                message=f"{where} now has sha256 {today}, the lock pins {locked.sha256}",
+                package=package.name,
+                filename=locked.filename,
+                old_version=package.version,
+                old_sha256=locked.sha256,
+                new_sha256=today.lower(),
+            )
+        )
+    if listed.yanked is not None:
+        reason = f" ({listed.yanked})" if listed.yanked else ""
+        findings.append(
+            Finding(
+                kind="yanked",
+                message=f"{where} was yanked{reason}",
+                package=package.name,
+                filename=locked.filename,
+                old_version=package.version,
+                old_sha256=locked.sha256,
+            )
+        )
+    return findings
+
+
+def check_files(lock: Lock, index: IndexSource) -> list[Finding]:
+    """Re-check every pinned file of `lock` against the index today.
+
+    One project page per package; a file is re-hashed only when the index lists no hash.
+    A project that is gone altogether makes each of its files `missing`. `IndexUnavailable`
+    propagates: an outage is not evidence that anything changed.
+    """
+    findings: list[Finding] = []
+    for package in lock.packages:
+        try:
+            page: ProjectPage | None = index.project_page(package.index, package.name)
+        except (UnknownProject, NotFound):
+            page = None
+        listed = {} if page is None else {f.filename: f for f in page.files}
+        for locked in package.files:
+            findings.extend(_file_findings(package, locked, listed.get(locked.filename), index))
+    return findings
+
+
+def compare_locks(old: Lock, new: Lock) -> list[Finding]:
+    """One `outdated` finding per package whose pin differs, sorted by package name."""
+    old_pins = old.pins
+    new_pins = new.pins
+    findings: list[Finding] = []
+    for name in sorted(set(old_pins) | set(new_pins)):
+        before = old_pins.get(name)
+        after = new_pins.get(name)
+        if before == after:
+            continue
+        change: ChangeKind
+        if before is None:
+            change, message = "added", f"{name}=={after} is now required"
+        elif after is None:
+            change, message = "removed", f"{name}=={before} is no longer required"
+        elif after > before:
+            change, message = "upgrade", f"{name} {before} → {after}"
+        else:
+            change, message = "downgrade", f"{name} {before} → {after}"
+        findings.append(
+            Finding(
+                kind="outdated",
+                message=message,
+                package=canonicalize_name(name),
+                old_version=before,
+                new_version=after,
+                change=change,
+            )
+        )
+    return findings
+
+
+def drift_for(lock: Lock, fresh: Lock | LockdError, file_findings: Iterable[Finding]) -> DriftReport:
+    """Combine the file checks with the fresh resolution (or its error) into one verdict."""
+    findings = list(file_findings)
+    fresh_digest: str | None = None
+    if isinstance(fresh, LockdError):
+        findings.append(
+            Finding(
+                kind="unresolvable",
+                message=f"the input no longer resolves: {fresh.message}",
+                code=fresh.code,
+            )
+        )
+    else:
+        fresh_digest = fresh.digest
+        findings.extend(compare_locks(lock, fresh))
+    status = worst(f.kind for f in findings)
+    if not findings:
+        findings.append(Finding(kind="current", message="the lock matches the index and a fresh resolution"))
+    return DriftReport(
+        input_digest=lock.input_digest,
+        lock_digest=lock.digest,
+        status=status,
+        findings=tuple(findings),
+        fresh_lock_digest=fresh_digest,
+    )
