@@ -1,0 +1,293 @@
+"""``python -m bench run``: every benchmark section in one run, a Markdown report and a JSON file.
+
+    python -m bench run [--cases NAME ...] [--real-pypi] [--repeat N] [--out bench/results/<name>.json]
+                        [--sections resolution,bytes,serving,scaling] [--tools lockd-http,...,uv,pip-compile]
+
+Fixture-index cases (``bench/cases``) always run, against a fixture index with ``--latency-ms``
+(20 ms) injected per request; ``--real-pypi`` adds ``../shared/bench/cases`` on real PyPI and the
+pin-scaling sets. A piece of lockd that is not there yet becomes a "not available" row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.cases import FIXTURE_CASES, SHARED_CASES, Case, load_cases
+from bench.fetching import bytes_rows
+from bench.indexes import FixtureIndexProcess, fixture_setup, pypi_setup
+from bench.peers import venv_tool
+from bench.report import markdown, verdicts
+from bench.resolution import TOOLS, run_case
+from bench.scaling import run_drift_scaling, run_pin_scaling
+from bench.serving import run_serving
+from bench.timing import NOT_AVAILABLE, Measurement, Unavailable, load_note
+
+__all__ = ["main"]
+
+SECTIONS = ("resolution", "bytes", "serving", "scaling")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="lockd benchmarks against uv and pip-compile"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the benchmarks, print the tables, write JSON")
+    run.add_argument("--cases", nargs="*", default=None, help="case names (fixture and shared); default: all")
+    run.add_argument(
+        "--real-pypi", action="store_true", help="also run ../shared/bench/cases and pin scaling on real PyPI"
+    )
+    run.add_argument("--repeat", type=int, default=3, help="runs per tool and mode (medians are reported)")
+    run.add_argument(
+        "--out", type=Path, default=None, help="JSON output (default bench/results/<timestamp>.json)"
+    )
+    run.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
+    run.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: " + ",".join(TOOLS))
+    run.add_argument(
+        "--latency-ms", type=float, default=20.0, help="latency the fixture index adds to each request"
+    )
+    run.add_argument("--serving-case", default="fx-api", help="the fixture case whose stored lock is served")
+    run.add_argument("--serving-duration", type=float, default=10.0, help="seconds of wrk per measurement")
+    run.add_argument("--serving-connections", default="4,16", help="wrk connections, comma-separated")
+    run.add_argument("--serving-workers", default="1,2")
+    run.add_argument("--pin-sizes", default="10,50,100,200")
+    run.add_argument("--drift-sizes", default="10,100,1000")
+    run.add_argument(
+        "--drift-cases",
+        default="all",
+        help="fixture cases stored in turn for drift scaling (comma-separated, or all)",
+    )
+    run.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    run.add_argument(
+        "--lockd-rev",
+        default=None,
+        help="benchmark a committed revision (e.g. HEAD): run everything from a `git archive` export of it, "
+        "not from the working tree other engineers are editing",
+    )
+    return parser
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def _versions() -> dict[str, str]:
+    found: dict[str, str] = {"python": sys.version.split()[0]}
+    for name, argv in (
+        ("uv", ["uv", "--version"]),
+        ("pip-compile", ["pip-compile", "--version"]),
+        ("wrk", ["wrk", "-v"]),
+    ):
+        try:
+            tool = str(venv_tool(argv[0]))
+            done = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, timeout=30, check=False)
+            found[name] = (done.stdout or done.stderr).strip().splitlines()[0]
+        except (Unavailable, OSError, IndexError) as exc:
+            found[name] = f"unavailable ({exc})"
+    return found
+
+
+def _git_head() -> str:
+    done = subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    return done.stdout.strip()
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    tools = tuple(t.strip() for t in args.tools.split(",") if t.strip() in TOOLS)
+    started = dt.datetime.now(dt.UTC)
+    rev = os.environ.get("LOCKD_BENCH_REV")
+    notes = [
+        f"start: {load_note()}",
+        f"lockd from {rev}" if rev else f"lockd from the working tree at {_git_head()}",
+    ]
+    workroot = Path(tempfile.mkdtemp(prefix="lockd-bench-"))
+    rows: list[Measurement] = []
+
+    fixture_cases = load_cases(FIXTURE_CASES, "fixture", args.cases)
+    shared_cases = load_cases(SHARED_CASES, "pypi", args.cases) if args.real_pypi else []
+    torch_cases = {c.name for c in [*fixture_cases, *shared_cases] if c.is_torch}
+    fixture: FixtureIndexProcess | None = None
+    try:
+        try:
+            fixture = FixtureIndexProcess.start(args.latency_ms)
+            log(f"fixture index at {fixture.base} (+{args.latency_ms:g} ms per request)")
+        except Unavailable as exc:
+            notes.append(f"fixture index not available: {exc}")
+        if "resolution" in sections or "bytes" in sections:
+            use_tools = tools if "resolution" in sections else ("lockd-inproc",)
+            times = args.repeat if "resolution" in sections else 1
+            rows += _resolution(
+                fixture_cases,
+                shared_cases,
+                fixture,
+                workroot,
+                tools=use_tools,
+                times=times,
+                notes=notes,
+                log=log,
+            )
+        if "bytes" in sections:
+            rows += bytes_rows([r for r in rows if r.section == "resolution"])
+        if "serving" in sections:
+            rows += _serving(args, fixture, workroot, log)
+        if "scaling" in sections:
+            rows += _scaling(args, fixture, workroot, notes, log)
+    finally:
+        if fixture is not None:
+            fixture.stop()
+        if not args.keep:
+            shutil.rmtree(workroot, ignore_errors=True)
+    notes.append(f"end: {load_note()}")
+    report = markdown(rows, torch_cases, notes)
+    print(report)
+    out = args.out or RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {
+        "started": started.isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+        "command": sys.argv,
+        "versions": _versions(),
+        "notes": notes,
+        "torch_cases": sorted(torch_cases),
+        "targets": [v.to_json() for v in verdicts(rows, torch_cases)],
+        "measurements": [r.to_json() for r in rows],
+        "report_markdown": report,
+    }
+    out.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    log(f"wrote {out}")
+    return 0
+
+
+def _resolution(
+    fixture_cases: list[Case],
+    shared_cases: list[Case],
+    fixture: FixtureIndexProcess | None,
+    workroot: Path,
+    *,
+    tools: tuple[str, ...],
+    times: int,
+    notes: list[str],
+    log: Callable[[str], None],
+) -> list[Measurement]:
+    rows: list[Measurement] = []
+    if fixture is not None:
+        setup = fixture_setup(fixture)
+        for case in fixture_cases:
+            log(f"resolution: {case.name} on {setup.label}")
+            rows += run_case(case, setup, workroot, times=times, tools=tools, fixture=fixture, log=log)
+    else:
+        for case in fixture_cases:
+            rows.append(Measurement("resolution", case.name, "fixture", "all", "cold", status=NOT_AVAILABLE,
+                                    detail="fixture index not available"))  # fmt: skip
+    if shared_cases:
+        setup = pypi_setup(fixture)
+        if any(c.cuda for c in shared_cases):
+            notes.append(
+                "real-PyPI cases with a CUDA variant take the torch family from the fixture index's PyTorch side "
+                "(download.pytorch.org is unreachable here); pip-compile, which cannot route per project, "
+                "resolves them from PyPI alone (PyPI's Linux torch 2.5.1 is the cu124 build)"
+            )
+        for case in shared_cases:
+            log(f"resolution: {case.name} on {setup.label}")
+            rows += run_case(case, setup, workroot, times=times, tools=tools, fixture=fixture, log=log)
+    return rows
+
+
+def _serving(
+    args: argparse.Namespace, fixture: FixtureIndexProcess | None, workroot: Path, log: Callable[[str], None]
+) -> list[Measurement]:
+    cases = load_cases(FIXTURE_CASES, "fixture", [args.serving_case])
+    if fixture is None or not cases:
+        return [Measurement("serving", args.serving_case, "fixture", "wrk", "hit", status=NOT_AVAILABLE,
+                            detail="fixture index or serving case not available")]  # fmt: skip
+    return run_serving(
+        cases[0],
+        fixture_setup(fixture),
+        workroot / "serving",
+        duration=args.serving_duration,
+        connections=_ints(args.serving_connections),
+        workers_list=_ints(args.serving_workers),
+        log=log,
+    )
+
+
+def _scaling(
+    args: argparse.Namespace,
+    fixture: FixtureIndexProcess | None,
+    workroot: Path,
+    notes: list[str],
+    log: Callable[[str], None],
+) -> list[Measurement]:
+    rows: list[Measurement] = []
+    if args.real_pypi:
+        log("scaling: pins on real PyPI")
+        rows += run_pin_scaling(
+            pypi_setup(fixture), workroot / "pins", sizes=_ints(args.pin_sizes), times=args.repeat, log=log
+        )
+    else:
+        notes.append("pin scaling needs --real-pypi (the fixture index has too few projects for 200 pins)")
+    names = None if args.drift_cases == "all" else args.drift_cases.split(",")
+    cases = load_cases(FIXTURE_CASES, "fixture", names)
+    if fixture is not None and cases:
+        log("scaling: drift run against stored locks")
+        rows += run_drift_scaling(
+            cases, fixture_setup(fixture), workroot / "drift", sizes=_ints(args.drift_sizes), log=log
+        )
+    return rows
+
+
+def _reexec_from(rev: str, argv: list[str]) -> int:
+    """Export ``rev`` with ``git archive`` and run this same command from there."""
+    checkout = Path(__file__).resolve().parent.parent
+    export = Path(tempfile.mkdtemp(prefix=f"lockd-bench-{rev.replace('/', '_')}-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=checkout, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=checkout, capture_output=True, text=True, check=True
+    )
+    rest = list(argv)
+    at = rest.index("--lockd-rev")
+    del rest[at : at + 2]
+    if "--out" not in rest:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        rest += ["--out", str(RESULTS / f"{stamp}.json")]
+    else:
+        at = rest.index("--out")
+        rest[at + 1] = str(Path(rest[at + 1]).resolve())
+    env = dict(os.environ, PYTHONPATH=str(export), LOCKD_BENCH_SHARED_CASES=str(SHARED_CASES))
+    env["LOCKD_BENCH_REV"] = f"{rev} = {sha.stdout.strip()} (exported to {export})"
+    log(f"running from {env['LOCKD_BENCH_REV']}")
+    done = subprocess.run([sys.executable, "-m", "bench", *rest], cwd=export, env=env, check=False)
+    shutil.rmtree(export, ignore_errors=True)
+    return done.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(raw)
+    if args.command == "run" and args.lockd_rev:
+        return _reexec_from(args.lockd_rev, raw)
+    if args.command == "run":
+        return run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
