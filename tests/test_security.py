@@ -1,0 +1,351 @@
+"""Abuse: dependency confusion, SSRF, token scopes on every route, tokens at rest and in logs,
+HTML in user-controlled fields on the dashboard, and sdist build code that must never run.
+
+The dashboard's own escaping tests (finding messages, file names) are in test_dashboard.py;
+here the HTML comes from the one field a requester fully controls: a marker's string literal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+from starlette.routing import Route
+
+from lockd.config import load_settings
+from lockd.http.app import create_app
+from lockd.store import open_engine
+from lockd.store.schema import tokens as tokens_table
+from tests.conftest import LockdServer, fresh_database, server_env
+from tests.test_bad_input import assert_problem, row_counts
+
+LINUX = {"platform": "linux_x86_64", "python": "3.11"}
+SDIST_MARKER = Path("/tmp/lockd-sdist-build-ran")
+# Routes anyone may call: liveness, readiness, Prometheus and the API description.
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+# -- dependency confusion -----------------------------------------------------------------
+
+
+def test_dependency_confusion_higher_versions_on_the_wrong_index_are_never_taken(
+    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+) -> None:
+    # The attack: a torch far above the real one on the default index, and a numpy far above
+    # PyPI's on the PyTorch index (as torchtriton in Dec 2022). A resolver that merges indexes
+    # or falls back would pick them.
+    mutable_index.publish("torch", "9.9.9", wheel_tags=("py3-none-any",))
+    mutable_index.publish("numpy", "99.0.0", index="cu124", wheel_tags=("py3-none-any",))
+    mutable_index.publish("torchvision", "9.9.9", wheel_tags=("py3-none-any",))
+    server = start_lockd(database_url, index=mutable_index)
+    with server.client("lock") as client:
+        response = client.post(
+            "/lock",
+            params={**LINUX, "cuda": "cu124", "format": "json"},
+            content="torch\ntorchvision\nnumpy\n",
+            headers={"content-type": "text/plain"},
+        )
+    assert response.status_code == 201, response.text
+    lock = response.json()
+    packages = {p["name"]: p for p in lock["packages"]}
+    pytorch = mutable_index.variant_url("cu124")
+    assert packages["torch"]["version"] == "2.5.1+cu124"
+    assert packages["torchvision"]["version"].endswith("+cu124")
+    assert packages["numpy"]["version"] != "99.0.0"
+    for name, package in packages.items():
+        family = name in {"torch", "torchvision", "torchaudio", "triton"}
+        expected = pytorch if family else mutable_index.pypi_url
+        assert package["index"] == expected, (name, package["index"])
+        for file in package["files"]:
+            assert file["url"].startswith(mutable_index.pytorch_base if family else mutable_index.url + "/files/pypi/"), file
+            assert "9.9.9" not in file["filename"] and "99.0.0" not in file["filename"]
+    # The bait was never even downloaded.
+    fetched = " ".join(r.path for r in mutable_index.requests_log())
+    assert "torch-9.9.9" not in fetched and "numpy-99.0.0" not in fetched
+
+
+def test_without_a_variant_torch_comes_from_the_default_index_only(
+    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+) -> None:
+    # No CUDA variant: there is no accelerator index, so nothing may come from /whl/ at all.
+    server = start_lockd(database_url, index=mutable_index)
+    with server.client("lock") as client:
+        response = client.post(
+            "/lock", params={**LINUX, "format": "json"}, content="numpy\n", headers={"content-type": "text/plain"}
+        )
+    assert response.status_code == 201, response.text
+    assert all(p["index"] == mutable_index.pypi_url for p in response.json()["packages"])
+    assert not [r.path for r in mutable_index.requests_log() if r.path.startswith("/whl/")]
+
+
+# -- SSRF -----------------------------------------------------------------------------------
+
+
+class _Listener:
+    """A loopback HTTP server that records every request it receives."""
+
+    def __init__(self) -> None:
+        seen: list[str] = []
+        self.seen = seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET  # noqa: N815 (http.server's naming)
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def listener() -> Iterator[_Listener]:
+    found = _Listener()
+    yield found
+    found.close()
+
+
+def test_no_url_from_a_request_is_ever_fetched(
+    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, listener: _Listener
+) -> None:
+    server = start_lockd(database_url, index=mutable_index)
+    bait = listener.url
+    lines = [
+        f"{bait}/x-1.0-py3-none-any.whl",
+        f"x @ {bait}/x-1.0.tar.gz",
+        f"x@{bait}/x.zip",
+        f"git+{bait}/x.git#egg=x",
+        f"--index-url {bait}/simple/",
+        f"-i {bait}/simple/",
+        f"--extra-index-url={bait}/simple/",
+        f"-f {bait}/links/",
+        f"-r {bait}/other.in",
+        f"-c {bait}/constraints.txt",
+        f"-e git+{bait}/x.git#egg=x",
+        f"x @ file://{bait}/x",
+    ]
+    mutable_index.reset_counters()
+    with server.client("lock") as client:
+        for line in lines:
+            response = client.post("/lock", params=LINUX, content=f"numpy\n{line}\n", headers={"content-type": "text/plain"})
+            assert_problem(response, 422, "unsupported-requirement")
+            response = client.post("/v1/locks", json={"requirements": ["numpy", line], "target": LINUX})
+            assert_problem(response, 422, "unsupported-requirement")
+            response = client.post("/v1/locks", json={"requirements": "numpy", "constraints": line, "target": LINUX})
+            assert_problem(response, 422, "unsupported-requirement")
+        # URLs in JSON fields and query parameters that are not requirements at all.
+        for payload in (
+            {"requirements": "numpy", "target": LINUX, "index_url": f"{bait}/simple/"},
+            {"requirements": "numpy", "target": {**LINUX, "index": f"{bait}/simple/"}},
+            {"requirements": "numpy", "target": {**LINUX, "platform": f"{bait}/"}},
+            {"requirements": "numpy", "target": {**LINUX, "cuda": f"{bait}/whl"}},
+            {"requirements": "numpy", "target": LINUX, "options": {"index_url": f"{bait}/"}},
+        ):
+            response = client.post("/v1/locks", json=payload)
+            assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")
+        for params in ({**LINUX, "index_url": f"{bait}/simple/"}, {**LINUX, "cuda": f"{bait}/whl/"}):
+            response = client.post("/lock", params=params, content="lockd-fx-plain\n", headers={"content-type": "text/plain"})
+            # An unknown query parameter is ignored; the lock still comes from the configured index.
+            if response.status_code == 201:
+                assert bait not in response.text and mutable_index.pypi_url in response.text
+            else:
+                assert response.headers["content-type"].startswith("application/problem+json")
+        response = client.post(
+            "/lock",
+            params=LINUX,
+            content="lockd-fx-plain\n",
+            headers={"content-type": "text/plain", "Host": bait.removeprefix("http://"), "X-Forwarded-Host": "evil.invalid"},
+        )
+        assert response.status_code in (200, 201)
+    time.sleep(0.3)
+    assert listener.seen == [], f"lockd fetched a URL taken from a request: {listener.seen}"
+    assert all(bait not in r.path for r in mutable_index.requests_log())
+    assert row_counts(server.database_url)["inputs"] == 1  # only the one legitimate lock
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def _routes() -> list[tuple[str, str, str | None]]:
+    """(method, path, required scope) for every route of the app, found by walking its routers."""
+    app = create_app(load_settings(database_url="sqlite://"))
+    found: list[tuple[str, str, str | None]] = []
+
+    def walk(routes: Any) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                scopes = []
+                for dependency in route.dependant.dependencies:
+                    for cell in dependency.call.__closure__ or ():  # the `scope` of `requires(scope)`
+                        if isinstance(cell.cell_contents, str):
+                            scopes.append(cell.cell_contents)
+                for method in sorted(route.methods):
+                    found.append((method, route.path, scopes[0] if scopes else None))
+            elif isinstance(route, Route):
+                for method in sorted(route.methods or ()):
+                    if method != "HEAD":
+                        found.append((method, route.path, None))
+            else:
+                inner = getattr(route, "routes", None) or getattr(getattr(route, "router", None), "routes", None)
+                if inner is None:
+                    inner = getattr(getattr(route, "original_router", None), "routes", None)
+                walk(inner or ())
+
+    try:
+        walk(app.routes)
+    finally:
+        app.state.service.close()
+    return found
+
+
+ROUTES = _routes()
+_RANK = {"read": 0, "lock": 1, "admin": 2}
+
+
+def _concrete(path: str) -> str:
+    values = {"input_digest": "0" * 64, "lock_digest": "0" * 64, "file": "requirements.txt", "n": "1", "run_id": "1"}
+    path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # `{file:lockfile}` → `{file}`
+    for name, value in values.items():
+        path = path.replace("{" + name + "}", value)
+    assert "{" not in path, f"a path parameter this test does not know: {path}"
+    return path
+
+
+def test_every_route_is_public_by_intent_or_guarded_by_a_scope() -> None:
+    assert len(ROUTES) >= 15
+    for method, path, scope in ROUTES:
+        if path in PUBLIC:
+            assert scope is None
+        else:
+            assert scope in _RANK, f"{method} {path} has no token scope"
+
+
+@pytest.fixture(scope="module")
+def closed_server(request: pytest.FixtureRequest, fixture_index: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockdServer]:
+    """A server that lets nobody read anonymously (SQLite; scopes do not depend on the backend)."""
+    tmp = tmp_path_factory.mktemp("lockd-closed")
+    url = fresh_database("sqlite", request, tmp)
+    server = LockdServer(server_env(url, fixture_index, LOCKD_ANONYMOUS_READ="false"), tmp / "server.log")
+    server.create_tokens()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), [r for r in ROUTES if r[2] is not None], ids=str)
+def test_scopes_are_enforced_on_every_route(closed_server: LockdServer, method: str, path: str, scope: str) -> None:
+    url = closed_server.url + _concrete(path)
+    params = LINUX if path == "/lock" else None
+    body = {"content": b"{}", "headers": {"content-type": "application/json"}} if method == "POST" else {}
+    for header in (None, "Bearer lockd_" + "x" * 43, "Bearer", "Basic YTpi", "bearer lockd_", "Token abc"):
+        headers = dict(body.get("headers", {}))  # type: ignore[call-overload]
+        if header is not None:
+            headers["Authorization"] = header
+        response = httpx.request(method, url, params=params, content=body.get("content"), headers=headers)
+        problem = assert_problem(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "x" * 43 not in json.dumps(problem)
+    for granted, rank in _RANK.items():
+        headers = {**body.get("headers", {}), "Authorization": f"Bearer {closed_server.tokens[granted]}"}  # type: ignore[dict-item]
+        response = httpx.request(method, url, params=params, content=body.get("content"), headers=headers, timeout=30)
+        if rank < _RANK[scope]:
+            problem = assert_problem(response, 403, "forbidden")
+            assert problem["context"]["required"] == scope
+        else:
+            assert response.status_code not in (401, 403), (granted, response.text)
+
+
+def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) -> None:
+    engine = open_engine(closed_server.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(tokens_table)).mappings().all()
+    finally:
+        engine.dispose()
+    assert len(rows) >= 3
+    stored = json.dumps([dict(r) for r in rows], default=str)
+    for token in closed_server.tokens.values():
+        assert token not in stored
+        assert token.removeprefix("lockd_") not in stored
+        assert hashlib.sha256(token.encode()).hexdigest() in {r["token_hash"] for r in rows}
+    wrong = "lockd_wrongwrongwrongwrongwrongwrongwrongwrong"
+    for token in [*closed_server.tokens.values(), wrong]:
+        httpx.get(closed_server.url + "/v1/locks", headers={"Authorization": f"Bearer {token}"})
+        httpx.post(closed_server.url + "/lock", params=LINUX, content=b"\xff", headers={"Authorization": f"Bearer {token}"})
+    time.sleep(0.3)
+    log = closed_server.log()
+    assert '"route": "/v1/locks"' in log  # the log is there, and it is the access log we think
+    for token in [*closed_server.tokens.values(), wrong]:
+        assert token not in log
+        assert token[6:20] not in log
+
+
+# -- dashboard ------------------------------------------------------------------------------
+
+
+def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
+    start_lockd: Callable[..., LockdServer], database_url: str
+) -> None:
+    server = start_lockd(database_url)
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    line = f'lockd-fx-plain; platform_release != "{evil}"'
+    with server.client("lock") as client:
+        created = client.post("/lock", params=LINUX, content=line + "\n", headers={"content-type": "text/plain"})
+        assert created.status_code == 201, created.text
+        digest = created.headers["input-digest"]
+    with server.client("admin") as admin:
+        run = admin.post("/v1/drift/runs", params={"wait": "true"})
+        assert run.status_code == 200, run.text
+        assert run.json()["run"]["status"] == "complete"
+        pages = [admin.get("/dashboard"), admin.get(f"/dashboard/locks/{digest}")]
+    for page in pages:
+        assert page.status_code == 200, page.text[:500]
+        assert page.headers["content-type"].startswith("text/html")
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1].text
+
+
+# -- sdist builds ---------------------------------------------------------------------------
+
+
+def test_no_sdist_build_code_ever_runs(lockd_server: LockdServer) -> None:
+    SDIST_MARKER.unlink(missing_ok=True)
+    before = row_counts(lockd_server.database_url)
+    with lockd_server.client("lock") as client:
+        for body, params in (
+            ("lockd-fx-sdist-dynamic\n", LINUX),
+            ("lockd-fx-sdist-dynamic==1.0\nlockd-fx-plain\n", LINUX),
+            ("lockd-fx-sdist-dynamic\n", {"platform": "macos_arm64", "python": "3.12"}),
+        ):
+            response = client.post("/lock", params=params, content=body, headers={"content-type": "text/plain"})
+            problem = assert_problem(response, 422, "sdist-needs-build")
+            assert "lockd-fx-sdist-dynamic" in problem["detail"]
+        response = client.post("/v1/locks", json={"requirements": "lockd-fx-sdist-dynamic", "target": LINUX})
+        assert_problem(response, 422, "sdist-needs-build")
+    time.sleep(0.5)
+    assert not SDIST_MARKER.exists(), "lockd ran the sdist's build code"
+    after = row_counts(lockd_server.database_url)
+    assert after["inputs"] == before["inputs"] and after["locks"] == before["locks"]
