@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from packaging.requirements import InvalidRequirement as PackagingInvalidRequirement
@@ -32,6 +32,7 @@ from lockd.target import Target
 __all__ = [
     "INPUT_SCHEMA",
     "MAX_LINE_CHARS",
+    "MAX_MARKER_DEPTH",
     "InputRequirement",
     "LockOptions",
     "LockRequest",
@@ -42,13 +43,14 @@ __all__ = [
 ]
 
 INPUT_SCHEMA = 1
-# pip's rule: a comment starts at a `#` at the start of the line or after whitespace.
-_COMMENT = re.compile(r"(^|\s+)#.*$")
 _URL_SCHEMES = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
 _ARCHIVE = re.compile(r"\.(whl|tar\.gz|tgz|tar\.bz2|zip)$", re.IGNORECASE)
 # Far above any real requirement; a longer line would become an index URL no server accepts.
 MAX_LINE_CHARS = 10_000
+# Parentheses nested in a marker. Real markers nest two or three deep; packaging parses, prints
+# and evaluates markers recursively, and a few hundred levels exhaust Python's stack.
+MAX_MARKER_DEPTH = 32
 
 
 def canonical_json(value: object) -> bytes:
@@ -90,10 +92,18 @@ class InputRequirement:
 
 @dataclass(frozen=True, slots=True)
 class LockOptions:
-    """Resolution options that change the result, and so enter the digest."""
+    """Resolution options that change the result, and so enter the digest.
+
+    `as_of` is normalised to UTC (a naive time is taken as UTC), so one instant has one digest
+    however it was written, and it compares with the upload times of PEP 700, which are aware.
+    """
 
     prereleases: bool = False
     as_of: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.as_of is not None:
+            object.__setattr__(self, "as_of", _utc(self.as_of))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +145,19 @@ class LockRequest:
         return sha256_hex(canonical_json(self.canonical()))
 
 
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(
+            f"as_of {moment.isoformat()} is outside the range of dates in UTC",
+            hint="give as_of as a date and time in UTC, e.g. 2025-01-31T00:00:00Z",
+            context={"field": "as_of", "value": moment.isoformat()},
+        ) from None
+
+
 def decode_body(body: bytes) -> str:
     """Requirements files are UTF-8 (a BOM is tolerated); anything else is a clear error."""
     try:
@@ -147,6 +170,20 @@ def decode_body(body: bytes) -> str:
     return text
 
 
+def _strip_comment(line: str) -> str:
+    """pip's rule: a comment starts at a `#` at the start of the line or after whitespace.
+
+    A scan, not pip's regex `(^|\\s+)#.*$`: that one backtracks quadratically on a long run of
+    whitespace, and a 1 MB line of spaces held the whole server (the GIL) for an hour.
+    """
+    start = 0
+    while (found := line.find("#", start)) != -1:
+        if found == 0 or line[found - 1].isspace():
+            return line[:found].rstrip()
+        start = found + 1
+    return line
+
+
 def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
     """(first line number, joined text) with comments stripped and `\\` continuations joined."""
     pending: list[str] = []
@@ -154,7 +191,7 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
     for number, raw in enumerate(text.splitlines(), start=1):
         if not pending:
             start = number
-        line = _COMMENT.sub("", raw)
+        line = _strip_comment(raw)
         if line.endswith("\\"):
             pending.append(line[:-1])
             continue
@@ -196,6 +233,24 @@ def _refuse_unsupported(line: str, number: int, source: str) -> None:
         raise UnsupportedRequirement(f"{source} line {number}: local paths are not lockable", context=context)
 
 
+def _marker_depth(line: str) -> int:
+    """How deeply parentheses nest outside quoted strings (PEP 508 quotes with ' or ")."""
+    depth = deepest = 0
+    quote = ""
+    for char in line:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
 def parse_requirements(
     text: str, *, source: str = "requirements.in", max_requirements: int | None = None
 ) -> tuple[InputRequirement, ...]:
@@ -214,10 +269,16 @@ def parse_requirements(
                 context={"line": number, "limit": MAX_LINE_CHARS, "source": source},
             )
         _refuse_unsupported(line, number, source)
+        shown = line if len(line) <= 200 else line[:200] + "…"
+        if _marker_depth(line) > MAX_MARKER_DEPTH:
+            raise InvalidRequirement(
+                f"{source} line {number}: the marker nests parentheses more than {MAX_MARKER_DEPTH} deep",
+                hint="write the marker without redundant parentheses",
+                context={"line": number, "text": shown, "source": source, "limit": MAX_MARKER_DEPTH},
+            )
         try:
             requirement = Requirement(line)
         except PackagingInvalidRequirement as exc:
-            shown = line if len(line) <= 200 else line[:200] + "…"
             raise InvalidRequirement(
                 f"{source} line {number}: {shown!r} is not a valid requirement",
                 hint=str(exc).splitlines()[0][:300],

@@ -982,13 +982,15 @@ def _notify(service: Service, record: DriftRunRecord) -> None:
     if url is None or not any(record.counts[kind] for kind in ALERT_KINDS):
         return
     body = {"event": "lockd.drift", "alert_kinds": sorted(k for k in ALERT_KINDS if record.counts[k]), **drift_summary(record)}
+    # Only the origin is logged: a webhook's path or userinfo is often its secret (Slack, Teams).
+    origin = httpx.URL(url).copy_with(userinfo=b"", path="/", query=None, fragment=None)
     try:
         response = httpx.post(url, json=body, timeout=_WEBHOOK_TIMEOUT)
     except httpx.HTTPError as exc:
-        log.warning("drift webhook %s failed: %s", url, type(exc).__name__)
+        log.warning("drift webhook %s failed: %s", origin, type(exc).__name__)
         return
     if response.status_code >= 400:
-        log.warning("drift webhook %s answered HTTP %d", url, response.status_code)
+        log.warning("drift webhook %s answered HTTP %d", origin, response.status_code)
     else:
         log.info("drift webhook delivered for run %s", record.id)
 

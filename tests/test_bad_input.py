@@ -9,6 +9,7 @@ how waiters learn the error) and cached metadata, never lock data.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,14 @@ def _target(**cuda: str) -> tuple[tuple[str, str], ...]:
     return tuple({"platform": "linux_x86_64", "python": "3.11", **cuda}.items())
 
 
+def _nested_marker(depth: int) -> bytes:
+    """A valid marker nesting `depth` levels that packaging cannot flatten (and/or alternate)."""
+    marker = 'os_name=="posix"'
+    for level in range(depth):
+        marker = f'os_name=="posix" {"and" if level % 2 else "or"} ({marker})'
+    return marker.encode()
+
+
 RAW_CASES = [
     Case("malformed", b"numpy\n# fine\nrequests >= = 2\n", 422, "invalid-requirement", line=3),
     Case("malformed-continuation", b"numpy \\\n  >=1\nfoo[bar\n", 422, "invalid-requirement", line=3),
@@ -89,6 +98,10 @@ RAW_CASES = [
     Case("enormous-line", b"numpy\n" + b"a" * 900_000 + b"\n", 413, "input-too-large", line=2),
     Case("enormous-invalid-line", b"numpy>=" + b"1" * 900_000 + b"!!\n", 413, "input-too-large", line=1),
     Case("long-invalid-line", b"numpy\nnumpy>=" + b"1" * 9_000 + b"!!\n", 422, "invalid-requirement", line=2),
+    # packaging parses and prints markers recursively: thousands of parentheses overflowed the stack
+    # while parsing, a few hundred while printing the canonical form (both were a 500).
+    Case("deep-marker", b"numpy\nlockd-fx-plain ; " + b"(" * 3_000 + b"\n", 422, "invalid-requirement", line=2),
+    Case("deep-marker-valid-syntax", b"lockd-fx-plain ; " + _nested_marker(420) + b"\n", 422, "invalid-requirement", line=1),
     Case("unknown-project", b"lockd-fx-no-such-project\n", 422, "unknown-project", resolves=True),
     Case("unsatisfiable", b"lockd-fx-plain>=99\n", 422, "no-matching-distribution", resolves=True),
     Case("conflict", b"lockd-fx-conflict-a\nlockd-fx-conflict-c\n", 422, "resolution-impossible", resolves=True),
@@ -156,6 +169,40 @@ def test_json_list_of_lines_counts_lines_from_one(lockd_server: Any, counted: di
     assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
 
 
+def test_json_list_item_holding_several_lines_is_refused(lockd_server: Any, counted: dict[str, int]) -> None:
+    # Joined as is, the item would become two requirements and shift every later line number.
+    payload = {"requirements": ["numpy", "lockd-fx-plain\nlockd-fx-extras", "-r x.in"], "target": LINUX}
+    with lockd_server.client("lock") as client:
+        body = assert_problem(client.post("/v1/locks", json=payload), 422, "invalid-requirement")
+        assert body["context"]["line"] == 2
+        assert "line 2" in body["detail"]
+        # A trailing newline is still one line.
+        constraints = {"requirements": "numpy", "constraints": ["numpy<3\n", "-c x.txt"], "target": LINUX}
+        body = assert_problem(client.post("/v1/locks", json=constraints), 422, "unsupported-requirement")
+        assert body["context"] == {"line": 2, "text": "-c x.txt", "source": "constraints.txt"}
+    assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
+
+
+def test_a_long_run_of_whitespace_does_not_stall_the_server(lockd_server: Any, counted: dict[str, int]) -> None:
+    # pip's comment regex `(^|\s+)#.*$` backtracks quadratically on whitespace not followed by `#`:
+    # 100 kB of spaces took about 35 s of CPU under the GIL, so /healthz waited too, and a 1 MB
+    # line would have held the whole server for an hour. Intake must read it in linear time.
+    spaces = b" " * 100_000
+    with lockd_server.client("lock", timeout=10) as client:
+        started = time.monotonic()
+        response = client.post(
+            "/lock", params=LINUX, content=b"numpy\n" + spaces + b"\n!!" + spaces + b"x\n", headers={"content-type": "text/plain"}
+        )
+        problem = assert_problem(response, 413, "input-too-large")
+        assert problem["context"]["line"] == 3
+        payload = {"requirements": "numpy\n" + " " * 100_000 + "\n!! x", "target": LINUX}
+        problem = assert_problem(client.post("/v1/locks", json=payload), 422, "invalid-requirement")
+        assert problem["context"]["line"] == 3
+        assert time.monotonic() - started < 5
+        assert client.get("/healthz").status_code == 200
+    assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
+
+
 def test_json_constraints_are_checked_like_requirements(lockd_server: Any, counted: dict[str, int]) -> None:
     payload = {"requirements": "numpy", "constraints": "numpy<2\n--index-url https://evil.invalid/\n", "target": LINUX}
     with lockd_server.client("lock") as client:
@@ -165,22 +212,25 @@ def test_json_constraints_are_checked_like_requirements(lockd_server: Any, count
 
 
 @pytest.mark.parametrize(
-    ("path", "content_type", "code"),
+    ("path", "content_type"),
     [
-        ("/lock", "application/json", "unsupported-media-type"),
-        ("/lock", "multipart/form-data; boundary=x", "unsupported-media-type"),
-        ("/lock", "image/png", "unsupported-media-type"),
-        ("/v1/locks", "text/plain", "unsupported-media-type"),
-        ("/v1/locks", "application/xml", "unsupported-media-type"),
+        ("/lock", "application/json"),
+        ("/lock", "multipart/form-data; boundary=x"),
+        ("/lock", "image/png"),
+        ("/v1/locks", "text/plain"),
+        ("/v1/locks", "application/xml"),
+        ("/v1/locks", "application/x-www-form-urlencoded"),  # what `curl -d @lock.json` sends
+        ("/v1/locks", None),  # FastAPI reads a body without a content type as bytes, never as JSON
     ],
 )
-def test_wrong_content_type(lockd_server: Any, counted: dict[str, int], path: str, content_type: str, code: str) -> None:
+def test_wrong_content_type(lockd_server: Any, counted: dict[str, int], path: str, content_type: str | None) -> None:
     body = b'{"requirements": "numpy", "target": {"platform": "linux_x86_64", "python": "3.11"}}'
+    headers = {} if content_type is None else {"content-type": content_type}
     with lockd_server.client("lock") as client:
-        response = client.post(path, params=LINUX, content=body, headers={"content-type": content_type})
-    assert response.status_code in (415, 422), response.text
-    problem = assert_problem(response, response.status_code, code if response.status_code == 415 else "invalid-request")
-    assert problem
+        response = client.post(path, params=LINUX, content=body, headers=headers)
+    assert "content-type" in response.request.headers or content_type is None
+    problem = assert_problem(response, 415, "unsupported-media-type")
+    assert problem["hint"]
     assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
 
 
@@ -205,25 +255,55 @@ def test_chunked_body_without_length_is_still_cut_off(lockd_server: Any, counted
     assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
 
 
+_TARGET_JSON = b'"target": {"platform": "linux_x86_64", "python": "3.11"}'
+
+
 @pytest.mark.parametrize(
-    "payload",
+    ("payload", "status", "code"),
     [
-        b"{not json",
-        b'["a list"]',
-        b'{"requirements": "numpy"}',
-        b'{"requirements": 5, "target": {"platform": "linux_x86_64", "python": "3.11"}}',
-        b'{"requirements": "numpy", "target": {"platform": "linux_x86_64", "python": "3.11"}, "index_url": "http://x"}',
-        b'{"requirements": "numpy", "target": {"platform": "linux_x86_64", "python": "3.11", "os": "linux"}}',
-        b'{"requirements": "numpy", "target": {"platform": "linux_x86_64", "python": "3.11"}, "options": {"as_of": "yesterday"}}',
-        b"\xff\xfe{}",
+        (b"{not json", 400, "invalid-json"),
+        (b'["a list"]', 422, "invalid-request"),
+        (b'{"requirements": "numpy"}', 422, "invalid-request"),
+        (b'{"requirements": 5, ' + _TARGET_JSON + b"}", 422, "invalid-request"),
+        (b'{"requirements": "numpy", ' + _TARGET_JSON + b', "index_url": "http://x"}', 422, "invalid-request"),
+        (
+            b'{"requirements": "numpy", "target": {"platform": "linux_x86_64", "python": "3.11", "os": "linux"}}',
+            422,
+            "invalid-request",
+        ),
+        (b'{"requirements": "numpy", ' + _TARGET_JSON + b', "options": {"as_of": "yesterday"}}', 422, "invalid-request"),
+        # An aware time that has no UTC equivalent (year 1 at +14:00) used to be a 500.
+        (
+            b'{"requirements": "numpy", ' + _TARGET_JSON + b', "options": {"as_of": "0001-01-01T00:00:00+14:00"}}',
+            400,
+            "invalid-request",
+        ),
+        (b"\xff\xfe{}", 400, "invalid-json"),
+        # Not UTF-8 inside the JSON, and nesting past the parser's recursion limit: FastAPI wraps
+        # both in a bare 400 "There was an error parsing the body"; they are bad JSON like the rest.
+        (b'{"requirements": "r\xe9quests", ' + _TARGET_JSON + b"}", 400, "invalid-json"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "invalid-json"),
     ],
-    ids=["truncated", "list", "no-target", "int-requirements", "extra-field", "extra-target-field", "bad-as-of", "bad-bytes"],
+    ids=[
+        "truncated",
+        "list",
+        "no-target",
+        "int-requirements",
+        "extra-field",
+        "extra-target-field",
+        "bad-as-of",
+        "as-of-out-of-range",
+        "bad-bytes",
+        "latin-1-inside",
+        "nested-too-deep",
+    ],
 )
-def test_malformed_json_bodies(lockd_server: Any, counted: dict[str, int], payload: bytes) -> None:
+def test_malformed_json_bodies(
+    lockd_server: Any, counted: dict[str, int], payload: bytes, status: int, code: str
+) -> None:
     with lockd_server.client("lock") as client:
         response = client.post("/v1/locks", content=payload, headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422), response.text
-    body = assert_problem(response, response.status_code, "invalid-json" if response.status_code == 400 else "invalid-request")
+    body = assert_problem(response, status, code)
     assert body["detail"]
     assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
 

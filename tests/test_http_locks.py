@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import LockdServer, metric_value
@@ -154,14 +157,63 @@ def test_list_with_filters_and_pagination(lockd_server: LockdServer, unique_requ
         assert client.get("/v1/locks", params={"package": "no-such-project"}).json()["items"] == []
 
         seen: list[str] = []
-        url: str | None = "/v1/locks?platform=linux_aarch64&limit=1"
+        # `next` keeps every other parameter, encoded: an unencoded `#` would cut the cursor off
+        # into a fragment, and a client following `next` would get the first page forever.
+        url: str | None = "/v1/locks?platform=linux_aarch64&limit=1&note=a%23b%26c%20d"
         while url is not None:
+            assert len(seen) <= 500, "pagination does not advance"
             page = client.get(url).json()
             assert len(page["items"]) <= 1
             seen.extend(item["input_digest"] for item in page["items"])
             url = page["next"]
-        assert seen == sorted(seen)
+            assert url is None or httpx.URL(url).params["note"] == "a#b&c d"
+        assert seen == sorted(seen) and len(seen) == len(set(seen))
         assert digests <= set(seen)
+
+
+def test_list_filters_by_cuda_variant(lockd_server: LockdServer, unique_requirements: str) -> None:
+    name = unique_requirements.strip()
+    digests = {}
+    with lockd_server.client() as client:
+        for cuda in ("cu124", "cpu", None):
+            target = {"platform": "linux_x86_64", "python": "3.11", "cuda": cuda}
+            response = client.post("/v1/locks", json={"requirements": name, "target": target})
+            assert response.status_code == 201, response.text
+            digests[cuda] = response.json()["input_digest"]
+
+        def listed(**params: str) -> set[str]:
+            items = client.get("/v1/locks", params={"package": "lockd-fx-plain", "limit": 500, **params}).json()["items"]
+            return {item["input_digest"] for item in items}
+
+        assert digests["cu124"] in listed(cuda="cu124") and listed(cuda="cu124").isdisjoint({digests["cpu"], digests[None]})
+        assert listed(cuda="12.4") == listed(cuda="CU124") == listed(cuda="cu124")  # spelled as on intake
+        assert digests["cpu"] in listed(cuda="cpu") and digests[None] not in listed(cuda="cpu")
+        assert digests[None] in listed(cuda="none") and listed(cuda="none").isdisjoint({digests["cpu"], digests["cu124"]})
+        assert set(digests.values()) <= listed()
+        problem = client.get("/v1/locks", params={"cuda": "cu999"})
+        assert problem.status_code == 422 and problem.json()["code"] == "invalid-target"
+
+
+def test_as_of_is_one_instant_however_it_is_written(lockd_server: LockdServer, unique_requirements: str) -> None:
+    # lockd-fx-plain 1.0 was uploaded on 2024-01-01 12:00 UTC and 1.1 a day later. A naive time
+    # is UTC: it was a 500 (the resolver compared it with aware upload times).
+    spellings = ("2024-01-01T18:00:00", "2024-01-01T18:00:00Z", "2024-01-01T20:00:00+02:00", "2024-01-01T13:00:00-05:00")
+    answers = []
+    with lockd_server.client() as client:
+        for as_of in spellings:
+            payload = {
+                "requirements": unique_requirements,
+                "target": {"platform": "linux_x86_64", "python": "3.11"},
+                "options": {"as_of": as_of},
+            }
+            response = client.post("/v1/locks", json=payload)
+            assert response.status_code in (200, 201), response.text
+            answers.append(response)
+        assert [r.status_code for r in answers] == [201, 200, 200, 200]
+        assert len({r.json()["input_digest"] for r in answers}) == 1
+        lock = client.get(answers[0].json()["links"]["files"]["lock.json"]).json()
+    assert lock["options"]["as_of"] == "2024-01-01T18:00:00+00:00"
+    assert {p["name"]: p["version"] for p in lock["packages"]} == {"lockd-fx-plain": "1.0"}
 
 
 def test_refresh_keeps_the_revision_when_nothing_changed(lockd_server: LockdServer, unique_requirements: str) -> None:
@@ -176,14 +228,54 @@ def test_refresh_keeps_the_revision_when_nothing_changed(lockd_server: LockdServ
         assert missing.status_code == 404
 
 
-def test_health_readiness_and_metrics(lockd_server: LockdServer) -> None:
+def test_refresh_appends_a_revision_when_the_lock_changed(
+    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+) -> None:
+    server = start_lockd(database_url, index=mutable_index, LOCKD_PAGE_TTL="0")
+    status, headers, first_body = _post_lock(server, unique_requirements)
+    assert status == 201
+    digest, first_lock = headers["input-digest"], headers["lock-digest"]
+    mutable_index.publish("lockd-fx-plain", "9.0")
+    # A newer release never changes what the stored input answers, until a refresh.
+    assert _post_lock(server, unique_requirements)[2] == first_body
+    with server.client() as client:
+        refreshed = client.post(f"/v1/locks/{digest}/refresh")
+        assert refreshed.status_code == 200, refreshed.text
+        info = refreshed.json()
+        assert (info["changed"], info["previous_revision"], info["revision"]) == (True, 1, 2)
+        assert info["previous_lock_digest"] == first_lock != info["lock_digest"]
+        assert info["links"]["files"]["requirements.txt"] == f"/v1/blobs/{info['lock_digest']}/requirements.txt"
+
+        current = client.get(f"/v1/locks/{digest}")
+        assert (current.json()["revision"], current.json()["lock_digest"]) == (2, info["lock_digest"])
+        served = client.get(f"/v1/locks/{digest}/requirements.txt")
+        assert served.headers["lock-revision"] == "2"
+        assert b"lockd-fx-plain==9.0" in served.content
+        revisions = client.get(f"/v1/locks/{digest}/revisions").json()["revisions"]
+        assert [(r["revision"], r["lock_digest"], r["reason"]) for r in revisions] == [
+            (1, first_lock, "created"),
+            (2, info["lock_digest"], "refresh"),
+        ]
+        # Revision 1 is still there, byte for byte, under its lock digest.
+        assert client.get(f"/v1/locks/{digest}/revisions/1").json()["lock_digest"] == first_lock
+        assert client.get(f"/v1/blobs/{first_lock}/requirements.txt").content == first_body
+
+        again = client.post(f"/v1/locks/{digest}/refresh").json()
+        assert (again["changed"], again["revision"]) == (False, 2)
+        assert len(client.get(f"/v1/locks/{digest}/revisions").json()["revisions"]) == 2
+    status, headers, body = _post_lock(server, unique_requirements)
+    assert (status, headers["lock-revision"], headers["lock-digest"]) == (200, "2", info["lock_digest"])
+    assert b"lockd-fx-plain==9.0" in body
+
+
+def test_health_readiness_and_metrics(lockd_server: LockdServer, unique_requirements: str) -> None:
     with lockd_server.client(None) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["status"] == "ready"
         assert ready.json()["schema"] == ready.json()["head"]
-        text = client.get("/metrics").text
+        before = client.get("/metrics").text
     for name in (
         "lockd_http_requests_total",
         "lockd_resolutions_total",
@@ -191,8 +283,23 @@ def test_health_readiness_and_metrics(lockd_server: LockdServer) -> None:
         "lockd_resolve_duration_seconds_bucket",
         "lockd_index_bytes_fetched_total",
     ):
-        assert name in text, name
-    assert metric_value(text, "lockd_http_requests_total", route="/healthz", status="200") >= 1
+        assert name in before, name
+    assert metric_value(before, "lockd_http_requests_total", route="/healthz", status="200") >= 1
+    # The counters move: one resolution (timed), then one cache hit, and index traffic counted.
+    assert _post_lock(lockd_server, unique_requirements)[0] == 201
+    assert _post_lock(lockd_server, unique_requirements)[0] == 200
+    with lockd_server.client(None) as client:
+        after = client.get("/metrics").text
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+    assert delta("lockd_resolutions_total", outcome="created") == 1
+    assert delta("lockd_resolve_duration_seconds_count") == 1
+    assert delta("lockd_lock_cache_hits_total") == 1
+    assert delta("lockd_http_requests_total", route="/lock", status="201") == 1
+    assert metric_value(after, "lockd_index_bytes_fetched_total") > 0
+    assert metric_value(after, "lockd_index_requests_total") > 0
 
 
 def test_request_id_is_echoed_and_logs_are_json_without_secrets(lockd_server: LockdServer, unique_requirements: str) -> None:

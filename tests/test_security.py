@@ -8,8 +8,13 @@ here the HTML comes from the one field a requester fully controls: a marker's st
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import socket
+import subprocess
+import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -303,6 +308,54 @@ def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) 
         assert token[6:20] not in log
 
 
+def test_index_and_webhook_credentials_stay_out_of_problems_and_logs(
+    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+) -> None:
+    # A private mirror is configured with its credentials in the URL, and a Slack-style webhook
+    # carries its secret in the path. Error messages name the index; httpx logs every URL it
+    # fetches; the webhook's failures are logged. None of them may show the secrets.
+    host = mutable_index.url.removeprefix("http://")
+    webhook = f"http://127.0.0.1:{_closed_port()}/services/T0/B0/webhook-secret"
+    server = start_lockd(
+        database_url,
+        index=mutable_index,
+        LOCKD_INDEX_URL=f"http://lockd:index-secret@{host}/simple/",
+        LOCKD_PYTORCH_INDEX_URL=f"http://lockd:torch-secret@{host}/whl",
+        LOCKD_WEBHOOK_URL=webhook,
+    )
+    secrets = ("index-secret", "torch-secret", "webhook-secret")
+    with server.client("lock") as client:
+        unknown = client.post("/lock", params=LINUX, content="lockd-fx-no-such-project\n", headers={"content-type": "text/plain"})
+        problem = assert_problem(unknown, 422, "unknown-project")
+        assert problem["context"]["index"] == f"http://***@{host}/simple/"
+        torch = client.post(
+            "/lock", params={**LINUX, "cuda": "cu124"}, content="torch==99\n", headers={"content-type": "text/plain"}
+        )
+        assert_problem(torch, 422, "no-matching-distribution")
+        locked = client.post("/lock", params=LINUX, content="lockd-fx-plain==1.1\n", headers={"content-type": "text/plain"})
+        assert locked.status_code == 201, locked.text
+    for response in (unknown, torch):
+        assert not [s for s in secrets if s in response.text], response.text
+    for artifact in mutable_index.files("lockd-fx-plain"):
+        if "-1.1" in artifact.filename:
+            mutable_index.delete(artifact.filename)
+    with server.client("admin") as admin:
+        run = admin.post("/v1/drift/runs", params={"wait": "true"}, timeout=60)
+        assert run.status_code == 200, run.text
+        assert run.json()["run"]["counts"]["missing"] == 1  # an alert: the webhook is called, and fails
+    time.sleep(0.3)
+    log = server.log()
+    assert "drift webhook http://127.0.0.1:" in log  # the failure is logged, by its origin only
+    assert '"logger": "lockd.http"' in log
+    assert not [s for s in secrets if s in log], [line for line in log.splitlines() if any(s in line for s in secrets)][:3]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 # -- dashboard ------------------------------------------------------------------------------
 
 
@@ -329,6 +382,24 @@ def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
 
 
 # -- sdist builds ---------------------------------------------------------------------------
+
+
+def test_the_sdist_canary_writes_its_marker_when_built(fixture_index: Any, tmp_path: Path) -> None:
+    # The control for the test below: the served sdist's setup.py and its in-tree backend really
+    # write SDIST_MARKER when a build frontend runs them (here redirected to a private path, so a
+    # concurrent run of the test below is not disturbed). Without it, that test could pass with a
+    # canary that never sings.
+    (sdist,) = [a for a in fixture_index.files("lockd-fx-sdist-dynamic") if a.filename.endswith(".tar.gz")]
+    with tarfile.open(fileobj=io.BytesIO(fixture_index.content(sdist.filename)), mode="r:gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    (root,) = tmp_path.iterdir()
+    for script, command in (("setup.py", ["setup.py", "--name"]), ("fx_backend.py", ["-c", "import fx_backend"])):
+        source = (root / script).read_text()
+        assert repr(str(SDIST_MARKER)) in source, script
+        private = tmp_path / f"marker-{script}"
+        (root / script).write_text(source.replace(repr(str(SDIST_MARKER)), repr(str(private))))
+        subprocess.run([sys.executable, *command], cwd=root, capture_output=True, timeout=60, check=False)
+        assert private.exists(), f"running {script} did not write the marker"
 
 
 def test_no_sdist_build_code_ever_runs(lockd_server: LockdServer) -> None:

@@ -9,12 +9,13 @@ copies live under `/v1/blobs/{lock_digest}/`.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from packaging.utils import canonicalize_name
 
-from lockd.errors import InvalidRequest
+from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.deps import ServiceDep, in_thread, requires
 from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
@@ -32,7 +33,7 @@ from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
 from lockd.service import LockResult, Service
 from lockd.store import LockFileRecord, RevisionRecord
-from lockd.target import parse_python
+from lockd.target import parse_python, parse_variant
 
 __all__ = ["router"]
 
@@ -89,15 +90,24 @@ class UnsupportedMediaType(InvalidRequest):
     title = "Unsupported media type"
 
 
-def _require_content_type(request: Request, allowed: tuple[str, ...], hint: str) -> None:
+def _require_content_type(request: Request, allowed: tuple[str, ...], hint: str, *, required: bool = False) -> None:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not content_type and required:
+        raise UnsupportedMediaType("the request has no content type", hint=hint)
     if content_type and not content_type.startswith(allowed):
         raise UnsupportedMediaType(f"content type {content_type!r} is not accepted here", hint=hint)
 
 
 async def _json_only(request: Request) -> None:
-    # A dependency, so it runs before FastAPI validates the body as JSON.
-    _require_content_type(request, ("application/json",), "send a JSON object with requirements and target")
+    # A dependency, so it runs before FastAPI validates the body as JSON. FastAPI parses a body
+    # without a content type as bytes, not JSON, so that is refused here rather than as a
+    # confusing "body: Input should be a valid dictionary".
+    _require_content_type(
+        request,
+        ("application/json",),
+        "send a JSON object with requirements and target, as Content-Type: application/json",
+        required=True,
+    )
 
 
 @router.post(
@@ -164,13 +174,24 @@ async def post_lock(
 )
 async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> Response:
 
-    def text(value: str | list[str]) -> str:
-        return value if isinstance(value, str) else "\n".join(value)
+    def text(value: str | list[str], source: str) -> str:
+        if isinstance(value, str):
+            return value
+        lines = [item.strip() for item in value]
+        for number, line in enumerate(lines, start=1):
+            # One item is one line: a line break inside would shift every later line number.
+            if len(line.splitlines()) > 1:
+                raise InvalidRequirement(
+                    f"{source} line {number}: a list item holds more than one line",
+                    hint="send one requirement per list item, or the whole file as one string",
+                    context={"line": number, "source": source},
+                )
+        return "\n".join(lines)
 
     def build() -> Any:
         return service.build_request(
-            requirements=text(body.requirements),
-            constraints=text(body.constraints),
+            requirements=text(body.requirements, "requirements.in"),
+            constraints=text(body.constraints, "constraints.txt"),
             target=body.target.model_dump(),
             options=LockOptions(prereleases=body.options.prereleases, as_of=body.options.as_of),
         )
@@ -209,7 +230,9 @@ async def list_locks(
     cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")] = None,
 ) -> LockList:
     python_filter = None if python is None else str(parse_python(python))
-    cuda_filter = None if cuda is None else ("" if cuda.lower() == "none" else cuda.lower())
+    # Spelled as on intake (`12.4` is cu124); `none` (or empty) means locks without a variant.
+    variant = None if cuda is None else parse_variant(cuda)
+    cuda_filter = None if cuda is None else ("" if variant is None else variant.name)
     package_filter = None if package is None else canonicalize_name(package)
     rows = await in_thread(
         request,
@@ -239,7 +262,7 @@ async def list_locks(
     if len(rows) == limit:
         query = request.query_params.multi_items()
         kept = [(k, v) for k, v in query if k != "cursor"] + [("cursor", rows[-1].input_digest)]
-        next_page = "/v1/locks?" + "&".join(f"{k}={v}" for k, v in kept)
+        next_page = "/v1/locks?" + urlencode(kept)
     return LockList(items=items, next=next_page)
 
 

@@ -43,6 +43,10 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # uvicorn's own access log would duplicate ours without the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every index request at INFO with its full URL, the credentials of a private
+    # index (`https://user:token@mirror/simple/`) included. Its warnings still come through.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,6 +61,21 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )
 }
 
+# The userinfo of a URL (`https://user:token@mirror/simple/`): index URLs come from configuration
+# and reach error messages (an unknown project names its index); their credentials must not.
+_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return _USERINFO.sub("***@", value)
+    if isinstance(value, dict):
+        return {key: _redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
+
+
 _HTTP_CODES = {
     400: ("invalid-request", "Invalid request"),
     401: ("unauthorized", "Authentication required"),
@@ -87,14 +103,14 @@ def problem_response(
         "type": _TYPE_BASE + code,
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": _redact(detail),
         "code": code,
         "instance": request.url.path,
     }
     if hint:
-        body["hint"] = hint
+        body["hint"] = _redact(hint)
     if context:
-        body["context"] = jsonable(context)
+        body["context"] = _redact(jsonable(context))
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body["request_id"] = request_id
@@ -106,7 +122,7 @@ async def _lockd_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LockdError)
     headers = {"WWW-Authenticate": 'Bearer realm="lockd"'} if exc.status == 401 else None
     if exc.status >= 500:
-        log.warning("request failed", extra={"code": exc.code, "detail": exc.message})
+        log.warning("request failed", extra={"code": exc.code, "detail": _redact(exc.message)})
     return problem_response(
         request,
         status=exc.status,
@@ -127,6 +143,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc.__cause__, LockdError):
         # FastAPI wraps errors raised while it reads a JSON body (our body limit) in a plain 400.
         return await _lockd_error(request, exc.__cause__)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # The rest of what FastAPI wraps so: a JSON body that is not UTF-8 (UnicodeDecodeError)
+        # or nests too deeply for the parser (RecursionError). Same problem as any other bad JSON.
+        return problem_response(
+            request,
+            status=400,
+            code="invalid-json",
+            title="Invalid JSON",
+            detail=f"the request body is not valid JSON ({type(exc.__cause__).__name__})",
+        )
     code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 404 and detail == "Not Found":
