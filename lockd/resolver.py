@@ -5,7 +5,8 @@ Roles (after pip's resolvelib adapter): `_Provider` answers resolvelib's questio
 PEP 592 yanks, PEP 700 `as_of`, pre-release rules, constraints); `_Candidate` is one version
 of one project, or of one of its extras (`name[extra]` depends on `name==same version`, as in
 pip); the pseudo-project `<python>` carries each candidate's `Requires-Python` so a version
-that rejects the target's Python is backtracked over, not silently taken.
+that rejects the target's Python is backtracked over, not silently taken; so is a version whose
+metadata has a `Requires-Dist` pip cannot parse (pip discards such a version).
 
 Markers are evaluated with the target's environment (PEP 508), never the host's. Index routing
 is strict (`IndexPlan.index_for`). Metadata comes through `IndexSource`, which the
@@ -60,6 +61,7 @@ __all__ = [
 
 CONSTRAINTS_VIA = "-c constraints"
 _PYTHON = "<python>"
+_INVALID_METADATA = "<invalid-metadata>"
 _MAX_ROUNDS = 5000
 _LABELLED_FAMILY = frozenset({"torch", "torchvision", "torchaudio"})  # PyTorch puts +cuXYZ on these
 _NVIDIA_CUDA = re.compile(r"^nvidia-.+-cu(\d+)$")
@@ -154,7 +156,31 @@ class _PythonCandidate:
         return _PYTHON
 
 
-_Req = _Requirement | _PythonRequirement
+@dataclass(frozen=True, slots=True)
+class _InvalidMetadata:
+    """Stands for a version whose metadata pip would refuse: it has no candidate, ever.
+
+    pip parses every `Requires-Dist` of a candidate's metadata and discards the version when
+    one does not parse (`MetadataInvalid`, "Ignoring version X of P since it has invalid
+    metadata"); celery 4.x, for one, says `pytz (>dev)`. Depending on this pseudo-project makes
+    resolvelib reject the version and try the next one, as pip does, instead of resolving it
+    with that dependency silently missing.
+    """
+
+    name: NormalizedName
+    version: Version
+    line: str
+    reason: str
+
+    @property
+    def identity(self) -> str:
+        return _INVALID_METADATA + self.name
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} has invalid metadata: Requires-Dist {self.line!r} ({self.reason})"
+
+
+_Req = _Requirement | _PythonRequirement | _InvalidMetadata
 _Cand = _Candidate | _PythonCandidate
 
 
@@ -424,9 +450,14 @@ class _Provider(resolvelib.AbstractProvider[_Req, _Cand, str]):
         incompatibilities: Mapping[str, Iterator[_Cand]],
     ) -> list[_Cand]:
         self.check_deadline()
+        if identifier.startswith(_INVALID_METADATA):
+            return []
         if identifier == _PYTHON:
             python = _PythonCandidate(self._target.python)
-            ok = all(r.specifier.contains(python.version, prereleases=True) for r in requirements[identifier])
+            ok = all(
+                isinstance(r, _PythonRequirement) and r.specifier.contains(python.version, prereleases=True)
+                for r in requirements[identifier]
+            )
             rejected = any(True for _ in incompatibilities[identifier])
             return [python] if ok and not rejected else []
         name, extra = _split_identity(identifier)
@@ -445,6 +476,8 @@ class _Provider(resolvelib.AbstractProvider[_Req, _Cand, str]):
         return found
 
     def is_satisfied_by(self, requirement: _Req, candidate: _Cand) -> bool:
+        if isinstance(requirement, _InvalidMetadata):
+            return False
         if isinstance(requirement, _PythonRequirement) or isinstance(candidate, _PythonCandidate):
             return isinstance(candidate, _PythonCandidate) and requirement.specifier.contains(
                 candidate.version, prereleases=True
@@ -526,12 +559,14 @@ class _Provider(resolvelib.AbstractProvider[_Req, _Cand, str]):
         with self._seen_lock:
             parsed = self._parsed.get((file.url, extra))
         if parsed is None:
-            parsed = self._dependencies_in(self._index.fetch_metadata(file), extra)
+            parsed = self._dependencies_in(candidate, self._index.fetch_metadata(file), extra)
             with self._seen_lock:
                 parsed = self._parsed.setdefault((file.url, extra), parsed)
         return parsed
 
-    def _dependencies_in(self, raw: bytes, extra: NormalizedName | None) -> tuple[str | None, list[_Req]]:
+    def _dependencies_in(
+        self, candidate: _Candidate, raw: bytes, extra: NormalizedName | None
+    ) -> tuple[str | None, list[_Req]]:
         headers = BytesHeaderParser().parsebytes(raw)
         found: list[_Req] = []
         requires_python = headers.get("Requires-Python")
@@ -542,9 +577,14 @@ class _Provider(resolvelib.AbstractProvider[_Req, _Cand, str]):
                 found.append(_PythonRequirement(SpecifierSet(str(requires_python))))
         for line in headers.get_all("Requires-Dist") or []:
             try:
-                requirement = Requirement(str(line))
-            except PackagingInvalidRequirement:
-                continue  # pip skips what it cannot parse; the file installs regardless
+                requirement = Requirement(str(line).strip())
+            except PackagingInvalidRequirement as exc:
+                # Every line counts, whatever its marker: pip parses them all before it
+                # evaluates any, and discards the version if one fails.
+                reason = str(exc).splitlines()[0]
+                return requires_python_text or None, [
+                    _InvalidMetadata(candidate.name, candidate.version, str(line).strip(), reason)
+                ]
             if not self._applies(requirement, extra):
                 continue
             found.extend(_split_extras(requirement))
@@ -598,6 +638,8 @@ class _Reporter(resolvelib.BaseReporter[_Req, _Cand, str]):
 
 
 def _describe_parent(parent: _Cand | None, requirement: _Req) -> str:
+    if isinstance(requirement, _InvalidMetadata):
+        return str(requirement)
     if isinstance(requirement, _PythonRequirement):
         who = f"{parent.name} {parent.version}" if isinstance(parent, _Candidate) else "a dependency"
         return f"{who} requires Python{requirement.specifier}"
@@ -641,9 +683,29 @@ def _explain_empty(provider: _Provider, requirement: _Requirement, parent: _Cand
     )
 
 
+def _explain_invalid_metadata(provider: _Provider, invalid: list[_InvalidMetadata]) -> NoMatchingDistribution:
+    """Every version left to try has metadata pip would refuse."""
+    newest = max(invalid, key=lambda r: r.version)
+    versions = sorted({r.version for r in invalid}, reverse=True)
+    return NoMatchingDistribution(
+        f"no usable version of {newest.name}: {newest}"
+        + (f" (and so does {', '.join(str(v) for v in versions[1:8])})" if len(versions) > 1 else ""),
+        hint="pin a version whose metadata is valid, or ask its maintainers to fix the metadata",
+        context={
+            "project": newest.name,
+            "versions": [str(v) for v in versions[:50]],
+            "requires_dist": newest.line,
+            "target": provider._target.to_json(),
+        },
+    )
+
+
 def _translate(provider: _Provider, exc: resolvelib.ResolutionImpossible[_Req, _Cand]) -> LockdError:
     causes = [c for c in exc.causes]
     identities = {c.requirement.identity for c in causes}
+    invalid = [c.requirement for c in causes if isinstance(c.requirement, _InvalidMetadata)]
+    if invalid and len(invalid) == len(causes):
+        return _explain_invalid_metadata(provider, invalid)
     if len(identities) == 1:
         for cause in causes:
             if isinstance(cause.requirement, _Requirement):

@@ -391,3 +391,32 @@ def test_the_probable_graph_is_fetched_before_the_resolver_reaches_it(fixture_in
         lock = resolve(request, log, reporter=HoldFirstPin())
     assert reached_at_first_pin == [True], sorted(expected - log.asked)
     assert set(lock.pins) == expected
+
+
+def test_a_version_with_unparsable_requires_dist_is_skipped_as_pip_does(mutable_index: FixtureIndex) -> None:
+    # Real PyPI: every celery 4.x wheel says `Requires-Dist: pytz (>dev)`. pip ignores such a
+    # version ("it has invalid metadata") and takes an older one; resolving it with the line
+    # dropped would lock celery without pytz.
+    mutable_index.publish("lockd-fx-badmeta", "1.0", requires_dist=("lockd-fx-plain>=1.0",))
+    mutable_index.publish(
+        "lockd-fx-badmeta",
+        "2.0",
+        requires_dist=("lockd-fx-speedups (>dev)", 'lockd-fx-plain>=1.0; extra == "fast"'),
+    )
+    with IndexClient(timeout=10.0) as fresh:
+        lock = resolve(make_request(mutable_index, "lockd-fx-badmeta"), fresh)
+        assert pins(lock) == {"lockd-fx-badmeta": "1.0", "lockd-fx-plain": "1.1"}
+        with pytest.raises(NoMatchingDistribution) as caught:
+            resolve(make_request(mutable_index, "lockd-fx-badmeta>=2"), fresh)
+    assert "lockd-fx-badmeta 2.0 has invalid metadata" in caught.value.message
+    assert "lockd-fx-speedups (>dev)" in caught.value.message
+
+
+def test_an_unparsable_requires_python_is_ignored_as_pip_does(mutable_index: FixtureIndex) -> None:
+    # Real PyPI: datatest 0.11.1 says `>=2.6.*, !=3.0.*, !=3.1.*`. pip ignores a Requires-Python it
+    # cannot parse and installs the file, so pip and uv pin 0.11.1; skipping it took an older one.
+    mutable_index.publish("lockd-fx-oddpython", "1.0", requires_python=">=3.6")
+    mutable_index.publish("lockd-fx-oddpython", "2.0", requires_python=">=3.6.*")
+    with IndexClient(timeout=10.0) as fresh:
+        lock = resolve(make_request(mutable_index, "lockd-fx-oddpython", python="3.9"), fresh)
+    assert pins(lock) == {"lockd-fx-oddpython": "2.0"}

@@ -88,9 +88,9 @@ def test_pep691_json_page() -> None:
     assert old.yanked == "" and old.is_yanked  # yanked without a reason
     assert old.sha256 is None
     assert old.metadata_url == old.url + ".metadata" and old.metadata_sha256 is None
-    # an unparseable requires-python makes the file uninstallable rather than failing the page
+    # an unparseable requires-python is ignored, as pip ignores it: the file stays installable
     bad = files["MarkupSafe-3.0.2-cp311-cp311-win_amd64.whl"]
-    assert bad.requires_python is not None and not bad.requires_python.contains("3.11")
+    assert bad.requires_python is None
     assert page.versions == {Version("3.0.2"), Version("2.1.5")}
 
 
@@ -146,6 +146,31 @@ def test_base_href_and_stray_projects_in_html() -> None:
     (only,) = page.files
     assert only.url.startswith("https://mirror.example/files/numpy-2.1.3-")
     assert only.sha256 == SHA_A
+
+
+def test_invalid_requires_python_is_ignored_as_pip_does() -> None:
+    # Real PyPI: datatest 0.11.1 says `>=2.6.*, !=3.0.*, !=3.1.*`, symengine 0.7.x `>=3.6.*,<4`.
+    # pip logs "Ignoring invalid Requires-Python" and keeps the link, so pip and uv pick them.
+    body = {
+        "meta": {"api-version": "1.1"},
+        "name": "datatest",
+        "files": [
+            {
+                "filename": "datatest-0.11.1-py2.py3-none-any.whl",
+                "url": "https://files.example/datatest-0.11.1-py2.py3-none-any.whl",
+                "hashes": {"sha256": SHA_A},
+                "requires-python": ">=2.6.*, !=3.0.*, !=3.1.*",
+            }
+        ],
+    }
+    (json_file,) = parse_json_page(json.dumps(body), "https://pypi.org/simple/datatest/", "datatest").files
+    html = (
+        '<a href="https://files.example/datatest-0.11.1-py2.py3-none-any.whl" '
+        'data-requires-python="&gt;=3.6.*">datatest-0.11.1-py2.py3-none-any.whl</a>'
+    )
+    (html_file,) = parse_html_page(html, "https://pypi.org/simple/datatest/", "datatest").files
+    assert json_file.requires_python is None
+    assert html_file.requires_python is None
 
 
 def test_empty_pages() -> None:
