@@ -33,6 +33,7 @@ from lockd.service import (
     build_request,
     drift_findings,
     drift_summary,
+    index_client,
     latest_drift_run,
     resolve_standalone,
     run_drift,
@@ -121,8 +122,10 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="requirements.txt", choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
-    parser.add_argument("--index-url", default=None, help="default index (LOCKD_INDEX_URL, else PyPI)")
-    parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL)")
+    parser.add_argument(
+        "--index-url", default=None, help="default index (LOCKD_INDEX_URL, else PyPI); https://user:pw@host/… is not written to the lock"
+    )
+    parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url")
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
 
 
@@ -177,13 +180,9 @@ def _read_text(path: Path) -> str:
 
 
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
-    overrides = {}
-    if args.index_url:
-        overrides["index_url"] = args.index_url
-    if args.pytorch_index_url:
-        overrides["pytorch_index_url"] = args.pytorch_index_url
-    if overrides:
-        settings = load_settings(**{**settings.model_dump(), **overrides})
+    if args.index_url or args.pytorch_index_url:
+        # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
+        settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
     request = build_request(
         settings,
         requirements=_read_text(args.requirements),
@@ -191,9 +190,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
         options=LockOptions(prereleases=args.pre),
     )
-    with IndexClient(
-        timeout=settings.http_timeout, max_connections=settings.http_max_connections, page_ttl=settings.page_ttl
-    ) as index:
+    with index_client(settings) as index:
         if sys.stderr.isatty():
             with _Progress(sys.stderr, index) as progress:
                 lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)

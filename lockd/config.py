@@ -2,6 +2,11 @@
 
 Nothing here runs at import: `Settings()` is constructed by `lockd.cli` (or a test) and
 passed down. Bad values fail fast with `InvalidConfiguration`, naming the variable.
+
+Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are split off here,
+once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
+them (index plans, input digests, locks, stored rows, messages); only `index_credentials` does,
+and only the `IndexClient` reads it.
 """
 
 from __future__ import annotations
@@ -9,15 +14,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockd.errors import LockdError
+from lockd.index import IndexCredentials, split_credentials
 from lockd.routing import TORCH_FAMILY
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
+_INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
 
 
 class InvalidConfiguration(LockdError):
@@ -53,6 +67,30 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # The userinfo split off each index URL field, by field; never dumped, never in a repr.
+    _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _split_index_credentials(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        credentials = {}
+        for name in _INDEX_URL_FIELDS:
+            value = data.get(name)
+            if isinstance(value, str):
+                try:
+                    data[name], credentials[name] = split_credentials(value)
+                except ValueError as exc:
+                    raise InvalidConfiguration(
+                        f"invalid configuration: LOCKD_{name.upper()}: {exc}",
+                        hint="fix the LOCKD_* environment variables named above",
+                        context={"problems": [f"LOCKD_{name.upper()}: {exc}"]},
+                    ) from None
+        settings = handler(data)
+        settings._credentials = credentials
+        return settings
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +110,25 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def index_credentials(self) -> IndexCredentials:
+        """The HTTP Basic credentials of both indexes, default index first."""
+        found = IndexCredentials()
+        for name in _INDEX_URL_FIELDS:
+            found += self._credentials.get(name, IndexCredentials())
+        return found
+
+    def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:
+        """These settings with other index URLs (the CLI's `--index-url`, `--pytorch-index-url`).
+
+        A URL given here brings its own credentials, or none; the other keeps the ones it had.
+        """
+        given = {name: url for name, url in zip(_INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True) if url}
+        updated = load_settings(**{**self.model_dump(), **given})
+        kept = {name: found for name, found in self._credentials.items() if name not in given}
+        updated._credentials = {**updated._credentials, **kept}
+        return updated
 
     @property
     def torch_family_names(self) -> tuple[str, ...]:

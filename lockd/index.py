@@ -8,10 +8,16 @@ a streamed download; sdists only yield static PKG-INFO (Metadata-Version ≥ 2.2
 not Dynamic) and nothing from them is ever executed. Metadata is cached by file sha256 (files
 are immutable); identical concurrent fetches coalesce, and `prefetch_metadata` runs them on a
 thread pool so the resolver rarely waits. Every httpx error is translated to a `LockdError`.
+
+Private indexes take HTTP Basic credentials the way pip's `MultiDomainBasicAuth` does: split from
+the configured URL's userinfo once (`split_credentials`, at the configuration edge), then sent with
+every request to that index's host (pages, `.metadata`, ranges, downloads) and to no other host,
+redirects included. URLs themselves never carry them, so neither do locks, digests or messages.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
@@ -24,11 +30,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from tempfile import SpooledTemporaryFile
 from types import TracebackType
 from typing import IO, Protocol, TypeVar
+from urllib.parse import unquote
 
 import httpx
 from packaging.utils import NormalizedName, canonicalize_name
@@ -46,12 +53,16 @@ from lockd.simple import (
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "BasicCredential",
     "FetchStats",
     "HashCache",
     "IndexClient",
+    "IndexCredential",
+    "IndexCredentials",
     "MemoryHashCache",
     "MemoryMetadataCache",
     "MetadataCache",
+    "split_credentials",
 ]
 
 DEFAULT_USER_AGENT = "lockd/0.1 (+https://github.com/lockd; httpx)"
@@ -138,6 +149,129 @@ class FetchStats:
     cache_hits: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BasicCredential:
+    """An HTTP Basic user and password. Neither shows in a repr: a token-only URL's user is the token."""
+
+    username: str = field(repr=False)
+    password: str = field(default="", repr=False)
+
+    @property
+    def header(self) -> str:
+        userpass = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(userpass).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexCredential:
+    """The credential of one configured index, for requests to its host (`host[:port]`)."""
+
+    index_url: str  # without userinfo
+    host: str
+    secure: bool  # configured over https: never sent over plain http
+    credential: BasicCredential
+
+
+@dataclass(frozen=True, slots=True)
+class IndexCredentials:
+    """HTTP Basic credentials by index host, as pip's `MultiDomainBasicAuth` applies them.
+
+    A request to a host that a configured index lives on carries that index's credential: the
+    index whose URL is the longest prefix of the request's, else the first index on that host.
+    Requests to any other host carry none.
+    """
+
+    indexes: tuple[IndexCredential, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.indexes)
+
+    def __add__(self, other: IndexCredentials) -> IndexCredentials:
+        return IndexCredentials(self.indexes + other.indexes)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every host with a credential, `host[:port]`, in configuration order (safe to show)."""
+        return tuple(dict.fromkeys(entry.host for entry in self.indexes))
+
+    def for_url(self, url: str | httpx.URL) -> BasicCredential | None:
+        """The credential a request to `url` carries, or None. Cost: one URL parse per request."""
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        host = _host_key(parsed)
+        text = str(parsed)
+        best: IndexCredential | None = None
+        best_prefix = -1
+        for entry in self.indexes:
+            if entry.host != host or (entry.secure and parsed.scheme != "https"):
+                continue
+            prefix = _with_slash(entry.index_url)
+            matched = len(prefix) if text.startswith(prefix) else 0
+            if matched > best_prefix:
+                best, best_prefix = entry, matched
+        return best.credential if best is not None else None
+
+
+def split_credentials(url: str) -> tuple[str, IndexCredentials]:
+    """`url` without its userinfo, and the credential the userinfo carried (none without one).
+
+    `https://user:pa%40ss@host/simple/` → (`https://host/simple/`, user `user`, password `pa@ss`);
+    `https://token@host/` is a user with an empty password, as pip takes it. A URL without
+    userinfo comes back unchanged, byte for byte. Raises `ValueError` (naming no part of the
+    URL) when the host of a URL with credentials cannot be parsed.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url, IndexCredentials()
+    end = len(rest)
+    for delimiter in "/?#":
+        found = rest.find(delimiter)
+        if found != -1:
+            end = min(end, found)
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not at:
+        return url, IndexCredentials()
+    clean = f"{scheme}{separator}{hostport}{rest[end:]}"
+    if not userinfo:
+        return clean, IndexCredentials()
+    try:
+        parsed = httpx.URL(clean)
+    except httpx.InvalidURL:
+        raise ValueError("the host of this URL cannot be parsed") from None
+    username, _, password = userinfo.partition(":")
+    credential = BasicCredential(unquote(username), unquote(password))
+    entry = IndexCredential(str(parsed), _host_key(parsed), parsed.scheme == "https", credential)
+    return clean, IndexCredentials((entry,))
+
+
+def _host_key(url: httpx.URL) -> str:
+    return url.host if url.port is None else f"{url.host}:{url.port}"
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+class _BasicAuthTransport(httpx.BaseTransport):
+    """Adds an index host's credential to each request sent there, redirect hops included.
+
+    httpx already drops `Authorization` when a redirect leaves the origin; this only ever adds
+    the credential of the host a request actually goes to.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, credentials: IndexCredentials) -> None:
+        self._inner = inner
+        self._credentials = credentials
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        credential = self._credentials.for_url(request.url)
+        if credential is not None:
+            request.headers["Authorization"] = credential.header
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class _Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -197,13 +331,18 @@ class IndexClient:
         metadata_cache: MetadataCache | None = None,
         hash_cache: HashCache | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        credentials: IndexCredentials | None = None,
     ) -> None:
+        self._credentials = credentials or IndexCredentials()
+        transport: httpx.BaseTransport = httpx.HTTPTransport(retries=1)
+        if self._credentials:
+            transport = _BasicAuthTransport(transport, self._credentials)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=True,
             headers={"User-Agent": user_agent},
-            transport=httpx.HTTPTransport(retries=1),
+            transport=transport,
         )
         self._page_ttl = page_ttl
         self._metadata_cache: MetadataCache = metadata_cache or MemoryMetadataCache()
@@ -480,6 +619,8 @@ class IndexClient:
             ) from None
 
     def _read_ok(self, response: httpx.Response, url: str) -> bytes:
+        if response.status_code in (401, 403):
+            raise self._refused(url, str(response.url), response.status_code)
         if response.status_code >= 400:
             raise IndexUnavailable(
                 f"{url} answered HTTP {response.status_code}",
@@ -490,6 +631,20 @@ class IndexClient:
             self._counters.add("bytes_fetched", len(chunk))
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _refused(self, url: str, answered: str, status: int) -> IndexUnavailable:
+        """401/403: says whether lockd sent credentials to the host that refused, never what they are."""
+        host = _host_key(httpx.URL(answered))
+        where = url if answered == url else f"{url} (redirected to {answered})"
+        if self._credentials.for_url(answered) is None:
+            why = f"lockd has no credentials for {host}"
+            hint = "give them in the index URL: https://user:password@host/simple/ (LOCKD_INDEX_URL, LOCKD_PYTORCH_INDEX_URL or --index-url)"
+        else:
+            why = f"it refused the credentials configured for {host}"
+            hint = "check the user and password (or token) in LOCKD_INDEX_URL / LOCKD_PYTORCH_INDEX_URL"
+        return IndexUnavailable(
+            f"{where} answered HTTP {status}: {why}", hint=hint, context={"url": url, "status": status, "host": host}
+        )
 
     def _read_whole(self, response: httpx.Response, file: DistFile) -> bytes:
         buffer = io.BytesIO()

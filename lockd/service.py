@@ -50,7 +50,7 @@ from lockd.drift import (
     drift_for,
 )
 from lockd.errors import InvalidRequest, LockdError, NotFound, ResolutionTimeout
-from lockd.index import FetchStats, IndexClient
+from lockd.index import FetchStats, HashCache, IndexClient, MetadataCache
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.render import FORMATS, render
@@ -90,6 +90,7 @@ __all__ = [
     "drift_run",
     "drift_runs",
     "drift_summary",
+    "index_client",
     "latest_drift_run",
     "resolve_standalone",
     "run_drift",
@@ -179,6 +180,27 @@ def build_request(
         target=resolved_target,
         plan=_plan(settings, resolved_target),
         options=options or LockOptions(),
+    )
+
+
+def index_client(
+    settings: Settings,
+    *,
+    page_ttl: float | None = None,
+    metadata_cache: MetadataCache | None = None,
+    hash_cache: HashCache | None = None,
+) -> IndexClient:
+    """An `IndexClient` under this configuration: its limits, and the indexes' credentials.
+
+    Every client lockd builds comes from here, so none reads a private index without them.
+    """
+    return IndexClient(
+        timeout=settings.http_timeout,
+        max_connections=settings.http_max_connections,
+        page_ttl=settings.page_ttl if page_ttl is None else page_ttl,
+        metadata_cache=metadata_cache,
+        hash_cache=hash_cache,
+        credentials=settings.index_credentials,
     )
 
 
@@ -273,11 +295,7 @@ def resolve_standalone(
     if index is not None:
         lock, stats = _timed_resolve(request, index, settings.resolve_timeout, reporter)
         return lock, stats, index.stats
-    with IndexClient(
-        timeout=settings.http_timeout,
-        max_connections=settings.http_max_connections,
-        page_ttl=settings.page_ttl,
-    ) as own:
+    with index_client(settings) as own:
         lock, stats = _timed_resolve(request, own, settings.resolve_timeout, reporter)
         return lock, stats, own.stats
 
@@ -366,13 +384,7 @@ class Service:
     def open(cls, settings: Settings) -> Service:
         engine = open_engine(settings.database_url)
         metadata_cache = DatabaseMetadataCache(engine)
-        index = IndexClient(
-            timeout=settings.http_timeout,
-            max_connections=settings.http_max_connections,
-            page_ttl=settings.page_ttl,
-            metadata_cache=metadata_cache,
-            hash_cache=DatabaseHashCache(engine),
-        )
+        index = index_client(settings, metadata_cache=metadata_cache, hash_cache=DatabaseHashCache(engine))
         service = cls(settings, engine, index)
         service.metadata_cache = metadata_cache
         return service
@@ -888,12 +900,8 @@ def run_drift(
 
 def _drift_index(service: Service) -> IndexClient:
     settings = service.settings
-    return IndexClient(
-        timeout=settings.http_timeout,
-        max_connections=settings.http_max_connections,
-        page_ttl=max(settings.page_ttl, 3600.0),  # fresh at the start of the run, shared within it
-        metadata_cache=service.metadata_cache,
-    )
+    # Fresh at the start of the run, shared within it.
+    return index_client(settings, page_ttl=max(settings.page_ttl, 3600.0), metadata_cache=service.metadata_cache)
 
 
 def _check_all(

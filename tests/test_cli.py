@@ -63,6 +63,33 @@ def test_errors_print_message_and_hint_and_exit_non_zero(fixture_index: Any, tmp
     assert _lockd("frobnicate").returncode == 2
 
 
+def test_lock_through_a_private_index_keeps_its_credentials_out_of_the_lock(mutable_index: Any, tmp_path: Path) -> None:
+    # --index-url carries the mirror's credentials; LOCKD_PYTORCH_INDEX_URL carries the PyTorch side's.
+    host = mutable_index.url.removeprefix("http://")
+    mutable_index.require_auth("ci-user", "index-s3cret")
+    mutable_index.require_auth("torch-t0ken", "", path_prefix="/whl/")
+    (tmp_path / "requirements.in").write_text("triton==3.1.0\n")
+    done = _lockd(
+        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
+        "--index-url", f"http://ci-user:index-s3cret@{host}/simple/", "--format", "pylock.toml",
+        env={"LOCKD_PYTORCH_INDEX_URL": f"http://torch-t0ken@{host}/whl", "LOCKD_INDEX_URL": "http://env:env@pypi.invalid/simple/"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'url = "http://{host}/whl/cu124/triton-3.1.0-' in done.stdout
+    assert f'default-index = "http://{host}/simple/"' in done.stdout
+    for secret in ("index-s3cret", "ci-user", "torch-t0ken", f"@{host}", "pypi.invalid"):
+        assert secret not in done.stdout + done.stderr
+    wrong = _lockd(
+        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
+        "--index-url", f"http://ci-user:wrong-s3cret@{host}/simple/", "--pytorch-index-url", f"http://torch-t0ken@{host}/whl",
+        cwd=tmp_path,
+    )
+    assert wrong.returncode == 1
+    assert f"answered HTTP 401: it refused the credentials configured for {host}" in wrong.stderr
+    assert "s3cret" not in wrong.stderr and "ci-user" not in wrong.stderr
+
+
 def test_migrate_and_token_create(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     migrated = _lockd("migrate", env={"LOCKD_DATABASE_URL": url})

@@ -1,4 +1,5 @@
-"""Settings come from LOCKD_* variables, have safe defaults, and fail fast naming the variable."""
+"""Settings come from LOCKD_* variables, have safe defaults, and fail fast naming the variable;
+index credentials are split off the index URLs here, once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from lockd.config import DEFAULT_DATABASE_URL, InvalidConfiguration, load_settings
+from lockd.inputs import canonical_json
+from lockd.service import build_request
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +58,55 @@ def test_bad_values_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(InvalidConfiguration) as caught:
         load_settings()
     assert name in caught.value.message
+
+
+def test_index_credentials_are_split_off_the_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKD_INDEX_URL", "https://ci-user:s3cr%40t@pypi.internal/simple/")
+    monkeypatch.setenv("LOCKD_PYTORCH_INDEX_URL", "https://t0ken@torch.internal:8443/whl")
+    settings = load_settings()
+    assert settings.index_url == "https://pypi.internal/simple/"
+    assert settings.pytorch_index_url == "https://torch.internal:8443/whl"
+    assert settings.index_credentials.hosts == ("pypi.internal", "torch.internal:8443")
+    default = settings.index_credentials.for_url("https://pypi.internal/packages/idna-3.10-py3-none-any.whl")
+    torch = settings.index_credentials.for_url("https://torch.internal:8443/whl/cu124/torch/")
+    assert default is not None and (default.username, default.password) == ("ci-user", "s3cr@t")
+    assert torch is not None and (torch.username, torch.password) == ("t0ken", "")
+    for shown in (repr(settings), str(settings.model_dump()), repr(settings.index_credentials)):
+        assert "s3cr" not in shown and "ci-user" not in shown and "t0ken" not in shown
+
+
+def test_cli_index_urls_bring_their_own_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKD_INDEX_URL", "https://env-user:env-pw@pypi.internal/simple/")
+    monkeypatch.setenv("LOCKD_PYTORCH_INDEX_URL", "https://torch-user:torch-pw@torch.internal/whl")
+    settings = load_settings().with_index_urls(index_url="https://cli-user:cli-pw@mirror.internal/simple/")
+    assert settings.index_url == "https://mirror.internal/simple/"
+    assert settings.index_credentials.hosts == ("mirror.internal", "torch.internal")  # pypi.internal's went with its URL
+    torch = settings.index_credentials.for_url("https://torch.internal/whl/cu124/")
+    assert torch is not None and torch.password == "torch-pw"
+    plain = settings.with_index_urls(pytorch_index_url="https://torch.internal/whl")
+    assert plain.index_credentials.hosts == ("mirror.internal",)
+
+
+def test_a_changed_password_changes_no_input_digest() -> None:
+    def digest(userinfo: str) -> str:
+        settings = load_settings(
+            database_url="sqlite://",
+            index_url=f"https://{userinfo}pypi.internal/simple/",
+            pytorch_index_url=f"https://{userinfo}pypi.internal/whl",
+        )
+        request = build_request(
+            settings, requirements="torch==2.5.1\n", target={"platform": "linux_x86_64", "python": "3.11", "cuda": "cu124"}
+        )
+        assert "@" not in canonical_json(request.canonical()).decode()
+        return request.digest
+
+    assert digest("ci:old-password@") == digest("ci:new-password@") == digest("other-token@") == digest("")
+
+
+def test_index_url_errors_never_echo_the_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value in ("ftp://ci:s3cret@mirror/simple/", "https://ci:s3cret@mirror:port/simple/"):
+        monkeypatch.setenv("LOCKD_INDEX_URL", value)
+        with pytest.raises(InvalidConfiguration) as caught:
+            load_settings()
+        assert "LOCKD_INDEX_URL" in caught.value.message
+        assert "s3cret" not in str(caught.value) + repr(caught.value.context)

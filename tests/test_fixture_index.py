@@ -218,6 +218,31 @@ def test_faults_latency_and_counters(mutable_index: FixtureIndex) -> None:
         httpx.get(index.pypi_url + "idna/", timeout=0.1)
 
 
+def test_basic_auth_requirement_answers_401_without_the_right_credentials(mutable_index: FixtureIndex) -> None:
+    index = mutable_index
+    index.require_auth("ci", "secret")
+    httpx.post(index.url + "/_control/auth", json={"user": "torch-token", "path_prefix": "/whl/"})
+    page = index.pypi_url + "idna/"
+    refused = httpx.get(page)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+    assert httpx.get(page, auth=("ci", "wrong")).status_code == 401
+    assert httpx.get(page, auth=("ci", "secret")).status_code == 200
+    # The longest prefix decides: the PyTorch side wants its token (a user with an empty password).
+    assert httpx.get(index.variant_url("cu124") + "torch/", auth=("ci", "secret")).status_code == 401
+    assert httpx.get(index.variant_url("cu124") + "torch/", auth=("torch-token", "")).status_code == 200
+    assert httpx.get(index.url + "/_control/counters").status_code == 200  # controls never ask
+    log = [(r.kind, r.status, r.user) for r in index.requests_log() if r.kind != "control"]
+    assert log == [
+        ("unauthorized", 401, None),
+        ("unauthorized", 401, "ci"),
+        ("page", 200, "ci"),
+        ("unauthorized", 401, "ci"),
+        ("page", 200, "torch-token"),
+    ]
+    index.reset()
+    assert httpx.get(page).status_code == 200
+
+
 # --- real resolvers and installers ---------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
 """Abuse: dependency confusion, SSRF, token scopes on every route, tokens at rest and in logs,
+private-index credentials in locks, digests, rows and logs,
 HTML in user-controlled fields on the dashboard, and sdist build code that must never run.
 
 The dashboard's own escaping tests (finding messages, file names) are in test_dashboard.py;
@@ -30,7 +31,10 @@ from starlette.routing import Route
 
 from lockd.config import load_settings
 from lockd.http.app import create_app
+from lockd.render import render
+from lockd.service import build_request, resolve_standalone
 from lockd.store import open_engine
+from lockd.store.schema import metadata
 from lockd.store.schema import tokens as tokens_table
 from tests.conftest import LockdServer, fresh_database, server_env
 from tests.test_bad_input import assert_problem, row_counts
@@ -308,34 +312,67 @@ def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) 
         assert token[6:20] not in log
 
 
-def test_index_and_webhook_credentials_stay_out_of_problems_and_logs(
+def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
     start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
 ) -> None:
-    # A private mirror is configured with its credentials in the URL, and a Slack-style webhook
-    # carries its secret in the path. Error messages name the index; httpx logs every URL it
-    # fetches; the webhook's failures are logged. None of them may show the secrets.
+    # A private mirror is configured with its credentials in the URL and answers 401 without them
+    # (its PyTorch side wants other ones), and a Slack-style webhook carries its secret in the path.
+    # The credentials are sent to the mirror, and nowhere else: not into the lock files (served
+    # anonymously), the input digest, the stored rows, error messages, httpx's URL logs or the
+    # webhook's failure log.
     host = mutable_index.url.removeprefix("http://")
+    mutable_index.require_auth("mirror-user", "index-secret")
+    mutable_index.require_auth("mirror-user", "torch-secret", path_prefix="/whl/")
     webhook = f"http://127.0.0.1:{_closed_port()}/services/T0/B0/webhook-secret"
     server = start_lockd(
         database_url,
         index=mutable_index,
-        LOCKD_INDEX_URL=f"http://lockd:index-secret@{host}/simple/",
-        LOCKD_PYTORCH_INDEX_URL=f"http://lockd:torch-secret@{host}/whl",
+        LOCKD_INDEX_URL=f"http://mirror-user:index-secret@{host}/simple/",
+        LOCKD_PYTORCH_INDEX_URL=f"http://mirror-user:torch-secret@{host}/whl",
         LOCKD_WEBHOOK_URL=webhook,
     )
-    secrets = ("index-secret", "torch-secret", "webhook-secret")
+    secrets = ("index-secret", "torch-secret", "webhook-secret", "mirror-user", f"@{host}")
+
+    def leaked(text: str) -> list[str]:
+        return [s for s in secrets if s in text]
+
     with server.client("lock") as client:
         unknown = client.post("/lock", params=LINUX, content="lockd-fx-no-such-project\n", headers={"content-type": "text/plain"})
         problem = assert_problem(unknown, 422, "unknown-project")
-        assert problem["context"]["index"] == f"http://***@{host}/simple/"
+        assert problem["context"]["index"] == f"http://{host}/simple/"
         torch = client.post(
             "/lock", params={**LINUX, "cuda": "cu124"}, content="torch==99\n", headers={"content-type": "text/plain"}
         )
         assert_problem(torch, 422, "no-matching-distribution")
         locked = client.post("/lock", params=LINUX, content="lockd-fx-plain==1.1\n", headers={"content-type": "text/plain"})
         assert locked.status_code == 201, locked.text
+        # triton from the PyTorch side (root-relative links), filelock from the default index.
+        cuda = client.post(
+            "/lock", params={**LINUX, "cuda": "cu124"}, content="triton==3.1.0\n", headers={"content-type": "text/plain"}
+        )
+        assert cuda.status_code == 201, cuda.text
     for response in (unknown, torch):
-        assert not [s for s in secrets if s in response.text], response.text
+        assert not leaked(response.text), response.text
+    digest = cuda.headers["input-digest"]
+    served = {name: httpx.get(f"{server.url}/v1/locks/{digest}/{name}").content for name in _FILES}
+    for name, content in served.items():
+        assert not leaked(content.decode()), (name, content.decode()[:2000])
+    assert f"--index-url http://{host}/simple/\n" in served["requirements.txt"].decode()
+    assert f"--extra-index-url http://{host}/whl/cu124/\n" in served["requirements.txt"].decode()
+    assert f'url = "http://{host}/whl/cu124/triton-3.1.0-' in served["pylock.toml"].decode()
+    # The mirror saw the credentials on every request lockd made: pages, metadata, files.
+    users = {(r.kind, r.user) for r in mutable_index.requests_log() if r.kind != "control"}
+    assert users == {(kind, "mirror-user") for kind, _ in users}, users
+    # A password is not part of the input: the digest is the one without (or with other) credentials.
+    for password in ("", "mirror-user:rotated@", "token@"):
+        settings = load_settings(
+            database_url="sqlite://",
+            index_url=f"http://{password}{host}/simple/",
+            pytorch_index_url=f"http://{password}{host}/whl",
+        )
+        request = build_request(settings, requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"})
+        assert request.digest == digest, password
+
     for artifact in mutable_index.files("lockd-fx-plain"):
         if "-1.1" in artifact.filename:
             mutable_index.delete(artifact.filename)
@@ -343,11 +380,52 @@ def test_index_and_webhook_credentials_stay_out_of_problems_and_logs(
         run = admin.post("/v1/drift/runs", params={"wait": "true"}, timeout=60)
         assert run.status_code == 200, run.text
         assert run.json()["run"]["counts"]["missing"] == 1  # an alert: the webhook is called, and fails
+        assert run.json()["run"]["counts"]["unresolvable"] == 0  # drift read the mirror with its credentials
+    rows = _all_rows(server.database_url)
+    assert digest in rows and "missing" in rows
+    assert not leaked(rows), [line for line in rows.splitlines() if leaked(line)][:3]
+
+    # The mirror rotates its passwords: the same input locks to the same bytes under the new ones...
+    mutable_index.require_auth("mirror-user", "index-rotated")
+    mutable_index.require_auth("mirror-user", "torch-rotated", path_prefix="/whl/")
+    rotated = load_settings(
+        database_url="sqlite://",
+        index_url=f"http://mirror-user:index-rotated@{host}/simple/",
+        pytorch_index_url=f"http://mirror-user:torch-rotated@{host}/whl",
+    )
+    request = build_request(rotated, requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"})
+    lock, _stats, _fetched = resolve_standalone(rotated, request)
+    assert {name: render(lock, fmt) for name, fmt in _FILES.items()} == served
+    # ...while the server, still on the old ones, gets a clear problem naming the index, not the secret.
+    with server.client("lock") as client:
+        refused = client.post("/lock", params=LINUX, content="idna\n", headers={"content-type": "text/plain"})
+    problem = assert_problem(refused, 502, "index-unavailable")
+    assert f"http://{host}/simple/idna/" in problem["detail"] and "401" in problem["detail"]
+    assert "credentials" in problem["detail"] and not leaked(refused.text), refused.text
+
     time.sleep(0.3)
     log = server.log()
     assert "drift webhook http://127.0.0.1:" in log  # the failure is logged, by its origin only
     assert '"logger": "lockd.http"' in log
-    assert not [s for s in secrets if s in log], [line for line in log.splitlines() if any(s in line for s in secrets)][:3]
+    assert not leaked(log), [line for line in log.splitlines() if leaked(line)][:3]
+
+
+_FILES = {"requirements.txt": "requirements.txt", "pylock.toml": "pylock.toml", "conda-lock.yml": "conda-lock.yml", "lock.json": "json"}
+
+
+def _all_rows(database_url: str) -> str:
+    """Every row of every table, as one text to search."""
+    engine = open_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            tables = {table.name: [dict(r) for r in conn.execute(sa.select(table)).mappings()] for table in metadata.sorted_tables}
+    finally:
+        engine.dispose()
+
+    def text(value: object) -> str:
+        return bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | memoryview) else str(value)
+
+    return json.dumps(tables, default=text)
 
 
 def _closed_port() -> int:
