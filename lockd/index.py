@@ -334,12 +334,13 @@ class IndexClient:
         credentials: IndexCredentials | None = None,
     ) -> None:
         self._credentials = credentials or IndexCredentials()
-        transport: httpx.BaseTransport = httpx.HTTPTransport(retries=1)
+        # httpx ignores a Client's `limits` once a transport is given: they belong here.
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        transport: httpx.BaseTransport = httpx.HTTPTransport(retries=1, limits=limits)
         if self._credentials:
             transport = _BasicAuthTransport(transport, self._credentials)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=True,
             headers={"User-Agent": user_agent},
             transport=transport,

@@ -247,6 +247,24 @@ def test_page_cache_ttl_and_coalescing(mutable_index: FixtureIndex) -> None:
         assert client.stats.pages == 2 and client.stats.cache_hits >= 1
 
 
+def test_max_connections_bounds_parallel_requests(mutable_index: FixtureIndex) -> None:
+    """LOCKD_HTTP_MAX_CONNECTIONS is a real bound: with 1, three pages are fetched one after another."""
+    names = [canonicalize_name(n) for n in ("idna", "certifi", "urllib3")]
+    with IndexClient(timeout=5.0, max_connections=1) as client:
+        mutable_index.set_latency(300)
+        try:
+            started = time.monotonic()
+            threads = [threading.Thread(target=client.project_page, args=(mutable_index.pypi_url, n)) for n in names]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.monotonic() - started
+        finally:
+            mutable_index.set_latency(0)
+    assert elapsed >= 0.85, f"3 pages at 300 ms each took {elapsed:.2f} s over one connection"
+
+
 def test_metadata_cache_is_shared_by_file_hash(fixture_index: FixtureIndex) -> None:
     cache = MemoryMetadataCache()
     with IndexClient(metadata_cache=cache) as first:
