@@ -289,6 +289,11 @@ class _Finder:
         """Why no file of `version` installs on the target, in words."""
         files = [f for f in self.page.files if f.version == version]
         target = self._target.describe()
+        if not files:
+            return (
+                f"{self.page.name} {version} has wheels only for platforms or Pythons that no lockd "
+                f"target matches, and no sdist; none of them installs on {target}"
+            )
         if all(f.is_yanked for f in files):
             reason = files[0].yanked or ""
             return f"{self.page.name} {version} was yanked" + (f" ({reason})" if reason else "")

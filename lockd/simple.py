@@ -30,6 +30,8 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from lockd.target import lockable_anywhere
+
 __all__ = [
     "ACCEPT_HEADER",
     "JSON_CONTENT_TYPE",
@@ -71,13 +73,20 @@ class DistFile:
 
 @dataclass(frozen=True, slots=True)
 class ProjectPage:
+    """A project's files that some lockable target can install (wheels), or build from (sdists).
+
+    Wheels that install on no target in `lockd.target`'s table are not kept as files: their
+    versions are listed in `foreign_versions`, so an error can still say why they do not fit.
+    """
+
     name: NormalizedName
     index_url: str
     files: tuple[DistFile, ...]
+    foreign_versions: frozenset[Version] = frozenset()
 
     @property
     def versions(self) -> frozenset[Version]:
-        return frozenset(f.version for f in self.files)
+        return frozenset(f.version for f in self.files) | self.foreign_versions
 
 
 def parse_upload_time(text: object) -> datetime | None:
@@ -184,7 +193,34 @@ def _absolute_url(page_url: str, url: str) -> str:
 _PLAIN_URL = re.compile(r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*")
 
 
+_FileHead = tuple[Literal["wheel", "sdist"], Version, frozenset[Tag]]
+
+
+def _file_head(project: NormalizedName, filename: str, foreign: set[Version]) -> _FileHead | None:
+    """Kind, version and tags of a file of `project` that pip would install and some target could.
+
+    None for anything else. The version of a wheel of `project` that installs on no lockable
+    target is added to `foreign`. This runs for every file of a page, before anything else
+    about the file is read: most files of a big page stop here.
+    """
+    if filename.endswith(".whl"):
+        wheel = _parse_wheel_name(filename)
+        if wheel is None or wheel[0] != project:
+            return None
+        if not lockable_anywhere(wheel[2]):
+            foreign.add(wheel[1])
+            return None
+        return "wheel", wheel[1], wheel[2]
+    if filename.endswith((".tar.gz", ".zip")):
+        sdist = _parse_sdist_name(filename)
+        if sdist is None or sdist[0] != project:
+            return None
+        return "sdist", sdist[1], frozenset()
+    return None  # .egg, .exe, .msi: nothing pip would install
+
+
 def _dist_file(
+    head: _FileHead,
     project: NormalizedName,
     filename: str,
     url: str,
@@ -196,26 +232,8 @@ def _dist_file(
     upload_time: object,
     metadata: object,
     index_url: str,
-) -> DistFile | None:
-    kind: Literal["wheel", "sdist"]
-    tags: frozenset[Tag]
-    if filename.endswith(".whl"):
-        wheel = _parse_wheel_name(filename)
-        if wheel is None:
-            return None
-        name, version, tags = wheel
-        kind = "wheel"
-    elif filename.endswith((".tar.gz", ".zip")):
-        sdist = _parse_sdist_name(filename)
-        if sdist is None:
-            return None
-        name, version = sdist
-        tags = frozenset()
-        kind = "sdist"
-    else:
-        return None  # .egg, .exe, .msi: nothing pip would install
-    if name != project:
-        return None
+) -> DistFile:
+    kind, version, tags = head
     metadata_url: str | None = None
     metadata_sha256: str | None = None
     if metadata is True or isinstance(metadata, Mapping):
@@ -224,7 +242,7 @@ def _dist_file(
             value = metadata.get("sha256")
             metadata_sha256 = value if isinstance(value, str) else None
     return DistFile(
-        name=name,
+        name=project,
         version=version,
         filename=filename,
         url=url,
@@ -254,18 +272,28 @@ def parse_json_page(body: bytes | str, page_url: str, project: str) -> ProjectPa
     data: dict[str, Any] = json.loads(body)
     name = canonicalize_name(project)
     files: list[DistFile] = []
+    foreign: set[Version] = set()
     for entry in data.get("files", []):
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             continue
-        url = _absolute_url(page_url, entry["url"])
+        url: str | None = None
+        filename = entry.get("filename")
+        if not filename:
+            url = _absolute_url(page_url, entry["url"])
+            filename = url.rsplit("/", 1)[-1]
+        head = _file_head(name, str(filename), foreign)
+        if head is None:
+            continue
+        url = url or _absolute_url(page_url, entry["url"])
         hashes = entry.get("hashes")
         sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
         sha256 = sha256 if isinstance(sha256, str) else None
         metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
         size = entry.get("size")
         dist = _dist_file(
+            head,
             name,
-            str(entry.get("filename") or url.rsplit("/", 1)[-1]),
+            str(filename),
             url,
             sha256=sha256,
             size=size if isinstance(size, int) else None,
@@ -275,9 +303,8 @@ def parse_json_page(body: bytes | str, page_url: str, project: str) -> ProjectPa
             metadata=metadata,
             index_url=page_url,
         )
-        if dist is not None:
-            files.append(dist)
-    return ProjectPage(name, page_url, tuple(files))
+        files.append(dist)
+    return ProjectPage(name, page_url, tuple(files), frozenset(foreign - {f.version for f in files}))
 
 
 class _AnchorParser(HTMLParser):
@@ -325,6 +352,7 @@ def parse_html_page(body: bytes | str, page_url: str, project: str) -> ProjectPa
     base = urljoin(page_url, parser.base) if parser.base else page_url
     name = canonicalize_name(project)
     files: list[DistFile] = []
+    foreign: set[Version] = set()
     for attrs, link_text in parser.anchors:
         href = attrs.get("href")
         if not href:
@@ -334,8 +362,12 @@ def parse_html_page(body: bytes | str, page_url: str, project: str) -> ProjectPa
         sha256 = digest if algo.lower() == "sha256" and digest else None
         # The PyTorch index percent-encodes the `+` of local versions in its hrefs.
         filename = unquote(url.rsplit("/", 1)[-1]) or link_text
+        head = _file_head(name, filename, foreign)
+        if head is None:
+            continue
         yanked = attrs.get("data-yanked") if "data-yanked" in attrs else None
         dist = _dist_file(
+            head,
             name,
             filename,
             url,
@@ -347,6 +379,5 @@ def parse_html_page(body: bytes | str, page_url: str, project: str) -> ProjectPa
             metadata=_html_metadata(attrs),
             index_url=page_url,
         )
-        if dist is not None:
-            files.append(dist)
-    return ProjectPage(name, page_url, tuple(files))
+        files.append(dist)
+    return ProjectPage(name, page_url, tuple(files), frozenset(foreign - {f.version for f in files}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.version import InvalidVersion, Version
@@ -27,6 +27,7 @@ __all__ = [
     "CudaVariant",
     "Platform",
     "Target",
+    "lockable_anywhere",
     "parse_python",
     "parse_variant",
     "target_from_spec",
@@ -292,3 +293,22 @@ def target_from_spec(spec: Mapping[str, object]) -> Target:
     if cuda is not None and not isinstance(cuda, str):
         raise InvalidTarget("cuda must be a string such as cu124 or 12.4", context={"field": "cuda"})
     return Target.of(platform, str(python), cuda)
+
+
+@lru_cache(maxsize=1)
+def _every_target_tag() -> frozenset[Tag]:
+    tags: set[Tag] = set()
+    for platform in PLATFORMS.values():
+        for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1):
+            tags.update(Target(platform, Version(f"{PYTHON_MIN[0]}.{minor}.0"), None).tags)
+    return frozenset(tags)
+
+
+def lockable_anywhere(tags: frozenset[Tag]) -> bool:
+    """Whether a wheel with these tags installs on at least one target lockd can lock for.
+
+    Two thirds of the files on big PyPI pages (grpcio, numpy) are for Pythons or platforms
+    outside the table (cp27, ppc64le, musllinux, win32): no lock can ever pin them.
+    """
+    return not tags.isdisjoint(_every_target_tag())
+

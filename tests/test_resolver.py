@@ -420,3 +420,18 @@ def test_an_unparsable_requires_python_is_ignored_as_pip_does(mutable_index: Fix
     with IndexClient(timeout=10.0) as fresh:
         lock = resolve(make_request(mutable_index, "lockd-fx-oddpython", python="3.9"), fresh)
     assert pins(lock) == {"lockd-fx-oddpython": "2.0"}
+
+
+def test_a_version_whose_wheels_fit_no_lockable_target_is_explained(mutable_index: FixtureIndex) -> None:
+    # Such wheels (cp27, ppc64le, win32) are dropped when the page is read; the version is not.
+    mutable_index.publish("lockd-fx-foreign", "1.0")
+    mutable_index.publish(
+        "lockd-fx-foreign", "2.0", wheel_tags=("cp27-cp27mu-manylinux1_x86_64", "cp311-cp311-linux_ppc64le")
+    )
+    with IndexClient(timeout=10.0) as fresh:
+        assert pins(resolve(make_request(mutable_index, "lockd-fx-foreign"), fresh)) == {"lockd-fx-foreign": "1.0"}
+        with pytest.raises(NoMatchingDistribution) as caught:
+            resolve(make_request(mutable_index, "lockd-fx-foreign>=2"), fresh)
+    assert "lockd-fx-foreign 2.0 has wheels only for platforms or Pythons that no lockd target matches" in (
+        caught.value.message
+    )

@@ -20,6 +20,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from lockd.simple import parse_html_page, parse_json_page
+from lockd.target import PLATFORMS, Target
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -200,11 +201,13 @@ _URLS = st.sampled_from(
 )
 
 
+_EVERY_TARGET = [Target.of(p, f"3.{minor}") for p in PLATFORMS for minor in range(9, 14)]
+
+
 def _reference_files(entries: list[dict[str, str]], page_url: str) -> list[tuple[object, ...]]:
     """What parse_json_page must find, computed the slow, obvious way with packaging and urllib."""
     found: list[tuple[object, ...]] = []
     for entry in entries:
-        url = urldefrag(urljoin(page_url, entry["url"]))[0]
         filename = entry["filename"]
         try:
             if filename.endswith(".whl"):
@@ -216,7 +219,11 @@ def _reference_files(entries: list[dict[str, str]], page_url: str) -> list[tuple
                 continue
         except (InvalidWheelFilename, InvalidSdistFilename):
             continue
+        if tags and not any(target.wheel_rank(tags) is not None for target in _EVERY_TARGET):
+            continue  # installs on no target lockd locks for
         if name == "demo-pkg":
+            # Only a file that is kept has its URL resolved: a bad URL on any other file is no error.
+            url = urldefrag(urljoin(page_url, entry["url"]))[0]
             found.append((filename, url, version, tags, SpecifierSet(entry["requires-python"])))
     return found
 
@@ -242,3 +249,27 @@ def test_json_page_files_match_packaging_and_urljoin(raw: list[tuple[str, str, s
         return
     page = parse_json_page(body, page_url, "Demo.Pkg")
     assert [(f.filename, f.url, f.version, f.tags, f.requires_python) for f in page.files] == expected
+
+
+def test_wheels_no_target_can_install_are_not_files_but_their_versions_are_known() -> None:
+    """cp27, ppc64le, musllinux, win32 wheels can never be pinned: only their versions are kept."""
+    files = [
+        ("demo_pkg-1.0-cp27-cp27mu-manylinux1_x86_64.whl", "1.0"),
+        ("demo_pkg-1.0-cp311-cp311-manylinux_2_17_ppc64le.whl", "1.0"),
+        ("demo_pkg-1.0-cp311-cp311-musllinux_1_2_x86_64.whl", "1.0"),
+        ("demo_pkg-1.0-cp311-cp311-win32.whl", "1.0"),
+        ("demo_pkg-2.0-cp311-cp311-win32.whl", "2.0"),
+        ("demo_pkg-2.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "2.0"),
+        ("demo_pkg-2.0-cp313-cp313-macosx_11_0_arm64.whl", "2.0"),
+        ("demo_pkg-2.0-cp39-cp39-win_amd64.whl", "2.0"),
+        ("demo_pkg-2.0.tar.gz", "2.0"),
+    ]
+    entries = [{"filename": f, "url": f"https://files.example/{f}", "hashes": {}} for f, _ in files]
+    page = parse_json_page(json.dumps({"meta": {"api-version": "1.1"}, "files": entries}), "https://x/simple/demo-pkg/", "demo-pkg")
+    assert [f.filename for f in page.files] == [f for f, _ in files[5:]]
+    assert page.foreign_versions == {Version("1.0")}
+    assert page.versions == {Version("1.0"), Version("2.0")}
+    html = "".join(f'<a href="https://files.example/{f}">{f}</a>' for f, _ in files)
+    from_html = parse_html_page(html, "https://x/whl/cpu/demo-pkg/", "demo-pkg")
+    assert [f.filename for f in from_html.files] == [f for f, _ in files[5:]]
+    assert from_html.foreign_versions == {Version("1.0")}
