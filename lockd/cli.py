@@ -3,6 +3,8 @@
 Each subcommand is a `(name, add_arguments, run)` entry in `_COMMANDS`: adding one (the drift
 commands) is one function pair and one line there. Settings are built here, once, from
 `LOCKD_*`. Errors print their message and hint and exit non-zero; tracebacks are for bugs.
+What only some subcommands need (the web stack, the database stack) is imported inside them,
+so `lockd lock` and `lockd --help` start without it.
 """
 
 from __future__ import annotations
@@ -27,17 +29,8 @@ from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, decode_body
 from lockd.render import FORMATS, render
-from lockd.service import (
-    SCOPES,
-    Service,
-    build_request,
-    drift_findings,
-    drift_summary,
-    index_client,
-    latest_drift_run,
-    resolve_standalone,
-    run_drift,
-)
+from lockd.standalone import build_request, index_client, resolve_standalone
+from lockd.tokens import SCOPES
 
 __all__ = ["main"]
 
@@ -81,6 +74,9 @@ def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: `lockd lock` never opens the database, and SQLAlchemy costs ~0.15 s to load.
+    from lockd.service import Service  # noqa: PLC0415
+
     service = Service.open(settings)
     try:
         head = service.migrate()
@@ -101,6 +97,8 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.service import Service  # noqa: PLC0415 (the database stack only where it is needed)
+
     service = Service.open(settings)
     try:
         token = service.create_token(name=args.name, scope=args.scope)
@@ -227,6 +225,14 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.service import (  # noqa: PLC0415 (the database stack only where it is needed)
+        Service,
+        drift_findings,
+        drift_summary,
+        latest_drift_run,
+        run_drift,
+    )
+
     kinds = parse_kinds(args.fail_on)
     configure_logging(settings.log_level)  # progress goes to the JSON log on stderr
     service = Service.open(settings)

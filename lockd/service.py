@@ -49,13 +49,13 @@ from lockd.drift import (
     check_files,
     drift_for,
 )
-from lockd.errors import InvalidRequest, LockdError, NotFound, ResolutionTimeout
-from lockd.index import FetchStats, HashCache, IndexClient, MetadataCache
+from lockd.errors import LockdError, NotFound
+from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.render import FORMATS, render
-from lockd.resolver import ResolveReporter, resolve
-from lockd.routing import IndexPlan, plan_for
+from lockd.routing import IndexPlan
+from lockd.standalone import ResolveStats, build_request, index_client, timed_resolve
 from lockd.store import (
     DatabaseHashCache,
     DatabaseMetadataCache,
@@ -72,34 +72,28 @@ from lockd.store import (
 )
 from lockd.store import drift as drift_store
 from lockd.store.drift import DriftResultRecord, DriftRunRecord
-from lockd.target import Target, target_from_spec
+from lockd.target import Target
+from lockd.tokens import granted_scopes
 
 __all__ = [
-    "SCOPES",
     "TOKEN_CACHE_SECONDS",
     "DriftLockView",
     "LockResult",
     "Readiness",
     "RefreshResult",
-    "ResolveStats",
     "Service",
-    "build_request",
     "drift_findings",
     "drift_lock",
     "drift_results",
     "drift_run",
     "drift_runs",
     "drift_summary",
-    "index_client",
     "latest_drift_run",
-    "resolve_standalone",
     "run_drift",
 ]
 
 log = logging.getLogger(__name__)
 
-# Each scope includes the ones after it: an admin may lock, a locker may read.
-SCOPES: tuple[str, ...] = ("admin", "lock", "read")
 _TOKEN_PREFIX = "lockd_"
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.25
@@ -112,16 +106,6 @@ TOKEN_CACHE_SECONDS = 5.0
 _TOKEN_ENTRIES = 1024
 # Rendered files kept in memory per process, by total size (a torch lock's pylock.toml is ~100 KiB).
 _FILE_CACHE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ResolveStats:
-    """What one resolution cost."""
-
-    seconds: float
-    packages: int
-    requests: int
-    bytes_fetched: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,63 +138,6 @@ class Readiness:
     schema: str | None
     head: str
     detail: str
-
-
-def build_request(
-    settings: Settings,
-    *,
-    requirements: str,
-    target: Mapping[str, object],
-    constraints: str = "",
-    options: LockOptions | None = None,
-) -> LockRequest:
-    """Intake: text + loose target spec → a normalised `LockRequest` under this configuration."""
-    parsed = parse_requirements(requirements, max_requirements=settings.max_requirements)
-    if not parsed:
-        raise InvalidRequest(
-            "no requirements given", hint="send a requirements.in with at least one project name"
-        )
-    parsed_constraints = parse_requirements(
-        constraints, source="constraints.txt", max_requirements=settings.max_requirements
-    )
-    resolved_target = target_from_spec(target)
-    return LockRequest(
-        requirements=parsed,
-        constraints=parsed_constraints,
-        target=resolved_target,
-        plan=_plan(settings, resolved_target),
-        options=options or LockOptions(),
-    )
-
-
-def index_client(
-    settings: Settings,
-    *,
-    page_ttl: float | None = None,
-    metadata_cache: MetadataCache | None = None,
-    hash_cache: HashCache | None = None,
-) -> IndexClient:
-    """An `IndexClient` under this configuration: its limits, and the indexes' credentials.
-
-    Every client lockd builds comes from here, so none reads a private index without them.
-    """
-    return IndexClient(
-        timeout=settings.http_timeout,
-        max_connections=settings.http_max_connections,
-        page_ttl=settings.page_ttl if page_ttl is None else page_ttl,
-        metadata_cache=metadata_cache,
-        hash_cache=hash_cache,
-        credentials=settings.index_credentials,
-    )
-
-
-def _plan(settings: Settings, target: Target) -> IndexPlan:
-    return plan_for(
-        target,
-        default_url=settings.index_url,
-        pytorch_base=settings.pytorch_index_url,
-        family=settings.torch_family_names,
-    )
 
 
 def _request_from_canonical(canonical: Mapping[str, Any]) -> LockRequest:
@@ -254,50 +181,6 @@ def _render_all(lock: Lock) -> list[LockFileRecord]:
             LockFileRecord(digest, name, hashlib.sha256(content).hexdigest(), spec.media_type, content)
         )
     return files
-
-
-def _timed_resolve(
-    request: LockRequest, index: IndexClient, budget: float, reporter: ResolveReporter | None = None
-) -> tuple[Lock, ResolveStats]:
-    """Resolve within `budget` seconds or raise `ResolutionTimeout` (the resolver checks CUDA mixing)."""
-    before = index.stats
-    started = time.monotonic()
-    deadline = started + budget
-    lock = resolve(request, index, reporter=reporter, deadline=deadline)
-    elapsed = time.monotonic() - started
-    if elapsed > budget:
-        raise ResolutionTimeout(
-            f"resolution took {elapsed:.1f} s, over its budget of {budget:g} s",
-            hint="retry later, or raise LOCKD_RESOLVE_TIMEOUT",
-            context={"budget_seconds": budget},
-        )
-    after = index.stats
-    stats = ResolveStats(
-        seconds=elapsed,
-        packages=len(lock.packages),
-        requests=after.requests - before.requests,
-        bytes_fetched=after.bytes_fetched - before.bytes_fetched,
-    )
-    return lock, stats
-
-
-def resolve_standalone(
-    settings: Settings,
-    request: LockRequest,
-    *,
-    reporter: ResolveReporter | None = None,
-    index: IndexClient | None = None,
-) -> tuple[Lock, ResolveStats, FetchStats]:
-    """Resolve without a database or server (the `lockd lock` command): in-memory caches only.
-
-    Pass `index` to watch its traffic while it runs (the CLI's progress line); it stays open.
-    """
-    if index is not None:
-        lock, stats = _timed_resolve(request, index, settings.resolve_timeout, reporter)
-        return lock, stats, index.stats
-    with index_client(settings) as own:
-        lock, stats = _timed_resolve(request, own, settings.resolve_timeout, reporter)
-        return lock, stats, own.stats
 
 
 class _RenderedFiles:
@@ -373,7 +256,7 @@ class Service:
         self.engine = engine
         self.index = index
         self.metadata_cache: DatabaseMetadataCache | None = None
-        self.resolve: Callable[..., tuple[Lock, ResolveStats]] = _timed_resolve
+        self.resolve: Callable[..., tuple[Lock, ResolveStats]] = timed_resolve
         # Told of every resolution this process runs: (outcome, seconds). The outcome is
         # `created`, `refreshed`, `unchanged` or an error code. Set by the HTTP layer's metrics.
         self.on_resolution: Callable[[str, float], None] | None = None
@@ -709,9 +592,7 @@ class Service:
 
     def create_token(self, *, name: str, scope: str) -> str:
         """A new bearer token with `scope` (and the scopes it includes); shown once, stored hashed."""
-        if scope not in SCOPES:
-            raise InvalidRequest(f"unknown scope {scope!r}", hint="use one of: " + ", ".join(SCOPES))
-        granted = frozenset(SCOPES[SCOPES.index(scope) :])
+        granted = granted_scopes(scope)
         token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
         with transaction(self.engine, write=True) as conn:
             queries.create_token(conn, name=name, token_hash=_token_hash(token), scopes=granted, now=_now())

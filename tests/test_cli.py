@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,11 +14,31 @@ from lockd.service import Service
 from tests.conftest import ROOT
 
 
-def _lockd(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _python(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "lockd", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
+        [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
     )
+
+
+def _lockd(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return _python("-m", "lockd", *args, env=env, cwd=cwd)
+
+
+# Loaded only by the subcommands that use them: together they were half of `lockd lock`'s start-up.
+_DEFERRED_PACKAGES = ("alembic", "fastapi", "jinja2", "sqlalchemy", "starlette", "uvicorn")
+
+
+def test_lock_and_help_start_without_the_web_and_database_stacks() -> None:
+    probe = (
+        "import contextlib, io, json, sys, lockd.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    lockd.cli.main(['lock', '--help'])\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {_DEFERRED_PACKAGES!r})))\n"
+    )
+    done = _python("-c", probe)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
 
 
 def test_lock_without_a_server_is_quiet_when_piped(fixture_index: Any, tmp_path: Path) -> None:

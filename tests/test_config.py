@@ -9,7 +9,7 @@ import pytest
 
 from lockd.config import DEFAULT_DATABASE_URL, InvalidConfiguration, load_settings
 from lockd.inputs import canonical_json
-from lockd.service import build_request
+from lockd.standalone import build_request
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

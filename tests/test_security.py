@@ -32,7 +32,7 @@ from starlette.routing import Route
 from lockd.config import load_settings
 from lockd.http.app import create_app
 from lockd.render import render
-from lockd.service import build_request, resolve_standalone
+from lockd.standalone import build_request, resolve_standalone
 from lockd.store import open_engine
 from lockd.store.schema import metadata
 from lockd.store.schema import tokens as tokens_table

@@ -21,16 +21,15 @@ import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 
 from lockd.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -158,6 +157,9 @@ def _autocommit(engine: Engine, work: Callable[[Connection], _T]) -> _T:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic (and Mako with it) loads only where migrations are read or run: most commands never do.
+    from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -166,6 +168,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(engine: Engine) -> str:
     """Upgrade the schema to head; returns the head revision."""
+    from alembic import command  # noqa: PLC0415 (see alembic_config)
+
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as conn:
@@ -177,12 +181,16 @@ def migrate(engine: Engine) -> str:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 (see alembic_config)
+
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     return ",".join(sorted(heads))
 
 
 def schema_revision(engine: Engine) -> str | None:
     """The revision the database is at (None if never migrated); raises StoreUnavailable."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 (see alembic_config)
+
     try:
         with engine.connect() as conn:
             heads = MigrationContext.configure(conn).get_current_heads()

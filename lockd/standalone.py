@@ -1,0 +1,133 @@
+"""Locking without a database: a request, an index client and a timed resolution under `Settings`.
+
+`lockd lock` needs only this module, so it never loads SQLAlchemy or Alembic (~0.2 s, half of its
+imports); `lockd.service` builds on the same functions and adds storage, revisions and leases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lockd.config import Settings
+from lockd.errors import InvalidRequest, ResolutionTimeout
+from lockd.index import FetchStats, HashCache, IndexClient, MetadataCache
+from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.lock import Lock
+from lockd.resolver import ResolveReporter, resolve
+from lockd.routing import IndexPlan, plan_for
+from lockd.target import Target, target_from_spec
+
+__all__ = ["ResolveStats", "build_request", "index_client", "resolve_standalone", "timed_resolve"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveStats:
+    """What one resolution cost."""
+
+    seconds: float
+    packages: int
+    requests: int
+    bytes_fetched: int
+
+
+def build_request(
+    settings: Settings,
+    *,
+    requirements: str,
+    target: Mapping[str, object],
+    constraints: str = "",
+    options: LockOptions | None = None,
+) -> LockRequest:
+    """Intake: text + loose target spec → a normalised `LockRequest` under this configuration."""
+    parsed = parse_requirements(requirements, max_requirements=settings.max_requirements)
+    if not parsed:
+        raise InvalidRequest(
+            "no requirements given", hint="send a requirements.in with at least one project name"
+        )
+    parsed_constraints = parse_requirements(
+        constraints, source="constraints.txt", max_requirements=settings.max_requirements
+    )
+    resolved_target = target_from_spec(target)
+    return LockRequest(
+        requirements=parsed,
+        constraints=parsed_constraints,
+        target=resolved_target,
+        plan=_plan(settings, resolved_target),
+        options=options or LockOptions(),
+    )
+
+
+def index_client(
+    settings: Settings,
+    *,
+    page_ttl: float | None = None,
+    metadata_cache: MetadataCache | None = None,
+    hash_cache: HashCache | None = None,
+) -> IndexClient:
+    """An `IndexClient` under this configuration: its limits, and the indexes' credentials.
+
+    Every client lockd builds comes from here, so none reads a private index without them.
+    """
+    return IndexClient(
+        timeout=settings.http_timeout,
+        max_connections=settings.http_max_connections,
+        page_ttl=settings.page_ttl if page_ttl is None else page_ttl,
+        metadata_cache=metadata_cache,
+        hash_cache=hash_cache,
+        credentials=settings.index_credentials,
+    )
+
+
+def _plan(settings: Settings, target: Target) -> IndexPlan:
+    return plan_for(
+        target,
+        default_url=settings.index_url,
+        pytorch_base=settings.pytorch_index_url,
+        family=settings.torch_family_names,
+    )
+
+
+def timed_resolve(
+    request: LockRequest, index: IndexClient, budget: float, reporter: ResolveReporter | None = None
+) -> tuple[Lock, ResolveStats]:
+    """Resolve within `budget` seconds or raise `ResolutionTimeout` (the resolver checks CUDA mixing)."""
+    before = index.stats
+    started = time.monotonic()
+    deadline = started + budget
+    lock = resolve(request, index, reporter=reporter, deadline=deadline)
+    elapsed = time.monotonic() - started
+    if elapsed > budget:
+        raise ResolutionTimeout(
+            f"resolution took {elapsed:.1f} s, over its budget of {budget:g} s",
+            hint="retry later, or raise LOCKD_RESOLVE_TIMEOUT",
+            context={"budget_seconds": budget},
+        )
+    after = index.stats
+    stats = ResolveStats(
+        seconds=elapsed,
+        packages=len(lock.packages),
+        requests=after.requests - before.requests,
+        bytes_fetched=after.bytes_fetched - before.bytes_fetched,
+    )
+    return lock, stats
+
+
+def resolve_standalone(
+    settings: Settings,
+    request: LockRequest,
+    *,
+    reporter: ResolveReporter | None = None,
+    index: IndexClient | None = None,
+) -> tuple[Lock, ResolveStats, FetchStats]:
+    """Resolve without a database or server (the `lockd lock` command): in-memory caches only.
+
+    Pass `index` to watch its traffic while it runs (the CLI's progress line); it stays open.
+    """
+    if index is not None:
+        lock, stats = timed_resolve(request, index, settings.resolve_timeout, reporter)
+        return lock, stats, index.stats
+    with index_client(settings) as own:
+        lock, stats = timed_resolve(request, own, settings.resolve_timeout, reporter)
+        return lock, stats, own.stats
