@@ -273,8 +273,25 @@ class Service:
         return service
 
     def close(self) -> None:
+        self.flush_metadata()
         self.index.close()
         self.engine.dispose()
+
+    def resolve_now(self, request: LockRequest, index: IndexClient) -> tuple[Lock, ResolveStats]:
+        """`self.resolve` within the time budget, then the metadata it fetched goes to the database."""
+        try:
+            return self.resolve(request, index, self.settings.resolve_timeout)
+        finally:
+            self.flush_metadata()
+
+    def flush_metadata(self) -> None:
+        """Writes queued metadata cache entries. Best effort: a cache that cannot be written is not an error."""
+        if self.metadata_cache is None:
+            return
+        try:
+            self.metadata_cache.flush()
+        except LockdError as exc:
+            log.warning("metadata cache not written (kept for the next flush): %s", exc.message)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -318,7 +335,7 @@ class Service:
         started = time.monotonic()
         try:
             with self._renewing(digest, holder):
-                lock, stats = self.resolve(request, self.index, self.settings.resolve_timeout)
+                lock, stats = self.resolve_now(request, self.index)
                 files = _render_all(lock)
             with transaction(self.engine, write=True) as conn:
                 current = queries.current_revision(conn, digest)
@@ -467,7 +484,7 @@ class Service:
         started = time.monotonic()
         try:
             with self._renewing(input_digest, holder):
-                lock, stats = self.resolve(request, self.index, self.settings.resolve_timeout)
+                lock, stats = self.resolve_now(request, self.index)
                 files = _render_all(lock)
             with transaction(self.engine, write=True) as conn:
                 previous = queries.current_revision(conn, input_digest)
@@ -668,7 +685,7 @@ def _check_one(service: Service, summary: LockSummary, index: IndexClient) -> Dr
         ]
     fresh: Lock | LockdError
     try:
-        fresh, _stats = service.resolve(_request_from_canonical(stored.canonical), index, service.settings.resolve_timeout)
+        fresh, _stats = service.resolve_now(_request_from_canonical(stored.canonical), index)
     except LockdError as exc:
         fresh = exc
     return drift_for(lock, fresh, file_findings)

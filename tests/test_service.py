@@ -89,3 +89,18 @@ def test_tokens_are_scoped_and_hashed(service: Service) -> None:
     assert service.authenticate("lockd_forged") is None
     with pytest.raises(InvalidRequest):
         service.create_token(name="x", scope="root")
+
+
+def test_metadata_a_resolution_fetched_is_in_the_database_when_the_lock_is(
+    service: Service, database_url: str, mutable_index: Any
+) -> None:
+    """Another replica on the same database resolves the same projects without one metadata fetch."""
+    service.lock(_request(service, "lockd-fx-extras[fast]\n"))
+    replica = Service.open(service.settings)
+    try:
+        mutable_index.reset_counters()
+        replica.lock(_request(replica, "lockd-fx-extras[fast]\nlockd-fx-plain!=0.0.1\n"))
+    finally:
+        replica.close()
+    fetched = mutable_index.counters().requests
+    assert fetched.get("page") and not {kind: n for kind, n in fetched.items() if kind != "page"}

@@ -85,12 +85,23 @@ def test_leases(database_url: str) -> None:
 def test_metadata_cache_is_shared_through_the_database(database_url: str) -> None:
     first, second = open_engine(database_url), open_engine(database_url)
     try:
-        DatabaseMetadataCache(first).put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")
-        DatabaseMetadataCache(first).put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")  # idempotent
+        writer = DatabaseMetadataCache(first)
+        writer.put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")
+        assert writer.get("4" * 64) == b"Metadata-Version: 2.1\nName: x\n"  # at once, before any flush
+        writer.flush()
+        again = DatabaseMetadataCache(first)
+        again.put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")
+        again.flush()  # idempotent
         other_replica = DatabaseMetadataCache(second)
         assert other_replica.get("4" * 64) == b"Metadata-Version: 2.1\nName: x\n"
         assert other_replica.get("5" * 64) is None
         assert (other_replica.hits, other_replica.misses) == (1, 1)
+        # a resolution's entries are written in one transaction when the service flushes
+        for n in range(3):
+            writer.put(f"{n}" * 64, b"Metadata-Version: 2.1\nName: y\n")
+        assert other_replica.get("0" * 64) is None
+        writer.flush()
+        assert [other_replica.get(f"{n}" * 64) for n in range(3)] == [b"Metadata-Version: 2.1\nName: y\n"] * 3
     finally:
         first.dispose()
         second.dispose()
