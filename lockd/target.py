@@ -10,9 +10,10 @@ Nothing here reads the host: `packaging.tags.sys_tags()` and
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.version import InvalidVersion, Version
@@ -295,13 +296,21 @@ def target_from_spec(spec: Mapping[str, object]) -> Target:
     return Target.of(platform, str(python), cuda)
 
 
-@lru_cache(maxsize=1)
+_every_target_tag_lock = threading.Lock()
+_every_target_tag_value: list[frozenset[Tag]] = []
+
+
 def _every_target_tag() -> frozenset[Tag]:
-    tags: set[Tag] = set()
-    for platform in PLATFORMS.values():
-        for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1):
-            tags.update(Target(platform, Version(f"{PYTHON_MIN[0]}.{minor}.0"), None).tags)
-    return frozenset(tags)
+    # Built once, under a lock: every fetch thread asks at once when the first pages arrive.
+    if not _every_target_tag_value:
+        with _every_target_tag_lock:
+            if not _every_target_tag_value:
+                tags: set[Tag] = set()
+                for platform in PLATFORMS.values():
+                    for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1):
+                        tags.update(Target(platform, Version(f"{PYTHON_MIN[0]}.{minor}.0"), None).tags)
+                _every_target_tag_value.append(frozenset(tags))
+    return _every_target_tag_value[0]
 
 
 def lockable_anywhere(tags: frozenset[Tag]) -> bool:
