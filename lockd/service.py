@@ -561,13 +561,20 @@ class Service:
             raise NotFound(f"no lock for input {input_digest}", context={"input_digest": input_digest})
         return found
 
-    def lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFileRecord]:
-        """`lock(request)` and its file in `fmt`: a stored input costs one read transaction."""
+    def stored_lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFileRecord] | None:
+        """The current revision of a stored input and its file in `fmt`, in one read; None if never locked."""
         _check_format(fmt)
         digest = request.digest
         stored = read(self.engine, lambda conn: self._read_current_file(conn, digest, fmt))
+        if stored is None:
+            return None
+        return LockResult(digest, stored[0], created=False, stats=None), stored[1]
+
+    def lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFileRecord]:
+        """`lock(request)` and its file in `fmt`: a stored input costs one read transaction."""
+        stored = self.stored_lock_and_file(request, fmt)
         if stored is not None:
-            return LockResult(digest, stored[0], created=False, stats=None), stored[1]
+            return stored
         result = self.lock(request)
         return result, self.lock_file(result.lock_digest, fmt)
 

@@ -98,22 +98,29 @@ def test_two_server_processes_on_one_postgres_resolve_once(
     assert _revisions(first, responses[0].headers["input-digest"]) == 1
 
 
-def test_other_requests_are_served_while_a_resolution_hangs(
+def test_other_requests_are_served_while_resolutions_hang(
     start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
 ) -> None:
-    mutable_index.set_fault("hang", seconds=4)
+    """More hanging resolutions than the read pool has threads: cache hits and reads still flow."""
     server = start_lockd(database_url, index=mutable_index)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        hanging = pool.submit(_post_many, [server.url], server.tokens["lock"], unique_requirements)
+    lock_token = server.tokens["lock"]
+    stored = "lockd-fx-plain\n"
+    assert _post_many([server.url], lock_token, stored)[0].status_code == 201
+    mutable_index.set_fault("hang", seconds=4)
+    hanging_bodies = [f"{unique_requirements}lockd-fx-extras!=0.0.{n}\n" for n in range(6)]
+    with ThreadPoolExecutor(max_workers=len(hanging_bodies)) as pool:
+        hanging = [pool.submit(_post_many, [server.url], lock_token, body) for body in hanging_bodies]
         time.sleep(0.3)
         slowest = 0.0
-        with httpx.Client(base_url=server.url) as client:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lock_token}"}) as client:
             for _ in range(20):
-                for path in ("/healthz", "/v1/locks", "/metrics"):
+                for method, path in (("GET", "/healthz"), ("GET", "/v1/locks"), ("GET", "/metrics"), ("POST", "/lock")):
                     started = time.monotonic()
-                    assert client.get(path).status_code == 200
+                    content = stored if method == "POST" else None
+                    response = client.request(method, path + (f"?{TARGET}" if method == "POST" else ""), content=content)
+                    assert response.status_code == 200, (path, response.text[:300])
                     slowest = max(slowest, time.monotonic() - started)
-        assert not hanging.done()  # still hanging on the index while the others were answered
+        assert not any(h.done() for h in hanging)  # still hanging on the index while the others were answered
         assert slowest < 1.0
         mutable_index.set_fault(None)
-        assert hanging.result()[0].status_code in (201, 502)
+        assert all(h.result()[0].status_code in (201, 502) for h in hanging)

@@ -32,6 +32,8 @@ __all__ = ["app_from_env", "create_app"]
 # Blocking work (database, resolutions) runs on this many threads per process; waiters of a
 # single-flight resolution hold one each, so it is well above the 40 anyio gives by default.
 _THREADS = 128
+# Short reads (cache hits, blobs, listings) run on a pool of their own, sized near the cores.
+_READ_THREADS = 4
 
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
@@ -41,6 +43,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
+        app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
         scheduler = start_drift_scheduler(settings, active)  # None unless LOCKD_DRIFT_CRON/INTERVAL
         try:
             yield
@@ -62,6 +65,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
+    app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
     install_problem_handlers(app)
     for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router):
         app.include_router(router)

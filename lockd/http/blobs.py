@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from lockd.http.deps import ServiceDep, in_thread, requires
+from lockd.http.deps import ServiceDep, in_read_thread, requires
 from lockd.http.files import FILE_FORMATS, file_response
 from lockd.http.models import FileName
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
@@ -40,6 +40,6 @@ async def get_blob(
     # Blobs never change, so a file this process has served is answered without a thread.
     record = service.cached_file(lock_digest, fmt)
     if record is None:
-        record = await in_thread(request, lambda: service.lock_file(lock_digest, fmt))
+        record = await in_read_thread(request, lambda: service.lock_file(lock_digest, fmt))
     headers = {"Lock-Digest": lock_digest, "Cache-Control": _IMMUTABLE}
     return file_response(request, record, status=200, headers=headers)

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from lockd.drift import FINDING_KINDS, SEVERITY, FindingKind
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import ServiceDep, in_thread, requires
+from lockd.http.deps import ServiceDep, in_read_thread, requires
 from lockd.service import (
     DriftLockView,
     Service,
@@ -216,14 +216,14 @@ async def dashboard(
     python: Annotated[str | None, Query()] = None,
     cuda: Annotated[str | None, Query()] = None,
 ) -> HTMLResponse:
-    context = await in_thread(request, lambda: _overview(service, status, platform, python, cuda))
+    context = await in_read_thread(request, lambda: _overview(service, status, platform, python, cuda))
     return _html("dashboard.html", context)
 
 
 @router.get("/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))])
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
-        context = await in_thread(request, lambda: _lock_page(service, input_digest))
+        context = await in_read_thread(request, lambda: _lock_page(service, input_digest))
     except NotFound as exc:
         return _html("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
     return _html("lock.html", context)

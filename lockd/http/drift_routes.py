@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from lockd.drift import FINDING_KINDS, Finding
 from lockd.errors import LockdError, NotFound
-from lockd.http.deps import ServiceDep, in_thread, requires
+from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
 from lockd.http.problems import ERROR_RESPONSES, PROBLEM_SCHEMA
 from lockd.service import (
     Service,
@@ -207,11 +207,11 @@ async def start_drift_run(
     starter = _Starter(service)
     starter.start()
     run_id = await in_thread(request, lambda: starter.wait(until_finished=wait))
-    record = await in_thread(request, lambda: drift_run(service, run_id))
+    record = await in_read_thread(request, lambda: drift_run(service, run_id))
     response.headers["Location"] = f"/v1/drift/runs/{run_id}"
     if wait:
         response.status_code = 200
-        return await in_thread(request, lambda: _run_out(service, record))
+        return await in_read_thread(request, lambda: _run_out(service, record))
     return RunOut(run=_summary(record), locks=[])
 
 
@@ -229,7 +229,7 @@ async def latest_drift(request: Request, service: ServiceDep) -> RunOut:
             raise NotFound("no drift run has completed yet", hint="POST /v1/drift/runs or run `lockd drift run`")
         return _run_out(service, record)
 
-    return await in_thread(request, load)
+    return await in_read_thread(request, load)
 
 
 @router.get(
@@ -242,7 +242,7 @@ async def latest_drift(request: Request, service: ServiceDep) -> RunOut:
 async def get_drift_run(
     request: Request, service: ServiceDep, run_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
 ) -> RunOut:
-    return await in_thread(request, lambda: _run_out(service, drift_run(service, run_id)))
+    return await in_read_thread(request, lambda: _run_out(service, drift_run(service, run_id)))
 
 
 class DriftCollector:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lockd.http.deps import ServiceDep, in_thread
+from lockd.http.deps import ServiceDep, in_read_thread
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Not ready"}},
 )
 async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
-    state = await in_thread(request, service.readiness)
+    state = await in_read_thread(request, service.readiness)
     body: dict[str, Any] = {
         "status": "ready" if state.ready else "not-ready",
         "database": state.database,

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from packaging.utils import canonicalize_name
 
 from lockd.errors import InvalidRequest, InvalidRequirement
-from lockd.http.deps import ServiceDep, in_thread, requires
+from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
 from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
     FileName,
@@ -148,11 +148,16 @@ async def post_lock(
             options=LockOptions(prereleases=pre),
         )
 
-    def work() -> tuple[LockResult, LockFileRecord]:
-        return service.lock_and_file(build(), fmt)
+    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFileRecord] | None]:
+        lock_request = build()
+        return lock_request, service.stored_lock_and_file(lock_request, fmt)
 
-    # One thread hop: intake, the current revision and the file (one read when stored).
-    result, record = await in_thread(request, work)
+    # A stored input (the common case) is one hop on the small read pool: intake, the current
+    # revision and the file. Only an input never locked moves to the pool that may resolve.
+    lock_request, stored = await in_read_thread(request, lookup)
+    if stored is None:
+        stored = await in_thread(request, lambda: service.lock_and_file(lock_request, fmt))
+    result, record = stored
     request.app.state.metrics.observe_lock(result)
     headers = {
         "Input-Digest": result.input_digest,
@@ -197,7 +202,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
         )
 
     result = await _run_lock(request, service, build)
-    canonical = await in_thread(request, lambda: service.input_canonical(result.input_digest))
+    canonical = await in_read_thread(request, lambda: service.input_canonical(result.input_digest))
     info = _lock_info(canonical, result.revision, result.created)
     return Response(
         info.model_dump_json(),
@@ -234,7 +239,7 @@ async def list_locks(
     variant = None if cuda is None else parse_variant(cuda)
     cuda_filter = None if cuda is None else ("" if variant is None else variant.name)
     package_filter = None if package is None else canonicalize_name(package)
-    rows = await in_thread(
+    rows = await in_read_thread(
         request,
         lambda: service.list_locks(
             limit=limit,
@@ -277,7 +282,7 @@ async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) 
     def read() -> tuple[dict[str, Any], RevisionRecord]:
         return service.input_canonical(input_digest), service.current(input_digest)
 
-    canonical, record = await in_thread(request, read)
+    canonical, record = await in_read_thread(request, read)
     return _lock_info(canonical, record, None)
 
 
@@ -289,7 +294,7 @@ async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) 
     responses=_ERRORS,
 )
 async def list_revisions(request: Request, service: ServiceDep, input_digest: Digest) -> RevisionList:
-    records = await in_thread(request, lambda: service.revisions(input_digest))
+    records = await in_read_thread(request, lambda: service.revisions(input_digest))
     return RevisionList(input_digest=input_digest, revisions=[_revision_info(r) for r in records])
 
 
@@ -303,7 +308,7 @@ async def list_revisions(request: Request, service: ServiceDep, input_digest: Di
 async def get_revision(
     request: Request, service: ServiceDep, input_digest: Digest, n: Annotated[int, Path(ge=1, le=2**31 - 1)]
 ) -> RevisionInfo:
-    record = await in_thread(request, lambda: service.revision(input_digest, n))
+    record = await in_read_thread(request, lambda: service.revision(input_digest, n))
     return _revision_info(record)
 
 
@@ -319,7 +324,7 @@ async def get_revision(
     response_class=Response,
 )
 async def get_lock_file(request: Request, service: ServiceDep, input_digest: Digest, file: FileName) -> Response:
-    current, record = await in_thread(request, lambda: service.current_file(input_digest, FILE_FORMATS[file]))
+    current, record = await in_read_thread(request, lambda: service.current_file(input_digest, FILE_FORMATS[file]))
     headers = {
         "Lock-Digest": current.lock_digest,
         "Lock-Revision": str(current.n),
