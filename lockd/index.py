@@ -675,8 +675,7 @@ class IndexClient:
 
 
 def _page_url(index_url: str, name: NormalizedName) -> str:
-    base = index_url if index_url.endswith("/") else index_url + "/"
-    return f"{base}{name}/"
+    return f"{_with_slash(index_url)}{name}/"
 
 
 def _parse_page(body: bytes, content_type: str, page_url: str, name: NormalizedName, url: str) -> ProjectPage:
