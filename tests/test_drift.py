@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from lockd.service import (
 from lockd.store import drift as drift_store
 from lockd.store import transaction
 from lockd.target import Target
+from tests.conftest import QuietHandler, loopback_http
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = {"platform": "linux_x86_64", "python": "3.11"}
@@ -361,36 +361,30 @@ def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
 # -- the webhook and the CLI gate --------------------------------------------------------------
 
 
-class _Receiver(BaseHTTPRequestHandler):
+@dataclass(frozen=True, slots=True)
+class _Webhook:
+    url: str
     received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        del format, args
 
 
 @pytest.fixture
-def webhook() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def webhook() -> Iterator[_Webhook]:
+    received: list[dict[str, Any]] = []
+
+    class Receiver(QuietHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    with loopback_http(Receiver) as host:
+        yield _Webhook(f"http://{host}/hook", received)
 
 
 def test_webhook_gets_a_summary_only_when_something_needs_a_human(
-    database_url: str, mutable_index: Any, webhook: Any
+    database_url: str, mutable_index: Any, webhook: _Webhook
 ) -> None:
-    url = f"http://127.0.0.1:{webhook.server_address[1]}/hook"
+    url = webhook.url
     service = open_service(database_url, mutable_index, webhook_url=url)
     try:
         lock_inputs(service, {"outdated": "lockd-fx-pre", "missing": "lockd-fx-speedups"})

@@ -7,8 +7,9 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from lockd.index import (
     split_credentials,
 )
 from lockd.simple import DistFile
+from tests.conftest import QuietHandler, loopback_http
 
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 
@@ -138,21 +140,15 @@ def test_metadata_falls_back_to_a_download_when_ranges_are_ignored(
     name = "idna"
     source = next(a for a in fixture_index.files(name) if a.filename.endswith(".whl"))
     (tmp_path / source.filename).write_bytes(fixture_index.content(source.filename))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback_http(partial(SimpleHTTPRequestHandler, directory=str(tmp_path))) as host:
         original = _file(client, fixture_index.pypi_url, name, source.filename)
         moved = DistFile(
             name=original.name, version=original.version, filename=original.filename,
-            url=f"http://127.0.0.1:{server.server_address[1]}/{source.filename}", kind="wheel",
+            url=f"http://{host}/{source.filename}", kind="wheel",
             tags=original.tags, sha256=None, size=None, requires_python=None, yanked=None,
             upload_time=None, metadata_url=None, metadata_sha256=None,
         )  # fmt: skip
         metadata = client.fetch_metadata(moved)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert metadata.startswith(b"Metadata-Version:") and b"Name: idna" in metadata
     assert client.stats.whole_downloads == 1
 
@@ -351,39 +347,29 @@ def test_a_token_only_url_is_a_user_with_an_empty_password(mutable_index: Fixtur
     assert {r.user for r in mutable_index.requests_log()} == {"tok3n"}
 
 
+@dataclass(frozen=True, slots=True)
 class _Redirector:
-    """A loopback server that answers every GET with a redirect to `target` + path, recording
-    the Authorization header each request carried."""
+    """A loopback server that answers every GET with a redirect to the fixture index + path."""
 
-    def __init__(self, target: str) -> None:
-        seen: list[str | None] = []
-        self.seen = seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                seen.append(self.headers.get("Authorization"))
-                self.send_response(302)
-                self.send_header("Location", target + self.path)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    host: str
+    seen: list[str | None]  # the Authorization header each request carried
 
 
 @pytest.fixture
 def redirector(mutable_index: FixtureIndex) -> Iterator[_Redirector]:
-    found = _Redirector(mutable_index.url)
-    yield found
-    found.close()
+    seen: list[str | None] = []
+    target = mutable_index.url
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(302)
+            self.send_header("Location", target + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with loopback_http(Handler) as host:
+        yield _Redirector(host, seen)
 
 
 def test_credentials_never_follow_a_redirect_to_another_host(

@@ -16,10 +16,9 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from lockd.standalone import build_request, resolve_standalone
 from lockd.store import open_engine
 from lockd.store.schema import metadata
 from lockd.store.schema import tokens as tokens_table
-from tests.conftest import LockdServer, fresh_database, server_env
+from tests.conftest import LockdServer, QuietHandler, fresh_database, loopback_http, server_env
 from tests.test_bad_input import assert_problem, row_counts
 
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
@@ -101,40 +100,30 @@ def test_without_a_variant_torch_comes_from_the_default_index_only(
 # -- SSRF -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class _Listener:
-    """A loopback HTTP server that records every request it receives."""
+    """A loopback HTTP server that records the path of every request it receives."""
 
-    def __init__(self) -> None:
-        seen: list[str] = []
-        self.seen = seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                seen.append(self.path)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            do_HEAD = do_GET  # noqa: N815 (http.server's naming)
-            do_POST = do_GET  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    url: str
+    seen: list[str]
 
 
 @pytest.fixture
 def listener() -> Iterator[_Listener]:
-    found = _Listener()
-    yield found
-    found.close()
+    seen: list[str] = []
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET  # noqa: N815 (http.server's naming)
+        do_POST = do_GET  # noqa: N815
+
+    with loopback_http(Handler) as host:
+        yield _Listener(f"http://{host}", seen)
 
 
 def test_no_url_from_a_request_is_ever_fetched(
