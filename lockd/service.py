@@ -570,14 +570,6 @@ class Service:
             return None
         return LockResult(digest, stored[0], created=False, stats=None), stored[1]
 
-    def lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFileRecord]:
-        """`lock(request)` and its file in `fmt`: a stored input costs one read transaction."""
-        stored = self.stored_lock_and_file(request, fmt)
-        if stored is not None:
-            return stored
-        result = self.lock(request)
-        return result, self.lock_file(result.lock_digest, fmt)
-
     def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
         found = queries.get_lock_file(conn, lock_digest, fmt)
         if found is not None:

@@ -154,10 +154,13 @@ async def post_lock(
 
     # A stored input (the common case) is one hop on the small read pool: intake, the current
     # revision and the file. Only an input never locked moves to the pool that may resolve.
+    def resolve() -> tuple[LockResult, LockFileRecord]:
+        # `lock` looks for a stored revision again: another request may have stored it meanwhile.
+        locked = service.lock(lock_request)
+        return locked, service.lock_file(locked.lock_digest, fmt)
+
     lock_request, stored = await in_read_thread(request, lookup)
-    if stored is None:
-        stored = await in_thread(request, lambda: service.lock_and_file(lock_request, fmt))
-    result, record = stored
+    result, record = stored if stored is not None else await in_thread(request, resolve)
     request.app.state.metrics.observe_lock(result)
     headers = {
         "Input-Digest": result.input_digest,
