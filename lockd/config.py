@@ -6,7 +6,8 @@ passed down. Bad values fail fast with `InvalidConfiguration`, naming the variab
 Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are split off here,
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
 them (index plans, input digests, locks, stored rows, messages); only `index_credentials` does,
-and only the `IndexClient` reads it.
+and only the `IndexClient` reads it, through `client_options()`. Settings import the index's
+credentials and options modules, never its client.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockd.errors import LockdError
-from lockd.index import IndexCredentials, split_credentials
+from lockd.index.credentials import IndexCredentials, split_credentials
+from lockd.index.options import ClientOptions
 from lockd.routing import TORCH_FAMILY
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
@@ -118,6 +120,15 @@ class Settings(BaseSettings):
         for name in _INDEX_URL_FIELDS:
             found += self._credentials.get(name, IndexCredentials())
         return found
+
+    def client_options(self) -> ClientOptions:
+        """How every `IndexClient` of this configuration is built: its limits and the indexes' credentials."""
+        return ClientOptions(
+            timeout=self.http_timeout,
+            max_connections=self.http_max_connections,
+            page_ttl=self.page_ttl,
+            credentials=self.index_credentials,
+        )
 
     def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:
         """These settings with other index URLs (the CLI's `--index-url`, `--pytorch-index-url`).

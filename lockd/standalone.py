@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lockd.config import Settings
 from lockd.errors import InvalidRequest, ResolutionTimeout
@@ -70,14 +70,10 @@ def index_client(
 
     Every client lockd builds comes from here, so none reads a private index without them.
     """
-    return IndexClient(
-        timeout=settings.http_timeout,
-        max_connections=settings.http_max_connections,
-        page_ttl=settings.page_ttl if page_ttl is None else page_ttl,
-        metadata_cache=metadata_cache,
-        hash_cache=hash_cache,
-        credentials=settings.index_credentials,
-    )
+    options = settings.client_options()
+    if page_ttl is not None:
+        options = replace(options, page_ttl=page_ttl)
+    return IndexClient.from_options(options, metadata_cache=metadata_cache, hash_cache=hash_cache)
 
 
 def _plan(settings: Settings, target: Target) -> IndexPlan:

@@ -2,7 +2,7 @@
 
 They implement the `lockd.index` cache protocols structurally (`get`/`put`), keyed by
 things that never change: a file's sha256 for METADATA, URL + size + ETag for a hash.
-A small in-process map in front saves a round trip for the hot entries of a resolution.
+A small in-process `BoundedCache` in front saves a round trip for the hot entries of a resolution.
 A cache entry is true regardless of what the resolution that fetched it goes on to do.
 
 Metadata writes are deferred: `put` keeps the entry in memory and queues it, and `flush`
@@ -15,41 +15,19 @@ critical path: a third of its time on a 60-package lock.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 from sqlalchemy import Engine, select
 
+from lockd.memory_cache import BoundedCache
 from lockd.store import schema
 from lockd.store.database import transaction
 from lockd.store.queries import insert_if_absent
 
 __all__ = ["DatabaseHashCache", "DatabaseMetadataCache"]
 
-_MEMORY_ENTRIES = 2048
+_MEMORY_METADATA_BYTES = 32 * 1024 * 1024
+_MEMORY_HASHES = 2048
 _FLUSH_AT = 256  # queued metadata entries that force a write, whoever forgets to flush
-
-
-class _Recent:
-    """A bounded, thread-safe LRU of recently seen entries."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, bytes | str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> bytes | str | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: bytes | str) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
 
 
 class DatabaseMetadataCache:
@@ -57,7 +35,7 @@ class DatabaseMetadataCache:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._recent = _Recent(_MEMORY_ENTRIES)
+        self._recent: BoundedCache[str, bytes] = BoundedCache(_MEMORY_METADATA_BYTES, sizeof=len)
         self._pending: dict[str, bytes] = {}
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -66,7 +44,7 @@ class DatabaseMetadataCache:
 
     def get(self, sha256: str) -> bytes | None:
         cached = self._recent.get(sha256)
-        if not isinstance(cached, bytes):
+        if cached is None:
             with self._pending_lock:
                 cached = self._pending.get(sha256)
         if cached is not None:
@@ -112,11 +90,11 @@ class DatabaseHashCache:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._recent = _Recent(_MEMORY_ENTRIES)
+        self._recent: BoundedCache[str, str] = BoundedCache(_MEMORY_HASHES)
 
     def get(self, key: str) -> str | None:
         cached = self._recent.get(key)
-        if isinstance(cached, str):
+        if cached is not None:
             return cached
         table = schema.file_hashes
         with transaction(self._engine, write=False) as conn:

@@ -1,0 +1,31 @@
+"""Package indexes over HTTP: project pages, core metadata and file hashes (PEP 503, 691, 658, 714).
+
+One module per job: `client` (what to fetch and remember), `fetcher` (the HTTP, every read
+counted and checked), `remote_zip` (a wheel's METADATA through byte ranges), `caches` (what is
+remembered, always bounded), `credentials` (HTTP Basic per index host, as pip applies them),
+`options` (how a client is configured, as values), `single_flight` and `stats`. Settings import
+`credentials` and `options` directly, never the client. Every httpx error becomes a `LockdError`.
+"""
+
+from __future__ import annotations
+
+from lockd.index.caches import HashCache, MetadataCache, memory_hash_cache, memory_metadata_cache
+from lockd.index.client import IndexClient
+from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials, split_credentials
+from lockd.index.options import DEFAULT_USER_AGENT, ClientOptions
+from lockd.index.stats import FetchStats
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "BasicCredential",
+    "ClientOptions",
+    "FetchStats",
+    "HashCache",
+    "IndexClient",
+    "IndexCredential",
+    "IndexCredentials",
+    "MetadataCache",
+    "memory_hash_cache",
+    "memory_metadata_cache",
+    "split_credentials",
+]
