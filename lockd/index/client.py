@@ -69,7 +69,7 @@ class IndexClient:
         credentials: IndexCredentials | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
-        self.options = replace(
+        self.options: ClientOptions = replace(
             base,
             timeout=base.timeout if timeout is None else timeout,
             max_connections=base.max_connections if max_connections is None else max_connections,
