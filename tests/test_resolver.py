@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from fixtures.index import FixtureIndex
 from fixtures.synthetic import SDIST_BUILD_MARKER
+from lockd.accelerator import check_consistency
 from lockd.errors import (
     CudaMismatch,
     NoMatchingDistribution,
@@ -27,7 +28,7 @@ from lockd.errors import (
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import ROOT, Lock
-from lockd.resolver import CONSTRAINTS_VIA, check_cuda_consistency, resolve
+from lockd.resolver import CONSTRAINTS_VIA, resolve
 from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
@@ -319,7 +320,7 @@ def test_reporter_sees_every_pin(fixture_index: FixtureIndex, client: IndexClien
 
 def test_cuda_consistency(fixture_index: FixtureIndex, client: IndexClient) -> None:
     lock = resolve(make_request(fixture_index, "torch==2.5.1", cuda="cu124"), client)
-    check_cuda_consistency(lock)
+    check_consistency(lock)
 
     def swap(name: str, new_name: str, version: str) -> Lock:
         packages = tuple(
@@ -331,14 +332,14 @@ def test_cuda_consistency(fixture_index: FixtureIndex, client: IndexClient) -> N
         return dataclasses.replace(lock, packages=packages)
 
     with pytest.raises(CudaMismatch) as raised:
-        check_cuda_consistency(swap("torch", "torch", "2.5.1+cu121"))
+        check_consistency(swap("torch", "torch", "2.5.1+cu121"))
     assert raised.value.context["problems"] == [
         {"package": "torch", "version": "2.5.1+cu121", "expected": "+cu124"}
     ]
     with pytest.raises(CudaMismatch) as raised:
-        check_cuda_consistency(swap("torch", "torch", "2.5.1"))
+        check_consistency(swap("torch", "torch", "2.5.1"))
     with pytest.raises(CudaMismatch) as raised:
-        check_cuda_consistency(swap("nvidia-nccl-cu12", "nvidia-nccl-cu11", "2.21.5"))
+        check_consistency(swap("nvidia-nccl-cu12", "nvidia-nccl-cu11", "2.21.5"))
     assert "nvidia-nccl-cu11 2.21.5 (expected -cu12)" in raised.value.message
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from packaging.utils import canonicalize_name
 
-from lockd.routing import DEFAULT_INDEX_URL, TORCH_FAMILY, plan_for
+from lockd.accelerator import TORCH_FAMILY
+from lockd.routing import DEFAULT_INDEX_URL, plan_for
 from lockd.target import Target
 
 CUDA = Target.of("linux_x86_64", "3.11", "cu124")

@@ -9,8 +9,9 @@ import pytest
 from packaging.markers import Marker
 from packaging.tags import Tag, sys_tags
 
+from lockd.accelerator import parse_variant
 from lockd.errors import InvalidTarget
-from lockd.target import PLATFORMS, Target, parse_variant, target_from_spec
+from lockd.target import PLATFORMS, Target, target_from_spec
 
 EXPECTED_MARKERS = {
     "linux_x86_64": ("posix", "linux", "Linux", "x86_64", "linux-64"),
