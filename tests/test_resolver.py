@@ -430,7 +430,9 @@ def test_a_version_whose_wheels_fit_no_lockable_target_is_explained(mutable_inde
         "lockd-fx-foreign", "2.0", wheel_tags=("cp27-cp27mu-manylinux1_x86_64", "cp311-cp311-linux_ppc64le")
     )
     with IndexClient(timeout=10.0) as fresh:
-        assert pins(resolve(make_request(mutable_index, "lockd-fx-foreign"), fresh)) == {"lockd-fx-foreign": "1.0"}
+        assert pins(resolve(make_request(mutable_index, "lockd-fx-foreign"), fresh)) == {
+            "lockd-fx-foreign": "1.0"
+        }
         with pytest.raises(NoMatchingDistribution) as caught:
             resolve(make_request(mutable_index, "lockd-fx-foreign>=2"), fresh)
     assert "lockd-fx-foreign 2.0 has wheels only for platforms or Pythons that no lockd target matches" in (
