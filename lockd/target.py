@@ -3,7 +3,8 @@
 A `Target` is a named platform from a closed table, a Python version and an optional
 accelerator variant. From it come the complete PEP 508 marker environment and the
 best-first list of PEP 425 / PEP 600 wheel tags that pip would compute *on that machine*.
-Nothing here reads the host: `packaging.tags.sys_tags()` and
+`Target.to_json` is the canonical form that enters the input digest and `Target.from_json`
+its exact inverse. Nothing here reads the host: `packaging.tags.sys_tags()` and
 `packaging.markers.default_environment()` are banned outside tests.
 """
 
@@ -37,8 +38,12 @@ PYTHON_MAX = (3, 13)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Platform:
-    """One named platform: marker values, the platform tags pip would accept there, and which
-    accelerator builds the PyTorch index has for it."""
+    """One named platform: its marker values, wheel tags and PyTorch builds.
+
+    `platform_tags` are the tags pip would accept there; `accelerators` and
+    `labelled_accelerators` say which kinds of PyTorch build exist for it and which of them
+    carry the variant's local version label.
+    """
 
     name: str
     os_name: str

@@ -9,6 +9,7 @@ both directions (`dependencies` and `via`, the root being `lockd.lock.ROOT` and 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeAlias
 
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
@@ -23,7 +24,8 @@ __all__ = ["CONSTRAINTS_VIA", "build_lock"]
 
 CONSTRAINTS_VIA = "-c constraints"
 
-ResolverResult = Result[AnyRequirement, AnyCandidate, Identifier]
+# resolvelib defines Result as a generic NamedTuple for type checkers only.
+ResolverResult: TypeAlias = "Result[AnyRequirement, AnyCandidate, Identifier]"
 
 
 def build_lock(

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeAlias
 
 import resolvelib
 from packaging.specifiers import SpecifierSet
@@ -42,7 +42,8 @@ from lockd.target import Target
 
 __all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo"]
 
-RequirementInfo = RequirementInformation[AnyRequirement, AnyCandidate]
+# resolvelib defines RequirementInformation as a generic NamedTuple for type checkers only.
+RequirementInfo: TypeAlias = "RequirementInformation[AnyRequirement, AnyCandidate]"
 
 
 class IndexSource(Protocol):
