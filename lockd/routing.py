@@ -9,46 +9,40 @@ index. The family list and both URLs are configuration; this module only applies
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from lockd.accelerator import TORCH_FAMILY
+from lockd.errors import InvalidRequest
 from lockd.target import Target
 
-__all__ = ["DEFAULT_INDEX_URL", "DEFAULT_PYTORCH_BASE", "TORCH_FAMILY", "IndexPlan", "plan_for"]
+__all__ = ["DEFAULT_INDEX_URL", "DEFAULT_PYTORCH_BASE", "IndexPlan", "plan_for"]
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 DEFAULT_PYTORCH_BASE = "https://download.pytorch.org/whl"
-
-TORCH_FAMILY: frozenset[NormalizedName] = frozenset(
-    canonicalize_name(name)
-    for name in (
-        "torch",
-        "torchvision",
-        "torchaudio",
-        "triton",
-        "pytorch-triton",
-        "pytorch-triton-rocm",
-        "xformers",
-        "torchtext",
-        "torchdata",
-        "fbgemm-gpu",
-    )
-)
 
 
 def _with_slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IndexPlan:
-    """The index of every project for one target. Part of the input digest."""
+    """The index of every project for one target. Part of the input digest.
+
+    Without an accelerator index nothing is routed by family, so such a plan holds no family:
+    that keeps `from_json(plan.to_json()) == plan` for every plan.
+    """
 
     default_url: str
     accelerator_url: str | None
     family: frozenset[NormalizedName]
+
+    def __post_init__(self) -> None:
+        if self.accelerator_url is None and self.family:
+            object.__setattr__(self, "family", frozenset())
 
     def index_for(self, name: NormalizedName) -> str:
         if self.accelerator_url is not None and name in self.family:
@@ -66,11 +60,42 @@ class IndexPlan:
         return (self.default_url, self.accelerator_url)
 
     def to_json(self) -> dict[str, object]:
+        """The canonical form that enters the input digest."""
         return {
             "default": self.default_url,
             "accelerator": self.accelerator_url,
-            "family": sorted(self.family) if self.accelerator_url is not None else [],
+            "family": sorted(self.family),
         }
+
+    @classmethod
+    def from_json(cls, data: object) -> IndexPlan:
+        """The plan whose `to_json()` is exactly `data`; anything else raises `InvalidRequest`."""
+        if not isinstance(data, Mapping) or set(data) != _JSON_FIELDS:
+            raise _malformed(
+                "an index plan is an object with exactly the fields default, accelerator and family", data
+            )
+        default, accelerator, family = data["default"], data["accelerator"], data["family"]
+        if not isinstance(default, str) or not default:
+            raise _malformed("the default index must be a URL", default)
+        if accelerator is not None and (not isinstance(accelerator, str) or not accelerator):
+            raise _malformed("the accelerator index must be a URL or null", accelerator)
+        if not isinstance(family, list) or not all(isinstance(name, str) for name in family):
+            raise _malformed("the torch family must be a list of project names", family)
+        plan = cls(
+            default_url=default,
+            accelerator_url=accelerator,
+            family=frozenset(canonicalize_name(name) for name in family),
+        )
+        if plan.to_json() != dict(data):
+            raise _malformed("the index plan is not in canonical form", data)
+        return plan
+
+
+_JSON_FIELDS = frozenset({"default", "accelerator", "family"})
+
+
+def _malformed(message: str, value: object) -> InvalidRequest:
+    return InvalidRequest(message, context={"field": "indexes", "value": repr(value)[:200]})
 
 
 def plan_for(

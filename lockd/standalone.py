@@ -6,30 +6,20 @@ imports); `lockd.service` builds on the same functions and adds storage, revisio
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from lockd.config import Settings
-from lockd.errors import InvalidRequest, ResolutionTimeout
+from lockd.errors import InvalidRequest
 from lockd.index import FetchStats, HashCache, IndexClient, MetadataCache
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
-from lockd.resolver import ResolveReporter, resolve
+from lockd.resolver import ResolveReporter, ResolveStats, timed_resolve
 from lockd.routing import IndexPlan, plan_for
 from lockd.target import Target, target_from_spec
 
+# ResolveStats and timed_resolve live in lockd.resolver; lockd.service still imports them from here.
 __all__ = ["ResolveStats", "build_request", "index_client", "resolve_standalone", "timed_resolve"]
-
-
-@dataclass(frozen=True, slots=True)
-class ResolveStats:
-    """What one resolution cost."""
-
-    seconds: float
-    packages: int
-    requests: int
-    bytes_fetched: int
 
 
 def build_request(
@@ -83,31 +73,6 @@ def _plan(settings: Settings, target: Target) -> IndexPlan:
         pytorch_base=settings.pytorch_index_url,
         family=settings.torch_family_names,
     )
-
-
-def timed_resolve(
-    request: LockRequest, index: IndexClient, budget: float, reporter: ResolveReporter | None = None
-) -> tuple[Lock, ResolveStats]:
-    """Resolve within `budget` seconds or raise `ResolutionTimeout` (the resolver checks CUDA mixing)."""
-    before = index.stats
-    started = time.monotonic()
-    deadline = started + budget
-    lock = resolve(request, index, reporter=reporter, deadline=deadline)
-    elapsed = time.monotonic() - started
-    if elapsed > budget:
-        raise ResolutionTimeout(
-            f"resolution took {elapsed:.1f} s, over its budget of {budget:g} s",
-            hint="retry later, or raise LOCKD_RESOLVE_TIMEOUT",
-            context={"budget_seconds": budget},
-        )
-    after = index.stats
-    stats = ResolveStats(
-        seconds=elapsed,
-        packages=len(lock.packages),
-        requests=after.requests - before.requests,
-        bytes_fetched=after.bytes_fetched - before.bytes_fetched,
-    )
-    return lock, stats
 
 
 def resolve_standalone(

@@ -3,13 +3,13 @@
 A `Target` is a named platform from a closed table, a Python version and an optional
 accelerator variant. From it come the complete PEP 508 marker environment and the
 best-first list of PEP 425 / PEP 600 wheel tags that pip would compute *on that machine*.
-Nothing here reads the host: `packaging.tags.sys_tags()` and
+`Target.to_json` is the canonical form that enters the input digest and `Target.from_json`
+its exact inverse. Nothing here reads the host: `packaging.tags.sys_tags()` and
 `packaging.markers.default_environment()` are banned outside tests.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,19 +18,17 @@ from functools import cached_property
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.version import InvalidVersion, Version
 
+from lockd.accelerator import Accelerator, AcceleratorKind, parse_variant
 from lockd.errors import InvalidTarget
 
 __all__ = [
     "PLATFORMS",
     "PYTHON_MAX",
     "PYTHON_MIN",
-    "VARIANTS",
-    "CudaVariant",
     "Platform",
     "Target",
     "lockable_anywhere",
     "parse_python",
-    "parse_variant",
     "target_from_spec",
 ]
 
@@ -38,9 +36,14 @@ PYTHON_MIN = (3, 9)
 PYTHON_MAX = (3, 13)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Platform:
-    """One named platform: marker values and the platform tags pip would accept there."""
+    """One named platform: its marker values, wheel tags and PyTorch builds.
+
+    `platform_tags` are the tags pip would accept there; `accelerators` and
+    `labelled_accelerators` say which kinds of PyTorch build exist for it and which of them
+    carry the variant's local version label.
+    """
 
     name: str
     os_name: str
@@ -50,7 +53,10 @@ class Platform:
     conda_platform: str
     uv_platform: str
     platform_tags: tuple[str, ...]
-    accepts_cuda: bool
+    accelerators: frozenset[AcceleratorKind]  # the kinds of variant that exist for this platform
+    # The kinds whose torch builds here always carry the variant's local label (+cu124); others
+    # may carry none (cpu builds, CUDA builds for aarch64).
+    labelled_accelerators: frozenset[AcceleratorKind]
 
 
 def _manylinux_tags(arch: str, glibc_minor: int) -> tuple[str, ...]:
@@ -82,7 +88,8 @@ PLATFORMS: Mapping[str, Platform] = {
             conda_platform="linux-64",
             uv_platform="x86_64-manylinux_2_28",
             platform_tags=_manylinux_tags("x86_64", 28),
-            accepts_cuda=True,
+            accelerators=frozenset({"cpu", "cuda"}),
+            labelled_accelerators=frozenset({"cuda"}),
         ),
         Platform(
             name="linux_aarch64",
@@ -93,7 +100,8 @@ PLATFORMS: Mapping[str, Platform] = {
             conda_platform="linux-aarch64",
             uv_platform="aarch64-manylinux_2_28",
             platform_tags=_manylinux_tags("aarch64", 28),
-            accepts_cuda=True,
+            accelerators=frozenset({"cpu", "cuda"}),
+            labelled_accelerators=frozenset(),
         ),
         Platform(
             name="macos_arm64",
@@ -104,7 +112,8 @@ PLATFORMS: Mapping[str, Platform] = {
             conda_platform="osx-arm64",
             uv_platform="aarch64-apple-darwin",
             platform_tags=tuple(mac_platforms(_MACOS_VERSION, "arm64")),
-            accepts_cuda=False,
+            accelerators=frozenset({"cpu"}),
+            labelled_accelerators=frozenset(),
         ),
         Platform(
             name="windows_amd64",
@@ -115,61 +124,11 @@ PLATFORMS: Mapping[str, Platform] = {
             conda_platform="win-64",
             uv_platform="x86_64-pc-windows-msvc",
             platform_tags=("win_amd64",),
-            accepts_cuda=True,
+            accelerators=frozenset({"cpu", "cuda"}),
+            labelled_accelerators=frozenset({"cuda"}),
         ),
     )
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CudaVariant:
-    """An accelerator variant of the PyTorch index: `cpu` or `cuXYZ`."""
-
-    name: str
-    cuda: tuple[int, int] | None  # None for cpu
-
-    @property
-    def cuda_major(self) -> int | None:
-        return None if self.cuda is None else self.cuda[0]
-
-    @property
-    def local_label(self) -> str:
-        """The local version label the PyTorch index gives this variant's builds (`+cu124`)."""
-        return self.name
-
-
-VARIANTS: Mapping[str, CudaVariant] = {
-    v.name: v
-    for v in (
-        CudaVariant("cpu", None),
-        CudaVariant("cu118", (11, 8)),
-        CudaVariant("cu121", (12, 1)),
-        CudaVariant("cu124", (12, 4)),
-        CudaVariant("cu126", (12, 6)),
-        CudaVariant("cu128", (12, 8)),
-        CudaVariant("cu130", (13, 0)),
-    )
-}
-
-_CUDA_DOTTED = re.compile(r"^(?:cuda)?[-_ ]?(\d{1,2})\.(\d)$")
-
-
-def parse_variant(text: str | None) -> CudaVariant | None:
-    """`cu124`, `CU124`, `12.4` and `cuda12.4` name the same variant; empty or None means none."""
-    if text is None or text.strip() == "" or text.strip().lower() == "none":
-        return None
-    key = text.strip().lower()
-    dotted = _CUDA_DOTTED.match(key)
-    if dotted:
-        key = f"cu{dotted.group(1)}{dotted.group(2)}"
-    variant = VARIANTS.get(key)
-    if variant is None:
-        raise InvalidTarget(
-            f"unknown accelerator variant {text!r}",
-            hint="use one of: " + ", ".join(VARIANTS),
-            context={"field": "cuda", "value": text},
-        )
-    return variant
 
 
 def parse_python(text: str) -> Version:
@@ -192,7 +151,7 @@ def parse_python(text: str) -> Version:
     return Version(".".join(str(part) for part in (*release, 0, 0)[:3]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Target:
     """The machine a lock is for. Compare and hash by value; build with `Target.of`.
 
@@ -201,7 +160,7 @@ class Target:
 
     platform: Platform
     python: Version
-    variant: CudaVariant | None
+    variant: Accelerator | None
 
     @classmethod
     def of(cls, platform: str, python: str, cuda: str | None = None) -> Target:
@@ -213,13 +172,41 @@ class Target:
                 context={"field": "platform", "value": platform},
             )
         variant = parse_variant(cuda)
-        if variant is not None and variant.cuda is not None and not spec.accepts_cuda:
+        if variant is not None and variant.kind not in spec.accelerators:
             raise InvalidTarget(
-                f"CUDA variant {variant.name} is not available on {spec.name}",
+                f"{variant.kind_title} variant {variant.name} is not available on {spec.name}",
                 hint="use cuda=cpu (or omit it) for macOS",
                 context={"field": "cuda", "value": cuda, "platform": spec.name},
             )
-        return cls(spec, parse_python(python), variant)
+        return cls(platform=spec, python=parse_python(python), variant=variant)
+
+    @classmethod
+    def from_json(cls, data: object) -> Target:
+        """The target whose `to_json()` is exactly `data`; anything else raises `InvalidTarget`.
+
+        Stricter than `Target.of`: stored and digested targets are canonical, so an alias or a
+        short Python version here means the data did not come from `to_json`.
+        """
+        if not isinstance(data, Mapping) or set(data) != _JSON_FIELDS:
+            raise InvalidTarget(
+                "a target is an object with exactly the fields platform, python and cuda",
+                context={"field": "target", "value": repr(data)[:200]},
+            )
+        platform, python, cuda = data["platform"], data["python"], data["cuda"]
+        for name, value in (("platform", platform), ("python", python)):
+            if not isinstance(value, str):
+                raise InvalidTarget(f"target {name} must be a string", context={"field": name})
+        if cuda is not None and not isinstance(cuda, str):
+            raise InvalidTarget("target cuda must be a string or null", context={"field": "cuda"})
+        target = cls.of(platform, python, cuda)
+        canonical = target.to_json()
+        for name in sorted(_JSON_FIELDS):
+            if canonical[name] != data[name]:
+                raise InvalidTarget(
+                    f"target {name} {data[name]!r} is not in canonical form ({canonical[name]!r})",
+                    context={"field": name, "value": data[name]},
+                )
+        return target
 
     @property
     def python_version(self) -> str:
@@ -282,6 +269,9 @@ class Target:
         return f"{self.platform.name}, Python {self.python}{cuda}"
 
 
+_JSON_FIELDS = frozenset({"platform", "python", "cuda"})
+
+
 def target_from_spec(spec: Mapping[str, object]) -> Target:
     """A target from loose user input (query string, JSON body, target.toml)."""
     platform = spec.get("platform")
@@ -308,7 +298,8 @@ def _every_target_tag() -> frozenset[Tag]:
                 tags: set[Tag] = set()
                 for platform in PLATFORMS.values():
                     for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1):
-                        tags.update(Target(platform, Version(f"{PYTHON_MIN[0]}.{minor}.0"), None).tags)
+                        python = Version(f"{PYTHON_MIN[0]}.{minor}.0")
+                        tags.update(Target(platform=platform, python=python, variant=None).tags)
                 _every_target_tag_value.append(frozenset(tags))
     return _every_target_tag_value[0]
 
@@ -320,4 +311,3 @@ def lockable_anywhere(tags: frozenset[Tag]) -> bool:
     outside the table (cp27, ppc64le, musllinux, win32): no lock can ever pin them.
     """
     return not tags.isdisjoint(_every_target_tag())
-

@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from fixtures.index import FixtureIndex
 from fixtures.synthetic import SDIST_BUILD_MARKER
+from lockd.accelerator import check_consistency
 from lockd.errors import (
     CudaMismatch,
     NoMatchingDistribution,
@@ -27,7 +28,7 @@ from lockd.errors import (
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import ROOT, Lock
-from lockd.resolver import CONSTRAINTS_VIA, check_cuda_consistency, resolve
+from lockd.resolver import CONSTRAINTS_VIA, resolve
 from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
@@ -319,7 +320,7 @@ def test_reporter_sees_every_pin(fixture_index: FixtureIndex, client: IndexClien
 
 def test_cuda_consistency(fixture_index: FixtureIndex, client: IndexClient) -> None:
     lock = resolve(make_request(fixture_index, "torch==2.5.1", cuda="cu124"), client)
-    check_cuda_consistency(lock)
+    check_consistency(lock)
 
     def swap(name: str, new_name: str, version: str) -> Lock:
         packages = tuple(
@@ -331,14 +332,14 @@ def test_cuda_consistency(fixture_index: FixtureIndex, client: IndexClient) -> N
         return dataclasses.replace(lock, packages=packages)
 
     with pytest.raises(CudaMismatch) as raised:
-        check_cuda_consistency(swap("torch", "torch", "2.5.1+cu121"))
+        check_consistency(swap("torch", "torch", "2.5.1+cu121"))
     assert raised.value.context["problems"] == [
         {"package": "torch", "version": "2.5.1+cu121", "expected": "+cu124"}
     ]
     with pytest.raises(CudaMismatch) as raised:
-        check_cuda_consistency(swap("torch", "torch", "2.5.1"))
+        check_consistency(swap("torch", "torch", "2.5.1"))
     with pytest.raises(CudaMismatch) as raised:
-        check_cuda_consistency(swap("nvidia-nccl-cu12", "nvidia-nccl-cu11", "2.21.5"))
+        check_consistency(swap("nvidia-nccl-cu12", "nvidia-nccl-cu11", "2.21.5"))
     assert "nvidia-nccl-cu11 2.21.5 (expected -cu12)" in raised.value.message
 
 
@@ -429,7 +430,9 @@ def test_a_version_whose_wheels_fit_no_lockable_target_is_explained(mutable_inde
         "lockd-fx-foreign", "2.0", wheel_tags=("cp27-cp27mu-manylinux1_x86_64", "cp311-cp311-linux_ppc64le")
     )
     with IndexClient(timeout=10.0) as fresh:
-        assert pins(resolve(make_request(mutable_index, "lockd-fx-foreign"), fresh)) == {"lockd-fx-foreign": "1.0"}
+        assert pins(resolve(make_request(mutable_index, "lockd-fx-foreign"), fresh)) == {
+            "lockd-fx-foreign": "1.0"
+        }
         with pytest.raises(NoMatchingDistribution) as caught:
             resolve(make_request(mutable_index, "lockd-fx-foreign>=2"), fresh)
     assert "lockd-fx-foreign 2.0 has wheels only for platforms or Pythons that no lockd target matches" in (

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.markers import Marker
 from packaging.tags import Tag, sys_tags
 
-from lockd.errors import InvalidTarget
-from lockd.target import PLATFORMS, Target, parse_variant, target_from_spec
+from lockd.accelerator import VARIANTS, parse_variant
+from lockd.errors import InvalidTarget, LockdError
+from lockd.target import PLATFORMS, PYTHON_MAX, PYTHON_MIN, Target, target_from_spec
 
 EXPECTED_MARKERS = {
     "linux_x86_64": ("posix", "linux", "Linux", "x86_64", "linux-64"),
@@ -47,9 +51,24 @@ def test_every_platform_has_a_complete_marker_environment(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "best", "also", "never"),
     [
-        ("linux_x86_64", "cp311-cp311-linux_x86_64", "cp311-cp311-manylinux2014_x86_64", "cp311-cp311-manylinux_2_29_x86_64"),
-        ("linux_aarch64", "cp311-cp311-linux_aarch64", "cp311-cp311-manylinux2014_aarch64", "cp311-cp311-manylinux2010_aarch64"),
-        ("macos_arm64", "cp311-cp311-macosx_13_0_arm64", "cp311-cp311-macosx_11_0_universal2", "cp311-cp311-macosx_14_0_arm64"),
+        (
+            "linux_x86_64",
+            "cp311-cp311-linux_x86_64",
+            "cp311-cp311-manylinux2014_x86_64",
+            "cp311-cp311-manylinux_2_29_x86_64",
+        ),
+        (
+            "linux_aarch64",
+            "cp311-cp311-linux_aarch64",
+            "cp311-cp311-manylinux2014_aarch64",
+            "cp311-cp311-manylinux2010_aarch64",
+        ),
+        (
+            "macos_arm64",
+            "cp311-cp311-macosx_13_0_arm64",
+            "cp311-cp311-macosx_11_0_universal2",
+            "cp311-cp311-macosx_14_0_arm64",
+        ),
         ("windows_amd64", "cp311-cp311-win_amd64", "py3-none-any", "cp311-cp311-win32"),
     ],
 )
@@ -75,12 +94,6 @@ def test_linux_x86_64_tags_are_what_pip_computes_on_such_a_host() -> None:
     host = list(sys_tags())
     assert set(target.tags) <= set(host)  # glibc here is >= 2.28
     assert [tag for tag in host if tag in set(target.tags)] == list(target.tags)
-
-
-@pytest.mark.parametrize(("text", "name"), [("cu124", "cu124"), ("12.4", "cu124"), ("CU121", "cu121"), ("cuda11.8", "cu118"), ("cpu", "cpu"), (" cu126 ", "cu126")])
-def test_variant_spellings(text: str, name: str) -> None:
-    variant = parse_variant(text)
-    assert variant is not None and variant.name == name
 
 
 @pytest.mark.parametrize("text", [None, "", "  ", "none"])
@@ -113,7 +126,9 @@ def test_python_version_defaults_to_the_first_patch_release() -> None:
         ("linux_x86_64", "three", None, "python", "invalid Python version"),
     ],
 )
-def test_invalid_targets_say_what_is_wrong(platform_name: str, python: str, cuda: str | None, field: str, words: str) -> None:
+def test_invalid_targets_say_what_is_wrong(
+    platform_name: str, python: str, cuda: str | None, field: str, words: str
+) -> None:
     with pytest.raises(InvalidTarget) as info:
         Target.of(platform_name, python, cuda)
     assert info.value.code == "invalid-target"
@@ -124,7 +139,9 @@ def test_invalid_targets_say_what_is_wrong(platform_name: str, python: str, cuda
 def test_hints_list_the_valid_choices() -> None:
     with pytest.raises(InvalidTarget) as info:
         Target.of("linux", "3.11")
-    assert info.value.hint is not None and "linux_x86_64" in info.value.hint and "macos_arm64" in info.value.hint
+    assert (
+        info.value.hint is not None and "linux_x86_64" in info.value.hint and "macos_arm64" in info.value.hint
+    )
     with pytest.raises(InvalidTarget) as info:
         Target.of("linux_x86_64", "2.7")
     assert info.value.hint == "supported: 3.9 to 3.13"
@@ -153,6 +170,122 @@ def test_target_from_loose_spec() -> None:
         "linux_aarch64", "3.10", "cpu"
     )
     assert target_from_spec({"platform": "linux_aarch64", "python": 3.12}).python_version == "3.12"
-    for spec in ({"python": "3.11"}, {"platform": "linux_x86_64"}, {"platform": "linux_x86_64", "python": True}, {"platform": "linux_x86_64", "python": "3.11", "cuda": 124}):
+    for spec in (
+        {"python": "3.11"},
+        {"platform": "linux_x86_64"},
+        {"platform": "linux_x86_64", "python": True},
+        {"platform": "linux_x86_64", "python": "3.11", "cuda": 124},
+    ):
         with pytest.raises(InvalidTarget):
             target_from_spec(spec)
+
+
+# --- the JSON round trip -------------------------------------------------------------------
+
+_DROP = object()  # stands for "leave the field out"
+
+SHIPPED_TARGETS = [
+    Target.of(name, f"{PYTHON_MIN[0]}.{minor}", variant)
+    for name, platform in PLATFORMS.items()
+    for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1)
+    for variant in (None, *VARIANTS)
+    if variant is None or VARIANTS[variant].kind in platform.accelerators
+]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+# Spellings `Target.of` accepts that are not the canonical form, and values of the wrong kind.
+near_misses = json_values | st.sampled_from(
+    [
+        "Linux_X86_64",
+        " linux_x86_64",
+        "linux",
+        "3.11",
+        "3.11.0 ",
+        "3.14.0",
+        "12.4",
+        "CU124",
+        "none",
+        "",
+        "cu999",
+        3.11,
+    ]
+)
+
+
+@st.composite
+def valid_targets(draw: st.DrawFn) -> Target:
+    name = draw(st.sampled_from(sorted(PLATFORMS)))
+    kinds = PLATFORMS[name].accelerators
+    variant = draw(st.sampled_from([None, *(v for v, a in VARIANTS.items() if a.kind in kinds)]))
+    minor = draw(st.integers(PYTHON_MIN[1], PYTHON_MAX[1]))
+    patch = draw(st.integers(0, 30))
+    return Target.of(name, f"{PYTHON_MIN[0]}.{minor}.{patch}", variant)
+
+
+def test_every_shipped_combination_is_listed() -> None:
+    # Linux x86_64, Linux aarch64 and Windows with no variant or any of 7; macOS with none or cpu.
+    assert len(SHIPPED_TARGETS) == len(set(SHIPPED_TARGETS)) == 3 * 5 * (1 + 7) + 5 * (1 + 1)
+
+
+@pytest.mark.parametrize("target", SHIPPED_TARGETS, ids=lambda t: t.describe())
+def test_every_shipped_target_round_trips_exactly(target: Target) -> None:
+    assert Target.from_json(target.to_json()) == target
+    assert Target.from_json(json.loads(json.dumps(target.to_json()))) == target
+
+
+@settings(max_examples=50)
+@given(valid_targets())
+def test_targets_with_any_patch_release_round_trip(target: Target) -> None:
+    again = Target.from_json(json.loads(json.dumps(target.to_json())))
+    assert again == target and again.to_json() == target.to_json()
+
+
+@settings(max_examples=50)
+@given(
+    valid_targets(), st.sampled_from(["platform", "python", "cuda", "extra"]), near_misses | st.just(_DROP)
+)
+def test_from_json_takes_only_exactly_what_to_json_gives(target: Target, key: str, value: object) -> None:
+    data: dict[str, object] = dict(target.to_json())
+    if value is _DROP:
+        data.pop(key, None)
+    else:
+        data[key] = value
+    try:
+        again = Target.from_json(data)
+    except LockdError as error:
+        assert isinstance(error, InvalidTarget) and "field" in error.context
+    else:
+        assert again.to_json() == data  # accepted only in canonical form
+
+
+@settings(max_examples=50)
+@given(json_values)
+def test_from_json_rejects_what_is_not_a_target(data: object) -> None:
+    with pytest.raises(InvalidTarget):
+        Target.from_json(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"platform": "linux_x86_64", "python": "3.11.0"}, "target"),
+        ({"platform": "linux_x86_64", "python": "3.11.0", "cuda": None, "glibc": "2.28"}, "target"),
+        ({"platform": "Linux_X86_64", "python": "3.11.0", "cuda": None}, "platform"),
+        ({"platform": "linux_x86_64", "python": "3.11", "cuda": None}, "python"),
+        ({"platform": "linux_x86_64", "python": 3.11, "cuda": None}, "python"),
+        ({"platform": "linux_x86_64", "python": "3.11.0", "cuda": "12.4"}, "cuda"),
+        ({"platform": "linux_x86_64", "python": "3.11.0", "cuda": ""}, "cuda"),
+        ({"platform": "macos_arm64", "python": "3.11.0", "cuda": "cu124"}, "cuda"),
+        ({"platform": "linux_x86_64", "python": "3.8.0", "cuda": None}, "python"),
+        (["linux_x86_64", "3.11.0", None], "target"),
+    ],
+)
+def test_malformed_targets_say_which_field(data: object, field: str) -> None:
+    with pytest.raises(InvalidTarget) as info:
+        Target.from_json(data)
+    assert info.value.code == "invalid-target"
+    assert info.value.context["field"] == field

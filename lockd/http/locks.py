@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from packaging.utils import canonicalize_name
 
+from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
 from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
@@ -33,7 +34,7 @@ from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
 from lockd.service import LockResult, Service
 from lockd.store import LockFileRecord, RevisionRecord
-from lockd.target import parse_python, parse_variant
+from lockd.target import parse_python
 
 __all__ = ["router"]
 

@@ -1,0 +1,162 @@
+"""The values resolvelib moves around: identifiers, requirements and candidates.
+
+resolvelib groups requirements and candidates by an identifier. Here it is a typed tuple:
+`Identity(name, extra)` for a project or one of its extras (`name[extra]` depends on
+`name==same version`, as in pip); `PYTHON` for the pseudo-project that carries each
+candidate's `Requires-Python`; `InvalidMetadataIdentity(project)` for the pseudo-project a
+version with unparsable metadata depends on, which never has a candidate. The three have
+different lengths, so tuples of one kind never compare equal to another's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockd.inputs import InputRequirement
+from lockd.simple import DistFile
+
+__all__ = [
+    "PYTHON",
+    "AnyCandidate",
+    "AnyRequirement",
+    "Identifier",
+    "Identity",
+    "InvalidMetadata",
+    "InvalidMetadataIdentity",
+    "ProjectCandidate",
+    "ProjectRequirement",
+    "PythonCandidate",
+    "PythonIdentity",
+    "PythonRequirement",
+]
+
+
+class Identity(NamedTuple):
+    """A project, or one extra of it."""
+
+    name: NormalizedName
+    extra: NormalizedName | None
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.extra}]" if self.extra else self.name
+
+
+class PythonIdentity(NamedTuple):
+    """The pseudo-project `<python>`: the target's interpreter, one candidate only."""
+
+    def __str__(self) -> str:
+        return "<python>"
+
+
+PYTHON = PythonIdentity()
+
+
+class InvalidMetadataIdentity(NamedTuple):
+    """The pseudo-project a version with unparsable metadata depends on; it has no candidate."""
+
+    project: NormalizedName
+
+    def __str__(self) -> str:
+        return f"<invalid-metadata>{self.project}"
+
+
+Identifier = Identity | PythonIdentity | InvalidMetadataIdentity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectRequirement:
+    """One edge of the graph: `name[extra]` with a specifier, and who asked for it."""
+
+    name: NormalizedName
+    extra: NormalizedName | None
+    specifier: SpecifierSet
+    source: InputRequirement | None = field(default=None, compare=False)
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.name, self.extra)
+
+    def asked_by(self) -> str:
+        """The request line that asked for this, or the requirement itself, in words."""
+        if self.source is not None:
+            return self.source.describe()
+        return f"asks for {self}"
+
+    def __str__(self) -> str:
+        extra = f"[{self.extra}]" if self.extra else ""
+        return f"{self.name}{extra}{self.specifier}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectCandidate:
+    """One version of a project (or of one of its extras) with the files that install on the target."""
+
+    name: NormalizedName
+    version: Version
+    extra: NormalizedName | None
+    files: tuple[DistFile, ...]  # best first: wheels by tag rank, then the sdist
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.name, self.extra)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonRequirement:
+    """A candidate's `Requires-Python`, as a dependency on the pseudo-project `<python>`."""
+
+    specifier: SpecifierSet
+
+    @property
+    def identity(self) -> PythonIdentity:
+        return PYTHON
+
+    def __str__(self) -> str:
+        return f"Python{self.specifier}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonCandidate:
+    """The target's Python version: the one candidate of `<python>`."""
+
+    version: Version
+
+    @property
+    def identity(self) -> PythonIdentity:
+        return PYTHON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvalidMetadata:
+    """Stands for a version whose metadata pip would refuse: it has no candidate, ever.
+
+    pip parses every `Requires-Dist` of a candidate's metadata and discards the version when
+    one does not parse (`MetadataInvalid`, "Ignoring version X of P since it has invalid
+    metadata"); celery 4.x, for one, says `pytz (>dev)`. Depending on this pseudo-project makes
+    resolvelib reject the version and try the next one, as pip does, instead of resolving it
+    with that dependency silently missing.
+    """
+
+    name: NormalizedName
+    version: Version
+    line: str
+    reason: str
+
+    @property
+    def identity(self) -> InvalidMetadataIdentity:
+        return InvalidMetadataIdentity(self.name)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} has invalid metadata: Requires-Dist {self.line!r} ({self.reason})"
+
+
+AnyRequirement = ProjectRequirement | PythonRequirement | InvalidMetadata
+AnyCandidate = ProjectCandidate | PythonCandidate

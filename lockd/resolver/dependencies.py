@@ -1,0 +1,91 @@
+"""What a candidate depends on, on the target: its metadata read under the target's markers.
+
+`Requires-Dist` (PEP 508, core metadata PEP 566) lines whose markers hold in the target's
+environment (never the host's) become requirements, one resolvelib identity per extra;
+`Requires-Python` becomes a dependency on the pseudo-project `<python>`. A line pip cannot
+parse makes the whole version unusable, as in pip; an unparsable `Requires-Python` is
+ignored, as in pip.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from email.parser import BytesHeaderParser
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+
+from lockd.inputs import InputRequirement
+from lockd.resolver.candidates import (
+    AnyRequirement,
+    InvalidMetadata,
+    ProjectCandidate,
+    ProjectRequirement,
+    PythonRequirement,
+)
+from lockd.target import Target
+
+__all__ = ["ParsedMetadata", "marker_true", "parse_dependencies", "split_extras"]
+
+# (Requires-Python as written, the requirements that apply to the target)
+ParsedMetadata = tuple[str | None, list[AnyRequirement]]
+
+
+def marker_true(target: Target, marker: Marker, extra: str) -> bool:
+    """The marker on the target, with `extra` set ("" outside any extra)."""
+    environment = dict(target.marker_environment)
+    environment["extra"] = extra
+    return marker.evaluate(environment)
+
+
+def split_extras(requirement: Requirement, source: InputRequirement | None = None) -> list[AnyRequirement]:
+    """`foo[a,b]>=1` → `foo>=1`, `foo[a]>=1`, `foo[b]>=1`: one resolvelib identity per extra."""
+    name = canonicalize_name(requirement.name)
+    found: list[AnyRequirement] = [
+        ProjectRequirement(name=name, extra=None, specifier=requirement.specifier, source=source)
+    ]
+    for extra in sorted({canonicalize_name(e) for e in requirement.extras}):
+        found.append(
+            ProjectRequirement(name=name, extra=extra, specifier=requirement.specifier, source=source)
+        )
+    return found
+
+
+def parse_dependencies(
+    target: Target, candidate: ProjectCandidate, raw: bytes, extra: NormalizedName | None
+) -> ParsedMetadata:
+    """(Requires-Python text, dependencies on the target) of `candidate` or of its `extra`."""
+    headers = BytesHeaderParser().parsebytes(raw)
+    found: list[AnyRequirement] = []
+    requires_python = headers.get("Requires-Python")
+    requires_python_text = str(requires_python).strip() if requires_python else None
+    if extra is None and requires_python_text:
+        # pip ignores an unparsable Requires-Python in metadata, so do we
+        with suppress(InvalidSpecifier):
+            found.append(PythonRequirement(specifier=SpecifierSet(str(requires_python))))
+    for line in headers.get_all("Requires-Dist") or []:
+        try:
+            requirement = Requirement(str(line).strip())
+        except InvalidRequirement as exc:
+            # Every line counts, whatever its marker: pip parses them all before it evaluates
+            # any, and discards the version if one fails.
+            reason = str(exc).splitlines()[0]
+            invalid = InvalidMetadata(
+                name=candidate.name, version=candidate.version, line=str(line).strip(), reason=reason
+            )
+            return requires_python_text or None, [invalid]
+        if not _applies(target, requirement, extra):
+            continue
+        found.extend(split_extras(requirement))
+    return requires_python_text or None, found
+
+
+def _applies(target: Target, requirement: Requirement, extra: NormalizedName | None) -> bool:
+    if requirement.marker is None:
+        return extra is None
+    if extra is None:
+        return marker_true(target, requirement.marker, "")
+    # An extra's own dependencies: true for this extra, not already true without it.
+    return marker_true(target, requirement.marker, extra) and not marker_true(target, requirement.marker, "")

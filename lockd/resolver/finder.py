@@ -1,0 +1,164 @@
+"""One project's page seen from the target: which files install, in what order, and why not.
+
+A `Finder` turns a `ProjectPage` into the target's releases: files filtered by wheel tags
+(PEP 425), `Requires-Python` (PEP 345) and PEP 700 `as_of` upload times, ordered best first;
+PEP 592 yanked files only for an exact pin; candidates newest first under PEP 440's
+pre-release rule, as pip picks them. `why_not` says in words why a version does not install.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockd.resolver.candidates import ProjectCandidate
+from lockd.simple import DistFile, ProjectPage
+from lockd.target import Target
+
+__all__ = ["Finder", "Release", "is_exact_pin"]
+
+
+def is_exact_pin(specifier: SpecifierSet, version: Version) -> bool:
+    """PEP 592: a yanked version may be chosen only when pinned with == or === (no wildcard)."""
+    for spec in specifier:
+        if spec.operator == "===" and spec.version == str(version):
+            return True
+        if (
+            spec.operator == "=="
+            and not spec.version.endswith(".*")
+            and spec.contains(version, prereleases=True)
+        ):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """Files of one version that install on the target, split by yank state."""
+
+    version: Version
+    files: tuple[DistFile, ...]  # not yanked, best first
+    yanked: tuple[DistFile, ...]  # yanked, best first
+
+
+class Finder:
+    """A project's releases for the target. One per project per resolution."""
+
+    def __init__(
+        self,
+        name: NormalizedName,
+        page: ProjectPage,
+        target: Target,
+        *,
+        as_of: datetime | None,
+        prereleases: bool,
+    ) -> None:
+        self.name = name
+        self.page = page
+        self._target = target
+        self._as_of = as_of
+        # None lets packaging apply PEP 440's rule: pre-releases only when the specifier names
+        # one or no final version matches. That is pip's rule too.
+        self._prereleases: bool | None = True if prereleases else None
+        # Pages with thousands of files share a few requires-python values and tag sets (the
+        # parsed values are shared objects, see lockd.simple): answer each once, by identity.
+        self._python_ok: dict[int, tuple[SpecifierSet, bool]] = {}
+        self._ranks: dict[int, tuple[frozenset[Tag], int | None]] = {}
+        self.releases = self._releases()
+
+    def installs(self, file: DistFile) -> bool:
+        """Whether the target installs (or builds) this file, as of the request's `as_of`."""
+        if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
+            return False
+        if file.requires_python is not None and not self._python_allows(file.requires_python):
+            return False
+        if file.kind == "wheel":
+            return self._rank(file.tags) is not None
+        return True
+
+    def usable_files(self, release: Release, specifier: SpecifierSet) -> tuple[DistFile, ...]:
+        """The release's files a requirement with `specifier` may take: yanked ones only if pinned."""
+        if release.files:
+            return release.files
+        if release.yanked and is_exact_pin(specifier, release.version):
+            return release.yanked
+        return ()
+
+    def candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
+        """Newest first: versions with a usable file, filtered by pip's pre-release rule."""
+        usable: dict[Version, tuple[DistFile, ...]] = {}
+        for version, release in self.releases.items():
+            files = self.usable_files(release, specifier)
+            if files:
+                usable[version] = files
+        matching = specifier.filter(usable, prereleases=self._prereleases)
+        return [
+            ProjectCandidate(name=self.name, version=v, extra=extra, files=usable[v])
+            for v in sorted(matching, reverse=True)
+        ]
+
+    def why_not(self, version: Version) -> str:
+        """Why no file of `version` installs on the target, in words."""
+        files = [f for f in self.page.files if f.version == version]
+        target = self._target.describe()
+        if not files:
+            return (
+                f"{self.page.name} {version} has wheels only for platforms or Pythons that no lockd "
+                f"target matches, and no sdist; none of them installs on {target}"
+            )
+        if all(f.is_yanked for f in files):
+            reason = files[0].yanked or ""
+            return f"{self.page.name} {version} was yanked" + (f" ({reason})" if reason else "")
+        if self._as_of is not None and all(
+            f.upload_time is not None and f.upload_time > self._as_of for f in files
+        ):
+            return f"{self.page.name} {version} was uploaded after {self._as_of.isoformat()}"
+        python_ok = [
+            f
+            for f in files
+            if f.requires_python is None or f.requires_python.contains(self._target.python, prereleases=True)
+        ]
+        if not python_ok:
+            needs = files[0].requires_python
+            return f"{self.page.name} {version} requires Python {needs}, the target has {self._target.python}"
+        return f"{self.page.name} {version} has no file for {target}"
+
+    def _python_allows(self, specifier: SpecifierSet) -> bool:
+        known = self._python_ok.get(id(specifier))
+        if known is None:
+            known = (specifier, specifier.contains(self._target.python, prereleases=True))
+            self._python_ok[id(specifier)] = known  # the value holds the key's object alive
+        return known[1]
+
+    def _rank(self, tags: frozenset[Tag]) -> int | None:
+        known = self._ranks.get(id(tags))
+        if known is None:
+            known = (tags, self._target.wheel_rank(tags))
+            self._ranks[id(tags)] = known
+        return known[1]
+
+    def _file_order(self, file: DistFile) -> tuple[int, int, str]:
+        if file.kind == "wheel":
+            rank = self._rank(file.tags)
+            return (0, rank if rank is not None else 1 << 30, file.filename)
+        return (1, 0, file.filename)
+
+    def _releases(self) -> dict[Version, Release]:
+        grouped: dict[Version, list[DistFile]] = {}
+        for file in self.page.files:
+            if self.installs(file):
+                grouped.setdefault(file.version, []).append(file)
+        releases: dict[Version, Release] = {}
+        for version, files in grouped.items():
+            ordered = sorted(files, key=self._file_order)
+            releases[version] = Release(
+                version=version,
+                files=tuple(f for f in ordered if not f.is_yanked),
+                yanked=tuple(f for f in ordered if f.is_yanked),
+            )
+        return releases

@@ -1,0 +1,329 @@
+"""The resolvelib provider: answers resolvelib's questions for one `LockRequest`.
+
+It finds candidates through one `Finder` per project, reads dependencies from metadata
+through `IndexSource` (which `lockd.index.IndexClient` satisfies), applies constraints and
+strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib: the newest likely
+candidate of every newly seen dependency is prefetched as soon as it is known, so the resolver
+rarely waits on the network. Everything resolvelib asks is memoised per project and version.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple, Protocol, TypeAlias
+
+import resolvelib
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+from resolvelib.structs import RequirementInformation
+
+from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
+from lockd.inputs import InputRequirement, LockRequest
+from lockd.resolver.candidates import (
+    PYTHON,
+    AnyCandidate,
+    AnyRequirement,
+    Identifier,
+    Identity,
+    InvalidMetadataIdentity,
+    ProjectCandidate,
+    ProjectRequirement,
+    PythonCandidate,
+    PythonRequirement,
+)
+from lockd.resolver.dependencies import ParsedMetadata, marker_true, parse_dependencies
+from lockd.resolver.finder import Finder
+from lockd.simple import DistFile, ProjectPage
+from lockd.target import Target
+
+__all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo"]
+
+# resolvelib defines RequirementInformation as a generic NamedTuple for type checkers only.
+RequirementInfo: TypeAlias = "RequirementInformation[AnyRequirement, AnyCandidate]"
+
+
+class IndexSource(Protocol):
+    """What the resolver needs from an index; `lockd.index.IndexClient` satisfies it."""
+
+    def project_page(self, index_url: str, name: NormalizedName) -> ProjectPage: ...
+
+    def fetch_metadata(self, file: DistFile) -> bytes: ...
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None: ...
+
+    def file_sha256(self, file: DistFile) -> str: ...
+
+
+class Preference(NamedTuple):
+    """`get_preference`'s sort key: resolvelib works on the smallest first (pip's order)."""
+
+    not_python: bool  # `<python>` first: it has one candidate and rules out whole versions
+    not_backtrack_cause: bool  # then what the last conflict was about
+    not_pinned: bool  # then requirements pinned with == or ===
+    candidates: int  # then those with fewer candidates left
+    depth: int  # then the shallower
+    identifier: str  # then by name, so the order never depends on dict order
+
+
+class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identifier]):
+    """Answers resolvelib for one request. Public reads are for explanation and lock building."""
+
+    def __init__(
+        self, request: LockRequest, index: IndexSource, pool: ThreadPoolExecutor, deadline: float | None
+    ) -> None:
+        self._request = request
+        self._index = index
+        self._pool = pool
+        self._deadline = deadline
+        self._finders: dict[NormalizedName, Finder] = {}
+        self._finder_lock = threading.Lock()
+        self._dependencies: dict[
+            tuple[NormalizedName, Version, NormalizedName | None], list[AnyRequirement]
+        ] = {}
+        self._requires_python: dict[tuple[NormalizedName, Version], str | None] = {}
+        self._constraints: dict[NormalizedName, list[InputRequirement]] = {}
+        for constraint in request.constraints:
+            marker = constraint.requirement.marker
+            if marker is None or marker_true(request.target, marker, ""):
+                self._constraints.setdefault(constraint.name, []).append(constraint)
+        self._seen: set[Identity] = set()
+        self._seen_lock = threading.Lock()
+        self._warming = True
+        self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
+        self._depth: dict[Identifier, int] = {}
+        self._counts: dict[Identifier, int] = {}
+
+    # --- what explanation and lock building read ---
+
+    @property
+    def target(self) -> Target:
+        return self._request.target
+
+    @property
+    def constraints(self) -> Mapping[NormalizedName, Sequence[InputRequirement]]:
+        """The constraints that apply on the target (their markers hold), by project."""
+        return self._constraints
+
+    def requires_python_of(self, name: NormalizedName, version: Version) -> str | None:
+        """The `Requires-Python` of a version whose dependencies were read, as written."""
+        return self._requires_python.get((name, version))
+
+    def finder(self, name: NormalizedName) -> Finder:
+        """The project's finder, reading its page from the index that serves it on first use."""
+        with self._finder_lock:
+            finder = self._finders.get(name)
+        if finder is not None:
+            return finder
+        page = self._index.project_page(self._request.plan.index_for(name), name)
+        options = self._request.options
+        finder = Finder(name, page, self.target, as_of=options.as_of, prereleases=options.prereleases)
+        with self._finder_lock:
+            return self._finders.setdefault(name, finder)
+
+    def specifier_for(self, name: NormalizedName, requirements: Iterable[ProjectRequirement]) -> SpecifierSet:
+        """The requirements' specifiers and the project's constraints, combined."""
+        specifier = SpecifierSet()
+        for requirement in requirements:
+            specifier &= requirement.specifier
+        for constraint in self._constraints.get(name, ()):
+            specifier &= constraint.requirement.specifier
+        return specifier
+
+    def candidates_for(self, requirement: ProjectRequirement) -> list[ProjectCandidate]:
+        """The project's versions this one requirement allows under the constraints, newest first."""
+        specifier = self.specifier_for(requirement.name, [requirement])
+        return self.finder(requirement.name).candidates(specifier, None)
+
+    def check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise ResolutionTimeout(
+                "resolution exceeded its time budget",
+                hint="retry later, or pin more requirements to cut the search",
+                context={"target": self.target.describe()},
+            )
+
+    # --- the prefetch walk ---
+
+    def announce(self, requirements: Iterable[AnyRequirement]) -> None:
+        """Starts fetching pages and the likely metadata of projects (or extras) not seen before."""
+        for requirement in requirements:
+            if not isinstance(requirement, ProjectRequirement):
+                continue
+            with self._seen_lock:
+                if not self._warming or requirement.identity in self._seen:
+                    continue
+                self._seen.add(requirement.identity)
+            try:
+                self._pool.submit(self._warm, requirement)
+            except RuntimeError:
+                return  # the pool is shutting down
+
+    def stop_warming(self) -> None:
+        """Queued prefetches return at once: the resolution no longer needs them."""
+        with self._seen_lock:
+            self._warming = False
+
+    def _warm(self, requirement: ProjectRequirement) -> None:
+        """Fetches the likely candidate's page and metadata, then walks on to its dependencies.
+
+        resolvelib asks for a dependency only once it pins the parent, so without the walk the
+        network wait grows with the depth of the graph. Only the newest candidate that the one
+        requirement allows is followed, and `announce` stops at identities already seen, so the
+        walk costs at most one page and one metadata fetch per project (and extra) it reaches.
+        """
+        try:
+            if not self._warming:
+                return
+            likely = next(iter(self.candidates_for(requirement)), None)
+            if likely is None or not self._warming:
+                return
+            _requires_python, found = self._parse_metadata(likely, requirement.extra)
+        except LockdError:
+            return  # find_matches / get_dependencies ask again and report it with the requirement chain
+        self.announce(found)
+
+    # --- resolvelib interface ---
+
+    def identify(self, requirement_or_candidate: AnyRequirement | AnyCandidate) -> Identifier:
+        return requirement_or_candidate.identity
+
+    def get_preference(
+        self,
+        identifier: Identifier,
+        resolutions: Mapping[Identifier, AnyCandidate],
+        candidates: Mapping[Identifier, Iterator[AnyCandidate]],
+        information: Mapping[Identifier, Iterator[RequirementInfo]],
+        backtrack_causes: Sequence[RequirementInfo],
+    ) -> Preference:
+        """pip's order: Python first, then backtrack causes, `==` pins, fewer candidates, shallower.
+
+        Called O(n) times per round; everything here is a dict lookup.
+        """
+        infos = list(information[identifier])
+        pinned = any(
+            isinstance(info.requirement, ProjectRequirement)
+            and any(s.operator in ("==", "===") for s in info.requirement.specifier)
+            for info in infos
+        )
+        depth = self._depth.get(identifier)
+        if depth is None:
+            parents = [info.parent for info in infos]
+            depth = (
+                1
+                if any(p is None for p in parents)
+                else 1 + min((self._depth.get(p.identity, 1) for p in parents if p is not None), default=0)
+            )
+            self._depth[identifier] = depth
+        causes = {info.requirement.identity for info in backtrack_causes}
+        # A conflict over a project also concerns each of its extras.
+        project = Identity(identifier.name, None) if isinstance(identifier, Identity) else identifier
+        return Preference(
+            not_python=identifier != PYTHON,
+            not_backtrack_cause=identifier not in causes and project not in causes,
+            not_pinned=not pinned,
+            candidates=self._counts.get(identifier, 1 << 20),
+            depth=depth,
+            identifier=str(identifier),
+        )
+
+    def find_matches(
+        self,
+        identifier: Identifier,
+        requirements: Mapping[Identifier, Iterator[AnyRequirement]],
+        incompatibilities: Mapping[Identifier, Iterator[AnyCandidate]],
+    ) -> list[AnyCandidate]:
+        self.check_deadline()
+        if isinstance(identifier, InvalidMetadataIdentity):
+            return []
+        if not isinstance(identifier, Identity):
+            python = PythonCandidate(version=self.target.python)
+            ok = all(
+                isinstance(r, PythonRequirement) and r.specifier.contains(python.version, prereleases=True)
+                for r in requirements[identifier]
+            )
+            rejected = any(True for _ in incompatibilities[identifier])
+            return [python] if ok and not rejected else []
+        reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
+        finder = self._finder_for(identifier.name, reqs)
+        specifier = self.specifier_for(identifier.name, reqs)
+        excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
+        found: list[AnyCandidate] = [
+            c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded
+        ]
+        self._counts[identifier] = len(found)
+        if found:
+            first = found[0]
+            assert isinstance(first, ProjectCandidate)
+            self._index.prefetch_metadata(first.files[:1])
+        return found
+
+    def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
+        if not isinstance(requirement, ProjectRequirement):
+            return (
+                isinstance(requirement, PythonRequirement)
+                and isinstance(candidate, PythonCandidate)
+                and requirement.specifier.contains(candidate.version, prereleases=True)
+            )
+        if isinstance(candidate, PythonCandidate):
+            return False
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
+        self.check_deadline()
+        if isinstance(candidate, PythonCandidate):
+            return []
+        key = (candidate.name, candidate.version, candidate.extra)
+        cached = self._dependencies.get(key)
+        if cached is None:
+            cached = self._compute_dependencies(candidate)
+            self._dependencies[key] = cached
+        self.announce(cached)
+        return cached
+
+    # --- internals ---
+
+    def _finder_for(self, name: NormalizedName, reqs: list[ProjectRequirement]) -> Finder:
+        try:
+            return self.finder(name)
+        except UnknownProject as exc:
+            asked = sorted({r.asked_by() for r in reqs})
+            raise UnknownProject(
+                f"{exc.message} ({'; '.join(asked)})" if asked else exc.message,
+                hint=exc.hint,
+                context={**exc.context, "required_by": asked},
+            ) from None
+
+    def _compute_dependencies(self, candidate: ProjectCandidate) -> list[AnyRequirement]:
+        if candidate.extra is not None:
+            base = ProjectRequirement(
+                name=candidate.name, extra=None, specifier=SpecifierSet(f"=={candidate.version}")
+            )
+            return [base, *self._metadata_dependencies(candidate, candidate.extra)]
+        return self._metadata_dependencies(candidate, None)
+
+    def _metadata_dependencies(
+        self, candidate: ProjectCandidate, extra: NormalizedName | None
+    ) -> list[AnyRequirement]:
+        requires_python, found = self._parse_metadata(candidate, extra)
+        if extra is None:
+            self._requires_python[(candidate.name, candidate.version)] = requires_python
+        return found
+
+    def _parse_metadata(self, candidate: ProjectCandidate, extra: NormalizedName | None) -> ParsedMetadata:
+        """(Requires-Python text, dependencies for the target) of the candidate's best file.
+
+        Parsed once per file and extra: the prefetch walk (`_warm`) and the resolver share it.
+        """
+        file = candidate.files[0]
+        with self._seen_lock:
+            parsed = self._parsed.get((file.url, extra))
+        if parsed is None:
+            raw = self._index.fetch_metadata(file)
+            parsed = parse_dependencies(self.target, candidate, raw, extra)
+            with self._seen_lock:
+                parsed = self._parsed.setdefault((file.url, extra), parsed)
+        return parsed

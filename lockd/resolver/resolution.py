@@ -1,0 +1,102 @@
+"""`resolve`: one resolution of a `LockRequest`, from the request's lines to a checked `Lock`.
+
+It runs resolvelib with the `Provider`, reports progress through `ResolveReporter` hooks and
+enforces the deadline at every round, translates resolvelib's exceptions into `LockdError`s
+(`explain`), builds the lock (`build`) and checks it holds one accelerator variant's builds.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import resolvelib
+from packaging.utils import NormalizedName
+from packaging.version import Version
+from resolvelib.resolvers import Criterion, ResolverException
+
+from lockd import accelerator
+from lockd.errors import ResolutionImpossible
+from lockd.inputs import LockRequest
+from lockd.lock import Lock
+from lockd.resolver.build import build_lock
+from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, ProjectCandidate
+from lockd.resolver.dependencies import marker_true, split_extras
+from lockd.resolver.explain import explain_impossible
+from lockd.resolver.provider import IndexSource, Provider
+
+__all__ = ["ResolveReporter", "resolve"]
+
+_MAX_ROUNDS = 5000
+
+
+class ResolveReporter(Protocol):
+    """Progress hooks for a display; called on the resolving thread, so keep them cheap."""
+
+    def on_pinned(self, name: NormalizedName, version: Version) -> None: ...
+
+    def on_backtrack(self, name: NormalizedName) -> None: ...
+
+
+class _Progress(resolvelib.BaseReporter[AnyRequirement, AnyCandidate, Identifier]):
+    """resolvelib's reporter hooks: the deadline each round, pins and backtracks to `reporter`."""
+
+    def __init__(self, provider: Provider, reporter: ResolveReporter | None) -> None:
+        self._provider = provider
+        self._reporter = reporter
+
+    def starting_round(self, index: int) -> None:
+        self._provider.check_deadline()
+
+    def pinning(self, candidate: AnyCandidate) -> None:
+        if self._reporter is not None and isinstance(candidate, ProjectCandidate) and candidate.extra is None:
+            self._reporter.on_pinned(candidate.name, candidate.version)
+
+    def rejecting_candidate(
+        self, criterion: Criterion[AnyRequirement, AnyCandidate], candidate: AnyCandidate
+    ) -> None:
+        if self._reporter is not None and isinstance(candidate, ProjectCandidate):
+            self._reporter.on_backtrack(candidate.name)
+
+
+def resolve(
+    request: LockRequest,
+    index: IndexSource,
+    *,
+    reporter: ResolveReporter | None = None,
+    deadline: float | None = None,
+) -> Lock:
+    """The lock pip would install on `request.target`, with every file's sha256.
+
+    `deadline` is a `time.monotonic()` value; past it `ResolutionTimeout` is raised. Errors:
+    `UnknownProject`, `NoMatchingDistribution`, `ResolutionImpossible`, `SdistNeedsBuild`,
+    `IndexUnavailable`, `TamperedFile`, `CudaMismatch`.
+    """
+    # Wide enough for the prefetch walk: its workers mostly wait on the network.
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockd-resolve") as pool:
+        provider = Provider(request, index, pool, deadline)
+        roots: list[AnyRequirement] = []
+        for item in request.requirements:
+            marker = item.requirement.marker
+            if marker is not None and not marker_true(request.target, marker, ""):
+                continue  # not for this target, as pip would skip it there
+            roots.extend(split_extras(item.requirement, item))
+        provider.announce(roots)
+        resolver = resolvelib.Resolver(provider, _Progress(provider, reporter))
+        try:
+            result = resolver.resolve(roots, max_rounds=_MAX_ROUNDS)
+        except resolvelib.ResolutionImpossible as exc:
+            raise explain_impossible(provider, exc) from None
+        except resolvelib.ResolutionTooDeep as exc:
+            raise ResolutionImpossible(
+                f"gave up after {exc.round_count} resolution rounds without a solution",
+                hint="pin some of the requirements to narrow the search",
+                context={"rounds": exc.round_count},
+            ) from None
+        except ResolverException as exc:
+            raise ResolutionImpossible(f"the resolver failed: {exc}", context={}) from None
+        finally:
+            provider.stop_warming()
+        lock = build_lock(request, provider, result, index, pool)
+    accelerator.check_consistency(lock)
+    return lock
