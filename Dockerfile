@@ -60,8 +60,9 @@ RUN groupadd --system --gid 10001 lockd \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 # Code and migrations stay owned by root: the service user can read them, not rewrite them.
+# migrations/ goes where a wheel puts it, as the package lockd.migrations (see setup.py).
 COPY lockd /app/lockd
-COPY migrations /app/migrations
+COPY migrations /app/lockd/migrations
 COPY pyproject.toml alembic.ini* /app/
 
 USER 10001:10001

@@ -12,7 +12,6 @@ PYTEST_ARGS ?=
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'lockd-checkout.pth').write_text(str(pathlib.Path.cwd()) + '\n')"
 	touch $@
 
 $(VENV)/.runtime: $(VENV)/.created requirements/runtime.txt
@@ -23,20 +22,34 @@ $(VENV)/.dev: $(VENV)/.created requirements/dev.txt
 	$(PIP_ENV) $(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
 	touch $@ $(VENV)/.runtime
 
-venv: $(VENV)/.runtime
-dev: $(VENV)/.dev
+$(VENV)/.build: $(VENV)/.created requirements/build.txt
+	$(PIP_ENV) $(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/build.txt
+	touch $@
 
-serve: $(VENV)/.runtime
-	$(PY) -m lockd migrate
-	$(PY) -m lockd serve --host $(HOST) --port $(PORT)
+# lockd itself, editable: .venv/bin/lockd runs this checkout, and migrations/ is importable as
+# lockd.migrations (setup.py). Built with the hashed setuptools above, not one fetched unpinned.
+# The rm retires the path file that venvs made before lockd was installable put there.
+$(VENV)/.project: $(VENV)/.runtime $(VENV)/.build pyproject.toml setup.py
+	rm -f $(VENV)/lib/python*/site-packages/lockd-checkout.pth
+	$(PIP_ENV) $(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $@
 
-lint: $(VENV)/.dev
+venv: $(VENV)/.project
+dev: $(VENV)/.dev $(VENV)/.project
+
+serve: $(VENV)/.project
+	$(VENV)/bin/lockd migrate
+	$(VENV)/bin/lockd serve --host $(HOST) --port $(PORT)
+
+lint: dev
 	$(VENV)/bin/ruff check lockd tests fixtures bench
+	$(VENV)/bin/ruff format --check lockd tests fixtures bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: $(VENV)/.dev
+test: dev
 	$(VENV)/bin/ruff check lockd tests fixtures bench
+	$(VENV)/bin/ruff format --check lockd tests fixtures bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -45,6 +58,7 @@ test: $(VENV)/.dev
 lock: $(VENV)/.dev
 	cd requirements && $(PIP_ENV) ../$(VENV)/bin/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -q runtime.in -o runtime.txt
 	cd requirements && $(PIP_ENV) ../$(VENV)/bin/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -q dev.in -o dev.txt
+	cd requirements && $(PIP_ENV) ../$(VENV)/bin/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -q build.in -o build.txt
 
 fixture-index: $(VENV)/.dev
 	$(PY) -m fixtures.index --port 8700

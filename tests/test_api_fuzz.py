@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.conftest import ROOT, LockdServer, fresh_database, server_env
+from tests.support import ROOT, LockdServer, fresh_database, server_env
 
 MAX_EXAMPLES = 12
 # Not part of lockd's contract: whether requirements text or a target is valid is semantic (a

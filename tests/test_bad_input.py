@@ -13,41 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-import sqlalchemy as sa
 
-from lockd.store import open_engine
-from lockd.store.schema import metadata
+from tests.support import PROBLEM, assert_problem, row_counts
 
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 # Rows that a failed *resolution* may legitimately write: its failed lease (read by waiters of the
 # same digest) and metadata cached by file hash. Intake failures must not write even these.
 RESOLUTION_BOOKKEEPING = frozenset({"resolution_leases", "dist_metadata", "file_hashes"})
-PROBLEM = "application/problem+json"
-
-
-def row_counts(database_url: str) -> dict[str, int]:
-    engine = open_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return {
-                table.name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-                for table in metadata.sorted_tables
-            }
-    finally:
-        engine.dispose()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text[:2000]
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert body["type"].endswith(code)
-    assert body["title"] and body["detail"]
-    return body
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from lockd.config import Settings
 from lockd.service import Service
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def _python(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,20 +6,14 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
-import pytest
 
-from fixtures.build import Catalog
-from fixtures.index import FixtureIndex
 from lockd.service import Service, drift_runs
-from tests.conftest import LockdServer, fresh_database, metric_value, server_env
-from tests.test_drift import SCENARIO, lock_inputs, mutate
-
-XSS = '<script>alert("x")</script><b>bold</b>'
+from tests.support import SCENARIO, XSS, LockdServer, lock_inputs, metric_value
 
 
 class _Page(HTMLParser):
@@ -63,35 +57,6 @@ class _Page(HTMLParser):
 
     def text(self, element: str) -> str:
         return " ".join(" ".join(self.by_id.get(element, [])).split())
-
-
-@pytest.fixture(scope="module")
-def drifted(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, _fixture_catalog: Any
-) -> Iterator[tuple[LockdServer, dict[str, str]]]:
-    """A live server whose store holds one lock per finding kind, after two drift runs."""
-
-    catalog = Catalog(list(_fixture_catalog.artifacts), _fixture_catalog.blob_dir, _fixture_catalog.digest)
-    index = FixtureIndex(catalog=catalog).start()
-    tmp = tmp_path_factory.mktemp("dashboard")
-    server = LockdServer(server_env(fresh_database("sqlite", request, tmp), index), tmp / "server.log")
-    server.create_tokens()
-    server.start()
-    try:
-        service = Service.open(server.settings())
-        try:
-            digests = lock_inputs(service)
-        finally:
-            service.close()
-        with server.client("admin") as admin:
-            assert admin.post("/v1/drift/runs", params={"wait": "true"}).status_code == 200
-            mutate(index, yank_reason=XSS)
-            answer = admin.post("/v1/drift/runs", params={"wait": "true"})
-            assert answer.status_code == 200, answer.text
-        yield server, digests
-    finally:
-        server.stop()
-        index.stop()
 
 
 def test_post_runs_needs_admin_and_answers_with_the_stored_run(drifted: tuple[LockdServer, dict[str, str]]) -> None:

@@ -13,11 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LockdServer
-from tests.test_dashboard import XSS, drifted
-from tests.test_drift import SCENARIO
-
-__all__ = ["drifted"]  # the module-scoped live server fixture, shared with test_dashboard
+from tests.support import SCENARIO, XSS, LockdServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -44,20 +44,9 @@ from lockd.service import (
 from lockd.store import drift as drift_store
 from lockd.store import transaction
 from lockd.target import Target
-from tests.conftest import QuietHandler, loopback_http
+from tests.support import SCENARIO, QuietHandler, files_of, lock_inputs, loopback_http, mutate, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = {"platform": "linux_x86_64", "python": "3.11"}
-
-# One small input per finding kind; the mutations below touch disjoint projects.
-SCENARIO = {
-    "current": "lockd-fx-markers",
-    "outdated": "lockd-fx-pre",
-    "yanked": "lockd-fx-plain",
-    "missing": "lockd-fx-speedups",
-    "tampered": "lockd-fx-conflict-c",
-    "unresolvable": "lockd-fx-conflict-a",
-}
 
 
 def open_service(database_url: str, index: Any, **overrides: Any) -> Service:
@@ -74,33 +63,6 @@ def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
         yield opened
     finally:
         opened.close()
-
-
-def lock_inputs(service: Service, scenario: dict[str, str] = SCENARIO) -> dict[str, str]:
-    digests = {}
-    for kind, requirements in scenario.items():
-        result = service.lock(service.build_request(requirements=requirements, target=TARGET))
-        digests[kind] = result.input_digest
-    return digests
-
-
-def files_of(index: Any, project: str, version: str) -> list[str]:
-    return [a.filename for a in index.files(project) if a.version == version]
-
-
-def mutate(index: Any, *, yank_reason: str = "broken build") -> dict[str, str]:
-    """Publish, yank, delete, replace: one mutation per kind. Returns the tampered file's new sha256."""
-    index.publish("lockd-fx-pre", "1.2")
-    for filename in files_of(index, "lockd-fx-plain", "1.1"):
-        index.yank(filename, yank_reason)
-    for filename in files_of(index, "lockd-fx-speedups", "0.3"):
-        index.delete(filename)
-    (tampered_file,) = files_of(index, "lockd-fx-conflict-c", "1.0")
-    new_sha = index.replace_content(tampered_file)
-    # conflict-a needs conflict-b<2 and 1.0 is its only such version: yanked, it is out of reach.
-    for filename in files_of(index, "lockd-fx-conflict-b", "1.0"):
-        index.yank(filename)
-    return {"tampered_file": tampered_file, "tampered_sha": new_sha}
 
 
 def by_lock(service: Service, run_id: int) -> dict[str, list[Finding]]:
@@ -339,8 +301,7 @@ def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
 
         # Killed: nothing complete to show, and once its heartbeat is stale it reads as abandoned.
         assert latest_drift_run(service) is None
-        time.sleep(1.2)
-        assert drift_run(service, running.id).status == "abandoned"
+        wait_until(lambda: drift_run(service, running.id).status == "abandoned", 10, "the killed run never read abandoned")
 
         mutable_index.set_latency(0)
         record = run_drift(service)

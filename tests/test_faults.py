@@ -20,8 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import LockdServer, fresh_database
-from tests.test_bad_input import assert_problem, row_counts
+from tests.support import LockdServer, assert_problem, fresh_database, row_counts, wait_until
 
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 LOCK_TABLES = ("inputs", "locks", "lock_packages", "lock_files", "revisions")
@@ -193,10 +192,7 @@ def test_postgres_connections_killed_and_database_gone_mid_flight(
         # Back: nothing partial was written by the interrupted resolution, and it now succeeds.
         counts = row_counts(url)
         assert counts["inputs"] == counts["revisions"] == 1
-        deadline = time.monotonic() + 15
-        while httpx.get(server.url + "/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "never ready again"
-            time.sleep(0.2)
+        wait_until(lambda: httpx.get(server.url + "/readyz").status_code == 200, 15, "never ready again")
         assert post_lock(server, "lockd-fx-extras\n").status_code == 201
         counts = row_counts(url)
         assert counts["inputs"] == counts["revisions"] == 2

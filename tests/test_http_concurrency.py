@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from lockd.service import Service
-from tests.conftest import LockdServer, metric_value
+from tests.support import LockdServer, metric_value
 
 TARGET = "python=3.11&platform=linux_x86_64&cuda=cu124"
 

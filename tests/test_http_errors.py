@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from lockd.service import Service
-from tests.conftest import LockdServer
+from tests.support import LockdServer
 
 TARGET = "python=3.11&platform=linux_x86_64"
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LockdServer, metric_value
+from tests.support import LockdServer, metric_value
 
 TARGET = "python=3.11&platform=linux_x86_64&cuda=cu124"
 TORCH = "torch==2.5.1\nnumpy\n"

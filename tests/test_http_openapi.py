@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lockd.cli import openapi_document
 from lockd.config import Settings
-from tests.conftest import ROOT, LockdServer
+from tests.support import ROOT, LockdServer
 
 SCRIPT = ROOT / "api" / "examples" / "ci-lock.sh"
 

@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LockdServer
-from tests.test_bad_input import row_counts
+from tests.support import LockdServer, row_counts, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -64,10 +63,8 @@ def test_kill_during_a_resolution(
 
     worker = threading.Thread(target=doomed)
     worker.start()
-    deadline = time.monotonic() + 10
-    while row_counts(server.database_url)["resolution_leases"] == 0:  # it holds the lease: resolving
-        assert time.monotonic() < deadline, "the resolution never started"
-        time.sleep(0.05)
+    # It holds the lease: resolving.
+    wait_until(lambda: row_counts(server.database_url)["resolution_leases"], 10, "the resolution never started")
     time.sleep(0.5)  # and is now waiting on the hanging index page
     _kill(server)
     worker.join(10)
@@ -110,8 +107,11 @@ def test_kill_during_a_drift_run(
         assert seen["status"] in ("running", "abandoned"), seen
         assert seen["status"] != "complete"
         assert admin.get("/v1/drift").status_code == 404  # no complete run to report
-        time.sleep(3.5)
-        assert admin.get(f"/v1/drift/runs/{run_id}").json()["run"]["status"] == "abandoned"
+        wait_until(
+            lambda: admin.get(f"/v1/drift/runs/{run_id}").json()["run"]["status"] == "abandoned",
+            15,
+            "the killed run never read abandoned",
+        )
         after = admin.post("/v1/drift/runs", params={"wait": "true"}, timeout=60)
         assert after.status_code == 200, after.text
         assert after.json()["run"]["status"] == "complete"

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LockdServer
+from tests.support import LockdServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

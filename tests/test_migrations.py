@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from lockd.store import alembic_config, head_revision, migrate, open_engine, schema_revision
 from lockd.store.schema import metadata
-from tests.conftest import fresh_database
+from tests.support import fresh_database
 
 
 def test_models_match_migrations(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:

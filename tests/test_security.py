@@ -35,8 +35,16 @@ from lockd.standalone import build_request, resolve_standalone
 from lockd.store import open_engine
 from lockd.store.schema import metadata
 from lockd.store.schema import tokens as tokens_table
-from tests.conftest import LockdServer, QuietHandler, fresh_database, loopback_http, server_env
-from tests.test_bad_input import assert_problem, row_counts
+from tests.support import (
+    LockdServer,
+    QuietHandler,
+    assert_problem,
+    fresh_database,
+    loopback_http,
+    row_counts,
+    server_env,
+    wait_until,
+)
 
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 SDIST_MARKER = Path("/tmp/lockd-sdist-build-ran")
@@ -290,10 +298,17 @@ def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) 
         assert token.removeprefix("lockd_") not in stored
         assert hashlib.sha256(token.encode()).hexdigest() in {r["token_hash"] for r in rows}
     wrong = "lockd_wrongwrongwrongwrongwrongwrongwrongwrong"
+
+    def logged(route: str) -> int:
+        return closed_server.log().count(f'"route": "{route}"')
+
+    before = {route: logged(route) for route in ("/v1/locks", "/lock")}
     for token in [*closed_server.tokens.values(), wrong]:
         httpx.get(closed_server.url + "/v1/locks", headers={"Authorization": f"Bearer {token}"})
         httpx.post(closed_server.url + "/lock", params=LINUX, content=b"\xff", headers={"Authorization": f"Bearer {token}"})
-    time.sleep(0.3)
+    sent = len(closed_server.tokens) + 1
+    # A request is logged after its response has gone out.
+    wait_until(lambda: all(logged(route) >= count + sent for route, count in before.items()), 10, "requests never logged")
     log = closed_server.log()
     assert '"route": "/v1/locks"' in log  # the log is there, and it is the access log we think
     for token in [*closed_server.tokens.values(), wrong]:
@@ -392,7 +407,7 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
     assert f"http://{host}/simple/idna/" in problem["detail"] and "401" in problem["detail"]
     assert "credentials" in problem["detail"] and not leaked(refused.text), refused.text
 
-    time.sleep(0.3)
+    wait_until(lambda: "drift webhook http://127.0.0.1:" in server.log(), 10, lambda: server.log()[-3000:])
     log = server.log()
     assert "drift webhook http://127.0.0.1:" in log  # the failure is logged, by its origin only
     assert '"logger": "lockd.http"' in log

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from lockd.store.caches import DatabaseHashCache, DatabaseMetadataCache
 from lockd.store.database import (
-    MIGRATIONS_DIR,
     alembic_config,
     head_revision,
     migrate,
+    migrations_dir,
     open_engine,
     read,
     schema_revision,
@@ -29,7 +29,6 @@ from lockd.store.queries import (
 )
 
 __all__ = [
-    "MIGRATIONS_DIR",
     "DatabaseHashCache",
     "DatabaseMetadataCache",
     "InputRecord",
@@ -41,6 +40,7 @@ __all__ = [
     "alembic_config",
     "head_revision",
     "migrate",
+    "migrations_dir",
     "open_engine",
     "read",
     "schema_revision",

@@ -13,10 +13,15 @@ blocking: a backend that was terminated has already sent its FATAL message or cl
 readable idle socket means a dead connection, which the pool replaces. Connections are
 recycled after `_RECYCLE_SECONDS`, before idle timeouts of proxies cut them, and `read`
 retries once on a disconnect that slipped past both.
+
+The Alembic script directory is the package `lockd.migrations` (the top-level `migrations/`
+of the repository, mapped into the package by setup.py), found with `importlib.resources` in
+a wheel and an editable install alike.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,10 +37,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = [
-    "MIGRATIONS_DIR",
     "alembic_config",
     "head_revision",
     "migrate",
+    "migrations_dir",
     "open_engine",
     "read",
     "schema_revision",
@@ -44,8 +49,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 _RECYCLE_SECONDS = 1800
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_MIGRATIONS_PACKAGE = "lockd.migrations"
 
 
 def open_engine(url: str) -> Engine:
@@ -156,12 +160,33 @@ def _autocommit(engine: Engine, work: Callable[[Connection], _T]) -> _T:
         return work(conn)
 
 
+def migrations_dir() -> Path:
+    """The Alembic script directory, as installed with lockd (`pip install`, or `-e` for a checkout).
+
+    Raises `StoreUnavailable` when lockd runs from files that were never installed: a bare
+    `PYTHONPATH` has no `lockd.migrations`, because the directory lives outside `lockd/`.
+    """
+    try:
+        location = importlib.resources.files(_MIGRATIONS_PACKAGE)
+    except ModuleNotFoundError as exc:
+        raise StoreUnavailable(
+            "lockd's migrations are not installed",
+            hint="install lockd (`pip install .`, or `make dev` for a checkout) instead of running it from PYTHONPATH",
+        ) from exc
+    # Alembic reads a directory on disk; lockd is never installed zipped, where this would fail.
+    if not isinstance(location, Path):
+        raise StoreUnavailable(
+            "lockd's migrations are not a directory on disk", context={"location": str(location)}
+        )
+    return location
+
+
 def alembic_config(url: str) -> Config:
     # Alembic (and Mako with it) loads only where migrations are read or run: most commands never do.
     from alembic.config import Config  # noqa: PLC0415
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -26,7 +26,7 @@ from lockd.index import (
 )
 from lockd.index.caches import page_size_estimate
 from lockd.simple import DistFile
-from tests.conftest import loopback_http
+from tests.support import loopback_http
 
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 

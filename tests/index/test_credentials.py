@@ -15,7 +15,7 @@ from lockd.errors import IndexUnavailable
 from lockd.index import IndexClient, IndexCredentials, split_credentials
 from lockd.index.credentials import BasicAuthTransport
 from lockd.simple import DistFile
-from tests.conftest import QuietHandler, loopback_http
+from tests.support import QuietHandler, loopback_http
 
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 

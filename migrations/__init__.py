@@ -1,0 +1,1 @@
+"""lockd's Alembic script directory, installed as the package `lockd.migrations` (see setup.py)."""

@@ -1,0 +1,321 @@
+"""What more than one test module uses: live servers, fresh databases, loopback HTTP, problem and
+row checks, the drift scenario, and `wait_until`, the one way a test waits for something to happen.
+
+Fixtures stay in conftest.py (which builds them from this module); test modules import these
+names from here, never from conftest.py or from each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from lockd.config import Settings
+from lockd.service import Service
+from lockd.store import migrate, open_engine
+from lockd.store.schema import metadata
+
+__all__ = [
+    "PROBLEM",
+    "ROOT",
+    "SCENARIO",
+    "XSS",
+    "LockdServer",
+    "PostgresDatabases",
+    "QuietHandler",
+    "assert_problem",
+    "files_of",
+    "free_port",
+    "fresh_database",
+    "lock_inputs",
+    "loopback_http",
+    "metric_value",
+    "mutate",
+    "row_counts",
+    "server_env",
+    "wait_until",
+]
+
+_T = TypeVar("_T")
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBLEM = "application/problem+json"
+_TARGET = {"platform": "linux_x86_64", "python": "3.11"}
+XSS = '<script>alert("x")</script><b>bold</b>'
+_counter = itertools.count(1)
+
+
+def wait_until(
+    condition: Callable[[], _T], timeout: float, message: str | Callable[[], str], *, interval: float = 0.05
+) -> _T:
+    """Call `condition` until it returns something truthy, and return that; fail the test with
+    `message` (a callable is asked only then, e.g. for a log tail) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(message() if callable(message) else message)
+        time.sleep(interval)
+
+
+# -- databases ------------------------------------------------------------------------------
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+class PostgresDatabases:
+    """Creates databases for one session from a migrated template, and drops them all at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.prefix = f"lockd_t{uuid.uuid4().hex[:10]}"
+        self._admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        self.template = f"{self.prefix}_template"
+        self._created: list[str] = []
+        self._execute(f'CREATE DATABASE "{self.template}"')
+        self._created.append(self.template)
+        engine = open_engine(_with_database(admin_url, self.template))
+        migrate(engine)
+        engine.dispose()
+
+    def _execute(self, statement: str) -> None:
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(statement)
+
+    def create(self, *, migrated: bool = True) -> str:
+        name = f"{self.prefix}_{next(_counter)}"
+        template = f' TEMPLATE "{self.template}"' if migrated else ""
+        self._execute(f'CREATE DATABASE "{name}"{template}')
+        self._created.append(name)
+        return _with_database(self.admin_url, name)
+
+    def drop_all(self) -> None:
+        for name in reversed(self._created):
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._admin.dispose()
+
+
+def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool = True) -> str:
+    """A new database URL on `backend` (migrated unless asked otherwise)."""
+    if backend == "postgres":
+        databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+        return databases.create(migrated=migrated)
+    path = tmp_path / f"lockd-{next(_counter)}.db"
+    if migrated:
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+    return f"sqlite:///{path}"
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler for a test's own loopback server, kept out of pytest's output."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args
+
+
+@contextmanager
+def loopback_http(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server for `handler` on a free loopback port; yields `127.0.0.1:PORT`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class LockdServer:
+    """`python -m lockd serve` in a subprocess, with its environment and tokens."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, workers: int = 1) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.workers = workers
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tokens: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.env["LOCKD_DATABASE_URL"]
+
+    def settings(self) -> Settings:
+        return Settings(**{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")})
+
+    def start(self, timeout: float = 30.0) -> LockdServer:
+        command = [sys.executable, "-m", "lockd", "serve", "--port", str(self.port), "--workers", str(self.workers)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"lockd serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"lockd serve did not start in {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> LockdServer:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def create_tokens(self) -> None:
+        service = Service.open(self.settings())
+        try:
+            for scope in ("read", "lock", "admin"):
+                self.tokens[scope] = service.create_token(name=f"test-{scope}", scope=scope)
+        finally:
+            service.close()
+
+    def client(self, scope: str | None = "lock", **kwargs: Any) -> httpx.Client:
+        headers = {} if scope is None else {"Authorization": f"Bearer {self.tokens[scope]}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
+
+
+def server_env(database_url: str, index: Any, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}
+    env.update(
+        {
+            "LOCKD_DATABASE_URL": database_url,
+            "LOCKD_INDEX_URL": index.pypi_url,
+            "LOCKD_PYTORCH_INDEX_URL": index.pytorch_base,
+            "LOCKD_LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the Prometheus samples `name` whose labels include `labels` (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, label_text = sample.partition("{")
+        if sample_name != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+# -- what a request left behind ----------------------------------------------------------------
+
+
+def row_counts(database_url: str) -> dict[str, int]:
+    engine = open_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return {
+                table.name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+                for table in metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text[:2000]
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["type"].endswith(code)
+    assert body["title"] and body["detail"]
+    return body
+
+
+# -- the drift scenario: one stored lock per finding kind ------------------------------------
+
+# One small input per finding kind; the mutations below touch disjoint projects.
+SCENARIO = {
+    "current": "lockd-fx-markers",
+    "outdated": "lockd-fx-pre",
+    "yanked": "lockd-fx-plain",
+    "missing": "lockd-fx-speedups",
+    "tampered": "lockd-fx-conflict-c",
+    "unresolvable": "lockd-fx-conflict-a",
+}
+
+
+def lock_inputs(service: Service, scenario: dict[str, str] = SCENARIO) -> dict[str, str]:
+    digests = {}
+    for kind, requirements in scenario.items():
+        result = service.lock(service.build_request(requirements=requirements, target=_TARGET))
+        digests[kind] = result.input_digest
+    return digests
+
+
+def files_of(index: Any, project: str, version: str) -> list[str]:
+    return [a.filename for a in index.files(project) if a.version == version]
+
+
+def mutate(index: Any, *, yank_reason: str = "broken build") -> dict[str, str]:
+    """Publish, yank, delete, replace: one mutation per kind. Returns the tampered file's new sha256."""
+    index.publish("lockd-fx-pre", "1.2")
+    for filename in files_of(index, "lockd-fx-plain", "1.1"):
+        index.yank(filename, yank_reason)
+    for filename in files_of(index, "lockd-fx-speedups", "0.3"):
+        index.delete(filename)
+    (tampered_file,) = files_of(index, "lockd-fx-conflict-c", "1.0")
+    new_sha = index.replace_content(tampered_file)
+    # conflict-a needs conflict-b<2 and 1.0 is its only such version: yanked, it is out of reach.
+    for filename in files_of(index, "lockd-fx-conflict-b", "1.0"):
+        index.yank(filename)
+    return {"tampered_file": tampered_file, "tampered_sha": new_sha}
