@@ -8,14 +8,22 @@ canonical JSON; a lock is content-addressed and never changes once stored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from lockd.inputs import LockOptions, canonical_json, sha256_hex
+from lockd.errors import InvalidRequest
+from lockd.inputs import (
+    LockOptions,
+    canonical_json,
+    plan_from_json,
+    recorded_plan,
+    sha256_hex,
+    target_from_json,
+)
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
@@ -45,7 +53,7 @@ class LockedFile:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LockedFile:
+    def from_json(cls, data: Mapping[str, Any]) -> LockedFile:
         kind: Literal["wheel", "sdist"] = "wheel" if data["kind"] == "wheel" else "sdist"
         return cls(data["filename"], data["url"], data["sha256"], data.get("size"), kind)
 
@@ -78,7 +86,7 @@ class LockedPackage:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LockedPackage:
+    def from_json(cls, data: Mapping[str, Any]) -> LockedPackage:
         return cls(
             name=canonicalize_name(data["name"]),
             version=Version(data["version"]),
@@ -90,9 +98,9 @@ class LockedPackage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Lock:
-    """A complete, target-specific resolution of one input."""
+    """A complete, target-specific resolution of one input. `from_json(to_json())` is equal to it."""
 
     input_digest: str
     target: Target
@@ -101,6 +109,9 @@ class Lock:
     constraints: tuple[str, ...]
     options: LockOptions
     packages: tuple[LockedPackage, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan", recorded_plan(self.plan))
 
     @classmethod
     def build(
@@ -170,21 +181,15 @@ class Lock:
         return None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | bytes | str) -> Lock:
+    def from_json(cls, data: Mapping[str, Any] | bytes | str) -> Lock:
         if isinstance(data, bytes | str):
             data = json.loads(data)
-        assert isinstance(data, dict)
-        target_json = data["target"]
-        indexes = data["indexes"]
-        plan = IndexPlan(
-            default_url=indexes["default"],
-            accelerator_url=indexes["accelerator"],
-            family=frozenset(canonicalize_name(n) for n in indexes["family"]),
-        )
+        if not isinstance(data, Mapping) or data.get("lockd-lock") != LOCK_SCHEMA:
+            raise InvalidRequest(f"not a lockd lock of schema {LOCK_SCHEMA}")
         return cls(
             input_digest=data["input_digest"],
-            target=Target.of(target_json["platform"], target_json["python"], target_json["cuda"]),
-            plan=plan,
+            target=target_from_json(data["target"]),
+            plan=plan_from_json(data["indexes"]),
             requirements=tuple(data["requirements"]),
             constraints=tuple(data["constraints"]),
             options=LockOptions.from_json(data["options"]),

@@ -105,7 +105,9 @@ def test_target_index_plan_options_and_constraints_change_the_digest() -> None:
         digest(text, constraints="numpy<2"),
     }
     assert BASE not in others and len(others) == 8
-    request = LockRequest(parse_requirements(text), (), TARGET, plan_for(TARGET, default_url="https://mirror/simple"))
+    request = LockRequest(
+        requirements=parse_requirements(text), constraints=(), target=TARGET, plan=plan_for(TARGET, default_url="https://mirror/simple")
+    )
     assert request.digest != BASE
     assert digest(text, Target.of("linux_x86_64", "3.11.0", "12.4")) == BASE  # same target, other spelling
 
