@@ -28,7 +28,7 @@ from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, decode_body
-from lockd.render import FORMATS, render
+from lockd.render import DEFAULT_FORMAT, FORMATS, render
 from lockd.standalone import build_request, index_client, resolve_standalone
 from lockd.tokens import SCOPES
 
@@ -117,7 +117,7 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
     parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
     parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
-    parser.add_argument("--format", default="requirements.txt", choices=sorted(FORMATS))
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
     parser.add_argument(

@@ -31,6 +31,7 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.render import FORMATS
 from lockd.service import LockResult, Service
 from lockd.store import LockFileRecord, RevisionRecord
 from lockd.target import parse_python, parse_variant
@@ -41,6 +42,7 @@ router = APIRouter(tags=["locks"])
 
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256, 64 lowercase hex digits")]
 _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urlencoded")
+_FORMAT_CHOICES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
 
 
 def _links(input_digest: str, lock_digest: str) -> LockLinks:
@@ -134,7 +136,7 @@ async def post_lock(
     python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
     platform: Annotated[str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")] = None,
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
-    format: Annotated[str | None, Query(description="requirements.txt, pylock.toml, conda-lock.yml or json")] = None,
+    format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
 ) -> Response:
     _require_content_type(request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks")
