@@ -23,7 +23,7 @@ from packaging.version import Version
 
 from lockd import __version__
 from lockd.config import Settings, load_settings
-from lockd.drift import parse_kinds
+from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
@@ -213,7 +213,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
 # -- drift (the drift issue) ---------------------------------------------------------------
 
 EXIT_DRIFT = 3  # the gate tripped: distinct from 1 (an error) so CI can tell them apart
-_DEFAULT_FAIL_ON = "tampered,missing,unresolvable"
+_DEFAULT_FAIL_ON = ",".join(kind for kind in FINDING_KINDS if kind in ALERT_KINDS)
 
 
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
