@@ -27,7 +27,7 @@ from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body
+from lockd.inputs import LockOptions, decode_body, parse_as_of
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
 from lockd.standalone import build_request, index_client, resolve_standalone
 from lockd.tokens import SCOPES
@@ -125,6 +125,12 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url")
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+    parser.add_argument(
+        "--as-of",
+        default=None,
+        metavar="TIME",
+        help="ignore files uploaded after this ISO 8601 date or time (UTC unless it names an offset), as as_of in the API",
+    )
 
 
 class _Progress:
@@ -186,7 +192,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         requirements=_read_text(args.requirements),
         constraints="" if args.constraints is None else _read_text(args.constraints),
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(prereleases=args.pre),
+        options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
     )
     with index_client(settings) as index:
         if sys.stderr.isatty():
