@@ -17,7 +17,7 @@ from lockd.errors import InvalidRequest
 from lockd.render import DEFAULT_FORMAT, FORMATS, FORMATS_BY_FILE_NAME
 from lockd.store import LockFileRecord
 
-__all__ = ["FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
+__all__ = ["FILE_CONTENT", "FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
 
 # Served file name → render format.
 FILE_FORMATS: Mapping[str, str] = {name: f.name for name, f in FORMATS_BY_FILE_NAME.items()}
@@ -42,6 +42,8 @@ class _LockFileConvertor(Convertor[str]):
 # here, before any router module that uses `{file:lockfile}` is imported.
 register_url_convertor("lockfile", _LockFileConvertor())
 _ACCEPTED_MEDIA = {media: f.name for f in FORMATS.values() for media in f.accepted_media_types}
+# The media types a file route answers with, for its OpenAPI `responses`.
+FILE_CONTENT: dict[str, dict[str, object]] = {f.accepted_media_types[0]: {} for f in FORMATS.values()}
 
 
 def file_links(lock_digest: str) -> dict[str, str]:

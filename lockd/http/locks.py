@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
-from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
+from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
     FileName,
     LockBody,
@@ -322,7 +322,7 @@ async def get_revision(
     dependencies=[Depends(requires("read"))],
     summary="A file of the current revision (revalidate: it changes when a refresh changes the lock)",
     responses={
-        200: {"description": "The rendered lock", "content": {"text/plain": {}, "application/toml": {}}},
+        200: {"description": "The rendered lock", "content": FILE_CONTENT},
         304: {"description": "Not modified"},
         **_ERRORS,
     },
