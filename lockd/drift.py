@@ -155,7 +155,9 @@ def parse_kinds(text: str) -> frozenset[FindingKind]:
     return frozenset(kinds)
 
 
-def _file_findings(package: LockedPackage, locked: LockedFile, listed: DistFile | None, index: IndexSource) -> list[Finding]:
+def _file_findings(
+    package: LockedPackage, locked: LockedFile, listed: DistFile | None, index: IndexSource
+) -> list[Finding]:
     where = f"{package.pin}: {locked.filename}"
     if listed is None:
         return [

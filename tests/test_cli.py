@@ -140,15 +140,30 @@ def test_openapi_command_prints_the_contract() -> None:
     assert done.stdout == (ROOT / "api" / "openapi.json").read_text()
 
 
-def test_as_of_is_the_api_option_and_the_header_command_reproduces_the_lock(fixture_index: Any, tmp_path: Path) -> None:
+def test_as_of_is_the_api_option_and_the_header_command_reproduces_the_lock(
+    fixture_index: Any, tmp_path: Path
+) -> None:
     (tmp_path / "requirements.in").write_text("lockd-fx-pyreq\n")
-    args = ("lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.12", "--index-url", fixture_index.pypi_url)
+    args = (
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.12",
+        "--index-url",
+        fixture_index.pypi_url,
+    )
     latest = _lockd(*args, cwd=tmp_path)
     before_2_0 = _lockd(*args, "--as-of", "2024-01-05T18:00:00Z", cwd=tmp_path)
     assert latest.returncode == 0 and before_2_0.returncode == 0, latest.stderr + before_2_0.stderr
     assert "lockd-fx-pyreq==1.0 " in before_2_0.stdout and "lockd-fx-pyreq==1.0 " not in latest.stdout
     # The header names the command that made the lock; it runs, and gives the same bytes.
-    (command,) = [line.removeprefix("#    ") for line in before_2_0.stdout.splitlines() if line.startswith("#    lockd lock ")]
+    (command,) = [
+        line.removeprefix("#    ")
+        for line in before_2_0.stdout.splitlines()
+        if line.startswith("#    lockd lock ")
+    ]
     assert "--as-of 2024-01-05T18:00:00+00:00" in command
     assert _lockd(*shlex.split(command)[1:], cwd=tmp_path).stdout == before_2_0.stdout
     same_instant = _lockd(*args, "--as-of", "2024-01-05T19:00:00+01:00", cwd=tmp_path)

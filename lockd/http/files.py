@@ -17,7 +17,14 @@ from lockd.errors import InvalidRequest
 from lockd.render import DEFAULT_FORMAT, FORMATS, FORMATS_BY_FILE_NAME
 from lockd.store import LockFileRecord
 
-__all__ = ["FILE_CONTENT", "FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
+__all__ = [
+    "FILE_CONTENT",
+    "FILE_FORMATS",
+    "file_links",
+    "file_response",
+    "format_from_accept",
+    "not_modified",
+]
 
 # Served file name → render format.
 FILE_FORMATS: Mapping[str, str] = {name: f.name for name, f in FORMATS_BY_FILE_NAME.items()}
