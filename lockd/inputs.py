@@ -77,8 +77,8 @@ class InputRequirement:
     """
 
     requirement: Requirement = field(compare=False)
-    line: int | None = field(default=None, compare=False)
-    text: str = field(default="", compare=False)
+    line: int | None = field(compare=False)
+    text: str = field(compare=False)
     source: str = field(default="requirements.in", compare=False)
     canonical: str = field(init=False)
 
