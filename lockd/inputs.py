@@ -172,12 +172,8 @@ def plan_from_json(data: Mapping[str, Any]) -> IndexPlan:
 
 
 def recorded_plan(plan: IndexPlan) -> IndexPlan:
-    """`plan` as its JSON records it, so a plan read back is equal to the one written.
-
-    Without an accelerator index the family routes nothing and `IndexPlan.to_json` leaves it
-    out; a plan from `plan_for` still carries it, which made a lock without a variant unequal
-    to itself read back.
-    """
+    """`plan` as its JSON records it: without an accelerator index the family routes nothing and
+    is not written, so it is dropped (a lock without a variant was unequal to itself read back)."""
     if plan.accelerator_url is None and plan.family:
         return IndexPlan(default_url=plan.default_url, accelerator_url=None, family=frozenset())
     return plan
