@@ -23,12 +23,12 @@ from packaging.version import Version
 
 from lockd import __version__
 from lockd.config import Settings, load_settings
-from lockd.drift import parse_kinds
+from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body
-from lockd.render import FORMATS, render
+from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.render import DEFAULT_FORMAT, FORMATS, render
 from lockd.standalone import build_request, index_client, resolve_standalone
 from lockd.tokens import SCOPES
 
@@ -117,7 +117,7 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
     parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
     parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
-    parser.add_argument("--format", default="requirements.txt", choices=sorted(FORMATS))
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
     parser.add_argument(
@@ -125,6 +125,12 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url")
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+    parser.add_argument(
+        "--as-of",
+        default=None,
+        metavar="TIME",
+        help="ignore files uploaded after this ISO 8601 date or time (UTC unless it names an offset), as as_of in the API",
+    )
 
 
 class _Progress:
@@ -186,7 +192,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         requirements=_read_text(args.requirements),
         constraints="" if args.constraints is None else _read_text(args.constraints),
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(prereleases=args.pre),
+        options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
     )
     with index_client(settings) as index:
         if sys.stderr.isatty():
@@ -213,7 +219,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
 # -- drift (the drift issue) ---------------------------------------------------------------
 
 EXIT_DRIFT = 3  # the gate tripped: distinct from 1 (an error) so CI can tell them apart
-_DEFAULT_FAIL_ON = "tampered,missing,unresolvable"
+_DEFAULT_FAIL_ON = ",".join(kind for kind in FINDING_KINDS if kind in ALERT_KINDS)
 
 
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:

@@ -51,10 +51,9 @@ from lockd.drift import (
 )
 from lockd.errors import LockdError, NotFound
 from lockd.index import IndexClient
-from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.inputs import LockOptions, LockRequest
 from lockd.lock import Lock
 from lockd.render import FORMATS, render
-from lockd.routing import IndexPlan
 from lockd.standalone import ResolveStats, build_request, index_client, timed_resolve
 from lockd.store import (
     DatabaseHashCache,
@@ -72,7 +71,6 @@ from lockd.store import (
 )
 from lockd.store import drift as drift_store
 from lockd.store.drift import DriftResultRecord, DriftRunRecord
-from lockd.target import Target
 from lockd.tokens import granted_scopes
 
 __all__ = [
@@ -138,24 +136,6 @@ class Readiness:
     schema: str | None
     head: str
     detail: str
-
-
-def _request_from_canonical(canonical: Mapping[str, Any]) -> LockRequest:
-    """The stored canonical input back as a request (refresh re-resolves exactly this)."""
-    target_json = canonical["target"]
-    indexes = canonical["indexes"]
-    plan = IndexPlan(
-        default_url=indexes["default"],
-        accelerator_url=indexes["accelerator"],
-        family=frozenset(indexes["family"]),
-    )
-    return LockRequest(
-        requirements=parse_requirements("\n".join(canonical["requirements"])),
-        constraints=parse_requirements("\n".join(canonical["constraints"]), source="constraints.txt"),
-        target=Target.of(target_json["platform"], target_json["python"], target_json["cuda"]),
-        plan=plan,
-        options=LockOptions.from_json(canonical["options"]),
-    )
 
 
 def _check_format(fmt: str) -> None:
@@ -342,7 +322,7 @@ class Service:
                 created = current is None
                 if current is None:
                     now = _now()
-                    queries.put_input(conn, digest, request.canonical(), now)
+                    queries.put_input(conn, digest, request.canonical_bytes(), now)
                     self._put_lock(conn, lock, files, now)
                     current = queries.put_revision(
                         conn, input_digest=digest, n=1, lock_digest=lock.digest, reason="created", now=now
@@ -472,7 +452,7 @@ class Service:
             stored = queries.get_input(conn, input_digest)
         if stored is None:
             raise NotFound(f"no lock for input {input_digest}", context={"input_digest": input_digest})
-        request = _request_from_canonical(stored.canonical)
+        request = LockRequest.from_json(stored.canonical)
         holder = uuid.uuid4().hex
         pause = _POLL_FIRST
         while True:
@@ -684,7 +664,7 @@ def _check_one(service: Service, summary: LockSummary, index: IndexClient) -> Dr
         ]
     fresh: Lock | LockdError
     try:
-        fresh, _stats = service.resolve_now(_request_from_canonical(stored.canonical), index)
+        fresh, _stats = service.resolve_now(LockRequest.from_json(stored.canonical), index)
     except LockdError as exc:
         fresh = exc
     return drift_for(lock, fresh, file_findings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,16 +14,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+import sqlalchemy as sa
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from lockd.config import Settings
 from lockd.drift import (
+    ALERT_KINDS,
+    CHANGE_KINDS,
+    FILE_KINDS,
+    FINDING_KIND_TABLE,
+    FINDING_KINDS,
     DriftRunInProgress,
     Finding,
+    FindingKind,
     compare_locks,
     drift_for,
     parse_kinds,
@@ -42,7 +50,7 @@ from lockd.service import (
     run_drift,
 )
 from lockd.store import drift as drift_store
-from lockd.store import transaction
+from lockd.store import open_engine, transaction
 from lockd.target import Target
 from tests.support import SCENARIO, QuietHandler, files_of, lock_inputs, loopback_http, mutate, wait_until
 
@@ -127,6 +135,33 @@ def test_parse_kinds() -> None:
     assert parse_kinds("") == frozenset()
     with pytest.raises(InvalidRequest, match="bogus"):
         parse_kinds("tampered,bogus")
+
+
+def test_the_kind_table_matches_the_type_and_says_which_kinds_alert() -> None:
+    assert get_args(FindingKind) == FINDING_KINDS
+    assert {"tampered", "missing", "unresolvable"} == ALERT_KINDS
+    assert {"tampered", "missing", "yanked"} == FILE_KINDS
+    assert len({kind.colour for kind in FINDING_KIND_TABLE}) == len(FINDING_KINDS)
+
+
+def test_the_migrated_database_checks_the_same_kinds(database_url: str) -> None:
+    engine = open_engine(database_url)
+    try:
+        inspector = sa.inspect(engine)
+        checks = {
+            (table, check["name"]): check["sqltext"]
+            for table in ("drift_results", "drift_findings")
+            for check in inspector.get_check_constraints(table)
+        }
+    finally:
+        engine.dispose()
+    expected = {
+        ("drift_results", "ck_drift_results_status_known"): FINDING_KINDS,
+        ("drift_findings", "ck_drift_findings_kind_known"): FINDING_KINDS,
+        ("drift_findings", "ck_drift_findings_change_known"): CHANGE_KINDS,
+    }
+    for key, kinds in expected.items():
+        assert tuple(re.findall(r"'([a-z]+)'", checks[key])) == kinds, key
 
 
 # -- runs against the fixture index ------------------------------------------------------------

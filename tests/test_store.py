@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lockd.errors import StoreUnavailable
+from lockd.inputs import canonical_json
 from lockd.store import DatabaseMetadataCache, LockFileRecord, open_engine, queries, transaction
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -15,8 +16,8 @@ INPUT = "1" * 64
 LOCK = "2" * 64
 
 
-def _canonical(platform: str = "linux_x86_64") -> dict[str, object]:
-    return {"target": {"platform": platform, "python": "3.11.0", "cuda": None}, "requirements": ["numpy"]}
+def _canonical(platform: str = "linux_x86_64") -> bytes:
+    return canonical_json({"target": {"platform": platform, "python": "3.11.0", "cuda": None}, "requirements": ["numpy"]})
 
 
 def test_digest_check_constraints(database_url: str) -> None:

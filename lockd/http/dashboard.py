@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from lockd.drift import FINDING_KINDS, SEVERITY, FindingKind
+from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, SEVERITY, FindingKind
 from lockd.errors import InvalidRequest, NotFound
 from lockd.http.deps import ServiceDep, in_read_thread, requires
 from lockd.service import (
@@ -37,15 +37,7 @@ __all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templat
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
-# Severity colours, most severe darkest; white text on each passes WCAG AA (≥ 4.5:1).
-COLOURS: Mapping[FindingKind, str] = {
-    "tampered": "#7f1d1d",
-    "missing": "#b91c1c",
-    "unresolvable": "#6d28d9",
-    "yanked": "#a16207",
-    "outdated": "#1d4ed8",
-    "current": "#15803d",
-}
+COLOURS: Mapping[FindingKind, str] = {kind.name: kind.colour for kind in FINDING_KIND_TABLE}
 _NOT_COMPLETE = "#6b7280"
 _HISTORY_RUNS = 30
 _CHART_W, _CHART_H = 720, 220
@@ -193,7 +185,7 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
         "result": view.result,
         "target": _target(view.result),
         "versions": [f for f in findings if f.kind == "outdated"],
-        "files": [f for f in findings if f.kind in ("tampered", "missing", "yanked")],
+        "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
         "current": [f for f in findings if f.kind == "current"],
     }

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
-from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
+from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
     FileName,
     LockBody,
@@ -32,6 +32,7 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.render import FORMATS
 from lockd.service import LockResult, Service
 from lockd.store import LockFileRecord, RevisionRecord
 from lockd.target import parse_python
@@ -42,6 +43,7 @@ router = APIRouter(tags=["locks"])
 
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256, 64 lowercase hex digits")]
 _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urlencoded")
+_FORMAT_CHOICES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
 
 
 def _links(input_digest: str, lock_digest: str) -> LockLinks:
@@ -135,7 +137,7 @@ async def post_lock(
     python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
     platform: Annotated[str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")] = None,
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
-    format: Annotated[str | None, Query(description="requirements.txt, pylock.toml, conda-lock.yml or json")] = None,
+    format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
 ) -> Response:
     _require_content_type(request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks")
@@ -321,7 +323,7 @@ async def get_revision(
     dependencies=[Depends(requires("read"))],
     summary="A file of the current revision (revalidate: it changes when a refresh changes the lock)",
     responses={
-        200: {"description": "The rendered lock", "content": {"text/plain": {}, "application/toml": {}}},
+        200: {"description": "The rendered lock", "content": FILE_CONTENT},
         304: {"description": "Not modified"},
         **_ERRORS,
     },

@@ -123,14 +123,15 @@ class LeaseRecord:
 # -- inputs, locks, revisions -------------------------------------------------------------
 
 
-def put_input(conn: Connection, digest: str, canonical: dict[str, Any], now: datetime) -> None:
-    target = canonical["target"]
+def put_input(conn: Connection, digest: str, canonical: bytes, now: datetime) -> None:
+    """Store a canonical input as the exact bytes its digest was taken over."""
+    target = json.loads(canonical)["target"]
     insert_if_absent(
         conn,
         schema.inputs,
         {
             "digest": digest,
-            "canonical": json.dumps(canonical, sort_keys=True, separators=(",", ":")),
+            "canonical": canonical.decode("utf-8"),
             "platform": target["platform"],
             "python": target["python"],
             "cuda": target["cuda"],
