@@ -37,7 +37,7 @@ def test_variant_spellings(text: str, name: str) -> None:
     assert variant is not None and variant.name == name
 
 
-@pytest.mark.parametrize("text", ["cu999", "rocm6.1", "12", "cuda", "cu12.4"])
+@pytest.mark.parametrize("text", ["cu999", "rocm9.9", "12", "cuda", "cu12.4"])
 def test_unknown_variants_are_invalid_targets(text: str) -> None:
     with pytest.raises(InvalidTarget) as info:
         parse_variant(text)
@@ -46,11 +46,18 @@ def test_unknown_variants_are_invalid_targets(text: str) -> None:
 
 
 def test_the_table_names_each_variant_as_its_index_path_and_label() -> None:
-    assert list(VARIANTS) == ["cpu", "cu118", "cu121", "cu124", "cu126", "cu128", "cu130"]
+    assert list(VARIANTS) == [
+        "cpu", "cu118", "cu121", "cu124", "cu126", "cu128", "cu129", "cu130", "cu132",
+        "rocm6.0", "rocm6.1", "rocm6.2", "rocm6.2.4", "rocm6.3", "rocm6.4", "rocm7.0", "rocm7.1", "rocm7.2",
+        "xpu",
+    ]  # fmt: skip
     for name, variant in VARIANTS.items():
-        assert variant.name == variant.local_label == name
-        if variant.kind == "cpu":
+        assert variant.name == variant.local_label == variant.index_path == name
+        if variant.kind in ("cpu", "xpu"):
             assert variant.runtime is None and variant.cuda_major is None
+        elif variant.kind == "rocm":
+            assert variant.runtime is not None and name == f"rocm{variant.runtime_text}"
+            assert variant.cuda_major is None
         else:
             assert variant.kind == "cuda" and variant.runtime is not None
             assert name == f"cu{variant.runtime[0]}{variant.runtime[1]}"

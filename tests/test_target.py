@@ -20,7 +20,9 @@ EXPECTED_MARKERS = {
     "linux_x86_64": ("posix", "linux", "Linux", "x86_64", "linux-64"),
     "linux_aarch64": ("posix", "linux", "Linux", "aarch64", "linux-aarch64"),
     "macos_arm64": ("posix", "darwin", "Darwin", "arm64", "osx-arm64"),
+    "macos_x86_64": ("posix", "darwin", "Darwin", "x86_64", "osx-64"),
     "windows_amd64": ("nt", "win32", "Windows", "AMD64", "win-64"),
+    "windows_arm64": ("nt", "win32", "Windows", "ARM64", "win-arm64"),
 }
 
 
@@ -117,9 +119,9 @@ def test_python_version_defaults_to_the_first_patch_release() -> None:
         ("linux_riscv64", "3.11", None, "platform", "unknown platform"),
         ("", "3.11", None, "platform", "unknown platform"),
         ("linux_x86_64", "3.11", "cu999", "cuda", "unknown accelerator variant"),
-        ("linux_x86_64", "3.11", "rocm6.1", "cuda", "unknown accelerator variant"),
+        ("linux_x86_64", "3.11", "rocm9.9", "cuda", "unknown accelerator variant"),
         ("linux_x86_64", "2.7", None, "python", "not supported"),
-        ("linux_x86_64", "3.14", None, "python", "not supported"),
+        ("linux_x86_64", "3.16", None, "python", "not supported"),
         ("linux_x86_64", "3.8", None, "python", "not supported"),
         ("linux_x86_64", "3", None, "python", "not supported"),
         ("linux_x86_64", "3.11.0rc1", None, "python", "invalid Python version"),
@@ -144,7 +146,7 @@ def test_hints_list_the_valid_choices() -> None:
     )
     with pytest.raises(InvalidTarget) as info:
         Target.of("linux_x86_64", "2.7")
-    assert info.value.hint == "supported: 3.9 to 3.13"
+    assert info.value.hint == "supported: 3.9 to 3.15"
     with pytest.raises(InvalidTarget) as info:
         Target.of("linux_x86_64", "3.11", "cu99")
     assert info.value.hint is not None and "cu124" in info.value.hint
@@ -189,7 +191,7 @@ SHIPPED_TARGETS = [
     for name, platform in PLATFORMS.items()
     for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1)
     for variant in (None, *VARIANTS)
-    if variant is None or VARIANTS[variant].kind in platform.accelerators
+    if variant is None or name in VARIANTS[variant].platforms
 ]
 
 json_values = st.recursive(
@@ -219,16 +221,17 @@ near_misses = json_values | st.sampled_from(
 @st.composite
 def valid_targets(draw: st.DrawFn) -> Target:
     name = draw(st.sampled_from(sorted(PLATFORMS)))
-    kinds = PLATFORMS[name].accelerators
-    variant = draw(st.sampled_from([None, *(v for v, a in VARIANTS.items() if a.kind in kinds)]))
+    variant = draw(st.sampled_from([None, *(v for v, a in VARIANTS.items() if name in a.platforms)]))
     minor = draw(st.integers(PYTHON_MIN[1], PYTHON_MAX[1]))
     patch = draw(st.integers(0, 30))
     return Target.of(name, f"{PYTHON_MIN[0]}.{minor}.{patch}", variant)
 
 
 def test_every_shipped_combination_is_listed() -> None:
-    # Linux x86_64, Linux aarch64 and Windows with no variant or any of 7; macOS with none or cpu.
-    assert len(SHIPPED_TARGETS) == len(set(SHIPPED_TARGETS)) == 3 * 5 * (1 + 7) + 5 * (1 + 1)
+    # 7 Pythons. Linux x86_64: none, cpu, 8 CUDA, 9 ROCm, xpu; Linux aarch64: none, cpu, 8 CUDA;
+    # Windows amd64: none, cpu, 8 CUDA, xpu; macOS (both) and Windows arm64: none or cpu.
+    per_python = (1 + 1 + 8 + 9 + 1) + (1 + 1 + 8) + (1 + 1 + 8 + 1) + 3 * (1 + 1)
+    assert len(SHIPPED_TARGETS) == len(set(SHIPPED_TARGETS)) == 7 * per_python
 
 
 @pytest.mark.parametrize("target", SHIPPED_TARGETS, ids=lambda t: t.describe())
