@@ -6,9 +6,9 @@ PEP 440 local version label (`2.8.0+cu128`), and CUDA builds pull NVIDIA's runti
 PyPI (`nvidia-*-cu12`; for CUDA 13 also unsuffixed `nvidia-*` and `cuda-toolkit`). Everything
 lockd knows about that lives in this package:
 
-- `table`: the variant table, read from `variants.toml` (shipped) or an operator's file
-  (`LOCKD_ACCELERATORS_FILE`); `VARIANTS`, `parse_variant`, the torch family and its labelled
-  projects;
+- `table`: the values (`Accelerator`, `AcceleratorTable`), the torch family and its labelled
+  projects; `loading`: the table from `variants.toml` (shipped) or an operator's file
+  (`LOCKD_ACCELERATORS_FILE`); `registry`: the table in use, `VARIANTS`, `parse_variant`;
 - `selection`: `cuda=auto` with `driver=`: the newest variant the driver runs that has builds;
 - `consistency`: `check_consistency` (a lock holds one variant's builds) and
   `runtime_without_variant` (what a lock without a variant pulls from PyPI).
@@ -21,6 +21,8 @@ from __future__ import annotations
 from packaging.utils import canonicalize_name
 
 from lockd.accelerator.consistency import LockedBuilds, check_consistency, runtime_without_variant
+from lockd.accelerator.loading import load_table, parse_table, shipped_table
+from lockd.accelerator.registry import VARIANTS, current_table, install_table, parse_variant
 from lockd.accelerator.selection import (
     Driver,
     NoAcceleratorVariant,
@@ -33,8 +35,8 @@ from lockd.accelerator.selection import (
 from lockd.accelerator.table import (
     KINDS,
     LABELLED_PROJECTS,
+    OS_FAMILIES,
     TORCH_FAMILY,
-    VARIANTS,
     Accelerator,
     AcceleratorKind,
     AcceleratorTable,
@@ -42,17 +44,12 @@ from lockd.accelerator.table import (
     InvalidAcceleratorTable,
     KindInfo,
     OsFamily,
-    current_table,
-    install_table,
-    load_table,
-    parse_table,
-    parse_variant,
-    shipped_table,
 )
 
 __all__ = [
     "KINDS",
     "LABELLED_PROJECTS",
+    "OS_FAMILIES",
     "TORCH_FAMILY",
     "VARIANTS",
     "Accelerator",

@@ -20,13 +20,8 @@ from typing import Protocol
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from lockd.accelerator.table import (
-    LABELLED_PROJECTS,
-    TORCH_FAMILY,
-    Accelerator,
-    AcceleratorTable,
-    current_table,
-)
+from lockd.accelerator.registry import current_table
+from lockd.accelerator.table import LABELLED_PROJECTS, TORCH_FAMILY, Accelerator, AcceleratorTable
 from lockd.errors import CudaMismatch
 
 __all__ = ["LockedBuilds", "check_consistency", "runtime_without_variant"]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from lockd.accelerator.table import Accelerator, AcceleratorKind, AcceleratorTable, current_table
+from lockd.accelerator.registry import current_table
+from lockd.accelerator.table import Accelerator, AcceleratorKind, AcceleratorTable
 from lockd.errors import InvalidTarget
 
 __all__ = [

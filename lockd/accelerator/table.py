@@ -1,34 +1,28 @@
-"""The accelerator table: every PyTorch index variant lockd knows, read from data.
+"""The accelerator table as values: every PyTorch index variant lockd knows, and its kind.
 
-The table ships as `variants.toml` beside this module; an operator's file of the same shape
-replaces it (`LOCKD_ACCELERATORS_FILE`, read by `lockd.config` and installed once by the entry
-points with `install_table`). Each `Accelerator` says where its index is, how its builds are
-labelled (PEP 440 local versions), which runtime they link, which platforms have builds and
-the oldest driver they run on; `CudaNaming` says how each CUDA major's runtime packages are
-named. Nothing here does I/O beyond reading the table file.
+Each `Accelerator` says where its index is, how its builds are labelled (PEP 440 local
+versions), which runtime they link, which platforms have builds and the oldest driver they run
+on; `KindInfo` what a kind's driver and Triton builds are; `CudaNaming` how each CUDA major's
+runtime packages are named. The values are read from data by `lockd.accelerator.loading`.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from lockd.errors import InvalidTarget, LockdError
+from lockd.errors import LockdError
 
 __all__ = [
     "KINDS",
     "LABELLED_PROJECTS",
+    "OS_FAMILIES",
     "TORCH_FAMILY",
-    "VARIANTS",
     "Accelerator",
     "AcceleratorKind",
     "AcceleratorTable",
@@ -36,18 +30,12 @@ __all__ = [
     "InvalidAcceleratorTable",
     "KindInfo",
     "OsFamily",
-    "current_table",
-    "install_table",
-    "load_table",
-    "parse_table",
-    "parse_variant",
-    "shipped_table",
 ]
 
 AcceleratorKind = Literal["cpu", "cuda", "rocm", "xpu"]
 KINDS: tuple[AcceleratorKind, ...] = ("cpu", "cuda", "rocm", "xpu")
 OsFamily = Literal["linux", "macos", "windows"]
-_OS_FAMILIES: tuple[OsFamily, ...] = ("linux", "macos", "windows")
+OS_FAMILIES: tuple[OsFamily, ...] = ("linux", "macos", "windows")
 
 TORCH_FAMILY: frozenset[NormalizedName] = frozenset(
     canonicalize_name(name)
@@ -203,215 +191,3 @@ class AcceleratorTable:
 
 
 _SUFFIXED = re.compile(r"^nvidia-.+-(cu(\d+))$")
-_CUDA_DOTTED = re.compile(r"^(?:cuda)?[-_ ]?(\d{1,2})\.(\d)$")
-
-
-# -- reading the table -------------------------------------------------------------------------
-
-
-def _strings(value: object, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidAcceleratorTable(f"{where} must be a list of strings")
-    return cast("list[str]", value)
-
-
-def _version_tuple(text: object, where: str) -> tuple[int, ...]:
-    if not isinstance(text, str) or not re.fullmatch(r"\d+(\.\d+)+", text):
-        raise InvalidAcceleratorTable(f'{where} must be a dotted version such as "12.8", not {text!r}')
-    return tuple(int(part) for part in text.split("."))
-
-
-def _kind_info(kind: AcceleratorKind, data: object) -> KindInfo:
-    if not isinstance(data, Mapping):
-        raise InvalidAcceleratorTable(f"kinds.{kind} must be a table")
-    unknown = set(data) - {"title", "driver", "triton", "family"}
-    if unknown:
-        raise InvalidAcceleratorTable(f"kinds.{kind} has unknown keys: {', '.join(sorted(unknown))}")
-    title, driver = data.get("title", kind.upper()), data.get("driver")
-    if not isinstance(title, str) or (driver is not None and not isinstance(driver, str)):
-        raise InvalidAcceleratorTable(f"kinds.{kind}: title and driver must be strings")
-    return KindInfo(
-        kind=kind,
-        title=title,
-        driver=driver,
-        triton=frozenset(
-            canonicalize_name(n) for n in _strings(data.get("triton", []), f"kinds.{kind}.triton")
-        ),
-        family=frozenset(
-            canonicalize_name(n) for n in _strings(data.get("family", []), f"kinds.{kind}.family")
-        ),
-    )
-
-
-def _cuda_naming(key: str, data: object) -> CudaNaming:
-    if not key.isdigit() or not isinstance(data, Mapping) or not isinstance(data.get("suffix"), str):
-        raise InvalidAcceleratorTable(
-            f'cuda.{key} must be a CUDA major with a suffix, e.g. [cuda.12] suffix = "cu12"'
-        )
-    toolkit = data.get("toolkit")
-    if toolkit is not None and not isinstance(toolkit, str):
-        raise InvalidAcceleratorTable(f"cuda.{key}.toolkit must be a project name")
-    return CudaNaming(
-        major=int(key),
-        suffix=str(data["suffix"]),
-        unsuffixed=bool(data.get("unsuffixed", False)),
-        toolkit=None if toolkit is None else canonicalize_name(toolkit),
-    )
-
-
-_VARIANT_KEYS = frozenset(
-    {"name", "kind", "label", "index_path", "runtime", "platforms", "labelled", "min_driver"}
-)
-
-
-def _variant(number: int, data: object, kinds: Mapping[AcceleratorKind, KindInfo]) -> Accelerator:
-    where = f"variants[{number}]"
-    if not isinstance(data, Mapping):
-        raise InvalidAcceleratorTable(f"{where} must be a table")
-    unknown = set(data) - _VARIANT_KEYS
-    if unknown:
-        raise InvalidAcceleratorTable(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
-    name, kind = data.get("name"), data.get("kind")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.]*", name):
-        raise InvalidAcceleratorTable(
-            f"{where}.name must be a lowercase index path such as cu128, not {name!r}"
-        )
-    if kind not in kinds:
-        raise InvalidAcceleratorTable(f"variant {name}: kind must be one of {', '.join(kinds)}, not {kind!r}")
-    runtime = (
-        None if data.get("runtime") is None else _version_tuple(data["runtime"], f"variant {name} runtime")
-    )
-    drivers = data.get("min_driver", {})
-    if not isinstance(drivers, Mapping) or not set(drivers) <= set(_OS_FAMILIES):
-        raise InvalidAcceleratorTable(f"variant {name}: min_driver keys are {', '.join(_OS_FAMILIES)}")
-    min_driver: list[tuple[OsFamily, Version]] = []
-    for family in _OS_FAMILIES:
-        if family in drivers:
-            try:
-                min_driver.append((family, Version(str(drivers[family]))))
-            except InvalidVersion:
-                raise InvalidAcceleratorTable(
-                    f"variant {name}: min_driver.{family} is not a version"
-                ) from None
-    label, index_path = data.get("label", name), data.get("index_path", name)
-    if not isinstance(label, str) or not isinstance(index_path, str):
-        raise InvalidAcceleratorTable(f"variant {name}: label and index_path must be strings")
-    kind_name = cast("AcceleratorKind", kind)
-    return Accelerator(
-        name=name,
-        kind=kind_name,
-        local_label=label,
-        runtime=runtime,
-        index_path=index_path,
-        platforms=frozenset(_strings(data.get("platforms", []), f"variant {name} platforms")),
-        labelled=frozenset(_strings(data.get("labelled", []), f"variant {name} labelled")),
-        min_driver=tuple(min_driver),
-        info=kinds[kind_name],
-    )
-
-
-def parse_table(data: Mapping[str, Any], *, source: str) -> AcceleratorTable:
-    """The table from parsed TOML; `InvalidAcceleratorTable` says what is wrong and where."""
-    try:
-        unknown = set(data) - {"kinds", "cuda", "variants"}
-        if unknown:
-            raise InvalidAcceleratorTable(f"unknown top-level keys: {', '.join(sorted(unknown))}")
-        raw_kinds = data.get("kinds", {})
-        kinds = {kind: _kind_info(kind, raw_kinds.get(kind, {})) for kind in KINDS}
-        if set(raw_kinds) - set(KINDS):
-            raise InvalidAcceleratorTable(
-                f"kinds are {', '.join(KINDS)}; unknown: {', '.join(set(raw_kinds) - set(KINDS))}"
-            )
-        cuda = {
-            naming.major: naming for naming in (_cuda_naming(k, v) for k, v in data.get("cuda", {}).items())
-        }
-        variants: dict[str, Accelerator] = {}
-        for number, raw in enumerate(data.get("variants", [])):
-            variant = _variant(number, raw, kinds)
-            if variant.name in variants:
-                raise InvalidAcceleratorTable(f"variant {variant.name} is listed twice")
-            if not variant.labelled <= variant.platforms:
-                raise InvalidAcceleratorTable(
-                    f"variant {variant.name}: labelled names a platform without builds"
-                )
-            if variant.kind == "cuda" and (variant.cuda_major not in cuda):
-                raise InvalidAcceleratorTable(
-                    f"variant {variant.name}: no [cuda.{variant.cuda_major}] naming"
-                )
-            variants[variant.name] = variant
-        if not variants:
-            raise InvalidAcceleratorTable("the table lists no variants")
-    except InvalidAcceleratorTable as exc:
-        raise InvalidAcceleratorTable(f"{source}: {exc.message}", context={"source": source}) from None
-    except (AttributeError, TypeError) as exc:
-        raise InvalidAcceleratorTable(
-            f"{source}: malformed table ({exc})", context={"source": source}
-        ) from None
-    return AcceleratorTable(variants=variants, kinds=kinds, cuda=cuda, source=source)
-
-
-def load_table(path: Path) -> AcceleratorTable:
-    """An operator's table file; `InvalidAcceleratorTable` if it cannot be read or used."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidAcceleratorTable(f"{path}: {exc}", context={"source": str(path)}) from None
-    return parse_table(data, source=str(path))
-
-
-def shipped_table() -> AcceleratorTable:
-    """The table shipped in the package (`lockd/accelerator/variants.toml`)."""
-    text = resources.files("lockd.accelerator").joinpath("variants.toml").read_text(encoding="utf-8")
-    return parse_table(tomllib.loads(text), source="lockd/accelerator/variants.toml")
-
-
-# -- the table in use --------------------------------------------------------------------------
-
-_SHIPPED = shipped_table()
-_installed: list[AcceleratorTable] = [_SHIPPED]
-_install_lock = threading.Lock()
-
-
-def current_table() -> AcceleratorTable:
-    """The table in use: the operator's if one was installed, else the shipped one."""
-    return _installed[-1]
-
-
-def install_table(table: AcceleratorTable | None) -> None:
-    """Use `table` from now on (None: the shipped one). Entry points call it once, at start."""
-    with _install_lock:
-        _installed[:] = [table or _SHIPPED]
-
-
-class _CurrentVariants(Mapping[str, Accelerator]):
-    """`VARIANTS`: the variants of the table in use, by name, in table order."""
-
-    def __getitem__(self, name: str) -> Accelerator:
-        return current_table().variants[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(current_table().variants)
-
-    def __len__(self) -> int:
-        return len(current_table().variants)
-
-
-VARIANTS: Mapping[str, Accelerator] = _CurrentVariants()
-
-
-def parse_variant(text: str | None) -> Accelerator | None:
-    """`cu124`, `CU124`, `12.4` and `cuda12.4` name the same variant; empty or None means none."""
-    if text is None or text.strip() == "" or text.strip().lower() == "none":
-        return None
-    key = text.strip().lower()
-    dotted = _CUDA_DOTTED.match(key)
-    if dotted:
-        key = f"cu{dotted.group(1)}{dotted.group(2)}"
-    variant = current_table().variants.get(key)
-    if variant is None:
-        raise InvalidTarget(
-            f"unknown accelerator variant {text!r}",
-            hint="use one of: " + ", ".join(VARIANTS) + ", or auto with driver=",
-            context={"field": "cuda", "value": text},
-        )
-    return variant
