@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,9 +27,10 @@ from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, decode_body
+from lockd.periodic import Periodic
 from lockd.render import FORMATS, render
+from lockd.scopes import SCOPES
 from lockd.standalone import build_request, index_client, resolve_standalone
-from lockd.tokens import SCOPES
 
 __all__ = ["main"]
 
@@ -101,7 +101,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
     service = Service.open(settings)
     try:
-        token = service.create_token(name=args.name, scope=args.scope)
+        token = service.tokens.create(name=args.name, scope=args.scope)
     finally:
         service.close()
     print(token)
@@ -136,8 +136,7 @@ class _Progress:
         self._pinned: set[NormalizedName] = set()
         self._backtracks = 0
         self._started = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticker = Periodic("lockd-progress", 0.1, self._show)
 
     def on_pinned(self, name: NormalizedName, version: Version) -> None:
         self._pinned.add(name)
@@ -146,26 +145,24 @@ class _Progress:
         self._backtracks += 1
 
     def __enter__(self) -> _Progress:
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._ticker.stop()
         self._stream.write("\r\x1b[K")
         self._stream.flush()
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            megabytes = self._index.stats.bytes_fetched / 1e6
-            line = (
-                f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
-                f"{time.monotonic() - self._started:.1f} s"
-            )
-            if self._backtracks:
-                line += f", {self._backtracks} backtracks"
-            self._stream.write("\r\x1b[K" + line)
-            self._stream.flush()
+    def _show(self) -> None:
+        megabytes = self._index.stats.bytes_fetched / 1e6
+        line = (
+            f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
+            f"{time.monotonic() - self._started:.1f} s"
+        )
+        if self._backtracks:
+            line += f", {self._backtracks} backtracks"
+        self._stream.write("\r\x1b[K" + line)
+        self._stream.flush()
 
 
 def _read_text(path: Path) -> str:
@@ -225,30 +222,28 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.service import (  # noqa: PLC0415 (the database stack only where it is needed)
-        Service,
-        drift_findings,
-        drift_summary,
-        latest_drift_run,
-        run_drift,
-    )
+    # The database stack only where it is needed.
+    from lockd.drift_runs import DriftRuns  # noqa: PLC0415
+    from lockd.drift_views import drift_findings  # noqa: PLC0415
+    from lockd.service import Service  # noqa: PLC0415
 
     kinds = parse_kinds(args.fail_on)
     configure_logging(settings.log_level)  # progress goes to the JSON log on stderr
     service = Service.open(settings)
     try:
+        runs = DriftRuns(service)
         if args.action == "run":
-            record = run_drift(service, trigger="cli")
+            record = runs.run(trigger="cli")
             assert record is not None  # only a scheduled run can be skipped
         else:
-            found = latest_drift_run(service)
+            found = runs.latest()
             if found is None:
                 raise NotFound("no drift run has completed yet", hint="run `lockd drift run` first")
             record = found
         findings = drift_findings(service, record.id)
     finally:
         service.close()
-    print(json.dumps(drift_summary(record), indent=2, sort_keys=True))
+    print(json.dumps(record.to_json(), indent=2, sort_keys=True))
     tripped = [(digest, f) for digest, f in findings if f.kind in kinds]
     for digest, finding in tripped:
         print(f"{finding.kind}: {digest[:12]}: {finding.message}", file=sys.stderr)

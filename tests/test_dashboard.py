@@ -15,7 +15,8 @@ import pytest
 
 from fixtures.build import Catalog
 from fixtures.index import FixtureIndex
-from lockd.service import Service, drift_runs
+from lockd.drift_runs import DriftRuns
+from lockd.service import Service
 from tests.conftest import LockdServer, fresh_database, metric_value, server_env
 from tests.test_drift import SCENARIO, lock_inputs, mutate
 
@@ -248,7 +249,7 @@ def test_the_in_process_scheduler_runs_drift_and_replicas_do_not_overlap(
     assert runs[0]["trigger"] == "schedule"
     service = Service.open(first.settings())
     try:
-        history = drift_runs(service, limit=200)
+        history = DriftRuns(service).list(limit=200)
     finally:
         service.close()
     # runs never overlap: each starts after the previous one finished

@@ -82,13 +82,13 @@ def test_intake_limits(service: Service) -> None:
 
 
 def test_tokens_are_scoped_and_hashed(service: Service) -> None:
-    admin = service.create_token(name="ops", scope="admin")
-    reader = service.create_token(name="dash", scope="read")
-    assert service.authenticate(admin) == frozenset({"admin", "lock", "read"})
-    assert service.authenticate(reader) == frozenset({"read"})
-    assert service.authenticate("lockd_forged") is None
+    admin = service.tokens.create(name="ops", scope="admin")
+    reader = service.tokens.create(name="dash", scope="read")
+    assert service.tokens.authenticate(admin) == frozenset({"admin", "lock", "read"})
+    assert service.tokens.authenticate(reader) == frozenset({"read"})
+    assert service.tokens.authenticate("lockd_forged") is None
     with pytest.raises(InvalidRequest):
-        service.create_token(name="x", scope="root")
+        service.tokens.create(name="x", scope="root")
 
 
 def test_metadata_a_resolution_fetched_is_in_the_database_when_the_lock_is(

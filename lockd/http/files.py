@@ -15,7 +15,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from lockd.errors import InvalidRequest
 from lockd.render import FORMATS
-from lockd.store import LockFileRecord
+from lockd.service import LockFile
 
 __all__ = ["FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
 
@@ -91,7 +91,7 @@ def format_from_accept(explicit: str | None, accept: str | None) -> str:
     return min(ranked)[2] if ranked else _DEFAULT_FORMAT
 
 
-def _etag(record: LockFileRecord) -> str:
+def _etag(record: LockFile) -> str:
     return f'"{record.sha256}"'
 
 
@@ -106,7 +106,7 @@ def not_modified(request: Request, etag: str) -> bool:
 
 
 def file_response(
-    request: Request, record: LockFileRecord, *, status: int, headers: Mapping[str, str]
+    request: Request, record: LockFile, *, status: int, headers: Mapping[str, str]
 ) -> Response:
     etag = _etag(record)
     all_headers = {

@@ -8,7 +8,8 @@ copies live under `/v1/blobs/{lock_digest}/`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -31,8 +32,7 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
-from lockd.service import LockResult, Service
-from lockd.store import LockFileRecord, RevisionRecord
+from lockd.service import LockFile, LockResult, Revision, Service, StoredInput
 from lockd.target import parse_python, parse_variant
 
 __all__ = ["router"]
@@ -50,7 +50,7 @@ def _links(input_digest: str, lock_digest: str) -> LockLinks:
     )
 
 
-def _revision_info(record: RevisionRecord) -> RevisionInfo:
+def _revision_info(record: Revision) -> RevisionInfo:
     return RevisionInfo(
         input_digest=record.input_digest,
         revision=record.n,
@@ -61,21 +61,21 @@ def _revision_info(record: RevisionRecord) -> RevisionInfo:
     )
 
 
-def _lock_info(canonical: dict[str, Any], record: RevisionRecord, created: bool | None) -> LockInfo:
+def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> LockInfo:
     return LockInfo(
         input_digest=record.input_digest,
         lock_digest=record.lock_digest,
         revision=record.n,
         created=created,
         created_at=record.created_at,
-        target=canonical["target"],
-        requirements=canonical["requirements"],
-        constraints=canonical["constraints"],
+        target={"platform": stored.platform, "python": stored.python, "cuda": stored.cuda},
+        requirements=list(stored.requirements),
+        constraints=list(stored.constraints),
         links=_links(record.input_digest, record.lock_digest),
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Any) -> LockResult:
+async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
     def work() -> LockResult:
         return service.lock(build())
 
@@ -148,13 +148,13 @@ async def post_lock(
             options=LockOptions(prereleases=pre),
         )
 
-    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFileRecord] | None]:
+    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFile] | None]:
         lock_request = build()
         return lock_request, service.stored_lock_and_file(lock_request, fmt)
 
     # A stored input (the common case) is one hop on the small read pool: intake, the current
     # revision and the file. Only an input never locked moves to the pool that may resolve.
-    def resolve() -> tuple[LockResult, LockFileRecord]:
+    def resolve() -> tuple[LockResult, LockFile]:
         # `lock` looks for a stored revision again: another request may have stored it meanwhile.
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
@@ -196,7 +196,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
                 )
         return "\n".join(lines)
 
-    def build() -> Any:
+    def build() -> LockRequest:
         return service.build_request(
             requirements=text(body.requirements, "requirements.in"),
             constraints=text(body.constraints, "constraints.txt"),
@@ -205,8 +205,8 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
         )
 
     result = await _run_lock(request, service, build)
-    canonical = await in_read_thread(request, lambda: service.input_canonical(result.input_digest))
-    info = _lock_info(canonical, result.revision, result.created)
+    stored = await in_read_thread(request, lambda: service.stored_input(result.input_digest))
+    info = _lock_info(stored, result.revision, result.created)
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -282,11 +282,11 @@ async def list_locks(
     responses=_ERRORS,
 )
 async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) -> LockInfo:
-    def read() -> tuple[dict[str, Any], RevisionRecord]:
-        return service.input_canonical(input_digest), service.current(input_digest)
+    def read() -> tuple[StoredInput, Revision]:
+        return service.stored_input(input_digest), service.current(input_digest)
 
-    canonical, record = await in_read_thread(request, read)
-    return _lock_info(canonical, record, None)
+    stored, record = await in_read_thread(request, read)
+    return _lock_info(stored, record, None)
 
 
 @router.get(
