@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -94,14 +95,33 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
     create = actions.add_parser("create", help="create a bearer token and print it once")
     create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
     create.add_argument("--name", default="token", help="a label to recognise it by")
+    create.add_argument("--expires", default=None, help="refuse it after 90d, 12h, 30m … or an ISO 8601 time")
+    actions.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a token by its id (see `lockd token list`)")
+    revoke.add_argument("id", type=int)
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.service import Service  # noqa: PLC0415 (the database stack only where it is needed)
+    # The database stack only where it is needed.
+    from lockd.service import Service  # noqa: PLC0415
+    from lockd.tokens import TokenInfo, expiry_from_text  # noqa: PLC0415
+
+    def line(info: TokenInfo) -> str:
+        when = {"expires": info.expires_at, "last-used": info.last_used_at, "revoked": info.revoked_at}
+        dates = " ".join(f"{key}={'-' if value is None else value.isoformat(timespec='seconds')}" for key, value in when.items())
+        return f"{info.id}\t{info.name}\t{','.join(sorted(info.scopes))}\t{dates}"
 
     service = Service.open(settings)
     try:
-        token = service.tokens.create(name=args.name, scope=args.scope)
+        if args.action == "list":
+            for info in service.tokens.list():
+                print(line(info))
+            return 0
+        if args.action == "revoke":
+            print(line(service.tokens.revoke(args.id)))
+            return 0
+        expires_at = None if args.expires is None else expiry_from_text(args.expires, datetime.now(UTC))
+        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at)
     finally:
         service.close()
     print(token)

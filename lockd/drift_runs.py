@@ -38,10 +38,11 @@ from lockd.index import IndexClient
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.periodic import Periodic
-from lockd.service import Service, request_from_canonical
+from lockd.service import Service
 from lockd.standalone import index_client
 from lockd.store import LockSummary, queries, transaction
 from lockd.store import drift as drift_store
+from lockd.stored import request_from_canonical
 
 __all__ = ["DriftRuns"]
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from lockd.drift import Finding, FindingKind
 from lockd.errors import NotFound
-from lockd.service import Revision, Service
+from lockd.service import Service
 from lockd.store import drift as drift_store
 from lockd.store import queries, transaction
 from lockd.store.drift import DriftResultRecord, DriftRunRecord, RunStatus
+from lockd.stored import Revision
 
 __all__ = [
     "DriftLockView",

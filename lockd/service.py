@@ -15,8 +15,7 @@ first, on the event loop, and goes to a thread only when they miss.
 
 Serving a stored lock is one read transaction: the current revision, and the rendered file
 from a process-local cache bounded in bytes (a lock digest's files are written once and never
-change, so the cache is never stale). Reads return this module's frozen values, never store
-rows. Tokens are `lockd.tokens`, readiness `lockd.readiness`, drift runs `lockd.drift_runs`.
+change, so the cache is never stale). Reads return `lockd.stored` values, never store rows. Tokens are `lockd.tokens`, readiness `lockd.readiness`, drift runs `lockd.drift_runs`.
 """
 
 from __future__ import annotations
@@ -27,26 +26,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from lockd.config import Settings
 from lockd.errors import LockdError, NotFound
 from lockd.index import IndexClient
-from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.inputs import LockOptions, LockRequest
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.memory_cache import BoundedCache
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
-from lockd.routing import IndexPlan
 from lockd.standalone import ResolveStats, build_request, index_client, timed_resolve
 from lockd.store import (
     DatabaseHashCache,
     DatabaseMetadataCache,
     LockFileRecord,
-    LockSummary,
     RevisionRecord,
     migrate,
     open_engine,
@@ -54,107 +50,15 @@ from lockd.store import (
     read,
     transaction,
 )
-from lockd.target import Target
+from lockd.stored import LockFile, Revision, StoredInput, StoredLock, request_from_canonical
 from lockd.tokens import Tokens
 
-__all__ = [
-    "LockFile",
-    "LockResult",
-    "RefreshResult",
-    "Revision",
-    "Service",
-    "StoredInput",
-    "StoredLock",
-    "request_from_canonical",
-]
+__all__ = ["LockResult", "RefreshResult", "Service"]
 
 log = logging.getLogger(__name__)
 
 # Rendered files kept in memory per process, by total size (a torch lock's pylock.toml is ~100 KiB).
 _FILE_CACHE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Revision:
-    """Revision `n` of a stored input: which lock it pins, since when, and why it was made."""
-
-    input_digest: str
-    n: int
-    lock_digest: str
-    created_at: datetime
-    reason: str
-
-    @classmethod
-    def of(cls, record: RevisionRecord) -> Revision:
-        return cls(
-            input_digest=record.input_digest,
-            n=record.n,
-            lock_digest=record.lock_digest,
-            created_at=record.created_at,
-            reason=record.reason,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LockFile:
-    """One rendered file of a lock, as served: its bytes never change for a lock digest."""
-
-    lock_digest: str
-    format: str
-    sha256: str
-    media_type: str
-    content: bytes
-
-    @classmethod
-    def of(cls, record: LockFileRecord) -> LockFile:
-        return cls(
-            lock_digest=record.lock_digest,
-            format=record.format,
-            sha256=record.sha256,
-            media_type=record.media_type,
-            content=record.content,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredLock:
-    """One stored input with its current revision, for listings."""
-
-    input_digest: str
-    platform: str
-    python: str
-    cuda: str | None
-    revision: int
-    lock_digest: str
-    package_count: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, summary: LockSummary) -> StoredLock:
-        return cls(
-            input_digest=summary.input_digest,
-            platform=summary.platform,
-            python=summary.python,
-            cuda=summary.cuda,
-            revision=summary.revision,
-            lock_digest=summary.lock_digest,
-            package_count=summary.package_count,
-            created_at=summary.created_at,
-            updated_at=summary.updated_at,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredInput:
-    """What a stored input asks for, as its canonical form recorded it."""
-
-    input_digest: str
-    platform: str
-    python: str
-    cuda: str | None
-    requirements: tuple[str, ...]
-    constraints: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,24 +82,6 @@ class RefreshResult:
     previous: Revision
     changed: bool
     stats: ResolveStats | None  # None when this call shared a refresh that was already running
-
-
-def request_from_canonical(canonical: Mapping[str, Any]) -> LockRequest:
-    """The stored canonical input back as a request (refresh and drift re-resolve exactly this)."""
-    target_json = canonical["target"]
-    indexes = canonical["indexes"]
-    plan = IndexPlan(
-        default_url=indexes["default"],
-        accelerator_url=indexes["accelerator"],
-        family=frozenset(indexes["family"]),
-    )
-    return LockRequest(
-        requirements=parse_requirements("\n".join(canonical["requirements"])),
-        constraints=parse_requirements("\n".join(canonical["constraints"]), source="constraints.txt"),
-        target=Target.of(target_json["platform"], target_json["python"], target_json["cuda"]),
-        plan=plan,
-        options=LockOptions.from_json(canonical["options"]),
-    )
 
 
 def _check_format(fmt: str) -> None:
@@ -423,16 +309,7 @@ class Service:
         stored = read(self.engine, lambda conn: queries.get_input(conn, input_digest))
         if stored is None:
             raise _no_lock(input_digest)
-        canonical = stored.canonical
-        target = canonical["target"]
-        return StoredInput(
-            input_digest=input_digest,
-            platform=target["platform"],
-            python=target["python"],
-            cuda=target["cuda"],
-            requirements=tuple(canonical["requirements"]),
-            constraints=tuple(canonical["constraints"]),
-        )
+        return StoredInput.of(stored)
 
     def lock_file(self, lock_digest: str, fmt: str) -> LockFile:
         _check_format(fmt)

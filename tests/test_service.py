@@ -10,7 +10,7 @@ import pytest
 
 from lockd.config import Settings
 from lockd.errors import InputTooLarge, InvalidRequest, NotFound, ResolutionImpossible
-from lockd.service import Service
+from lockd.service import RefreshResult, Service
 
 
 @pytest.fixture
@@ -52,6 +52,23 @@ def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service,
     assert service.lock(_request(service, "lockd-fx-plain\n")).revision.n == 2
     with pytest.raises(NotFound):
         service.refresh("0" * 64)
+
+
+def test_concurrent_refreshes_of_one_input_resolve_once(service: Service, mutable_index: Any) -> None:
+    first = service.lock(_request(service, "lockd-fx-plain\n"))
+    mutable_index.publish("lockd-fx-plain", "9.0")
+    service.index.drop_pages()
+    mutable_index.set_latency(200)  # the holder's resolution outlasts the others' arrival
+    outcomes: list[RefreshResult] = []
+    threads = [threading.Thread(target=lambda: outcomes.append(service.refresh(first.input_digest))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 3
+    assert [o.stats is not None for o in outcomes].count(True) == 1, "one refresh resolved, the others shared it"
+    assert {o.revision.n for o in outcomes} == {2} and all(o.changed and o.previous.n == 1 for o in outcomes)
+    assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
 
 
 def test_failures_store_nothing_and_reach_every_waiter(service: Service, mutable_index: Any) -> None:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from lockd import __version__
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
-from lockd.http import blobs, dashboard, drift_routes, health, locks
+from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
     app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
     install_problem_handlers(app)
-    for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router):
+    for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router, tokens.router):
         app.include_router(router)
     app.add_middleware(RequestObserver, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app

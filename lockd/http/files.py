@@ -15,7 +15,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from lockd.errors import InvalidRequest
 from lockd.render import FORMATS
-from lockd.service import LockFile
+from lockd.stored import LockFile
 
 __all__ = ["FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
 

@@ -32,7 +32,8 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
-from lockd.service import LockFile, LockResult, Revision, Service, StoredInput
+from lockd.service import LockResult, Service
+from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_python, parse_variant
 
 __all__ = ["router"]

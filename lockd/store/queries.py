@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
@@ -39,6 +39,7 @@ __all__ = [
     "put_revision",
     "revision",
     "revoke_token",
+    "touch_token",
     "where_target",
 ]
 
@@ -105,6 +106,8 @@ class TokenRecord:
     created_at: datetime
     token_hash: str
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 # -- inputs, locks, revisions -------------------------------------------------------------
@@ -191,7 +194,11 @@ _CURRENT_REVISION = (
     .limit(1)
 )
 _LIVE_TOKEN = select(schema.tokens).where(
-    and_(schema.tokens.c.token_hash == bindparam("token_hash"), schema.tokens.c.revoked_at.is_(None))
+    and_(
+        schema.tokens.c.token_hash == bindparam("token_hash"),
+        schema.tokens.c.revoked_at.is_(None),
+        or_(schema.tokens.c.expires_at.is_(None), schema.tokens.c.expires_at > bindparam("now")),
+    )
 )
 
 
@@ -315,26 +322,52 @@ def list_locks(
 # -- tokens -------------------------------------------------------------------------------
 
 
-def create_token(conn: Connection, *, name: str, token_hash: str, scopes: frozenset[str], now: datetime) -> int:
+def create_token(
+    conn: Connection,
+    *,
+    name: str,
+    token_hash: str,
+    scopes: frozenset[str],
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> int:
+    values = {"name": name, "token_hash": token_hash, "scopes": ",".join(sorted(scopes)), "created_at": now}
     result = conn.execute(
-        insert(schema.tokens)
-        .values(name=name, token_hash=token_hash, scopes=",".join(sorted(scopes)), created_at=now)
-        .returning(schema.tokens.c.id)
+        insert(schema.tokens).values(**values, expires_at=expires_at).returning(schema.tokens.c.id)
     )
     return int(result.scalar_one())
 
 
-def find_token(conn: Connection, token_hash: str) -> TokenRecord | None:
-    """The live token with this hash. The lookup is by an index on the hash of a 256-bit
-    secret, so its timing reveals nothing usable; the caller still compares in constant time."""
-    row = conn.execute(_LIVE_TOKEN, {"token_hash": token_hash}).first()
+def find_token(conn: Connection, token_hash: str, *, now: datetime) -> TokenRecord | None:
+    """The live (not revoked, not expired) token with this hash. The lookup is by an index on
+    the hash of a 256-bit secret, so its timing reveals nothing usable; the caller still
+    compares in constant time."""
+    row = conn.execute(_LIVE_TOKEN, {"token_hash": token_hash, "now": now}).first()
     return None if row is None else _token(row)
 
 
+def _maybe_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
 def _token(row: Any) -> TokenRecord:
-    revoked_at = None if row.revoked_at is None else _utc(row.revoked_at)
-    scopes = frozenset(row.scopes.split(","))
-    return TokenRecord(row.id, row.name, scopes, _utc(row.created_at), row.token_hash, revoked_at)
+    return TokenRecord(
+        row.id,
+        row.name,
+        frozenset(row.scopes.split(",")),
+        _utc(row.created_at),
+        row.token_hash,
+        revoked_at=_maybe_utc(row.revoked_at),
+        expires_at=_maybe_utc(row.expires_at),
+        last_used_at=_maybe_utc(row.last_used_at),
+    )
+
+
+def touch_token(conn: Connection, token_id: int, *, now: datetime, not_since: datetime) -> None:
+    """Record a use of the token, unless one was recorded after `not_since` (one write per while)."""
+    table = schema.tokens
+    stale = or_(table.c.last_used_at.is_(None), table.c.last_used_at < not_since)
+    conn.execute(update(table).where(and_(table.c.id == token_id, stale)).values(last_used_at=now))
 
 
 def list_tokens(conn: Connection) -> list[TokenRecord]:
