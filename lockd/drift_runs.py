@@ -141,14 +141,21 @@ class DriftRuns:
         workers = workers or settings.drift_workers
         ttl = lease_ttl or settings.drift_lease_ttl
         inputs = self._stored_inputs()
-        begun = self._begin(Leases(self._service.engine, "drift", ttl=ttl, renew_every=ttl / 4), trigger, scheduled_for, len(inputs))
+        begun = self._begin(
+            Leases(self._service.engine, "drift", ttl=ttl, renew_every=ttl / 4),
+            trigger,
+            scheduled_for,
+            len(inputs),
+        )
         if begun is None:
             log.info("drift tick %s already covered by another run", scheduled_for)
             return None
         if on_started is not None:
             on_started(begun.run_id)
         started = time.monotonic()
-        log.info("drift run %s started (%s): %d locks, %d workers", begun.run_id, trigger, len(inputs), workers)
+        log.info(
+            "drift run %s started (%s): %d locks, %d workers", begun.run_id, trigger, len(inputs), workers
+        )
         factory = index_factory or self._drift_index
         try:
             with begun.lease.renewing(also=begun.heartbeat), factory() as index:
@@ -168,7 +175,9 @@ class DriftRuns:
         self._notify(view)
         return view
 
-    def _begin(self, leases: Leases, trigger: str, scheduled_for: datetime | None, total: int) -> _Progress | None:
+    def _begin(
+        self, leases: Leases, trigger: str, scheduled_for: datetime | None, total: int
+    ) -> _Progress | None:
         """Take the lease, retire dead runs and record ours; None when `scheduled_for` is already covered."""
         with transaction(self._service.engine, write=True) as conn:
             lease = leases.try_take(_LEASE_KEY, budget=None, conn=conn)
@@ -231,7 +240,9 @@ class DriftRuns:
             fresh = exc
         return drift_for(lock, fresh, file_findings)
 
-    def _check_all(self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int) -> None:
+    def _check_all(
+        self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
+    ) -> None:
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"lockd-drift-{run.run_id}")
         try:
             futures: dict[Future[DriftReport], LockSummary] = {

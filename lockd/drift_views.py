@@ -143,7 +143,9 @@ def drift_results(
 ) -> list[DriftResultView]:
     """A run's verdicts, most severe first, then by input digest. `cuda=""` means CPU-only."""
     with transaction(service.engine, write=False) as conn:
-        found = drift_store.list_results(conn, run_id, status=status, platform=platform, python=python, cuda=cuda)
+        found = drift_store.list_results(
+            conn, run_id, status=status, platform=platform, python=python, cuda=cuda
+        )
     return [DriftResultView.of(record) for record in found]
 
 

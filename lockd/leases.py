@@ -99,7 +99,9 @@ class HeldLease:
         """Leave `error` for the waiters; a caller arriving later may take the lease at once."""
         expires_at = time.time() + FAILURE_VISIBLE
         self._write_or_retry(
-            lambda c: rows.fail(c, self._leases.space, self.key, self.holder, error.to_json(), expires_at=expires_at)
+            lambda c: rows.fail(
+                c, self._leases.space, self.key, self.holder, error.to_json(), expires_at=expires_at
+            )
         )
 
     def _write_or_retry(self, write: Callable[[Connection], None]) -> None:
@@ -135,7 +137,9 @@ class HeldLease:
 class Leases:
     """The leases of one space (`resolution` or `drift`) over one database."""
 
-    def __init__(self, engine: Engine, space: LeaseSpace, *, ttl: float, renew_every: float | None = None) -> None:
+    def __init__(
+        self, engine: Engine, space: LeaseSpace, *, ttl: float, renew_every: float | None = None
+    ) -> None:
         self.engine = engine
         self.space: LeaseSpace = space
         self.ttl = ttl

@@ -44,7 +44,12 @@ log = logging.getLogger(__name__)
 # (low, high) of minute, hour, day of month, month, day of week: what `*` expands to.
 _FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _NAMES = {
-    **{name: n for n, name in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)},
+    **{
+        name: n
+        for n, name in enumerate(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+        )
+    },
     **{name: n for n, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
 }
 _RANGE = re.compile(r"(\w+)-(\w+)")
@@ -84,7 +89,9 @@ class CronSchedule:
     def next_after(self, moment: datetime) -> datetime:
         start = moment.astimezone(UTC)
         try:
-            tick: datetime = croniter(self.expression, start, max_years_between_matches=_SEARCH_YEARS).get_next(datetime)
+            tick: datetime = croniter(
+                self.expression, start, max_years_between_matches=_SEARCH_YEARS
+            ).get_next(datetime)
         except CroniterBadDateError:
             raise InvalidConfiguration(
                 f"the cron expression {self.expression!r} never fires",

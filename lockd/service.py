@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -57,6 +58,8 @@ __all__ = ["LockResult", "RefreshResult", "Service"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Rendered files kept in memory per process, by total size (a torch lock's pylock.toml is ~100 KiB).
 _FILE_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -79,9 +82,12 @@ class LockResult:
 class RefreshResult:
     input_digest: str
     revision: Revision
-    previous: Revision
-    changed: bool
+    previous: Revision  # the current revision when the refresh began
     stats: ResolveStats | None  # None when this call shared a refresh that was already running
+
+    @property
+    def changed(self) -> bool:
+        return self.revision.n != self.previous.n
 
 
 def _check_format(fmt: str) -> None:
@@ -97,7 +103,9 @@ def _render_all(lock: Lock) -> list[LockFileRecord]:
     files = []
     for name, spec in FORMATS.items():
         content = render(lock, name)
-        files.append(LockFileRecord(lock.digest, name, hashlib.sha256(content).hexdigest(), spec.media_type, content))
+        files.append(
+            LockFileRecord(lock.digest, name, hashlib.sha256(content).hexdigest(), spec.media_type, content)
+        )
     return files
 
 
@@ -117,7 +125,9 @@ class Service:
         # Told of every resolution this process runs: (outcome, seconds). The outcome is
         # `created`, `refreshed`, `unchanged` or an error code. Set by the HTTP layer's metrics.
         self.on_resolution: Callable[[str, float], None] | None = None
-        self._files: BoundedCache[tuple[str, str], LockFile] = BoundedCache(_FILE_CACHE_BYTES, sizeof=_file_size)
+        self._files: BoundedCache[tuple[str, str], LockFile] = BoundedCache(
+            _FILE_CACHE_BYTES, sizeof=_file_size
+        )
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
 
     @classmethod
@@ -170,17 +180,41 @@ class Service:
             self.settings, requirements=requirements, target=target, constraints=constraints, options=options
         )
 
-    def _take_turn(self, digest: str, stored: Callable[[Connection, bool], RevisionRecord | None]) -> Revision | HeldLease:
+    def _take_turn(
+        self, digest: str, stored: Callable[[Connection, bool], RevisionRecord | None]
+    ) -> Revision | HeldLease:
         # A waiter gives up only after the holder's budget and one lease TTL: by then a holder
         # that died or overran has stopped renewing, its lease has expired and this caller holds it.
         budget = self.settings.resolve_timeout
         turn = self._leases.take_turn(digest, stored, budget=budget, wait=budget + self.settings.lease_ttl)
         return turn if isinstance(turn, HeldLease) else Revision.of(turn)
 
-    def _resolve_held(self, lease: HeldLease, request: LockRequest) -> tuple[Lock, ResolveStats, list[LockFileRecord]]:
-        with lease.renewing():
-            lock, stats = self.resolve_in_budget(request, self.index)
-            return lock, stats, _render_all(lock)
+    def _resolve_and_store(
+        self,
+        lease: HeldLease,
+        request: LockRequest,
+        store: Callable[[Connection, Lock, list[LockFileRecord]], T],
+    ) -> tuple[T, Lock, ResolveStats, float]:
+        """As the lease holder: resolve, render, then `store` and release in one transaction.
+
+        On failure the lease records the error for the waiters. Returns when the work started.
+        """
+        started = time.monotonic()
+        try:
+            with lease.renewing():
+                lock, stats = self.resolve_in_budget(request, self.index)
+                files = _render_all(lock)
+            with transaction(self.engine, write=True) as conn:
+                stored = store(conn, lock, files)
+                lease.release(conn)
+        except LockdError as exc:
+            lease.fail(exc)
+            self._observe(exc.code, started)
+            raise
+        except BaseException:
+            lease.release()
+            raise
+        return stored, lock, stats, started
 
     def lock(self, request: LockRequest) -> LockResult:
         """The current revision of `request`'s input, resolving it first if it was never locked."""
@@ -188,27 +222,20 @@ class Service:
         turn = self._take_turn(digest, lambda conn, _released: queries.current_revision(conn, digest))
         if isinstance(turn, Revision):
             return LockResult(input_digest=digest, revision=turn, created=False, stats=None)
-        started = time.monotonic()
-        try:
-            lock, stats, files = self._resolve_held(turn, request)
-            with transaction(self.engine, write=True) as conn:
-                current = queries.current_revision(conn, digest)
-                created = current is None
-                if current is None:
-                    now = datetime.now(UTC)
-                    queries.put_input(conn, digest, request.canonical(), now)
-                    self._put_lock(conn, lock, files, now)
-                    current = queries.put_revision(
-                        conn, input_digest=digest, n=1, lock_digest=lock.digest, reason="created", now=now
-                    )
-                turn.release(conn)
-        except LockdError as exc:
-            turn.fail(exc)
-            self._observe(exc.code, started)
-            raise
-        except BaseException:
-            turn.release()
-            raise
+
+        def store(conn: Connection, lock: Lock, files: list[LockFileRecord]) -> tuple[RevisionRecord, bool]:
+            current = queries.current_revision(conn, digest)
+            if current is not None:
+                return current, False
+            now = datetime.now(UTC)
+            queries.put_input(conn, digest, request.canonical(), now)
+            self._put_lock(conn, lock, files, now)
+            created = queries.put_revision(
+                conn, input_digest=digest, n=1, lock_digest=lock.digest, reason="created", now=now
+            )
+            return created, True
+
+        (current, created), lock, stats, started = self._resolve_and_store(turn, request, store)
         self._observe("created" if created else "discarded", started)
         log.info(
             "resolved",
@@ -245,43 +272,32 @@ class Service:
             raise _no_lock(input_digest)
         request = request_from_canonical(stored.canonical)
         turn = self._take_turn(
-            input_digest, lambda conn, released: queries.current_revision(conn, input_digest) if released else None
+            input_digest,
+            lambda conn, released: queries.current_revision(conn, input_digest) if released else None,
         )
         if isinstance(turn, Revision):
-            before = Revision.of(arrived)
             return RefreshResult(
-                input_digest=input_digest, revision=turn, previous=before, changed=turn.n != before.n, stats=None
+                input_digest=input_digest, revision=turn, previous=Revision.of(arrived), stats=None
             )
-        started = time.monotonic()
-        try:
-            lock, stats, files = self._resolve_held(turn, request)
-            with transaction(self.engine, write=True) as conn:
-                previous = queries.current_revision(conn, input_digest)
-                assert previous is not None  # an input is stored with its first revision
-                current = previous
-                if previous.lock_digest != lock.digest:
-                    now = datetime.now(UTC)
-                    self._put_lock(conn, lock, files, now)
-                    current = queries.put_revision(
-                        conn, input_digest=input_digest, n=previous.n + 1, lock_digest=lock.digest, reason="refresh", now=now
-                    )
-                turn.release(conn)
-        except LockdError as exc:
-            turn.fail(exc)
-            self._observe(exc.code, started)
-            raise
-        except BaseException:
-            turn.release()
-            raise
-        changed = current.n != previous.n
-        self._observe("refreshed" if changed else "unchanged", started)
-        return RefreshResult(
-            input_digest=input_digest,
-            revision=Revision.of(current),
-            previous=Revision.of(previous),
-            changed=changed,
-            stats=stats,
-        )
+
+        def store(
+            conn: Connection, lock: Lock, files: list[LockFileRecord]
+        ) -> tuple[RevisionRecord, RevisionRecord]:
+            previous = queries.current_revision(conn, input_digest)
+            assert previous is not None  # an input is stored with its first revision
+            if previous.lock_digest == lock.digest:
+                return previous, previous
+            now, n = datetime.now(UTC), previous.n + 1
+            self._put_lock(conn, lock, files, now)
+            current = queries.put_revision(
+                conn, input_digest=input_digest, n=n, lock_digest=lock.digest, reason="refresh", now=now
+            )
+            return current, previous
+
+        (current, previous), _lock, stats, started = self._resolve_and_store(turn, request, store)
+        self._observe("refreshed" if current.n != previous.n else "unchanged", started)
+        revision, before = Revision.of(current), Revision.of(previous)
+        return RefreshResult(input_digest=input_digest, revision=revision, previous=before, stats=stats)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -295,7 +311,8 @@ class Service:
         found = read(self.engine, lambda conn: queries.revision(conn, input_digest, n))
         if found is None:
             raise NotFound(
-                f"input {input_digest} has no revision {n}", context={"input_digest": input_digest, "revision": n}
+                f"input {input_digest} has no revision {n}",
+                context={"input_digest": input_digest, "revision": n},
             )
         return Revision.of(found)
 
@@ -349,7 +366,9 @@ class Service:
         self._files.put((lock_digest, fmt), found)
         return found
 
-    def _read_current_file(self, conn: Connection, input_digest: str, fmt: str) -> tuple[Revision, LockFile] | None:
+    def _read_current_file(
+        self, conn: Connection, input_digest: str, fmt: str
+    ) -> tuple[Revision, LockFile] | None:
         current = queries.current_revision(conn, input_digest)
         if current is None:
             return None

@@ -16,7 +16,9 @@ def _as(server: LockdServer, token: str) -> httpx.Client:
 def test_an_admin_creates_lists_and_revokes_tokens(lockd_server: LockdServer) -> None:
     expires_at = datetime.now(UTC) + timedelta(days=1)
     with lockd_server.client("admin") as admin:
-        created = admin.post("/v1/tokens", json={"name": "ci-job", "scope": "lock", "expires_at": expires_at.isoformat()})
+        created = admin.post(
+            "/v1/tokens", json={"name": "ci-job", "scope": "lock", "expires_at": expires_at.isoformat()}
+        )
         assert created.status_code == 201, created.text
         assert created.headers["cache-control"] == "no-store"
         body = created.json()

@@ -87,7 +87,12 @@ def test_two_holders_one_waits_and_shares_the_stored_outcome(engine: Engine) -> 
     waiter = _Waiter(lambda: board.take_turn(KEY, _stored, budget=30, wait=10))
     assert not waiter.done.wait(0.3), "the second caller must wait while the first holds the lease"
     with transaction(engine, write=True) as conn:
-        queries.put_input(conn, KEY, {"target": {"platform": "linux_x86_64", "python": "3.11.0", "cuda": None}}, datetime.now(UTC))
+        queries.put_input(
+            conn,
+            KEY,
+            {"target": {"platform": "linux_x86_64", "python": "3.11.0", "cuda": None}},
+            datetime.now(UTC),
+        )
         first.release(conn)
     shared = waiter.result()
     assert isinstance(shared, InputRecord) and shared.digest == KEY

@@ -16,7 +16,11 @@ from lockd.service import RefreshResult, Service
 @pytest.fixture
 def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
     opened = Service.open(
-        Settings(database_url=database_url, index_url=mutable_index.pypi_url, pytorch_index_url=mutable_index.pytorch_base)
+        Settings(
+            database_url=database_url,
+            index_url=mutable_index.pypi_url,
+            pytorch_index_url=mutable_index.pytorch_base,
+        )
     )
     yield opened
     opened.close()
@@ -46,7 +50,9 @@ def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service,
     changed = service.refresh(first.input_digest)
     assert changed.changed and changed.revision.n == 2 and changed.previous.n == 1
     assert changed.revision.lock_digest != first.lock_digest
-    assert b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    assert (
+        b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    )
     assert b"lockd-fx-plain==1.1" in service.lock_file(first.lock_digest, "requirements.txt").content
     assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
     assert service.lock(_request(service, "lockd-fx-plain\n")).revision.n == 2
@@ -60,13 +66,18 @@ def test_concurrent_refreshes_of_one_input_resolve_once(service: Service, mutabl
     service.index.drop_pages()
     mutable_index.set_latency(200)  # the holder's resolution outlasts the others' arrival
     outcomes: list[RefreshResult] = []
-    threads = [threading.Thread(target=lambda: outcomes.append(service.refresh(first.input_digest))) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(service.refresh(first.input_digest)))
+        for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(outcomes) == 3
-    assert [o.stats is not None for o in outcomes].count(True) == 1, "one refresh resolved, the others shared it"
+    assert [o.stats is not None for o in outcomes].count(True) == 1, (
+        "one refresh resolved, the others shared it"
+    )
     assert {o.revision.n for o in outcomes} == {2} and all(o.changed and o.previous.n == 1 for o in outcomes)
     assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
 

@@ -36,6 +36,7 @@ _THREADS = 128
 # Short reads (cache hits, blobs, listings) run on a pool of their own, sized near the cores.
 _READ_THREADS = 4
 
+
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
     owned = service is None
@@ -70,7 +71,14 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
     app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
     install_problem_handlers(app)
-    for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router, tokens.router):
+    for router in (
+        locks.router,
+        blobs.router,
+        health.router,
+        drift_routes.router,
+        dashboard.router,
+        tokens.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestObserver, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app

@@ -113,7 +113,9 @@ def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
         when = _when(run.started_at)
         if run.status != "complete":
             height = plot_h * 0.08
-            bars.append(Bar(x, baseline - height, width, height, _NOT_COMPLETE, f"run {run.id} {run.status}, {when}"))
+            bars.append(
+                Bar(x, baseline - height, width, height, _NOT_COMPLETE, f"run {run.id} {run.status}, {when}")
+            )
             continue
         y = float(baseline)
         # Least severe at the bottom, so the alarming kinds sit on top where the eye lands.
@@ -143,7 +145,9 @@ def _target(result: DriftResultView) -> str:
     return " · ".join(parts)
 
 
-def _matches(result: DriftResultView, status: str | None, platform: str | None, python: str | None, cuda: str | None) -> bool:
+def _matches(
+    result: DriftResultView, status: str | None, platform: str | None, python: str | None, cuda: str | None
+) -> bool:
     if status and result.status != status:
         return False
     if platform and result.platform != platform:
@@ -158,7 +162,10 @@ def _overview(
     service: Service,
     runs: DriftRuns,
     *,
-    status: str | None, platform: str | None, python: str | None, cuda: str | None
+    status: str | None,
+    platform: str | None,
+    python: str | None,
+    cuda: str | None,
 ) -> dict[str, Any]:
     if status and status not in FINDING_KINDS:
         raise InvalidRequest(f"unknown status {status!r}", hint="use one of: " + ", ".join(FINDING_KINDS))
@@ -175,7 +182,12 @@ def _overview(
         "results": shown,
         "total": len(results),
         "target": _target,
-        "filters": {"status": status or "", "platform": platform or "", "python": python or "", "cuda": cuda or ""},
+        "filters": {
+            "status": status or "",
+            "platform": platform or "",
+            "python": python or "",
+            "cuda": cuda or "",
+        },
         "platforms": sorted({r.platform for r in results}),
         "pythons": sorted({r.python for r in results}),
         "cudas": sorted({r.cuda or "cpu" for r in results}),
@@ -214,11 +226,15 @@ async def dashboard(
     python: Annotated[str | None, Query()] = None,
     cuda: Annotated[str | None, Query()] = None,
 ) -> HTMLResponse:
-    context = await in_read_thread(request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda))
+    context = await in_read_thread(
+        request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)
+    )
     return _html("dashboard.html", context)
 
 
-@router.get("/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))])
+@router.get(
+    "/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))]
+)
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
         context = await in_read_thread(request, lambda: _lock_page(service, input_digest))

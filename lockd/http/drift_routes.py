@@ -144,7 +144,10 @@ def _run_out(service: Service, record: DriftRunView) -> RunOut:
     summary="Start a drift run over every stored lock",
     responses={
         200: {"model": RunOut, "description": "the finished run (with `wait=true`)"},
-        409: {"description": "Another drift run is in progress", "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}},
+        409: {
+            "description": "Another drift run is in progress",
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+        },
         **ERROR_RESPONSES,
     },
 )
@@ -174,7 +177,9 @@ async def latest_drift(request: Request, service: ServiceDep, runs: DriftRunsDep
     def load() -> RunOut:
         record = runs.latest()
         if record is None:
-            raise NotFound("no drift run has completed yet", hint="POST /v1/drift/runs or run `lockd drift run`")
+            raise NotFound(
+                "no drift run has completed yet", hint="POST /v1/drift/runs or run `lockd drift run`"
+            )
         return _run_out(service, record)
 
     return await in_read_thread(request, load)
@@ -188,7 +193,10 @@ async def latest_drift(request: Request, service: ServiceDep, runs: DriftRunsDep
     responses=ERROR_RESPONSES,
 )
 async def get_drift_run(
-    request: Request, service: ServiceDep, runs: DriftRunsDep, run_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
+    request: Request,
+    service: ServiceDep,
+    runs: DriftRunsDep,
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
 ) -> RunOut:
     return await in_read_thread(request, lambda: _run_out(service, runs.get(run_id)))
 
@@ -208,7 +216,9 @@ class DriftCollector:
             record = self._runs.latest()
         except LockdError:
             return  # the database is down: /readyz says so; absent gauges beat wrong ones
-        locks = GaugeMetricFamily("lockd_drift_locks", "Locks by drift status in the latest complete run", labels=["status"])
+        locks = GaugeMetricFamily(
+            "lockd_drift_locks", "Locks by drift status in the latest complete run", labels=["status"]
+        )
         for kind in FINDING_KINDS:
             locks.add_metric([kind], 0 if record is None else record.counts[kind])
         yield locks

@@ -105,9 +105,7 @@ def not_modified(request: Request, etag: str) -> bool:
     return etag in offered
 
 
-def file_response(
-    request: Request, record: LockFile, *, status: int, headers: Mapping[str, str]
-) -> Response:
+def file_response(request: Request, record: LockFile, *, status: int, headers: Mapping[str, str]) -> Response:
     etag = _etag(record)
     all_headers = {
         **headers,

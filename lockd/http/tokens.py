@@ -60,7 +60,12 @@ class TokenList(BaseModel):
     items: list[TokenOut]
 
 
-@router.get("/v1/tokens", response_model=TokenList, summary="Every token (never the tokens themselves)", responses=ERROR_RESPONSES)
+@router.get(
+    "/v1/tokens",
+    response_model=TokenList,
+    summary="Every token (never the tokens themselves)",
+    responses=ERROR_RESPONSES,
+)
 async def list_tokens(request: Request, service: ServiceDep) -> TokenList:
     found = await in_read_thread(request, service.tokens.list)
     return TokenList(items=[TokenOut.of(info) for info in found])
@@ -73,7 +78,9 @@ async def list_tokens(request: Request, service: ServiceDep) -> TokenList:
     summary="Create a token; the answer is the only place it is ever shown",
     responses=ERROR_RESPONSES,
 )
-async def create_token(request: Request, response: Response, service: ServiceDep, body: TokenBody) -> TokenCreated:
+async def create_token(
+    request: Request, response: Response, service: ServiceDep, body: TokenBody
+) -> TokenCreated:
     token, info = await in_thread(
         request, lambda: service.tokens.issue(name=body.name, scope=body.scope, expires_at=body.expires_at)
     )

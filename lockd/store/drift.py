@@ -116,7 +116,9 @@ def _run(row: Any, *, stale_before: datetime | None) -> DriftRunRecord:
 def heartbeat(conn: Connection, run_id: int, *, now: datetime, locks_checked: int) -> None:
     """The run is alive and has checked `locks_checked` locks (its lease is renewed with it)."""
     runs = schema.drift_runs
-    conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=now, locks_checked=locks_checked))
+    conn.execute(
+        update(runs).where(runs.c.id == run_id).values(heartbeat_at=now, locks_checked=locks_checked)
+    )
 
 
 def abandon_stale_runs(conn: Connection, *, now: datetime) -> list[int]:

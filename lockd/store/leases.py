@@ -77,7 +77,11 @@ def get(conn: Connection, space: LeaseSpace, key: str) -> LeaseRecord | None:
     failed = _records_failures(space) and row.state == "failed"
     error = json.loads(row.error) if failed and row.error is not None else None
     return LeaseRecord(
-        key=key, holder=row.holder, state="failed" if failed else "running", error=error, expires_at=row.expires_at
+        key=key,
+        holder=row.holder,
+        state="failed" if failed else "running",
+        error=error,
+        expires_at=row.expires_at,
     )
 
 

@@ -185,7 +185,10 @@ def get_lock_canonical(conn: Connection, digest: str) -> bytes | None:
 # The statements every cache hit runs are built once: building and keying a SELECT costs more
 # Python time than SQLite takes to answer it.
 _LOCK_FILE = select(schema.lock_files).where(
-    and_(schema.lock_files.c.lock_digest == bindparam("lock_digest"), schema.lock_files.c.format == bindparam("fmt"))
+    and_(
+        schema.lock_files.c.lock_digest == bindparam("lock_digest"),
+        schema.lock_files.c.format == bindparam("fmt"),
+    )
 )
 _CURRENT_REVISION = (
     select(schema.revisions)
@@ -231,7 +234,9 @@ def current_revision(conn: Connection, input_digest: str) -> RevisionRecord | No
 
 def revision(conn: Connection, input_digest: str, n: int) -> RevisionRecord | None:
     table = schema.revisions
-    row = conn.execute(select(table).where(and_(table.c.input_digest == input_digest, table.c.n == n))).first()
+    row = conn.execute(
+        select(table).where(and_(table.c.input_digest == input_digest, table.c.n == n))
+    ).first()
     return None if row is None else _revision(row)
 
 
@@ -381,6 +386,8 @@ def revoke_token(conn: Connection, token_id: int, *, now: datetime) -> TokenReco
     Revoking twice keeps the first time. The record is returned as it is after the call.
     """
     table = schema.tokens
-    conn.execute(update(table).where(and_(table.c.id == token_id, table.c.revoked_at.is_(None))).values(revoked_at=now))
+    conn.execute(
+        update(table).where(and_(table.c.id == token_id, table.c.revoked_at.is_(None))).values(revoked_at=now)
+    )
     row = conn.execute(select(table).where(table.c.id == token_id)).first()
     return None if row is None else _token(row)
