@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +15,7 @@ from sqlalchemy import Engine
 from lockd.errors import InvalidRequest, NotFound
 from lockd.store import open_engine
 from lockd.tokens import Tokens, expiry_from_text
+from tests.conftest import ROOT
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,3 +77,44 @@ def test_expiry_from_text() -> None:
     for bad in ("", "soon", "-5d", "5w", "9" * 20 + "d"):
         with pytest.raises(InvalidRequest):
             expiry_from_text(bad, NOW)
+
+
+def _lockd(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")},
+        "LOCKD_DATABASE_URL": database_url,
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "lockd", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+# CLI plumbing over the same store code as above: one backend is enough.
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_token_command_creates_lists_and_revokes(database_url: str) -> None:
+    created = _lockd(database_url, "token", "create", "--scope", "read", "--name", "dash", "--expires", "12h")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    listed = _lockd(database_url, "token", "list")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.splitlines()
+    token_id, name, scopes, dates = line.split("\t")
+    assert (name, scopes) == ("dash", "read") and "revoked=-" in dates and "expires=20" in dates
+    assert token not in listed.stdout
+    revoked = _lockd(database_url, "token", "revoke", token_id)
+    assert revoked.returncode == 0 and "revoked=20" in revoked.stdout
+    engine = open_engine(database_url)
+    try:
+        assert Tokens(engine).authenticate(token) is None
+    finally:
+        engine.dispose()
+    bad = _lockd(database_url, "token", "create", "--scope", "read", "--expires", "someday")
+    assert bad.returncode == 1 and "90d" in bad.stderr
+    missing = _lockd(database_url, "token", "revoke", "4242")
+    assert missing.returncode == 1 and "no token 4242" in missing.stderr
