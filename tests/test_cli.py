@@ -127,8 +127,8 @@ def test_migrate_and_token_create(tmp_path: Path) -> None:
     assert "shown once" in created.stderr
     service = Service.open(Settings(database_url=url))
     try:
-        assert service.authenticate(token) == frozenset({"lock", "read"})
-        assert service.authenticate(token + "x") is None
+        assert service.tokens.authenticate(token) == frozenset({"lock", "read"})
+        assert service.tokens.authenticate(token + "x") is None
     finally:
         service.close()
     assert token not in (tmp_path / "cli.db").read_bytes().decode("latin-1")

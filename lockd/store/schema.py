@@ -145,6 +145,8 @@ tokens = Table(
     Column("scopes", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),  # migration 0003
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
     _digest_check("token_hash"),
 )
 
