@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from lockd.errors import InvalidRequest
@@ -70,6 +70,27 @@ class LockedPackage:
     @property
     def pin(self) -> str:
         return f"{self.name}=={self.version}"
+
+    def files_best_first(self, target: Target) -> tuple[LockedFile, ...]:
+        """The files in the order pip prefers them on the target at its minimum level.
+
+        Wheels that install there by tag rank, then the sdist, then the wheels only machines
+        at a newer level install (by their rank on the newest), then anything else by name.
+        """
+
+        def order(file: LockedFile) -> tuple[int, int, str]:
+            if file.kind == "sdist":
+                return (1, 0, file.filename)
+            try:
+                tags = parse_wheel_filename(file.filename)[3]
+            except InvalidWheelFilename:
+                return (3, 0, file.filename)
+            rank = target.wheel_rank(tags)
+            if rank is not None:
+                return (0, rank, file.filename)
+            return (2, target.newer_host_rank(tags), file.filename)
+
+        return tuple(sorted(self.files, key=order))
 
     def to_json(self) -> dict[str, Any]:
         return {

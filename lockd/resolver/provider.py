@@ -258,7 +258,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if found:
             first = found[0]
             assert isinstance(first, ProjectCandidate)
-            self._index.prefetch_metadata(first.files[:1])
+            self._index.prefetch_metadata([first.metadata_file])
         return found
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
@@ -318,7 +318,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
         Parsed once per file and extra: the prefetch walk (`_warm`) and the resolver share it.
         """
-        file = candidate.files[0]
+        file = candidate.metadata_file
         with self._seen_lock:
             parsed = self._parsed.get((file.url, extra))
         if parsed is None:

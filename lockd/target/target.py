@@ -263,15 +263,26 @@ class Target:
         return {tag: rank for rank, tag in enumerate(self.tags)}
 
     @cached_property
-    def host_tags(self) -> frozenset[Tag]:
-        """Every tag a machine of the target accepts, at its level or any newer one in the table."""
+    def _newest_tags(self) -> dict[Tag, int]:
+        """Tag → rank on a machine of the target at the newest level of its kind."""
         newest = self.platform.newest_level(self.level)
-        newer = (
-            ()
-            if newest is None
-            else python_tags(self.python, self.free_threaded, self.platform.platform_tags_at(newest))
-        )
-        return frozenset(self.tags) | frozenset(newer)
+        if newest is None:
+            return dict(self.tag_rank)
+        tags = python_tags(self.python, self.free_threaded, self.platform.platform_tags_at(newest))
+        return {tag: rank for rank, tag in enumerate(tags)}
+
+    @property
+    def host_tags(self) -> frozenset[Tag]:
+        """Every tag a machine of the target accepts, at its level or any newer one in the table.
+
+        The newest level's tags include every older level's (PEP 600, 656 and macOS tags are
+        cumulative), so they are the tags of the newest machine.
+        """
+        return frozenset(self._newest_tags)
+
+    def newer_host_rank(self, tags: Iterable[Tag]) -> int:
+        """Rank of a wheel's best tag on the newest machine of the target (1 << 30 if none)."""
+        return min((self._newest_tags[tag] for tag in tags if tag in self._newest_tags), default=1 << 30)
 
     def wheel_rank(self, tags: Iterable[Tag]) -> int | None:
         """Rank of the best tag of a wheel on this target; None if it does not install here."""
@@ -280,7 +291,7 @@ class Target:
 
     def installs_on_newer_host(self, tags: frozenset[Tag]) -> bool:
         """Whether a wheel installs on some machine of the target at its level or a newer one."""
-        return not tags.isdisjoint(self.host_tags)
+        return not tags.isdisjoint(self._newest_tags.keys())
 
     def to_json(self) -> dict[str, str | None]:
         """The canonical form that enters the input digest."""

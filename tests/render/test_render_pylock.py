@@ -36,8 +36,11 @@ def test_packaging_validates_it_and_every_file_round_trips(sample_lock: tuple[st
             assert parsed.requires_python == SpecifierSet(locked.requires_python)
         assert [d["name"] for d in parsed.dependencies or []] == list(locked.dependencies)
         wheels = [(w.name, w.url, w.size, dict(w.hashes)) for w in parsed.wheels or []]
+        # best first for the target's minimum level (issue 14), not the lock's filename order
         assert wheels == [
-            (f.filename, f.url, f.size, {"sha256": f.sha256}) for f in locked.files if f.kind == "wheel"
+            (f.filename, f.url, f.size, {"sha256": f.sha256})
+            for f in locked.files_best_first(lock.target)
+            if f.kind == "wheel"
         ]
         sdists = [f for f in locked.files if f.kind == "sdist"]
         if sdists:
