@@ -25,11 +25,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lockd.accelerator import TORCH_FAMILY
+from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
 from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
+from lockd.target import PLATFORMS
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
@@ -70,8 +71,12 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
+    # checked at start, installed by the entry points in place of the shipped one.
+    accelerators_file: Path | None = None
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
+    _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -94,6 +99,31 @@ class Settings(BaseSettings):
         settings = handler(data)
         settings._credentials = credentials
         return settings
+
+    @model_validator(mode="after")
+    def _read_accelerators_file(self) -> Settings:
+        if self.accelerators_file is None:
+            return self
+        try:
+            table = load_table(self.accelerators_file)
+        except InvalidAcceleratorTable as exc:
+            problem = f"LOCKD_ACCELERATORS_FILE: {exc.message}"
+            raise InvalidConfiguration(
+                f"invalid configuration: {problem}",
+                hint="fix the file, or unset LOCKD_ACCELERATORS_FILE to use the shipped table",
+                context={"problems": [problem]},
+            ) from None
+        unknown = sorted({p for v in table.variants.values() for p in v.platforms} - set(PLATFORMS))
+        if unknown:
+            problem = f"LOCKD_ACCELERATORS_FILE: unknown platforms {', '.join(unknown)} (known: {', '.join(PLATFORMS)})"
+            raise InvalidConfiguration(f"invalid configuration: {problem}", context={"problems": [problem]})
+        self._accelerators = table
+        return self
+
+    @property
+    def accelerator_table(self) -> AcceleratorTable | None:
+        """The operator's accelerator table; None: the shipped one."""
+        return self._accelerators
 
     @field_validator("database_url")
     @classmethod

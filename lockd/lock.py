@@ -3,6 +3,10 @@
 A lock is target-specific (no markers: the target answered them all), sorted, and free of
 timestamps, so identical resolutions give identical bytes. Its digest is the sha256 of its
 canonical JSON; a lock is content-addressed and never changes once stored.
+
+A lock without an accelerator variant that pulls a GPU runtime from the default index (PyPI's
+Linux torch is a CUDA build) says so in its JSON (`accelerator_runtime`, derived from its
+pins and present only then), so no reader takes it for a CPU lock.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Literal
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from lockd.accelerator import runtime_without_variant
 from lockd.errors import InvalidRequest
 from lockd.inputs import (
     LockOptions,
@@ -165,8 +170,13 @@ class Lock:
             packages=tuple(ordered),
         )
 
+    @property
+    def accelerator_runtime(self) -> str | None:
+        """`CUDA 12 runtime from PyPI` when the lock has no variant but pulls one; else None."""
+        return runtime_without_variant(self)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "lockd-lock": LOCK_SCHEMA,
             "input_digest": self.input_digest,
             "target": self.target.to_json(),
@@ -176,6 +186,10 @@ class Lock:
             "options": self.options.to_json(),
             "packages": [p.to_json() for p in self.packages],
         }
+        runtime = self.accelerator_runtime
+        if runtime is not None:
+            data["accelerator_runtime"] = runtime
+        return data
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_json())

@@ -177,7 +177,12 @@ class Service:
         options: LockOptions | None = None,
     ) -> LockRequest:
         return build_request(
-            self.settings, requirements=requirements, target=target, constraints=constraints, options=options
+            self.settings,
+            requirements=requirements,
+            target=target,
+            constraints=constraints,
+            options=options,
+            index=self.index,
         )
 
     def _take_turn(

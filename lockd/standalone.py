@@ -14,9 +14,9 @@ from lockd.errors import InvalidRequest
 from lockd.index import FetchStats, HashCache, IndexClient, MetadataCache
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
-from lockd.resolver import ResolveReporter, ResolveStats, timed_resolve
+from lockd.resolver import IndexSource, ResolveReporter, ResolveStats, timed_resolve, variant_offers
 from lockd.routing import IndexPlan, plan_for
-from lockd.target import Target, target_from_spec
+from lockd.target import Target, choose_target
 
 # ResolveStats and timed_resolve live in lockd.resolver; lockd.service still imports them from here.
 __all__ = ["ResolveStats", "build_request", "index_client", "resolve_standalone", "timed_resolve"]
@@ -29,8 +29,12 @@ def build_request(
     target: Mapping[str, object],
     constraints: str = "",
     options: LockOptions | None = None,
+    index: IndexSource | None = None,
 ) -> LockRequest:
-    """Intake: text + loose target spec → a normalised `LockRequest` under this configuration."""
+    """Intake: text + loose target spec → a normalised `LockRequest` under this configuration.
+
+    `index` answers `cuda=auto`: which variants have builds of the requested torch family.
+    """
     parsed = parse_requirements(requirements, max_requirements=settings.max_requirements)
     if not parsed:
         raise InvalidRequest(
@@ -39,13 +43,18 @@ def build_request(
     parsed_constraints = parse_requirements(
         constraints, source="constraints.txt", max_requirements=settings.max_requirements
     )
-    resolved_target = target_from_spec(target)
+    options = options or LockOptions()
+    offers = None
+    if index is not None:
+        offers = variant_offers(index, parsed, parsed_constraints, options, lambda t: _plan(settings, t))
+    resolved_target, selection = choose_target(target, offers=offers)
     return LockRequest(
         requirements=parsed,
         constraints=parsed_constraints,
         target=resolved_target,
         plan=_plan(settings, resolved_target),
-        options=options or LockOptions(),
+        options=options,
+        selection=selection,
     )
 
 

@@ -17,6 +17,7 @@ import anyio
 from fastapi import FastAPI
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
 from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
@@ -39,6 +40,7 @@ _READ_THREADS = 4
 
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
+    install_table(settings.accelerator_table)
     owned = service is None
     active = service if service is not None else Service.open(settings)
     drift_runs = DriftRuns(active)

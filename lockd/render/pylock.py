@@ -87,9 +87,15 @@ def _tool_lines(lock: Lock) -> Iterator[str]:
     yield "[tool.lockd]"
     yield f"input-digest = {_string('sha256:' + lock.input_digest)}"
     yield f"platform = {_string(target.platform.name)}"
-    yield f"python = {_string(str(target.python))}"
+    if target.level is not None and target.level != target.platform.default_level:
+        yield f"{target.level.kind} = {_string(str(target.level))}"
+    yield f"python = {_string(target.python_text)}"
     if target.variant_name is not None:
         yield f"cuda = {_string(target.variant_name)}"
+    if target.driver is not None:
+        yield f"driver = {_string(str(target.driver))}"
+    if lock.accelerator_runtime is not None:
+        yield f"accelerator-runtime = {_string(lock.accelerator_runtime)}"
     yield f"default-index = {_string(lock.plan.default_url)}"
     if lock.plan.accelerator_url is not None:
         yield f"accelerator-index = {_string(lock.plan.accelerator_url)}"
