@@ -29,7 +29,7 @@ from lockd.inputs import (
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
-__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage"]
+__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage", "accelerator_runtime_of"]
 
 LOCK_SCHEMA = 1
 ROOT = "-r requirements.in"  # the `via` entry of a top-level requirement, as pip-compile writes it
@@ -224,3 +224,19 @@ class Lock:
             options=LockOptions.from_json(data["options"]),
             packages=tuple(LockedPackage.from_json(p) for p in data["packages"]),
         )
+
+
+_RUNTIME_KEY = b'{"accelerator_runtime":'
+
+
+def accelerator_runtime_of(canonical: bytes) -> str | None:
+    """A stored lock's `accelerator_runtime`, read without parsing the whole lock.
+
+    Canonical JSON sorts its keys, and `accelerator_runtime` sorts first: it is there, at the
+    start, or not at all. Serving a stored lock reads this on every request.
+    """
+    if not canonical.startswith(_RUNTIME_KEY):
+        return None
+    head = canonical[len(_RUNTIME_KEY) : len(_RUNTIME_KEY) + 1024].decode("utf-8", "replace")
+    value, _end = json.JSONDecoder().raw_decode(head)
+    return value if isinstance(value, str) else None
