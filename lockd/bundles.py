@@ -71,7 +71,9 @@ def lock_bundle(service: Service, requests: Sequence[LockRequest]) -> Bundle:
         )
     labels = [request.target.describe() for request in requests]
     if len(set(labels)) != len(labels):
-        raise InvalidRequest("the same target is asked for twice", context={"field": "targets", "targets": labels})
+        raise InvalidRequest(
+            "the same target is asked for twice", context={"field": "targets", "targets": labels}
+        )
     first = service.lock(requests[0])
     first_lock = _stored_lock(service, first)
     members = [BundleMember(request=requests[0], result=first, lock=first_lock)]
@@ -102,7 +104,9 @@ def _differences(
         differences.append(
             VersionDifference(
                 name=name,
-                versions=tuple((label, None if v is None else str(v)) for label, v in zip(labels, versions, strict=True)),
+                versions=tuple(
+                    (label, None if v is None else str(v)) for label, v in zip(labels, versions, strict=True)
+                ),
                 reason=_reason(name, labels, versions, reasons.get(name, {})),
             )
         )

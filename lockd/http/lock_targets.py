@@ -22,7 +22,14 @@ from lockd.http.models import AcceleratorInfo, BundleInfo, DifferenceInfo, LockI
 from lockd.inputs import LockRequest
 from lockd.service import Service
 
-__all__ = ["BUNDLE", "accelerator_header", "accelerator_info", "bundle_response", "lock_links", "target_specs"]
+__all__ = [
+    "BUNDLE",
+    "accelerator_header",
+    "accelerator_info",
+    "bundle_response",
+    "lock_links",
+    "target_specs",
+]
 
 BUNDLE = "bundle"
 
@@ -74,7 +81,9 @@ def target_specs(values: dict[str, list[str] | None]) -> list[dict[str, object]]
         )
     targets = max(repeated, default=1)
     if targets > MAX_TARGETS:
-        raise InvalidRequest(f"at most {MAX_TARGETS} targets", context={"field": "targets", "limit": MAX_TARGETS})
+        raise InvalidRequest(
+            f"at most {MAX_TARGETS} targets", context={"field": "targets", "limit": MAX_TARGETS}
+        )
     specs: list[dict[str, object]] = []
     for number in range(targets):
         spec: dict[str, object] = {}
@@ -109,7 +118,9 @@ def _bundle_info(bundle: Bundle) -> BundleInfo:
     return BundleInfo(locks=locks, differences=differences)
 
 
-async def bundle_response(request: Request, service: Service, build: Callable[[], list[LockRequest]]) -> Response:
+async def bundle_response(
+    request: Request, service: Service, build: Callable[[], list[LockRequest]]
+) -> Response:
     def work() -> Bundle:
         return lock_bundle(service, build())
 
@@ -122,5 +133,3 @@ async def bundle_response(request: Request, service: Service, build: Callable[[]
         media_type="application/json",
         headers={"Lock-Digests": ", ".join(m.result.lock_digest for m in bundle.members)},
     )
-
-

@@ -66,7 +66,7 @@ class LockBody(BaseModel):
 
     requirements: str | list[str] = Field(max_length=1_000_000, examples=["torch==2.5.1\nnumpy\n"])
     constraints: str | list[str] = ""
-    target: TargetBody | None = None
+    target: TargetBody | None
     targets: list[TargetBody] | None = Field(
         default=None,
         min_length=1,
@@ -75,10 +75,19 @@ class LockBody(BaseModel):
     )
     options: OptionsBody = OptionsBody()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _target_or_targets(cls, data: object) -> object:
+        # `target` is required unless `targets` is given, so a body with neither says
+        # "body.target: Field required", as it did before `targets` existed.
+        if isinstance(data, dict) and "targets" in data and "target" not in data:
+            return {**data, "target": None}
+        return data
+
     @model_validator(mode="after")
     def _one_target_field(self) -> LockBody:
-        if (self.target is None) == (self.targets is None):
-            raise ValueError("give either target or targets")
+        if self.target is not None and self.targets is not None:
+            raise ValueError("give either target or targets, not both")
         return self
 
 

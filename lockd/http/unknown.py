@@ -2,8 +2,9 @@
 
 A misspelled parameter that is silently ignored gives the worst kind of wrong answer, one
 that looks right: `POST /lock?…&cdua=cu124` would lock torch from PyPI with CUDA 12 runtime
-wheels and no variant. `reject_unknown_query` (an app-wide dependency) compares the request's
-query parameters with the ones the matched route declares (its dependencies' included);
+wheels and no variant. `reject_unknown_query` (an app-wide dependency, so it answers before the route's own checks)
+compares the request's query parameters with the ones the matched route declares (its
+dependencies' included);
 `unknown_field_problem` turns pydantic's `extra_forbidden` errors into the same answer for
 JSON bodies. Both are 422 problems naming the parameter and the nearest known name.
 """
@@ -21,15 +22,18 @@ from pydantic import BaseModel
 
 from lockd.errors import InvalidRequest
 
-__all__ = ["UnknownParameter", "declared_query", "reject_unknown_query", "unknown_field_problem"]
+__all__ = [
+    "UnknownParameter",
+    "declared_query",
+    "reject_unknown_query",
+    "unknown_field_problem",
+]
 
 
 class UnknownParameter(InvalidRequest):
-    """A query parameter or JSON field the route does not know."""
+    """A query parameter or JSON field the route does not know (a request error like any other)."""
 
-    code = "unknown-parameter"
     status = 422
-    title = "Unknown parameter"
 
 
 def _nearest(name: str, known: Sequence[str]) -> str | None:
@@ -44,7 +48,11 @@ def _unknown(kind: str, name: str, known: Sequence[str], where: str, prefix: str
     return UnknownParameter(
         message,
         hint=f"{where} takes: " + (", ".join(known) if known else "none"),
-        context={"field": shown, "did_you_mean": None if guess is None else prefix + guess, "accepted": list(known)},
+        context={
+            "field": shown,
+            "did_you_mean": None if guess is None else prefix + guess,
+            "accepted": list(known),
+        },
     )
 
 
@@ -60,7 +68,7 @@ def declared_query(route: APIRoute) -> list[str]:
 
 
 async def reject_unknown_query(request: Request) -> None:
-    """An app-wide dependency: a query parameter the matched route does not declare is a 422."""
+    """A query parameter the matched route does not declare is a 422 naming the nearest known one."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -76,7 +84,11 @@ def _model_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel] | 
     for part in path:
         if part.isdigit():
             continue
-        field = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        field = (
+            current.model_fields.get(part)
+            if isinstance(current, type) and issubclass(current, BaseModel)
+            else None
+        )
         if field is None:
             return None
         current = next((arg for arg in _models_in(field.annotation)), None)
@@ -101,7 +113,8 @@ def unknown_field_problem(request: Request, errors: Sequence[Any]) -> UnknownPar
         loc = [str(part) for part in error.get("loc", ())]
         path, name = loc[1:-1] if loc[:1] == ["body"] else loc[:-1], loc[-1]
         known: list[str] = []
-        body = getattr(getattr(route, "body_field", None), "type_", None)
+        field_info = getattr(getattr(route, "body_field", None), "field_info", None)
+        body = getattr(field_info, "annotation", None)
         if isinstance(body, type) and issubclass(body, BaseModel):
             holder = _model_at(body, path)
             if holder is not None:
