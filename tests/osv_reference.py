@@ -32,6 +32,8 @@ from tests.conftest import QuietHandler, loopback_http
 __all__ = [
     "ADVISORIES_DIR",
     "FIXTURE_DIR",
+    "SEVEN_AFFECTED",
+    "SEVEN_OUTSIDE",
     "OsvState",
     "by_name",
     "expected_ids",
@@ -47,6 +49,29 @@ SNAPSHOT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "advis
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "advisories"
 # The full PyPA snapshot (2,600 records) where it exists, else the curated copy in fixtures/.
 ADVISORIES_DIR = SNAPSHOT_DIR if (SNAPSHOT_DIR / "vulns").is_dir() else FIXTURE_DIR
+
+
+# Versions that advisories in the data affect: urllib3 2.0.3 sits in the second interval of
+# multi-interval ranges, pillow 9.2.0 at an `introduced` boundary, mlflow 2.9.1 at a `fixed` one,
+# aiohttp has a withdrawn advisory, torch is a local (CUDA) build.
+SEVEN_AFFECTED = {
+    "requests": "2.25.0",
+    "urllib3": "2.0.3",
+    "jinja2": "2.10",
+    "pillow": "9.2.0",
+    "aiohttp": "3.8.4",
+    "mlflow": "2.9.1",
+    "torch": "1.13.0+cu117",
+}
+SEVEN_OUTSIDE = {
+    "requests": "2.32.3",
+    "urllib3": "2.2.3",
+    "jinja2": "3.1.4",
+    "pillow": "10.4.0",
+    "aiohttp": "3.10.5",
+    "mlflow": "2.16.2",
+    "torch": "2.5.1+cu124",
+}
 
 
 def load_records(root: Path) -> dict[str, dict[str, Any]]:
@@ -189,6 +214,7 @@ class OsvState:
     page_size: int | None = None
     fault: str | None = None  # error | hang | oversize | garbage | wrong-id
     requests: list[str] = field(default_factory=list)
+    queries: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
     def answer(self, query: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,6 +262,7 @@ class OsvHandler(QuietHandler):
     def do_POST(self) -> None:
         self.state.requests.append(f"POST {self.path}")
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.state.queries.extend(body.get("queries", []))
         if self._faulted():
             return
         if self.path != "/v1/querybatch":

@@ -42,6 +42,8 @@ from lockd.errors import LockdError
 from tests.osv_reference import (
     ADVISORIES_DIR,
     FIXTURE_DIR,
+    SEVEN_AFFECTED,
+    SEVEN_OUTSIDE,
     by_name,
     expected_ids,
     load_records,
@@ -50,28 +52,6 @@ from tests.osv_reference import (
     snapshot_index,
     snapshot_records,
 )
-
-# Versions that advisories in the data affect: urllib3 2.0.3 sits in the second interval of
-# multi-interval ranges, pillow 9.2.0 at an `introduced` boundary, mlflow 2.9.1 at a `fixed` one,
-# aiohttp has a withdrawn advisory, torch is a local (CUDA) build.
-SEVEN_AFFECTED = {
-    "requests": "2.25.0",
-    "urllib3": "2.0.3",
-    "jinja2": "2.10",
-    "pillow": "9.2.0",
-    "aiohttp": "3.8.4",
-    "mlflow": "2.9.1",
-    "torch": "1.13.0+cu117",
-}
-SEVEN_OUTSIDE = {
-    "requests": "2.32.3",
-    "urllib3": "2.2.3",
-    "jinja2": "3.1.4",
-    "pillow": "10.4.0",
-    "aiohttp": "3.10.5",
-    "mlflow": "2.16.2",
-    "torch": "2.5.1+cu124",
-}
 
 
 def found_ids(found: tuple[Vulnerability, ...]) -> dict[str, set[str]]:
