@@ -32,9 +32,9 @@ __all__ = [
     "RequirementPath",
     "Step",
     "Why",
-    "constraints_naming",
+    "constraints_by_name",
     "render_why_text",
-    "requirements_naming",
+    "requirements_by_name",
     "why",
 ]
 
@@ -146,23 +146,23 @@ def _applies(requirement: Requirement, lock: Lock) -> bool:
     return requirement.marker.evaluate(environment)
 
 
-def _naming(lines: Iterable[str], lock: Lock, name: NormalizedName) -> tuple[Requirement, ...]:
-    found = []
+def _by_name(lines: Iterable[str], lock: Lock) -> dict[NormalizedName, tuple[Requirement, ...]]:
+    found: dict[NormalizedName, list[Requirement]] = {}
     for line in lines:
         requirement = Requirement(line)
-        if canonicalize_name(requirement.name) == name and _applies(requirement, lock):
-            found.append(requirement)
-    return tuple(found)
+        if _applies(requirement, lock):
+            found.setdefault(canonicalize_name(requirement.name), []).append(requirement)
+    return {name: tuple(requirements) for name, requirements in found.items()}
 
 
-def requirements_naming(lock: Lock, name: str) -> tuple[Requirement, ...]:
-    """The lock's root requirements for `name` whose marker holds on the lock's target."""
-    return _naming(lock.requirements, lock, canonicalize_name(name))
+def requirements_by_name(lock: Lock) -> dict[NormalizedName, tuple[Requirement, ...]]:
+    """The lock's root requirements whose marker holds on its target, by the name they require."""
+    return _by_name(lock.requirements, lock)
 
 
-def constraints_naming(lock: Lock, name: str) -> tuple[Requirement, ...]:
-    """The lock's constraints for `name` whose marker holds on the lock's target."""
-    return _naming(lock.constraints, lock, canonicalize_name(name))
+def constraints_by_name(lock: Lock) -> dict[NormalizedName, tuple[Requirement, ...]]:
+    """The lock's constraints whose marker holds on its target, by the name they constrain."""
+    return _by_name(lock.constraints, lock)
 
 
 def _chains(
@@ -210,25 +210,20 @@ def why(
             context={"package": name, "input_digest": lock.input_digest},
         )
     lines = {r.canonical: r.line for r in requirements}
-    constrained = _constraints_by_name(lock)
+    roots = requirements_by_name(lock)
+    constrained = {
+        name: tuple(_canonical(c) for c in constraints)
+        for name, constraints in constraints_by_name(lock).items()
+    }
     chains, truncated = _chains(packages, name, max_paths)
     paths: list[RequirementPath] = []
     for chain in chains:
         rest = tuple(_step(packages[n], constrained, None, None) for n in chain[1:])
-        roots: tuple[Requirement | None, ...] = requirements_naming(lock, chain[0]) or (None,)
-        for root in roots:
+        starts: tuple[Requirement | None, ...] = roots.get(chain[0]) or (None,)
+        for root in starts:
             first = _step(packages[chain[0]], constrained, root, lines)
             paths.append(RequirementPath(steps=(first, *rest)))
     return Why(package=name, version=packages[name].version, paths=tuple(paths), truncated=truncated)
-
-
-def _constraints_by_name(lock: Lock) -> dict[NormalizedName, tuple[str, ...]]:
-    found: dict[NormalizedName, list[str]] = {}
-    for line in lock.constraints:
-        constraint = Requirement(line)
-        if _applies(constraint, lock):
-            found.setdefault(canonicalize_name(constraint.name), []).append(_canonical(constraint))
-    return {name: tuple(texts) for name, texts in found.items()}
 
 
 def _step(

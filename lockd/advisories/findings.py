@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -23,7 +24,7 @@ from lockd.advisories.ranges import AffectedVersions
 from lockd.advisories.severity import Severity
 from lockd.advisories.source import AdvisorySource
 from lockd.lock import Lock
-from lockd.why import constraints_naming, requirements_naming
+from lockd.why import constraints_by_name, requirements_by_name
 
 __all__ = ["Vulnerability", "vulnerabilities"]
 
@@ -115,19 +116,28 @@ def _fixed_versions(advisories: Sequence[Advisory], name: NormalizedName) -> tup
 
 
 def _fix_within(
-    lock: Lock, name: NormalizedName, advisories: Sequence[Advisory], fixed: Sequence[Version]
+    requirements: Sequence[Requirement],
+    name: NormalizedName,
+    advisories: Sequence[Advisory],
+    fixed: Sequence[Version],
 ) -> bool:
-    requirements = [*requirements_naming(lock, name), *constraints_naming(lock, name)]
+    """A fixed version the requirements admit and no range of the same advisories still covers.
+
+    Ranges only: a fixed event's version that the same record also lists as affected is a
+    contradiction in the data, and checking for it would parse every listed version per finding.
+    """
     entries = [AffectedVersions(entry) for advisory in advisories for entry in advisory.affecting(name)]
     for version in fixed:
-        if any(entry.covers(version) for entry in entries):
-            continue  # fixes one branch, still affected by another range of the same advisory
+        if any(entry.ranges_cover(version) for entry in entries):
+            continue  # fixes one branch, still affected on another range of the same advisory
         if all(r.specifier.contains(version, prereleases=True) for r in requirements):
             return True
     return False
 
 
-def _finding(lock: Lock, name: NormalizedName, version: Version, group: Sequence[Advisory]) -> Vulnerability:
+def _finding(
+    name: NormalizedName, version: Version, group: Sequence[Advisory], requirements: Sequence[Requirement]
+) -> Vulnerability:
     primary = group[0]
     ids = {alias for advisory in group for alias in (advisory.id, *advisory.aliases)}
     fixed = _fixed_versions(group, name)
@@ -139,7 +149,7 @@ def _finding(lock: Lock, name: NormalizedName, version: Version, group: Sequence
         summary=next((a.summary for a in group if a.summary), ""),
         severity=next((a.severity for a in group if a.severity is not None), None),
         fixed_versions=fixed,
-        fix_within_requirements=_fix_within(lock, name, group, fixed),
+        fix_within_requirements=_fix_within(requirements, name, group, fixed),
         url=primary.url,
     )
 
@@ -156,9 +166,11 @@ def vulnerabilities(lock: Lock, sources: Sequence[AdvisorySource]) -> tuple[Vuln
         for name, advisories in source.affecting(pins).items():
             if name in pins:
                 per_package.setdefault(name, []).extend(sorted(advisories, key=lambda a: a.id))
-    findings = [
-        _finding(lock, name, pins[name], group)
-        for name, advisories in per_package.items()
-        for group in _same_vulnerability(advisories)
-    ]
+    roots, constraints = requirements_by_name(lock), constraints_by_name(lock)
+    findings: list[Vulnerability] = []
+    for name, found in per_package.items():
+        requirements = [*roots.get(name, ()), *constraints.get(name, ())]
+        findings.extend(
+            _finding(name, pins[name], group, requirements) for group in _same_vulnerability(found)
+        )
     return tuple(sorted(findings, key=lambda f: (f.package, f.advisory_id)))

@@ -81,8 +81,9 @@ def _compile(affected_range: AffectedRange) -> _Range:
 class AffectedVersions:
     """One affected entry with its versions parsed once, for matching many pins against it.
 
-    Cost: building parses every version of the entry (PyPA records list up to a few hundred);
-    `covers` is O(events) plus one set lookup.
+    Cost: building parses the range events; the explicit list (PyPA records list up to a few
+    hundred versions) is parsed on the first `covers` that the ranges do not answer. `covers` is
+    then O(events) plus one set lookup. Shared between threads: a race parses the list twice.
     """
 
     __slots__ = ("_ranges", "_versions", "entry", "problems")
@@ -96,16 +97,25 @@ class AffectedVersions:
                 ranges.append(_compile(affected_range))
             except InvalidVersion as exc:
                 problems.append(f"{entry.name}: a range is left out ({exc}: not PEP 440)")
-        versions: set[Version] = set()
-        for text in entry.versions:
-            try:
-                versions.add(public_version(Version(text)))
-            except InvalidVersion:
-                continue  # a pinned version is always PEP 440, so it can never equal this one
         self._ranges = tuple(ranges)
-        self._versions = frozenset(versions)
+        self._versions: frozenset[Version] | None = None
         self.problems = tuple(problems)
 
-    def covers(self, version: Version) -> bool:
+    def _listed(self) -> frozenset[Version]:
+        if self._versions is None:
+            versions: set[Version] = set()
+            for text in self.entry.versions:
+                try:
+                    versions.add(public_version(Version(text)))
+                except InvalidVersion:
+                    continue  # a pinned version is always PEP 440, so it can never equal this one
+            self._versions = frozenset(versions)
+        return self._versions
+
+    def ranges_cover(self, version: Version) -> bool:
+        """Whether a range covers `version`, the explicit list not consulted."""
         public = public_version(version)
-        return public in self._versions or any(r.covers(public) for r in self._ranges)
+        return any(r.covers(public) for r in self._ranges)
+
+    def covers(self, version: Version) -> bool:
+        return self.ranges_cover(version) or public_version(version) in self._listed()
