@@ -245,7 +245,7 @@ def _step(
 
 def _canonical(requirement: Requirement) -> str:
     """The requirement as the lock spells it (`InputRequirement.canonical`): the key for its line."""
-    return InputRequirement(requirement, None, str(requirement)).canonical
+    return InputRequirement(requirement=requirement, line=None, text=str(requirement)).canonical
 
 
 def render_why_text(answer: Why) -> str:

@@ -27,7 +27,7 @@ from lockd.inputs import LockOptions
 from lockd.lock import ROOT, Lock, LockedFile, LockedPackage
 from lockd.routing import plan_for
 from lockd.target import Target
-from tests.conftest import QuietHandler, loopback_http
+from tests.support import QuietHandler, loopback_http
 
 __all__ = [
     "ADVISORIES_DIR",

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from lockd.advisories import AdvisoriesUnavailable, OsvApi, vulnerabilities
-from tests.conftest import free_port
+from tests.support import free_port
 from tests.osv_reference import (
     SEVEN_AFFECTED,
     SEVEN_OUTSIDE,
