@@ -30,8 +30,10 @@ from starlette.routing import Route
 
 from lockd.config import load_settings
 from lockd.http.app import create_app
+from lockd.index import IndexClient
+from lockd.intake import build_request
 from lockd.render import render
-from lockd.standalone import build_request, resolve_standalone
+from lockd.resolver import timed_resolve
 from lockd.store import open_engine
 from lockd.store.schema import metadata
 from lockd.store.schema import tokens as tokens_table
@@ -375,7 +377,9 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
             index_url=f"http://{password}{host}/simple/",
             pytorch_index_url=f"http://{password}{host}/whl",
         )
-        request = build_request(settings, requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"})
+        request = build_request(
+            requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"}, index_plan=settings.index_plan
+        )
         assert request.digest == digest, password
 
     for artifact in mutable_index.files("lockd-fx-plain"):
@@ -398,8 +402,11 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
         index_url=f"http://mirror-user:index-rotated@{host}/simple/",
         pytorch_index_url=f"http://mirror-user:torch-rotated@{host}/whl",
     )
-    request = build_request(rotated, requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"})
-    lock, _stats, _fetched = resolve_standalone(rotated, request)
+    request = build_request(
+        requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"}, index_plan=rotated.index_plan
+    )
+    with IndexClient.from_options(rotated.client_options()) as index:  # as `lockd lock` does
+        lock, _stats = timed_resolve(request, index, rotated.resolve_timeout)
     assert {name: render(lock, fmt) for name, fmt in _FILES.items()} == served
     # ...while the server, still on the old ones, gets a clear problem naming the index, not the secret.
     with server.client("lock") as client:
