@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from docker_engine import (
+from tests.docker_engine import (
     BASE_IMAGE_TAG,
     DockerEngine,
     DockerUnavailable,
