@@ -27,7 +27,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from lockd.config import Settings
+from lockd.config import Settings, load_settings
 from lockd.service import Service
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
@@ -175,7 +175,9 @@ class LockdServer:
         return self.env["LOCKD_DATABASE_URL"]
 
     def settings(self) -> Settings:
-        return Settings(**{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")})
+        return load_settings(
+            **{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")}
+        )
 
     def start(self, timeout: float = 30.0) -> LockdServer:
         command = [sys.executable, "-m", "lockd", "serve", "--port", str(self.port), "--workers", str(self.workers)]

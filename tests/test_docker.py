@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.docker_engine import (
     BASE_IMAGE_TAG,
     DockerEngine,

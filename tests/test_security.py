@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,15 +202,16 @@ def _routes() -> list[tuple[str, str, str | None]]:
     app = create_app(load_settings(database_url="sqlite://"))
     found: list[tuple[str, str, str | None]] = []
 
-    def walk(routes: Any) -> None:
+    def walk(routes: Iterable[object]) -> None:
         for route in routes:
             if isinstance(route, APIRoute):
                 scopes = []
                 for dependency in route.dependant.dependencies:
-                    for cell in dependency.call.__closure__ or ():  # the `scope` of `requires(scope)`
+                    # the `scope` of `requires(scope)`
+                    for cell in getattr(dependency.call, "__closure__", None) or ():
                         if isinstance(cell.cell_contents, str):
                             scopes.append(cell.cell_contents)
-                for method in sorted(route.methods):
+                for method in sorted(route.methods or ()):
                     found.append((method, route.path, scopes[0] if scopes else None))
             elif isinstance(route, Route):
                 for method in sorted(route.methods or ()):
@@ -268,18 +269,19 @@ def closed_server(request: pytest.FixtureRequest, fixture_index: Any, tmp_path_f
 def test_scopes_are_enforced_on_every_route(closed_server: LockdServer, method: str, path: str, scope: str) -> None:
     url = closed_server.url + _concrete(path)
     params = LINUX if path == "/lock" else None
-    body = {"content": b"{}", "headers": {"content-type": "application/json"}} if method == "POST" else {}
+    content = b"{}" if method == "POST" else None
+    json_body: dict[str, str] = {"content-type": "application/json"} if method == "POST" else {}
     for header in (None, "Bearer lockd_" + "x" * 43, "Bearer", "Basic YTpi", "bearer lockd_", "Token abc"):
-        headers = dict(body.get("headers", {}))  # type: ignore[call-overload]
+        headers = dict(json_body)
         if header is not None:
             headers["Authorization"] = header
-        response = httpx.request(method, url, params=params, content=body.get("content"), headers=headers)
+        response = httpx.request(method, url, params=params, content=content, headers=headers)
         problem = assert_problem(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert "x" * 43 not in json.dumps(problem)
     for granted, rank in _RANK.items():
-        headers = {**body.get("headers", {}), "Authorization": f"Bearer {closed_server.tokens[granted]}"}  # type: ignore[dict-item]
-        response = httpx.request(method, url, params=params, content=body.get("content"), headers=headers, timeout=30)
+        headers = {**json_body, "Authorization": f"Bearer {closed_server.tokens[granted]}"}
+        response = httpx.request(method, url, params=params, content=content, headers=headers, timeout=30)
         if rank < _RANK[scope]:
             problem = assert_problem(response, 403, "forbidden")
             assert problem["context"]["required"] == scope
