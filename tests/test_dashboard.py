@@ -6,15 +6,15 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 
+from fixtures.served_index import ControlledIndex
 from lockd.drift_runs import DriftRuns
 from lockd.service import Service
-from tests.support import SCENARIO, XSS, LockdServer, lock_inputs, metric_value
+from tests.support import SCENARIO, XSS, LockdServer, StartLockd, lock_inputs, metric_value
 
 
 class _Page(HTMLParser):
@@ -180,7 +180,7 @@ def test_drift_gauges_follow_the_latest_complete_run(drifted: tuple[LockdServer,
     assert metric_value(text, "lockd_drift_last_run_duration_seconds") > 0
 
 
-def test_dashboard_before_any_run_says_so(database_url: str, start_lockd: Callable[..., LockdServer]) -> None:
+def test_dashboard_before_any_run_says_so(database_url: str, start_lockd: StartLockd) -> None:
     server = start_lockd(database_url)
     body = httpx.get(server.url + "/dashboard").text
     assert "No drift run has completed yet" in body
@@ -189,7 +189,7 @@ def test_dashboard_before_any_run_says_so(database_url: str, start_lockd: Callab
 
 
 def test_the_in_process_scheduler_runs_drift_and_replicas_do_not_overlap(
-    database_url: str, start_lockd: Callable[..., LockdServer], mutable_index: Any
+    database_url: str, start_lockd: StartLockd, mutable_index: ControlledIndex
 ) -> None:
     """Two replicas on one database, each with a 1 s schedule: runs happen, never two at once."""
     first = start_lockd(database_url, index=mutable_index, LOCKD_DRIFT_INTERVAL="1")

@@ -17,10 +17,9 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
+from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.config import load_settings
 from lockd.http.app import create_app
 from lockd.index import IndexClient
@@ -40,6 +40,7 @@ from lockd.store.schema import tokens as tokens_table
 from tests.support import (
     LockdServer,
     QuietHandler,
+    StartLockd,
     assert_problem,
     fresh_database,
     loopback_http,
@@ -58,7 +59,7 @@ PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oa
 
 
 def test_dependency_confusion_higher_versions_on_the_wrong_index_are_never_taken(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     # The attack: a torch far above the real one on the default index, and a numpy far above
     # PyPI's on the PyTorch index (as torchtriton in Dec 2022). A resolver that merges indexes
@@ -94,7 +95,7 @@ def test_dependency_confusion_higher_versions_on_the_wrong_index_are_never_taken
 
 
 def test_without_a_variant_torch_comes_from_the_default_index_only(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     # No CUDA variant: there is no accelerator index, so nothing may come from /whl/ at all.
     server = start_lockd(database_url, index=mutable_index)
@@ -137,7 +138,7 @@ def listener() -> Iterator[_Listener]:
 
 
 def test_no_url_from_a_request_is_ever_fetched(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, listener: _Listener
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, listener: _Listener
 ) -> None:
     server = start_lockd(database_url, index=mutable_index)
     bait = listener.url
@@ -254,7 +255,9 @@ def test_every_route_is_public_by_intent_or_guarded_by_a_scope() -> None:
 
 
 @pytest.fixture(scope="module")
-def closed_server(request: pytest.FixtureRequest, fixture_index: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockdServer]:
+def closed_server(
+    request: pytest.FixtureRequest, fixture_index: WatchedIndex, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LockdServer]:
     """A server that lets nobody read anonymously (SQLite; scopes do not depend on the backend)."""
     tmp = tmp_path_factory.mktemp("lockd-closed")
     url = fresh_database("sqlite", request, tmp)
@@ -322,7 +325,7 @@ def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) 
 
 
 def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     # A private mirror is configured with its credentials in the URL and answers 401 without them
     # (its PyTorch side wants other ones), and a Slack-style webhook carries its secret in the path.
@@ -452,7 +455,7 @@ def _closed_port() -> int:
 
 
 def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
-    start_lockd: Callable[..., LockdServer], database_url: str
+    start_lockd: StartLockd, database_url: str
 ) -> None:
     server = start_lockd(database_url)
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -476,7 +479,7 @@ def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
 # -- sdist builds ---------------------------------------------------------------------------
 
 
-def test_the_sdist_canary_writes_its_marker_when_built(fixture_index: Any, tmp_path: Path) -> None:
+def test_the_sdist_canary_writes_its_marker_when_built(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     # The control for the test below: the served sdist's setup.py and its in-tree backend really
     # write SDIST_MARKER when a build frontend runs them (here redirected to a private path, so a
     # concurrent run of the test below is not disturbed). Without it, that test could pass with a
