@@ -13,6 +13,7 @@ import httpx
 
 from fixtures.served_index import ControlledIndex
 from lockd.drift_runs import DriftRuns
+from lockd.render import FILE_NAMES
 from lockd.service import Service
 from tests.support import SCENARIO, XSS, LockdServer, StartLockd, lock_inputs, metric_value
 
@@ -147,6 +148,9 @@ def test_lock_page_shows_the_diff_and_links_to_revisions(drifted: tuple[LockdSer
     revision_link = f"/v1/locks/{digests['yanked']}/revisions/1"
     assert revision_link in page.links
     assert httpx.get(server.url + revision_link).status_code == 200
+    for name in FILE_NAMES:  # every served format, from the one table of formats
+        file_link = f"/v1/locks/{digests['yanked']}/{name}"
+        assert file_link in page.links and httpx.get(server.url + file_link).status_code == 200
 
     tampered = _Page(httpx.get(server.url + f"/dashboard/locks/{digests['tampered']}").text)
     assert "tampered" in tampered.text("files") and "now has sha256" in tampered.text("files")
