@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from lockd.errors import IndexUnavailable, InvalidRequest, LockdError, ResolutionTimeout
-from lockd.inputs import canonical_json
 from lockd.leases import HeldLease, Leases
 from lockd.store import InputRecord, leases, open_engine, queries, transaction
 
@@ -91,7 +90,7 @@ def test_two_holders_one_waits_and_shares_the_stored_outcome(engine: Engine) -> 
         queries.put_input(
             conn,
             KEY,
-            canonical_json({"target": {"platform": "linux_x86_64", "python": "3.11.0", "cuda": None}}),
+            b'{"target": {"platform": "linux_x86_64", "python": "3.11.0", "cuda": null}}',
             datetime.now(UTC),
         )
         first.release(conn)
