@@ -26,12 +26,14 @@ from lockd.config import Settings, load_settings
 from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
-from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.index import FetchStats, IndexClient
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of
+from lockd.intake import build_request
+from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
+from lockd.resolver import ResolveStats, timed_resolve
 from lockd.scopes import SCOPES
-from lockd.standalone import build_request, index_client, resolve_standalone
 
 __all__ = ["main"]
 
@@ -200,23 +202,32 @@ def _read_text(path: Path) -> str:
         raise LockdError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _resolve_without_server(
+    settings: Settings, request: LockRequest
+) -> tuple[Lock, ResolveStats, FetchStats]:
+    """No database, no lease: one index client with in-memory caches, a progress line on a TTY."""
+    with IndexClient.from_options(settings.client_options()) as index:
+        if sys.stderr.isatty():
+            with _Progress(sys.stderr, index) as progress:
+                lock, stats = timed_resolve(request, index, settings.resolve_timeout, progress)
+        else:
+            lock, stats = timed_resolve(request, index, settings.resolve_timeout)
+        return lock, stats, index.stats
+
+
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
         settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
     request = build_request(
-        settings,
         requirements=_read_text(args.requirements),
         constraints="" if args.constraints is None else _read_text(args.constraints),
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
+        index_plan=settings.index_plan,
         options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
+        max_requirements=settings.max_requirements,
     )
-    with index_client(settings) as index:
-        if sys.stderr.isatty():
-            with _Progress(sys.stderr, index) as progress:
-                lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
-        else:
-            lock, stats, fetched = resolve_standalone(settings, request, index=index)
+    lock, stats, fetched = _resolve_without_server(settings, request)
     content = render(lock, args.format)
     if args.output is None:
         sys.stdout.buffer.write(content)
