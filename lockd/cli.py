@@ -27,12 +27,14 @@ from lockd.config import Settings, load_settings
 from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
-from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.index import FetchStats, IndexClient
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of
+from lockd.intake import build_request
+from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
+from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.scopes import SCOPES
-from lockd.standalone import build_request, index_client, resolve_standalone
 
 __all__ = ["main"]
 
@@ -210,6 +212,18 @@ def _read_text(path: Path) -> str:
         raise LockdError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _resolve_without_server(
+    settings: Settings, request: LockRequest, index: IndexClient
+) -> tuple[Lock, ResolveStats, FetchStats]:
+    """No database, no lease: one index client with in-memory caches, a progress line on a TTY."""
+    if sys.stderr.isatty():
+        with _Progress(sys.stderr, index) as progress:
+            lock, stats = timed_resolve(request, index, settings.resolve_timeout, progress)
+    else:
+        lock, stats = timed_resolve(request, index, settings.resolve_timeout)
+    return lock, stats, index.stats
+
+
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
@@ -219,22 +233,19 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         for name in ("platform", "python", "cuda", "glibc", "musl", "macos", "driver")
         if getattr(args, name) is not None
     }
-    with index_client(settings) as index:
+    with IndexClient.from_options(settings.client_options()) as index:
         request = build_request(
-            settings,
             requirements=_read_text(args.requirements),
             constraints="" if args.constraints is None else _read_text(args.constraints),
             target=target,
+            index_plan=settings.index_plan,
             options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
-            index=index,
+            max_requirements=settings.max_requirements,
+            offers=variant_offers(index, settings.index_plan),
         )
         if request.selection is not None and sys.stderr.isatty():
             print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
-        if sys.stderr.isatty():
-            with _Progress(sys.stderr, index) as progress:
-                lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
-        else:
-            lock, stats, fetched = resolve_standalone(settings, request, index=index)
+        lock, stats, fetched = _resolve_without_server(settings, request, index)
     content = render(lock, args.format)
     if args.output is None:
         sys.stdout.buffer.write(content)

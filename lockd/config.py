@@ -7,7 +7,7 @@ Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
 them (index plans, input digests, locks, stored rows, messages); only `index_credentials` does,
 and only the `IndexClient` reads it, through `client_options()`. Settings import the index's
-credentials and options modules, never its client.
+credentials and options modules, never its client; `index_plan()` routes a target's projects.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAccelerator
 from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
-from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
-from lockd.target import PLATFORMS
+from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
+from lockd.target import PLATFORMS, Target
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
@@ -159,6 +159,15 @@ class Settings(BaseSettings):
             max_connections=self.http_max_connections,
             page_ttl=self.page_ttl,
             credentials=self.index_credentials,
+        )
+
+    def index_plan(self, target: Target) -> IndexPlan:
+        """Which index serves which project for `target` under this configuration (no credentials)."""
+        return plan_for(
+            target,
+            default_url=self.index_url,
+            pytorch_base=self.pytorch_index_url,
+            family=self.torch_family_names,
         )
 
     def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import LockdServer, metric_value
+from fixtures.served_index import ControlledIndex
+from tests.support import LockdServer, StartLockd, metric_value
 
 TARGET = "python=3.11&platform=linux_x86_64&cuda=cu124"
 TORCH = "torch==2.5.1\nnumpy\n"
@@ -233,7 +232,7 @@ def test_refresh_keeps_the_revision_when_nothing_changed(lockd_server: LockdServ
 
 
 def test_refresh_appends_a_revision_when_the_lock_changed(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     server = start_lockd(database_url, index=mutable_index, LOCKD_PAGE_TTL="0")
     status, headers, first_body = _post_lock(server, unique_requirements)

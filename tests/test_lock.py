@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import WatchedIndex
 from lockd.accelerator import VARIANTS
 from lockd.errors import InvalidRequest
 from lockd.index import IndexClient
@@ -234,7 +234,7 @@ def client() -> Iterator[IndexClient]:
     ],
 )
 def test_locks_the_fixture_index_resolves_read_back_as_equal_values(
-    fixture_index: FixtureIndex, client: IndexClient, text: str, platform: str, cuda: str | None
+    fixture_index: WatchedIndex, client: IndexClient, text: str, platform: str, cuda: str | None
 ) -> None:
     target = Target.of(platform, "3.11", cuda)
     request = LockRequest(

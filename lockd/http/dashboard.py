@@ -25,6 +25,7 @@ from lockd.drift_runs import DriftRuns
 from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
 from lockd.errors import InvalidRequest, NotFound
 from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.render import FILE_NAMES
 from lockd.service import Service
 
 __all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
@@ -46,7 +47,9 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(colours=COLOURS, kinds=FINDING_KINDS, not_complete=_NOT_COMPLETE)
+    env.globals.update(
+        colours=COLOURS, kinds=FINDING_KINDS, file_names=FILE_NAMES, not_complete=_NOT_COMPLETE
+    )
     env.filters["when"] = _when
     env.filters["seconds"] = _seconds
     return env

@@ -17,6 +17,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from lockd.accelerator import Accelerator
 from lockd.errors import UnknownProject
 from lockd.inputs import InputRequirement, LockOptions
+from lockd.intake import OffersFor
 from lockd.resolver.dependencies import marker_true
 from lockd.resolver.finder import Finder
 from lockd.resolver.provider import IndexSource
@@ -39,15 +40,24 @@ def _asked(
     return asked or {_TORCH: SpecifierSet()}
 
 
-def variant_offers(
+def variant_offers(index: IndexSource, plan_for_target: Callable[[Target], IndexPlan]) -> OffersFor:
+    """`lockd.intake`'s `offers`: per request, whether each variant's index has its builds."""
+
+    def for_request(
+        requirements: Sequence[InputRequirement], constraints: Sequence[InputRequirement], options: LockOptions
+    ) -> VariantOffers:
+        return _offers(index, plan_for_target, requirements, constraints, options)
+
+    return for_request
+
+
+def _offers(
     index: IndexSource,
+    plan_for_target: Callable[[Target], IndexPlan],
     requirements: Sequence[InputRequirement],
     constraints: Sequence[InputRequirement],
     options: LockOptions,
-    plan_for_target: Callable[[Target], IndexPlan],
 ) -> VariantOffers:
-    """The `offers` answer of `lockd.target.choose_target` for these requirements and indexes."""
-
     def offers(base: Target, variant: Accelerator) -> str | None:
         target = replace(base, variant=variant)
         plan = plan_for_target(target)
