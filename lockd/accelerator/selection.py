@@ -100,6 +100,7 @@ def check_driver(variant: Accelerator, driver: Driver, *, platform_name: str, os
     if variant.kind != driver.kind:
         raise InvalidTarget(
             f"{driver.describe()} does not run {variant.kind_title} builds ({variant.name})",
+            hint="an NVIDIA driver runs CUDA variants (cu…), a ROCm version ROCm variants (rocm…)",
             context={"field": "driver", "value": str(driver), "variant": variant.name},
         )
     if minimum is not None and driver.version < minimum:

@@ -71,7 +71,9 @@ def choose_target(
     if driver is not None and driver.strip():
         if target.variant is None or target.variant.kind == "cpu":
             raise InvalidTarget(
-                "driver= goes with cuda=auto or a GPU variant", context={"field": "driver", "value": driver}
+                "driver= goes with cuda=auto or a GPU variant",
+                hint="driver= tells cuda=auto which variants the host runs; with a named GPU variant it is checked",
+                context={"field": "driver", "value": driver},
             )
         check_driver(
             target.variant,

@@ -27,6 +27,7 @@ from lockd.target.python import parse_interpreter, python_text
 
 __all__ = ["Target", "python_tags"]
 
+_DRIVER_HINT = "driver= tells cuda=auto which variants the host runs; with a named GPU variant it is checked"
 _REQUIRED_FIELDS = frozenset({"platform", "python", "cuda"})
 _OPTIONAL_FIELDS = frozenset({*LEVEL_KINDS, "driver"})
 
@@ -60,6 +61,7 @@ def _level(spec: Platform, named: Level | None, asked: Mapping[LevelKind, str], 
     if len(asked) > 1:
         raise InvalidTarget(
             "give at most one of " + ", ".join(f"{k}=" for k in asked),
+            hint="a Linux target has a glibc= or a musl= level, a macOS target a macos= minimum",
             context={"field": next(iter(asked)), "value": ", ".join(asked.values())},
         )
     level = named
@@ -85,6 +87,7 @@ def _level(spec: Platform, named: Level | None, asked: Mapping[LevelKind, str], 
         if named is not None and level != named:
             raise InvalidTarget(
                 f"platform {text!r} means {named.describe()}, but {kind}={value} was given",
+                hint=f"leave {kind}= out, or name the platform {spec.name}",
                 context={"field": kind, "value": value, "platform": text},
             )
     return level if level is not None else spec.default_level
@@ -153,6 +156,7 @@ class Target:
             if variant is None or variant.kind == "cpu":
                 raise InvalidTarget(
                     "driver= goes with cuda=auto or a GPU variant",
+                    hint=_DRIVER_HINT,
                     context={"field": "driver", "value": driver},
                 )
             chosen_for = parse_driver(driver)
