@@ -94,6 +94,7 @@ def _auto(
     if driver is None or not driver.strip():
         raise InvalidTarget(
             "cuda=auto needs the host's driver: driver=<NVIDIA driver version> or driver=rocm<version>",
+            hint="nvidia-smi shows the NVIDIA driver version (e.g. 580.65.06); for AMD give rocm6.4",
             context={"field": "driver", "value": None},
         )
     base = Target.of(platform, python, None, **levels)
