@@ -36,7 +36,7 @@ from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
 from lockd.intake import build_request
 from lockd.leases import HeldLease, Leases
-from lockd.lock import Lock
+from lockd.lock import Lock, accelerator_runtime_of
 from lockd.memory_cache import BoundedCache
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
@@ -380,6 +380,12 @@ class Service:
         if found is None:  # a revision's lock and files are written with it, in one transaction
             raise NotFound(f"no lock {digest}", context={"lock_digest": digest})
         return Revision.of(current), found
+
+    def accelerator_runtimes(self, lock_digests: list[str]) -> dict[str, str]:
+        """Lock digest → the GPU runtime a lock without a variant pulls (only locks that pull one)."""
+        heads = read(self.engine, lambda conn: queries.lock_heads(conn, lock_digests))
+        found = {digest: accelerator_runtime_of(head) for digest, head in heads.items()}
+        return {digest: runtime for digest, runtime in found.items() if runtime is not None}
 
     def list_locks(
         self,

@@ -8,9 +8,10 @@ fixture PyPI pulls its CUDA 12 runtime and says so everywhere.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from tests.support import LockdServer, assert_problem, row_counts
+from tests.support import LockdServer, assert_problem, row_counts, wait_until
 
 TEXT = {"content-type": "text/plain"}
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
@@ -210,3 +211,25 @@ def test_new_target_kinds_lock_and_round_trip(lockd_server: LockdServer, unique_
             {"platform": "linux_x86_64", "python": "3.14.0t", "cuda": None, "glibc": "2.34"},
             {"platform": "windows_arm64", "python": "3.12.0", "cuda": None},
         ]
+
+
+def test_the_dashboard_never_calls_a_lock_without_a_variant_cpu(lockd_server: LockdServer) -> None:
+    with lockd_server.client() as client:
+        pypi = client.post("/lock", params=LINUX, content=b"torch==2.5.1\n", headers=TEXT)
+        cpu = client.post("/lock", params={**LINUX, "cuda": "cpu"}, content=b"torch==2.5.1\n", headers=TEXT)
+        assert pypi.status_code in (200, 201) and cpu.status_code in (200, 201)
+    with lockd_server.client("admin") as admin:
+        location = admin.post("/v1/drift/runs").headers["location"]
+        wait_until(
+            lambda: admin.get(location).json()["run"]["status"] != "running",
+            120,
+            "the drift run did not finish",
+        )
+        page = admin.get("/dashboard", params={"platform": "linux_x86_64", "python": "3.11"}).text
+        rows = re.findall(r"<td>(linux_x86_64 · py3\.11\.0 · [^<]*)</td>", page)
+        assert "linux_x86_64 · py3.11.0 · none · CUDA 12 runtime from PyPI" in rows, rows
+        assert "linux_x86_64 · py3.11.0 · cpu" in rows
+        only_none = admin.get("/dashboard", params={"cuda": "none"}).text
+        assert "· cpu</td>" not in only_none and "none · CUDA 12 runtime from PyPI" in only_none
+        lock_page = admin.get(f"/dashboard/locks/{pypi.headers['Input-Digest']}")
+        assert lock_page.status_code == 200 and "none · CUDA 12 runtime from PyPI" in lock_page.text
