@@ -19,12 +19,13 @@ from fastapi import FastAPI
 from lockd import __version__
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
-from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
+from lockd.http import blobs, dashboard, drift_routes, health, locks, names, tokens
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
 from lockd.http.middleware import RequestObserver
 from lockd.http.problems import install_problem_handlers
+from lockd.names import Names
 from lockd.scheduler import start_drift_scheduler
 from lockd.service import Service
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     metrics.registry.register(DriftCollector(drift_runs))
     app.state.service = active
     app.state.drift_runs = drift_runs
+    app.state.names = Names(active)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
@@ -73,6 +75,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     install_problem_handlers(app)
     for router in (
         locks.router,
+        names.router,
         blobs.router,
         health.router,
         drift_routes.router,

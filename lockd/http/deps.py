@@ -4,7 +4,9 @@ Scopes nest: `admin` ⊃ `lock` ⊃ `read`. Reads may be anonymous (`LOCKD_ANONY
 everything else needs `Authorization: Bearer <token>`. A missing or unknown token is 401,
 a token without the scope 403. The token itself is hashed by the service and never logged.
 A known token's scopes are cached by `lockd.tokens` for a few seconds (`TOKEN_CACHE_SECONDS`),
-which bounds how long a revoked token keeps working.
+which bounds how long a revoked token keeps working. A token limited to lock names
+(`vision/*`) is refused (403) by `allow_name` on anything outside them, including what has no
+name at all (an unnamed lock, a refresh by digest); `actor` is the token's name, for history.
 """
 
 from __future__ import annotations
@@ -17,9 +19,22 @@ from fastapi import Depends, Request
 
 from lockd.drift_runs import DriftRuns
 from lockd.errors import Forbidden, Unauthorized
+from lockd.names import Names
+from lockd.naming import name_allowed
 from lockd.service import Service
+from lockd.tokens import Grant
 
-__all__ = ["DriftRunsDep", "ServiceDep", "in_read_thread", "in_thread", "requires"]
+__all__ = [
+    "DriftRunsDep",
+    "NamesDep",
+    "ServiceDep",
+    "actor",
+    "allow_name",
+    "in_read_thread",
+    "in_thread",
+    "public_base",
+    "requires",
+]
 
 _T = TypeVar("_T")
 
@@ -39,6 +54,52 @@ async def _drift_runs(request: Request) -> DriftRuns:
 
 
 DriftRunsDep = Annotated[DriftRuns, Depends(_drift_runs)]
+
+
+async def _names(request: Request) -> Names:
+    names: Names = request.app.state.names
+    return names
+
+
+NamesDep = Annotated[Names, Depends(_names)]
+
+
+def _grant(request: Request) -> Grant | None:
+    grant: Grant | None = getattr(request.state, "grant", None)
+    return grant
+
+
+def actor(request: Request) -> str | None:
+    """The name of the token that made this request (None when anonymous), for histories."""
+    grant = _grant(request)
+    return None if grant is None else grant.token_name
+
+
+def public_base(request: Request) -> str:
+    """Where people reach this server, for links and commands: LOCKD_PUBLIC_URL, else this request's."""
+    configured: str | None = request.app.state.settings.public_url
+    return configured or str(request.base_url)
+
+
+def allow_name(request: Request, name: str | None) -> None:
+    """403 unless this request's token may act on lock `name` (None: something without a name)."""
+    grant = _grant(request)
+    if (
+        grant is None
+        or grant.name_prefixes is None
+        or (name is not None and name_allowed(grant.name_prefixes, name))
+    ):
+        return
+    patterns = list(grant.name_prefixes)
+    if name is None:
+        raise Forbidden(
+            "this token is limited to lock names and this has none",
+            hint="lock under a name (name=…) or act through /v1/names/{name}/…",
+            context={"name_prefixes": patterns},
+        )
+    raise Forbidden(
+        f"this token may not act on the lock {name!r}", context={"name": name, "name_prefixes": patterns}
+    )
 
 
 async def in_thread(request: Request, function: Callable[[], _T]) -> _T:
@@ -76,15 +137,16 @@ def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
             raise Unauthorized("the Authorization header must be `Bearer <token>`")
         token = token.strip()
         # A token seen in the last few seconds is answered on the loop: no thread, no query.
-        scopes = service.tokens.cached_scopes(token)
-        if scopes is None:
-            scopes = await in_read_thread(request, lambda: service.tokens.authenticate(token))
-        if scopes is None:
+        grant = service.tokens.cached_grant(token)
+        if grant is None:
+            grant = await in_read_thread(request, lambda: service.tokens.authorize(token))
+        if grant is None:
             raise Unauthorized("unknown or revoked token")
-        if scope not in scopes:
+        if scope not in grant.scopes:
             raise Forbidden(
                 f"this token lacks the {scope!r} scope",
-                context={"required": scope, "granted": sorted(scopes)},
+                context={"required": scope, "granted": sorted(grant.scopes)},
             )
+        request.state.grant = grant
 
     return check

@@ -3,7 +3,9 @@
 The first request for an input digest resolves (201); later identical requests return the
 stored current revision without resolving (200), byte-identical. Files of the current
 revision may change on refresh, so they are revalidated (`no-cache` + ETag); the immutable
-copies live under `/v1/blobs/{lock_digest}/`.
+copies live under `/v1/blobs/{lock_digest}/`. With `name=`, the lock is made under a name
+(`lockd.names`: minimal churn, `upgrade=`) and the answer says which (`Lock-Name`). A refresh
+proposes; what an input serves changes when a proposal is promoted (`lockd.http.names`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
-from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
+from lockd.http.deps import (
+    NamesDep,
+    ServiceDep,
+    actor,
+    allow_name,
+    in_read_thread,
+    in_thread,
+    requires,
+)
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
     FileName,
@@ -27,18 +37,18 @@ from lockd.http.models import (
     LockLinks,
     LockList,
     LockListItem,
-    RefreshInfo,
     RevisionInfo,
     RevisionList,
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.names import Names, parse_upgrade
 from lockd.render import FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_python
 
-__all__ = ["router"]
+__all__ = ["Digest", "lock_links", "router"]
 
 router = APIRouter(tags=["locks"])
 
@@ -47,7 +57,7 @@ _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urle
 _FORMAT_CHOICES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
 
 
-def _links(input_digest: str, lock_digest: str) -> LockLinks:
+def lock_links(input_digest: str, lock_digest: str) -> LockLinks:
     base = f"/v1/locks/{input_digest}"
     return LockLinks(
         self=base, revisions=f"{base}/revisions", refresh=f"{base}/refresh", files=file_links(lock_digest)
@@ -75,13 +85,23 @@ def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> L
         target={"platform": stored.platform, "python": stored.python, "cuda": stored.cuda},
         requirements=list(stored.requirements),
         constraints=list(stored.constraints),
-        links=_links(record.input_digest, record.lock_digest),
+        links=lock_links(record.input_digest, record.lock_digest),
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
+async def _run_lock(
+    request: Request, service: Service, build: Callable[[], LockRequest], names: Names, named: tuple[str | None, str | None]
+) -> LockResult:
+    name, upgrade = named
+    allow_name(request, name)
+    who = actor(request)
+
     def work() -> LockResult:
-        return service.lock(build())
+        if name is None:
+            if upgrade is not None:
+                raise InvalidRequest("upgrade= needs a name=", context={"field": "upgrade"})
+            return service.lock(build())
+        return names.lock(build(), name=name, upgrade=parse_upgrade(upgrade), actor=who).result
 
     result = await in_thread(request, work)
     request.app.state.metrics.observe_lock(result)
@@ -144,6 +164,9 @@ async def post_lock(
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+    name: Annotated[str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")] = None,
+    upgrade: Annotated[str | None, Query(max_length=10_000, description="with name: `all`, or a,b")] = None,
+    names: NamesDep,
 ) -> Response:
     _require_content_type(
         request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
@@ -169,9 +192,14 @@ async def post_lock(
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
 
-    lock_request, stored = await in_read_thread(request, lookup)
-    result, record = stored if stored is not None else await in_thread(request, resolve)
-    request.app.state.metrics.observe_lock(result)
+    if name is not None or upgrade is not None:
+        result = await _run_lock(request, service, build, names, (name, upgrade))
+        record = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, fmt))
+    else:
+        allow_name(request, None)
+        lock_request, stored = await in_read_thread(request, lookup)
+        result, record = stored if stored is not None else await in_thread(request, resolve)
+        request.app.state.metrics.observe_lock(result)
     headers = {
         "Input-Digest": result.input_digest,
         "Lock-Digest": result.lock_digest,
@@ -179,6 +207,8 @@ async def post_lock(
         "Location": f"/v1/locks/{result.input_digest}",
         "Cache-Control": "no-cache",
     }
+    if name is not None:
+        headers.update({"Lock-Name": name, "Location": f"/v1/names/{name}"})
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
 
 
@@ -190,7 +220,7 @@ async def post_lock(
     summary="Lock requirements given as JSON; answers metadata and links",
     responses={200: {"description": "Already locked", "model": LockInfo}, **_ERRORS},
 )
-async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> Response:
+async def post_locks(request: Request, service: ServiceDep, names: NamesDep, body: LockBody) -> Response:
 
     def text(value: str | list[str], source: str) -> str:
         if isinstance(value, str):
@@ -214,9 +244,10 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
             options=LockOptions(prereleases=body.options.prereleases, as_of=body.options.as_of),
         )
 
-    result = await _run_lock(request, service, build)
+    result = await _run_lock(request, service, build, names, (body.name, body.upgrade))
     stored = await in_read_thread(request, lambda: service.stored_input(result.input_digest))
     info = _lock_info(stored, result.revision, result.created)
+    info.name = body.name
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -274,7 +305,7 @@ async def list_locks(
             package_count=row.package_count,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            links=_links(row.input_digest, row.lock_digest),
+            links=lock_links(row.input_digest, row.lock_digest),
         )
         for row in rows
     ]
@@ -351,23 +382,3 @@ async def get_lock_file(
         "Cache-Control": "no-cache",
     }
     return file_response(request, record, status=200, headers=headers)
-
-
-@router.post(
-    "/v1/locks/{input_digest}/refresh",
-    response_model=RefreshInfo,
-    dependencies=[Depends(requires("lock"))],
-    summary="Re-resolve a stored input; a new revision is appended only if the lock changed",
-    responses=_ERRORS,
-)
-async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
-    result = await in_thread(request, lambda: service.refresh(input_digest))
-    return RefreshInfo(
-        input_digest=input_digest,
-        changed=result.changed,
-        previous_revision=result.previous.n,
-        revision=result.revision.n,
-        lock_digest=result.revision.lock_digest,
-        previous_lock_digest=result.previous.lock_digest,
-        links=_links(input_digest, result.revision.lock_digest),
-    )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lockd.http.name_models import ProposalOut
 from lockd.render import FILE_NAMES
 
 __all__ = [
@@ -53,6 +54,8 @@ class LockBody(BaseModel):
     constraints: str | list[str] = ""
     target: TargetBody
     options: OptionsBody = OptionsBody()
+    name: str | None = Field(default=None, max_length=200, examples=["vision/trainer-cu128"])
+    upgrade: str | None = Field(default=None, max_length=10_000, description="`all`, or packages to upgrade: a,b")
 
 
 class LockLinks(BaseModel):
@@ -85,16 +88,18 @@ class LockInfo(BaseModel):
     target: dict[str, str | None]
     requirements: list[str]
     constraints: list[str]
+    name: str | None = None
     links: LockLinks
 
 
 class RefreshInfo(BaseModel):
     input_digest: str
-    changed: bool
+    changed: bool = Field(description="whether what the input serves changed (the policy promoted)")
     previous_revision: int
     revision: int
     lock_digest: str
     previous_lock_digest: str
+    proposal: ProposalOut | None = Field(default=None, description="the lock the index gives now, for review")
     links: LockLinks
 
 

@@ -40,7 +40,7 @@ from lockd.resolver.finder import Finder
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
-__all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo"]
+__all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo", "preferred_first"]
 
 # resolvelib defines RequirementInformation as a generic NamedTuple for type checkers only.
 RequirementInfo: TypeAlias = "RequirementInformation[AnyRequirement, AnyCandidate]"
@@ -58,6 +58,21 @@ class IndexSource(Protocol):
     def file_sha256(self, file: DistFile) -> str: ...
 
 
+def preferred_first(found: list[ProjectCandidate], preferred: Version | None) -> list[AnyCandidate]:
+    """`found` (newest first) with the preferred version moved to the front, if it is there.
+
+    pip-compile's rule for an existing output file: a pinned version is kept while it still
+    satisfies the requirements and installs; `found` holds only such versions (yanked files
+    are offered for exact pins only), so a preference that no longer fits is simply absent.
+    """
+    ordered: list[AnyCandidate] = list(found)
+    for position, candidate in enumerate(found):
+        if candidate.version == preferred:
+            ordered.insert(0, ordered.pop(position))
+            break
+    return ordered
+
+
 class Preference(NamedTuple):
     """`get_preference`'s sort key: resolvelib works on the smallest first (pip's order)."""
 
@@ -73,9 +88,16 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     """Answers resolvelib for one request. Public reads are for explanation and lock building."""
 
     def __init__(
-        self, request: LockRequest, index: IndexSource, pool: ThreadPoolExecutor, deadline: float | None
+        self,
+        request: LockRequest,
+        index: IndexSource,
+        pool: ThreadPoolExecutor,
+        deadline: float | None,
+        *,
+        preferences: Mapping[NormalizedName, Version] | None = None,
     ) -> None:
         self._request = request
+        self._preferences: Mapping[NormalizedName, Version] = preferences or {}
         self._index = index
         self._pool = pool
         self._deadline = deadline
@@ -251,9 +273,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         finder = self._finder_for(identifier.name, reqs)
         specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
-        found: list[AnyCandidate] = [
-            c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded
-        ]
+        found: list[AnyCandidate] = preferred_first(
+            [c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded],
+            self._preferences.get(identifier.name),
+        )
         self._counts[identifier] = len(found)
         if found:
             first = found[0]
