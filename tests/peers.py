@@ -147,11 +147,22 @@ def uv_compile(
 
 
 def pip_compile(
-    requirements: str, pypi_url: str, tmp_path: Path, *, constraints: str = "", prereleases: bool = False
+    requirements: str,
+    pypi_url: str,
+    tmp_path: Path,
+    *,
+    constraints: str = "",
+    prereleases: bool = False,
+    previous: str | None = None,
 ) -> dict[str, str]:
-    """pip-compile on the host (its target is the running interpreter and machine)."""
+    """pip-compile on the host (its target is the running interpreter and machine).
+
+    `previous`: an existing requirements.txt, whose pins pip-compile keeps where it can.
+    """
     work = tmp_path / f"pip-compile-{len(list(tmp_path.glob('pip-compile-*')))}"
     work.mkdir(parents=True)
+    if previous is not None:
+        (work / "requirements.txt").write_text(previous)
     body = requirements
     if constraints:
         (work / "constraints.txt").write_text(constraints)
