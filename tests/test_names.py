@@ -205,7 +205,7 @@ def test_retirement_archive_delete_and_gc(service: Service, mutable_index: Any, 
     with pytest.raises(NotFound):
         service.current(v1.input_digest)
     assert service.current(v2.input_digest) == v2.revision and service.current(unnamed.input_digest)
-    assert [e.input_digest for e in names.history("g/app")][0] == v1.input_digest  # history keeps it
+    assert names.history("g/app")[0].input_digest == v1.input_digest  # history keeps it
 
     # A name unused for LOCKD_NAME_RETIRE_AFTER retires, with its input; using it again restores both.
     later = datetime.now(UTC) + timedelta(seconds=service.settings.name_retire_after + 60)

@@ -42,7 +42,7 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
-from lockd.names import Names, parse_upgrade
+from lockd.names import Names, UpgradeNotInLock, parse_upgrade
 from lockd.render import FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
@@ -99,7 +99,10 @@ async def _run_lock(
     def work() -> LockResult:
         if name is None:
             if upgrade is not None:
-                raise InvalidRequest("upgrade= needs a name=", context={"field": "upgrade"})
+                raise UpgradeNotInLock(
+                    "upgrade= needs a name=: only a named lock has pins to keep or upgrade",
+                    context={"field": "upgrade"},
+                )
             return service.lock(build())
         return names.lock(build(), name=name, upgrade=parse_upgrade(upgrade), actor=who).result
 
