@@ -9,7 +9,8 @@ findings on the old lock (`yanked`, `missing`, `tampered`) and from the change i
 `AUTO_PROMOTE` is the table of promotion policies an operator can set, globally
 (`LOCKD_AUTO_PROMOTE`) or per name: `never` (every change waits for a person), `patch` (promote
 when every change is an upgrade within one major.minor series), `minor` (within one major
-series), `always`. Pure values and functions, no I/O.
+series), `always`. No policy promotes a change the `tampered` finding explains: a file whose
+bytes changed under its name waits for a person. Pure values and functions, no I/O.
 """
 
 from __future__ import annotations
@@ -204,11 +205,14 @@ def _within(old: Version, new: Version, parts: int) -> bool:
 
 def policy_promotes(policy: AutoPromote, diff: LockDiff) -> bool:
     """Whether `policy` promotes `diff` without a person: `patch` and `minor` only take upgrades
-    (never an added, removed or re-hashed package, never a downgrade) inside one series."""
-    if policy == "always":
-        return True
+    (never an added, removed or re-hashed package, never a downgrade) inside one series, and no
+    policy takes a change explained by tampering."""
     if policy == "never" or diff.empty:
         return False
+    if any("tampered" in change.reasons for change in diff.changes):
+        return False  # a file whose bytes changed under its name is for a person to judge, always
+    if policy == "always":
+        return True
     parts = 2 if policy == "patch" else 1
     for change in diff.changes:
         if change.change != "upgrade" or change.old_version is None or change.new_version is None:
