@@ -10,13 +10,12 @@ upgrade of an input that is already locked is a refresh that keeps the other pin
 
 The input a name leaves is retired (out of drift, still served by digest) once no active name
 points at it. What a name serves changes otherwise only by promoting a proposal
-(`lockd.proposals`). Per-lock status for CI is `status`, the history `history`.
+(`lockd.proposals`). What names look like to readers is `lockd.name_views`.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -25,34 +24,34 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from sqlalchemy import Connection
 
-from lockd.drift import Finding, FindingKind
-from lockd.errors import LockdError, NotFound
+from lockd.errors import LockdError
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
-from lockd.lock_diff import AutoPromote, as_policy
+from lockd.lock_diff import AutoPromote
+from lockd.name_views import (
+    LockStatus,
+    NameEvent,
+    NameView,
+    Provenance,
+    current_revision,
+    get_name,
+    get_proposal,
+    input_proposals,
+    list_names,
+    lock_provenance,
+    lock_status,
+    name_history,
+    unknown_name,
+)
 from lockd.naming import parse_lock_name
 from lockd.proposals import ProposalView, promote
 from lockd.service import RefreshResult, Service
 from lockd.store import RevisionRecord, queries, read, transaction
-from lockd.store import drift as drift_rows
 from lockd.store import names as rows
-from lockd.store import proposals as proposal_rows
-from lockd.store.names import NameEventRecord, NameRecord
+from lockd.store.names import NameRecord
 from lockd.stored import LockResult, Revision
 
-__all__ = [
-    "DriftCheck",
-    "LockStatus",
-    "NameArchived",
-    "NameEvent",
-    "NameView",
-    "NamedLock",
-    "Names",
-    "Provenance",
-    "Upgrade",
-    "UpgradeNotInLock",
-    "parse_upgrade",
-]
+__all__ = ["NameArchived", "NamedLock", "Names", "Upgrade", "UpgradeNotInLock", "parse_upgrade"]
 
 Upgrade = Literal["all"] | frozenset[NormalizedName]
 # A name's use is recorded at most this often: a CI job fetching by name is a read, not a write.
@@ -81,106 +80,12 @@ def parse_upgrade(text: str | None) -> Upgrade | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NameView:
-    name: str
-    input_digest: str
-    status: str  # active, archived or retired
-    auto_promote: AutoPromote | None  # None: the operator's LOCKD_AUTO_PROMOTE
-    created_at: datetime
-    updated_at: datetime
-    last_used_at: datetime
-    revision: Revision  # what the name serves: its input's current revision
-
-    @classmethod
-    def of(cls, record: NameRecord, revision: Revision) -> NameView:
-        return cls(
-            name=record.name,
-            input_digest=record.input_digest,
-            status=record.status,
-            auto_promote=as_policy(record.auto_promote),
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            last_used_at=record.last_used_at,
-            revision=revision,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NameEvent:
-    """One entry of a name's history: what it pointed at from then on, and who did it."""
-
-    seq: int
-    action: str  # created, moved, promoted, archived, retired, restored
-    input_digest: str
-    revision: int | None
-    lock_digest: str | None
-    proposal_id: int | None
-    actor: str | None  # a token's name, `policy:<policy>`, or None for lockd itself
-    at: datetime
-
-    @classmethod
-    def of(cls, record: NameEventRecord) -> NameEvent:
-        return cls(
-            seq=record.seq,
-            action=record.action,
-            input_digest=record.input_digest,
-            revision=record.revision,
-            lock_digest=record.lock_digest,
-            proposal_id=record.proposal_id,
-            actor=record.actor,
-            at=record.at,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Provenance:
-    """How a lock resolved under a name was made: the pins it preferred and what was upgraded."""
-
-    name: str
-    preferred_lock_digest: str | None
-    preferences: Mapping[str, str]
-    upgrade: str | builtins.list[str]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class NamedLock:
     name: str
     result: LockResult
     moved: bool  # the name points at another input (or is new) since this call
     previous_input: str | None
     proposal: ProposalView | None  # an upgrade of an input already locked proposes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DriftCheck:
-    """The latest complete drift verdict on the lock an input serves now."""
-
-    run_id: int
-    checked_at: datetime
-    status: FindingKind
-    findings: tuple[Finding, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LockStatus:
-    """What CI asks before it builds: the current revision, its drift verdict, the open proposal."""
-
-    name: str | None
-    input_digest: str
-    revision: Revision
-    retired: bool
-    drift: DriftCheck | None  # None: no complete drift run has checked this revision yet
-    proposal: ProposalView | None
-
-
-def _unknown(name: str) -> NotFound:
-    return NotFound(f"no lock named {name!r}", hint="GET /v1/names lists them", context={"name": name})
-
-
-def _revision(conn: Connection, input_digest: str) -> RevisionRecord:
-    found = queries.current_revision(conn, input_digest)
-    assert found is not None  # an input is stored with its first revision
-    return found
 
 
 class Names:
@@ -234,7 +139,7 @@ class Names:
         did_move = False
         if not recent:
             with transaction(self._service.engine, write=True) as conn:
-                did_move = self._move(conn, name, _revision(conn, digest), actor, datetime.now(UTC))
+                did_move = self._move(conn, name, current_revision(conn, digest), actor, datetime.now(UTC))
         proposal = None
         if upgrade is not None:
             refreshed = self._service.refresh(digest, preferences=preferences, source="upgrade", actor=actor)
@@ -249,7 +154,9 @@ class Names:
         named = rows.get_name(conn, name)
         current = None
         if named is not None:
-            canonical = queries.get_lock_canonical(conn, _revision(conn, named.input_digest).lock_digest)
+            canonical = queries.get_lock_canonical(
+                conn, current_revision(conn, named.input_digest).lock_digest
+            )
             assert canonical is not None
             current = Lock.from_json(canonical)
         return named, current, queries.current_revision(conn, digest)
@@ -283,91 +190,28 @@ class Names:
             rows.retire_if_unnamed(conn, named.input_digest, now=now, reason=f"name {name} moved")
         return True
 
-    # -- reads -----------------------------------------------------------------------------
+    # -- reads (lockd.name_views) -------------------------------------------------------------
 
     def get(self, name: str) -> NameView:
-        def look(conn: Connection) -> NameView:
-            record = rows.get_name(conn, name)
-            if record is None:
-                raise _unknown(name)
-            return NameView.of(record, Revision.of(_revision(conn, record.input_digest)))
-
-        return read(self._service.engine, look)
+        return get_name(self._service.engine, name)
 
     def list(self, *, statuses: tuple[str, ...] | None = ("active",)) -> builtins.list[NameView]:
-        def look(conn: Connection) -> builtins.list[NameView]:
-            found = rows.list_names(conn, statuses=statuses)
-            return [
-                NameView.of(record, Revision.of(_revision(conn, record.input_digest))) for record in found
-            ]
-
-        return read(self._service.engine, look)
+        return list_names(self._service.engine, statuses=statuses)
 
     def history(self, name: str) -> builtins.list[NameEvent]:
-        def look(conn: Connection) -> builtins.list[NameEvent]:
-            if rows.get_name(conn, name) is None:
-                raise _unknown(name)
-            return [NameEvent.of(record) for record in rows.list_events(conn, name)]
-
-        return read(self._service.engine, look)
+        return name_history(self._service.engine, name)
 
     def proposals(self, input_digest: str) -> builtins.list[ProposalView]:
-        """An input's proposals, newest first."""
-        found = read(self._service.engine, lambda conn: proposal_rows.list_proposals(conn, input_digest))
-        return [ProposalView.of(record) for record in found]
+        return input_proposals(self._service.engine, input_digest)
 
     def proposal(self, proposal_id: int, *, input_digest: str | None = None) -> ProposalView:
-        found = read(self._service.engine, lambda conn: proposal_rows.get_proposal(conn, proposal_id))
-        if found is None or (input_digest is not None and found.input_digest != input_digest):
-            raise NotFound(f"no proposal {proposal_id} here", context={"proposal": proposal_id})
-        return ProposalView.of(found)
+        return get_proposal(self._service.engine, proposal_id, input_digest=input_digest)
 
     def provenance(self, lock_digest: str) -> Provenance | None:
-        found = read(self._service.engine, lambda conn: rows.get_provenance(conn, lock_digest))
-        if found is None:
-            return None
-        return Provenance(
-            name=found.name,
-            preferred_lock_digest=found.preferred_lock_digest,
-            preferences=found.preferences,
-            upgrade=found.upgrade,
-        )
+        return lock_provenance(self._service.engine, lock_digest)
 
     def status(self, *, name: str | None = None, input_digest: str | None = None) -> LockStatus:
-        """The gate's answer for a name, or for an input digest."""
-
-        def look(conn: Connection) -> LockStatus:
-            digest = input_digest
-            if name is not None:
-                record = rows.get_name(conn, name)
-                if record is None:
-                    raise _unknown(name)
-                digest = record.input_digest
-            assert digest is not None
-            current = queries.current_revision(conn, digest)
-            if current is None:
-                raise NotFound(f"no lock for input {digest}", context={"input_digest": digest})
-            result = drift_rows.latest_result(conn, digest)
-            drift = None
-            if result is not None and result.lock_digest == current.lock_digest:
-                findings = tuple(drift_rows.result_findings(conn, result.run_id, digest))
-                drift = DriftCheck(
-                    run_id=result.run_id,
-                    checked_at=result.checked_at,
-                    status=result.status,
-                    findings=findings,
-                )
-            proposal = proposal_rows.open_proposal(conn, digest)
-            return LockStatus(
-                name=name,
-                input_digest=digest,
-                revision=Revision.of(current),
-                retired=rows.is_retired(conn, digest),
-                drift=drift,
-                proposal=None if proposal is None else ProposalView.of(proposal),
-            )
-
-        return read(self._service.engine, look)
+        return lock_status(self._service.engine, name=name, input_digest=input_digest)
 
     # -- changing what a name serves ---------------------------------------------------------
 
@@ -379,7 +223,7 @@ class Names:
         """Promote a proposal (through `name`, which must still point at its input): 409 if stale."""
         with transaction(self._service.engine, write=True) as conn:
             if name is not None and rows.get_name(conn, name) is None:
-                raise _unknown(name)
+                raise unknown_name(name)
             decided = promote(conn, proposal_id, actor=actor, now=datetime.now(UTC), through_name=name)
         return decided.proposal
 
@@ -393,7 +237,7 @@ class Names:
         with transaction(self._service.engine, write=True) as conn:
             record = rows.get_name(conn, name, for_update=True)
             if record is None:
-                raise _unknown(name)
+                raise unknown_name(name)
             rows.delete_name(conn, name)
             rows.retire_if_unnamed(
                 conn, record.input_digest, now=datetime.now(UTC), reason=f"name {name} deleted"
@@ -402,7 +246,7 @@ class Names:
     def set_policy(self, name: str, policy: AutoPromote | None) -> NameView:
         with transaction(self._service.engine, write=True) as conn:
             if rows.get_name(conn, name, for_update=True) is None:
-                raise _unknown(name)
+                raise unknown_name(name)
             rows.set_name(conn, name, auto_promote=policy)
         return self.get(name)
 
@@ -410,12 +254,12 @@ class Names:
         with transaction(self._service.engine, write=True) as conn:
             record = rows.get_name(conn, name, for_update=True)
             if record is None:
-                raise _unknown(name)
+                raise unknown_name(name)
             if record.status == status:
                 return
             now = datetime.now(UTC)
             rows.set_name(conn, name, status=status, updated_at=now)
-            current = _revision(conn, record.input_digest)
+            current = current_revision(conn, record.input_digest)
             rows.add_event(
                 conn,
                 name,

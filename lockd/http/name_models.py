@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lockd.http.drift_routes import FindingOut
 from lockd.http.files import file_links
 from lockd.lock_diff import PackageChange
-from lockd.names import DriftCheck, LockStatus, NameEvent, NameView, Provenance
+from lockd.name_views import DriftCheck, LockStatus, NameEvent, NameView, Provenance
 from lockd.proposals import ProposalView
 
 __all__ = [
