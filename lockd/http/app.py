@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from lockd import __version__
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
-from lockd.http import blobs, dashboard, drift_routes, health, locks, names, tokens
+from lockd.http import blobs, dashboard, drift_routes, health, locks, name_pages, names, sessions, tokens
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
@@ -80,6 +80,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         health.router,
         drift_routes.router,
         dashboard.router,
+        name_pages.router,
+        sessions.router,
         tokens.router,
     ):
         app.include_router(router)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
+from urllib.parse import urlencode
 
 import anyio
 from fastapi import Depends, Request
+from starlette.exceptions import HTTPException
 
 from lockd.drift_runs import DriftRuns
 from lockd.errors import Forbidden, Unauthorized
@@ -25,6 +27,8 @@ from lockd.service import Service
 from lockd.tokens import Grant
 
 __all__ = [
+    "SESSION_COOKIE",
+    "SIGN_IN",
     "DriftRunsDep",
     "NamesDep",
     "ServiceDep",
@@ -32,11 +36,15 @@ __all__ = [
     "allow_name",
     "in_read_thread",
     "in_thread",
+    "page_access",
     "public_base",
     "requires",
 ]
 
 _T = TypeVar("_T")
+# The dashboard's sign-in cookie (`lockd.http.sessions`): a short-lived read token, for /dashboard only.
+SESSION_COOKIE = "lockd_session"
+SIGN_IN = "/dashboard/sign-in"
 
 
 async def _service(request: Request) -> Service:
@@ -119,10 +127,31 @@ async def in_read_thread(request: Request, function: Callable[[], _T]) -> _T:
     return await anyio.to_thread.run_sync(function, limiter=limiter)
 
 
+async def page_access(request: Request) -> None:
+    """Send a browser without credentials to the sign-in page (303) when anonymous reads are off."""
+    service = request.app.state.service
+    if service.settings.anonymous_read or "authorization" in request.headers:
+        return
+    if "text/html" not in request.headers.get("accept", ""):
+        return  # an API client gets the 401 problem from `requires`
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        grant = service.tokens.cached_grant(session)
+        if grant is None:
+            grant = await in_read_thread(request, lambda: service.tokens.authorize(session))
+        if grant is not None:
+            return
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raise HTTPException(303, headers={"Location": f"{SIGN_IN}?{urlencode({'next': here})}"})
+
+
 def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
     async def check(request: Request) -> None:
         service: Service = request.app.state.service
         header = request.headers.get("authorization")
+        session = request.cookies.get(SESSION_COOKIE)
+        if header is None and session and request.url.path.startswith("/dashboard"):
+            header = None if service.settings.anonymous_read else f"Bearer {session}"
         if header is None:
             if scope == "read" and service.settings.anonymous_read:
                 return
