@@ -46,7 +46,8 @@ class InvalidConfiguration(LockdError):
 class Settings(BaseSettings):
     """Every knob of lockd. Field `x` is read from `LOCKD_X`; lists are comma-separated."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore")
+    # An empty variable counts as unset: compose passes `${LOCKD_X:-}` for settings left off.
+    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     index_url: str = DEFAULT_INDEX_URL
