@@ -223,3 +223,17 @@ def test_retirement_archive_delete_and_gc(service: Service, mutable_index: Any, 
     with pytest.raises(NotFound):
         names.get("g/app")
     assert row_counts(database_url)["name_events"] == 0
+
+
+def test_refresh_reads_the_index_as_it_is_now_while_new_locks_may_use_the_page_cache(
+    service: Service, mutable_index: Any
+) -> None:
+    names = Names(service)
+    names.lock(_request(service, "lockd-fx-plain\n"), name="fresh")  # the server caches plain's page
+    mutable_index.publish("lockd-fx-plain", "1.2")
+    # A new input within LOCKD_PAGE_TTL may reuse the cached page (the README says so)...
+    cached = service.lock(_request(service, "lockd-fx-plain>=1.0\n"))
+    assert _pins(service, cached.lock_digest)["lockd-fx-plain"] == "1.1"
+    # ...a refresh never does: it sees 1.2 at once, without waiting for the cache to expire.
+    proposal = names.refresh("fresh").proposal
+    assert proposal is not None and [str(c.new_version) for c in proposal.diff.changes] == ["1.2"]
