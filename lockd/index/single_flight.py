@@ -1,8 +1,8 @@
 """In-process single flight: one computation per key at a time, its result shared by every caller.
 
 Concurrent requests for the same page, metadata or hash wait for the one already running
-instead of fetching again. Nothing is remembered once the computation ends: that is the
-caches' job.
+instead of fetching again, each for no longer than it may (`wait`: the caller's own deadline,
+not the owner's). Nothing is remembered once the computation ends: that is the caches' job.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ class SingleFlight(Generic[K, V]):
         self._lock = threading.Lock()
         self._running: dict[K, Future[V]] = {}
 
-    def run(self, key: K, compute: Callable[[], V]) -> V:
+    def run(self, key: K, compute: Callable[[], V], *, wait: float | None = None) -> V:
+        """`compute()`'s result, or the running one's for `key`, awaited at most `wait` seconds.
+
+        A caller that waited `wait` seconds in vain gets `TimeoutError`; the computation goes on.
+        """
         with self._lock:
             running = self._running.get(key)
             owner = running is None
@@ -33,7 +37,7 @@ class SingleFlight(Generic[K, V]):
                 running = Future()
                 self._running[key] = running
         if not owner:
-            return running.result()
+            return running.result(timeout=None if wait is None else max(0.0, wait))
         try:
             value = compute()
         except BaseException as exc:
