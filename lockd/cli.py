@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -23,14 +23,15 @@ from packaging.version import Version
 
 from lockd import __version__
 from lockd.config import Settings, load_settings
-from lockd.drift import parse_kinds
+from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body
-from lockd.render import FORMATS, render
+from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.periodic import Periodic
+from lockd.render import DEFAULT_FORMAT, FORMATS, render
+from lockd.scopes import SCOPES
 from lockd.standalone import build_request, index_client, resolve_standalone
-from lockd.tokens import SCOPES
 
 __all__ = ["main"]
 
@@ -94,14 +95,33 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
     create = actions.add_parser("create", help="create a bearer token and print it once")
     create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
     create.add_argument("--name", default="token", help="a label to recognise it by")
+    create.add_argument("--expires", default=None, help="refuse it after 90d, 12h, 30m … or an ISO 8601 time")
+    actions.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a token by its id (see `lockd token list`)")
+    revoke.add_argument("id", type=int)
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.service import Service  # noqa: PLC0415 (the database stack only where it is needed)
+    # The database stack only where it is needed.
+    from lockd.service import Service  # noqa: PLC0415
+    from lockd.tokens import TokenInfo, expiry_from_text  # noqa: PLC0415
+
+    def line(info: TokenInfo) -> str:
+        when = {"expires": info.expires_at, "last-used": info.last_used_at, "revoked": info.revoked_at}
+        dates = " ".join(f"{key}={'-' if value is None else value.isoformat(timespec='seconds')}" for key, value in when.items())
+        return f"{info.id}\t{info.name}\t{','.join(sorted(info.scopes))}\t{dates}"
 
     service = Service.open(settings)
     try:
-        token = service.create_token(name=args.name, scope=args.scope)
+        if args.action == "list":
+            for info in service.tokens.list():
+                print(line(info))
+            return 0
+        if args.action == "revoke":
+            print(line(service.tokens.revoke(args.id)))
+            return 0
+        expires_at = None if args.expires is None else expiry_from_text(args.expires, datetime.now(UTC))
+        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at)
     finally:
         service.close()
     print(token)
@@ -117,7 +137,7 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
     parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
     parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
-    parser.add_argument("--format", default="requirements.txt", choices=sorted(FORMATS))
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
     parser.add_argument(
@@ -125,6 +145,12 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url")
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+    parser.add_argument(
+        "--as-of",
+        default=None,
+        metavar="TIME",
+        help="ignore files uploaded after this ISO 8601 date or time (UTC unless it names an offset), as as_of in the API",
+    )
 
 
 class _Progress:
@@ -136,8 +162,7 @@ class _Progress:
         self._pinned: set[NormalizedName] = set()
         self._backtracks = 0
         self._started = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticker = Periodic("lockd-progress", 0.1, self._show)
 
     def on_pinned(self, name: NormalizedName, version: Version) -> None:
         self._pinned.add(name)
@@ -146,26 +171,24 @@ class _Progress:
         self._backtracks += 1
 
     def __enter__(self) -> _Progress:
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._ticker.stop()
         self._stream.write("\r\x1b[K")
         self._stream.flush()
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            megabytes = self._index.stats.bytes_fetched / 1e6
-            line = (
-                f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
-                f"{time.monotonic() - self._started:.1f} s"
-            )
-            if self._backtracks:
-                line += f", {self._backtracks} backtracks"
-            self._stream.write("\r\x1b[K" + line)
-            self._stream.flush()
+    def _show(self) -> None:
+        megabytes = self._index.stats.bytes_fetched / 1e6
+        line = (
+            f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
+            f"{time.monotonic() - self._started:.1f} s"
+        )
+        if self._backtracks:
+            line += f", {self._backtracks} backtracks"
+        self._stream.write("\r\x1b[K" + line)
+        self._stream.flush()
 
 
 def _read_text(path: Path) -> str:
@@ -186,7 +209,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         requirements=_read_text(args.requirements),
         constraints="" if args.constraints is None else _read_text(args.constraints),
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(prereleases=args.pre),
+        options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
     )
     with index_client(settings) as index:
         if sys.stderr.isatty():
@@ -213,7 +236,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
 # -- drift (the drift issue) ---------------------------------------------------------------
 
 EXIT_DRIFT = 3  # the gate tripped: distinct from 1 (an error) so CI can tell them apart
-_DEFAULT_FAIL_ON = "tampered,missing,unresolvable"
+_DEFAULT_FAIL_ON = ",".join(kind for kind in FINDING_KINDS if kind in ALERT_KINDS)
 
 
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,30 +248,28 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.service import (  # noqa: PLC0415 (the database stack only where it is needed)
-        Service,
-        drift_findings,
-        drift_summary,
-        latest_drift_run,
-        run_drift,
-    )
+    # The database stack only where it is needed.
+    from lockd.drift_runs import DriftRuns  # noqa: PLC0415
+    from lockd.drift_views import drift_findings  # noqa: PLC0415
+    from lockd.service import Service  # noqa: PLC0415
 
     kinds = parse_kinds(args.fail_on)
     configure_logging(settings.log_level)  # progress goes to the JSON log on stderr
     service = Service.open(settings)
     try:
+        runs = DriftRuns(service)
         if args.action == "run":
-            record = run_drift(service, trigger="cli")
+            record = runs.run(trigger="cli")
             assert record is not None  # only a scheduled run can be skipped
         else:
-            found = latest_drift_run(service)
+            found = runs.latest()
             if found is None:
                 raise NotFound("no drift run has completed yet", hint="run `lockd drift run` first")
             record = found
         findings = drift_findings(service, record.id)
     finally:
         service.close()
-    print(json.dumps(drift_summary(record), indent=2, sort_keys=True))
+    print(json.dumps(record.to_json(), indent=2, sort_keys=True))
     tripped = [(digest, f) for digest, f in findings if f.kind in kinds]
     for digest, finding in tripped:
         print(f"{finding.kind}: {digest[:12]}: {finding.message}", file=sys.stderr)

@@ -29,6 +29,7 @@ from lockd.accelerator import TORCH_FAMILY
 from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
+from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
@@ -49,8 +50,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
-    index_url: str = "https://pypi.org/simple/"
-    pytorch_index_url: str = "https://download.pytorch.org/whl"
+    index_url: str = DEFAULT_INDEX_URL
+    pytorch_index_url: str = DEFAULT_PYTORCH_BASE
     torch_family: str = ",".join(sorted(TORCH_FAMILY))
     page_ttl: float = Field(default=600.0, ge=0)
     http_timeout: float = Field(default=30.0, gt=0)

@@ -28,13 +28,17 @@ from lockd.simple import DistFile, ProjectPage
 
 __all__ = [
     "ALERT_KINDS",
+    "CHANGE_KINDS",
+    "FILE_KINDS",
     "FINDING_KINDS",
+    "FINDING_KIND_TABLE",
     "SEVERITY",
     "ChangeKind",
     "DriftReport",
     "DriftRunInProgress",
     "Finding",
     "FindingKind",
+    "FindingKindInfo",
     "IndexSource",
     "check_files",
     "compare_locks",
@@ -46,12 +50,35 @@ __all__ = [
 FindingKind = Literal["tampered", "missing", "unresolvable", "yanked", "outdated", "current"]
 ChangeKind = Literal["upgrade", "downgrade", "added", "removed"]
 
-# Most severe first: a changed hash is a supply-chain alarm, a vanished file breaks the next
-# build, an unresolvable input cannot be refreshed, a yank is a warning, staleness a note.
-FINDING_KINDS: tuple[FindingKind, ...] = get_args(FindingKind)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindingKindInfo:
+    """What lockd does with one kind of finding."""
+
+    name: FindingKind
+    alerts: bool  # pages someone (the webhook); `lockd drift check` fails on it by default
+    about_a_file: bool  # a finding on one pinned file, listed with the lock's files
+    colour: str  # on the dashboard; white text on it passes WCAG AA (≥ 4.5:1)
+
+
+# The one table of finding kinds: the database CHECKs, the CLI default, the alert set and the
+# dashboard derive from it. Most severe first (so darkest first): a changed hash is a
+# supply-chain alarm, a vanished file breaks the next build, an unresolvable input cannot be
+# refreshed, a yank is a warning, staleness a note. `FindingKind` lists the same names in the
+# same order, for the type checker (a test holds them equal).
+FINDING_KIND_TABLE: tuple[FindingKindInfo, ...] = (
+    FindingKindInfo(name="tampered", alerts=True, about_a_file=True, colour="#7f1d1d"),
+    FindingKindInfo(name="missing", alerts=True, about_a_file=True, colour="#b91c1c"),
+    FindingKindInfo(name="unresolvable", alerts=True, about_a_file=False, colour="#6d28d9"),
+    FindingKindInfo(name="yanked", alerts=False, about_a_file=True, colour="#a16207"),
+    FindingKindInfo(name="outdated", alerts=False, about_a_file=False, colour="#1d4ed8"),
+    FindingKindInfo(name="current", alerts=False, about_a_file=False, colour="#15803d"),
+)
+FINDING_KINDS: tuple[FindingKind, ...] = tuple(kind.name for kind in FINDING_KIND_TABLE)
 SEVERITY: Mapping[FindingKind, int] = {kind: rank for rank, kind in enumerate(reversed(FINDING_KINDS))}
-# The kinds that page someone (the webhook) and that `drift check` fails on by default.
-ALERT_KINDS: frozenset[FindingKind] = frozenset({"tampered", "missing", "unresolvable"})
+ALERT_KINDS: frozenset[FindingKind] = frozenset(kind.name for kind in FINDING_KIND_TABLE if kind.alerts)
+FILE_KINDS: frozenset[FindingKind] = frozenset(kind.name for kind in FINDING_KIND_TABLE if kind.about_a_file)
+CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
 
 
 class DriftRunInProgress(LockdError):
@@ -101,9 +128,6 @@ class DriftReport:
     findings: tuple[Finding, ...]
     fresh_lock_digest: str | None  # None when the fresh resolution failed
 
-    def of_kind(self, kind: FindingKind) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.kind == kind)
-
 
 def worst(kinds: Iterable[FindingKind]) -> FindingKind:
     """The most severe kind, `current` for none."""
@@ -131,7 +155,9 @@ def parse_kinds(text: str) -> frozenset[FindingKind]:
     return frozenset(kinds)
 
 
-def _file_findings(package: LockedPackage, locked: LockedFile, listed: DistFile | None, index: IndexSource) -> list[Finding]:
+def _file_findings(
+    package: LockedPackage, locked: LockedFile, listed: DistFile | None, index: IndexSource
+) -> list[Finding]:
     where = f"{package.pin}: {locked.filename}"
     if listed is None:
         return [

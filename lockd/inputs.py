@@ -4,7 +4,9 @@ Normalise once, at intake: names are canonicalised (PEP 503), extras sorted, spe
 markers put in packaging's normal form. The input digest is the sha256 of canonical JSON
 `{"lockd-input": 1, requirements, constraints, target, indexes, options}`, so comments,
 blank lines, whitespace and line order never change it, while any change of a specifier,
-extra, marker, target, index plan or option always does.
+extra, marker, target, index plan or option always does. `LockRequest.canonical_bytes()` is
+that JSON, the one form an input is digested and stored in; `LockRequest.from_json` reads it back
+to an equal request.
 
 lockd locks names and specifiers only: includes (`-r`, `-c`), editables, URLs, paths, VCS
 references and index options in the body are refused with `unsupported-requirement`
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,7 @@ __all__ = [
     "LockRequest",
     "canonical_json",
     "decode_body",
+    "parse_as_of",
     "parse_requirements",
     "sha256_hex",
 ]
@@ -62,35 +65,66 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InputRequirement:
-    """One requirement as the user wrote it, normalised, with where it came from."""
+    """One requirement as the user wrote it, normalised, with where it came from.
 
-    requirement: Requirement
-    line: int | None
-    text: str
-    source: str = "requirements.in"
+    Equal by its normal form (`canonical`), the form the input digest is taken over: the line,
+    the text as written and the source only say where it came from, for error messages.
+    """
+
+    requirement: Requirement = field(compare=False)
+    line: int | None = field(compare=False)
+    text: str = field(compare=False)
+    source: str = field(default="requirements.in", compare=False)
+    canonical: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "canonical", _canonical_requirement(self.requirement))
 
     @property
     def name(self) -> NormalizedName:
         return canonicalize_name(self.requirement.name)
-
-    @property
-    def canonical(self) -> str:
-        req = self.requirement
-        extras = ""
-        if req.extras:
-            extras = "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
-        marker = f"; {req.marker}" if req.marker is not None else ""
-        return f"{self.name}{extras}{req.specifier}{marker}"
 
     def describe(self) -> str:
         """Where this requirement came from, for error messages: `requirements.in line 3`."""
         where = self.source if self.line is None else f"{self.source} line {self.line}"
         return f"{where} asks for {self.canonical}"
 
+    def to_json(self) -> str:
+        return self.canonical
 
-@dataclass(frozen=True, slots=True)
+    @classmethod
+    def from_json(cls, data: str, *, source: str = "requirements.in") -> InputRequirement:
+        """One requirement line, read as intake reads it (and refused as intake refuses it)."""
+        parsed = parse_requirements(data, source=source)
+        if len(parsed) != 1:
+            raise InvalidRequirement(
+                f"{source}: expected one requirement, found {len(parsed)}",
+                context={"source": source, "text": data[:200]},
+            )
+        return parsed[0]
+
+
+def _canonical_requirement(req: Requirement) -> str:
+    extras = ""
+    if req.extras:
+        extras = "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+    marker = f"; {req.marker}" if req.marker is not None else ""
+    return f"{canonicalize_name(req.name)}{extras}{req.specifier}{marker}"
+
+
+def _in_normal_order(requirements: Iterable[InputRequirement]) -> tuple[InputRequirement, ...]:
+    # Sorted and without duplicates, as the digest sees them: a resolution depends on nothing
+    # the digest ignores, and a request read back from its JSON is equal to the one written.
+    # The sort is stable, so of two equal lines the first written is kept (and named in errors).
+    unique: dict[str, InputRequirement] = {}
+    for item in sorted(requirements, key=lambda r: r.canonical):
+        unique.setdefault(item.canonical, item)
+    return tuple(unique.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LockOptions:
     """Resolution options that change the result, and so enter the digest.
 
@@ -112,17 +146,21 @@ class LockOptions:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LockOptions:
+    def from_json(cls, data: Mapping[str, Any]) -> LockOptions:
         as_of = data.get("as_of")
         return cls(
             prereleases=bool(data.get("prereleases", False)),
-            as_of=None if as_of is None else datetime.fromisoformat(as_of),
+            as_of=None if as_of is None else parse_as_of(as_of),
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LockRequest:
-    """Everything a resolution depends on, and nothing else."""
+    """Everything a resolution depends on, and nothing else.
+
+    Requirements and constraints are kept in their normal order (sorted by normal form, each
+    once), so two requests with one digest are equal values and resolve the same way.
+    """
 
     requirements: tuple[InputRequirement, ...]
     constraints: tuple[InputRequirement, ...]
@@ -130,19 +168,43 @@ class LockRequest:
     plan: IndexPlan
     options: LockOptions = field(default_factory=LockOptions)
 
-    def canonical(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requirements", _in_normal_order(self.requirements))
+        object.__setattr__(self, "constraints", _in_normal_order(self.constraints))
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical input: what is stored, and what the digest is taken over."""
         return {
             "lockd-input": INPUT_SCHEMA,
-            "requirements": sorted({r.canonical for r in self.requirements}),
-            "constraints": sorted({c.canonical for c in self.constraints}),
+            "requirements": [r.to_json() for r in self.requirements],
+            "constraints": [c.to_json() for c in self.constraints],
             "target": self.target.to_json(),
             "indexes": self.plan.to_json(),
             "options": self.options.to_json(),
         }
 
+    def canonical_bytes(self) -> bytes:
+        """The stored input, byte for byte; its sha256 is the input digest."""
+        return canonical_json(self.to_json())
+
     @property
     def digest(self) -> str:
-        return sha256_hex(canonical_json(self.canonical()))
+        return sha256_hex(self.canonical_bytes())
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | bytes | str) -> LockRequest:
+        """A stored canonical input back as a request (a refresh re-resolves exactly this)."""
+        if isinstance(data, bytes | str):
+            data = json.loads(data)
+        if not isinstance(data, Mapping) or data.get("lockd-input") != INPUT_SCHEMA:
+            raise InvalidRequest(f"not a lockd input of schema {INPUT_SCHEMA}")
+        return cls(
+            requirements=parse_requirements("\n".join(data["requirements"])),
+            constraints=parse_requirements("\n".join(data["constraints"]), source="constraints.txt"),
+            target=Target.from_json(data["target"]),
+            plan=IndexPlan.from_json(data["indexes"]),
+            options=LockOptions.from_json(data["options"]),
+        )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -156,6 +218,19 @@ def _utc(moment: datetime) -> datetime:
             hint="give as_of as a date and time in UTC, e.g. 2025-01-31T00:00:00Z",
             context={"field": "as_of", "value": moment.isoformat()},
         ) from None
+
+
+def parse_as_of(text: str) -> datetime:
+    """An `as_of` given as text (ISO 8601 date or date and time; naive means UTC), as in the CLI."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest(
+            f"as_of {text!r} is not an ISO 8601 date and time",
+            hint="give as_of as a date and time in UTC, e.g. 2025-01-31T00:00:00Z",
+            context={"field": "as_of", "value": text[:100]},
+        ) from None
+    return _utc(moment)
 
 
 def decode_body(body: bytes) -> str:
@@ -289,7 +364,7 @@ def parse_requirements(
                 f"{source} line {number}: direct URL requirements are not lockable by name and hash",
                 context={"line": number, "text": line, "source": source},
             )
-        parsed.append(InputRequirement(requirement, number, line, source))
+        parsed.append(InputRequirement(requirement=requirement, line=number, text=line, source=source))
         if max_requirements is not None and len(parsed) > max_requirements:
             raise InputTooLarge(
                 f"{source} has more than {max_requirements} requirements",

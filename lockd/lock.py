@@ -8,14 +8,19 @@ canonical JSON; a lock is content-addressed and never changes once stored.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from lockd.inputs import LockOptions, canonical_json, sha256_hex
+from lockd.errors import InvalidRequest
+from lockd.inputs import (
+    LockOptions,
+    canonical_json,
+    sha256_hex,
+)
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
@@ -45,7 +50,7 @@ class LockedFile:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LockedFile:
+    def from_json(cls, data: Mapping[str, Any]) -> LockedFile:
         kind: Literal["wheel", "sdist"] = "wheel" if data["kind"] == "wheel" else "sdist"
         return cls(data["filename"], data["url"], data["sha256"], data.get("size"), kind)
 
@@ -78,7 +83,7 @@ class LockedPackage:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LockedPackage:
+    def from_json(cls, data: Mapping[str, Any]) -> LockedPackage:
         return cls(
             name=canonicalize_name(data["name"]),
             version=Version(data["version"]),
@@ -90,9 +95,9 @@ class LockedPackage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Lock:
-    """A complete, target-specific resolution of one input."""
+    """A complete, target-specific resolution of one input. `from_json(to_json())` is equal to it."""
 
     input_digest: str
     target: Target
@@ -170,21 +175,15 @@ class Lock:
         return None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | bytes | str) -> Lock:
+    def from_json(cls, data: Mapping[str, Any] | bytes | str) -> Lock:
         if isinstance(data, bytes | str):
             data = json.loads(data)
-        assert isinstance(data, dict)
-        target_json = data["target"]
-        indexes = data["indexes"]
-        plan = IndexPlan(
-            default_url=indexes["default"],
-            accelerator_url=indexes["accelerator"],
-            family=frozenset(canonicalize_name(n) for n in indexes["family"]),
-        )
+        if not isinstance(data, Mapping) or data.get("lockd-lock") != LOCK_SCHEMA:
+            raise InvalidRequest(f"not a lockd lock of schema {LOCK_SCHEMA}")
         return cls(
             input_digest=data["input_digest"],
-            target=Target.of(target_json["platform"], target_json["python"], target_json["cuda"]),
-            plan=plan,
+            target=Target.from_json(data["target"]),
+            plan=IndexPlan.from_json(data["indexes"]),
             requirements=tuple(data["requirements"]),
             constraints=tuple(data["constraints"]),
             options=LockOptions.from_json(data["options"]),

@@ -215,7 +215,7 @@ class LockdServer:
         service = Service.open(self.settings())
         try:
             for scope in ("read", "lock", "admin"):
-                self.tokens[scope] = service.create_token(name=f"test-{scope}", scope=scope)
+                self.tokens[scope] = service.tokens.create(name=f"test-{scope}", scope=scope)
         finally:
             service.close()
 

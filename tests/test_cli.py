@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from lockd.config import Settings
+from lockd.http.models import OptionsBody
+from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.routing import plan_for
 from lockd.service import Service
+from lockd.target import Target
 from tests.support import ROOT
 
 
@@ -122,8 +127,8 @@ def test_migrate_and_token_create(tmp_path: Path) -> None:
     assert "shown once" in created.stderr
     service = Service.open(Settings(database_url=url))
     try:
-        assert service.authenticate(token) == frozenset({"lock", "read"})
-        assert service.authenticate(token + "x") is None
+        assert service.tokens.authenticate(token) == frozenset({"lock", "read"})
+        assert service.tokens.authenticate(token + "x") is None
     finally:
         service.close()
     assert token not in (tmp_path / "cli.db").read_bytes().decode("latin-1")
@@ -133,3 +138,45 @@ def test_openapi_command_prints_the_contract() -> None:
     done = _lockd("openapi")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (ROOT / "api" / "openapi.json").read_text()
+
+
+def test_as_of_is_the_api_option_and_the_header_command_reproduces_the_lock(
+    fixture_index: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "requirements.in").write_text("lockd-fx-pyreq\n")
+    args = (
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.12",
+        "--index-url",
+        fixture_index.pypi_url,
+    )
+    latest = _lockd(*args, cwd=tmp_path)
+    before_2_0 = _lockd(*args, "--as-of", "2024-01-05T18:00:00Z", cwd=tmp_path)
+    assert latest.returncode == 0 and before_2_0.returncode == 0, latest.stderr + before_2_0.stderr
+    assert "lockd-fx-pyreq==1.0 " in before_2_0.stdout and "lockd-fx-pyreq==1.0 " not in latest.stdout
+    # The header names the command that made the lock; it runs, and gives the same bytes.
+    (command,) = [
+        line.removeprefix("#    ")
+        for line in before_2_0.stdout.splitlines()
+        if line.startswith("#    lockd lock ")
+    ]
+    assert "--as-of 2024-01-05T18:00:00+00:00" in command
+    assert _lockd(*shlex.split(command)[1:], cwd=tmp_path).stdout == before_2_0.stdout
+    same_instant = _lockd(*args, "--as-of", "2024-01-05T19:00:00+01:00", cwd=tmp_path)
+    assert same_instant.stdout == before_2_0.stdout
+    # The input digest is the one the API gives the same as_of.
+    target = Target.of("linux_x86_64", "3.12")
+    api = LockRequest(
+        requirements=parse_requirements("lockd-fx-pyreq"),
+        constraints=(),
+        target=target,
+        plan=plan_for(target, default_url=fixture_index.pypi_url),
+        options=LockOptions(as_of=OptionsBody.model_validate({"as_of": "2024-01-05T18:00:00Z"}).as_of),
+    )
+    assert f"# input digest: sha256:{api.digest}\n" in before_2_0.stdout
+    bad = _lockd(*args, "--as-of", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 1 and "ISO 8601" in bad.stderr and "hint: " in bad.stderr

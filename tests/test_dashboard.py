@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from lockd.service import Service, drift_runs
+from lockd.drift_runs import DriftRuns
+from lockd.service import Service
 from tests.support import SCENARIO, XSS, LockdServer, lock_inputs, metric_value
 
 
@@ -213,7 +214,7 @@ def test_the_in_process_scheduler_runs_drift_and_replicas_do_not_overlap(
     assert runs[0]["trigger"] == "schedule"
     service = Service.open(first.settings())
     try:
-        history = drift_runs(service, limit=200)
+        history = DriftRuns(service).list(limit=200)
     finally:
         service.close()
     # runs never overlap: each starts after the previous one finished

@@ -10,13 +10,17 @@ import pytest
 
 from lockd.config import Settings
 from lockd.errors import InputTooLarge, InvalidRequest, NotFound, ResolutionImpossible
-from lockd.service import Service
+from lockd.service import RefreshResult, Service
 
 
 @pytest.fixture
 def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
     opened = Service.open(
-        Settings(database_url=database_url, index_url=mutable_index.pypi_url, pytorch_index_url=mutable_index.pytorch_base)
+        Settings(
+            database_url=database_url,
+            index_url=mutable_index.pypi_url,
+            pytorch_index_url=mutable_index.pytorch_base,
+        )
     )
     yield opened
     opened.close()
@@ -46,12 +50,36 @@ def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service,
     changed = service.refresh(first.input_digest)
     assert changed.changed and changed.revision.n == 2 and changed.previous.n == 1
     assert changed.revision.lock_digest != first.lock_digest
-    assert b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    assert (
+        b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    )
     assert b"lockd-fx-plain==1.1" in service.lock_file(first.lock_digest, "requirements.txt").content
     assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
     assert service.lock(_request(service, "lockd-fx-plain\n")).revision.n == 2
     with pytest.raises(NotFound):
         service.refresh("0" * 64)
+
+
+def test_concurrent_refreshes_of_one_input_resolve_once(service: Service, mutable_index: Any) -> None:
+    first = service.lock(_request(service, "lockd-fx-plain\n"))
+    mutable_index.publish("lockd-fx-plain", "9.0")
+    service.index.drop_pages()
+    mutable_index.set_latency(200)  # the holder's resolution outlasts the others' arrival
+    outcomes: list[RefreshResult] = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(service.refresh(first.input_digest)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 3
+    assert [o.stats is not None for o in outcomes].count(True) == 1, (
+        "one refresh resolved, the others shared it"
+    )
+    assert {o.revision.n for o in outcomes} == {2} and all(o.changed and o.previous.n == 1 for o in outcomes)
+    assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
 
 
 def test_failures_store_nothing_and_reach_every_waiter(service: Service, mutable_index: Any) -> None:
@@ -82,13 +110,13 @@ def test_intake_limits(service: Service) -> None:
 
 
 def test_tokens_are_scoped_and_hashed(service: Service) -> None:
-    admin = service.create_token(name="ops", scope="admin")
-    reader = service.create_token(name="dash", scope="read")
-    assert service.authenticate(admin) == frozenset({"admin", "lock", "read"})
-    assert service.authenticate(reader) == frozenset({"read"})
-    assert service.authenticate("lockd_forged") is None
+    admin = service.tokens.create(name="ops", scope="admin")
+    reader = service.tokens.create(name="dash", scope="read")
+    assert service.tokens.authenticate(admin) == frozenset({"admin", "lock", "read"})
+    assert service.tokens.authenticate(reader) == frozenset({"read"})
+    assert service.tokens.authenticate("lockd_forged") is None
     with pytest.raises(InvalidRequest):
-        service.create_token(name="x", scope="root")
+        service.tokens.create(name="x", scope="root")
 
 
 def test_metadata_a_resolution_fetched_is_in_the_database_when_the_lock_is(

@@ -18,7 +18,8 @@ from fastapi import FastAPI
 
 from lockd import __version__
 from lockd.config import Settings, load_settings
-from lockd.http import blobs, dashboard, drift_routes, health, locks
+from lockd.drift_runs import DriftRuns
+from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
@@ -35,16 +36,18 @@ _THREADS = 128
 # Short reads (cache hits, blobs, listings) run on a pool of their own, sized near the cores.
 _READ_THREADS = 4
 
+
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
     owned = service is None
     active = service if service is not None else Service.open(settings)
+    drift_runs = DriftRuns(active)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
         app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
-        scheduler = start_drift_scheduler(settings, active)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        scheduler = start_drift_scheduler(settings, drift_runs)  # None unless LOCKD_DRIFT_CRON/INTERVAL
         try:
             yield
         finally:
@@ -60,14 +63,22 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         lifespan=lifespan,
     )
     metrics = Metrics(active)
-    metrics.registry.register(DriftCollector(active))
+    metrics.registry.register(DriftCollector(drift_runs))
     app.state.service = active
+    app.state.drift_runs = drift_runs
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
     app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
     install_problem_handlers(app)
-    for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router):
+    for router in (
+        locks.router,
+        blobs.router,
+        health.router,
+        drift_routes.router,
+        dashboard.router,
+        tokens.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestObserver, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app

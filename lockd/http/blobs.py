@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from lockd.http.deps import ServiceDep, in_read_thread, requires
-from lockd.http.files import FILE_FORMATS, file_response
+from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_response
 from lockd.http.models import FileName
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 
@@ -24,7 +24,7 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
     dependencies=[Depends(requires("read"))],
     summary="A rendered file of a lock, by lock digest: immutable",
     responses={
-        200: {"description": "The file, byte-identical forever", "content": {"text/plain": {}}},
+        200: {"description": "The file, byte-identical forever", "content": FILE_CONTENT},
         304: {"description": "Not modified"},
         **_ERRORS,
     },

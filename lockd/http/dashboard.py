@@ -20,32 +20,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from lockd.drift import FINDING_KINDS, SEVERITY, FindingKind
+from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, SEVERITY, FindingKind
+from lockd.drift_runs import DriftRuns
+from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import ServiceDep, in_read_thread, requires
-from lockd.service import (
-    DriftLockView,
-    Service,
-    drift_lock,
-    drift_results,
-    drift_runs,
-    latest_drift_run,
-)
-from lockd.store.drift import DriftResultRecord, DriftRunRecord
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.service import Service
 
 __all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
-# Severity colours, most severe darkest; white text on each passes WCAG AA (≥ 4.5:1).
-COLOURS: Mapping[FindingKind, str] = {
-    "tampered": "#7f1d1d",
-    "missing": "#b91c1c",
-    "unresolvable": "#6d28d9",
-    "yanked": "#a16207",
-    "outdated": "#1d4ed8",
-    "current": "#15803d",
-}
+COLOURS: Mapping[FindingKind, str] = {kind.name: kind.colour for kind in FINDING_KIND_TABLE}
 _NOT_COMPLETE = "#6b7280"
 _HISTORY_RUNS = 30
 _CHART_W, _CHART_H = 720, 220
@@ -101,7 +87,7 @@ class HistoryChart:
     right: float
 
 
-def history_chart(runs: Sequence[DriftRunRecord]) -> HistoryChart:
+def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
     """Stacked bars of locks by status per run, oldest left; runs that did not complete are grey."""
     plot_w = _CHART_W - _PAD_L - _PAD_R
     plot_h = _CHART_H - _PAD_T - _PAD_B
@@ -119,7 +105,9 @@ def history_chart(runs: Sequence[DriftRunRecord]) -> HistoryChart:
         when = _when(run.started_at)
         if run.status != "complete":
             height = plot_h * 0.08
-            bars.append(Bar(x, baseline - height, width, height, _NOT_COMPLETE, f"run {run.id} {run.status}, {when}"))
+            bars.append(
+                Bar(x, baseline - height, width, height, _NOT_COMPLETE, f"run {run.id} {run.status}, {when}")
+            )
             continue
         y = float(baseline)
         # Least severe at the bottom, so the alarming kinds sit on top where the eye lands.
@@ -143,13 +131,15 @@ def history_chart(runs: Sequence[DriftRunRecord]) -> HistoryChart:
     )
 
 
-def _target(result: DriftResultRecord) -> str:
+def _target(result: DriftResultView) -> str:
     parts = [result.platform, f"py{result.python}"]
     parts.append(result.cuda or "cpu")
     return " · ".join(parts)
 
 
-def _matches(result: DriftResultRecord, status: str | None, platform: str | None, python: str | None, cuda: str | None) -> bool:
+def _matches(
+    result: DriftResultView, status: str | None, platform: str | None, python: str | None, cuda: str | None
+) -> bool:
     if status and result.status != status:
         return False
     if platform and result.platform != platform:
@@ -161,24 +151,35 @@ def _matches(result: DriftResultRecord, status: str | None, platform: str | None
 
 
 def _overview(
-    service: Service, status: str | None, platform: str | None, python: str | None, cuda: str | None
+    service: Service,
+    runs: DriftRuns,
+    *,
+    status: str | None,
+    platform: str | None,
+    python: str | None,
+    cuda: str | None,
 ) -> dict[str, Any]:
     if status and status not in FINDING_KINDS:
         raise InvalidRequest(f"unknown status {status!r}", hint="use one of: " + ", ".join(FINDING_KINDS))
-    latest = latest_drift_run(service)
-    runs = drift_runs(service, limit=_HISTORY_RUNS)
-    in_progress = next((r for r in reversed(runs) if r.status == "running"), None)
+    latest = runs.latest()
+    history = runs.list(limit=_HISTORY_RUNS)
+    in_progress = next((r for r in reversed(history) if r.status == "running"), None)
     results = [] if latest is None else drift_results(service, latest.id)
     shown = [r for r in results if _matches(r, status, platform, python, cuda)]
     return {
         "latest": latest,
         "in_progress": in_progress,
-        "chart": history_chart(runs),
-        "runs": runs,
+        "chart": history_chart(history),
+        "runs": history,
         "results": shown,
         "total": len(results),
         "target": _target,
-        "filters": {"status": status or "", "platform": platform or "", "python": python or "", "cuda": cuda or ""},
+        "filters": {
+            "status": status or "",
+            "platform": platform or "",
+            "python": python or "",
+            "cuda": cuda or "",
+        },
         "platforms": sorted({r.platform for r in results}),
         "pythons": sorted({r.python for r in results}),
         "cudas": sorted({r.cuda or "cpu" for r in results}),
@@ -193,7 +194,7 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
         "result": view.result,
         "target": _target(view.result),
         "versions": [f for f in findings if f.kind == "outdated"],
-        "files": [f for f in findings if f.kind in ("tampered", "missing", "yanked")],
+        "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
         "current": [f for f in findings if f.kind == "current"],
     }
@@ -210,17 +211,22 @@ def _html(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLRes
 async def dashboard(
     request: Request,
     service: ServiceDep,
+    runs: DriftRunsDep,
     *,
     status: Annotated[str | None, Query()] = None,
     platform: Annotated[str | None, Query()] = None,
     python: Annotated[str | None, Query()] = None,
     cuda: Annotated[str | None, Query()] = None,
 ) -> HTMLResponse:
-    context = await in_read_thread(request, lambda: _overview(service, status, platform, python, cuda))
+    context = await in_read_thread(
+        request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)
+    )
     return _html("dashboard.html", context)
 
 
-@router.get("/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))])
+@router.get(
+    "/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))]
+)
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
         context = await in_read_thread(request, lambda: _lock_page(service, input_digest))

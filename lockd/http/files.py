@@ -14,19 +14,20 @@ from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
 from lockd.errors import InvalidRequest
-from lockd.render import FORMATS
-from lockd.store import LockFileRecord
+from lockd.render import DEFAULT_FORMAT, FORMATS, FORMATS_BY_FILE_NAME
+from lockd.stored import LockFile
 
-__all__ = ["FILE_FORMATS", "file_links", "file_response", "format_from_accept", "not_modified"]
+__all__ = [
+    "FILE_CONTENT",
+    "FILE_FORMATS",
+    "file_links",
+    "file_response",
+    "format_from_accept",
+    "not_modified",
+]
 
-# Served file name → render format. The JSON lock is served as `lock.json`.
-FILE_FORMATS: Mapping[str, str] = {
-    "requirements.txt": "requirements.txt",
-    "pylock.toml": "pylock.toml",
-    "conda-lock.yml": "conda-lock.yml",
-    "lock.json": "json",
-}
-_FORMAT_NAMES = {fmt: name for name, fmt in FILE_FORMATS.items()}
+# Served file name → render format.
+FILE_FORMATS: Mapping[str, str] = {name: f.name for name, f in FORMATS_BY_FILE_NAME.items()}
 
 
 class _LockFileConvertor(Convertor[str]):
@@ -47,15 +48,9 @@ class _LockFileConvertor(Convertor[str]):
 # Routes compile their path patterns when they are declared, so the convertor is registered
 # here, before any router module that uses `{file:lockfile}` is imported.
 register_url_convertor("lockfile", _LockFileConvertor())
-_ACCEPTED_MEDIA = {
-    "text/plain": "requirements.txt",
-    "application/toml": "pylock.toml",
-    "application/yaml": "conda-lock.yml",
-    "application/x-yaml": "conda-lock.yml",
-    "text/yaml": "conda-lock.yml",
-    "application/json": "json",
-}
-_DEFAULT_FORMAT = "requirements.txt"
+_ACCEPTED_MEDIA = {media: f.name for f in FORMATS.values() for media in f.accepted_media_types}
+# The media types a file route answers with, for its OpenAPI `responses`.
+FILE_CONTENT: dict[str, dict[str, object]] = {f.accepted_media_types[0]: {} for f in FORMATS.values()}
 
 
 def file_links(lock_digest: str) -> dict[str, str]:
@@ -74,7 +69,7 @@ def format_from_accept(explicit: str | None, accept: str | None) -> str:
             )
         return fmt
     if not accept:
-        return _DEFAULT_FORMAT
+        return DEFAULT_FORMAT
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate(accept.split(",")):
         media, *params = (piece.strip() for piece in part.split(";"))
@@ -88,10 +83,10 @@ def format_from_accept(explicit: str | None, accept: str | None) -> str:
                     quality = 0.0
         if media.lower() in _ACCEPTED_MEDIA and quality > 0:
             ranked.append((-quality, position, _ACCEPTED_MEDIA[media.lower()]))
-    return min(ranked)[2] if ranked else _DEFAULT_FORMAT
+    return min(ranked)[2] if ranked else DEFAULT_FORMAT
 
 
-def _etag(record: LockFileRecord) -> str:
+def _etag(record: LockFile) -> str:
     return f'"{record.sha256}"'
 
 
@@ -105,14 +100,12 @@ def not_modified(request: Request, etag: str) -> bool:
     return etag in offered
 
 
-def file_response(
-    request: Request, record: LockFileRecord, *, status: int, headers: Mapping[str, str]
-) -> Response:
+def file_response(request: Request, record: LockFile, *, status: int, headers: Mapping[str, str]) -> Response:
     etag = _etag(record)
     all_headers = {
         **headers,
         "ETag": etag,
-        "Content-Disposition": f'inline; filename="{_FORMAT_NAMES[record.format]}"',
+        "Content-Disposition": f'inline; filename="{FORMATS[record.format].file_name}"',
         "Digest-Sha256": record.sha256,
     }
     if request.method in ("GET", "HEAD") and not_modified(request, etag):

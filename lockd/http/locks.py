@@ -8,7 +8,8 @@ copies live under `/v1/blobs/{lock_digest}/`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -18,7 +19,7 @@ from packaging.utils import canonicalize_name
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
-from lockd.http.files import FILE_FORMATS, file_links, file_response, format_from_accept
+from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
     FileName,
     LockBody,
@@ -32,8 +33,9 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.render import FORMATS
 from lockd.service import LockResult, Service
-from lockd.store import LockFileRecord, RevisionRecord
+from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_python
 
 __all__ = ["router"]
@@ -42,6 +44,7 @@ router = APIRouter(tags=["locks"])
 
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256, 64 lowercase hex digits")]
 _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urlencoded")
+_FORMAT_CHOICES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
 
 
 def _links(input_digest: str, lock_digest: str) -> LockLinks:
@@ -51,7 +54,7 @@ def _links(input_digest: str, lock_digest: str) -> LockLinks:
     )
 
 
-def _revision_info(record: RevisionRecord) -> RevisionInfo:
+def _revision_info(record: Revision) -> RevisionInfo:
     return RevisionInfo(
         input_digest=record.input_digest,
         revision=record.n,
@@ -62,21 +65,21 @@ def _revision_info(record: RevisionRecord) -> RevisionInfo:
     )
 
 
-def _lock_info(canonical: dict[str, Any], record: RevisionRecord, created: bool | None) -> LockInfo:
+def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> LockInfo:
     return LockInfo(
         input_digest=record.input_digest,
         lock_digest=record.lock_digest,
         revision=record.n,
         created=created,
         created_at=record.created_at,
-        target=canonical["target"],
-        requirements=canonical["requirements"],
-        constraints=canonical["constraints"],
+        target={"platform": stored.platform, "python": stored.python, "cuda": stored.cuda},
+        requirements=list(stored.requirements),
+        constraints=list(stored.constraints),
         links=_links(record.input_digest, record.lock_digest),
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Any) -> LockResult:
+async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
     def work() -> LockResult:
         return service.lock(build())
 
@@ -91,7 +94,9 @@ class UnsupportedMediaType(InvalidRequest):
     title = "Unsupported media type"
 
 
-def _require_content_type(request: Request, allowed: tuple[str, ...], hint: str, *, required: bool = False) -> None:
+def _require_content_type(
+    request: Request, allowed: tuple[str, ...], hint: str, *, required: bool = False
+) -> None:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if not content_type and required:
         raise UnsupportedMediaType("the request has no content type", hint=hint)
@@ -133,12 +138,16 @@ async def post_lock(
     request: Request,
     service: ServiceDep,
     python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
-    platform: Annotated[str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")] = None,
+    platform: Annotated[
+        str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+    ] = None,
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
-    format: Annotated[str | None, Query(description="requirements.txt, pylock.toml, conda-lock.yml or json")] = None,
+    format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
 ) -> Response:
-    _require_content_type(request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks")
+    _require_content_type(
+        request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
+    )
     fmt = format_from_accept(format, request.headers.get("accept"))
     body = await request.body()
 
@@ -149,13 +158,13 @@ async def post_lock(
             options=LockOptions(prereleases=pre),
         )
 
-    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFileRecord] | None]:
+    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFile] | None]:
         lock_request = build()
         return lock_request, service.stored_lock_and_file(lock_request, fmt)
 
     # A stored input (the common case) is one hop on the small read pool: intake, the current
     # revision and the file. Only an input never locked moves to the pool that may resolve.
-    def resolve() -> tuple[LockResult, LockFileRecord]:
+    def resolve() -> tuple[LockResult, LockFile]:
         # `lock` looks for a stored revision again: another request may have stored it meanwhile.
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
@@ -197,7 +206,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
                 )
         return "\n".join(lines)
 
-    def build() -> Any:
+    def build() -> LockRequest:
         return service.build_request(
             requirements=text(body.requirements, "requirements.in"),
             constraints=text(body.constraints, "constraints.txt"),
@@ -206,8 +215,8 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
         )
 
     result = await _run_lock(request, service, build)
-    canonical = await in_read_thread(request, lambda: service.input_canonical(result.input_digest))
-    info = _lock_info(canonical, result.revision, result.created)
+    stored = await in_read_thread(request, lambda: service.stored_input(result.input_digest))
+    info = _lock_info(stored, result.revision, result.created)
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -236,7 +245,9 @@ async def list_locks(
     cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
     package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")
+    ] = None,
 ) -> LockList:
     python_filter = None if python is None else str(parse_python(python))
     # Spelled as on intake (`12.4` is cu124); `none` (or empty) means locks without a variant.
@@ -283,11 +294,11 @@ async def list_locks(
     responses=_ERRORS,
 )
 async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) -> LockInfo:
-    def read() -> tuple[dict[str, Any], RevisionRecord]:
-        return service.input_canonical(input_digest), service.current(input_digest)
+    def read() -> tuple[StoredInput, Revision]:
+        return service.stored_input(input_digest), service.current(input_digest)
 
-    canonical, record = await in_read_thread(request, read)
-    return _lock_info(canonical, record, None)
+    stored, record = await in_read_thread(request, read)
+    return _lock_info(stored, record, None)
 
 
 @router.get(
@@ -321,14 +332,18 @@ async def get_revision(
     dependencies=[Depends(requires("read"))],
     summary="A file of the current revision (revalidate: it changes when a refresh changes the lock)",
     responses={
-        200: {"description": "The rendered lock", "content": {"text/plain": {}, "application/toml": {}}},
+        200: {"description": "The rendered lock", "content": FILE_CONTENT},
         304: {"description": "Not modified"},
         **_ERRORS,
     },
     response_class=Response,
 )
-async def get_lock_file(request: Request, service: ServiceDep, input_digest: Digest, file: FileName) -> Response:
-    current, record = await in_read_thread(request, lambda: service.current_file(input_digest, FILE_FORMATS[file]))
+async def get_lock_file(
+    request: Request, service: ServiceDep, input_digest: Digest, file: FileName
+) -> Response:
+    current, record = await in_read_thread(
+        request, lambda: service.current_file(input_digest, FILE_FORMATS[file])
+    )
     headers = {
         "Lock-Digest": current.lock_digest,
         "Lock-Revision": str(current.n),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from lockd.render import FILE_NAMES
 
 __all__ = [
     "LockBody",
@@ -20,7 +22,11 @@ __all__ = [
     "TargetBody",
 ]
 
-FileName = Literal["requirements.txt", "pylock.toml", "conda-lock.yml", "lock.json"]
+if TYPE_CHECKING:
+    FileName = str
+else:
+    # The served file names, from the format table (a Literal, so the API schema lists them).
+    FileName = Literal[FILE_NAMES]
 
 
 class TargetBody(BaseModel):

@@ -1,14 +1,9 @@
-"""`Lock` → the files lockd serves: requirements.txt, pylock.toml, conda-lock.yml and JSON.
+"""`Lock` → the files lockd serves, and the one table of those formats.
 
 Pure functions, no I/O: `render(lock, fmt)` gives the bytes that are stored once and served
-byte-identical forever. Media types:
-
-| format             | media type                  | why |
-|--------------------|-----------------------------|-----|
-| `requirements.txt` | `text/plain; charset=utf-8` | what pip reads; shows in a browser |
-| `pylock.toml`      | `application/toml`          | the IANA-registered TOML type |
-| `conda-lock.yml`   | `application/yaml`          | RFC 9512 |
-| `json`             | `application/json`          | |
+byte-identical forever. `FORMATS` is the one place a format is described (its name, the file
+it is served as, its media types, its renderer): the CLI's `--format`, the HTTP routes, their
+content negotiation and the API models all derive from it.
 
 The `json` format is `Lock.canonical_bytes()` exactly (compact, sorted keys, no trailing
 newline), so the sha256 of that file *is* the lock digest a client can check it against.
@@ -26,7 +21,10 @@ from lockd.render.pylock import render_pylock_toml
 from lockd.render.requirements_txt import render_requirements_txt
 
 __all__ = [
+    "DEFAULT_FORMAT",
+    "FILE_NAMES",
     "FORMATS",
+    "FORMATS_BY_FILE_NAME",
     "Format",
     "media_type",
     "render",
@@ -36,13 +34,20 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Format:
-    """One output format: its name (also the served file name), media type and renderer."""
+    """One output format and everything that names it."""
 
-    name: str
-    media_type: str
+    name: str  # what `format=` and `--format` take
+    file_name: str  # the file it is served as, under /v1/locks/{digest}/ and /v1/blobs/{digest}/
+    media_type: str  # its Content-Type
+    also_accepted: tuple[str, ...] = ()  # other media types an Accept header selects it by
     renderer: Callable[[Lock], bytes]
+
+    @property
+    def accepted_media_types(self) -> tuple[str, ...]:
+        """The media types (without parameters) an Accept header selects this format by."""
+        return (self.media_type.split(";", 1)[0].strip(), *self.also_accepted)
 
 
 def _utf8(render_text: Callable[[Lock], str]) -> Callable[[Lock], bytes]:
@@ -59,12 +64,34 @@ def _canonical_json(lock: Lock) -> bytes:
 FORMATS: Mapping[str, Format] = {
     f.name: f
     for f in (
-        Format("requirements.txt", "text/plain; charset=utf-8", _utf8(render_requirements_txt)),
-        Format("pylock.toml", "application/toml", _utf8(render_pylock_toml)),
-        Format("conda-lock.yml", "application/yaml", _utf8(render_conda_lock_yml)),
-        Format("json", "application/json", _canonical_json),
+        # What pip reads; text/plain shows in a browser. First, so the default.
+        Format(
+            name="requirements.txt",
+            file_name="requirements.txt",
+            media_type="text/plain; charset=utf-8",
+            renderer=_utf8(render_requirements_txt),
+        ),
+        # The IANA-registered TOML type.
+        Format(
+            name="pylock.toml",
+            file_name="pylock.toml",
+            media_type="application/toml",
+            renderer=_utf8(render_pylock_toml),
+        ),
+        # RFC 9512; clients still send the types that were in use before it.
+        Format(
+            name="conda-lock.yml",
+            file_name="conda-lock.yml",
+            media_type="application/yaml",
+            also_accepted=("application/x-yaml", "text/yaml"),
+            renderer=_utf8(render_conda_lock_yml),
+        ),
+        Format(name="json", file_name="lock.json", media_type="application/json", renderer=_canonical_json),
     )
 }
+DEFAULT_FORMAT: str = next(iter(FORMATS))
+FILE_NAMES: tuple[str, ...] = tuple(f.file_name for f in FORMATS.values())
+FORMATS_BY_FILE_NAME: Mapping[str, Format] = {f.file_name: f for f in FORMATS.values()}
 
 
 def _format(fmt: str) -> Format:

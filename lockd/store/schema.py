@@ -22,6 +22,8 @@ from sqlalchemy import (
     Text,
 )
 
+from lockd.drift import CHANGE_KINDS, FINDING_KINDS
+
 __all__ = [
     "dist_metadata",
     "drift_findings",
@@ -150,6 +152,8 @@ tokens = Table(
     Column("scopes", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),  # migration 0003
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
     _digest_check("token_hash"),
 )
 
@@ -170,7 +174,8 @@ resolution_leases = Table(
 # A run row is written when the run starts and finished in one update at the end, so a run
 # cut short by a crash stays `running` with a stale heartbeat until the next run marks it
 # `abandoned`; readers treat a stale `running` row as abandoned too, never as complete.
-_FINDING_KINDS = "'tampered', 'missing', 'unresolvable', 'yanked', 'outdated', 'current'"
+_FINDING_KINDS = ", ".join(f"'{kind}'" for kind in FINDING_KINDS)
+_CHANGE_KINDS = ", ".join(f"'{change}'" for change in CHANGE_KINDS)
 
 drift_runs = Table(
     "drift_runs",
@@ -231,7 +236,7 @@ drift_findings = Table(
     Column("code", String(64), nullable=True),
     Column("message", Text, nullable=False),
     CheckConstraint(f"kind IN ({_FINDING_KINDS})", name="kind_known"),
-    CheckConstraint("change IN ('upgrade', 'downgrade', 'added', 'removed')", name="change_known"),
+    CheckConstraint(f"change IN ({_CHANGE_KINDS})", name="change_known"),
     Index(None, "run_id", "input_digest"),
     Index(None, "kind"),
 )

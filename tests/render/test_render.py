@@ -10,7 +10,7 @@ import pytest
 
 from lockd.errors import InvalidRequest
 from lockd.lock import Lock
-from lockd.render import FORMATS, media_type, render
+from lockd.render import DEFAULT_FORMAT, FILE_NAMES, FORMATS, FORMATS_BY_FILE_NAME, media_type, render
 
 
 def test_the_four_formats_and_their_media_types() -> None:
@@ -56,7 +56,9 @@ def test_a_lock_read_back_from_its_json_renders_identically(sample_lock: tuple[s
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_the_order_a_resolver_reports_packages_in_does_not_show(sample_lock: tuple[str, Lock], fmt: str) -> None:
+def test_the_order_a_resolver_reports_packages_in_does_not_show(
+    sample_lock: tuple[str, Lock], fmt: str
+) -> None:
     _, lock = sample_lock
     shuffled = list(reversed(lock.packages))
     random.Random(4).shuffle(shuffled)
@@ -84,3 +86,22 @@ def test_text_formats_are_utf8_with_one_final_newline_and_no_timestamp(
         assert line == line.rstrip(), f"trailing whitespace in {line!r}"
     assert datetime.now(UTC).date().isoformat() not in text
     assert "created_at" not in text and "time_metadata" not in text
+
+
+def test_the_format_table_names_each_file_and_media_type_once() -> None:
+    assert DEFAULT_FORMAT == "requirements.txt"
+    assert FILE_NAMES == ("requirements.txt", "pylock.toml", "conda-lock.yml", "lock.json")
+    assert {name: f.name for name, f in FORMATS_BY_FILE_NAME.items()} == {
+        "requirements.txt": "requirements.txt",
+        "pylock.toml": "pylock.toml",
+        "conda-lock.yml": "conda-lock.yml",
+        "lock.json": "json",
+    }
+    accepted = [media for f in FORMATS.values() for media in f.accepted_media_types]
+    assert len(accepted) == len(set(accepted))  # an Accept type selects one format
+    assert FORMATS["requirements.txt"].accepted_media_types == ("text/plain",)
+    assert FORMATS["conda-lock.yml"].accepted_media_types == (
+        "application/yaml",
+        "application/x-yaml",
+        "text/yaml",
+    )

@@ -5,8 +5,8 @@ page listing its own file with another file's hash), so they are dropped, not ca
 the cache refills as locks are resolved. The table is recreated rather than altered: its
 primary key changes, which SQLite cannot alter in place.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-26 10:12:03.114602
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
