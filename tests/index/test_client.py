@@ -268,7 +268,9 @@ def test_metadata_cache_is_shared_by_file_identity(fixture_index: FixtureIndex) 
         metadata = first.fetch_metadata(wheel)
     key = MetadataKey.of(wheel)
     assert wheel.sha256 is not None and key is not None and cache.get(key) == metadata
-    assert key == MetadataKey(page_url=fixture_index.pypi_url + "torch/", filename=TORCH_WHEEL, sha256=wheel.sha256)
+    assert key == MetadataKey(
+        page_url=fixture_index.pypi_url + "torch/", filename=TORCH_WHEEL, sha256=wheel.sha256
+    )
     with IndexClient(metadata_cache=cache) as second:
         fixture_index.reset_counters()
         assert second.fetch_metadata(wheel) == metadata

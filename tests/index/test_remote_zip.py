@@ -195,7 +195,9 @@ class _Chunks:
             yield self.data[start : start + self.size]
 
 
-def _streamed(data: bytes, *, limit: int = LIMIT, members: int = 1000, size: int = 7) -> tuple[bytes, _Chunks]:
+def _streamed(
+    data: bytes, *, limit: int = LIMIT, members: int = 1000, size: int = 7
+) -> tuple[bytes, _Chunks]:
     chunks = _Chunks(data, size)
     found = metadata_from_zip_stream(chunks, PROJECT, VERSION, name="demo.whl", url="u",
                                      max_member_bytes=limit, max_members=members)  # fmt: skip
@@ -248,7 +250,9 @@ def test_a_member_whose_sizes_follow_its_data_cannot_be_streamed() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), max_size=6))
-def test_any_corruption_front_to_back_gives_metadata_or_index_unavailable(flips: list[tuple[int, int]]) -> None:
+def test_any_corruption_front_to_back_gives_metadata_or_index_unavailable(
+    flips: list[tuple[int, int]],
+) -> None:
     data = bytearray(_demo_wheel())
     for position, value in flips:
         data[position % len(data)] = value
@@ -263,7 +267,7 @@ def test_central_directory_limits() -> None:
     many = _wheel({f"demo/{i}.py": b"" for i in range(50)} | {"demo-1.0.dist-info/METADATA": METADATA})
     reader = RemoteZip(_Ranges(many), len(many), name="demo.whl", url="u", max_member_bytes=LIMIT,
                        max_members=20)  # fmt: skip
-    with pytest.raises(ResponseTooLarge, match="implausibly large|more than 20 members"):
+    with pytest.raises(ResponseTooLarge, match=r"implausibly large|more than 20 members"):
         reader.dist_info_metadata(PROJECT, VERSION)
     small_directory = RemoteZip(_Ranges(many), len(many), name="demo.whl", url="u", max_member_bytes=LIMIT,
                                 max_members=40)  # fmt: skip
