@@ -45,7 +45,7 @@ def read_limited(response: httpx.Response, url: str, limit: BodyLimit, counters:
 def limited_chunks(
     response: httpx.Response, url: str, limit: BodyLimit, counters: FetchCounters, *, decode: bool = True
 ) -> Iterator[bytes]:
-    """The body in chunks of at most `CHUNK` bytes, within `limit` and the deadline.
+    """The body as it arrives (decoded in slices of at most `CHUNK` bytes), within `limit` and the deadline.
 
     Files are read with `decode=False`: their bytes are what the hash is of, whatever
     Content-Encoding a server claims (pip reads them the same way).
@@ -56,7 +56,8 @@ def limited_chunks(
     encoding = response.headers.get("content-encoding", "").strip().lower() if decode else ""
     inflater = _inflater(encoding, url)
     received = decoded = 0
-    for raw in response.iter_raw(CHUNK):
+    # Unchunked: httpx would otherwise wait for a full chunk before lockd could check anything.
+    for raw in response.iter_raw():
         check_deadline(f"reading {url}")
         received += len(raw)
         counters.add("bytes_fetched", len(raw))
