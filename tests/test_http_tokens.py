@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.conftest import LockdServer
+from tests.support import LockdServer
 
 
 def _as(server: LockdServer, token: str) -> httpx.Client:

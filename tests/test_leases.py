@@ -90,7 +90,7 @@ def test_two_holders_one_waits_and_shares_the_stored_outcome(engine: Engine) -> 
         queries.put_input(
             conn,
             KEY,
-            {"target": {"platform": "linux_x86_64", "python": "3.11.0", "cuda": None}},
+            b'{"target": {"platform": "linux_x86_64", "python": "3.11.0", "cuda": null}}',
             datetime.now(UTC),
         )
         first.release(conn)

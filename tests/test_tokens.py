@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from lockd.errors import InvalidRequest, NotFound
 from lockd.store import open_engine
 from lockd.tokens import Tokens, expiry_from_text
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
