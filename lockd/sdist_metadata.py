@@ -3,7 +3,8 @@
 An sdist's PKG-INFO is read from the archive (tar or zip; nothing in it is ever executed), and
 is used only when its dependency metadata is static: Metadata-Version 2.2 or later, and
 Requires-Dist not marked `Dynamic`. Anything else raises `SdistNeedsBuild`. No network I/O:
-the index client hands over the downloaded archive.
+the index client hands over the archive (a tar may be a stream still arriving: it is read once,
+front to back, and only up to its PKG-INFO).
 
 The archive is index-supplied and may be hostile: the walk stops past `max_members` members
 (counted from the zip's end record before `zipfile` reads its directory), refuses a member
@@ -136,7 +137,8 @@ def _is_pkg_info(name: str) -> bool:
 
 
 def _tar_pkg_info(archive: IO[bytes], limits: _Limits) -> bytes | None:
-    with tarfile.open(fileobj=archive, mode="r:*") as tarred:
+    # Stream mode: the archive is read once, front to back, and may be a network stream.
+    with tarfile.open(fileobj=archive, mode="r|*") as tarred:
         count = 0
         while (info := tarred.next()) is not None:
             count += 1

@@ -10,9 +10,12 @@ that raises it.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -20,7 +23,10 @@ from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, ResponseTooLarge
 from lockd.index.stats import FetchCounters
 
-__all__ = ["ACCEPT_ENCODING", "BodyLimit", "limited_chunks", "read_limited"]
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["ACCEPT_ENCODING", "BodyLimit", "HashedStream", "limited_chunks", "read_limited"]
 
 ACCEPT_ENCODING = "gzip, deflate"
 CHUNK = 256 * 1024
@@ -86,6 +92,53 @@ def _too_large(url: str, limit: BodyLimit, what: str) -> ResponseTooLarge:
         hint=hint,
         context={"url": url, "limit_bytes": limit.max_bytes, "setting": limit.setting},
     )
+
+
+class HashedStream(io.RawIOBase):
+    """A file's chunks as a read-only stream (for `tarfile`'s stream mode), hashed as they pass.
+
+    A reader may stop anywhere; `drain` reads the rest to give the whole file's sha256, or None
+    when the chunks broke off (a failed read): a partial hash proves nothing.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+        self._hasher = hashlib.sha256()
+        self._broken = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        while not self._pending:
+            chunk = self._next()
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), len(self._pending))
+        target[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def drain(self) -> str | None:
+        """The sha256 of the whole file, reading whatever is left of it; None if reading failed."""
+        while not self._broken and self._next() is not None:
+            pass
+        return None if self._broken else self._hasher.hexdigest()
+
+    def _next(self) -> bytes | None:
+        if self._broken:
+            return None
+        try:
+            chunk = next(self._chunks, None)
+        except BaseException:
+            self._broken = True
+            raise
+        if chunk is not None:
+            self._hasher.update(chunk)
+        return chunk
 
 
 class _Inflater:

@@ -6,8 +6,9 @@ would never hit). Core metadata comes from PEP 658/714 `.metadata` files when ad
 (checked against their advertised hash), else from HTTP range requests into the wheel's zip
 (`remote_zip`: tail → central directory → the METADATA member only), else, from a server that
 ignores `Range`, from the wheel read front to back only as far as its METADATA; sdists only
-yield static PKG-INFO (`lockd.sdist_metadata`, PEP 643), read from a temporary file, and nothing
-from them is ever executed.
+yield static PKG-INFO (`lockd.sdist_metadata`, PEP 643), a tar read as it arrives up to its
+PKG-INFO (then the rest only to check a listed hash), a zip from a temporary file; nothing from
+them is ever executed.
 
 Metadata is used only once it is bound to its file (`lockd.index_text.check_metadata`: its
 Name and Version are the filename's), and remembered only under that file's identity on its
@@ -22,13 +23,15 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 from __future__ import annotations
 
 import hashlib
+import io
+import shutil
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
 from tempfile import SpooledTemporaryFile
 from types import TracebackType
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from packaging.utils import NormalizedName
 
@@ -43,6 +46,7 @@ from lockd.errors import (
     UnknownProject,
     UnusableMetadata,
 )
+from lockd.index.body import HashedStream
 from lockd.index.caches import (
     HashCache,
     MetadataCache,
@@ -76,6 +80,7 @@ V = TypeVar("V")
 
 # An sdist is spooled to disk past this; only its PKG-INFO is ever read back.
 _SPOOL_BYTES = 1024 * 1024
+_READ_BYTES = 64 * 1024
 _HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
 _IDENTITY = {"Accept-Encoding": "identity"}
 # A joined fetch that another caller's deadline ended is retried while this much time is left.
@@ -234,9 +239,9 @@ class IndexClient:
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
         """Starts fetching metadata in the background, under the caller's deadline; errors surface on `fetch_metadata`."""
         for file in files:
-            if self._closed or self._cached_metadata(file) is not None:
-                continue
-            if self._metadata_flight.is_running(_identity(file)):
+            if self._closed or self._refusals.get(_identity(file)) is not None:
+                continue  # refused before: `fetch_metadata` says why
+            if self._cached_metadata(file) is not None or self._metadata_flight.is_running(_identity(file)):
                 continue
             try:
                 self._pool.submit(carry_deadline(self._prefetch_one), file)
@@ -342,17 +347,44 @@ class IndexClient:
         return archive.dist_info_metadata(file.name, file.version)
 
     def _sdist_metadata(self, file: DistFile) -> bytes:
-        options = self.options
+        with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
+            self._counters.add("whole_downloads")
+            self._fetcher.raise_for_status(response, file.url)
+            stream = HashedStream(self._fetcher.file_chunks(response, file, self._fetcher.sdist_limit))
+            if file.filename.endswith(".zip"):
+                return self._zip_sdist_metadata(file, stream)
+            try:
+                # A tar is read as it arrives, only up to its PKG-INFO (or a limit).
+                pkg_info = self._pkg_info(file, io.BufferedReader(stream, _READ_BYTES))
+            except (IndexUnavailable, SdistNeedsBuild) as exc:
+                if not isinstance(exc, ResponseTooLarge):
+                    self._verify_rest(file, stream)  # tampering explains an unreadable archive best
+                raise
+            self._verify_rest(file, stream)
+            return pkg_info
+
+    def _zip_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
+        """A zip's directory is at its end: it is spooled to a temporary file, whole and verified, first."""
         with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
-                self._counters.add("whole_downloads")
-                self._fetcher.raise_for_status(response, file.url)
-                self._fetcher.stream_verified(response, file, spool, self._fetcher.sdist_limit)
+            shutil.copyfileobj(stream, spool)
+            self._verify_rest(file, stream)
             spool.seek(0)
-            return static_pkg_info(
-                file, spool, max_bytes=options.max_metadata_bytes, max_members=options.max_archive_members,
-                max_member_bytes=options.max_sdist_member_bytes,
-            )  # fmt: skip
+            return self._pkg_info(file, spool)
+
+    def _pkg_info(self, file: DistFile, archive: IO[bytes]) -> bytes:
+        options = self.options
+        return static_pkg_info(
+            file, archive, max_bytes=options.max_metadata_bytes, max_members=options.max_archive_members,
+            max_member_bytes=options.max_sdist_member_bytes,
+        )  # fmt: skip
+
+    def _verify_rest(self, file: DistFile, stream: HashedStream) -> None:
+        """Reads the rest of a hashed file to check it; a file without a listed hash is left unread."""
+        if file.sha256 is None:
+            return
+        digest = stream.drain()
+        if digest is not None:
+            self._fetcher.verify(file, digest)
 
     # -- hashes --------------------------------------------------------------------------
 

@@ -138,6 +138,11 @@ class Fetcher:
             if sink is not None:
                 sink.write(chunk)
         digest = hasher.hexdigest()
+        self.verify(file, digest)
+        return digest
+
+    def verify(self, file: DistFile, digest: str) -> None:
+        """Raises `TamperedFile` when `digest`, of the bytes served for `file`, is not the one listed."""
         if file.sha256 is not None and digest != file.sha256:
             raise TamperedFile(
                 f"{file.filename} from {file.index_url or file.url} does not match the sha256 the index advertised",
@@ -149,7 +154,6 @@ class Fetcher:
                     "actual": digest,
                 },
             )
-        return digest
 
     def range_body(self, response: httpx.Response, file: DistFile, length: int) -> tuple[bytes, int]:
         """The body of a 206 answer to a request for `length` bytes, and the file's total size."""
