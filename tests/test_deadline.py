@@ -63,5 +63,9 @@ def test_pool_threads_get_the_deadline_only_when_carried() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool, deadline_scope(deadline):
         assert pool.submit(current_deadline).result() is None  # threads do not inherit context variables
         assert pool.submit(carry_deadline(current_deadline)).result() == deadline
-        assert list(pool.map(carry_deadline(lambda _: current_deadline()), range(3))) == [deadline] * 3
+
+        def deadline_of(_item: int) -> float | None:
+            return current_deadline()
+
+        assert list(pool.map(carry_deadline(deadline_of), range(3))) == [deadline] * 3
         assert pool.submit(current_deadline).result() is None  # and the worker does not keep it
