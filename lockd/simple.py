@@ -8,7 +8,8 @@ values, including PEP 592 yanks, PEP 658/714 core-metadata availability, PEP 700
 A page is index-supplied text: it may list at most `max_files` files (`ResponseTooLarge`
 past that), parsing checks the deadline as it goes (`lockd.deadline`), and a file whose name,
 version or requires-python does not parse within bounds (`lockd.index_text`) is skipped, or
-keeps no requires-python, as pip does; it never fails the page.
+keeps no requires-python, as pip does; it never fails the page. Past 400 lines this is still one
+job: two formats of one API, sharing every per-file rule (`_file_head`, `_dist_file`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Package indexes over HTTP: project pages, core metadata and file hashes (PEP 503, 691, 658, 714).
 
-One module per job: `client` (what to fetch and remember), `fetcher` (the HTTP, every read
-counted and checked), `body` (an answer read within byte and compression limits), `network`
+One module per job: `client` (what to fetch and remember), `metadata_reader` (how one file's
+core metadata is read), `fetcher` (the HTTP, every read counted and checked), `body` (an answer read within byte and compression limits), `network`
 (sockets that end at the caller's deadline), `remote_zip` (a wheel's METADATA through byte
 ranges, or front to back), `caches` (what is remembered, always bounded, metadata by the file's
 identity), `credentials` (HTTP Basic per index host, as pip applies them), `options` (how a

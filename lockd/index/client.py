@@ -2,19 +2,14 @@
 
 Project pages come by PEP 691 content negotiation with a PEP 503 HTML fallback and are kept
 in memory for a TTL, bounded in bytes (PyPI here strips caching headers, so revalidation
-would never hit). Core metadata comes from PEP 658/714 `.metadata` files when advertised
-(checked against their advertised hash), else from HTTP range requests into the wheel's zip
-(`remote_zip`: tail → central directory → the METADATA member only), else, from a server that
-ignores `Range`, from the wheel read front to back only as far as its METADATA; sdists only
-yield static PKG-INFO (`lockd.sdist_metadata`, PEP 643), a tar read as it arrives up to its
-PKG-INFO (then the rest only to check a listed hash), a zip from a temporary file; nothing from
-them is ever executed.
+would never hit). Core metadata is read by `metadata_reader` (PEP 658 `.metadata`, ranges into
+the wheel, a wheel streamed up to its METADATA, an sdist's static PKG-INFO), then used only once
+it is bound to its file (`lockd.index_text.check_metadata`: its Name and Version are the
+filename's) and remembered only under that file's identity on its index (`MetadataKey`);
+metadata an index gives no hash for stays with this client. A file whose metadata is unusable
+is refused with the reason (`UnusableMetadata`), and the refusal remembered.
 
-Metadata is used only once it is bound to its file (`lockd.index_text.check_metadata`: its
-Name and Version are the filename's), and remembered only under that file's identity on its
-index (`MetadataKey`); metadata an index gives no hash for stays with this client. A file whose
-metadata is unusable is refused with the reason (`UnusableMetadata`), and the refusal
-remembered. Every read is bounded (`ClientOptions.max_*`) and ends at the caller's deadline
+Every read is bounded (`ClientOptions.max_*`) and ends at the caller's deadline
 (`lockd.deadline`), also while it waits for another caller's identical fetch: those coalesce,
 and `prefetch_metadata` runs them on a thread pool so the resolver rarely waits. This module
 decides what to fetch and what to remember; `fetcher` does the HTTP.
@@ -22,16 +17,12 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import shutil
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
-from tempfile import SpooledTemporaryFile
 from types import TracebackType
-from typing import IO, TypeVar
+from typing import TypeVar
 
 from packaging.utils import NormalizedName
 
@@ -42,11 +33,9 @@ from lockd.errors import (
     ResolutionTimeout,
     ResponseTooLarge,
     SdistNeedsBuild,
-    TamperedFile,
     UnknownProject,
     UnusableMetadata,
 )
-from lockd.index.body import HashedStream
 from lockd.index.caches import (
     HashCache,
     MetadataCache,
@@ -57,13 +46,12 @@ from lockd.index.caches import (
 )
 from lockd.index.credentials import IndexCredentials
 from lockd.index.fetcher import Fetcher
+from lockd.index.metadata_reader import MetadataReader
 from lockd.index.options import ClientOptions
-from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_stream
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
-from lockd.sdist_metadata import static_pkg_info
 from lockd.simple import (
     ACCEPT_HEADER,
     JSON_CONTENT_TYPE,
@@ -78,9 +66,6 @@ __all__ = ["IndexClient"]
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# An sdist is spooled to disk past this; only its PKG-INFO is ever read back.
-_SPOOL_BYTES = 1024 * 1024
-_READ_BYTES = 64 * 1024
 _HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
 _IDENTITY = {"Accept-Encoding": "identity"}
 # A joined fetch that another caller's deadline ended is retried while this much time is left.
@@ -125,6 +110,7 @@ class IndexClient:
         options = self.options
         self._counters = FetchCounters()
         self._fetcher = Fetcher(options, self._counters)
+        self._reader = MetadataReader(self._fetcher, options, self._counters)
         # `is None`, not `or`: an empty cache has a length of 0, so it is falsy, and is still the cache.
         if metadata_cache is None:
             metadata_cache = memory_metadata_cache(options.metadata_cache_bytes)
@@ -269,7 +255,7 @@ class IndexClient:
             return cached
         self._counters.add("metadata_fetches")
         try:
-            metadata = self._sdist_metadata(file) if file.kind == "sdist" else self._wheel_metadata(file)
+            metadata = self._reader.read(file)
             check_metadata(
                 metadata,
                 filename=file.filename,
@@ -294,97 +280,6 @@ class IndexClient:
         else:
             self._metadata_cache.put(key, metadata)
         return metadata
-
-    def _wheel_metadata(self, file: DistFile) -> bytes:
-        if file.metadata_url is not None:
-            metadata = self._pep658_metadata(file, file.metadata_url)
-            if metadata is not None:
-                return metadata
-        return self._ranged_wheel_metadata(file)
-
-    def _pep658_metadata(self, file: DistFile, url: str) -> bytes | None:
-        with self._fetcher.request("GET", url) as response:
-            if response.status_code == 404:
-                return None  # advertised but missing happens; the wheel itself still has it
-            body = self._fetcher.read_ok(response, url, self._fetcher.metadata_limit)
-        actual = hashlib.sha256(body).hexdigest()
-        if file.metadata_sha256 is not None and actual != file.metadata_sha256.lower():
-            raise TamperedFile(
-                f"{file.filename}.metadata does not match the sha256 the index advertised",
-                context={"url": url, "expected": file.metadata_sha256, "actual": actual},
-            )
-        return body
-
-    def _ranged_wheel_metadata(self, file: DistFile) -> bytes:
-        limit = self.options.max_metadata_bytes
-        members = self.options.max_archive_members
-        headers = {"Range": f"bytes=-{TAIL_BYTES}", **_IDENTITY}
-        with self._fetcher.request("GET", file.url, headers=headers) as response:
-            if response.status_code == 200:
-                # The server ignored the range: read the wheel from its start, only up to its METADATA.
-                self._counters.add("whole_downloads")
-                chunks = self._fetcher.file_chunks(response, file, self._fetcher.download_limit)
-                return metadata_from_zip_stream(
-                    chunks, file.name, file.version, name=file.filename, url=file.url,
-                    max_member_bytes=limit, max_members=members,
-                )  # fmt: skip
-            if response.status_code != 206:
-                self._fetcher.raise_for_status(response, file.url)
-                raise IndexUnavailable(
-                    f"{file.url} answered {response.status_code} to a range request",
-                    context={"url": file.url},
-                )
-            self._counters.add("range_requests")
-            tail, total = self._fetcher.range_body(response, file, TAIL_BYTES)
-
-        def read_range(start: int, end: int) -> bytes:
-            return self._fetcher.read_range(file, start, end)
-
-        archive = RemoteZip(
-            read_range, total, name=file.filename, url=file.url, max_member_bytes=limit,
-            max_members=members, tail=tail,
-        )  # fmt: skip
-        return archive.dist_info_metadata(file.name, file.version)
-
-    def _sdist_metadata(self, file: DistFile) -> bytes:
-        with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
-            self._counters.add("whole_downloads")
-            self._fetcher.raise_for_status(response, file.url)
-            stream = HashedStream(self._fetcher.file_chunks(response, file, self._fetcher.sdist_limit))
-            if file.filename.endswith(".zip"):
-                return self._zip_sdist_metadata(file, stream)
-            try:
-                # A tar is read as it arrives, only up to its PKG-INFO (or a limit).
-                pkg_info = self._pkg_info(file, io.BufferedReader(stream, _READ_BYTES))
-            except (IndexUnavailable, SdistNeedsBuild) as exc:
-                if not isinstance(exc, ResponseTooLarge):
-                    self._verify_rest(file, stream)  # tampering explains an unreadable archive best
-                raise
-            self._verify_rest(file, stream)
-            return pkg_info
-
-    def _zip_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
-        """A zip's directory is at its end: it is spooled to a temporary file, whole and verified, first."""
-        with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            shutil.copyfileobj(stream, spool)
-            self._verify_rest(file, stream)
-            spool.seek(0)
-            return self._pkg_info(file, spool)
-
-    def _pkg_info(self, file: DistFile, archive: IO[bytes]) -> bytes:
-        options = self.options
-        return static_pkg_info(
-            file, archive, max_bytes=options.max_metadata_bytes, max_members=options.max_archive_members,
-            max_member_bytes=options.max_sdist_member_bytes,
-        )  # fmt: skip
-
-    def _verify_rest(self, file: DistFile, stream: HashedStream) -> None:
-        """Reads the rest of a hashed file to check it; a file without a listed hash is left unread."""
-        if file.sha256 is None:
-            return
-        digest = stream.drain()
-        if digest is not None:
-            self._fetcher.verify(file, digest)
 
     # -- hashes --------------------------------------------------------------------------
 
