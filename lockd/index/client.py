@@ -17,7 +17,7 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
@@ -26,11 +26,10 @@ from typing import TypeVar
 
 from packaging.utils import NormalizedName
 
-from lockd.deadline import carry_deadline, check_deadline, seconds_left
+from lockd.deadline import carry_deadline
 from lockd.errors import (
     IndexUnavailable,
     LockdError,
-    ResolutionTimeout,
     ResponseTooLarge,
     SdistNeedsBuild,
     UnknownProject,
@@ -68,8 +67,6 @@ V = TypeVar("V")
 
 _HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
 _IDENTITY = {"Accept-Encoding": "identity"}
-# A joined fetch that another caller's deadline ended is retried while this much time is left.
-_RETRY_SLACK = 0.05
 
 # A file as this client keeps it apart from others: listing page, URL, name and claimed hash.
 _FileIdentity = tuple[str, str, str, str | None]
@@ -177,8 +174,8 @@ class IndexClient:
         if cached is not None:
             self._counters.add("cache_hits")
             return cached
-        return _once(
-            self._page_flight, url, lambda: self._fetch_page(index_url, url, name), f"fetching {url}"
+        return self._page_flight.run_within_deadline(
+            url, lambda: self._fetch_page(index_url, url, name), f"fetching {url}"
         )
 
     def drop_pages(self) -> None:
@@ -215,8 +212,7 @@ class IndexClient:
         if cached is not None:
             self._counters.add("cache_hits")
             return cached
-        return _once(
-            self._metadata_flight,
+        return self._metadata_flight.run_within_deadline(
             _identity(file),
             lambda: self._load_metadata(file),
             f"reading {file.filename}",
@@ -291,8 +287,7 @@ class IndexClient:
         """
         if file.sha256 is not None and not verify:
             return file.sha256
-        return _once(
-            self._hash_flight,
+        return self._hash_flight.run_within_deadline(
             file.url,
             lambda: self._hash_file(file, verify=verify),
             f"hashing {file.filename}",
@@ -321,22 +316,6 @@ class IndexClient:
             size = response.headers.get("content-length") or (str(file.size) if file.size is not None else "")
             etag = response.headers.get("etag", "")
         return f"{file.url} size={size} etag={etag}"
-
-
-def _once(flight: SingleFlight[K, V], key: K, compute: Callable[[], V], doing: str) -> V:
-    """`compute()` once for all concurrent callers of `key`, each waiting only until its own deadline.
-
-    A joined fetch that another caller's deadline ended is run again under this caller's.
-    """
-    while True:
-        try:
-            return flight.run(key, compute, wait=seconds_left())
-        except TimeoutError:
-            check_deadline(doing)
-        except ResolutionTimeout:
-            left = seconds_left()
-            if left is not None and left <= _RETRY_SLACK:
-                raise
 
 
 def _page_url(index_url: str, name: NormalizedName) -> str:

@@ -12,10 +12,16 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
+from lockd.deadline import check_deadline, seconds_left
+from lockd.errors import ResolutionTimeout
+
 __all__ = ["SingleFlight"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+# A joined computation that another caller's deadline ended is run again while this much is left.
+_RETRY_SLACK = 0.05
 
 
 class SingleFlight(Generic[K, V]):
@@ -53,3 +59,20 @@ class SingleFlight(Generic[K, V]):
     def is_running(self, key: K) -> bool:
         with self._lock:
             return key in self._running
+
+    def run_within_deadline(self, key: K, compute: Callable[[], V], doing: str) -> V:
+        """`run`, each caller waiting only until its own deadline (`lockd.deadline`).
+
+        A computation joined from a caller whose deadline ended it (`ResolutionTimeout`) is run
+        again under this caller's deadline; waiting past this caller's raises `ResolutionTimeout`
+        naming `doing`.
+        """
+        while True:
+            try:
+                return self.run(key, compute, wait=seconds_left())
+            except TimeoutError:
+                check_deadline(doing)
+            except ResolutionTimeout:
+                left = seconds_left()
+                if left is not None and left <= _RETRY_SLACK:
+                    raise
