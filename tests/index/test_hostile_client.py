@@ -22,6 +22,7 @@ from fixtures.index import FixtureIndex
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionTimeout, ResponseTooLarge, UnusableMetadata
 from lockd.index import ClientOptions, IndexClient, MetadataKey, memory_metadata_cache
+from lockd.index.caches import page_size_estimate
 from lockd.simple import DistFile
 from tests.support import QuietHandler, loopback_http
 
@@ -160,3 +161,24 @@ def test_metadata_of_the_same_file_name_and_hash_on_another_index_is_never_share
 def _file(client: IndexClient, index_url: str, project: str) -> DistFile:
     page = client.project_page(index_url, canonicalize_name(project))
     return max((f for f in page.files if f.kind == "wheel"), key=lambda f: f.version)
+
+
+def test_big_pages_stay_within_the_page_cache_bound(
+    make_hostile_index: Callable[[HostileLimits], HostileIndex],
+) -> None:
+    """16 pages of 1,000 files through an 8 MiB page cache: the newest stay, the oldest are evicted.
+
+    (That the cache's byte estimate holds against tracemalloc is tests/index/test_caches.py's.)
+    """
+    hostile = make_hostile_index(HostileLimits(big_projects=16, big_page_links=1_000))
+    url = hostile.index_url("big-pages")
+    projects = [canonicalize_name(p) for p in hostile.scenario("big-pages").projects()]
+    with IndexClient(ClientOptions(page_cache_bytes=8 * MIB)) as client:
+        sizes = [page_size_estimate(client.project_page(url, project)) for project in projects]
+        assert MIB // 2 < min(sizes) and max(sizes) < MIB  # each fits (an eighth of the bound), not all
+        assert client._pages.size <= 8 * MIB < sum(sizes)
+        before = client.stats
+        client.project_page(url, projects[-1])
+        assert client.stats.cache_hits == before.cache_hits + 1  # the newest is kept
+        client.project_page(url, projects[0])
+        assert client.stats.pages == before.pages + 1  # the oldest was evicted
