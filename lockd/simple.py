@@ -298,6 +298,12 @@ def parse_json_page(
     body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
 ) -> ProjectPage:
     """A PEP 691 project page. Relative URLs resolve against `page_url`."""
+    if max_files is not None:
+        # Every file has a "url" key: counted in the text, a page of too many tiny entries is
+        # refused before json.loads turns each into a dict (~1 KiB apiece).
+        keys = (body if isinstance(body, bytes) else body.encode()).count(b'"url"')
+        if keys > max_files:
+            raise _too_many_files(page_url, keys, max_files)
     data: dict[str, Any] = json.loads(body)
     name = canonicalize_name(project)
     files: list[DistFile] = []
