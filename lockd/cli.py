@@ -22,16 +22,19 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
-from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.index import FetchStats, IndexClient
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of
+from lockd.intake import build_request
+from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
+from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.scopes import SCOPES
-from lockd.standalone import build_request, index_client, resolve_standalone
 
 __all__ = ["main"]
 
@@ -134,9 +137,18 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
 def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("requirements", type=Path, help="requirements.in (- for stdin)")
-    parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
-    parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
-    parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
+    parser.add_argument(
+        "--platform",
+        required=True,
+        help="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64"
+        " (or uv's --python-platform and conda's names)",
+    )
+    parser.add_argument("--python", required=True, help="3.11, 3.11.7, or 3.14t (free-threaded)")
+    parser.add_argument("--cuda", default=None, help="cpu, cu128, rocm6.4, xpu, …, or auto with --driver (omit for none)")
+    parser.add_argument("--glibc", default=None, help="minimum glibc of a Linux target (2.17 … 2.41; default 2.28)")
+    parser.add_argument("--musl", default=None, help="musl level of a Linux target instead of glibc (1.1 or 1.2)")
+    parser.add_argument("--macos", default=None, help="minimum macOS of a macOS target (default 13.0)")
+    parser.add_argument("--driver", default=None, help="NVIDIA driver (580.65.06) or ROCm version (rocm6.4) for --cuda auto")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
@@ -200,23 +212,40 @@ def _read_text(path: Path) -> str:
         raise LockdError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _resolve_without_server(
+    settings: Settings, request: LockRequest, index: IndexClient
+) -> tuple[Lock, ResolveStats, FetchStats]:
+    """No database, no lease: one index client with in-memory caches, a progress line on a TTY."""
+    if sys.stderr.isatty():
+        with _Progress(sys.stderr, index) as progress:
+            lock, stats = timed_resolve(request, index, settings.resolve_timeout, progress)
+    else:
+        lock, stats = timed_resolve(request, index, settings.resolve_timeout)
+    return lock, stats, index.stats
+
+
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
         settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
-    request = build_request(
-        settings,
-        requirements=_read_text(args.requirements),
-        constraints="" if args.constraints is None else _read_text(args.constraints),
-        target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
-    )
-    with index_client(settings) as index:
-        if sys.stderr.isatty():
-            with _Progress(sys.stderr, index) as progress:
-                lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
-        else:
-            lock, stats, fetched = resolve_standalone(settings, request, index=index)
+    target = {
+        name: getattr(args, name)
+        for name in ("platform", "python", "cuda", "glibc", "musl", "macos", "driver")
+        if getattr(args, name) is not None
+    }
+    with IndexClient.from_options(settings.client_options()) as index:
+        request = build_request(
+            requirements=_read_text(args.requirements),
+            constraints="" if args.constraints is None else _read_text(args.constraints),
+            target=target,
+            index_plan=settings.index_plan,
+            options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
+            max_requirements=settings.max_requirements,
+            offers=variant_offers(index, settings.index_plan),
+        )
+        if request.selection is not None and sys.stderr.isatty():
+            print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
+        lock, stats, fetched = _resolve_without_server(settings, request, index)
     content = render(lock, args.format)
     if args.output is None:
         sys.stdout.buffer.write(content)
@@ -332,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        install_table(settings.accelerator_table)
         result: int = args.run(args, settings)
     except LockdError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

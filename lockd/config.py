@@ -7,7 +7,7 @@ Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
 them (index plans, input digests, locks, stored rows, messages); only `index_credentials` does,
 and only the `IndexClient` reads it, through `client_options()`. Settings import the index's
-credentials and options modules, never its client.
+credentials and options modules, never its client; `index_plan()` routes a target's projects.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lockd.accelerator import TORCH_FAMILY
+from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
 from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
-from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
+from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
+from lockd.target import PLATFORMS, Target
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
@@ -82,8 +83,12 @@ class Settings(BaseSettings):
     max_archive_members: int = Field(default=_CLIENT_DEFAULTS.max_archive_members, ge=1)
     max_sdist_member_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
     max_download_bytes: int = Field(default=_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
+    # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
+    # checked at start, installed by the entry points in place of the shipped one.
+    accelerators_file: Path | None = None
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
+    _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -106,6 +111,31 @@ class Settings(BaseSettings):
         settings = handler(data)
         settings._credentials = credentials
         return settings
+
+    @model_validator(mode="after")
+    def _read_accelerators_file(self) -> Settings:
+        if self.accelerators_file is None:
+            return self
+        try:
+            table = load_table(self.accelerators_file)
+        except InvalidAcceleratorTable as exc:
+            problem = f"LOCKD_ACCELERATORS_FILE: {exc.message}"
+            raise InvalidConfiguration(
+                f"invalid configuration: {problem}",
+                hint="fix the file, or unset LOCKD_ACCELERATORS_FILE to use the shipped table",
+                context={"problems": [problem]},
+            ) from None
+        unknown = sorted({p for v in table.variants.values() for p in v.platforms} - set(PLATFORMS))
+        if unknown:
+            problem = f"LOCKD_ACCELERATORS_FILE: unknown platforms {', '.join(unknown)} (known: {', '.join(PLATFORMS)})"
+            raise InvalidConfiguration(f"invalid configuration: {problem}", context={"problems": [problem]})
+        self._accelerators = table
+        return self
+
+    @property
+    def accelerator_table(self) -> AcceleratorTable | None:
+        """The operator's accelerator table; None: the shipped one."""
+        return self._accelerators
 
     @field_validator("database_url")
     @classmethod
@@ -150,6 +180,15 @@ class Settings(BaseSettings):
             max_archive_members=self.max_archive_members,
             max_sdist_member_bytes=self.max_sdist_member_bytes,
             max_download_bytes=self.max_download_bytes,
+        )
+
+    def index_plan(self, target: Target) -> IndexPlan:
+        """Which index serves which project for `target` under this configuration (no credentials)."""
+        return plan_for(
+            target,
+            default_url=self.index_url,
+            pytorch_base=self.pytorch_index_url,
+            family=self.torch_family_names,
         )
 
     def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:

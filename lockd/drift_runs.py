@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -40,7 +41,6 @@ from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.service import Service
-from lockd.standalone import index_client
 from lockd.store import LockSummary, queries, transaction
 from lockd.store import drift as drift_store
 
@@ -216,9 +216,8 @@ class DriftRuns:
     def _drift_index(self) -> IndexClient:
         settings = self._service.settings
         # Fresh at the start of the run, shared within it.
-        return index_client(
-            settings, page_ttl=max(settings.page_ttl, 3600.0), metadata_cache=self._service.metadata_cache
-        )
+        options = replace(settings.client_options(), page_ttl=max(settings.page_ttl, 3600.0))
+        return IndexClient.from_options(options, metadata_cache=self._service.metadata_cache)
 
     def _check_one(self, summary: LockSummary, index: IndexClient) -> DriftReport:
         """Both halves of drift for one lock. Never raises a LockdError: failures become findings."""

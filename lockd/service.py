@@ -34,12 +34,13 @@ from lockd.config import Settings
 from lockd.errors import LockdError, NotFound
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
+from lockd.intake import build_request
 from lockd.leases import HeldLease, Leases
-from lockd.lock import Lock
+from lockd.lock import Lock, accelerator_runtime_of
 from lockd.memory_cache import BoundedCache
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
-from lockd.standalone import ResolveStats, build_request, index_client, timed_resolve
+from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.store import (
     DatabaseHashCache,
     DatabaseMetadataCache,
@@ -109,10 +110,6 @@ def _render_all(lock: Lock) -> list[LockFileRecord]:
     return files
 
 
-def _file_size(file: LockFile) -> int:
-    return len(file.content)
-
-
 class Service:
     """lockd's lock operations over one database and one shared index client. Thread-safe."""
 
@@ -126,7 +123,7 @@ class Service:
         # `created`, `refreshed`, `unchanged` or an error code. Set by the HTTP layer's metrics.
         self.on_resolution: Callable[[str, float], None] | None = None
         self._files: BoundedCache[tuple[str, str], LockFile] = BoundedCache(
-            _FILE_CACHE_BYTES, sizeof=_file_size
+            _FILE_CACHE_BYTES, sizeof=lambda file: len(file.content)
         )
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
 
@@ -134,7 +131,9 @@ class Service:
     def open(cls, settings: Settings) -> Service:
         engine = open_engine(settings.database_url)
         metadata_cache = DatabaseMetadataCache(engine)
-        index = index_client(settings, metadata_cache=metadata_cache, hash_cache=DatabaseHashCache(engine))
+        index = IndexClient.from_options(
+            settings.client_options(), metadata_cache=metadata_cache, hash_cache=DatabaseHashCache(engine)
+        )
         service = cls(settings, engine, index)
         service.metadata_cache = metadata_cache
         return service
@@ -177,7 +176,13 @@ class Service:
         options: LockOptions | None = None,
     ) -> LockRequest:
         return build_request(
-            self.settings, requirements=requirements, target=target, constraints=constraints, options=options
+            requirements=requirements,
+            target=target,
+            index_plan=self.settings.index_plan,
+            constraints=constraints,
+            options=options,
+            max_requirements=self.settings.max_requirements,
+            offers=variant_offers(self.index, self.settings.index_plan),
         )
 
     def _take_turn(
@@ -237,10 +242,8 @@ class Service:
 
         (current, created), lock, stats, started = self._resolve_and_store(turn, request, store)
         self._observe("created" if created else "discarded", started)
-        log.info(
-            "resolved",
-            extra={"input_digest": digest, "lock_digest": lock.digest, "seconds": round(stats.seconds, 3)},
-        )
+        seconds = round(stats.seconds, 3)
+        log.info("resolved", extra={"input_digest": digest, "lock_digest": lock.digest, "seconds": seconds})
         return LockResult(input_digest=digest, revision=Revision.of(current), created=created, stats=stats)
 
     def _observe(self, outcome: str, started: float) -> None:
@@ -377,6 +380,12 @@ class Service:
         if found is None:  # a revision's lock and files are written with it, in one transaction
             raise NotFound(f"no lock {digest}", context={"lock_digest": digest})
         return Revision.of(current), found
+
+    def accelerator_runtimes(self, lock_digests: list[str]) -> dict[str, str]:
+        """Lock digest → the GPU runtime a lock without a variant pulls (only locks that pull one)."""
+        heads = read(self.engine, lambda conn: queries.lock_heads(conn, lock_digests))
+        found = {digest: accelerator_runtime_of(head) for digest, head in heads.items()}
+        return {digest: runtime for digest, runtime in found.items() if runtime is not None}
 
     def list_locks(
         self,

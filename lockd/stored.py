@@ -96,6 +96,7 @@ class StoredInput:
     cuda: str | None
     requirements: tuple[str, ...]
     constraints: tuple[str, ...]
+    target: tuple[tuple[str, str | None], ...] = ()  # the canonical target, levels and driver included
 
     @classmethod
     def of(cls, record: InputRecord) -> StoredInput:
@@ -108,4 +109,5 @@ class StoredInput:
             cuda=target["cuda"],
             requirements=tuple(canonical["requirements"]),
             constraints=tuple(canonical["constraints"]),
+            target=tuple(target.items()),
         )

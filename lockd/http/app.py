@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
 from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
@@ -25,6 +26,7 @@ from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
 from lockd.http.middleware import RequestObserver
 from lockd.http.problems import install_problem_handlers
+from lockd.http.unknown import reject_unknown_query
 from lockd.scheduler import start_drift_scheduler
 from lockd.service import Service
 
@@ -39,6 +41,7 @@ _READ_THREADS = 4
 
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
+    install_table(settings.accelerator_table)
     owned = service is None
     active = service if service is not None else Service.open(settings)
     drift_runs = DriftRuns(active)
@@ -61,6 +64,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         version=__version__,
         summary="Dependency locks for ML images: resolve requirements.in for a target, store by digest, serve.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     metrics = Metrics(active)
     metrics.registry.register(DriftCollector(drift_runs))

@@ -206,6 +206,17 @@ _LIVE_TOKEN = select(schema.tokens).where(
 )
 
 
+def lock_heads(conn: Connection, lock_digests: list[str], size: int = 256) -> dict[str, bytes]:
+    """The first `size` bytes of each lock's canonical JSON: its first keys, for listings."""
+    if not lock_digests:
+        return {}
+    locks = schema.locks
+    statement = select(locks.c.digest, func.substr(locks.c.canonical, 1, size)).where(
+        locks.c.digest.in_(sorted(set(lock_digests)))
+    )
+    return {row[0]: bytes(row[1]) for row in conn.execute(statement)}
+
+
 def get_lock_file(conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
     row = conn.execute(_LOCK_FILE, {"lock_digest": lock_digest, "fmt": fmt}).first()
     if row is None:
