@@ -35,6 +35,7 @@ from lockd.target import PLATFORMS, Target
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
+_CLIENT_DEFAULTS = ClientOptions()
 _INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
 
 
@@ -72,6 +73,17 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # What lockd reads from an index at most (see `ClientOptions` for why each default fits
+    # real indexes): past a limit, a page is refused and a file's version ruled out.
+    max_page_bytes: int = Field(default=_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
+    max_page_files: int = Field(default=_CLIENT_DEFAULTS.max_page_files, ge=1)
+    max_compression_ratio: int = Field(default=_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
+    max_metadata_bytes: int = Field(default=_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
+    max_requires_dist: int = Field(default=_CLIENT_DEFAULTS.max_requires_dist, ge=1)
+    max_sdist_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
+    max_archive_members: int = Field(default=_CLIENT_DEFAULTS.max_archive_members, ge=1)
+    max_sdist_member_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
+    max_download_bytes: int = Field(default=_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
     # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
     # checked at start, installed by the entry points in place of the shipped one.
     accelerators_file: Path | None = None
@@ -170,6 +182,15 @@ class Settings(BaseSettings):
             max_connections=self.http_max_connections,
             page_ttl=self.page_ttl,
             credentials=self.index_credentials,
+            max_page_bytes=self.max_page_bytes,
+            max_page_files=self.max_page_files,
+            max_compression_ratio=self.max_compression_ratio,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_requires_dist=self.max_requires_dist,
+            max_sdist_bytes=self.max_sdist_bytes,
+            max_archive_members=self.max_archive_members,
+            max_sdist_member_bytes=self.max_sdist_member_bytes,
+            max_download_bytes=self.max_download_bytes,
         )
 
     def index_plan(self, target: Target) -> IndexPlan:

@@ -15,6 +15,7 @@ from typing import TypeAlias
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
+from lockd.deadline import carry_deadline
 from lockd.inputs import LockRequest
 from lockd.lock import ROOT, Lock, LockedFile, LockedPackage
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, Identity, ProjectCandidate
@@ -46,7 +47,9 @@ def build_lock(
             via[name].add(CONSTRAINTS_VIA)
     files = {name: _lock_files(candidate) for name, candidate in pinned.items()}
     all_files = [f for chosen in files.values() for f in chosen]
-    hashes = dict(zip((f.url for f in all_files), pool.map(index.file_sha256, all_files), strict=True))
+    hashes = dict(
+        zip((f.url for f in all_files), pool.map(carry_deadline(index.file_sha256), all_files), strict=True)
+    )
     packages = []
     for name, candidate in pinned.items():
         locked = tuple(LockedFile(f.filename, f.url, hashes[f.url], f.size, f.kind) for f in files[name])

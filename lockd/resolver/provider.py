@@ -26,7 +26,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
-from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
+from lockd.deadline import carry_deadline
+from lockd.errors import LockdError, ResolutionTimeout, UnknownProject, UnusableMetadata
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
     PYTHON,
@@ -34,6 +35,7 @@ from lockd.resolver.candidates import (
     AnyRequirement,
     Identifier,
     Identity,
+    InvalidMetadata,
     InvalidMetadataIdentity,
     ProjectCandidate,
     ProjectRequirement,
@@ -183,7 +185,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                     continue
                 self._seen.add(requirement.identity)
             try:
-                self._pool.submit(self._warm, requirement)
+                self._pool.submit(carry_deadline(self._warm), requirement)
             except RuntimeError:
                 return  # the pool is shutting down
 
@@ -350,8 +352,20 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         with self._seen_lock:
             parsed = self._parsed.get((file.url, extra))
         if parsed is None:
-            raw = self._index.fetch_metadata(file)
-            parsed = parse_dependencies(self.target, candidate, raw, extra)
+            try:
+                raw = self._index.fetch_metadata(file)
+            except UnusableMetadata as exc:
+                # The file's metadata names another file or is over a limit: this version is out.
+                unusable = InvalidMetadata(
+                    name=candidate.name,
+                    version=candidate.version,
+                    line=None,
+                    reason=exc.message,
+                    code=exc.code,
+                )
+                parsed = (None, [unusable])
+            else:
+                parsed = parse_dependencies(self.target, candidate, raw, extra)
             with self._seen_lock:
                 parsed = self._parsed.setdefault((file.url, extra), parsed)
         return parsed

@@ -17,6 +17,7 @@ from packaging.version import Version
 from resolvelib.resolvers import Criterion, ResolverException
 
 from lockd import accelerator
+from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionImpossible
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
@@ -75,8 +76,13 @@ def resolve(
     `IndexUnavailable`, `TamperedFile`, `CudaMismatch`. `preferences` are versions tried first
     where they still satisfy and install (a name's current pins: only what a change needs moves).
     """
-    # Wide enough for the prefetch walk: its workers mostly wait on the network.
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockd-resolve") as pool:
+    # Every network read and long loop under this call ends at `deadline` (`lockd.deadline`);
+    # the provider hands it to its pool threads. Wide enough for the prefetch walk: its
+    # workers mostly wait on the network.
+    with (
+        deadline_scope(deadline),
+        ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockd-resolve") as pool,
+    ):
         provider = Provider(request, index, pool, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []
         for item in request.requirements:

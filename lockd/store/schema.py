@@ -130,11 +130,18 @@ revisions = Table(
     Index(None, "lock_digest"),
 )
 
+# Core metadata by the identity of its file on its index (`lockd.index.MetadataKey`): `key` is
+# the sha256 of (page_url, filename, sha256), the columns say what it is of. Never by the
+# claimed sha256 alone: that let one index's metadata answer for another's file.
 dist_metadata = Table(
     "dist_metadata",
     metadata,
-    _digest("sha256", primary_key=True),
+    _digest("key", primary_key=True),
+    Column("page_url", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    _digest("sha256", nullable=False),
     Column("metadata", LargeBinary, nullable=False),
+    _digest_check("key"),
     _digest_check("sha256"),
 )
 
