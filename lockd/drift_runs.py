@@ -4,9 +4,12 @@
 at a time across replicas: a run takes the drift lease (`lockd.leases`) without waiting and
 renews it, with the run's heartbeat, every LOCKD_DRIFT_LEASE_TTL / 4 seconds; a run whose
 heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown and recorded as
-abandoned. The locks are checked on a small thread pool and each verdict is stored as it
-arrives. `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
-background and answers once the run is recorded (the HTTP API).
+abandoned. The locks are checked LOCKD_DRIFT_WORKERS at a time and each verdict is stored as it
+arrives. Each lock has its own budget (LOCKD_DRIFT_LOCK_TIMEOUT), past which it is reported
+unresolvable and not waited for (`lockd.work_deadlines`): one lock that an index never finishes
+serving cannot hold the run, nor the drift lease and so every later run. `run` runs in the
+caller's thread (the CLI, the scheduler); `start` runs in the background and answers once the
+run is recorded (the HTTP API).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 
 import httpx
@@ -33,7 +35,7 @@ from lockd.drift import (
     drift_for,
 )
 from lockd.drift_views import DriftRunView, stale_before
-from lockd.errors import LockdError, NotFound
+from lockd.errors import IndexUnavailable, LockdError, NotFound, ResolutionTimeout
 from lockd.index import IndexClient
 from lockd.inputs import LockRequest
 from lockd.leases import HeldLease, Leases
@@ -43,6 +45,7 @@ from lockd.service import Service
 from lockd.standalone import index_client
 from lockd.store import LockSummary, queries, transaction
 from lockd.store import drift as drift_store
+from lockd.work_deadlines import run_within_deadlines
 
 __all__ = ["DriftRuns"]
 
@@ -51,6 +54,28 @@ log = logging.getLogger(__name__)
 _DRIFT_PAGE_SIZE = 500
 _WEBHOOK_TIMEOUT = 10.0
 _LEASE_KEY = "drift"
+# Checks given up on whose threads still run, per worker, before the rest go unchecked.
+_STUCK_PER_WORKER = 2
+
+
+def _timed_out(summary: LockSummary, budget: float) -> DriftReport:
+    message = f"not checked within {budget:g} s (the index was too slow); the next run checks it again"
+    return _unresolvable(summary, message, ResolutionTimeout.code)
+
+
+def _unchecked(summary: LockSummary, stuck: int) -> DriftReport:
+    message = f"not checked: {stuck} checks of this run are stuck on the index; the next run checks it again"
+    return _unresolvable(summary, message, IndexUnavailable.code)
+
+
+def _unresolvable(summary: LockSummary, message: str, code: str) -> DriftReport:
+    return DriftReport(
+        input_digest=summary.input_digest,
+        lock_digest=summary.lock_digest,
+        status="unresolvable",
+        findings=(Finding(kind="unresolvable", message=message, code=code),),
+        fresh_lock_digest=None,
+    )
 
 
 class _Progress:
@@ -240,34 +265,50 @@ class DriftRuns:
             fresh = exc
         return drift_for(lock, fresh, file_findings)
 
+    def _lock_budget(self) -> float:
+        settings = self._service.settings
+        return settings.drift_lock_timeout or settings.resolve_timeout + settings.lease_ttl
+
     def _check_all(
         self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
     ) -> None:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"lockd-drift-{run.run_id}")
-        try:
-            futures: dict[Future[DriftReport], LockSummary] = {
-                pool.submit(self._check_one, summary, index): summary for summary in inputs
-            }
-            for future in as_completed(futures):
-                summary = futures[future]
-                report = future.result()
-                with transaction(self._service.engine, write=True) as conn:
-                    drift_store.put_report(conn, run.run_id, summary.revision, report, now=datetime.now(UTC))
-                run.counts[report.status] += 1
-                run.checked += 1
-                log.info(
-                    "drift run %s: %d/%d locks checked; %s is %s",
-                    run.run_id,
-                    run.checked,
-                    len(inputs),
-                    summary.input_digest[:12],
-                    report.status,
-                )
-                if run.lease.lost:
-                    raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
-        finally:
-            # On failure, do not wait for locks nobody will record.
-            pool.shutdown(wait=True, cancel_futures=True)
+        budget = self._lock_budget()
+
+        def overdue(summary: LockSummary) -> None:
+            log.warning(
+                "drift run %s: %s not checked within %g s", run.run_id, summary.input_digest[:12], budget
+            )
+            self._record(run, summary, _timed_out(summary, budget), total=len(inputs))
+
+        run_within_deadlines(
+            inputs,
+            lambda summary: self._check_one(summary, index),
+            workers=max(1, workers),
+            budget=budget,
+            max_stuck=max(1, workers) * _STUCK_PER_WORKER,
+            on_done=lambda summary, report: self._record(run, summary, report, total=len(inputs)),
+            on_overdue=overdue,
+            on_skipped=lambda summary, stuck: self._record(
+                run, summary, _unchecked(summary, stuck), total=len(inputs)
+            ),
+            name=f"lockd-drift-{run.run_id}",
+        )
+
+    def _record(self, run: _Progress, summary: LockSummary, report: DriftReport, *, total: int) -> None:
+        with transaction(self._service.engine, write=True) as conn:
+            drift_store.put_report(conn, run.run_id, summary.revision, report, now=datetime.now(UTC))
+        run.counts[report.status] += 1
+        run.checked += 1
+        log.info(
+            "drift run %s: %d/%d locks checked; %s is %s",
+            run.run_id,
+            run.checked,
+            total,
+            summary.input_digest[:12],
+            report.status,
+        )
+        if run.lease.lost:
+            raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
 
     def _finish(
         self, run: _Progress, *, status: drift_store.RunStatus, started: float, error: str | None

@@ -20,6 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from lockd.accelerator import Accelerator, AcceleratorKind, parse_variant
 from lockd.errors import InvalidTarget
+from lockd.limits import PYTHON_CHARS
 
 __all__ = [
     "PLATFORMS",
@@ -132,7 +133,13 @@ PLATFORMS: Mapping[str, Platform] = {
 
 
 def parse_python(text: str) -> Version:
-    """`3.11` means 3.11.0 (installs on every 3.11.x); `3.11.7` is taken as given."""
+    """`3.11` means 3.11.0 (installs on every 3.11.x); `3.11.7` is taken as given.
+
+    At most `PYTHON_CHARS` characters, as given and as stored: a longer one would resolve and
+    then be refused by the store (and a number past 4,300 digits is not even an int).
+    """
+    if len(text.strip()) > PYTHON_CHARS:
+        raise _too_long(text)
     try:
         version = Version(text.strip())
     except InvalidVersion:
@@ -148,7 +155,18 @@ def parse_python(text: str) -> Version:
             hint=f"supported: {PYTHON_MIN[0]}.{PYTHON_MIN[1]} to {PYTHON_MAX[0]}.{PYTHON_MAX[1]}",
             context={"field": "python", "value": text},
         )
-    return Version(".".join(str(part) for part in (*release, 0, 0)[:3]))
+    normal = Version(".".join(str(part) for part in (*release, 0, 0)[:3]))
+    if len(str(normal)) > PYTHON_CHARS:
+        raise _too_long(text)
+    return normal
+
+
+def _too_long(text: str) -> InvalidTarget:
+    shown = text.strip()[:PYTHON_CHARS] + "…"
+    return InvalidTarget(
+        f"Python version {shown!r} is longer than {PYTHON_CHARS} characters",
+        context={"field": "python", "value": shown, "limit": PYTHON_CHARS},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

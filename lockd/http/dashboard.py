@@ -25,6 +25,7 @@ from lockd.drift_runs import DriftRuns
 from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
 from lockd.errors import InvalidRequest, NotFound
 from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.service import Service
 
 __all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
@@ -214,9 +215,9 @@ async def dashboard(
     runs: DriftRunsDep,
     *,
     status: Annotated[str | None, Query()] = None,
-    platform: Annotated[str | None, Query()] = None,
-    python: Annotated[str | None, Query()] = None,
-    cuda: Annotated[str | None, Query()] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[str | None, Query(max_length=CUDA_CHARS)] = None,
 ) -> HTMLResponse:
     context = await in_read_thread(
         request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)

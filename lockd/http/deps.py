@@ -9,6 +9,7 @@ which bounds how long a revoked token keeps working.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -86,5 +87,7 @@ def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
                 f"this token lacks the {scope!r} scope",
                 context={"required": scope, "granted": sorted(scopes)},
             )
+        # Who to charge for new resolutions (`lockd.http.admission`): the token's hash, never the token.
+        request.state.token_key = hashlib.sha256(token.encode("utf-8")).hexdigest()
 
     return check

@@ -18,7 +18,8 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
-from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
+from lockd.http.admission import resolve_admitted
+from lockd.http.deps import ServiceDep, in_read_thread, requires
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
     FileName,
@@ -33,7 +34,8 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
-from lockd.render import FORMATS
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
+from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_python
@@ -80,10 +82,15 @@ def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> L
 
 
 async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
-    def work() -> LockResult:
-        return service.lock(build())
+    def lookup() -> tuple[LockRequest, LockResult | None]:
+        lock_request = build()
+        stored = service.stored_lock_and_file(lock_request, DEFAULT_FORMAT)
+        return lock_request, None if stored is None else stored[0]
 
-    result = await in_thread(request, work)
+    # As for `POST /lock`: a stored input is one read; only a new one is admitted to resolve.
+    lock_request, result = await in_read_thread(request, lookup)
+    if result is None:
+        result = await resolve_admitted(request, lock_request.digest, lambda: service.lock(lock_request))
     request.app.state.metrics.observe_lock(result)
     return result
 
@@ -137,11 +144,16 @@ async def post_lock(
     *,
     request: Request,
     service: ServiceDep,
-    python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS, description="3.11 or 3.11.7")] = None,
     platform: Annotated[
-        str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+        str | None,
+        Query(
+            max_length=PLATFORM_CHARS, description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64"
+        ),
     ] = None,
-    cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
+    cuda: Annotated[
+        str | None, Query(max_length=CUDA_CHARS, description="cpu, cu118, cu121, cu124, … or 12.4")
+    ] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
 ) -> Response:
@@ -170,7 +182,9 @@ async def post_lock(
         return locked, service.lock_file(locked.lock_digest, fmt)
 
     lock_request, stored = await in_read_thread(request, lookup)
-    result, record = stored if stored is not None else await in_thread(request, resolve)
+    result, record = (
+        stored if stored is not None else await resolve_admitted(request, lock_request.digest, resolve)
+    )
     request.app.state.metrics.observe_lock(result)
     headers = {
         "Input-Digest": result.input_digest,
@@ -240,9 +254,11 @@ async def list_locks(
     *,
     request: Request,
     service: ServiceDep,
-    platform: str | None = None,
-    python: str | None = None,
-    cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[
+        str | None, Query(max_length=CUDA_CHARS, description="a variant, or `none` for locks without one")
+    ] = None,
     package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
@@ -361,7 +377,7 @@ async def get_lock_file(
     responses=_ERRORS,
 )
 async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
-    result = await in_thread(request, lambda: service.refresh(input_digest))
+    result = await resolve_admitted(request, input_digest, lambda: service.refresh(input_digest))
     return RefreshInfo(
         input_digest=input_digest,
         changed=result.changed,

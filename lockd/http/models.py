@@ -1,15 +1,23 @@
-"""Pydantic models of the HTTP API (pydantic lives only at the edge)."""
+"""Pydantic models of the HTTP API (pydantic lives only at the edge).
+
+Every model a client sends is an `IntakeModel`: unknown fields are refused, and so is text
+that is not Unicode. JSON may spell a lone UTF-16 surrogate (`"\\ud800"`), which Python
+decodes into a `str` that no UTF-8 encoder accepts; taken in, it failed later, in the store
+or in the answer, as a 500.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.render import FILE_NAMES
 
 __all__ = [
+    "IntakeModel",
     "LockBody",
     "LockInfo",
     "LockLinks",
@@ -29,25 +37,51 @@ else:
     FileName = Literal[FILE_NAMES]
 
 
-class TargetBody(BaseModel):
+def _refuse_lone_surrogates(data: object) -> None:
+    # A loop, not recursion: JSON nested as deep as the parser allows must not overflow here.
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code = ord(value[exc.start])
+                raise ValueError(
+                    f"text holds an unpaired surrogate (\\u{code:04x}) at character {exc.start}: it is not Unicode"
+                ) from None
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
+class IntakeModel(BaseModel):
+    """A body a client sends: no unknown fields, and only Unicode text in keys and values."""
+
     model_config = ConfigDict(extra="forbid")
 
-    platform: str = Field(examples=["linux_x86_64"])
-    python: str = Field(examples=["3.11"])
-    cuda: str | None = Field(default=None, examples=["cu124"])
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        _refuse_lone_surrogates(data)
+        return data
 
 
-class OptionsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TargetBody(IntakeModel):
+    platform: str = Field(max_length=PLATFORM_CHARS, examples=["linux_x86_64"])
+    python: str = Field(max_length=PYTHON_CHARS, examples=["3.11"])
+    cuda: str | None = Field(default=None, max_length=CUDA_CHARS, examples=["cu124"])
 
+
+class OptionsBody(IntakeModel):
     prereleases: bool = False
     as_of: datetime | None = None
 
 
-class LockBody(BaseModel):
+class LockBody(IntakeModel):
     """`requirements` and `constraints` are requirements.in text, or a list of lines."""
-
-    model_config = ConfigDict(extra="forbid")
 
     requirements: str | list[str] = Field(max_length=1_000_000, examples=["torch==2.5.1\nnumpy\n"])
     constraints: str | list[str] = ""
