@@ -74,10 +74,12 @@ class Settings(BaseSettings):
     # unset: the resolution budget plus one lease TTL.
     drift_lock_timeout: float | None = Field(default=None, gt=0)
     # Hostile clients (each limit per process): the whole request body must arrive within
-    # body_timeout seconds (408); at most max_resolutions new resolutions run at once (503 with
-    # Retry-After); with token_resolutions_per_minute, one token starts at most that many a
-    # minute (429); max_connections is uvicorn's --limit-concurrency (unset: no limit).
+    # body_timeout seconds (408); at most max_body_reads bodies are read at once and at most
+    # max_resolutions new resolutions run at once (503 with Retry-After); with
+    # token_resolutions_per_minute, one token starts at most that many a minute (429);
+    # max_connections is uvicorn's --limit-concurrency (unset: no limit).
     body_timeout: float = Field(default=30.0, gt=0)
+    max_body_reads: int = Field(default=256, ge=1)
     max_resolutions: int = Field(default=32, ge=1)
     token_resolutions_per_minute: float | None = Field(default=None, gt=0)
     max_connections: int | None = Field(default=None, ge=1)

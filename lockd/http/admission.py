@@ -23,21 +23,16 @@ from fastapi import Request
 
 from lockd.errors import LockdError
 from lockd.http.deps import in_thread
+from lockd.http.problems import ServerBusy
 from lockd.memory_cache import BoundedCache
 
-__all__ = ["Admission", "RateLimited", "ServerBusy", "resolve_admitted"]
+__all__ = ["Admission", "RateLimited", "resolve_admitted"]
 
 _T = TypeVar("_T")
 # A busy server frees a slot when some resolution ends: a few seconds is the usual wait.
 _BUSY_RETRY_SECONDS = 5
 # Buckets of tokens seen recently; an evicted bucket is full again, which only ever admits more.
 _BUCKETS = 10_000
-
-
-class ServerBusy(LockdError):
-    code = "server-busy"
-    status = 503
-    title = "Too many resolutions running"
 
 
 class RateLimited(LockdError):

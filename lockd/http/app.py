@@ -25,7 +25,7 @@ from lockd.http.admission import Admission
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
-from lockd.http.middleware import RequestObserver
+from lockd.http.middleware import BodyLimits, RequestObserver
 from lockd.http.problems import install_problem_handlers
 from lockd.scheduler import start_drift_scheduler
 from lockd.service import Service
@@ -88,12 +88,10 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         docs.router,
     ):
         app.include_router(router)
-    app.add_middleware(
-        RequestObserver,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.body_timeout,
-        metrics=metrics,
+    limits = BodyLimits(
+        max_bytes=settings.max_body_bytes, timeout=settings.body_timeout, max_reads=settings.max_body_reads
     )
+    app.add_middleware(RequestObserver, limits=limits, metrics=metrics)
     return app
 
 

@@ -29,7 +29,9 @@ __all__ = [
     "ERROR_RESPONSES",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_SCHEMA",
+    "ServerBusy",
     "install_problem_handlers",
+    "problem_bytes",
     "problem_response",
 ]
 
@@ -74,6 +76,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )
 }
 
+
+class ServerBusy(LockdError):
+    """This process is at one of its limits (bodies being read, resolutions running): come back
+    after `retry_after_seconds`, which the answer's `Retry-After` repeats."""
+
+    code = "server-busy"
+    status = 503
+    title = "Server busy"
+
+
 # The userinfo of a URL (`https://user:token@mirror/simple/`): index URLs come from configuration
 # and reach error messages (an unknown project names its index); their credentials must not.
 _USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
@@ -101,6 +113,49 @@ _HTTP_CODES = {
 }
 
 
+def problem_bytes(error: LockdError, *, instance: str, request_id: str | None) -> bytes:
+    """`error` as the problem+json body `problem_response` sends (for answers made below FastAPI)."""
+    return _problem_json(
+        status=error.status,
+        code=error.code,
+        title=error.title,
+        detail=error.message,
+        instance=instance,
+        hint=error.hint,
+        context=error.context,
+        request_id=request_id,
+    )
+
+
+def _problem_json(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    hint: str | None,
+    context: dict[str, Any] | None,
+    request_id: str | None,
+) -> bytes:
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": _redact(detail),
+        "code": code,
+        "instance": instance,
+    }
+    if hint:
+        body["hint"] = _redact(hint)
+    if context:
+        body["context"] = _redact(jsonable(context))
+    if request_id:
+        body["request_id"] = request_id
+    # backslashreplace: a lone surrogate a client sent (and an error quotes) is no UTF-8.
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
 def problem_response(
     request: Request,
     *,
@@ -112,23 +167,16 @@ def problem_response(
     context: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": _TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": _redact(detail),
-        "code": code,
-        "instance": request.url.path,
-    }
-    if hint:
-        body["hint"] = _redact(hint)
-    if context:
-        body["context"] = _redact(jsonable(context))
-    request_id = getattr(request.state, "request_id", None)
-    if request_id:
-        body["request_id"] = request_id
-    # backslashreplace: a lone surrogate a client sent (and an error quotes) is no UTF-8.
-    content = json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    content = _problem_json(
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        instance=request.url.path,
+        hint=hint,
+        context=context,
+        request_id=getattr(request.state, "request_id", None),
+    )
     return Response(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
