@@ -50,6 +50,15 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=None,
+        help="open connections per worker before answering 503 (default LOCKD_MAX_CONNECTIONS, else no limit)",
+    )
+    parser.add_argument(
+        "--timeout-keep-alive", type=int, default=5, help="seconds an idle connection stays open (default 5)"
+    )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,6 +76,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        limit_concurrency=args.limit_concurrency or settings.max_connections,
+        timeout_keep_alive=args.timeout_keep_alive,
     )
     return 0
 

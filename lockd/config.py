@@ -97,6 +97,21 @@ class Settings(BaseSettings):
     webhook_format: Literal["json", "slack"] = "json"
     # How long a dashboard sign-in (a read token exchanged for a cookie) lasts.
     session_ttl: float = Field(default=3600.0, gt=0, le=7 * 86400.0)
+    # How long a drift run waits for one lock before reporting it unresolvable and moving on;
+    # unset: the resolution budget plus one lease TTL.
+    drift_lock_timeout: float | None = Field(default=None, gt=0)
+    # Hostile clients (each limit per process): the whole request body must arrive within
+    # body_timeout seconds (408); at most max_body_reads bodies are read at once and at most
+    # max_resolutions new resolutions run at once (503 with Retry-After); with
+    # token_resolutions_per_minute, one token starts at most that many a minute (429);
+    # max_connections is uvicorn's --limit-concurrency (unset: no limit).
+    body_timeout: float = Field(default=30.0, gt=0)
+    max_body_reads: int = Field(default=256, ge=1)
+    max_resolutions: int = Field(default=32, ge=1)
+    token_resolutions_per_minute: float | None = Field(default=None, gt=0)
+    max_connections: int | None = Field(default=None, ge=1)
+    # /readyz fails when the SQLite database's disk has less free space than this.
+    min_free_disk_mb: int = Field(default=256, ge=0)
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
     _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
@@ -223,7 +238,7 @@ class Settings(BaseSettings):
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix) or self.database_url == "sqlite://":
             return None
-        path = self.database_url[len(prefix) :].split("?", 1)[0]
+        path = self.database_url[len(prefix) :].split("?", 1)[0].removeprefix("file:")  # `file:` URIs too
         return None if path in ("", ":memory:") else Path(path)
 
 

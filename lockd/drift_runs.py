@@ -4,8 +4,11 @@
 at a time across replicas: a run takes the drift lease (`lockd.leases`) without waiting and
 renews it, with the run's heartbeat, every LOCKD_DRIFT_LEASE_TTL / 4 seconds; a run whose
 heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown and recorded as
-abandoned. The locks are checked on a small thread pool and each verdict is stored as it
-arrives. `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
+abandoned. The locks are checked LOCKD_DRIFT_WORKERS at a time and each verdict is stored as it
+arrives. Each lock has its own budget (LOCKD_DRIFT_LOCK_TIMEOUT), past which it is reported
+unresolvable and not waited for (`lockd.work_deadlines`): one lock that an index never finishes
+serving cannot hold the run, nor the drift lease and so every later run.
+`run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
 background and answers once the run is recorded (the HTTP API).
 
 A run first retires unused names (`lockd.retirement`) and skips retired inputs. A fresh
@@ -21,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -38,7 +40,7 @@ from lockd.drift import (
 )
 from lockd.drift_views import DriftRunView, stale_before
 from lockd.drift_webhook import notify
-from lockd.errors import LockdError, NotFound
+from lockd.errors import IndexUnavailable, LockdError, NotFound, ResolutionTimeout
 from lockd.index import IndexClient
 from lockd.inputs import LockRequest
 from lockd.leases import HeldLease, Leases
@@ -50,6 +52,7 @@ from lockd.service import Service, render_files
 from lockd.store import LockFileRecord, LockSummary, queries, transaction
 from lockd.store import drift as drift_store
 from lockd.store import names as name_rows
+from lockd.work_deadlines import run_within_deadlines
 
 __all__ = ["DriftRuns"]
 
@@ -57,6 +60,28 @@ log = logging.getLogger(__name__)
 
 _DRIFT_PAGE_SIZE = 500
 _LEASE_KEY = "drift"
+# Checks given up on whose threads still run, per worker, before the rest go unchecked.
+_STUCK_PER_WORKER = 2
+
+
+def _timed_out(summary: LockSummary, budget: float) -> DriftReport:
+    message = f"not checked within {budget:g} s (the index was too slow); the next run checks it again"
+    return _unresolvable(summary, message, ResolutionTimeout.code)
+
+
+def _unchecked(summary: LockSummary, stuck: int) -> DriftReport:
+    message = f"not checked: {stuck} checks of this run are stuck on the index; the next run checks it again"
+    return _unresolvable(summary, message, IndexUnavailable.code)
+
+
+def _unresolvable(summary: LockSummary, message: str, code: str) -> DriftReport:
+    return DriftReport(
+        input_digest=summary.input_digest,
+        lock_digest=summary.lock_digest,
+        status="unresolvable",
+        findings=(Finding(kind="unresolvable", message=message, code=code),),
+        fresh_lock_digest=None,
+    )
 
 
 class _Checked:
@@ -261,38 +286,56 @@ class DriftRuns:
         changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
         return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
 
+    def _lock_budget(self) -> float:
+        settings = self._service.settings
+        return settings.drift_lock_timeout or settings.resolve_timeout + settings.lease_ttl
+
     def _check_all(
         self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
     ) -> None:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"lockd-drift-{run.run_id}")
-        try:
-            futures: dict[Future[_Checked], LockSummary] = {
-                pool.submit(self._check_one, summary, index): summary for summary in inputs
-            }
-            for future in as_completed(futures):
-                summary = futures[future]
-                checked = future.result()
-                report = checked.report
-                with transaction(self._service.engine, write=True) as conn:
-                    now = datetime.now(UTC)
-                    drift_store.put_report(conn, run.run_id, summary.revision, report, now=now)
-                    if checked.fresh is not None:
-                        self._propose(conn, summary, checked, now)
-                run.counts[report.status] += 1
-                run.checked += 1
-                log.info(
-                    "drift run %s: %d/%d locks checked; %s is %s",
-                    run.run_id,
-                    run.checked,
-                    len(inputs),
-                    summary.input_digest[:12],
-                    report.status,
-                )
-                if run.lease.lost:
-                    raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
-        finally:
-            # On failure, do not wait for locks nobody will record.
-            pool.shutdown(wait=True, cancel_futures=True)
+        budget = self._lock_budget()
+
+        def overdue(summary: LockSummary) -> None:
+            log.warning(
+                "drift run %s: %s not checked within %g s", run.run_id, summary.input_digest[:12], budget
+            )
+            self._record(run, summary, _timed_out(summary, budget), total=len(inputs))
+
+        run_within_deadlines(
+            inputs,
+            lambda summary: self._check_one(summary, index),
+            workers=max(1, workers),
+            budget=budget,
+            max_stuck=max(1, workers) * _STUCK_PER_WORKER,
+            on_done=lambda summary, report: self._record(run, summary, report, total=len(inputs)),
+            on_overdue=overdue,
+            on_skipped=lambda summary, stuck: self._record(
+                run, summary, _unchecked(summary, stuck), total=len(inputs)
+            ),
+            name=f"lockd-drift-{run.run_id}",
+        )
+
+    def _record(
+        self, run: _Progress, summary: LockSummary, outcome: _Checked | DriftReport, *, total: int
+    ) -> None:
+        report = outcome.report if isinstance(outcome, _Checked) else outcome
+        with transaction(self._service.engine, write=True) as conn:
+            now = datetime.now(UTC)
+            drift_store.put_report(conn, run.run_id, summary.revision, report, now=now)
+            if isinstance(outcome, _Checked) and outcome.fresh is not None:
+                self._propose(conn, summary, outcome, now)
+        run.counts[report.status] += 1
+        run.checked += 1
+        log.info(
+            "drift run %s: %d/%d locks checked; %s is %s",
+            run.run_id,
+            run.checked,
+            total,
+            summary.input_digest[:12],
+            report.status,
+        )
+        if run.lease.lost:
+            raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
 
     def _propose(self, conn: Connection, summary: LockSummary, checked: _Checked, now: datetime) -> None:
         """The fresh resolution as a proposal against the revision this run checked."""

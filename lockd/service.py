@@ -162,7 +162,12 @@ class Service(LockReads):
         return migrate(self.engine)
 
     def readiness(self) -> Readiness:
-        return check_readiness(self.engine)
+        path = self.settings.sqlite_path
+        return check_readiness(
+            self.engine,
+            data_dir=None if path is None else path.parent,
+            min_free_bytes=self.settings.min_free_disk_mb * 1024 * 1024,
+        )
 
     # -- locking --------------------------------------------------------------------------
 

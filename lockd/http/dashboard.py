@@ -36,6 +36,7 @@ from lockd.drift_views import (
 )
 from lockd.errors import InvalidRequest, NotFound
 from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, page_access, requires
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.name_views import overview
 from lockd.render import FILE_NAMES
 from lockd.service import Service
@@ -243,9 +244,9 @@ async def dashboard(
     runs: DriftRunsDep,
     *,
     status: Annotated[str | None, Query()] = None,
-    platform: Annotated[str | None, Query()] = None,
-    python: Annotated[str | None, Query()] = None,
-    cuda: Annotated[str | None, Query()] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[str | None, Query(max_length=CUDA_CHARS)] = None,
 ) -> HTMLResponse:
     context = await in_read_thread(
         request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)

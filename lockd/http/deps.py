@@ -11,6 +11,7 @@ name at all (an unnamed lock, a refresh by digest); `actor` is the token's name,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 from urllib.parse import urlencode
@@ -177,5 +178,7 @@ def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
                 context={"required": scope, "granted": sorted(grant.scopes)},
             )
         request.state.grant = grant
+        # Who to charge for new resolutions (`lockd.http.admission`): the token's hash, never the token.
+        request.state.token_key = hashlib.sha256(token.encode("utf-8")).hexdigest()
 
     return check

@@ -27,13 +27,13 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
+from lockd.http.admission import resolve_admitted
 from lockd.http.deps import (
     NamesDep,
     ServiceDep,
     actor,
     allow_name,
     in_read_thread,
-    in_thread,
     requires,
 )
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
@@ -57,9 +57,10 @@ from lockd.http.models import (
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.lock import accelerator_runtime_of
 from lockd.names import Names, UpgradeNotInLock, parse_upgrade
-from lockd.render import FORMATS
+from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_interpreter, python_text
@@ -100,23 +101,38 @@ def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> L
 
 
 async def _run_lock(
-    request: Request, service: Service, build: Callable[[], LockRequest], names: Names, named: tuple[str | None, str | None]
+    request: Request,
+    service: Service,
+    build: Callable[[], LockRequest],
+    names: Names,
+    named: tuple[str | None, str | None],
 ) -> LockResult:
     name, upgrade = named
     allow_name(request, name)
     who = actor(request)
+    if name is None:
+        if upgrade is not None:
+            raise UpgradeNotInLock(
+                "upgrade= needs a name=: only a named lock has pins to keep or upgrade",
+                context={"field": "upgrade"},
+            )
 
-    def work() -> LockResult:
-        if name is None:
-            if upgrade is not None:
-                raise UpgradeNotInLock(
-                    "upgrade= needs a name=: only a named lock has pins to keep or upgrade",
-                    context={"field": "upgrade"},
-                )
-            return service.lock(build())
-        return names.lock(build(), name=name, upgrade=parse_upgrade(upgrade), actor=who).result
+        def lookup() -> tuple[LockRequest, LockResult | None]:
+            lock_request = build()
+            stored = service.stored_lock_and_file(lock_request, DEFAULT_FORMAT)
+            return lock_request, None if stored is None else stored[0]
 
-    result = await in_thread(request, work)
+        # As for `POST /lock`: a stored input is one read; only a new one is admitted to resolve.
+        lock_request, result = await in_read_thread(request, lookup)
+        if result is None:
+            result = await resolve_admitted(request, lock_request.digest, lambda: service.lock(lock_request))
+    else:
+        named_request = await in_read_thread(request, build)
+        result = await resolve_admitted(
+            request,
+            named_request.digest,
+            lambda: names.lock(named_request, name=name, upgrade=parse_upgrade(upgrade), actor=who).result,
+        )
     request.app.state.metrics.observe_lock(result)
     return result
 
@@ -235,7 +251,7 @@ async def post_lock(
     else:
         allow_name(request, None)
         lock_request, stored = await in_read_thread(request, lookup)
-        result, record = stored if stored is not None else await in_thread(request, resolve)
+        result, record = stored if stored is not None else await resolve_admitted(request, lock_request.digest, resolve)
         request.app.state.metrics.observe_lock(result)
     canonical = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     headers = {
@@ -327,9 +343,11 @@ async def list_locks(
     *,
     request: Request,
     service: ServiceDep,
-    platform: str | None = None,
-    python: str | None = None,
-    cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[
+        str | None, Query(max_length=CUDA_CHARS, description="a variant, or `none` for locks without one")
+    ] = None,
     package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[

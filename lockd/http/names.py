@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
 
+from lockd.http.admission import resolve_admitted
 from lockd.http.deps import (
     NamesDep,
     ServiceDep,
@@ -158,7 +159,7 @@ async def promote_by_name(request: Request, names: NamesDep, name: str, n: Propo
 async def refresh_name(request: Request, names: NamesDep, name: str) -> RefreshInfo:
     allow_name(request, name)
     who = actor(request)
-    result = await in_thread(request, lambda: names.refresh(name, actor=who))
+    result = await resolve_admitted(request, f"name:{name}", lambda: names.refresh(name, actor=who))
     proposal = (
         None
         if result.proposal is None
@@ -302,7 +303,7 @@ async def promote_by_digest(
 async def refresh_digest(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
     allow_name(request, None)
     who = actor(request)
-    result = await in_thread(request, lambda: service.refresh(input_digest, actor=who))
+    result = await resolve_admitted(request, input_digest, lambda: service.refresh(input_digest, actor=who))
     found = result.proposal
     return refresh_info(
         result, None if found is None else ProposalOut.of(found, base=public_base(request), name=None)

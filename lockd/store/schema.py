@@ -23,6 +23,14 @@ from sqlalchemy import (
 )
 
 from lockd.drift import CHANGE_KINDS, FINDING_KINDS
+from lockd.limits import (
+    CUDA_CHARS,
+    PACKAGE_NAME_CHARS,
+    PLATFORM_CHARS,
+    PYTHON_CHARS,
+    TOKEN_NAME_CHARS,
+    VERSION_CHARS,
+)
 from lockd.lock_diff import AUTO_PROMOTE
 
 __all__ = [
@@ -78,9 +86,9 @@ inputs = Table(
     metadata,
     _digest("digest", primary_key=True),
     Column("canonical", Text, nullable=False),
-    Column("platform", String(32), nullable=False),
-    Column("python", String(16), nullable=False),
-    Column("cuda", String(16), nullable=True),
+    Column("platform", String(PLATFORM_CHARS), nullable=False),
+    Column("python", String(PYTHON_CHARS), nullable=False),
+    Column("cuda", String(CUDA_CHARS), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     _digest_check("digest"),
     Index(None, "platform", "python", "cuda"),
@@ -102,8 +110,8 @@ lock_packages = Table(
     "lock_packages",
     metadata,
     _digest("lock_digest", ForeignKey("locks.digest"), primary_key=True),
-    Column("name", String(200), primary_key=True),
-    Column("version", String(100), nullable=False),
+    Column("name", String(PACKAGE_NAME_CHARS), primary_key=True),
+    Column("version", String(VERSION_CHARS), nullable=False),
     Index(None, "name"),
 )
 
@@ -157,7 +165,7 @@ tokens = Table(
     "tokens",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(TOKEN_NAME_CHARS), nullable=False),
     _digest("token_hash", nullable=False, unique=True),
     Column("scopes", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
