@@ -52,7 +52,7 @@ from tests.support import (
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 SDIST_MARKER = Path("/tmp/lockd-sdist-build-ran")
 # Routes anyone may call: liveness, readiness, Prometheus and the API description.
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/docs.js", "/docs/docs.css"}
 # The dashboard's sign-in and sign-out: they exchange a token for a session cookie, or drop it.
 PUBLIC |= {"/dashboard/sign-in", "/dashboard/sign-out"}
 
