@@ -134,16 +134,23 @@ class LockOptions:
 
     prereleases: bool = False
     as_of: datetime | None = None
+    # pip's `--only-binary :all:`: versions without a wheel for the target are ruled out, so
+    # the image that installs the lock never compiles. Written to JSON only when set, so every
+    # input digest from before the option existed is unchanged.
+    only_binary: bool = False
 
     def __post_init__(self) -> None:
         if self.as_of is not None:
             object.__setattr__(self, "as_of", _utc(self.as_of))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "prereleases": self.prereleases,
             "as_of": None if self.as_of is None else self.as_of.isoformat(),
         }
+        if self.only_binary:
+            found["only_binary"] = True
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockOptions:
@@ -151,6 +158,7 @@ class LockOptions:
         return cls(
             prereleases=bool(data.get("prereleases", False)),
             as_of=None if as_of is None else parse_as_of(as_of),
+            only_binary=bool(data.get("only_binary", False)),
         )
 
 

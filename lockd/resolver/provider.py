@@ -5,6 +5,11 @@ through `IndexSource` (which `lockd.index.IndexClient` satisfies), applies const
 strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib: the newest likely
 candidate of every newly seen dependency is prefetched as soon as it is known, so the resolver
 rarely waits on the network. Everything resolvelib asks is memoised per project and version.
+
+A dependency on a project the index does not have (404) gets no candidates, and a version
+whose metadata cannot be had without a build depends on `MetadataUnavailable`: either way
+resolvelib rules the version out and tries the next, as pip and uv do. What was ruled out and
+who asked for what (`demands`) stay readable for the explanation when nothing is left.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
-from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
+from lockd.errors import LockdError, ResolutionTimeout, SdistNeedsBuild, UnknownProject
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
     PYTHON,
@@ -30,11 +35,13 @@ from lockd.resolver.candidates import (
     Identifier,
     Identity,
     InvalidMetadataIdentity,
+    MetadataUnavailable,
     ProjectCandidate,
     ProjectRequirement,
     PythonCandidate,
     PythonRequirement,
 )
+from lockd.resolver.chain import DemandLog
 from lockd.resolver.dependencies import ParsedMetadata, marker_true, parse_dependencies
 from lockd.resolver.finder import Finder
 from lockd.simple import DistFile, ProjectPage
@@ -96,6 +103,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
         self._depth: dict[Identifier, int] = {}
         self._counts: dict[Identifier, int] = {}
+        self._missing: dict[NormalizedName, UnknownProject] = {}
+        self._demands = DemandLog()
 
     # --- what explanation and lock building read ---
 
@@ -108,6 +117,16 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         """The constraints that apply on the target (their markers hold), by project."""
         return self._constraints
 
+    @property
+    def demands(self) -> DemandLog:
+        """Who asked for what so far: the request's lines and every candidate's dependencies."""
+        return self._demands
+
+    def missing(self, name: NormalizedName) -> UnknownProject | None:
+        """The 404 of a project its index does not have, once something asked for it."""
+        with self._finder_lock:
+            return self._missing.get(name)
+
     def requires_python_of(self, name: NormalizedName, version: Version) -> str | None:
         """The `Requires-Python` of a version whose dependencies were read, as written."""
         return self._requires_python.get((name, version))
@@ -116,11 +135,25 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         """The project's finder, reading its page from the index that serves it on first use."""
         with self._finder_lock:
             finder = self._finders.get(name)
+            missing = self._missing.get(name)
         if finder is not None:
             return finder
-        page = self._index.project_page(self._request.plan.index_for(name), name)
+        if missing is not None:
+            raise missing
+        try:
+            page = self._index.project_page(self._request.plan.index_for(name), name)
+        except UnknownProject as exc:
+            with self._finder_lock:
+                raise self._missing.setdefault(name, exc) from None
         options = self._request.options
-        finder = Finder(name, page, self.target, as_of=options.as_of, prereleases=options.prereleases)
+        finder = Finder(
+            name,
+            page,
+            self.target,
+            as_of=options.as_of,
+            prereleases=options.prereleases,
+            only_binary=options.only_binary,
+        )
         with self._finder_lock:
             return self._finders.setdefault(name, finder)
 
@@ -248,7 +281,12 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             rejected = any(True for _ in incompatibilities[identifier])
             return [python] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
-        finder = self._finder_for(identifier.name, reqs)
+        try:
+            finder = self.finder(identifier.name)
+        except UnknownProject:
+            # No candidates: the version that asked is ruled out, and `explain` names the chain.
+            self._counts[identifier] = 0
+            return []
         specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
         found: list[AnyCandidate] = [
@@ -286,24 +324,16 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
     # --- internals ---
 
-    def _finder_for(self, name: NormalizedName, reqs: list[ProjectRequirement]) -> Finder:
-        try:
-            return self.finder(name)
-        except UnknownProject as exc:
-            asked = sorted({r.asked_by() for r in reqs})
-            raise UnknownProject(
-                f"{exc.message} ({'; '.join(asked)})" if asked else exc.message,
-                hint=exc.hint,
-                context={**exc.context, "required_by": asked},
-            ) from None
-
     def _compute_dependencies(self, candidate: ProjectCandidate) -> list[AnyRequirement]:
         if candidate.extra is not None:
             base = ProjectRequirement(
                 name=candidate.name, extra=None, specifier=SpecifierSet(f"=={candidate.version}")
             )
-            return [base, *self._metadata_dependencies(candidate, candidate.extra)]
-        return self._metadata_dependencies(candidate, None)
+            found = [base, *self._metadata_dependencies(candidate, candidate.extra)]
+        else:
+            found = self._metadata_dependencies(candidate, None)
+        self._demands.note_dependencies(candidate, found)
+        return found
 
     def _metadata_dependencies(
         self, candidate: ProjectCandidate, extra: NormalizedName | None
@@ -322,7 +352,13 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         with self._seen_lock:
             parsed = self._parsed.get((file.url, extra))
         if parsed is None:
-            raw = self._index.fetch_metadata(file)
+            try:
+                raw = self._index.fetch_metadata(file)
+            except SdistNeedsBuild as exc:
+                unavailable = MetadataUnavailable(
+                    name=candidate.name, version=candidate.version, reason=exc.message, hint=exc.hint
+                )
+                return None, [unavailable]
             parsed = parse_dependencies(self.target, candidate, raw, extra)
             with self._seen_lock:
                 parsed = self._parsed.setdefault((file.url, extra), parsed)

@@ -81,6 +81,7 @@ def resolve(
             if marker is not None and not marker_true(request.target, marker, ""):
                 continue  # not for this target, as pip would skip it there
             roots.extend(split_extras(item.requirement, item))
+        provider.demands.note_roots(roots)
         provider.announce(roots)
         resolver = resolvelib.Resolver(provider, _Progress(provider, reporter))
         try:
