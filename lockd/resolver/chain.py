@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 
 from packaging.utils import NormalizedName
+from packaging.version import Version
 
 from lockd.resolver.candidates import ProjectCandidate, ProjectRequirement
 
@@ -44,6 +45,7 @@ class DemandLog:
 
     def __init__(self) -> None:
         self._demands: dict[NormalizedName, list[Demand]] = {}
+        self._read: dict[NormalizedName, set[Version]] = {}
         self._lock = threading.Lock()
 
     def note_roots(self, requirements: Iterable[object]) -> None:
@@ -56,6 +58,7 @@ class DemandLog:
     def note_dependencies(self, candidate: ProjectCandidate, requirements: Iterable[object]) -> None:
         """What `candidate`'s metadata asked for (its own `name==version` edge excluded)."""
         with self._lock:
+            self._read.setdefault(candidate.name, set()).add(candidate.version)
             for requirement in requirements:
                 if isinstance(requirement, ProjectRequirement) and requirement.name != candidate.name:
                     self._demands.setdefault(requirement.name, []).append((candidate, requirement))
@@ -64,6 +67,11 @@ class DemandLog:
         """Every recorded demand on the project `name`, in the order they were seen."""
         with self._lock:
             return list(self._demands.get(name, ()))
+
+    def versions_read(self, name: NormalizedName) -> frozenset[Version]:
+        """The versions of `name` whose dependencies were read (demanding anything or nothing)."""
+        with self._lock:
+            return frozenset(self._read.get(name, ()))
 
     def chain_to(self, candidate: ProjectCandidate | None) -> list[str]:
         """The shortest run of demands from a request line down to `candidate`, in words.

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import NamedTuple, Protocol, TypeAlias
 
 import resolvelib
@@ -296,7 +297,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if found:
             first = found[0]
             assert isinstance(first, ProjectCandidate)
-            self._index.prefetch_metadata(first.files[:1])
+            # Only an optimisation: a refusal remembered by the client surfaces in get_dependencies.
+            with suppress(LockdError):
+                self._index.prefetch_metadata(first.files[:1])
         return found
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
