@@ -105,7 +105,9 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         service.close()
     print(token)
-    print(f"token {args.name!r} with scope {args.scope!r}: shown once, stored only as a hash", file=sys.stderr)
+    print(
+        f"token {args.name!r} with scope {args.scope!r}: shown once, stored only as a hash", file=sys.stderr
+    )
     return 0
 
 
@@ -114,16 +116,24 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
 def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("requirements", type=Path, help="requirements.in (- for stdin)")
-    parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+    parser.add_argument(
+        "--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64"
+    )
     parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
     parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
     parser.add_argument(
-        "--index-url", default=None, help="default index (LOCKD_INDEX_URL, else PyPI); https://user:pw@host/… is not written to the lock"
+        "--index-url",
+        default=None,
+        help="default index (LOCKD_INDEX_URL, else PyPI); https://user:pw@host/… is not written to the lock",
     )
-    parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url")
+    parser.add_argument(
+        "--pytorch-index-url",
+        default=None,
+        help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url",
+    )
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
     parser.add_argument(
         "--as-of",
@@ -186,13 +196,17 @@ def _read_text(path: Path) -> str:
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
-        settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
+        settings = settings.with_index_urls(
+            index_url=args.index_url, pytorch_index_url=args.pytorch_index_url
+        )
     request = build_request(
         settings,
         requirements=_read_text(args.requirements),
         constraints="" if args.constraints is None else _read_text(args.constraints),
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
+        options=LockOptions(
+            prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)
+        ),
     )
     with index_client(settings) as index:
         if sys.stderr.isatty():
@@ -225,9 +239,13 @@ _DEFAULT_FAIL_ON = ",".join(kind for kind in FINDING_KINDS if kind in ALERT_KIND
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     run = actions.add_parser("run", help="check every stored lock now and store the findings (for cron)")
-    run.add_argument("--fail-on", default="", help="also exit 3 if this run finds these kinds, e.g. tampered,missing")
+    run.add_argument(
+        "--fail-on", default="", help="also exit 3 if this run finds these kinds, e.g. tampered,missing"
+    )
     check = actions.add_parser("check", help="exit 3 if the latest complete run has findings of these kinds")
-    check.add_argument("--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})")
+    check.add_argument(
+        "--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})"
+    )
 
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
@@ -259,7 +277,9 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
     for digest, finding in tripped:
         print(f"{finding.kind}: {digest[:12]}: {finding.message}", file=sys.stderr)
     if tripped:
-        print(f"drift run {record.id}: {len(tripped)} finding(s) of {', '.join(sorted(kinds))}", file=sys.stderr)
+        print(
+            f"drift run {record.id}: {len(tripped)} finding(s) of {', '.join(sorted(kinds))}", file=sys.stderr
+        )
         return EXIT_DRIFT
     return 0
 
@@ -290,7 +310,9 @@ def openapi_document(settings: Settings) -> str:
 
 # -- the command table ---------------------------------------------------------------------
 
-_Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
+_Command = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]
+]
 
 _COMMANDS: list[_Command] = [
     ("serve", "run the HTTP server", _serve_arguments, _serve),

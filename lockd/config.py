@@ -131,12 +131,18 @@ class Settings(BaseSettings):
             credentials=self.index_credentials,
         )
 
-    def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:
+    def with_index_urls(
+        self, *, index_url: str | None = None, pytorch_index_url: str | None = None
+    ) -> Settings:
         """These settings with other index URLs (the CLI's `--index-url`, `--pytorch-index-url`).
 
         A URL given here brings its own credentials, or none; the other keeps the ones it had.
         """
-        given = {name: url for name, url in zip(_INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True) if url}
+        given = {
+            name: url
+            for name, url in zip(_INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True)
+            if url
+        }
         updated = load_settings(**{**self.model_dump(), **given})
         kept = {name: found for name, found in self._credentials.items() if name not in given}
         updated._credentials = {**updated._credentials, **kept}

@@ -3,6 +3,12 @@
 A lock is target-specific (no markers: the target answered them all), sorted, and free of
 timestamps, so identical resolutions give identical bytes. Its digest is the sha256 of its
 canonical JSON; a lock is content-addressed and never changes once stored.
+
+What a consumer must know before installing it travels with it: `warnings` (a pin that is a
+source distribution, so the image needs a compiler; a yanked version taken because something
+pins it with `==`) and, per package, where its dependency metadata came from when it was not
+a wheel's METADATA. Both appear in the JSON only when present, so locks without them keep
+the bytes (and digests) they always had.
 """
 
 from __future__ import annotations
@@ -24,7 +30,20 @@ from lockd.inputs import (
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
-__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage"]
+__all__ = [
+    "LOCK_SCHEMA",
+    "METADATA_SOURCES",
+    "ROOT",
+    "WARNING_KINDS",
+    "Lock",
+    "LockWarning",
+    "LockedFile",
+    "LockedPackage",
+]
+
+# Where a package's Requires-Dist came from, when not from a wheel's METADATA (then: absent).
+METADATA_SOURCES = ("pkg-info", "egg-info", "sandbox", "override")
+WARNING_KINDS = ("sdist", "yanked")
 
 LOCK_SCHEMA = 1
 ROOT = "-r requirements.in"  # the `via` entry of a top-level requirement, as pip-compile writes it
@@ -66,13 +85,14 @@ class LockedPackage:
     dependencies: tuple[NormalizedName, ...]
     via: tuple[str, ...]  # parent project names, or ROOT / "-c constraints"
     requires_python: str | None = None
+    metadata: str | None = None  # one of METADATA_SOURCES; None: a wheel's METADATA
 
     @property
     def pin(self) -> str:
         return f"{self.name}=={self.version}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "name": self.name,
             "version": str(self.version),
             "index": self.index,
@@ -81,6 +101,9 @@ class LockedPackage:
             "via": list(self.via),
             "files": [f.to_json() for f in self.files],
         }
+        if self.metadata is not None:
+            found["metadata"] = self.metadata
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockedPackage:
@@ -92,6 +115,34 @@ class LockedPackage:
             dependencies=tuple(canonicalize_name(d) for d in data["dependencies"]),
             via=tuple(data["via"]),
             requires_python=data.get("requires_python"),
+            metadata=data.get("metadata"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockWarning:
+    """Something the consumer of a lock must know: `kind` is one of WARNING_KINDS."""
+
+    kind: str
+    package: NormalizedName
+    version: Version
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "package": self.package,
+            "version": str(self.version),
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockWarning:
+        return cls(
+            kind=str(data["kind"]),
+            package=canonicalize_name(data["package"]),
+            version=Version(data["version"]),
+            message=str(data["message"]),
         )
 
 
@@ -106,6 +157,7 @@ class Lock:
     constraints: tuple[str, ...]
     options: LockOptions
     packages: tuple[LockedPackage, ...]
+    warnings: tuple[LockWarning, ...] = ()
 
     @classmethod
     def build(
@@ -118,6 +170,7 @@ class Lock:
         constraints: Iterable[str],
         options: LockOptions,
         packages: Iterable[LockedPackage],
+        warnings: Iterable[LockWarning] = (),
     ) -> Lock:
         """Sorts everything that has an order of its own, so equal locks are equal values."""
         ordered = []
@@ -132,6 +185,7 @@ class Lock:
                     dependencies=tuple(sorted(set(package.dependencies))),
                     via=tuple(sorted(set(package.via))),
                     requires_python=package.requires_python,
+                    metadata=package.metadata,
                 )
             )
         return cls(
@@ -142,10 +196,11 @@ class Lock:
             constraints=tuple(sorted(set(constraints))),
             options=options,
             packages=tuple(ordered),
+            warnings=tuple(sorted(set(warnings), key=lambda w: (w.package, w.kind, w.message))),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "lockd-lock": LOCK_SCHEMA,
             "input_digest": self.input_digest,
             "target": self.target.to_json(),
@@ -155,6 +210,9 @@ class Lock:
             "options": self.options.to_json(),
             "packages": [p.to_json() for p in self.packages],
         }
+        if self.warnings:
+            found["warnings"] = [w.to_json() for w in self.warnings]
+        return found
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_json())
@@ -188,4 +246,5 @@ class Lock:
             constraints=tuple(data["constraints"]),
             options=LockOptions.from_json(data["options"]),
             packages=tuple(LockedPackage.from_json(p) for p in data["packages"]),
+            warnings=tuple(LockWarning.from_json(w) for w in data.get("warnings", ())),
         )

@@ -38,7 +38,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_MONTHS = {name: n for n, name in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
 _WEEKDAYS = {name: n for n, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 # Beyond this a cron expression never fires (e.g. `0 0 31 2 *`); looking further is pointless.
 _SEARCH_DAYS = 366 * 5
@@ -240,6 +245,8 @@ def start_drift_scheduler(settings: Settings, service: Service) -> DriftSchedule
     schedule = schedule_from_settings(settings)
     if schedule is None:
         return None
-    scheduler = DriftScheduler(schedule, lambda tick: run_drift(service, trigger="schedule", scheduled_for=tick))
+    scheduler = DriftScheduler(
+        schedule, lambda tick: run_drift(service, trigger="schedule", scheduled_for=tick)
+    )
     scheduler.start()
     return scheduler

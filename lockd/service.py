@@ -285,7 +285,9 @@ class Service:
         except LockdError as exc:
             return Readiness(False, False, None, head, exc.message)
         if current != head:
-            return Readiness(False, True, current, head, f"schema at {current}, head is {head}: run `lockd migrate`")
+            return Readiness(
+                False, True, current, head, f"schema at {current}, head is {head}: run `lockd migrate`"
+            )
         return Readiness(True, True, current, head, "ok")
 
     # -- locking --------------------------------------------------------------------------
@@ -364,7 +366,9 @@ class Service:
                 with transaction(self.engine, write=True) as conn:
                     if queries.current_revision(conn, digest) is not None:
                         continue
-                    if queries.acquire_lease(conn, digest, holder, now=time.time(), ttl=self.settings.lease_ttl):
+                    if queries.acquire_lease(
+                        conn, digest, holder, now=time.time(), ttl=self.settings.lease_ttl
+                    ):
                         return
             time.sleep(pause)
             pause = min(pause * 1.5, _POLL_MAX)
@@ -429,7 +433,9 @@ class Service:
                         queries.release_lease(conn, digest, holder)
                 except LockdError:
                     continue
-                log.info("released a resolution lease after a database failure", extra={"input_digest": digest})
+                log.info(
+                    "released a resolution lease after a database failure", extra={"input_digest": digest}
+                )
                 return
 
         threading.Thread(target=retry, name="lockd-lease-release", daemon=True).start()
@@ -457,7 +463,9 @@ class Service:
         pause = _POLL_FIRST
         while True:
             with transaction(self.engine, write=True) as conn:
-                if queries.acquire_lease(conn, input_digest, holder, now=time.time(), ttl=self.settings.lease_ttl):
+                if queries.acquire_lease(
+                    conn, input_digest, holder, now=time.time(), ttl=self.settings.lease_ttl
+                ):
                     break
             time.sleep(pause)
             pause = min(pause * 1.5, _POLL_MAX)
@@ -504,7 +512,8 @@ class Service:
         found = read(self.engine, lambda conn: queries.revision(conn, input_digest, n))
         if found is None:
             raise NotFound(
-                f"input {input_digest} has no revision {n}", context={"input_digest": input_digest, "revision": n}
+                f"input {input_digest} has no revision {n}",
+                context={"input_digest": input_digest, "revision": n},
             )
         return found
 
@@ -541,7 +550,9 @@ class Service:
             raise NotFound(f"no lock for input {input_digest}", context={"input_digest": input_digest})
         return found
 
-    def stored_lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFileRecord] | None:
+    def stored_lock_and_file(
+        self, request: LockRequest, fmt: str
+    ) -> tuple[LockResult, LockFileRecord] | None:
         """The current revision of a stored input and its file in `fmt`, in one read; None if never locked."""
         _check_format(fmt)
         digest = request.digest
@@ -660,7 +671,11 @@ def _check_one(service: Service, summary: LockSummary, index: IndexClient) -> Dr
         file_findings = check_files(lock, index)
     except LockdError as exc:
         file_findings = [
-            Finding(kind="unresolvable", message=f"could not re-check the pinned files: {exc.message}", code=exc.code)
+            Finding(
+                kind="unresolvable",
+                message=f"could not re-check the pinned files: {exc.message}",
+                code=exc.code,
+            )
         ]
     fresh: Lock | LockdError
     try:
@@ -678,7 +693,9 @@ class _Heartbeat:
         self._stop = threading.Event()
         self.checked = 0
         self.lost = False
-        self._thread = threading.Thread(target=self._loop, name=f"lockd-drift-heartbeat-{run_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"lockd-drift-heartbeat-{run_id}", daemon=True
+        )
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -693,7 +710,12 @@ class _Heartbeat:
             try:
                 with transaction(self._service.engine, write=True) as conn:
                     kept = drift_store.heartbeat(
-                        conn, self._run_id, self._holder, now=datetime.now(UTC), ttl=self._ttl, locks_checked=self.checked
+                        conn,
+                        self._run_id,
+                        self._holder,
+                        now=datetime.now(UTC),
+                        ttl=self._ttl,
+                        locks_checked=self.checked,
                     )
             except LockdError as exc:
                 log.warning("drift heartbeat failed: %s", exc.message)
@@ -720,7 +742,12 @@ def _begin_run(
             drift_store.release_drift_lease(conn, holder)
             return None
         return drift_store.start_run(
-            conn, trigger=trigger, holder=holder, now=datetime.now(UTC), locks_total=total, scheduled_for=scheduled_for
+            conn,
+            trigger=trigger,
+            holder=holder,
+            now=datetime.now(UTC),
+            locks_total=total,
+            scheduled_for=scheduled_for,
         )
 
 
@@ -746,7 +773,9 @@ def run_drift(
     lease_ttl = lease_ttl or service.settings.drift_lease_ttl
     holder = uuid.uuid4().hex
     inputs = _stored_inputs(service)
-    run_id = _begin_run(service, holder, trigger=trigger, scheduled_for=scheduled_for, ttl=lease_ttl, total=len(inputs))
+    run_id = _begin_run(
+        service, holder, trigger=trigger, scheduled_for=scheduled_for, ttl=lease_ttl, total=len(inputs)
+    )
     if run_id is None:
         log.info("drift tick %s already covered by another run", scheduled_for)
         return None
@@ -778,7 +807,9 @@ def run_drift(
 def _drift_index(service: Service) -> IndexClient:
     settings = service.settings
     # Fresh at the start of the run, shared within it.
-    return index_client(settings, page_ttl=max(settings.page_ttl, 3600.0), metadata_cache=service.metadata_cache)
+    return index_client(
+        settings, page_ttl=max(settings.page_ttl, 3600.0), metadata_cache=service.metadata_cache
+    )
 
 
 def _check_all(
@@ -866,7 +897,11 @@ def _notify(service: Service, record: DriftRunRecord) -> None:
     url = service.settings.webhook_url
     if url is None or not any(record.counts[kind] for kind in ALERT_KINDS):
         return
-    body = {"event": "lockd.drift", "alert_kinds": sorted(k for k in ALERT_KINDS if record.counts[k]), **drift_summary(record)}
+    body = {
+        "event": "lockd.drift",
+        "alert_kinds": sorted(k for k in ALERT_KINDS if record.counts[k]),
+        **drift_summary(record),
+    }
     # Only the origin is logged: a webhook's path or userinfo is often its secret (Slack, Teams).
     origin = httpx.URL(url).copy_with(userinfo=b"", path="/", query=None, fragment=None)
     try:
@@ -915,7 +950,9 @@ def drift_results(
     cuda: str | None = None,
 ) -> list[DriftResultRecord]:
     with transaction(service.engine, write=False) as conn:
-        return drift_store.list_results(conn, run_id, status=status, platform=platform, python=python, cuda=cuda)
+        return drift_store.list_results(
+            conn, run_id, status=status, platform=platform, python=python, cuda=cuda
+        )
 
 
 def drift_findings(service: Service, run_id: int) -> list[tuple[str, Finding]]:

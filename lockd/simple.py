@@ -190,7 +190,9 @@ def _absolute_url(page_url: str, url: str) -> str:
 
 
 # http(s), a host, printable ASCII without whitespace, query, params, fragment, brackets or backslash.
-_PLAIN_URL = re.compile(r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*")
+_PLAIN_URL = re.compile(
+    r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*"
+)
 
 
 _FileHead = tuple[Literal["wheel", "sdist"], Version, frozenset[Tag]]

@@ -35,6 +35,7 @@ _THREADS = 128
 # Short reads (cache hits, blobs, listings) run on a pool of their own, sized near the cores.
 _READ_THREADS = 4
 
+
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
     owned = service is None

@@ -111,7 +111,9 @@ def history_chart(runs: Sequence[DriftRunRecord]) -> HistoryChart:
         when = _when(run.started_at)
         if run.status != "complete":
             height = plot_h * 0.08
-            bars.append(Bar(x, baseline - height, width, height, _NOT_COMPLETE, f"run {run.id} {run.status}, {when}"))
+            bars.append(
+                Bar(x, baseline - height, width, height, _NOT_COMPLETE, f"run {run.id} {run.status}, {when}")
+            )
             continue
         y = float(baseline)
         # Least severe at the bottom, so the alarming kinds sit on top where the eye lands.
@@ -141,7 +143,9 @@ def _target(result: DriftResultRecord) -> str:
     return " · ".join(parts)
 
 
-def _matches(result: DriftResultRecord, status: str | None, platform: str | None, python: str | None, cuda: str | None) -> bool:
+def _matches(
+    result: DriftResultRecord, status: str | None, platform: str | None, python: str | None, cuda: str | None
+) -> bool:
     if status and result.status != status:
         return False
     if platform and result.platform != platform:
@@ -170,7 +174,12 @@ def _overview(
         "results": shown,
         "total": len(results),
         "target": _target,
-        "filters": {"status": status or "", "platform": platform or "", "python": python or "", "cuda": cuda or ""},
+        "filters": {
+            "status": status or "",
+            "platform": platform or "",
+            "python": python or "",
+            "cuda": cuda or "",
+        },
         "platforms": sorted({r.platform for r in results}),
         "pythons": sorted({r.python for r in results}),
         "cudas": sorted({r.cuda or "cpu" for r in results}),
@@ -212,7 +221,9 @@ async def dashboard(
     return _html("dashboard.html", context)
 
 
-@router.get("/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))])
+@router.get(
+    "/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))]
+)
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
         context = await in_read_thread(request, lambda: _lock_page(service, input_digest))

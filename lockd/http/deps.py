@@ -74,7 +74,8 @@ def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
             raise Unauthorized("unknown or revoked token")
         if scope not in scopes:
             raise Forbidden(
-                f"this token lacks the {scope!r} scope", context={"required": scope, "granted": sorted(scopes)}
+                f"this token lacks the {scope!r} scope",
+                context={"required": scope, "granted": sorted(scopes)},
             )
 
     return check

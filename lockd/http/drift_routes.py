@@ -194,7 +194,10 @@ class _Starter:
     summary="Start a drift run over every stored lock",
     responses={
         200: {"model": RunOut, "description": "the finished run (with `wait=true`)"},
-        409: {"description": "Another drift run is in progress", "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}},
+        409: {
+            "description": "Another drift run is in progress",
+            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+        },
         **ERROR_RESPONSES,
     },
 )
@@ -226,7 +229,9 @@ async def latest_drift(request: Request, service: ServiceDep) -> RunOut:
     def load() -> RunOut:
         record = latest_drift_run(service)
         if record is None:
-            raise NotFound("no drift run has completed yet", hint="POST /v1/drift/runs or run `lockd drift run`")
+            raise NotFound(
+                "no drift run has completed yet", hint="POST /v1/drift/runs or run `lockd drift run`"
+            )
         return _run_out(service, record)
 
     return await in_read_thread(request, load)
@@ -260,7 +265,9 @@ class DriftCollector:
             record = latest_drift_run(self._service)
         except LockdError:
             return  # the database is down: /readyz says so; absent gauges beat wrong ones
-        locks = GaugeMetricFamily("lockd_drift_locks", "Locks by drift status in the latest complete run", labels=["status"])
+        locks = GaugeMetricFamily(
+            "lockd_drift_locks", "Locks by drift status in the latest complete run", labels=["status"]
+        )
         for kind in FINDING_KINDS:
             locks.add_metric([kind], 0 if record is None else record.counts[kind])
         yield locks

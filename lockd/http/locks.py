@@ -93,7 +93,9 @@ class UnsupportedMediaType(InvalidRequest):
     title = "Unsupported media type"
 
 
-def _require_content_type(request: Request, allowed: tuple[str, ...], hint: str, *, required: bool = False) -> None:
+def _require_content_type(
+    request: Request, allowed: tuple[str, ...], hint: str, *, required: bool = False
+) -> None:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if not content_type and required:
         raise UnsupportedMediaType("the request has no content type", hint=hint)
@@ -135,12 +137,16 @@ async def post_lock(
     request: Request,
     service: ServiceDep,
     python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
-    platform: Annotated[str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")] = None,
+    platform: Annotated[
+        str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+    ] = None,
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
 ) -> Response:
-    _require_content_type(request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks")
+    _require_content_type(
+        request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
+    )
     fmt = format_from_accept(format, request.headers.get("accept"))
     body = await request.body()
 
@@ -238,7 +244,9 @@ async def list_locks(
     cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
     package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")
+    ] = None,
 ) -> LockList:
     python_filter = None if python is None else str(parse_python(python))
     # Spelled as on intake (`12.4` is cu124); `none` (or empty) means locks without a variant.
@@ -329,8 +337,12 @@ async def get_revision(
     },
     response_class=Response,
 )
-async def get_lock_file(request: Request, service: ServiceDep, input_digest: Digest, file: FileName) -> Response:
-    current, record = await in_read_thread(request, lambda: service.current_file(input_digest, FILE_FORMATS[file]))
+async def get_lock_file(
+    request: Request, service: ServiceDep, input_digest: Digest, file: FileName
+) -> Response:
+    current, record = await in_read_thread(
+        request, lambda: service.current_file(input_digest, FILE_FORMATS[file])
+    )
     headers = {
         "Lock-Digest": current.lock_digest,
         "Lock-Revision": str(current.n),

@@ -21,7 +21,11 @@ from lockd.errors import LockdError, jsonable
 
 __all__ = [
     "ERROR_RESPONSES",
-    "PROBLEM_MEDIA_TYPE", "PROBLEM_SCHEMA", "install_problem_handlers", "problem_response"]
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_SCHEMA",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger("lockd.http")
 
@@ -161,7 +165,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
         headers["Allow"] = _allowed_methods(request)
-    return problem_response(request, status=exc.status_code, code=code, title=title, detail=detail, headers=headers)
+    return problem_response(
+        request, status=exc.status_code, code=code, title=title, detail=detail, headers=headers
+    )
 
 
 def _allowed_methods(request: Request) -> str:
@@ -202,7 +208,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(
-        request, status=500, code="internal-error", title="Internal error", detail="an unexpected error occurred"
+        request,
+        status=500,
+        code="internal-error",
+        title="Internal error",
+        detail="an unexpected error occurred",
     )
 
 

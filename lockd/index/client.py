@@ -33,7 +33,7 @@ from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_file
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.memory_cache import BoundedCache
-from lockd.sdist_metadata import static_pkg_info
+from lockd.sdist_sources import sdist_core_metadata
 from lockd.simple import (
     ACCEPT_HEADER,
     JSON_CONTENT_TYPE,
@@ -270,7 +270,7 @@ class IndexClient:
             with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
                 self._fetcher.stream_verified(response, file, spool)
                 spool.seek(0)
-                return static_pkg_info(file, spool, max_bytes=self.options.max_metadata_bytes)
+                return sdist_core_metadata(file, spool, max_bytes=self.options.max_metadata_bytes)
 
     # -- hashes --------------------------------------------------------------------------
 

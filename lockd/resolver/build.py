@@ -3,7 +3,9 @@
 Each pinned project keeps every wheel that installs on the target (the sdist only where no
 wheel does: what pip could install there), best first, each with its sha256; its edges in
 both directions (`dependencies` and `via`, the root being `lockd.lock.ROOT` and constraints
-`CONSTRAINTS_VIA`); the index that served it; and its `Requires-Python`.
+`CONSTRAINTS_VIA`); the index that served it; its `Requires-Python`; where its metadata came
+from when not a wheel. The lock warns of every pin that is an sdist (the consumer needs a
+compiler) or a yanked version taken because something pins it with `==`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
 from lockd.inputs import LockRequest
-from lockd.lock import ROOT, Lock, LockedFile, LockedPackage
+from lockd.lock import ROOT, Lock, LockedFile, LockedPackage, LockWarning
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, Identity, ProjectCandidate
 from lockd.resolver.provider import IndexSource, Provider
 from lockd.simple import DistFile
@@ -44,6 +46,7 @@ def build_lock(
         if name in via:
             via[name].add(CONSTRAINTS_VIA)
     files = {name: _lock_files(candidate) for name, candidate in pinned.items()}
+    warnings = [w for name, c in pinned.items() if (w := _warning(c, files[name], via[name])) is not None]
     all_files = [f for chosen in files.values() for f in chosen]
     hashes = dict(zip((f.url for f in all_files), pool.map(index.file_sha256, all_files), strict=True))
     packages = []
@@ -58,6 +61,7 @@ def build_lock(
                 dependencies=tuple(dependencies[name]),
                 via=tuple(via[name]),
                 requires_python=provider.requires_python_of(name, candidate.version),
+                metadata=provider.metadata_source_of(candidate),
             )
         )
     return Lock.build(
@@ -68,6 +72,7 @@ def build_lock(
         constraints=[c.canonical for c in request.constraints],
         options=request.options,
         packages=packages,
+        warnings=warnings,
     )
 
 
@@ -90,6 +95,30 @@ def _edges(
             elif isinstance(parent, Identity) and parent.name != name:
                 via[name].add(parent.name)
     return dependencies, via
+
+
+def _warning(candidate: ProjectCandidate, files: tuple[DistFile, ...], via: set[str]) -> LockWarning | None:
+    """What installing this pin asks of the consumer: a compiler for an sdist; trust in a yanked file."""
+    name, version = candidate.name, candidate.version
+    if files and all(f.is_yanked for f in files):
+        reason = files[0].yanked
+        because = f" ({reason})" if reason else ""
+        who = ", ".join(sorted(via)) or "the request"
+        return LockWarning(
+            kind="yanked",
+            package=name,
+            version=version,
+            message=f"{name} {version} is yanked{because}; it is locked because {who} pins it with ==, as pip allows",
+        )
+    if files and all(f.kind == "sdist" for f in files):
+        return LockWarning(
+            kind="sdist",
+            package=name,
+            version=version,
+            message=f"{name} {version} is locked as a source distribution ({files[0].filename}): installing "
+            "the lock builds it, so the image needs a compiler and its build requirements",
+        )
+    return None
 
 
 def _lock_files(candidate: ProjectCandidate) -> tuple[DistFile, ...]:

@@ -27,8 +27,10 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
+from lockd.egg_info import core_metadata
 from lockd.errors import LockdError, ResolutionTimeout, SdistNeedsBuild, UnknownProject
 from lockd.inputs import InputRequirement, LockRequest
+from lockd.metadata_overrides import find_override
 from lockd.resolver.candidates import (
     PYTHON,
     AnyCandidate,
@@ -45,6 +47,7 @@ from lockd.resolver.candidates import (
 from lockd.resolver.chain import DemandLog
 from lockd.resolver.dependencies import ParsedMetadata, marker_true, parse_dependencies
 from lockd.resolver.finder import Finder
+from lockd.sdist_sources import SOURCE_HEADER, metadata_source
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
@@ -105,6 +108,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._depth: dict[Identifier, int] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
+        self._sources: dict[str, str | None] = {}
         self._demands = DemandLog()
 
     # --- what explanation and lock building read ---
@@ -127,6 +131,11 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         """The 404 of a project its index does not have, once something asked for it."""
         with self._finder_lock:
             return self._missing.get(name)
+
+    def metadata_source_of(self, candidate: ProjectCandidate) -> str | None:
+        """Where the dependencies of `candidate` came from: None for a wheel (`lockd.sdist_sources`)."""
+        with self._seen_lock:
+            return self._sources.get(candidate.files[0].url)
 
     def requires_python_of(self, name: NormalizedName, version: Version) -> str | None:
         """The `Requires-Python` of a version whose dependencies were read, as written."""
@@ -346,6 +355,20 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             self._requires_python[(candidate.name, candidate.version)] = requires_python
         return found
 
+    def _overridden(self, candidate: ProjectCandidate) -> bytes | None:
+        """The operator's metadata for this version, as a core-metadata document, if any."""
+        found = find_override(self._request.options.metadata_overrides, candidate.name, candidate.version)
+        if found is None:
+            return None
+        return core_metadata(
+            name=candidate.name,
+            version=str(candidate.version),
+            requires=found.requires_dist,
+            requires_python=found.requires_python,
+            source="override",
+            source_header=SOURCE_HEADER,
+        )
+
     def _parse_metadata(self, candidate: ProjectCandidate, extra: NormalizedName | None) -> ParsedMetadata:
         """(Requires-Python text, dependencies for the target) of the candidate's best file.
 
@@ -358,10 +381,15 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             try:
                 raw = self._index.fetch_metadata(file)
             except SdistNeedsBuild as exc:
-                unavailable = MetadataUnavailable(
-                    name=candidate.name, version=candidate.version, reason=exc.message, hint=exc.hint
-                )
-                return None, [unavailable]
+                overridden = self._overridden(candidate)
+                if overridden is None:
+                    unavailable = MetadataUnavailable(
+                        name=candidate.name, version=candidate.version, reason=exc.message, hint=exc.hint
+                    )
+                    return None, [unavailable]
+                raw = overridden
+            with self._seen_lock:
+                self._sources.setdefault(file.url, metadata_source(file.kind, raw))
             parsed = parse_dependencies(self.target, candidate, raw, extra)
             with self._seen_lock:
                 parsed = self._parsed.setdefault((file.url, extra), parsed)

@@ -79,7 +79,9 @@ class DatabaseMetadataCache:
                 return
             with transaction(self._engine, write=True) as conn:
                 for sha256 in sorted(batch):
-                    insert_if_absent(conn, schema.dist_metadata, {"sha256": sha256, "metadata": batch[sha256]})
+                    insert_if_absent(
+                        conn, schema.dist_metadata, {"sha256": sha256, "metadata": batch[sha256]}
+                    )
             with self._pending_lock:
                 for sha256 in batch:
                     self._pending.pop(sha256, None)

@@ -125,7 +125,9 @@ def _run(row: Any, *, stale_before: datetime | None) -> DriftRunRecord:
 def acquire_drift_lease(conn: Connection, holder: str, *, now: float, ttl: float) -> bool:
     """Take the one drift lease if it is free or expired (its holder stopped renewing it)."""
     table = schema.drift_lease
-    if insert_if_absent(conn, table, {"name": _LEASE_NAME, "holder": holder, "run_id": None, "expires_at": now + ttl}):
+    if insert_if_absent(
+        conn, table, {"name": _LEASE_NAME, "holder": holder, "run_id": None, "expires_at": now + ttl}
+    ):
         return True
     taken = conn.execute(
         update(table)
@@ -140,7 +142,9 @@ def release_drift_lease(conn: Connection, holder: str) -> None:
     conn.execute(delete(table).where(and_(table.c.name == _LEASE_NAME, table.c.holder == holder)))
 
 
-def heartbeat(conn: Connection, run_id: int, holder: str, *, now: datetime, ttl: float, locks_checked: int) -> bool:
+def heartbeat(
+    conn: Connection, run_id: int, holder: str, *, now: datetime, ttl: float, locks_checked: int
+) -> bool:
     """Renew the lease and the run's heartbeat; False if the lease was lost to another run."""
     lease = schema.drift_lease
     renewed = conn.execute(
@@ -149,7 +153,9 @@ def heartbeat(conn: Connection, run_id: int, holder: str, *, now: datetime, ttl:
         .values(run_id=run_id, expires_at=now.timestamp() + ttl)
     )
     runs = schema.drift_runs
-    conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=now, locks_checked=locks_checked))
+    conn.execute(
+        update(runs).where(runs.c.id == run_id).values(heartbeat_at=now, locks_checked=locks_checked)
+    )
     return renewed.rowcount == 1
 
 

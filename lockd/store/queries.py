@@ -196,7 +196,10 @@ def get_lock_canonical(conn: Connection, digest: str) -> bytes | None:
 # The statements every cache hit runs are built once: building and keying a SELECT costs more
 # Python time than SQLite takes to answer it.
 _LOCK_FILE = select(schema.lock_files).where(
-    and_(schema.lock_files.c.lock_digest == bindparam("lock_digest"), schema.lock_files.c.format == bindparam("fmt"))
+    and_(
+        schema.lock_files.c.lock_digest == bindparam("lock_digest"),
+        schema.lock_files.c.format == bindparam("fmt"),
+    )
 )
 _CURRENT_REVISION = (
     select(schema.revisions)
@@ -238,7 +241,9 @@ def current_revision(conn: Connection, input_digest: str) -> RevisionRecord | No
 
 def revision(conn: Connection, input_digest: str, n: int) -> RevisionRecord | None:
     table = schema.revisions
-    row = conn.execute(select(table).where(and_(table.c.input_digest == input_digest, table.c.n == n))).first()
+    row = conn.execute(
+        select(table).where(and_(table.c.input_digest == input_digest, table.c.n == n))
+    ).first()
     return None if row is None else _revision(row)
 
 
@@ -336,7 +341,9 @@ def list_locks(
 # -- tokens -------------------------------------------------------------------------------
 
 
-def create_token(conn: Connection, *, name: str, token_hash: str, scopes: frozenset[str], now: datetime) -> int:
+def create_token(
+    conn: Connection, *, name: str, token_hash: str, scopes: frozenset[str], now: datetime
+) -> int:
     result = conn.execute(
         insert(schema.tokens)
         .values(name=name, token_hash=token_hash, scopes=",".join(sorted(scopes)), created_at=now)
@@ -351,7 +358,9 @@ def find_token(conn: Connection, token_hash: str) -> TokenRecord | None:
     row = conn.execute(_LIVE_TOKEN, {"token_hash": token_hash}).first()
     if row is None:
         return None
-    return TokenRecord(row.id, row.name, frozenset(row.scopes.split(",")), _utc(row.created_at), row.token_hash)
+    return TokenRecord(
+        row.id, row.name, frozenset(row.scopes.split(",")), _utc(row.created_at), row.token_hash
+    )
 
 
 # -- single-flight leases -----------------------------------------------------------------
@@ -390,7 +399,9 @@ def renew_lease(conn: Connection, input_digest: str, holder: str, *, expires_at:
     table = schema.resolution_leases
     renewed = conn.execute(
         update(table)
-        .where(and_(table.c.input_digest == input_digest, table.c.holder == holder, table.c.state == "running"))
+        .where(
+            and_(table.c.input_digest == input_digest, table.c.holder == holder, table.c.state == "running")
+        )
         .values(expires_at=expires_at)
     )
     return renewed.rowcount == 1
@@ -401,7 +412,9 @@ def release_lease(conn: Connection, input_digest: str, holder: str) -> None:
     conn.execute(delete(table).where(and_(table.c.input_digest == input_digest, table.c.holder == holder)))
 
 
-def fail_lease(conn: Connection, input_digest: str, holder: str, error: dict[str, Any], *, expires_at: float) -> None:
+def fail_lease(
+    conn: Connection, input_digest: str, holder: str, error: dict[str, Any], *, expires_at: float
+) -> None:
     """Leave the holder's error for the waiters; a new request may retry at once."""
     table = schema.resolution_leases
     conn.execute(
