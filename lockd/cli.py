@@ -28,6 +28,7 @@ from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.local_includes import inline_includes
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
 from lockd.standalone import build_request, index_client, resolve_standalone
 from lockd.tokens import SCOPES
@@ -123,7 +124,9 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
-    parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
+    parser.add_argument(
+        "-c", "--constraints", type=Path, default=None, help="constraints.txt (its -r/-c lines are read in)"
+    )
     parser.add_argument(
         "--index-url",
         default=None,
@@ -135,6 +138,11 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
         help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url",
     )
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+    parser.add_argument(
+        "--only-binary",
+        action="store_true",
+        help="wheels only: rule out versions without a wheel for the target (pip's --only-binary :all:)",
+    )
     parser.add_argument(
         "--as-of",
         default=None,
@@ -199,13 +207,24 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.with_index_urls(
             index_url=args.index_url, pytorch_index_url=args.pytorch_index_url
         )
+    # pip's -r and -c lines name local files: read them in here, since the server never can.
+    stdin = str(args.requirements) == "-"
+    inlined = inline_includes(
+        Path("requirements.in") if stdin else args.requirements,
+        text=_read_text(args.requirements) if stdin else None,
+    )
+    constraints = inlined.text(constraints=True)
+    if args.constraints is not None:
+        constraints += inline_includes(args.constraints, constraints=True).text(constraints=True)
     request = build_request(
         settings,
-        requirements=_read_text(args.requirements),
-        constraints="" if args.constraints is None else _read_text(args.constraints),
+        requirements=inlined.text(constraints=False),
+        constraints=constraints,
         target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
         options=LockOptions(
-            prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)
+            prereleases=args.pre,
+            as_of=None if args.as_of is None else parse_as_of(args.as_of),
+            only_binary=args.only_binary,
         ),
     )
     with index_client(settings) as index:
@@ -214,6 +233,8 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
                 lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
         else:
             lock, stats, fetched = resolve_standalone(settings, request, index=index)
+    for warning in lock.warnings:
+        print(f"warning: {warning.message}", file=sys.stderr)
     content = render(lock, args.format)
     if args.output is None:
         sys.stdout.buffer.write(content)

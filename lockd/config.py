@@ -12,6 +12,7 @@ credentials and options modules, never its client.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,12 +30,21 @@ from lockd.accelerator import TORCH_FAMILY
 from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
+from lockd.metadata_overrides import MetadataOverride, MetadataOverrideError, parse_overrides
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
 _INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
+
+
+@functools.cache
+def _read_overrides(path: Path) -> tuple[MetadataOverride, ...]:
+    try:
+        return parse_overrides(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, MetadataOverrideError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 class InvalidConfiguration(LockdError):
@@ -57,6 +67,10 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(default=32, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     max_requirements: int = Field(default=500, ge=1)
+    # Constraints files are long (Apache Airflow's is ~700 lines) and cost linear time.
+    max_constraints: int = Field(default=5000, ge=1)
+    # A TOML file of `[[dependency-metadata]]` for sdists nothing else describes (lockd.metadata_overrides).
+    metadata_overrides: Path | None = None
     resolve_timeout: float = Field(default=120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.
@@ -108,6 +122,18 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("metadata_overrides")
+    @classmethod
+    def _readable_overrides(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_overrides(value)  # fail at start, not at the first lock that needs one
+        return value
+
+    @property
+    def dependency_metadata(self) -> tuple[MetadataOverride, ...]:
+        """The operator's metadata overrides, read from `metadata_overrides` (cached by path)."""
+        return () if self.metadata_overrides is None else _read_overrides(self.metadata_overrides)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -129,6 +129,19 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
             yield start, joined
 
 
+# The server cannot read a client's files: say how to send what an include line names.
+_CONSTRAINTS_HINT = (
+    "send the constraints file's lines as `constraints` in POST /v1/locks (JSON; constraints have a larger limit), "
+    "or run `lockd lock requirements.in`, which reads -r and -c files itself"
+)
+_INCLUDE_HINTS = {
+    "-c": _CONSTRAINTS_HINT,
+    "--constraint": _CONSTRAINTS_HINT,
+    "-r": "send the included file's lines in this body, or run `lockd lock`, which reads -r files itself",
+    "--requirement": "send the included file's lines in this body, or run `lockd lock`, which reads -r files itself",
+}
+
+
 def _refuse_unsupported(line: str, number: int, source: str) -> None:
     context = {"line": number, "text": line, "source": source}
     if line.startswith("-"):
@@ -141,7 +154,10 @@ def _refuse_unsupported(line: str, number: int, source: str) -> None:
             "-e": "editable requirements (-e)",
             "--editable": "editable requirements (-e)",
         }.get(option, f"the option {option}: indexes and options are configuration, not input")
-        raise UnsupportedRequirement(f"{source} line {number}: lockd does not accept {what}", context=context)
+        hint = _INCLUDE_HINTS.get(option)
+        raise UnsupportedRequirement(
+            f"{source} line {number}: lockd does not accept {what}", hint=hint, context=context
+        )
     if _VCS.match(line):
         raise UnsupportedRequirement(
             f"{source} line {number}: VCS references are not lockable", context=context

@@ -37,7 +37,7 @@ def build_request(
             "no requirements given", hint="send a requirements.in with at least one project name"
         )
     parsed_constraints = parse_requirements(
-        constraints, source="constraints.txt", max_requirements=settings.max_requirements
+        constraints, source="constraints.txt", max_requirements=settings.max_constraints
     )
     resolved_target = target_from_spec(target)
     return LockRequest(
@@ -45,7 +45,7 @@ def build_request(
         constraints=parsed_constraints,
         target=resolved_target,
         plan=_plan(settings, resolved_target),
-        options=options or LockOptions(),
+        options=replace(options or LockOptions(), metadata_overrides=settings.dependency_metadata),
     )
 
 

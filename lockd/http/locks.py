@@ -74,6 +74,7 @@ def _lock_info(canonical: dict[str, Any], record: RevisionRecord, created: bool 
         target=canonical["target"],
         requirements=canonical["requirements"],
         constraints=canonical["constraints"],
+        warnings=canonical.get("warnings", []),
         links=_links(record.input_digest, record.lock_digest),
     )
 
@@ -143,6 +144,9 @@ async def post_lock(
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+    only_binary: Annotated[
+        bool, Query(description="wheels only: rule out versions without one (pip's --only-binary :all:)")
+    ] = False,
 ) -> Response:
     _require_content_type(
         request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
@@ -154,7 +158,7 @@ async def post_lock(
         return service.build_request(
             requirements=decode_body(body),
             target={"platform": platform, "python": python, "cuda": cuda},
-            options=LockOptions(prereleases=pre),
+            options=LockOptions(prereleases=pre, only_binary=only_binary),
         )
 
     def lookup() -> tuple[LockRequest, tuple[LockResult, LockFileRecord] | None]:
@@ -210,7 +214,11 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
             requirements=text(body.requirements, "requirements.in"),
             constraints=text(body.constraints, "constraints.txt"),
             target=body.target.model_dump(),
-            options=LockOptions(prereleases=body.options.prereleases, as_of=body.options.as_of),
+            options=LockOptions(
+                prereleases=body.options.prereleases,
+                as_of=body.options.as_of,
+                only_binary=body.options.only_binary,
+            ),
         )
 
     result = await _run_lock(request, service, build)

@@ -42,6 +42,7 @@ class OptionsBody(BaseModel):
 
     prereleases: bool = False
     as_of: datetime | None = None
+    only_binary: bool = False
 
 
 class LockBody(BaseModel):
@@ -85,6 +86,8 @@ class LockInfo(BaseModel):
     target: dict[str, str | None]
     requirements: list[str]
     constraints: list[str]
+    # What the consumer must know: an sdist pin needs a compiler; a yanked pin was taken on `==`.
+    warnings: list[dict[str, str]] = []
     links: LockLinks
 
 
