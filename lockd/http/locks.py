@@ -8,6 +8,7 @@ copies live under `/v1/blobs/{lock_digest}/`.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -62,6 +63,14 @@ def _revision_info(record: RevisionRecord) -> RevisionInfo:
         reason=record.reason,
         files=file_links(record.lock_digest),
     )
+
+
+def _stored_input(service: Service, input_digest: str, lock_digest: str) -> dict[str, Any]:
+    """The stored input, with the warnings of its lock (what the consumer must know) added."""
+    canonical = dict(service.input_canonical(input_digest))
+    lock = json.loads(service.lock_file(lock_digest, "json").content)
+    canonical["warnings"] = lock.get("warnings", [])
+    return canonical
 
 
 def _lock_info(canonical: dict[str, Any], record: RevisionRecord, created: bool | None) -> LockInfo:
@@ -222,7 +231,9 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
         )
 
     result = await _run_lock(request, service, build)
-    canonical = await in_read_thread(request, lambda: service.input_canonical(result.input_digest))
+    canonical = await in_read_thread(
+        request, lambda: _stored_input(service, result.input_digest, result.lock_digest)
+    )
     info = _lock_info(canonical, result.revision, result.created)
     return Response(
         info.model_dump_json(),
@@ -302,7 +313,8 @@ async def list_locks(
 )
 async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) -> LockInfo:
     def read() -> tuple[dict[str, Any], RevisionRecord]:
-        return service.input_canonical(input_digest), service.current(input_digest)
+        record = service.current(input_digest)
+        return _stored_input(service, input_digest, record.lock_digest), record
 
     canonical, record = await in_read_thread(request, read)
     return _lock_info(canonical, record, None)
