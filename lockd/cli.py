@@ -139,6 +139,13 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
     parser.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="use this configured private index (LOCKD_PRIVATE_INDEXES), by name; repeatable",
+    )
+    parser.add_argument(
         "--only-binary",
         action="store_true",
         help="wheels only: rule out versions without a wheel for the target (pip's --only-binary :all:)",
@@ -226,6 +233,7 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
             as_of=None if args.as_of is None else parse_as_of(args.as_of),
             only_binary=args.only_binary,
         ),
+        indexes=args.index,
     )
     with index_client(settings) as index:
         if sys.stderr.isatty():

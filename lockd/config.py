@@ -13,6 +13,7 @@ credentials and options modules, never its client.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,12 +32,26 @@ from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.metadata_overrides import MetadataOverride, MetadataOverrideError, parse_overrides
+from lockd.private_indexes import NamedIndex, PrivateIndexError, parse_private_indexes
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
 _INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
+
+
+@functools.cache
+def _read_private_indexes(path: Path) -> tuple[tuple[NamedIndex, IndexCredentials], ...]:
+    try:
+        configured = parse_private_indexes(path.read_text(encoding="utf-8"))
+        found = []
+        for index, url in configured:
+            bare, credentials = split_credentials(url)
+            found.append((replace(index, url=bare if bare.endswith("/") else bare + "/"), credentials))
+        return tuple(found)
+    except (OSError, UnicodeDecodeError, PrivateIndexError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 @functools.cache
@@ -71,6 +86,8 @@ class Settings(BaseSettings):
     max_constraints: int = Field(default=5000, ge=1)
     # A TOML file of `[[dependency-metadata]]` for sdists nothing else describes (lockd.metadata_overrides).
     metadata_overrides: Path | None = None
+    # A TOML file of `[[index]]` private indexes (name, url, projects): lockd.private_indexes.
+    private_indexes: Path | None = None
     resolve_timeout: float = Field(default=120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.
@@ -130,6 +147,20 @@ class Settings(BaseSettings):
             _read_overrides(value)  # fail at start, not at the first lock that needs one
         return value
 
+    @field_validator("private_indexes")
+    @classmethod
+    def _readable_private_indexes(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_private_indexes(value)
+        return value
+
+    @property
+    def named_indexes(self) -> tuple[NamedIndex, ...]:
+        """The configured private indexes, their URLs without credentials."""
+        if self.private_indexes is None:
+            return ()
+        return tuple(index for index, _credentials in _read_private_indexes(self.private_indexes))
+
     @property
     def dependency_metadata(self) -> tuple[MetadataOverride, ...]:
         """The operator's metadata overrides, read from `metadata_overrides` (cached by path)."""
@@ -146,6 +177,9 @@ class Settings(BaseSettings):
         found = IndexCredentials()
         for name in _INDEX_URL_FIELDS:
             found += self._credentials.get(name, IndexCredentials())
+        if self.private_indexes is not None:
+            for _index, credentials in _read_private_indexes(self.private_indexes):
+                found += credentials
         return found
 
     def client_options(self) -> ClientOptions:

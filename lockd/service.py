@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -299,9 +299,15 @@ class Service:
         target: Mapping[str, object],
         constraints: str = "",
         options: LockOptions | None = None,
+        indexes: Sequence[str] = (),
     ) -> LockRequest:
         return build_request(
-            self.settings, requirements=requirements, target=target, constraints=constraints, options=options
+            self.settings,
+            requirements=requirements,
+            target=target,
+            constraints=constraints,
+            options=options,
+            indexes=indexes,
         )
 
     def lock(self, request: LockRequest) -> LockResult:

@@ -6,7 +6,7 @@ imports); `lockd.service` builds on the same functions and adds storage, revisio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from lockd.config import Settings
@@ -29,8 +29,12 @@ def build_request(
     target: Mapping[str, object],
     constraints: str = "",
     options: LockOptions | None = None,
+    indexes: Sequence[str] = (),
 ) -> LockRequest:
-    """Intake: text + loose target spec → a normalised `LockRequest` under this configuration."""
+    """Intake: text + loose target spec → a normalised `LockRequest` under this configuration.
+
+    `indexes` selects configured private indexes by name (never by URL).
+    """
     parsed = parse_requirements(requirements, max_requirements=settings.max_requirements)
     if not parsed:
         raise InvalidRequest(
@@ -44,7 +48,7 @@ def build_request(
         requirements=parsed,
         constraints=parsed_constraints,
         target=resolved_target,
-        plan=_plan(settings, resolved_target),
+        plan=_plan(settings, resolved_target, indexes),
         options=replace(options or LockOptions(), metadata_overrides=settings.dependency_metadata),
     )
 
@@ -66,12 +70,24 @@ def index_client(
     return IndexClient.from_options(options, metadata_cache=metadata_cache, hash_cache=hash_cache)
 
 
-def _plan(settings: Settings, target: Target) -> IndexPlan:
+def _plan(settings: Settings, target: Target, indexes: Sequence[str] = ()) -> IndexPlan:
+    configured = {index.name: index for index in settings.named_indexes}
+    unknown = sorted(set(indexes) - set(configured))
+    if unknown:
+        raise InvalidRequest(
+            f"no index named {', '.join(unknown)} is configured",
+            hint="select private indexes by name: "
+            + (", ".join(sorted(configured)) or "none is configured")
+            + "; index URLs are configuration, never input",
+            context={"field": "indexes", "unknown": unknown, "configured": sorted(configured)},
+        )
+    named = [replace(index, selected=index.name in indexes) for index in configured.values()]
     return plan_for(
         target,
         default_url=settings.index_url,
         pytorch_base=settings.pytorch_index_url,
         family=settings.torch_family_names,
+        named=named,
     )
 
 

@@ -153,6 +153,9 @@ async def post_lock(
     cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+    index: Annotated[
+        list[str] | None, Query(description="private indexes to use, by configured name")
+    ] = None,
     only_binary: Annotated[
         bool, Query(description="wheels only: rule out versions without one (pip's --only-binary :all:)")
     ] = False,
@@ -168,6 +171,7 @@ async def post_lock(
             requirements=decode_body(body),
             target={"platform": platform, "python": python, "cuda": cuda},
             options=LockOptions(prereleases=pre, only_binary=only_binary),
+            indexes=index or (),
         )
 
     def lookup() -> tuple[LockRequest, tuple[LockResult, LockFileRecord] | None]:
@@ -228,6 +232,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
                 as_of=body.options.as_of,
                 only_binary=body.options.only_binary,
             ),
+            indexes=body.indexes,
         )
 
     result = await _run_lock(request, service, build)

@@ -54,6 +54,8 @@ class LockBody(BaseModel):
     constraints: str | list[str] = ""
     target: TargetBody
     options: OptionsBody = OptionsBody()
+    # Configured private indexes, by name only: index URLs are configuration, never input.
+    indexes: list[str] = []
 
 
 class LockLinks(BaseModel):

@@ -150,6 +150,16 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             return finder
         if missing is not None:
             raise missing
+        reserved = self._request.plan.reserved_by(name)
+        if reserved is not None:
+            refusal = UnknownProject(
+                f"{name} is served only by the private index {reserved.name}, which this request does not select",
+                hint=f"select it by name: indexes [{reserved.name!r}] in the JSON options, "
+                f"index={reserved.name} in the query, or lockd lock --index {reserved.name}",
+                context={"project": name, "index": reserved.name},
+            )
+            with self._finder_lock:
+                raise self._missing.setdefault(name, refusal)
         try:
             page = self._index.project_page(self._request.plan.index_for(name), name)
         except UnknownProject as exc:
