@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     metadata_overrides: Path | None = None
     # A TOML file of `[[index]]` private indexes (name, url, projects): lockd.private_indexes.
     private_indexes: Path | None = None
+    # Hosts whose https wheel URLs a requirement may name (`name @ https://host/x.whl`), comma-separated.
+    url_hosts: str = ""
     resolve_timeout: float = Field(default=120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.
@@ -207,6 +209,13 @@ class Settings(BaseSettings):
         kept = {name: found for name, found in self._credentials.items() if name not in given}
         updated._credentials = {**updated._credentials, **kept}
         return updated
+
+    @property
+    def allowed_url_hosts(self) -> frozenset[str]:
+        """Bare host names (https only), or `http://host:port` origins allowed exactly."""
+        return frozenset(
+            host.strip().lower().rstrip("/") for host in self.url_hosts.split(",") if host.strip()
+        )
 
     @property
     def torch_family_names(self) -> tuple[str, ...]:

@@ -160,7 +160,7 @@ class LockRequest:
         if not isinstance(data, Mapping) or data.get("lockd-input") != INPUT_SCHEMA:
             raise InvalidRequest(f"not a lockd input of schema {INPUT_SCHEMA}")
         return cls(
-            requirements=parse_requirements("\n".join(data["requirements"])),
+            requirements=parse_requirements("\n".join(data["requirements"]), url_hosts="any"),
             constraints=parse_requirements("\n".join(data["constraints"]), source="constraints.txt"),
             target=Target.from_json(data["target"]),
             plan=IndexPlan.from_json(data["indexes"]),

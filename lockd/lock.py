@@ -86,13 +86,14 @@ class LockedPackage:
     via: tuple[str, ...]  # parent project names, or ROOT / "-c constraints"
     requires_python: str | None = None
     metadata: str | None = None  # one of METADATA_SOURCES; None: a wheel's METADATA
+    direct: bool = False  # named by URL in the request (PEP 610 direct reference): `index` is ""
 
     @property
     def pin(self) -> str:
         return f"{self.name}=={self.version}"
 
     def to_json(self) -> dict[str, Any]:
-        found = {
+        found: dict[str, Any] = {
             "name": self.name,
             "version": str(self.version),
             "index": self.index,
@@ -103,6 +104,8 @@ class LockedPackage:
         }
         if self.metadata is not None:
             found["metadata"] = self.metadata
+        if self.direct:
+            found["direct"] = True
         return found
 
     @classmethod
@@ -116,6 +119,7 @@ class LockedPackage:
             via=tuple(data["via"]),
             requires_python=data.get("requires_python"),
             metadata=data.get("metadata"),
+            direct=bool(data.get("direct", False)),
         )
 
 
@@ -186,6 +190,7 @@ class Lock:
                     via=tuple(sorted(set(package.via))),
                     requires_python=package.requires_python,
                     metadata=package.metadata,
+                    direct=package.direct,
                 )
             )
         return cls(

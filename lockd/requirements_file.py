@@ -2,8 +2,8 @@
 
 pip's rules for comments (`#` at the start or after whitespace) and `\\` continuations; each
 line parsed as PEP 508 and normalised (PEP 503 names, sorted extras). lockd locks names and
-specifiers only: includes (`-r`, `-c`), editables, URLs, paths, VCS references and index
-options are refused with `unsupported-requirement` (the CLI inlines `-r`/`-c` of local files
+specifiers, plus wheels by https URL from hosts the operator allows (`LOCKD_URL_HOSTS`):
+includes (`-r`, `-c`), editables, other URLs, paths, VCS references and index options are refused with `unsupported-requirement` (the CLI inlines `-r`/`-c` of local files
 before the text gets here; the server cannot read a client's files). Every line costs one
 scan and one parse, so a 5,000-line constraints file costs 5,000 times one line.
 """
@@ -11,8 +11,10 @@ scan and one parse, so a 5,000-line constraints file costs 5,000 times one line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement as PackagingInvalidRequirement
 from packaging.requirements import Requirement
@@ -20,7 +22,17 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
 
-__all__ = ["MAX_LINE_CHARS", "MAX_MARKER_DEPTH", "InputRequirement", "decode_body", "parse_requirements"]
+__all__ = [
+    "MAX_LINE_CHARS",
+    "MAX_MARKER_DEPTH",
+    "InputRequirement",
+    "UrlHosts",
+    "decode_body",
+    "parse_requirements",
+]
+
+# The hosts direct wheel URLs may name, or "any" for an input intake already checked.
+UrlHosts = Collection[str] | Literal["any"]
 
 _URL_SCHEMES = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
@@ -64,7 +76,7 @@ class InputRequirement:
     @classmethod
     def from_json(cls, data: str, *, source: str = "requirements.in") -> InputRequirement:
         """One requirement line, read as intake reads it (and refused as intake refuses it)."""
-        parsed = parse_requirements(data, source=source)
+        parsed = parse_requirements(data, source=source, url_hosts="any")
         if len(parsed) != 1:
             raise InvalidRequirement(
                 f"{source}: expected one requirement, found {len(parsed)}",
@@ -78,6 +90,9 @@ def _canonical_requirement(req: Requirement) -> str:
     if req.extras:
         extras = "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
     marker = f"; {req.marker}" if req.marker is not None else ""
+    if req.url:
+        # PEP 508: a space before the `;` of a marker, or it would read as part of the URL.
+        return f"{canonicalize_name(req.name)}{extras} @ {req.url}{' ' + marker if marker else ''}"
     return f"{canonicalize_name(req.name)}{extras}{req.specifier}{marker}"
 
 
@@ -162,11 +177,13 @@ def _refuse_unsupported(line: str, number: int, source: str) -> None:
         raise UnsupportedRequirement(
             f"{source} line {number}: VCS references are not lockable", context=context
         )
-    if _URL_SCHEMES.match(line) or " @ " in line or re.match(r"^[^;]*@\s*\S+://", line):
+    if _URL_SCHEMES.match(line):
         raise UnsupportedRequirement(
-            f"{source} line {number}: direct URL requirements are not lockable by name and hash",
+            f"{source} line {number}: direct URL requirements need a name: `name @ https://host/file.whl`",
             context=context,
         )
+    if " @ " in line or re.match(r"^[^;]*@\s*\S+://", line):
+        return  # `name @ URL`: `_check_direct_url` decides once the line is parsed
     first = line.split(";", 1)[0].strip()
     if first.startswith((".", "/", "~")) or "\\" in first or _ARCHIVE.search(first) or "/" in first:
         raise UnsupportedRequirement(f"{source} line {number}: local paths are not lockable", context=context)
@@ -190,10 +207,49 @@ def _marker_depth(line: str) -> int:
     return deepest
 
 
+def _check_direct_url(
+    requirement: Requirement, line: str, number: int, source: str, url_hosts: UrlHosts
+) -> None:
+    """`name @ https://host/file.whl[#sha256=…]` from an allowed host; everything else refused, saying why."""
+    context = {"line": number, "text": line[:200], "source": source}
+    url = requirement.url or ""
+    parts = urlsplit(url)
+    hint = (
+        "lockd locks wheels by URL only from hosts the operator allows (LOCKD_URL_HOSTS); "
+        "otherwise publish the wheel on an index lockd reads and require it by name"
+    )
+    # A bare host allows https from it; `http://host:port` (an internal mirror) allows exactly that origin.
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        problem = "direct URL requirements are lockable only as https:// wheel URLs"
+    elif not parts.path.endswith(".whl"):
+        problem = "direct URL requirements are lockable only for wheels (.whl): an sdist would need a build"
+    elif url_hosts != "any" and not (
+        (parts.scheme == "https" and parts.hostname.lower() in url_hosts) or origin in url_hosts
+    ):
+        problem = f"{parts.hostname} is not a host this server takes wheels from"
+        problem = f"direct URL requirements are taken only from allowed hosts, and {problem}"
+    elif parts.fragment and not re.fullmatch(r"sha256=[0-9a-fA-F]{64}", parts.fragment):
+        problem = "direct URL requirements take one fragment, #sha256=<64 hex digits>"
+    elif parts.username or parts.password:
+        problem = "direct URL requirements may not carry credentials: they would be written into the lock"
+    else:
+        return
+    raise UnsupportedRequirement(f"{source} line {number}: {problem}", hint=hint, context=context)
+
+
 def parse_requirements(
-    text: str, *, source: str = "requirements.in", max_requirements: int | None = None
+    text: str,
+    *,
+    source: str = "requirements.in",
+    max_requirements: int | None = None,
+    url_hosts: UrlHosts = frozenset(),
 ) -> tuple[InputRequirement, ...]:
-    """Parse a requirements.in body. Errors name the source and the line."""
+    """Parse a requirements.in body. Errors name the source and the line.
+
+    `url_hosts`: the hosts `name @ https://…/file.whl` may name; "any" when reading back a
+    stored input, which intake already checked.
+    """
     if "\x00" in text:
         number = text[: text.index("\x00")].count("\n") + 1
         raise InvalidRequirement(
@@ -224,10 +280,7 @@ def parse_requirements(
                 context={"line": number, "text": shown, "source": source},
             ) from None
         if requirement.url:
-            raise UnsupportedRequirement(
-                f"{source} line {number}: direct URL requirements are not lockable by name and hash",
-                context={"line": number, "text": line, "source": source},
-            )
+            _check_direct_url(requirement, line, number, source, url_hosts)
         parsed.append(InputRequirement(requirement=requirement, line=number, text=line, source=source))
         if max_requirements is not None and len(parsed) > max_requirements:
             raise InputTooLarge(

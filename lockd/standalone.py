@@ -35,7 +35,9 @@ def build_request(
 
     `indexes` selects configured private indexes by name (never by URL).
     """
-    parsed = parse_requirements(requirements, max_requirements=settings.max_requirements)
+    parsed = parse_requirements(
+        requirements, max_requirements=settings.max_requirements, url_hosts=settings.allowed_url_hosts
+    )
     if not parsed:
         raise InvalidRequest(
             "no requirements given", hint="send a requirements.in with at least one project name"

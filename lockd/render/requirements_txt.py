@@ -86,7 +86,7 @@ def _header(lock: Lock) -> Iterator[str]:
 
 
 def _index_lines(lock: Lock) -> Iterator[str]:
-    used = {package.index for package in lock.packages}
+    used = {package.index for package in lock.packages if not package.direct}
     yield f"--index-url {lock.plan.default_url}"
     for url in lock.plan.urls[1:]:
         if url in used:
@@ -98,10 +98,12 @@ def _index_lines(lock: Lock) -> Iterator[str]:
 
 def _package_lines(package: LockedPackage) -> Iterator[str]:
     hashes = sorted({f.sha256 for f in package.files})
+    # A wheel named by URL is pinned by that URL (pip checks its hash like any other).
+    pin = f"{package.name} @ {package.files[0].url}" if package.direct and package.files else package.pin
     if not hashes:
-        yield package.pin
+        yield pin
     else:
-        yield f"{package.pin} \\"
+        yield f"{pin} \\"
         for number, digest in enumerate(hashes, start=1):
             tail = " \\" if number < len(hashes) else ""
             yield f"    --hash=sha256:{digest}{tail}"

@@ -11,11 +11,13 @@ compiler) or a yanked version taken because something pins it with `==`.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TypeAlias
 
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
+from lockd.errors import TamperedFile
 from lockd.inputs import LockRequest
 from lockd.lock import ROOT, Lock, LockedFile, LockedPackage, LockWarning
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, Identity, ProjectCandidate
@@ -49,6 +51,10 @@ def build_lock(
     warnings = [w for name, c in pinned.items() if (w := _warning(c, files[name], via[name])) is not None]
     all_files = [f for chosen in files.values() for f in chosen]
     hashes = dict(zip((f.url for f in all_files), pool.map(index.file_sha256, all_files), strict=True))
+    direct = {name for name in pinned if provider.is_direct(name)}
+    for name in direct:
+        for file in files[name]:
+            hashes[file.url] = _verified(index, file)
     packages = []
     for name, candidate in pinned.items():
         locked = tuple(LockedFile(f.filename, f.url, hashes[f.url], f.size, f.kind) for f in files[name])
@@ -56,12 +62,13 @@ def build_lock(
             LockedPackage(
                 name=name,
                 version=candidate.version,
-                index=request.plan.index_for(name),
+                index="" if name in direct else request.plan.index_for(name),
                 files=locked,
                 dependencies=tuple(dependencies[name]),
                 via=tuple(via[name]),
                 requires_python=provider.requires_python_of(name, candidate.version),
                 metadata=provider.metadata_source_of(candidate),
+                direct=name in direct,
             )
         )
     return Lock.build(
@@ -119,6 +126,17 @@ def _warning(candidate: ProjectCandidate, files: tuple[DistFile, ...], via: set[
             "the lock builds it, so the image needs a compiler and its build requirements",
         )
     return None
+
+
+def _verified(index: IndexSource, file: DistFile) -> str:
+    """A URL wheel's sha256 as streamed; it must equal the `#sha256=` the request gave, if any."""
+    streamed = index.file_sha256(replace(file, sha256=None))
+    if file.sha256 is not None and streamed.lower() != file.sha256.lower():
+        raise TamperedFile(
+            f"{file.url} does not match the sha256 its requirement gives",
+            context={"url": file.url, "expected": file.sha256, "actual": streamed},
+        )
+    return streamed
 
 
 def _lock_files(candidate: ProjectCandidate) -> tuple[DistFile, ...]:

@@ -79,6 +79,7 @@ class ProjectRequirement:
     extra: NormalizedName | None
     specifier: SpecifierSet
     source: InputRequirement | None = field(default=None, compare=False)
+    url: str | None = None  # a direct wheel URL (`name @ https://…`), from the request only
 
     @property
     def identity(self) -> Identity:
@@ -92,6 +93,8 @@ class ProjectRequirement:
 
     def __str__(self) -> str:
         extra = f"[{self.extra}]" if self.extra else ""
+        if self.url is not None:
+            return f"{self.name}{extra} @ {self.url}"
         return f"{self.name}{extra}{self.specifier}"
 
 

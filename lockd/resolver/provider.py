@@ -46,6 +46,7 @@ from lockd.resolver.candidates import (
 )
 from lockd.resolver.chain import DemandLog
 from lockd.resolver.dependencies import ParsedMetadata, marker_true, parse_dependencies
+from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder
 from lockd.sdist_sources import SOURCE_HEADER, metadata_source
 from lockd.simple import DistFile, ProjectPage
@@ -301,6 +302,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             rejected = any(True for _ in incompatibilities[identifier])
             return [python] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
+        urls = {r.url for r in reqs if r.url is not None}
+        if urls:
+            return self._direct_matches(identifier, reqs, urls, incompatibilities)
         try:
             finder = self.finder(identifier.name)
         except UnknownProject:
@@ -330,6 +334,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             )
         if isinstance(candidate, PythonCandidate):
             return False
+        if requirement.url is not None:
+            return candidate.files[0].url == without_fragment(requirement.url)
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
@@ -364,6 +370,27 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if extra is None:
             self._requires_python[(candidate.name, candidate.version)] = requires_python
         return found
+
+    def _direct_matches(
+        self,
+        identifier: Identity,
+        reqs: list[ProjectRequirement],
+        urls: set[str],
+        incompatibilities: Mapping[Identifier, Iterator[AnyCandidate]],
+    ) -> list[AnyCandidate]:
+        """The one wheel a URL requirement names, if every other requirement on it allows it."""
+        if len({without_fragment(u) for u in urls}) > 1:
+            return []  # two URLs for one project: the conflict is explained with both lines
+        candidate = direct_candidate(next(iter(urls)), identifier.name, identifier.extra, self.target)
+        excluded = any(c == candidate for c in incompatibilities[identifier])
+        specifier = self.specifier_for(identifier.name, [r for r in reqs if r.url is None])
+        if excluded or not specifier.contains(candidate.version, prereleases=True):
+            return []
+        return [candidate]
+
+    def is_direct(self, name: NormalizedName) -> bool:
+        """Whether the request names this project by URL."""
+        return any(r.name == name and r.requirement.url for r in self._request.requirements)
 
     def _overridden(self, candidate: ProjectCandidate) -> bytes | None:
         """The operator's metadata for this version, as a core-metadata document, if any."""
