@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     private_indexes: Path | None = None
     # Hosts whose https wheel URLs a requirement may name (`name @ https://host/x.whl`), comma-separated.
     url_hosts: str = ""
+    # `sandbox`: an sdist nothing else describes gets its PEP 517 metadata hook run under bubblewrap.
+    sdist_metadata: Literal["static", "sandbox"] = "static"
+    sandbox_timeout: float = Field(default=60.0, gt=0)
+    sandbox_memory_mb: int = Field(default=1024, ge=64)
+    # The interpreter the sandbox runs is this server's; its build requirements are locked for it.
+    sandbox_platform: str = "linux_x86_64"
     resolve_timeout: float = Field(default=120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.

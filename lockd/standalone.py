@@ -6,16 +6,20 @@ imports); `lockd.service` builds on the same functions and adds storage, revisio
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+import httpx
+
 from lockd.config import Settings
-from lockd.errors import InvalidRequest
+from lockd.errors import IndexUnavailable, InvalidRequest
 from lockd.index import FetchStats, HashCache, IndexClient, MetadataCache
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.resolver import ResolveReporter, ResolveStats, timed_resolve
 from lockd.routing import IndexPlan, plan_for
+from lockd.sdist_sandbox import BuildWheel, SandboxedMetadataBuilder, SandboxLimits
 from lockd.target import Target, target_from_spec
 
 # ResolveStats and timed_resolve live in lockd.resolver; lockd.service still imports them from here.
@@ -69,7 +73,46 @@ def index_client(
     options = settings.client_options()
     if page_ttl is not None:
         options = replace(options, page_ttl=page_ttl)
-    return IndexClient.from_options(options, metadata_cache=metadata_cache, hash_cache=hash_cache)
+    builder = None
+    if settings.sdist_metadata == "sandbox":
+        limits = SandboxLimits(
+            seconds=settings.sandbox_timeout,
+            cpu_seconds=max(1, int(settings.sandbox_timeout)),
+            memory_bytes=settings.sandbox_memory_mb * 1024 * 1024,
+        )
+        builder = SandboxedMetadataBuilder(lambda requires: _build_wheels(settings, requires), limits=limits)
+    return IndexClient.from_options(
+        options, metadata_cache=metadata_cache, hash_cache=hash_cache, metadata_builder=builder
+    )
+
+
+def _build_wheels(settings: Settings, requires: Sequence[str]) -> list[BuildWheel]:
+    """An sdist's build requirements, locked by lockd as wheels only for the sandbox's interpreter."""
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target = target_from_spec({"platform": settings.sandbox_platform, "python": python})
+    request = LockRequest(
+        requirements=parse_requirements("\n".join(requires), source="build-system.requires"),
+        constraints=(),
+        target=target,
+        plan=_plan(settings, target),
+        options=LockOptions(only_binary=True),
+    )
+    static = settings.model_copy(update={"sdist_metadata": "static"})  # build requirements never build
+    found: list[BuildWheel] = []
+    with (
+        index_client(static) as client,
+        httpx.Client(timeout=settings.http_timeout, follow_redirects=True) as http,
+    ):
+        lock, _stats = timed_resolve(request, client, settings.resolve_timeout)
+        for package in lock.packages:
+            wheel = next(f for f in package.files if f.kind == "wheel")
+            response = http.get(wheel.url)
+            if response.status_code != 200:
+                raise IndexUnavailable(
+                    f"{wheel.url} answered HTTP {response.status_code}", context={"url": wheel.url}
+                )
+            found.append((wheel.filename, wheel.sha256, response.content))
+    return found
 
 
 def _plan(settings: Settings, target: Target, indexes: Sequence[str] = ()) -> IndexPlan:

@@ -33,7 +33,7 @@ from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_file
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.memory_cache import BoundedCache
-from lockd.sdist_sources import sdist_core_metadata
+from lockd.sdist_sources import MetadataBuilder, sdist_core_metadata
 from lockd.simple import (
     ACCEPT_HEADER,
     JSON_CONTENT_TYPE,
@@ -67,6 +67,7 @@ class IndexClient:
         page_ttl: float | None = None,
         user_agent: str | None = None,
         credentials: IndexCredentials | None = None,
+        metadata_builder: MetadataBuilder | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -101,6 +102,8 @@ class IndexClient:
             max_workers=max(1, min(options.max_connections, 16)), thread_name_prefix="lockd-fetch"
         )
         self._closed = False
+        # LOCKD_SDIST_METADATA=sandbox: the last resort for sdists (lockd.sdist_sources).
+        self._metadata_builder = metadata_builder
 
     @classmethod
     def from_options(
@@ -109,9 +112,12 @@ class IndexClient:
         *,
         metadata_cache: MetadataCache | None = None,
         hash_cache: HashCache | None = None,
+        metadata_builder: MetadataBuilder | None = None,
     ) -> IndexClient:
         """A client configured by `options`, remembering metadata and hashes in the given caches."""
-        return cls(options, metadata_cache=metadata_cache, hash_cache=hash_cache)
+        return cls(
+            options, metadata_cache=metadata_cache, hash_cache=hash_cache, metadata_builder=metadata_builder
+        )
 
     def __enter__(self) -> IndexClient:
         return self
@@ -270,7 +276,9 @@ class IndexClient:
             with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
                 self._fetcher.stream_verified(response, file, spool)
                 spool.seek(0)
-                return sdist_core_metadata(file, spool, max_bytes=self.options.max_metadata_bytes)
+                return sdist_core_metadata(
+                    file, spool, max_bytes=self.options.max_metadata_bytes, builder=self._metadata_builder
+                )
 
     # -- hashes --------------------------------------------------------------------------
 
