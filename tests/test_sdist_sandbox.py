@@ -16,11 +16,14 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from fixtures.legacy_sdists import LEGACY_BUILD_MARKER, legacy_sdist
+from fixtures.index import FixtureIndex
+from fixtures.legacy_sdists import LEGACY_BUILD_MARKER, legacy_sdist, publish_legacy_sdist
+from lockd.config import Settings
 from lockd.errors import SdistNeedsBuild
 from lockd.sdist_sandbox import BuildWheel, SandboxedMetadataBuilder, SandboxLimits
 from lockd.sdist_sources import metadata_source, sdist_core_metadata
 from lockd.simple import DistFile
+from lockd.standalone import build_request, resolve_standalone
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None, reason="bubblewrap is not installed (.ci/run installs it)"
@@ -116,3 +119,25 @@ def test_a_build_requirement_with_the_wrong_hash_is_refused() -> None:
     builder = SandboxedMetadataBuilder(lambda requires: [(filename, "0" * 64, data)])
     with pytest.raises(SdistNeedsBuild, match="does not match its sha256"):
         builder(_file("lockd-fx-legacy", "2.0"), io.BytesIO(archive))
+
+
+def test_a_server_in_sandbox_mode_locks_an_sdist_only_its_build_describes(
+    mutable_index: FixtureIndex,
+) -> None:
+    Path(LEGACY_BUILD_MARKER).unlink(missing_ok=True)
+    publish_legacy_sdist(
+        mutable_index, "lockd-fx-probe", "1.0", requires_txt=None, egg_info=False, build="in-tree",
+        requires=("lockd-fx-plain==1.0",),
+    )  # fmt: skip
+    target = {"platform": "linux_x86_64", "python": "3.11"}
+    static = Settings(index_url=mutable_index.pypi_url)
+    with pytest.raises(SdistNeedsBuild):
+        resolve_standalone(static, build_request(static, requirements="lockd-fx-probe", target=target))
+    sandbox = Settings(index_url=mutable_index.pypi_url, sdist_metadata="sandbox")
+    lock, _stats, _fetched = resolve_standalone(
+        sandbox, build_request(sandbox, requirements="lockd-fx-probe", target=target)
+    )
+    assert {n: str(v) for n, v in lock.pins.items()} == {"lockd-fx-probe": "1.0", "lockd-fx-plain": "1.0"}
+    probe = lock.package("lockd-fx-probe")
+    assert probe is not None and probe.metadata == "sandbox"
+    assert not Path(LEGACY_BUILD_MARKER).exists()
