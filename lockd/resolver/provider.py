@@ -27,10 +27,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
-from lockd.egg_info import core_metadata
-from lockd.errors import LockdError, ResolutionTimeout, SdistNeedsBuild, UnknownProject
+from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
 from lockd.inputs import InputRequirement, LockRequest
-from lockd.metadata_overrides import find_override
 from lockd.resolver.candidates import (
     PYTHON,
     AnyCandidate,
@@ -38,17 +36,16 @@ from lockd.resolver.candidates import (
     Identifier,
     Identity,
     InvalidMetadataIdentity,
-    MetadataUnavailable,
     ProjectCandidate,
     ProjectRequirement,
     PythonCandidate,
     PythonRequirement,
 )
 from lockd.resolver.chain import DemandLog
-from lockd.resolver.dependencies import ParsedMetadata, marker_true, parse_dependencies
+from lockd.resolver.dependencies import marker_true
 from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder
-from lockd.sdist_sources import SOURCE_HEADER, metadata_source
+from lockd.resolver.metadata import MetadataReader
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
@@ -105,11 +102,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._seen: set[Identity] = set()
         self._seen_lock = threading.Lock()
         self._warming = True
-        self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
+        self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
         self._depth: dict[Identifier, int] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
-        self._sources: dict[str, str | None] = {}
         self._demands = DemandLog()
 
     # --- what explanation and lock building read ---
@@ -135,8 +131,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
     def metadata_source_of(self, candidate: ProjectCandidate) -> str | None:
         """Where the dependencies of `candidate` came from: None for a wheel (`lockd.sdist_sources`)."""
-        with self._seen_lock:
-            return self._sources.get(candidate.files[0].url)
+        return self._metadata.source_of(candidate)
 
     def requires_python_of(self, name: NormalizedName, version: Version) -> str | None:
         """The `Requires-Python` of a version whose dependencies were read, as written."""
@@ -235,7 +230,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             likely = next(iter(self.candidates_for(requirement)), None)
             if likely is None or not self._warming:
                 return
-            _requires_python, found = self._parse_metadata(likely, requirement.extra)
+            _requires_python, found = self._metadata.parse(likely, requirement.extra)
         except LockdError:
             return  # find_matches / get_dependencies ask again and report it with the requirement chain
         self.announce(found)
@@ -366,7 +361,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     def _metadata_dependencies(
         self, candidate: ProjectCandidate, extra: NormalizedName | None
     ) -> list[AnyRequirement]:
-        requires_python, found = self._parse_metadata(candidate, extra)
+        requires_python, found = self._metadata.parse(candidate, extra)
         if extra is None:
             self._requires_python[(candidate.name, candidate.version)] = requires_python
         return found
@@ -391,43 +386,3 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     def is_direct(self, name: NormalizedName) -> bool:
         """Whether the request names this project by URL."""
         return any(r.name == name and r.requirement.url for r in self._request.requirements)
-
-    def _overridden(self, candidate: ProjectCandidate) -> bytes | None:
-        """The operator's metadata for this version, as a core-metadata document, if any."""
-        found = find_override(self._request.options.metadata_overrides, candidate.name, candidate.version)
-        if found is None:
-            return None
-        return core_metadata(
-            name=candidate.name,
-            version=str(candidate.version),
-            requires=found.requires_dist,
-            requires_python=found.requires_python,
-            source="override",
-            source_header=SOURCE_HEADER,
-        )
-
-    def _parse_metadata(self, candidate: ProjectCandidate, extra: NormalizedName | None) -> ParsedMetadata:
-        """(Requires-Python text, dependencies for the target) of the candidate's best file.
-
-        Parsed once per file and extra: the prefetch walk (`_warm`) and the resolver share it.
-        """
-        file = candidate.files[0]
-        with self._seen_lock:
-            parsed = self._parsed.get((file.url, extra))
-        if parsed is None:
-            try:
-                raw = self._index.fetch_metadata(file)
-            except SdistNeedsBuild as exc:
-                overridden = self._overridden(candidate)
-                if overridden is None:
-                    unavailable = MetadataUnavailable(
-                        name=candidate.name, version=candidate.version, reason=exc.message, hint=exc.hint
-                    )
-                    return None, [unavailable]
-                raw = overridden
-            with self._seen_lock:
-                self._sources.setdefault(file.url, metadata_source(file.kind, raw))
-            parsed = parse_dependencies(self.target, candidate, raw, extra)
-            with self._seen_lock:
-                parsed = self._parsed.setdefault((file.url, extra), parsed)
-        return parsed
