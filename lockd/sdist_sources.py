@@ -25,6 +25,8 @@ import zlib
 from email.parser import BytesHeaderParser
 from typing import IO, Protocol
 
+from packaging.utils import canonicalize_name
+
 from lockd.egg_info import RequiresTxtError, core_metadata, requires_dist
 from lockd.errors import SdistNeedsBuild
 from lockd.sdist_metadata import static_pkg_info
@@ -94,16 +96,15 @@ def _egg_info_metadata(file: DistFile, archive: IO[bytes], max_bytes: int) -> by
     )
 
 
-def _egg_info_dir(path: str) -> str | None:
-    """`pkg-1.0/pkg.egg-info` or `pkg-1.0/src/pkg.egg-info` for a member path inside one."""
+def _egg_info_dir(path: str, project: str) -> str | None:
+    """`pkg-1.0/pkg.egg-info`, or one level down (`src/`, `lib/`) when named for the project."""
     parts = path.split("/")
-    for depth in (1, 2):  # the top directory, or one level down (src/ layouts)
-        if (
-            len(parts) > depth + 1
-            and parts[depth].endswith(".egg-info")
-            and (depth == 1 or parts[1] == "src")
-        ):
-            return "/".join(parts[: depth + 1])
+    if len(parts) > 2 and parts[1].endswith(".egg-info"):
+        return "/".join(parts[:2])
+    # One level down only for the project's own egg-info: SQLAlchemy keeps it in lib/.
+    own = len(parts) > 3 and canonicalize_name(parts[2].removesuffix(".egg-info")) == project
+    if own and parts[2].endswith(".egg-info"):
+        return "/".join(parts[:3])
     return None
 
 
@@ -114,7 +115,7 @@ def _egg_info_members(file: DistFile, archive: IO[bytes], max_bytes: int) -> tup
 
     def wanted(path: str) -> bool:
         """Notes the egg-info directory of `path`; True for the two members worth reading."""
-        directory = _egg_info_dir(path)
+        directory = _egg_info_dir(path, file.name)
         if directory is None:
             return False
         if directory not in seen_dirs:
@@ -122,7 +123,7 @@ def _egg_info_members(file: DistFile, archive: IO[bytes], max_bytes: int) -> tup
         return path[len(directory) + 1 :] in ("PKG-INFO", "requires.txt")
 
     def keep(path: str, data: bytes) -> None:
-        directory = _egg_info_dir(path)
+        directory = _egg_info_dir(path, file.name)
         assert directory is not None
         found.setdefault(directory, {})[path[len(directory) + 1 :]] = data
 

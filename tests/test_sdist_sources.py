@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 from typing import IO
 
 import pytest
@@ -69,3 +70,30 @@ def test_static_pkg_info_and_wheels_name_their_source() -> None:
     static = b"Metadata-Version: 2.2\nName: demo\nVersion: 1.0\n"
     assert metadata_source("sdist", static) == "pkg-info"
     assert metadata_source("wheel", static) is None
+
+
+def _tar(members: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_the_projects_own_egg_info_one_level_down_is_read() -> None:
+    # SQLAlchemy 1.4 keeps lib/SQLAlchemy.egg-info; a vendored project's egg-info there is not its own.
+    pkg_info = "Metadata-Version: 2.1\nName: SQLAlchemy\nVersion: 1.4.54\n"
+    archive = _tar(
+        {
+            "SQLAlchemy-1.4.54/PKG-INFO": pkg_info,
+            "SQLAlchemy-1.4.54/lib/other.egg-info/requires.txt": "wrong\n",
+            "SQLAlchemy-1.4.54/lib/SQLAlchemy.egg-info/PKG-INFO": pkg_info + "Requires-Python: >=2.7\n",
+            "SQLAlchemy-1.4.54/lib/SQLAlchemy.egg-info/requires.txt": '[:python_version >= "3"]\ngreenlet!=0.4.17\n',
+        }
+    )
+    metadata = sdist_core_metadata(_file("sqlalchemy", "1.4.54"), io.BytesIO(archive), max_bytes=LIMIT)
+    assert b'Requires-Dist: greenlet!=0.4.17; python_version >= "3"\n' in metadata
+    assert b"Requires-Python: >=2.7\n" in metadata and b"wrong" not in metadata
