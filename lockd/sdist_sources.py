@@ -97,14 +97,15 @@ def _egg_info_metadata(file: DistFile, archive: IO[bytes], max_bytes: int) -> by
 
 
 def _egg_info_dir(path: str, project: str) -> str | None:
-    """`pkg-1.0/pkg.egg-info`, or one level down (`src/`, `lib/`) when named for the project."""
+    """`pkg-1.0/pkg.egg-info`, or deeper (`lib/`, `src/python/pkg/`) when named for the project."""
     parts = path.split("/")
     if len(parts) > 2 and parts[1].endswith(".egg-info"):
         return "/".join(parts[:2])
-    # One level down only for the project's own egg-info: SQLAlchemy keeps it in lib/.
-    own = len(parts) > 3 and canonicalize_name(parts[2].removesuffix(".egg-info")) == project
-    if own and parts[2].endswith(".egg-info"):
-        return "/".join(parts[:3])
+    # Deeper only for the project's own: SQLAlchemy keeps it in lib/, grpcio in src/python/grpcio/.
+    for depth in range(2, min(len(parts) - 1, 6)):
+        part = parts[depth]
+        if part.endswith(".egg-info") and canonicalize_name(part.removesuffix(".egg-info")) == project:
+            return "/".join(parts[: depth + 1])
     return None
 
 
