@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -22,16 +22,23 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
-from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.index import FetchStats, IndexClient
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of
+from lockd.intake import build_request
 from lockd.local_includes import inline_includes
+from lockd.lock import Lock
+from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
-from lockd.standalone import build_request, index_client, resolve_standalone
-from lockd.tokens import SCOPES
+from lockd.resolver import ResolveStats, timed_resolve, variant_offers
+from lockd.routing import IndexPlan
+from lockd.sandbox_builds import metadata_builder_for
+from lockd.scopes import SCOPES
+from lockd.target import Target
 
 __all__ = ["main"]
 
@@ -95,14 +102,33 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
     create = actions.add_parser("create", help="create a bearer token and print it once")
     create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
     create.add_argument("--name", default="token", help="a label to recognise it by")
+    create.add_argument("--expires", default=None, help="refuse it after 90d, 12h, 30m … or an ISO 8601 time")
+    actions.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a token by its id (see `lockd token list`)")
+    revoke.add_argument("id", type=int)
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.service import Service  # noqa: PLC0415 (the database stack only where it is needed)
+    # The database stack only where it is needed.
+    from lockd.service import Service  # noqa: PLC0415
+    from lockd.tokens import TokenInfo, expiry_from_text  # noqa: PLC0415
+
+    def line(info: TokenInfo) -> str:
+        when = {"expires": info.expires_at, "last-used": info.last_used_at, "revoked": info.revoked_at}
+        dates = " ".join(f"{key}={'-' if value is None else value.isoformat(timespec='seconds')}" for key, value in when.items())
+        return f"{info.id}\t{info.name}\t{','.join(sorted(info.scopes))}\t{dates}"
 
     service = Service.open(settings)
     try:
-        token = service.create_token(name=args.name, scope=args.scope)
+        if args.action == "list":
+            for info in service.tokens.list():
+                print(line(info))
+            return 0
+        if args.action == "revoke":
+            print(line(service.tokens.revoke(args.id)))
+            return 0
+        expires_at = None if args.expires is None else expiry_from_text(args.expires, datetime.now(UTC))
+        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at)
     finally:
         service.close()
     print(token)
@@ -118,10 +144,17 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("requirements", type=Path, help="requirements.in (- for stdin)")
     parser.add_argument(
-        "--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64"
+        "--platform",
+        required=True,
+        help="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64"
+        " (or uv's --python-platform and conda's names)",
     )
-    parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
-    parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
+    parser.add_argument("--python", required=True, help="3.11, 3.11.7, or 3.14t (free-threaded)")
+    parser.add_argument("--cuda", default=None, help="cpu, cu128, rocm6.4, xpu, …, or auto with --driver (omit for none)")
+    parser.add_argument("--glibc", default=None, help="minimum glibc of a Linux target (2.17 … 2.41; default 2.28)")
+    parser.add_argument("--musl", default=None, help="musl level of a Linux target instead of glibc (1.1 or 1.2)")
+    parser.add_argument("--macos", default=None, help="minimum macOS of a macOS target (default 13.0)")
+    parser.add_argument("--driver", default=None, help="NVIDIA driver (580.65.06) or ROCm version (rocm6.4) for --cuda auto")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument(
@@ -167,8 +200,7 @@ class _Progress:
         self._pinned: set[NormalizedName] = set()
         self._backtracks = 0
         self._started = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticker = Periodic("lockd-progress", 0.1, self._show)
 
     def on_pinned(self, name: NormalizedName, version: Version) -> None:
         self._pinned.add(name)
@@ -177,26 +209,24 @@ class _Progress:
         self._backtracks += 1
 
     def __enter__(self) -> _Progress:
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._ticker.stop()
         self._stream.write("\r\x1b[K")
         self._stream.flush()
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            megabytes = self._index.stats.bytes_fetched / 1e6
-            line = (
-                f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
-                f"{time.monotonic() - self._started:.1f} s"
-            )
-            if self._backtracks:
-                line += f", {self._backtracks} backtracks"
-            self._stream.write("\r\x1b[K" + line)
-            self._stream.flush()
+    def _show(self) -> None:
+        megabytes = self._index.stats.bytes_fetched / 1e6
+        line = (
+            f"resolving: {len(self._pinned)} packages pinned, {megabytes:.1f} MB fetched, "
+            f"{time.monotonic() - self._started:.1f} s"
+        )
+        if self._backtracks:
+            line += f", {self._backtracks} backtracks"
+        self._stream.write("\r\x1b[K" + line)
+        self._stream.flush()
 
 
 def _read_text(path: Path) -> str:
@@ -208,12 +238,27 @@ def _read_text(path: Path) -> str:
         raise LockdError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _resolve_without_server(
+    settings: Settings, request: LockRequest, index: IndexClient
+) -> tuple[Lock, ResolveStats, FetchStats]:
+    """No database, no lease: one index client with in-memory caches, a progress line on a TTY."""
+    if sys.stderr.isatty():
+        with _Progress(sys.stderr, index) as progress:
+            lock, stats = timed_resolve(request, index, settings.resolve_timeout, progress)
+    else:
+        lock, stats = timed_resolve(request, index, settings.resolve_timeout)
+    return lock, stats, index.stats
+
+
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
-        settings = settings.with_index_urls(
-            index_url=args.index_url, pytorch_index_url=args.pytorch_index_url
-        )
+        settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
+    target = {
+        name: getattr(args, name)
+        for name in ("platform", "python", "cuda", "glibc", "musl", "macos", "driver")
+        if getattr(args, name) is not None
+    }
     # pip's -r and -c lines name local files: read them in here, since the server never can.
     stdin = str(args.requirements) == "-"
     inlined = inline_includes(
@@ -223,24 +268,32 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
     constraints = inlined.text(constraints=True)
     if args.constraints is not None:
         constraints += inline_includes(args.constraints, constraints=True).text(constraints=True)
-    request = build_request(
-        settings,
-        requirements=inlined.text(constraints=False),
-        constraints=constraints,
-        target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(
-            prereleases=args.pre,
-            as_of=None if args.as_of is None else parse_as_of(args.as_of),
-            only_binary=args.only_binary,
-        ),
-        indexes=args.index,
-    )
-    with index_client(settings) as index:
-        if sys.stderr.isatty():
-            with _Progress(sys.stderr, index) as progress:
-                lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
-        else:
-            lock, stats, fetched = resolve_standalone(settings, request, index=index)
+    indexes = tuple(args.index)
+
+    def index_plan(target: Target) -> IndexPlan:
+        return settings.index_plan(target, indexes)
+
+    client_options = settings.client_options()
+    with IndexClient.from_options(client_options, metadata_builder=metadata_builder_for(settings)) as index:
+        request = build_request(
+            requirements=inlined.text(constraints=False),
+            constraints=constraints,
+            target=target,
+            index_plan=index_plan,
+            options=LockOptions(
+                prereleases=args.pre,
+                as_of=None if args.as_of is None else parse_as_of(args.as_of),
+                only_binary=args.only_binary,
+            ),
+            max_requirements=settings.max_requirements,
+            max_constraints=settings.max_constraints,
+            url_hosts=settings.allowed_url_hosts,
+            metadata_overrides=settings.dependency_metadata,
+            offers=variant_offers(index, index_plan),
+        )
+        if request.selection is not None and sys.stderr.isatty():
+            print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
+        lock, stats, fetched = _resolve_without_server(settings, request, index)
     for warning in lock.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     content = render(lock, args.format)
@@ -278,30 +331,28 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.service import (  # noqa: PLC0415 (the database stack only where it is needed)
-        Service,
-        drift_findings,
-        drift_summary,
-        latest_drift_run,
-        run_drift,
-    )
+    # The database stack only where it is needed.
+    from lockd.drift_runs import DriftRuns  # noqa: PLC0415
+    from lockd.drift_views import drift_findings  # noqa: PLC0415
+    from lockd.service import Service  # noqa: PLC0415
 
     kinds = parse_kinds(args.fail_on)
     configure_logging(settings.log_level)  # progress goes to the JSON log on stderr
     service = Service.open(settings)
     try:
+        runs = DriftRuns(service)
         if args.action == "run":
-            record = run_drift(service, trigger="cli")
+            record = runs.run(trigger="cli")
             assert record is not None  # only a scheduled run can be skipped
         else:
-            found = latest_drift_run(service)
+            found = runs.latest()
             if found is None:
                 raise NotFound("no drift run has completed yet", hint="run `lockd drift run` first")
             record = found
         findings = drift_findings(service, record.id)
     finally:
         service.close()
-    print(json.dumps(drift_summary(record), indent=2, sort_keys=True))
+    print(json.dumps(record.to_json(), indent=2, sort_keys=True))
     tripped = [(digest, f) for digest, f in findings if f.kind in kinds]
     for digest, finding in tripped:
         print(f"{finding.kind}: {digest[:12]}: {finding.message}", file=sys.stderr)
@@ -368,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        install_table(settings.accelerator_table)
         result: int = args.run(args, settings)
     except LockdError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

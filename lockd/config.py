@@ -7,12 +7,13 @@ Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
 them (index plans, input digests, locks, stored rows, messages); only `index_credentials` does,
 and only the `IndexClient` reads it, through `client_options()`. Settings import the index's
-credentials and options modules, never its client.
+credentials and options modules, never its client; `index_plan()` routes a target's projects.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,13 +28,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lockd.accelerator import TORCH_FAMILY
-from lockd.errors import LockdError
+from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
+from lockd.errors import InvalidRequest, LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.metadata_overrides import MetadataOverride, MetadataOverrideError, parse_overrides
 from lockd.private_indexes import NamedIndex, PrivateIndexError, parse_private_indexes
-from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
+from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
+from lockd.target import PLATFORMS, Target
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
@@ -109,8 +111,12 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
+    # checked at start, installed by the entry points in place of the shipped one.
+    accelerators_file: Path | None = None
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
+    _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -133,6 +139,31 @@ class Settings(BaseSettings):
         settings = handler(data)
         settings._credentials = credentials
         return settings
+
+    @model_validator(mode="after")
+    def _read_accelerators_file(self) -> Settings:
+        if self.accelerators_file is None:
+            return self
+        try:
+            table = load_table(self.accelerators_file)
+        except InvalidAcceleratorTable as exc:
+            problem = f"LOCKD_ACCELERATORS_FILE: {exc.message}"
+            raise InvalidConfiguration(
+                f"invalid configuration: {problem}",
+                hint="fix the file, or unset LOCKD_ACCELERATORS_FILE to use the shipped table",
+                context={"problems": [problem]},
+            ) from None
+        unknown = sorted({p for v in table.variants.values() for p in v.platforms} - set(PLATFORMS))
+        if unknown:
+            problem = f"LOCKD_ACCELERATORS_FILE: unknown platforms {', '.join(unknown)} (known: {', '.join(PLATFORMS)})"
+            raise InvalidConfiguration(f"invalid configuration: {problem}", context={"problems": [problem]})
+        self._accelerators = table
+        return self
+
+    @property
+    def accelerator_table(self) -> AcceleratorTable | None:
+        """The operator's accelerator table; None: the shipped one."""
+        return self._accelerators
 
     @field_validator("database_url")
     @classmethod
@@ -197,6 +228,31 @@ class Settings(BaseSettings):
             max_connections=self.http_max_connections,
             page_ttl=self.page_ttl,
             credentials=self.index_credentials,
+        )
+
+    def index_plan(self, target: Target, indexes: Sequence[str] = ()) -> IndexPlan:
+        """Which index serves which project for `target` under this configuration (no credentials).
+
+        `indexes` selects configured private indexes by name (never by URL); the others only
+        reserve their projects' names.
+        """
+        configured = {index.name: index for index in self.named_indexes}
+        unknown = sorted(set(indexes) - set(configured))
+        if unknown:
+            raise InvalidRequest(
+                f"no index named {', '.join(unknown)} is configured",
+                hint="select private indexes by name: "
+                + (", ".join(sorted(configured)) or "none is configured")
+                + "; index URLs are configuration, never input",
+                context={"field": "indexes", "unknown": unknown, "configured": sorted(configured)},
+            )
+        named = [replace(index, selected=index.name in indexes) for index in configured.values()]
+        return plan_for(
+            target,
+            default_url=self.index_url,
+            pytorch_base=self.pytorch_index_url,
+            family=self.torch_family_names,
+            named=named,
         )
 
     def with_index_urls(

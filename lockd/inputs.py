@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lockd.accelerator import Selection
 from lockd.errors import InvalidRequest
 from lockd.metadata_overrides import MetadataOverride
 from lockd.requirements_file import (
@@ -128,14 +132,24 @@ class LockRequest:
     target: Target
     plan: IndexPlan
     options: LockOptions = field(default_factory=LockOptions)
+    # Versions the resolver tries first (another target's pins in a multi-target request, a
+    # name's current pins). They change the result, so they enter the digest, only when given.
+    preferences: tuple[tuple[NormalizedName, Version], ...] = ()
+    # How `cuda=auto` chose the variant: said in the response, not part of the input.
+    selection: Selection | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "requirements", _in_normal_order(self.requirements))
         object.__setattr__(self, "constraints", _in_normal_order(self.constraints))
+        object.__setattr__(self, "preferences", tuple(sorted(dict(self.preferences).items())))
+
+    @property
+    def preferred(self) -> dict[NormalizedName, Version]:
+        return dict(self.preferences)
 
     def to_json(self) -> dict[str, Any]:
         """The canonical input: what is stored, and what the digest is taken over."""
-        return {
+        data = {
             "lockd-input": INPUT_SCHEMA,
             "requirements": [r.to_json() for r in self.requirements],
             "constraints": [c.to_json() for c in self.constraints],
@@ -143,6 +157,9 @@ class LockRequest:
             "indexes": self.plan.to_json(),
             "options": self.options.to_json(),
         }
+        if self.preferences:
+            data["preferences"] = {name: str(version) for name, version in self.preferences}
+        return data
 
     def canonical_bytes(self) -> bytes:
         """The stored input, byte for byte; its sha256 is the input digest."""
@@ -165,7 +182,17 @@ class LockRequest:
             target=Target.from_json(data["target"]),
             plan=IndexPlan.from_json(data["indexes"]),
             options=LockOptions.from_json(data["options"]),
+            preferences=_preferences_from_json(data.get("preferences", {})),
         )
+
+
+def _preferences_from_json(data: object) -> tuple[tuple[NormalizedName, Version], ...]:
+    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+        raise InvalidRequest("preferences must map project names to versions", context={"field": "preferences"})
+    try:
+        return tuple((canonicalize_name(str(name)), Version(version)) for name, version in data.items())
+    except InvalidVersion:
+        raise InvalidRequest("preferences must map project names to versions", context={"field": "preferences"}) from None
 
 
 def _utc(moment: datetime) -> datetime:

@@ -9,6 +9,10 @@ source distribution, so the image needs a compiler; a yanked version taken becau
 pins it with `==`) and, per package, where its dependency metadata came from when it was not
 a wheel's METADATA. Both appear in the JSON only when present, so locks without them keep
 the bytes (and digests) they always had.
+
+A lock without an accelerator variant that pulls a GPU runtime from the default index (PyPI's
+Linux torch is a CUDA build) says so in its JSON (`accelerator_runtime`, derived from its
+pins and present only then), so no reader takes it for a CPU lock.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from lockd.accelerator import runtime_without_variant
 from lockd.errors import InvalidRequest
 from lockd.inputs import (
     LockOptions,
@@ -39,6 +44,7 @@ __all__ = [
     "LockWarning",
     "LockedFile",
     "LockedPackage",
+    "accelerator_runtime_of",
 ]
 
 # Where a package's Requires-Dist came from, when not from a wheel's METADATA (then: absent).
@@ -91,6 +97,27 @@ class LockedPackage:
     @property
     def pin(self) -> str:
         return f"{self.name}=={self.version}"
+
+    def files_best_first(self, target: Target) -> tuple[LockedFile, ...]:
+        """The files in the order pip prefers them on the target at its minimum level.
+
+        Wheels that install there by tag rank, then the sdist, then the wheels only machines
+        at a newer level install (by their rank on the newest), then anything else by name.
+        """
+
+        def order(file: LockedFile) -> tuple[int, int, str]:
+            if file.kind == "sdist":
+                return (1, 0, file.filename)
+            try:
+                tags = parse_wheel_filename(file.filename)[3]
+            except InvalidWheelFilename:
+                return (3, 0, file.filename)
+            rank = target.wheel_rank(tags)
+            if rank is not None:
+                return (0, rank, file.filename)
+            return (2, target.newer_host_rank(tags), file.filename)
+
+        return tuple(sorted(self.files, key=order))
 
     def to_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -204,6 +231,11 @@ class Lock:
             warnings=tuple(sorted(set(warnings), key=lambda w: (w.package, w.kind, w.message))),
         )
 
+    @property
+    def accelerator_runtime(self) -> str | None:
+        """`CUDA 12 runtime from PyPI` when the lock has no variant but pulls one; else None."""
+        return runtime_without_variant(self)
+
     def to_json(self) -> dict[str, Any]:
         found = {
             "lockd-lock": LOCK_SCHEMA,
@@ -217,6 +249,9 @@ class Lock:
         }
         if self.warnings:
             found["warnings"] = [w.to_json() for w in self.warnings]
+        runtime = self.accelerator_runtime
+        if runtime is not None:
+            found["accelerator_runtime"] = runtime
         return found
 
     def canonical_bytes(self) -> bytes:
@@ -253,3 +288,19 @@ class Lock:
             packages=tuple(LockedPackage.from_json(p) for p in data["packages"]),
             warnings=tuple(LockWarning.from_json(w) for w in data.get("warnings", ())),
         )
+
+
+_RUNTIME_KEY = b'{"accelerator_runtime":'
+
+
+def accelerator_runtime_of(canonical: bytes) -> str | None:
+    """A stored lock's `accelerator_runtime`, read without parsing the whole lock.
+
+    Canonical JSON sorts its keys, and `accelerator_runtime` sorts first: it is there, at the
+    start, or not at all. Serving a stored lock reads this on every request.
+    """
+    if not canonical.startswith(_RUNTIME_KEY):
+        return None
+    head = canonical[len(_RUNTIME_KEY) : len(_RUNTIME_KEY) + 1024].decode("utf-8", "replace")
+    value, _end = json.JSONDecoder().raw_decode(head)
+    return value if isinstance(value, str) else None

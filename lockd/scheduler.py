@@ -6,25 +6,28 @@ time across replicas, and the run callable is told which tick it serves so that 
 waking late does not repeat a run another replica already made for the same tick.
 
 Cron expressions are the classic five fields (minute hour day-of-month month day-of-week),
-evaluated in UTC, with `*`, lists, ranges, steps, month and weekday names, 0 or 7 for
-Sunday, and Vixie cron's rule that a restricted day-of-month and a restricted day-of-week
-match when either does.
+evaluated in UTC by `croniter`: `*`, lists, ranges, steps, month and weekday names, 0 or 7
+for Sunday, and Vixie cron's rule that a restricted day-of-month and a restricted day-of-week
+match when either does. Ranges must run upwards (`5-1` is refused, as classic cron does).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from lockd.config import InvalidConfiguration, Settings
 from lockd.drift import DriftRunInProgress
+from lockd.drift_runs import DriftRuns
 from lockd.errors import LockdError
-from lockd.service import Service, run_drift
+from lockd.periodic import Periodic
 
 __all__ = [
     "CronSchedule",
@@ -38,15 +41,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_MONTHS = {
-    name: n
-    for n, name in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
-    )
+# (low, high) of minute, hour, day of month, month, day of week: what `*` expands to.
+_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_NAMES = {
+    **{
+        name: n
+        for n, name in enumerate(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+        )
+    },
+    **{name: n for n, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
 }
-_WEEKDAYS = {name: n for n, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
-# Beyond this a cron expression never fires (e.g. `0 0 31 2 *`); looking further is pointless.
-_SEARCH_DAYS = 366 * 5
+_RANGE = re.compile(r"(\w+)-(\w+)")
+# The longest gap between two ticks that lockd looks for before saying an expression never fires.
+_SEARCH_YEARS = 5
 
 
 class Schedule(Protocol):
@@ -69,49 +77,28 @@ class IntervalSchedule:
 
 @dataclass(frozen=True, slots=True)
 class CronSchedule:
+    """A parsed cron expression, with the values each field allows (0 = Sunday)."""
+
     expression: str
     minutes: frozenset[int]
     hours: frozenset[int]
     days: frozenset[int]
     months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    days_restricted: bool
-    weekdays_restricted: bool
-
-    def _day_matches(self, day: datetime) -> bool:
-        if day.month not in self.months:
-            return False
-        by_day = day.day in self.days
-        by_weekday = (day.isoweekday() % 7) in self.weekdays
-        if self.days_restricted and self.weekdays_restricted:
-            return by_day or by_weekday
-        return by_day and by_weekday
+    weekdays: frozenset[int]
 
     def next_after(self, moment: datetime) -> datetime:
-        start = moment.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        day = start.replace(hour=0, minute=0)
-        for _ in range(_SEARCH_DAYS):
-            if self._day_matches(day):
-                for hour in sorted(self.hours):
-                    for minute in sorted(self.minutes):
-                        candidate = day.replace(hour=hour, minute=minute)
-                        if candidate >= start:
-                            return candidate
-            day += timedelta(days=1)
-        raise InvalidConfiguration(
-            f"the cron expression {self.expression!r} never fires",
-            hint="check LOCKD_DRIFT_CRON (e.g. `0 3 * * *` for 03:00 UTC daily)",
-            context={"expression": self.expression},
-        )
-
-
-def _value(text: str, names: dict[str, int], expression: str) -> int:
-    lowered = text.lower()
-    if lowered in names:
-        return names[lowered]
-    if not text.isdigit():
-        raise _bad(expression, f"{text!r} is not a number")
-    return int(text)
+        start = moment.astimezone(UTC)
+        try:
+            tick: datetime = croniter(
+                self.expression, start, max_years_between_matches=_SEARCH_YEARS
+            ).get_next(datetime)
+        except CroniterBadDateError:
+            raise InvalidConfiguration(
+                f"the cron expression {self.expression!r} never fires",
+                hint="check LOCKD_DRIFT_CRON (e.g. `0 3 * * *` for 03:00 UTC daily)",
+                context={"expression": self.expression},
+            ) from None
+        return tick.astimezone(UTC)
 
 
 def _bad(expression: str, why: str) -> InvalidConfiguration:
@@ -122,25 +109,13 @@ def _bad(expression: str, why: str) -> InvalidConfiguration:
     )
 
 
-def _field(text: str, low: int, high: int, names: dict[str, int], expression: str) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        spec, _, step_text = part.partition("/")
-        step = _value(step_text, {}, expression) if step_text else 1
-        if step < 1:
-            raise _bad(expression, f"step {step_text!r} must be at least 1")
-        if spec == "*":
-            first, last = low, high
-        elif "-" in spec:
-            first_text, _, last_text = spec.partition("-")
-            first, last = _value(first_text, names, expression), _value(last_text, names, expression)
-        else:
-            first = _value(spec, names, expression)
-            last = high if step_text else first
-        if not low <= first <= last <= high:
-            raise _bad(expression, f"{part!r} is outside {low}-{high}")
-        values.update(range(first, last + 1, step))
-    return frozenset(values)
+def _check_ranges_ascend(expression: str, fields: list[str]) -> None:
+    # croniter reads `5-1` as a range that wraps around; classic cron refuses it, and so do we.
+    for field in fields:
+        for first, last in _RANGE.findall(field):
+            low, high = (int(v) if v.isdigit() else _NAMES.get(v.lower(), -1) for v in (first, last))
+            if low > high >= 0:
+                raise _bad(expression, f"the range {first}-{last} runs backwards")
 
 
 def parse_cron(expression: str) -> CronSchedule:
@@ -148,17 +123,23 @@ def parse_cron(expression: str) -> CronSchedule:
     fields = expression.split()
     if len(fields) != 5:
         raise _bad(expression, f"expected 5 fields, got {len(fields)}")
-    minute, hour, day, month, weekday = fields
-    weekdays = _field(weekday, 0, 7, _WEEKDAYS, expression)
+    _check_ranges_ascend(expression, fields)
+    try:
+        expanded = croniter.expand(expression)[0]
+    except CroniterBadCronError as exc:
+        raise _bad(expression, str(exc)) from None
+    allowed = [
+        frozenset(range(low, high + 1)) if values == ["*"] else frozenset(int(v) for v in values)
+        for values, (low, high) in zip(expanded, _FIELD_RANGES, strict=False)
+    ]
+    minutes, hours, days, months, weekdays = allowed
     return CronSchedule(
-        expression=expression,
-        minutes=_field(minute, 0, 59, {}, expression),
-        hours=_field(hour, 0, 23, {}, expression),
-        days=_field(day, 1, 31, {}, expression),
-        months=_field(month, 1, 12, _MONTHS, expression),
-        weekdays=frozenset(d % 7 for d in weekdays),
-        days_restricted=not day.startswith("*"),
-        weekdays_restricted=not weekday.startswith("*"),
+        expression=" ".join(fields),
+        minutes=minutes,
+        hours=hours,
+        days=days,
+        months=months,
+        weekdays=frozenset(day % 7 for day in weekdays),
     )
 
 
@@ -195,38 +176,39 @@ class DriftScheduler:
         self._schedule = schedule
         self._run = run
         self._clock = clock
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._tick: datetime | None = None
+        self._periodic = Periodic(name, self._until_next_tick, self._step)
         self.runs_attempted = 0
 
     def start(self) -> None:
-        self._thread.start()
+        self._tick = self._schedule.next_after(self._now())
+        log.info("drift scheduler started; next run at %s", self._tick.isoformat())
+        self._periodic.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stops waiting for the next tick; a run in progress finishes on its own."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._periodic.stop(timeout)
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._periodic.running
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    def _loop(self) -> None:
-        tick = self._schedule.next_after(self._now())
-        log.info("drift scheduler started; next run at %s", tick.isoformat())
-        while not self._stopping.is_set():
-            wait = (tick - self._now()).total_seconds()
-            if wait > 0:
-                # Wake at least once a minute so a clock jump cannot strand the schedule.
-                self._stopping.wait(min(wait, 60.0))
-                continue
-            self._fire(tick)
-            tick = self._schedule.next_after(max(tick, self._now()))
-            log.info("next drift run at %s", tick.isoformat())
+    def _until_next_tick(self) -> float:
+        assert self._tick is not None
+        # Wake at least once a minute so a clock jump cannot strand the schedule.
+        return min(max(0.0, (self._tick - self._now()).total_seconds()), 60.0)
+
+    def _step(self) -> None:
+        tick = self._tick
+        assert tick is not None
+        if self._now() < tick:
+            return
+        self._fire(tick)
+        self._tick = self._schedule.next_after(max(tick, self._now()))
+        log.info("next drift run at %s", self._tick.isoformat())
 
     def _fire(self, tick: datetime) -> None:
         self.runs_attempted += 1
@@ -240,13 +222,11 @@ class DriftScheduler:
             log.exception("scheduled drift run for %s crashed", tick.isoformat())
 
 
-def start_drift_scheduler(settings: Settings, service: Service) -> DriftScheduler | None:
-    """Start the configured schedule for `service` (the app's lifespan calls this); None when off."""
+def start_drift_scheduler(settings: Settings, runs: DriftRuns) -> DriftScheduler | None:
+    """Start the configured schedule for `runs` (the app's lifespan calls this); None when off."""
     schedule = schedule_from_settings(settings)
     if schedule is None:
         return None
-    scheduler = DriftScheduler(
-        schedule, lambda tick: run_drift(service, trigger="schedule", scheduled_for=tick)
-    )
+    scheduler = DriftScheduler(schedule, lambda tick: runs.run(trigger="schedule", scheduled_for=tick))
     scheduler.start()
     return scheduler

@@ -17,20 +17,29 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from lockd.config import Settings
+from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
+from lockd.config import Settings, load_settings
+from lockd.index import IndexClient
+from lockd.inputs import LockOptions, LockRequest
+from lockd.intake import build_request
+from lockd.lock import Lock
+from lockd.resolver import ResolveStats, timed_resolve
+from lockd.routing import IndexPlan
+from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
+from lockd.target import Target
 
 __all__ = [
     "PROBLEM",
@@ -40,6 +49,7 @@ __all__ = [
     "LockdServer",
     "PostgresDatabases",
     "QuietHandler",
+    "StartLockd",
     "assert_problem",
     "files_of",
     "free_port",
@@ -48,6 +58,8 @@ __all__ = [
     "loopback_http",
     "metric_value",
     "mutate",
+    "request_for",
+    "resolve_offline",
     "row_counts",
     "server_env",
     "wait_until",
@@ -175,7 +187,9 @@ class LockdServer:
         return self.env["LOCKD_DATABASE_URL"]
 
     def settings(self) -> Settings:
-        return Settings(**{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")})
+        return load_settings(
+            **{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")}
+        )
 
     def start(self, timeout: float = 30.0) -> LockdServer:
         command = [sys.executable, "-m", "lockd", "serve", "--port", str(self.port), "--workers", str(self.workers)]
@@ -215,7 +229,7 @@ class LockdServer:
         service = Service.open(self.settings())
         try:
             for scope in ("read", "lock", "admin"):
-                self.tokens[scope] = service.create_token(name=f"test-{scope}", scope=scope)
+                self.tokens[scope] = service.tokens.create(name=f"test-{scope}", scope=scope)
         finally:
             service.close()
 
@@ -224,7 +238,21 @@ class LockdServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
 
 
-def server_env(database_url: str, index: Any, **overrides: str) -> dict[str, str]:
+class StartLockd(Protocol):
+    """The `start_lockd` fixture: start a server on `database_url` with these `LOCKD_*` overrides."""
+
+    def __call__(
+        self,
+        database_url: str,
+        *,
+        workers: int = 1,
+        index: ServedIndex | None = None,
+        tokens: bool = True,
+        **overrides: str,
+    ) -> LockdServer: ...
+
+
+def server_env(database_url: str, index: ServedIndex, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}
     env.update(
         {
@@ -302,11 +330,11 @@ def lock_inputs(service: Service, scenario: dict[str, str] = SCENARIO) -> dict[s
     return digests
 
 
-def files_of(index: Any, project: str, version: str) -> list[str]:
+def files_of(index: WatchedIndex, project: str, version: str) -> list[str]:
     return [a.filename for a in index.files(project) if a.version == version]
 
 
-def mutate(index: Any, *, yank_reason: str = "broken build") -> dict[str, str]:
+def mutate(index: ControlledIndex, *, yank_reason: str = "broken build") -> dict[str, str]:
     """Publish, yank, delete, replace: one mutation per kind. Returns the tampered file's new sha256."""
     index.publish("lockd-fx-pre", "1.2")
     for filename in files_of(index, "lockd-fx-plain", "1.1"):
@@ -319,3 +347,37 @@ def mutate(index: Any, *, yank_reason: str = "broken build") -> dict[str, str]:
     for filename in files_of(index, "lockd-fx-conflict-b", "1.0"):
         index.yank(filename)
     return {"tampered_file": tampered_file, "tampered_sha": new_sha}
+
+
+def request_for(
+    settings: Settings,
+    *,
+    requirements: str,
+    target: Mapping[str, object],
+    constraints: str = "",
+    options: LockOptions | None = None,
+    indexes: Sequence[str] = (),
+) -> LockRequest:
+    """The request `lockd lock` builds under `settings` (its limits, URL hosts, overrides, indexes)."""
+
+    def index_plan(resolved: Target) -> IndexPlan:
+        return settings.index_plan(resolved, indexes)
+
+    return build_request(
+        requirements=requirements,
+        target=target,
+        index_plan=index_plan,
+        constraints=constraints,
+        options=options,
+        max_requirements=settings.max_requirements,
+        max_constraints=settings.max_constraints,
+        url_hosts=settings.allowed_url_hosts,
+        metadata_overrides=settings.dependency_metadata,
+    )
+
+
+def resolve_offline(settings: Settings, request: LockRequest) -> tuple[Lock, ResolveStats]:
+    """Resolve as `lockd lock` does: one index client (sandbox builder as configured), no database."""
+    options = settings.client_options()
+    with IndexClient.from_options(options, metadata_builder=metadata_builder_for(settings)) as index:
+        return timed_resolve(request, index, settings.resolve_timeout)

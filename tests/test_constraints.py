@@ -13,7 +13,7 @@ from lockd.config import Settings
 from lockd.errors import InputTooLarge
 from lockd.index import IndexClient
 from lockd.resolver import resolve
-from lockd.standalone import build_request
+from tests.support import request_for
 
 _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 
@@ -25,7 +25,7 @@ def _settings(index: FixtureIndex, **overrides: object) -> Settings:
 def test_a_700_line_constraints_file_locks(fixture_index: FixtureIndex) -> None:
     constraints = airflow_like_constraints({"lockd-fx-plain": "1.0", "lockd-fx-speedups": "0.3"})
     assert constraints.count("\n") == 700
-    request = build_request(
+    request = request_for(
         _settings(fixture_index),
         requirements="lockd-fx-extras[fast]",
         target=_TARGET,
@@ -45,10 +45,10 @@ def test_constraints_have_their_own_limit(fixture_index: FixtureIndex) -> None:
     settings = _settings(fixture_index, max_requirements=10, max_constraints=1000)
     many = airflow_like_constraints({}, lines=1004)  # four header lines, 1,000 constraints
     assert len(
-        build_request(settings, requirements="lockd-fx-plain", target=_TARGET, constraints=many).constraints
+        request_for(settings, requirements="lockd-fx-plain", target=_TARGET, constraints=many).constraints
     )
     with pytest.raises(InputTooLarge) as raised:
-        build_request(
+        request_for(
             settings, requirements="lockd-fx-plain", target=_TARGET, constraints=many + "lockd-fx-x==1\n"
         )
     assert raised.value.message == "constraints.txt has more than 1000 requirements"
@@ -71,7 +71,7 @@ def test_a_5000_line_constraints_file_costs_linear_time(fixture_index: FixtureIn
         def lock_with(lines: int) -> Callable[[], object]:
             text = airflow_like_constraints({"lockd-fx-plain": "1.0"}, lines=lines)
             return lambda: resolve(
-                build_request(settings, requirements="lockd-fx-plain", target=_TARGET, constraints=text),
+                request_for(settings, requirements="lockd-fx-plain", target=_TARGET, constraints=text),
                 client,
             )
 

@@ -22,11 +22,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from docker_engine import (
+
+from fixtures.served_index import WatchedIndex
+from tests.docker_engine import (
     BASE_IMAGE_TAG,
     DockerEngine,
     DockerUnavailable,
@@ -107,7 +108,7 @@ class LockdServer:
 
 
 @pytest.fixture(scope="module")
-def lockd(fixture_index: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockdServer]:
+def lockd(fixture_index: WatchedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockdServer]:
     """A real `python -m lockd serve` on loopback, SQLite, resolving against the fixture index.
 
     Anonymous reads are off, so the consumer build can only fetch the lock if the BuildKit secret

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from fixtures.served_index import ControlledIndex, ServedIndex
 from lockd.config import Settings
 from lockd.drift import (
     ALERT_KINDS,
@@ -36,20 +37,15 @@ from lockd.drift import (
     parse_kinds,
     worst,
 )
+from lockd.drift_runs import DriftRuns
+from lockd.drift_views import drift_findings, drift_lock, drift_results
 from lockd.errors import InvalidRequest, NoMatchingDistribution
 from lockd.inputs import LockOptions
 from lockd.lock import Lock, LockedFile, LockedPackage
 from lockd.routing import plan_for
-from lockd.service import (
-    Service,
-    drift_findings,
-    drift_lock,
-    drift_results,
-    drift_run,
-    latest_drift_run,
-    run_drift,
-)
+from lockd.service import Service
 from lockd.store import drift as drift_store
+from lockd.store import leases as store_leases
 from lockd.store import open_engine, transaction
 from lockd.target import Target
 from tests.support import SCENARIO, QuietHandler, files_of, lock_inputs, loopback_http, mutate, wait_until
@@ -57,7 +53,7 @@ from tests.support import SCENARIO, QuietHandler, files_of, lock_inputs, loopbac
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def open_service(database_url: str, index: Any, **overrides: Any) -> Service:
+def open_service(database_url: str, index: ServedIndex, **overrides: Any) -> Service:
     settings = Settings(
         database_url=database_url, index_url=index.pypi_url, pytorch_index_url=index.pytorch_base, **overrides
     )
@@ -65,7 +61,7 @@ def open_service(database_url: str, index: Any, **overrides: Any) -> Service:
 
 
 @pytest.fixture
-def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
+def service(database_url: str, mutable_index: ControlledIndex) -> Iterator[Service]:
     opened = open_service(database_url, mutable_index)
     try:
         yield opened
@@ -167,14 +163,16 @@ def test_the_migrated_database_checks_the_same_kinds(database_url: str) -> None:
 # -- runs against the fixture index ------------------------------------------------------------
 
 
-def test_every_finding_kind_from_index_mutations_is_stored(service: Service, mutable_index: Any) -> None:
+def test_every_finding_kind_from_index_mutations_is_stored(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     digests = lock_inputs(service)
-    unchanged = run_drift(service)
+    unchanged = DriftRuns(service).run()
     assert unchanged is not None and unchanged.status == "complete"
     assert unchanged.counts["current"] == len(SCENARIO) and unchanged.locks_total == len(SCENARIO)
 
     changed = mutate(mutable_index)
-    record = run_drift(service)
+    record = DriftRuns(service).run()
     assert record is not None and record.status == "complete"
     assert record.counts == dict.fromkeys(SCENARIO, 1)
     assert record.locks_checked == record.locks_total == len(SCENARIO)
@@ -207,19 +205,19 @@ def test_every_finding_kind_from_index_mutations_is_stored(service: Service, mut
     assert [f.kind for f in findings[digests["current"]]] == ["current"]
 
     # the API and dashboard judge by the latest complete run
-    latest = latest_drift_run(service)
+    latest = DriftRuns(service).latest()
     assert latest is not None and latest.id == record.id
     view = drift_lock(service, digests["tampered"])
     assert view.result.status == "tampered" and [r.n for r in view.revisions] == [1]
 
 
 def test_deleting_a_dependencys_only_matching_version_makes_the_input_unresolvable(
-    service: Service, mutable_index: Any
+    service: Service, mutable_index: ControlledIndex
 ) -> None:
     (digest,) = lock_inputs(service, {"unresolvable": "lockd-fx-conflict-a"}).values()
     for filename in files_of(mutable_index, "lockd-fx-conflict-b", "1.0"):
         mutable_index.delete(filename)
-    record = run_drift(service)
+    record = DriftRuns(service).run()
     assert record is not None
     kinds = {f.kind: f for f in by_lock(service, record.id)[digest]}
     assert set(kinds) == {"missing", "unresolvable"}
@@ -229,7 +227,7 @@ def test_deleting_a_dependencys_only_matching_version_makes_the_input_unresolvab
     assert drift_results(service, record.id)[0].status == "missing"
 
 
-def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_index: Any) -> None:
+def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_index: ControlledIndex) -> None:
     """The PyTorch index lists one torchaudio wheel per variant with no #sha256=: replacing its
     bytes must still be caught, by streaming the file and hashing it."""
     service = open_service(database_url, mutable_index)
@@ -240,7 +238,7 @@ def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_ind
         digest = service.lock(request).input_digest
         hashless = "torchaudio-2.5.1+cpu-cp312-cp312-linux_x86_64.whl"
         new_sha = mutable_index.replace_content(hashless, index="cpu")
-        record = run_drift(service)
+        record = DriftRuns(service).run()
     finally:
         service.close()
     assert record is not None
@@ -248,10 +246,10 @@ def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_ind
     assert [(f.filename, f.new_sha256) for f in tampered] == [(hashless, new_sha)]
 
 
-def test_an_index_outage_is_not_reported_as_drift(service: Service, mutable_index: Any) -> None:
+def test_an_index_outage_is_not_reported_as_drift(service: Service, mutable_index: ControlledIndex) -> None:
     (digest,) = lock_inputs(service, {"current": "lockd-fx-pre"}).values()
     mutable_index.set_fault("500")
-    record = run_drift(service)
+    record = DriftRuns(service).run()
     mutable_index.set_fault(None)
     assert record is not None and record.status == "complete"
     kinds = {f.kind for f in by_lock(service, record.id)[digest]}
@@ -266,31 +264,31 @@ def test_an_index_outage_is_not_reported_as_drift(service: Service, mutable_inde
 def test_runs_never_overlap_and_a_held_lease_refuses_a_second_run(service: Service) -> None:
     lock_inputs(service, {"current": "lockd-fx-markers"})
     with transaction(service.engine, write=True) as conn:
-        assert drift_store.acquire_drift_lease(conn, "another-replica", now=time.time(), ttl=60)
+        assert store_leases.acquire(conn, "drift", "drift", "another-replica", now=time.time(), ttl=60)
     with pytest.raises(DriftRunInProgress) as info:
-        run_drift(service)
+        DriftRuns(service).run()
     assert info.value.status == 409
     with transaction(service.engine, write=True) as conn:
-        drift_store.release_drift_lease(conn, "another-replica")
-    record = run_drift(service)
+        store_leases.release(conn, "drift", "drift", "another-replica")
+    record = DriftRuns(service).run()
     assert record is not None and record.status == "complete"
 
 
 def test_a_scheduled_tick_already_covered_is_skipped(service: Service) -> None:
     lock_inputs(service, {"current": "lockd-fx-markers"})
-    first = run_drift(service, trigger="schedule", scheduled_for=drift_store.stale_cutoff(_now(), 5))
+    first = DriftRuns(service).run(trigger="schedule", scheduled_for=drift_store.stale_cutoff(_now(), 5))
     assert first is not None
     # a second replica waking for the same tick finds it done
-    again = run_drift(service, trigger="schedule", scheduled_for=drift_store.stale_cutoff(_now(), 5))
+    again = DriftRuns(service).run(trigger="schedule", scheduled_for=drift_store.stale_cutoff(_now(), 5))
     assert again is None
-    assert latest_drift_run(service, complete_only=False).id == first.id  # type: ignore[union-attr]
+    assert DriftRuns(service).latest(complete_only=False).id == first.id  # type: ignore[union-attr]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _drift_env(database_url: str, index: Any, **extra: str) -> dict[str, str]:
+def _drift_env(database_url: str, index: ServedIndex, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}
     env.update(
         LOCKD_DATABASE_URL=database_url,
@@ -303,7 +301,7 @@ def _drift_env(database_url: str, index: Any, **extra: str) -> dict[str, str]:
 
 
 def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
-    database_url: str, mutable_index: Any
+    database_url: str, mutable_index: ControlledIndex
 ) -> None:
     service = open_service(database_url, mutable_index, drift_lease_ttl=1.0)
     try:
@@ -321,7 +319,7 @@ def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
             deadline = time.monotonic() + 30
             running = None
             while time.monotonic() < deadline and running is None:
-                found = latest_drift_run(service, complete_only=False)
+                found = DriftRuns(service).latest(complete_only=False)
                 if found is not None and found.status == "running" and found.locks_checked >= 1:
                     running = found
                 time.sleep(0.05)
@@ -335,11 +333,11 @@ def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
         assert process.returncode == -signal.SIGKILL
 
         # Killed: nothing complete to show, and once its heartbeat is stale it reads as abandoned.
-        assert latest_drift_run(service) is None
-        wait_until(lambda: drift_run(service, running.id).status == "abandoned", 10, "the killed run never read abandoned")
+        assert DriftRuns(service).latest() is None
+        wait_until(lambda: DriftRuns(service).get(running.id).status == "abandoned", 10, "the killed run never read abandoned")
 
         mutable_index.set_latency(0)
-        record = run_drift(service)
+        record = DriftRuns(service).run()
         assert record is not None and record.status == "complete" and record.id > running.id
         assert record.counts["current"] == len(digests)
         with transaction(service.engine, write=False) as conn:
@@ -348,7 +346,7 @@ def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
             assert "interrupted" in (stored.error or "")
             # its partial results are gone: nothing can mistake them for a verdict
             assert drift_store.list_results(conn, running.id) == []
-        latest = latest_drift_run(service)
+        latest = DriftRuns(service).latest()
         assert latest is not None and latest.id == record.id
     finally:
         service.close()
@@ -378,18 +376,18 @@ def webhook() -> Iterator[_Webhook]:
 
 
 def test_webhook_gets_a_summary_only_when_something_needs_a_human(
-    database_url: str, mutable_index: Any, webhook: _Webhook
+    database_url: str, mutable_index: ControlledIndex, webhook: _Webhook
 ) -> None:
     url = webhook.url
     service = open_service(database_url, mutable_index, webhook_url=url)
     try:
         lock_inputs(service, {"outdated": "lockd-fx-pre", "missing": "lockd-fx-speedups"})
         mutable_index.publish("lockd-fx-pre", "1.2")
-        run_drift(service)
+        DriftRuns(service).run()
         assert webhook.received == []  # outdated alone pages nobody
         for filename in files_of(mutable_index, "lockd-fx-speedups", "0.3"):
             mutable_index.delete(filename)
-        record = run_drift(service)
+        record = DriftRuns(service).run()
     finally:
         service.close()
     assert record is not None
@@ -399,13 +397,15 @@ def test_webhook_gets_a_summary_only_when_something_needs_a_human(
     assert body["counts"]["missing"] == 1 and body["counts"]["outdated"] == 1
 
 
-def test_an_unreachable_webhook_does_not_fail_the_run(database_url: str, mutable_index: Any) -> None:
+def test_an_unreachable_webhook_does_not_fail_the_run(
+    database_url: str, mutable_index: ControlledIndex
+) -> None:
     service = open_service(database_url, mutable_index, webhook_url="http://127.0.0.1:9/unreachable")
     try:
         lock_inputs(service, {"missing": "lockd-fx-speedups"})
         for filename in files_of(mutable_index, "lockd-fx-speedups", "0.3"):
             mutable_index.delete(filename)
-        record = run_drift(service)
+        record = DriftRuns(service).run()
     finally:
         service.close()
     assert record is not None and record.status == "complete" and record.counts["missing"] == 1
@@ -425,7 +425,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 # The gate is CLI plumbing over the same store code as above: one backend is enough.
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_drift_check_gates_ci_on_the_latest_run(database_url: str, mutable_index: Any) -> None:
+def test_drift_check_gates_ci_on_the_latest_run(database_url: str, mutable_index: ControlledIndex) -> None:
     service = open_service(database_url, mutable_index)
     try:
         lock_inputs(service, {"outdated": "lockd-fx-pre", "tampered": "lockd-fx-conflict-c"})

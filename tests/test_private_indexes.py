@@ -16,7 +16,7 @@ from lockd.private_indexes import PrivateIndexError, parse_private_indexes
 from lockd.render.pylock import render_pylock_toml
 from lockd.render.requirements_txt import render_requirements_txt
 from lockd.routing import IndexPlan
-from lockd.standalone import build_request, resolve_standalone
+from tests.support import request_for, resolve_offline
 
 _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 
@@ -45,8 +45,8 @@ def test_an_internal_name_comes_only_from_its_index(
 ) -> None:
     shadow_on_public(mutable_index)
     settings = _settings(mutable_index, private_index, tmp_path)
-    request = build_request(settings, requirements="lockd-fx-acme-tool", target=_TARGET, indexes=["acme"])
-    lock, _stats, _fetched = resolve_standalone(settings, request)
+    request = request_for(settings, requirements="lockd-fx-acme-tool", target=_TARGET, indexes=["acme"])
+    lock, _stats = resolve_offline(settings, request)
     pins = {name: str(version) for name, version in lock.pins.items()}
     # 1.0 from the private index, not 99.0 from the public one; lockd-fx-plain from the public
     # index (1.1), not the private copy (2.0) that the private index does not list.
@@ -68,9 +68,9 @@ def test_an_unselected_private_index_still_reserves_its_names(
 ) -> None:
     shadow_on_public(mutable_index)
     settings = _settings(mutable_index, private_index, tmp_path)
-    request = build_request(settings, requirements="lockd-fx-acme-tool", target=_TARGET)
+    request = request_for(settings, requirements="lockd-fx-acme-tool", target=_TARGET)
     with pytest.raises(UnknownProject) as raised:
-        resolve_standalone(settings, request)
+        resolve_offline(settings, request)
     assert raised.value.message == (
         "lockd-fx-acme-tool is served only by the private index acme, which this request does not select "
         "(requirements.in line 1 asks for lockd-fx-acme-tool)"
@@ -83,7 +83,7 @@ def test_indexes_are_selected_by_configured_name_only(
     settings = _settings(mutable_index, private_index, tmp_path)
     for wrong in ("other", private_index.pypi_url):
         with pytest.raises(InvalidRequest) as raised:
-            build_request(settings, requirements="lockd-fx-plain", target=_TARGET, indexes=[wrong])
+            request_for(settings, requirements="lockd-fx-plain", target=_TARGET, indexes=[wrong])
         assert (
             raised.value.hint
             == "select private indexes by name: acme; index URLs are configuration, never input"
@@ -92,7 +92,7 @@ def test_indexes_are_selected_by_configured_name_only(
 
 def test_a_plan_without_private_indexes_keeps_its_json(fixture_index: FixtureIndex) -> None:
     settings = Settings(index_url=fixture_index.pypi_url)
-    request = build_request(settings, requirements="lockd-fx-plain", target=_TARGET)
+    request = request_for(settings, requirements="lockd-fx-plain", target=_TARGET)
     assert set(request.plan.to_json()) == {"default", "accelerator", "family"}
 
 

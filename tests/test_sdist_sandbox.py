@@ -23,7 +23,7 @@ from lockd.errors import SdistNeedsBuild
 from lockd.sdist_sandbox import BuildWheel, SandboxedMetadataBuilder, SandboxLimits
 from lockd.sdist_sources import metadata_source, sdist_core_metadata
 from lockd.simple import DistFile
-from lockd.standalone import build_request, resolve_standalone
+from tests.support import request_for, resolve_offline
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None, reason="bubblewrap is not installed (.ci/run installs it)"
@@ -132,10 +132,10 @@ def test_a_server_in_sandbox_mode_locks_an_sdist_only_its_build_describes(
     target = {"platform": "linux_x86_64", "python": "3.11"}
     static = Settings(index_url=mutable_index.pypi_url)
     with pytest.raises(SdistNeedsBuild):
-        resolve_standalone(static, build_request(static, requirements="lockd-fx-probe", target=target))
+        resolve_offline(static, request_for(static, requirements="lockd-fx-probe", target=target))
     sandbox = Settings(index_url=mutable_index.pypi_url, sdist_metadata="sandbox")
-    lock, _stats, _fetched = resolve_standalone(
-        sandbox, build_request(sandbox, requirements="lockd-fx-probe", target=target)
+    lock, _stats = resolve_offline(
+        sandbox, request_for(sandbox, requirements="lockd-fx-probe", target=target)
     )
     assert {n: str(v) for n, v in lock.pins.items()} == {"lockd-fx-probe": "1.0", "lockd-fx-plain": "1.0"}
     probe = lock.package("lockd-fx-probe")

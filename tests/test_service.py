@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from fixtures.served_index import ControlledIndex
 from lockd.config import Settings
 from lockd.errors import InputTooLarge, InvalidRequest, NotFound, ResolutionImpossible
-from lockd.service import Service
+from lockd.inputs import LockRequest
+from lockd.service import RefreshResult, Service
 
 
 @pytest.fixture
-def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
+def service(database_url: str, mutable_index: ControlledIndex) -> Iterator[Service]:
     opened = Service.open(
-        Settings(database_url=database_url, index_url=mutable_index.pypi_url, pytorch_index_url=mutable_index.pytorch_base)
+        Settings(
+            database_url=database_url,
+            index_url=mutable_index.pypi_url,
+            pytorch_index_url=mutable_index.pytorch_base,
+        )
     )
     yield opened
     opened.close()
 
 
-def _request(service: Service, text: str) -> Any:
+def _request(service: Service, text: str) -> LockRequest:
     return service.build_request(requirements=text, target={"platform": "linux_x86_64", "python": "3.11"})
 
 
-def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: Any) -> None:
+def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: ControlledIndex) -> None:
     first = service.lock(_request(service, "lockd-fx-plain\n"))
     assert first.created and first.stats is not None and first.revision.n == 1
     mutable_index.reset_counters()
@@ -37,7 +42,9 @@ def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: 
     assert sum(mutable_index.counters().requests.values()) == 0
 
 
-def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service, mutable_index: Any) -> None:
+def test_refresh_appends_a_revision_only_when_the_lock_changes(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     first = service.lock(_request(service, "lockd-fx-plain\n"))
     unchanged = service.refresh(first.input_digest)
     assert not unchanged.changed and unchanged.revision.n == 1
@@ -46,7 +53,9 @@ def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service,
     changed = service.refresh(first.input_digest)
     assert changed.changed and changed.revision.n == 2 and changed.previous.n == 1
     assert changed.revision.lock_digest != first.lock_digest
-    assert b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    assert (
+        b"lockd-fx-plain==9.0" in service.lock_file(changed.revision.lock_digest, "requirements.txt").content
+    )
     assert b"lockd-fx-plain==1.1" in service.lock_file(first.lock_digest, "requirements.txt").content
     assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
     assert service.lock(_request(service, "lockd-fx-plain\n")).revision.n == 2
@@ -54,7 +63,33 @@ def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service,
         service.refresh("0" * 64)
 
 
-def test_failures_store_nothing_and_reach_every_waiter(service: Service, mutable_index: Any) -> None:
+def test_concurrent_refreshes_of_one_input_resolve_once(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
+    first = service.lock(_request(service, "lockd-fx-plain\n"))
+    mutable_index.publish("lockd-fx-plain", "9.0")
+    service.index.drop_pages()
+    mutable_index.set_latency(200)  # the holder's resolution outlasts the others' arrival
+    outcomes: list[RefreshResult] = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(service.refresh(first.input_digest)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 3
+    assert [o.stats is not None for o in outcomes].count(True) == 1, (
+        "one refresh resolved, the others shared it"
+    )
+    assert {o.revision.n for o in outcomes} == {2} and all(o.changed and o.previous.n == 1 for o in outcomes)
+    assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
+
+
+def test_failures_store_nothing_and_reach_every_waiter(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     mutable_index.set_latency(100)
     request = _request(service, "lockd-fx-conflict-a\nlockd-fx-conflict-b>=2\n")
     outcomes: list[object] = []
@@ -82,17 +117,17 @@ def test_intake_limits(service: Service) -> None:
 
 
 def test_tokens_are_scoped_and_hashed(service: Service) -> None:
-    admin = service.create_token(name="ops", scope="admin")
-    reader = service.create_token(name="dash", scope="read")
-    assert service.authenticate(admin) == frozenset({"admin", "lock", "read"})
-    assert service.authenticate(reader) == frozenset({"read"})
-    assert service.authenticate("lockd_forged") is None
+    admin = service.tokens.create(name="ops", scope="admin")
+    reader = service.tokens.create(name="dash", scope="read")
+    assert service.tokens.authenticate(admin) == frozenset({"admin", "lock", "read"})
+    assert service.tokens.authenticate(reader) == frozenset({"read"})
+    assert service.tokens.authenticate("lockd_forged") is None
     with pytest.raises(InvalidRequest):
-        service.create_token(name="x", scope="root")
+        service.tokens.create(name="x", scope="root")
 
 
 def test_metadata_a_resolution_fetched_is_in_the_database_when_the_lock_is(
-    service: Service, database_url: str, mutable_index: Any
+    service: Service, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     """Another replica on the same database resolves the same projects without one metadata fetch."""
     service.lock(_request(service, "lockd-fx-extras[fast]\n"))

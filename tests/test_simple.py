@@ -252,11 +252,11 @@ def test_json_page_files_match_packaging_and_urljoin(raw: list[tuple[str, str, s
 
 
 def test_wheels_no_target_can_install_are_not_files_but_their_versions_are_known() -> None:
-    """cp27, ppc64le, musllinux, win32 wheels can never be pinned: only their versions are kept."""
+    """cp27, ppc64le, armv7l, win32 wheels can never be pinned: only their versions are kept."""
     files = [
         ("demo_pkg-1.0-cp27-cp27mu-manylinux1_x86_64.whl", "1.0"),
         ("demo_pkg-1.0-cp311-cp311-manylinux_2_17_ppc64le.whl", "1.0"),
-        ("demo_pkg-1.0-cp311-cp311-musllinux_1_2_x86_64.whl", "1.0"),
+        ("demo_pkg-1.0-cp311-cp311-musllinux_1_2_armv7l.whl", "1.0"),
         ("demo_pkg-1.0-cp311-cp311-win32.whl", "1.0"),
         ("demo_pkg-2.0-cp311-cp311-win32.whl", "2.0"),
         ("demo_pkg-2.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "2.0"),

@@ -9,7 +9,7 @@ import pytest
 
 from lockd.errors import StoreUnavailable
 from lockd.inputs import canonical_json
-from lockd.store import DatabaseMetadataCache, LockFileRecord, open_engine, queries, transaction
+from lockd.store import DatabaseMetadataCache, LockFileRecord, leases, open_engine, queries, transaction
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 INPUT = "1" * 64
@@ -66,19 +66,19 @@ def test_leases(database_url: str) -> None:
     engine = open_engine(database_url)
     try:
         with transaction(engine, write=True) as conn:
-            assert queries.acquire_lease(conn, INPUT, "a", now=time.time(), ttl=60)
-            assert not queries.acquire_lease(conn, INPUT, "b", now=time.time(), ttl=60)
-            queries.fail_lease(conn, INPUT, "a", {"code": "unknown-project", "message": "x"}, expires_at=time.time() + 10)
+            assert leases.acquire(conn, "resolution", INPUT, "a", now=time.time(), ttl=60)
+            assert not leases.acquire(conn, "resolution", INPUT, "b", now=time.time(), ttl=60)
+            leases.fail(conn, "resolution", INPUT, "a", {"code": "unknown-project", "message": "x"}, expires_at=time.time() + 10)
         with transaction(engine, write=True) as conn:
-            lease = queries.get_lease(conn, INPUT)
+            lease = leases.get(conn, "resolution", INPUT)
             assert lease is not None and lease.state == "failed" and lease.error == {"code": "unknown-project", "message": "x"}
-            assert queries.acquire_lease(conn, INPUT, "b", now=time.time(), ttl=60)  # a failed lease is free
-            assert not queries.acquire_lease(conn, INPUT, "c", now=time.time(), ttl=60)
-            assert queries.acquire_lease(conn, INPUT, "c", now=time.time() + 61, ttl=60)  # an expired one too
-            queries.release_lease(conn, INPUT, "b")  # not the holder any more: no effect
-            assert queries.get_lease(conn, INPUT) is not None
-            queries.release_lease(conn, INPUT, "c")
-            assert queries.get_lease(conn, INPUT) is None
+            assert leases.acquire(conn, "resolution", INPUT, "b", now=time.time(), ttl=60)  # a failed lease is free
+            assert not leases.acquire(conn, "resolution", INPUT, "c", now=time.time(), ttl=60)
+            assert leases.acquire(conn, "resolution", INPUT, "c", now=time.time() + 61, ttl=60)  # an expired one too
+            leases.release(conn, "resolution", INPUT, "b")  # not the holder any more: no effect
+            assert leases.get(conn, "resolution", INPUT) is not None
+            leases.release(conn, "resolution", INPUT, "c")
+            assert leases.get(conn, "resolution", INPUT) is None
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from lockd.inputs import LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.render.pylock import render_pylock_toml
 from lockd.render.requirements_txt import render_requirements_txt
-from lockd.standalone import build_request, resolve_standalone
+from tests.support import request_for, resolve_offline
 
 _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 _WHEEL = "lockd_fx_urlwheel-3.0-py3-none-any.whl"
@@ -61,9 +61,9 @@ def test_a_url_wheel_locks_as_a_direct_reference(mutable_index: FixtureIndex) ->
     digest = hashlib.sha256(mutable_index.content(_WHEEL)).hexdigest()
     settings = _settings(mutable_index)
     for line in (f"lockd-fx-urlwheel @ {url}", f"lockd-fx-urlwheel @ {url}#sha256={digest}"):
-        request = build_request(settings, requirements=line, target=_TARGET)
+        request = request_for(settings, requirements=line, target=_TARGET)
         assert LockRequest.from_json(request.canonical_bytes()) == request
-        lock, _stats, _fetched = resolve_standalone(settings, request)
+        lock, _stats = resolve_offline(settings, request)
         assert {n: str(v) for n, v in lock.pins.items()} == {
             "lockd-fx-urlwheel": "3.0",
             "lockd-fx-plain": "1.0",
@@ -83,18 +83,18 @@ def test_a_url_wheel_locks_as_a_direct_reference(mutable_index: FixtureIndex) ->
 def test_a_wrong_sha256_in_the_url_is_refused(mutable_index: FixtureIndex) -> None:
     url = _wheel_url(mutable_index)
     settings = _settings(mutable_index)
-    request = build_request(
+    request = request_for(
         settings, requirements=f"lockd-fx-urlwheel @ {url}#sha256={'0' * 64}", target=_TARGET
     )
     with pytest.raises(TamperedFile):
-        resolve_standalone(settings, request)
+        resolve_offline(settings, request)
 
 
 def test_drift_checks_a_url_wheel_at_its_url(mutable_index: FixtureIndex) -> None:
     url = _wheel_url(mutable_index)
     settings = _settings(mutable_index)
-    request = build_request(settings, requirements=f"lockd-fx-urlwheel @ {url}", target=_TARGET)
-    lock, _stats, _fetched = resolve_standalone(settings, request)
+    request = request_for(settings, requirements=f"lockd-fx-urlwheel @ {url}", target=_TARGET)
+    lock, _stats = resolve_offline(settings, request)
     with IndexClient(timeout=10.0) as client:
         assert check_files(lock, client) == []
     mutable_index.replace_content(_WHEEL)

@@ -14,16 +14,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
-from lockd.http import blobs, dashboard, drift_routes, health, locks
+from lockd.drift_runs import DriftRuns
+from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
 from lockd.http.middleware import RequestObserver
 from lockd.http.problems import install_problem_handlers
+from lockd.http.unknown import reject_unknown_query
 from lockd.scheduler import start_drift_scheduler
 from lockd.service import Service
 
@@ -38,14 +41,16 @@ _READ_THREADS = 4
 
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
+    install_table(settings.accelerator_table)
     owned = service is None
     active = service if service is not None else Service.open(settings)
+    drift_runs = DriftRuns(active)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
         app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
-        scheduler = start_drift_scheduler(settings, active)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        scheduler = start_drift_scheduler(settings, drift_runs)  # None unless LOCKD_DRIFT_CRON/INTERVAL
         try:
             yield
         finally:
@@ -59,16 +64,25 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         version=__version__,
         summary="Dependency locks for ML images: resolve requirements.in for a target, store by digest, serve.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     metrics = Metrics(active)
-    metrics.registry.register(DriftCollector(active))
+    metrics.registry.register(DriftCollector(drift_runs))
     app.state.service = active
+    app.state.drift_runs = drift_runs
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
     app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
     install_problem_handlers(app)
-    for router in (locks.router, blobs.router, health.router, drift_routes.router, dashboard.router):
+    for router in (
+        locks.router,
+        blobs.router,
+        health.router,
+        drift_routes.router,
+        dashboard.router,
+        tokens.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestObserver, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app

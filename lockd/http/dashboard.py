@@ -21,17 +21,12 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, SEVERITY, FindingKind
+from lockd.drift_runs import DriftRuns
+from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import ServiceDep, in_read_thread, requires
-from lockd.service import (
-    DriftLockView,
-    Service,
-    drift_lock,
-    drift_results,
-    drift_runs,
-    latest_drift_run,
-)
-from lockd.store.drift import DriftResultRecord, DriftRunRecord
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.render import FILE_NAMES
+from lockd.service import Service
 
 __all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
 
@@ -52,7 +47,9 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(colours=COLOURS, kinds=FINDING_KINDS, not_complete=_NOT_COMPLETE)
+    env.globals.update(
+        colours=COLOURS, kinds=FINDING_KINDS, file_names=FILE_NAMES, not_complete=_NOT_COMPLETE
+    )
     env.filters["when"] = _when
     env.filters["seconds"] = _seconds
     return env
@@ -93,7 +90,7 @@ class HistoryChart:
     right: float
 
 
-def history_chart(runs: Sequence[DriftRunRecord]) -> HistoryChart:
+def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
     """Stacked bars of locks by status per run, oldest left; runs that did not complete are grey."""
     plot_w = _CHART_W - _PAD_L - _PAD_R
     plot_h = _CHART_H - _PAD_T - _PAD_B
@@ -137,14 +134,17 @@ def history_chart(runs: Sequence[DriftRunRecord]) -> HistoryChart:
     )
 
 
-def _target(result: DriftResultRecord) -> str:
-    parts = [result.platform, f"py{result.python}"]
-    parts.append(result.cuda or "cpu")
+def _target(result: DriftResultView, runtimes: Mapping[str, str]) -> str:
+    """`linux_x86_64 · py3.11.0 · cu128`; without a variant `none`, and the runtime it pulls."""
+    parts = [result.platform, f"py{result.python}", result.cuda or "none"]
+    runtime = runtimes.get(result.lock_digest)
+    if result.cuda is None and runtime is not None:
+        parts.append(runtime)  # PyPI's torch is a CUDA build: such a lock is never "cpu"
     return " · ".join(parts)
 
 
 def _matches(
-    result: DriftResultRecord, status: str | None, platform: str | None, python: str | None, cuda: str | None
+    result: DriftResultView, status: str | None, platform: str | None, python: str | None, cuda: str | None
 ) -> bool:
     if status and result.status != status:
         return False
@@ -153,27 +153,34 @@ def _matches(
     # "3.11" selects 3.11.0 and 3.11.7: people name Python by its minor version
     if python and result.python != python and not result.python.startswith(python + "."):
         return False
-    return not cuda or (result.cuda or "cpu") == cuda
+    return not cuda or (result.cuda or "none") == cuda
 
 
 def _overview(
-    service: Service, status: str | None, platform: str | None, python: str | None, cuda: str | None
+    service: Service,
+    runs: DriftRuns,
+    *,
+    status: str | None,
+    platform: str | None,
+    python: str | None,
+    cuda: str | None,
 ) -> dict[str, Any]:
     if status and status not in FINDING_KINDS:
         raise InvalidRequest(f"unknown status {status!r}", hint="use one of: " + ", ".join(FINDING_KINDS))
-    latest = latest_drift_run(service)
-    runs = drift_runs(service, limit=_HISTORY_RUNS)
-    in_progress = next((r for r in reversed(runs) if r.status == "running"), None)
+    latest = runs.latest()
+    history = runs.list(limit=_HISTORY_RUNS)
+    in_progress = next((r for r in reversed(history) if r.status == "running"), None)
     results = [] if latest is None else drift_results(service, latest.id)
     shown = [r for r in results if _matches(r, status, platform, python, cuda)]
+    runtimes = service.accelerator_runtimes([r.lock_digest for r in shown])
     return {
         "latest": latest,
         "in_progress": in_progress,
-        "chart": history_chart(runs),
-        "runs": runs,
+        "chart": history_chart(history),
+        "runs": history,
         "results": shown,
         "total": len(results),
-        "target": _target,
+        "target": lambda result: _target(result, runtimes),
         "filters": {
             "status": status or "",
             "platform": platform or "",
@@ -182,7 +189,7 @@ def _overview(
         },
         "platforms": sorted({r.platform for r in results}),
         "pythons": sorted({r.python for r in results}),
-        "cudas": sorted({r.cuda or "cpu" for r in results}),
+        "cudas": sorted({r.cuda or "none" for r in results}),
     }
 
 
@@ -192,7 +199,7 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
     return {
         "view": view,
         "result": view.result,
-        "target": _target(view.result),
+        "target": _target(view.result, service.accelerator_runtimes([view.result.lock_digest])),
         "versions": [f for f in findings if f.kind == "outdated"],
         "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
@@ -211,13 +218,16 @@ def _html(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLRes
 async def dashboard(
     request: Request,
     service: ServiceDep,
+    runs: DriftRunsDep,
     *,
     status: Annotated[str | None, Query()] = None,
     platform: Annotated[str | None, Query()] = None,
     python: Annotated[str | None, Query()] = None,
     cuda: Annotated[str | None, Query()] = None,
 ) -> HTMLResponse:
-    context = await in_read_thread(request, lambda: _overview(service, status, platform, python, cuda))
+    context = await in_read_thread(
+        request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)
+    )
     return _html("dashboard.html", context)
 
 

@@ -1,9 +1,9 @@
-"""Dependencies shared by the routers: the service, the thread pool, and bearer-token scopes.
+"""Dependencies shared by the routers: the service, drift runs, the thread pools, and bearer-token scopes.
 
 Scopes nest: `admin` ⊃ `lock` ⊃ `read`. Reads may be anonymous (`LOCKD_ANONYMOUS_READ`);
 everything else needs `Authorization: Bearer <token>`. A missing or unknown token is 401,
 a token without the scope 403. The token itself is hashed by the service and never logged.
-A known token's scopes are cached by the service for a few seconds (`TOKEN_CACHE_SECONDS`),
+A known token's scopes are cached by `lockd.tokens` for a few seconds (`TOKEN_CACHE_SECONDS`),
 which bounds how long a revoked token keeps working.
 """
 
@@ -15,10 +15,11 @@ from typing import Annotated, TypeVar
 import anyio
 from fastapi import Depends, Request
 
+from lockd.drift_runs import DriftRuns
 from lockd.errors import Forbidden, Unauthorized
 from lockd.service import Service
 
-__all__ = ["ServiceDep", "in_read_thread", "in_thread", "requires"]
+__all__ = ["DriftRunsDep", "ServiceDep", "in_read_thread", "in_thread", "requires"]
 
 _T = TypeVar("_T")
 
@@ -30,6 +31,14 @@ async def _service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(_service)]
+
+
+async def _drift_runs(request: Request) -> DriftRuns:
+    runs: DriftRuns = request.app.state.drift_runs
+    return runs
+
+
+DriftRunsDep = Annotated[DriftRuns, Depends(_drift_runs)]
 
 
 async def in_thread(request: Request, function: Callable[[], _T]) -> _T:
@@ -67,9 +76,9 @@ def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
             raise Unauthorized("the Authorization header must be `Bearer <token>`")
         token = token.strip()
         # A token seen in the last few seconds is answered on the loop: no thread, no query.
-        scopes = service.cached_scopes(token)
+        scopes = service.tokens.cached_scopes(token)
         if scopes is None:
-            scopes = await in_read_thread(request, lambda: service.authenticate(token))
+            scopes = await in_read_thread(request, lambda: service.tokens.authenticate(token))
         if scopes is None:
             raise Unauthorized("unknown or revoked token")
         if scope not in scopes:

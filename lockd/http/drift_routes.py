@@ -9,8 +9,6 @@ is never shown in its place.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -19,22 +17,14 @@ from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel
 
 from lockd.drift import FINDING_KINDS, Finding
+from lockd.drift_runs import DriftRuns
+from lockd.drift_views import DriftResultView, DriftRunView, drift_findings, drift_results
 from lockd.errors import LockdError, NotFound
-from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, in_thread, requires
 from lockd.http.problems import ERROR_RESPONSES, PROBLEM_SCHEMA
-from lockd.service import (
-    Service,
-    drift_findings,
-    drift_results,
-    drift_run,
-    latest_drift_run,
-    run_drift,
-)
-from lockd.store.drift import DriftResultRecord, DriftRunRecord
+from lockd.service import Service
 
 __all__ = ["DriftCollector", "FindingOut", "LockDriftOut", "RunOut", "RunSummaryOut", "router"]
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["drift"])
 
@@ -99,7 +89,7 @@ class RunOut(BaseModel):
     locks: list[LockDriftOut]
 
 
-def _summary(record: DriftRunRecord) -> RunSummaryOut:
+def _summary(record: DriftRunView) -> RunSummaryOut:
     return RunSummaryOut(
         id=record.id,
         status=record.status,
@@ -115,7 +105,7 @@ def _summary(record: DriftRunRecord) -> RunSummaryOut:
     )
 
 
-def _lock_out(result: DriftResultRecord, findings: list[Finding]) -> LockDriftOut:
+def _lock_out(result: DriftResultView, findings: list[Finding]) -> LockDriftOut:
     digest = result.input_digest
     return LockDriftOut(
         input_digest=digest,
@@ -135,7 +125,7 @@ def _lock_out(result: DriftResultRecord, findings: list[Finding]) -> LockDriftOu
     )
 
 
-def _run_out(service: Service, record: DriftRunRecord) -> RunOut:
+def _run_out(service: Service, record: DriftRunView) -> RunOut:
     results = drift_results(service, record.id)
     by_lock: dict[str, list[Finding]] = {}
     for digest, finding in drift_findings(service, record.id):
@@ -144,46 +134,6 @@ def _run_out(service: Service, record: DriftRunRecord) -> RunOut:
         run=_summary(record),
         locks=[_lock_out(result, by_lock.get(result.input_digest, [])) for result in results],
     )
-
-
-class _Starter:
-    """Runs a drift run on its own thread and reports back once the run row exists."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.run_id: int | None = None
-        self.error: BaseException | None = None
-        self.started = threading.Event()
-        self.finished = threading.Event()
-
-    def _started(self, run_id: int) -> None:
-        self.run_id = run_id
-        self.started.set()
-
-    def _body(self) -> None:
-        try:
-            run_drift(self.service, trigger="api", on_started=self._started)
-        except LockdError as exc:
-            self.error = exc
-            if self.run_id is not None:
-                log.error("drift run %s failed: %s", self.run_id, exc.message)
-        except BaseException as exc:
-            self.error = exc
-            log.exception("drift run crashed")
-        finally:
-            self.started.set()
-            self.finished.set()
-
-    def start(self) -> None:
-        threading.Thread(target=self._body, name="lockd-drift-api", daemon=True).start()
-
-    def wait(self, *, until_finished: bool) -> int:
-        (self.finished if until_finished else self.started).wait()
-        if self.run_id is None or (until_finished and self.error is not None):
-            if isinstance(self.error, LockdError):
-                raise self.error
-            raise LockdError("the drift run failed to start") from self.error
-        return self.run_id
 
 
 @router.post(
@@ -205,13 +155,11 @@ async def start_drift_run(
     request: Request,
     response: Response,
     service: ServiceDep,
+    runs: DriftRunsDep,
     wait: Annotated[bool, Query(description="answer when the run has finished")] = False,
 ) -> RunOut:
-    starter = _Starter(service)
-    starter.start()
-    run_id = await in_thread(request, lambda: starter.wait(until_finished=wait))
-    record = await in_read_thread(request, lambda: drift_run(service, run_id))
-    response.headers["Location"] = f"/v1/drift/runs/{run_id}"
+    record = await in_thread(request, lambda: runs.start(trigger="api", wait=wait))
+    response.headers["Location"] = f"/v1/drift/runs/{record.id}"
     if wait:
         response.status_code = 200
         return await in_read_thread(request, lambda: _run_out(service, record))
@@ -225,9 +173,9 @@ async def start_drift_run(
     summary="The latest complete drift run with its findings",
     responses=ERROR_RESPONSES,
 )
-async def latest_drift(request: Request, service: ServiceDep) -> RunOut:
+async def latest_drift(request: Request, service: ServiceDep, runs: DriftRunsDep) -> RunOut:
     def load() -> RunOut:
-        record = latest_drift_run(service)
+        record = runs.latest()
         if record is None:
             raise NotFound(
                 "no drift run has completed yet", hint="POST /v1/drift/runs or run `lockd drift run`"
@@ -245,9 +193,12 @@ async def latest_drift(request: Request, service: ServiceDep) -> RunOut:
     responses=ERROR_RESPONSES,
 )
 async def get_drift_run(
-    request: Request, service: ServiceDep, run_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
+    request: Request,
+    service: ServiceDep,
+    runs: DriftRunsDep,
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
 ) -> RunOut:
-    return await in_read_thread(request, lambda: _run_out(service, drift_run(service, run_id)))
+    return await in_read_thread(request, lambda: _run_out(service, runs.get(run_id)))
 
 
 class DriftCollector:
@@ -257,12 +208,12 @@ class DriftCollector:
     cron); a gauge set in-process would show this replica's last run, not the latest one.
     """
 
-    def __init__(self, service: Service) -> None:
-        self._service = service
+    def __init__(self, runs: DriftRuns) -> None:
+        self._runs = runs
 
     def collect(self) -> Iterator[Any]:
         try:
-            record = latest_drift_run(self._service)
+            record = self._runs.latest()
         except LockdError:
             return  # the database is down: /readyz says so; absent gauges beat wrong ones
         locks = GaugeMetricFamily(

@@ -15,7 +15,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from lockd.errors import InvalidRequest
 from lockd.render import DEFAULT_FORMAT, FORMATS, FORMATS_BY_FILE_NAME
-from lockd.store import LockFileRecord
+from lockd.stored import LockFile
 
 __all__ = [
     "FILE_CONTENT",
@@ -86,7 +86,7 @@ def format_from_accept(explicit: str | None, accept: str | None) -> str:
     return min(ranked)[2] if ranked else DEFAULT_FORMAT
 
 
-def _etag(record: LockFileRecord) -> str:
+def _etag(record: LockFile) -> str:
     return f'"{record.sha256}"'
 
 
@@ -100,9 +100,7 @@ def not_modified(request: Request, etag: str) -> bool:
     return etag in offered
 
 
-def file_response(
-    request: Request, record: LockFileRecord, *, status: int, headers: Mapping[str, str]
-) -> Response:
+def file_response(request: Request, record: LockFile, *, status: int, headers: Mapping[str, str]) -> Response:
     etag = _etag(record)
     all_headers = {
         **headers,

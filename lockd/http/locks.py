@@ -4,12 +4,18 @@ The first request for an input digest resolves (201); later identical requests r
 stored current revision without resolving (200), byte-identical. Files of the current
 revision may change on refresh, so they are revalidated (`no-cache` + ETag); the immutable
 copies live under `/v1/blobs/{lock_digest}/`.
+
+Several targets in one request (`targets` in JSON; target parameters given several times on
+`POST /lock`, answered in the `bundle` format) lock each target, the first one's pins
+preferred by the others (`lockd.bundles`). Every answer says which accelerator builds the lock
+holds (`Lock-Accelerator`, and `accelerator` in JSON), including a lock without a variant
+that pulls a GPU runtime from PyPI.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -20,23 +26,32 @@ from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
+from lockd.http.lock_targets import (
+    BUNDLE,
+    accelerator_header,
+    accelerator_info,
+    bundle_response,
+    lock_links,
+    target_specs,
+)
 from lockd.http.models import (
     FileName,
     LockBody,
     LockInfo,
-    LockLinks,
     LockList,
     LockListItem,
     RefreshInfo,
     RevisionInfo,
     RevisionList,
+    TargetBody,
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.lock import LockWarning, accelerator_runtime_of
 from lockd.render import FORMATS
 from lockd.service import LockResult, Service
-from lockd.store import LockFileRecord, RevisionRecord
-from lockd.target import parse_python
+from lockd.stored import LockFile, Revision, StoredInput
+from lockd.target import parse_interpreter, python_text
 
 __all__ = ["router"]
 
@@ -44,17 +59,10 @@ router = APIRouter(tags=["locks"])
 
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256, 64 lowercase hex digits")]
 _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urlencoded")
-_FORMAT_CHOICES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
+_FORMAT_CHOICES = ", ".join(FORMATS) + " or bundle (JSON naming each target's lock; for several targets)"
 
 
-def _links(input_digest: str, lock_digest: str) -> LockLinks:
-    base = f"/v1/locks/{input_digest}"
-    return LockLinks(
-        self=base, revisions=f"{base}/revisions", refresh=f"{base}/refresh", files=file_links(lock_digest)
-    )
-
-
-def _revision_info(record: RevisionRecord) -> RevisionInfo:
+def _revision_info(record: Revision) -> RevisionInfo:
     return RevisionInfo(
         input_digest=record.input_digest,
         revision=record.n,
@@ -65,30 +73,25 @@ def _revision_info(record: RevisionRecord) -> RevisionInfo:
     )
 
 
-def _stored_input(service: Service, input_digest: str, lock_digest: str) -> dict[str, Any]:
-    """The stored input, with the warnings of its lock (what the consumer must know) added."""
-    canonical = dict(service.input_canonical(input_digest))
-    lock = json.loads(service.lock_file(lock_digest, "json").content)
-    canonical["warnings"] = lock.get("warnings", [])
-    return canonical
-
-
-def _lock_info(canonical: dict[str, Any], record: RevisionRecord, created: bool | None) -> LockInfo:
+def _lock_info(
+    stored: StoredInput, record: Revision, created: bool | None, warnings: tuple[LockWarning, ...]
+) -> LockInfo:
+    target = dict(stored.target) or {"platform": stored.platform, "python": stored.python, "cuda": stored.cuda}
     return LockInfo(
         input_digest=record.input_digest,
         lock_digest=record.lock_digest,
         revision=record.n,
         created=created,
         created_at=record.created_at,
-        target=canonical["target"],
-        requirements=canonical["requirements"],
-        constraints=canonical["constraints"],
-        warnings=canonical.get("warnings", []),
-        links=_links(record.input_digest, record.lock_digest),
+        target=target,
+        requirements=list(stored.requirements),
+        constraints=list(stored.constraints),
+        warnings=[w.to_json() for w in warnings],
+        links=lock_links(record.input_digest, record.lock_digest),
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Any) -> LockResult:
+async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
     def work() -> LockResult:
         return service.lock(build())
 
@@ -146,11 +149,19 @@ async def post_lock(
     *,
     request: Request,
     service: ServiceDep,
-    python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
+    python: Annotated[list[str] | None, Query(description="3.11, 3.11.7 or 3.14t (free-threaded)")] = None,
     platform: Annotated[
-        str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+        list[str] | None,
+        Query(
+            description="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64"
+            " (or uv's and conda's names)"
+        ),
     ] = None,
-    cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
+    cuda: Annotated[list[str] | None, Query(description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, auto")] = None,
+    glibc: Annotated[list[str] | None, Query(description="Linux glibc minimum, 2.17 … 2.41 (2.28)")] = None,
+    musl: Annotated[list[str] | None, Query(description="Linux on musl: 1.1 or 1.2")] = None,
+    macos: Annotated[list[str] | None, Query(description="macOS minimum (13.0)")] = None,
+    driver: Annotated[list[str] | None, Query(description="with cuda=auto: 580.65.06 or rocm6.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
     index: Annotated[
@@ -163,24 +174,35 @@ async def post_lock(
     _require_content_type(
         request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
     )
-    fmt = format_from_accept(format, request.headers.get("accept"))
+    given = {"platform": platform, "python": python, "cuda": cuda, "glibc": glibc, "musl": musl}
+    specs = target_specs({**given, "macos": macos, "driver": driver})
     body = await request.body()
 
-    def build() -> LockRequest:
+    def build_one(spec: dict[str, object]) -> LockRequest:
         return service.build_request(
             requirements=decode_body(body),
-            target={"platform": platform, "python": python, "cuda": cuda},
+            target=spec,
             options=LockOptions(prereleases=pre, only_binary=only_binary),
             indexes=index or (),
         )
 
-    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFileRecord] | None]:
-        lock_request = build()
+    if len(specs) > 1 or format == BUNDLE:
+        if format not in (None, BUNDLE):
+            raise InvalidRequest(
+                f"several targets are answered in the bundle format, not {format!r}",
+                hint="leave format out (or format=bundle), then fetch each lock's files from its links",
+                context={"field": "format", "value": format},
+            )
+        return await bundle_response(request, service, lambda: [build_one(spec) for spec in specs])
+    fmt = format_from_accept(format, request.headers.get("accept"))
+
+    def lookup() -> tuple[LockRequest, tuple[LockResult, LockFile] | None]:
+        lock_request = build_one(specs[0])
         return lock_request, service.stored_lock_and_file(lock_request, fmt)
 
     # A stored input (the common case) is one hop on the small read pool: intake, the current
     # revision and the file. Only an input never locked moves to the pool that may resolve.
-    def resolve() -> tuple[LockResult, LockFileRecord]:
+    def resolve() -> tuple[LockResult, LockFile]:
         # `lock` looks for a stored revision again: another request may have stored it meanwhile.
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
@@ -188,12 +210,14 @@ async def post_lock(
     lock_request, stored = await in_read_thread(request, lookup)
     result, record = stored if stored is not None else await in_thread(request, resolve)
     request.app.state.metrics.observe_lock(result)
+    canonical = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     headers = {
         "Input-Digest": result.input_digest,
         "Lock-Digest": result.lock_digest,
         "Lock-Revision": str(result.revision.n),
         "Location": f"/v1/locks/{result.input_digest}",
         "Cache-Control": "no-cache",
+        "Lock-Accelerator": accelerator_header(accelerator_info(lock_request, accelerator_runtime_of(canonical))),
     }
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
 
@@ -222,11 +246,11 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
                 )
         return "\n".join(lines)
 
-    def build() -> Any:
+    def build_one(target: TargetBody) -> LockRequest:
         return service.build_request(
             requirements=text(body.requirements, "requirements.in"),
             constraints=text(body.constraints, "constraints.txt"),
-            target=body.target.model_dump(),
+            target=target.model_dump(exclude_none=True),
             options=LockOptions(
                 prereleases=body.options.prereleases,
                 as_of=body.options.as_of,
@@ -235,11 +259,26 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
             indexes=body.indexes,
         )
 
+    if body.targets is not None:
+        targets = body.targets
+        return await bundle_response(request, service, lambda: [build_one(t) for t in targets])
+    assert body.target is not None  # the model asks for exactly one of target and targets
+    single = body.target
+    built: list[LockRequest] = []
+
+    def build() -> LockRequest:
+        built.append(build_one(single))
+        return built[0]
+
     result = await _run_lock(request, service, build)
-    canonical = await in_read_thread(
-        request, lambda: _stored_input(service, result.input_digest, result.lock_digest)
-    )
-    info = _lock_info(canonical, result.revision, result.created)
+
+    def read() -> tuple[StoredInput, bytes, tuple[LockWarning, ...]]:
+        content = service.lock_file(result.lock_digest, "json").content
+        return service.stored_input(result.input_digest), content, service.lock_warnings(result.lock_digest)
+
+    stored, canonical, warnings = await in_read_thread(request, read)
+    info = _lock_info(stored, result.revision, result.created, warnings)
+    info.accelerator = accelerator_info(built[0], accelerator_runtime_of(canonical))
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -248,6 +287,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
             "Input-Digest": result.input_digest,
             "Lock-Digest": result.lock_digest,
             "Location": f"/v1/locks/{result.input_digest}",
+            "Lock-Accelerator": accelerator_header(info.accelerator),
         },
     )
 
@@ -272,7 +312,7 @@ async def list_locks(
         str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")
     ] = None,
 ) -> LockList:
-    python_filter = None if python is None else str(parse_python(python))
+    python_filter = None if python is None else python_text(*parse_interpreter(python))
     # Spelled as on intake (`12.4` is cu124); `none` (or empty) means locks without a variant.
     variant = None if cuda is None else parse_variant(cuda)
     cuda_filter = None if cuda is None else ("" if variant is None else variant.name)
@@ -297,7 +337,7 @@ async def list_locks(
             package_count=row.package_count,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            links=_links(row.input_digest, row.lock_digest),
+            links=lock_links(row.input_digest, row.lock_digest),
         )
         for row in rows
     ]
@@ -317,12 +357,12 @@ async def list_locks(
     responses=_ERRORS,
 )
 async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) -> LockInfo:
-    def read() -> tuple[dict[str, Any], RevisionRecord]:
+    def read() -> tuple[StoredInput, Revision, tuple[LockWarning, ...]]:
         record = service.current(input_digest)
-        return _stored_input(service, input_digest, record.lock_digest), record
+        return service.stored_input(input_digest), record, service.lock_warnings(record.lock_digest)
 
-    canonical, record = await in_read_thread(request, read)
-    return _lock_info(canonical, record, None)
+    stored, record, warnings = await in_read_thread(request, read)
+    return _lock_info(stored, record, None, warnings)
 
 
 @router.get(
@@ -393,5 +433,5 @@ async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -
         revision=result.revision.n,
         lock_digest=result.revision.lock_digest,
         previous_lock_digest=result.previous.lock_digest,
-        links=_links(input_digest, result.revision.lock_digest),
+        links=lock_links(input_digest, result.revision.lock_digest),
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lockd.render import FILE_NAMES
 
 __all__ = [
+    "AcceleratorInfo",
+    "BundleInfo",
+    "DifferenceInfo",
     "LockBody",
     "LockInfo",
     "LockLinks",
@@ -32,9 +35,21 @@ else:
 class TargetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    platform: str = Field(examples=["linux_x86_64"])
-    python: str = Field(examples=["3.11"])
-    cuda: str | None = Field(default=None, examples=["cu124"])
+    platform: str = Field(
+        examples=["linux_x86_64"],
+        description="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64;"
+        " uv's --python-platform names and conda subdirs are aliases",
+    )
+    python: str = Field(examples=["3.11"], description="3.9 to 3.15; 3.11.7; 3.14t for free-threaded")
+    cuda: str | None = Field(
+        default=None, examples=["cu128"], description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, or auto with driver"
+    )
+    glibc: str | None = Field(default=None, examples=["2.34"], description="Linux: 2.17 … 2.41 (default 2.28)")
+    musl: str | None = Field(default=None, examples=["1.2"], description="Linux on musl: 1.1 or 1.2")
+    macos: str | None = Field(default=None, examples=["14.0"], description="macOS minimum (default 13.0)")
+    driver: str | None = Field(
+        default=None, examples=["580.65.06"], description="with cuda=auto: NVIDIA driver, or rocm<version>"
+    )
 
 
 class OptionsBody(BaseModel):
@@ -52,10 +67,31 @@ class LockBody(BaseModel):
 
     requirements: str | list[str] = Field(max_length=1_000_000, examples=["torch==2.5.1\nnumpy\n"])
     constraints: str | list[str] = ""
-    target: TargetBody
+    target: TargetBody | None
+    targets: list[TargetBody] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="several targets: each locked, the first one's pins preferred by the others",
+    )
     options: OptionsBody = OptionsBody()
     # Configured private indexes, by name only: index URLs are configuration, never input.
     indexes: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_or_targets(cls, data: object) -> object:
+        # `target` is required unless `targets` is given, so a body with neither says
+        # "body.target: Field required", as it did before `targets` existed.
+        if isinstance(data, dict) and "targets" in data and "target" not in data:
+            return {**data, "target": None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_target_field(self) -> LockBody:
+        if self.target is not None and self.targets is not None:
+            raise ValueError("give either target or targets, not both")
+        return self
 
 
 class LockLinks(BaseModel):
@@ -79,6 +115,16 @@ class RevisionList(BaseModel):
     revisions: list[RevisionInfo]
 
 
+class AcceleratorInfo(BaseModel):
+    """Which accelerator builds the lock holds, and how that was decided."""
+
+    variant: str | None  # None: no variant, the torch family from the default index
+    chosen_by: Literal["request", "auto"] | None
+    driver: str | None = None
+    reason: str | None = None  # how cuda=auto chose
+    runtime: str | None = None  # without a variant: the GPU runtime the lock pulls, e.g. from PyPI
+
+
 class LockInfo(BaseModel):
     input_digest: str
     lock_digest: str
@@ -91,6 +137,22 @@ class LockInfo(BaseModel):
     # What the consumer must know: an sdist pin needs a compiler; a yanked pin was taken on `==`.
     warnings: list[dict[str, str]] = []
     links: LockLinks
+    accelerator: AcceleratorInfo | None = None  # set in the answer to a lock request
+
+
+class DifferenceInfo(BaseModel):
+    """A package the targets of a bundle do not pin alike."""
+
+    name: str
+    versions: dict[str, str | None]  # target → version (None: not in that target's lock)
+    reason: str
+
+
+class BundleInfo(BaseModel):
+    """The answer to several targets: each one's lock, and where their versions differ."""
+
+    locks: list[LockInfo]
+    differences: list[DifferenceInfo]
 
 
 class RefreshInfo(BaseModel):

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from lockd.errors import LockdError, jsonable
+from lockd.http.unknown import unknown_field_problem
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -194,6 +195,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             detail="the request body is not valid JSON",
             context={"errors": errors},
         )
+    unknown = unknown_field_problem(request, exc.errors())
+    if unknown is not None:
+        return await _lockd_error(request, unknown)
     first = errors[0] if errors else {"loc": [], "msg": "invalid"}
     return problem_response(
         request,

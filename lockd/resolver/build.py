@@ -1,7 +1,8 @@
 """The `Lock` from resolvelib's result: pins, their files and hashes, and the graph.
 
-Each pinned project keeps every wheel that installs on the target (the sdist only where no
-wheel does: what pip could install there), best first, each with its sha256; its edges in
+Each pinned project keeps every wheel that installs on a machine of the target at its level
+or any newer one, and the sdist where no wheel installs at the target's level (what pip
+builds there), each with its sha256; its edges in
 both directions (`dependencies` and `via`, the root being `lockd.lock.ROOT` and constraints
 `CONSTRAINTS_VIA`); the index that served it; its `Requires-Python`; where its metadata came
 from when not a wheel. The lock warns of every pin that is an sdist (the consumer needs a
@@ -140,6 +141,12 @@ def _verified(index: IndexSource, file: DistFile) -> str:
 
 
 def _lock_files(candidate: ProjectCandidate) -> tuple[DistFile, ...]:
-    """Every compatible wheel; the sdist only where no wheel fits (what pip could install)."""
+    """What pip may install on any machine of the target, best first for its minimum level.
+
+    The wheels that install at the target's level, else its sdist (pip builds it there), then
+    the wheels only newer machines install: a glibc 2.36 host given a 2.28 lock of a project
+    with only `manylinux_2_31` wheels picks the wheel and never has to build.
+    """
     wheels = tuple(f for f in candidate.files if f.kind == "wheel")
-    return wheels or tuple(f for f in candidate.files if f.kind == "sdist")
+    at_level = wheels or tuple(f for f in candidate.files if f.kind == "sdist")
+    return at_level + candidate.newer

@@ -106,10 +106,23 @@ class ProjectCandidate:
     version: Version
     extra: NormalizedName | None
     files: tuple[DistFile, ...]  # best first: wheels by tag rank, then the sdist
+    # Wheels only machines of the target at a newer libc / macOS level install, best first.
+    newer: tuple[DistFile, ...] = ()
 
     @property
     def identity(self) -> Identity:
         return Identity(self.name, self.extra)
+
+    @property
+    def metadata_file(self) -> DistFile:
+        """The file whose metadata describes this version: a wheel wherever one exists.
+
+        A version whose only file at the target's level is an sdist often has wheels for newer
+        machines; their METADATA is the version's, and reading it needs no sdist rules.
+        """
+        if self.files[0].kind == "wheel" or not self.newer:
+            return self.files[0]
+        return self.newer[0]
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"

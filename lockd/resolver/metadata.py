@@ -45,11 +45,11 @@ class MetadataReader:
     def source_of(self, candidate: ProjectCandidate) -> str | None:
         """Where the dependencies of `candidate` came from: None for a wheel (`lockd.sdist_sources`)."""
         with self._lock:
-            return self._sources.get(candidate.files[0].url)
+            return self._sources.get(candidate.metadata_file.url)
 
     def parse(self, candidate: ProjectCandidate, extra: NormalizedName | None) -> ParsedMetadata:
-        """(Requires-Python text, dependencies on the target) of the candidate's best file."""
-        file = candidate.files[0]
+        """(Requires-Python text, dependencies on the target) of the candidate's metadata file."""
+        file = candidate.metadata_file
         with self._lock:
             parsed = self._parsed.get((file.url, extra))
         if parsed is not None:

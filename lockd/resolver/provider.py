@@ -10,6 +10,11 @@ A dependency on a project the index does not have (404) gets no candidates, and 
 whose metadata cannot be had without a build depends on `MetadataUnavailable`: either way
 resolvelib rules the version out and tries the next, as pip and uv do. What was ruled out and
 who asked for what (`demands`) stay readable for the explanation when nothing is left.
+
+The request's preferences (another target's pins, a name's current pins) are tried first: a
+preferred version that the requirements allow leads the candidates, the rest follow newest
+first, so the resolver moves off a preferred version only when it must. A preferred version
+matches by its public part too, so `2.5.1+cpu` leads to `2.5.1+cu124` on a CUDA target.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
+        self._preferred = request.preferred
 
     # --- what explanation and lock building read ---
 
@@ -185,7 +191,18 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     def candidates_for(self, requirement: ProjectRequirement) -> list[ProjectCandidate]:
         """The project's versions this one requirement allows under the constraints, newest first."""
         specifier = self.specifier_for(requirement.name, [requirement])
-        return self.finder(requirement.name).candidates(specifier, None)
+        return self._preferred_first(requirement.name, self.finder(requirement.name).candidates(specifier, None))
+
+    def _preferred_first(self, name: NormalizedName, found: list[ProjectCandidate]) -> list[ProjectCandidate]:
+        preferred = self._preferred.get(name)
+        if preferred is None:
+            return found
+        same = [c for c in found if c.version == preferred] or [
+            c for c in found if c.version.public == preferred.public
+        ]
+        if not same:
+            return found
+        return [same[0], *(c for c in found if c is not same[0])]
 
     def check_deadline(self) -> None:
         if self._deadline is not None and time.monotonic() > self._deadline:
@@ -309,7 +326,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
         found: list[AnyCandidate] = [
-            c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded
+            *self._preferred_first(
+                identifier.name,
+                [c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded],
+            )
         ]
         self._counts[identifier] = len(found)
         if found:
@@ -317,7 +337,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             assert isinstance(first, ProjectCandidate)
             # Only an optimisation: a refusal remembered by the client surfaces in get_dependencies.
             with suppress(LockdError):
-                self._index.prefetch_metadata(first.files[:1])
+                self._index.prefetch_metadata([first.metadata_file])
         return found
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:

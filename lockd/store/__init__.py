@@ -1,8 +1,9 @@
 """Storage of inputs, locks, rendered files, revisions, tokens and caches (SQLAlchemy 2.0 Core).
 
 `schema` holds the tables (Alembic migrations in `migrations/` match them), `queries` the
-reads and writes over a caller-owned connection, `database` engines, transactions and
-migrations, `caches` the database-backed index caches. This package never commits on its
+reads and writes of inputs, locks, revisions and tokens over a caller-owned connection,
+`leases` the single-flight lease rows, `drift` drift runs and findings, `database` engines,
+transactions and migrations, `caches` the database-backed index caches. This package never commits on its
 own: `lockd.service` decides transaction boundaries.
 """
 
@@ -21,7 +22,6 @@ from lockd.store.database import (
 )
 from lockd.store.queries import (
     InputRecord,
-    LeaseRecord,
     LockFileRecord,
     LockSummary,
     RevisionRecord,
@@ -32,7 +32,6 @@ __all__ = [
     "DatabaseHashCache",
     "DatabaseMetadataCache",
     "InputRecord",
-    "LeaseRecord",
     "LockFileRecord",
     "LockSummary",
     "RevisionRecord",

@@ -1,4 +1,4 @@
-"""Reads and writes of drift runs, per-lock results, findings and the run lease.
+"""Reads and writes of drift runs, per-lock results and findings (the run lease is `lockd.store.leases`).
 
 Over a connection the caller's transaction owns, like `lockd.store.queries`: nothing here
 commits. Rows come back as frozen records; findings come back as `lockd.drift.Finding`.
@@ -16,19 +16,17 @@ from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from lockd.drift import FINDING_KINDS, ChangeKind, DriftReport, Finding, FindingKind
 from lockd.store import schema
-from lockd.store.queries import insert_if_absent, where_target
+from lockd.store.queries import where_target
 
 __all__ = [
-    "RUN_STATUSES",
     "DriftResultRecord",
     "DriftRunRecord",
     "RunStatus",
     "abandon_stale_runs",
-    "acquire_drift_lease",
     "finish_run",
     "get_run",
     "heartbeat",
@@ -37,7 +35,6 @@ __all__ = [
     "list_results",
     "list_runs",
     "put_report",
-    "release_drift_lease",
     "result_findings",
     "run_covers",
     "run_findings",
@@ -46,8 +43,6 @@ __all__ = [
 ]
 
 RunStatus = Literal["running", "complete", "failed", "abandoned"]
-RUN_STATUSES: tuple[RunStatus, ...] = ("running", "complete", "failed", "abandoned")
-_LEASE_NAME = "drift"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -70,10 +65,6 @@ class DriftRunRecord:
     locks_checked: int
     counts: Mapping[FindingKind, int]  # locks by status
     error: str | None
-
-    @property
-    def alert_count(self) -> int:
-        return self.counts["tampered"] + self.counts["missing"] + self.counts["unresolvable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,47 +110,15 @@ def _run(row: Any, *, stale_before: datetime | None) -> DriftRunRecord:
     )
 
 
-# -- the lease ------------------------------------------------------------------------------
+# -- runs -----------------------------------------------------------------------------------
 
 
-def acquire_drift_lease(conn: Connection, holder: str, *, now: float, ttl: float) -> bool:
-    """Take the one drift lease if it is free or expired (its holder stopped renewing it)."""
-    table = schema.drift_lease
-    if insert_if_absent(
-        conn, table, {"name": _LEASE_NAME, "holder": holder, "run_id": None, "expires_at": now + ttl}
-    ):
-        return True
-    taken = conn.execute(
-        update(table)
-        .where(and_(table.c.name == _LEASE_NAME, or_(table.c.expires_at < now, table.c.holder == holder)))
-        .values(holder=holder, run_id=None, expires_at=now + ttl)
-    )
-    return taken.rowcount == 1
-
-
-def release_drift_lease(conn: Connection, holder: str) -> None:
-    table = schema.drift_lease
-    conn.execute(delete(table).where(and_(table.c.name == _LEASE_NAME, table.c.holder == holder)))
-
-
-def heartbeat(
-    conn: Connection, run_id: int, holder: str, *, now: datetime, ttl: float, locks_checked: int
-) -> bool:
-    """Renew the lease and the run's heartbeat; False if the lease was lost to another run."""
-    lease = schema.drift_lease
-    renewed = conn.execute(
-        update(lease)
-        .where(and_(lease.c.name == _LEASE_NAME, lease.c.holder == holder))
-        .values(run_id=run_id, expires_at=now.timestamp() + ttl)
-    )
+def heartbeat(conn: Connection, run_id: int, *, now: datetime, locks_checked: int) -> None:
+    """The run is alive and has checked `locks_checked` locks (its lease is renewed with it)."""
     runs = schema.drift_runs
     conn.execute(
         update(runs).where(runs.c.id == run_id).values(heartbeat_at=now, locks_checked=locks_checked)
     )
-    return renewed.rowcount == 1
-
-
-# -- runs -----------------------------------------------------------------------------------
 
 
 def abandon_stale_runs(conn: Connection, *, now: datetime) -> list[int]:

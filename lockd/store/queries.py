@@ -1,4 +1,4 @@
-"""Reads and writes of lockd's tables, over a connection the caller's transaction owns.
+"""Reads and writes of inputs, locks, rendered files, revisions and tokens, over a connection the caller's transaction owns.
 
 Nothing here commits: `lockd.service` opens the transaction (`lockd.store.transaction`) and
 decides where it ends, so a lock, its rendered files and its revision land together or not
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
@@ -20,30 +20,26 @@ from lockd.store import schema
 
 __all__ = [
     "InputRecord",
-    "LeaseRecord",
     "LockFileRecord",
     "LockSummary",
     "RevisionRecord",
     "TokenRecord",
-    "acquire_lease",
-    "count_revisions",
     "create_token",
     "current_revision",
-    "fail_lease",
     "find_token",
     "get_input",
-    "get_lease",
     "get_lock_canonical",
     "get_lock_file",
     "insert_if_absent",
     "list_locks",
     "list_revisions",
+    "list_tokens",
     "put_input",
     "put_lock",
     "put_revision",
-    "release_lease",
-    "renew_lease",
     "revision",
+    "revoke_token",
+    "touch_token",
     "where_target",
 ]
 
@@ -109,15 +105,9 @@ class TokenRecord:
     scopes: frozenset[str]
     created_at: datetime
     token_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    input_digest: str
-    holder: str
-    state: str
-    error: dict[str, Any] | None
-    expires_at: float
+    revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 # -- inputs, locks, revisions -------------------------------------------------------------
@@ -208,8 +198,23 @@ _CURRENT_REVISION = (
     .limit(1)
 )
 _LIVE_TOKEN = select(schema.tokens).where(
-    and_(schema.tokens.c.token_hash == bindparam("token_hash"), schema.tokens.c.revoked_at.is_(None))
+    and_(
+        schema.tokens.c.token_hash == bindparam("token_hash"),
+        schema.tokens.c.revoked_at.is_(None),
+        or_(schema.tokens.c.expires_at.is_(None), schema.tokens.c.expires_at > bindparam("now")),
+    )
 )
+
+
+def lock_heads(conn: Connection, lock_digests: list[str], size: int = 256) -> dict[str, bytes]:
+    """The first `size` bytes of each lock's canonical JSON: its first keys, for listings."""
+    if not lock_digests:
+        return {}
+    locks = schema.locks
+    statement = select(locks.c.digest, func.substr(locks.c.canonical, 1, size)).where(
+        locks.c.digest.in_(sorted(set(lock_digests)))
+    )
+    return {row[0]: bytes(row[1]) for row in conn.execute(statement)}
 
 
 def get_lock_file(conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
@@ -251,13 +256,6 @@ def list_revisions(conn: Connection, input_digest: str) -> list[RevisionRecord]:
     table = schema.revisions
     rows = conn.execute(select(table).where(table.c.input_digest == input_digest).order_by(table.c.n))
     return [_revision(row) for row in rows]
-
-
-def count_revisions(conn: Connection, input_digest: str | None = None) -> int:
-    statement = select(func.count()).select_from(schema.revisions)
-    if input_digest is not None:
-        statement = statement.where(schema.revisions.c.input_digest == input_digest)
-    return int(conn.execute(statement).scalar_one())
 
 
 _Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
@@ -342,83 +340,66 @@ def list_locks(
 
 
 def create_token(
-    conn: Connection, *, name: str, token_hash: str, scopes: frozenset[str], now: datetime
+    conn: Connection,
+    *,
+    name: str,
+    token_hash: str,
+    scopes: frozenset[str],
+    now: datetime,
+    expires_at: datetime | None = None,
 ) -> int:
+    values = {"name": name, "token_hash": token_hash, "scopes": ",".join(sorted(scopes)), "created_at": now}
     result = conn.execute(
-        insert(schema.tokens)
-        .values(name=name, token_hash=token_hash, scopes=",".join(sorted(scopes)), created_at=now)
-        .returning(schema.tokens.c.id)
+        insert(schema.tokens).values(**values, expires_at=expires_at).returning(schema.tokens.c.id)
     )
     return int(result.scalar_one())
 
 
-def find_token(conn: Connection, token_hash: str) -> TokenRecord | None:
-    """The live token with this hash. The lookup is by an index on the hash of a 256-bit
-    secret, so its timing reveals nothing usable; the caller still compares in constant time."""
-    row = conn.execute(_LIVE_TOKEN, {"token_hash": token_hash}).first()
-    if row is None:
-        return None
+def find_token(conn: Connection, token_hash: str, *, now: datetime) -> TokenRecord | None:
+    """The live (not revoked, not expired) token with this hash. The lookup is by an index on
+    the hash of a 256-bit secret, so its timing reveals nothing usable; the caller still
+    compares in constant time."""
+    row = conn.execute(_LIVE_TOKEN, {"token_hash": token_hash, "now": now}).first()
+    return None if row is None else _token(row)
+
+
+def _maybe_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _token(row: Any) -> TokenRecord:
     return TokenRecord(
-        row.id, row.name, frozenset(row.scopes.split(",")), _utc(row.created_at), row.token_hash
+        row.id,
+        row.name,
+        frozenset(row.scopes.split(",")),
+        _utc(row.created_at),
+        row.token_hash,
+        revoked_at=_maybe_utc(row.revoked_at),
+        expires_at=_maybe_utc(row.expires_at),
+        last_used_at=_maybe_utc(row.last_used_at),
     )
 
 
-# -- single-flight leases -----------------------------------------------------------------
+def touch_token(conn: Connection, token_id: int, *, now: datetime, not_since: datetime) -> None:
+    """Record a use of the token, unless one was recorded after `not_since` (one write per while)."""
+    table = schema.tokens
+    stale = or_(table.c.last_used_at.is_(None), table.c.last_used_at < not_since)
+    conn.execute(update(table).where(and_(table.c.id == token_id, stale)).values(last_used_at=now))
 
 
-def acquire_lease(conn: Connection, input_digest: str, holder: str, *, now: float, ttl: float) -> bool:
-    """Take the lease for `input_digest` if it is free, failed or expired."""
-    table = schema.resolution_leases
-    values = {"input_digest": input_digest, "holder": holder, "state": "running", "error": None}
-    if insert_if_absent(conn, table, {**values, "expires_at": now + ttl}):
-        return True
-    taken = conn.execute(
-        update(table)
-        .where(
-            and_(
-                table.c.input_digest == input_digest,
-                or_(table.c.state == "failed", table.c.expires_at < now),
-            )
-        )
-        .values(holder=holder, state="running", error=None, expires_at=now + ttl)
-    )
-    return taken.rowcount == 1
+def list_tokens(conn: Connection) -> list[TokenRecord]:
+    """Every token, revoked ones too, oldest first."""
+    return [_token(row) for row in conn.execute(select(schema.tokens).order_by(schema.tokens.c.id))]
 
 
-def get_lease(conn: Connection, input_digest: str) -> LeaseRecord | None:
-    table = schema.resolution_leases
-    row = conn.execute(select(table).where(table.c.input_digest == input_digest)).first()
-    if row is None:
-        return None
-    error = None if row.error is None else json.loads(row.error)
-    return LeaseRecord(row.input_digest, row.holder, row.state, error, row.expires_at)
+def revoke_token(conn: Connection, token_id: int, *, now: datetime) -> TokenRecord | None:
+    """Mark a token revoked (at once, for every replica that asks the database); None if there is none.
 
-
-def renew_lease(conn: Connection, input_digest: str, holder: str, *, expires_at: float) -> bool:
-    """Extend a running lease we still hold; False if it was lost (expired and taken over)."""
-    table = schema.resolution_leases
-    renewed = conn.execute(
-        update(table)
-        .where(
-            and_(table.c.input_digest == input_digest, table.c.holder == holder, table.c.state == "running")
-        )
-        .values(expires_at=expires_at)
-    )
-    return renewed.rowcount == 1
-
-
-def release_lease(conn: Connection, input_digest: str, holder: str) -> None:
-    table = schema.resolution_leases
-    conn.execute(delete(table).where(and_(table.c.input_digest == input_digest, table.c.holder == holder)))
-
-
-def fail_lease(
-    conn: Connection, input_digest: str, holder: str, error: dict[str, Any], *, expires_at: float
-) -> None:
-    """Leave the holder's error for the waiters; a new request may retry at once."""
-    table = schema.resolution_leases
+    Revoking twice keeps the first time. The record is returned as it is after the call.
+    """
+    table = schema.tokens
     conn.execute(
-        update(table)
-        .where(and_(table.c.input_digest == input_digest, table.c.holder == holder))
-        .values(state="failed", error=json.dumps(error), expires_at=expires_at)
+        update(table).where(and_(table.c.id == token_id, table.c.revoked_at.is_(None))).values(revoked_at=now)
     )
+    row = conn.execute(select(table).where(table.c.id == token_id)).first()
+    return None if row is None else _token(row)

@@ -145,6 +145,8 @@ tokens = Table(
     Column("scopes", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),  # migration 0003
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
     _digest_check("token_hash"),
 )
 
@@ -182,12 +184,8 @@ drift_runs = Table(
     Column("duration_seconds", Float, nullable=True),
     Column("locks_total", Integer, nullable=False),
     Column("locks_checked", Integer, nullable=False),
-    Column("n_current", Integer, nullable=False),
-    Column("n_outdated", Integer, nullable=False),
-    Column("n_yanked", Integer, nullable=False),
-    Column("n_unresolvable", Integer, nullable=False),
-    Column("n_missing", Integer, nullable=False),
-    Column("n_tampered", Integer, nullable=False),
+    # One count per finding kind (a new kind needs a migration adding its column).
+    *(Column(f"n_{kind}", Integer, nullable=False) for kind in FINDING_KINDS),
     Column("error", Text, nullable=True),
     CheckConstraint("status IN ('running', 'complete', 'failed', 'abandoned')", name="status_known"),
     Index(None, "started_at"),
