@@ -42,6 +42,7 @@ def build_request(
 ) -> LockRequest:
     """The `LockRequest` for this text and target; `index_plan` routes the target's projects.
 
+    Constraints have their own limit (`max_constraints`), the requirements' when not given.
     `url_hosts`: the hosts `name @ https://…/file.whl` may name (`Settings.allowed_url_hosts`);
     `metadata_overrides` enter the options, and so the input digest, only when there are any.
     """
@@ -51,7 +52,9 @@ def build_request(
             "no requirements given", hint="send a requirements.in with at least one project name"
         )
     parsed_constraints = parse_requirements(
-        constraints, source="constraints.txt", max_requirements=max_constraints
+        constraints,
+        source="constraints.txt",
+        max_requirements=max_requirements if max_constraints is None else max_constraints,
     )
     options = options or LockOptions()
     if metadata_overrides:
