@@ -40,6 +40,7 @@ from lockd.target import PLATFORMS, Target
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
+_CLIENT_DEFAULTS = ClientOptions()
 _INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
 
 
@@ -73,7 +74,8 @@ class InvalidConfiguration(LockdError):
 class Settings(BaseSettings):
     """Every knob of lockd. Field `x` is read from `LOCKD_X`; lists are comma-separated."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore")
+    # An empty variable counts as unset: compose passes `${LOCKD_X:-}` for settings left off.
+    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     index_url: str = DEFAULT_INDEX_URL
@@ -111,9 +113,45 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # What lockd reads from an index at most (see `ClientOptions` for why each default fits
+    # real indexes): past a limit, a page is refused and a file's version ruled out.
+    max_page_bytes: int = Field(default=_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
+    max_page_files: int = Field(default=_CLIENT_DEFAULTS.max_page_files, ge=1)
+    max_compression_ratio: int = Field(default=_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
+    max_metadata_bytes: int = Field(default=_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
+    max_requires_dist: int = Field(default=_CLIENT_DEFAULTS.max_requires_dist, ge=1)
+    max_sdist_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
+    max_archive_members: int = Field(default=_CLIENT_DEFAULTS.max_archive_members, ge=1)
+    max_sdist_member_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
+    max_download_bytes: int = Field(default=_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
     # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
     # checked at start, installed by the entry points in place of the shipped one.
     accelerators_file: Path | None = None
+    # Named locks: which proposals promote themselves (`lockd.lock_diff.AUTO_PROMOTE`; a name may
+    # override it), when an unused name retires, and how long `lockd gc` keeps a retired input.
+    auto_promote: Literal["never", "patch", "minor", "always"] = "never"
+    name_retire_after: float = Field(default=90 * 86400.0, gt=0)
+    gc_after: float = Field(default=30 * 86400.0, gt=0)
+    # Where people reach this server (links in webhooks), and the webhook's body format.
+    public_url: str | None = None
+    webhook_format: Literal["json", "slack"] = "json"
+    # How long a dashboard sign-in (a read token exchanged for a cookie) lasts.
+    session_ttl: float = Field(default=3600.0, gt=0, le=7 * 86400.0)
+    # How long a drift run waits for one lock before reporting it unresolvable and moving on;
+    # unset: the resolution budget plus one lease TTL.
+    drift_lock_timeout: float | None = Field(default=None, gt=0)
+    # Hostile clients (each limit per process): the whole request body must arrive within
+    # body_timeout seconds (408); at most max_body_reads bodies are read at once and at most
+    # max_resolutions new resolutions run at once (503 with Retry-After); with
+    # token_resolutions_per_minute, one token starts at most that many a minute (429);
+    # max_connections is uvicorn's --limit-concurrency (unset: no limit).
+    body_timeout: float = Field(default=30.0, gt=0)
+    max_body_reads: int = Field(default=256, ge=1)
+    max_resolutions: int = Field(default=32, ge=1)
+    token_resolutions_per_minute: float | None = Field(default=None, gt=0)
+    max_connections: int | None = Field(default=None, ge=1)
+    # /readyz fails when the SQLite database's disk has less free space than this.
+    min_free_disk_mb: int = Field(default=256, ge=0)
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
     _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
@@ -172,7 +210,7 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite:///path or postgresql+psycopg://user@host/db")
         return value
 
-    @field_validator("index_url", "pytorch_index_url", "webhook_url")
+    @field_validator("index_url", "pytorch_index_url", "webhook_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -228,6 +266,15 @@ class Settings(BaseSettings):
             max_connections=self.http_max_connections,
             page_ttl=self.page_ttl,
             credentials=self.index_credentials,
+            max_page_bytes=self.max_page_bytes,
+            max_page_files=self.max_page_files,
+            max_compression_ratio=self.max_compression_ratio,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_requires_dist=self.max_requires_dist,
+            max_sdist_bytes=self.max_sdist_bytes,
+            max_archive_members=self.max_archive_members,
+            max_sdist_member_bytes=self.max_sdist_member_bytes,
+            max_download_bytes=self.max_download_bytes,
         )
 
     def index_plan(self, target: Target, indexes: Sequence[str] = ()) -> IndexPlan:
@@ -289,7 +336,7 @@ class Settings(BaseSettings):
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix) or self.database_url == "sqlite://":
             return None
-        path = self.database_url[len(prefix) :].split("?", 1)[0]
+        path = self.database_url[len(prefix) :].split("?", 1)[0].removeprefix("file:")  # `file:` URIs too
         return None if path in ("", ":memory:") else Path(path)
 
 

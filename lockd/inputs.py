@@ -28,8 +28,10 @@ from lockd.accelerator import Selection
 from lockd.errors import InvalidRequest
 from lockd.metadata_overrides import MetadataOverride
 from lockd.requirements_file import (
+    MAX_EXTRAS,
     MAX_LINE_CHARS,
     MAX_MARKER_DEPTH,
+    MAX_NUMBER_DIGITS,
     InputRequirement,
     decode_body,
     parse_requirements,
@@ -39,8 +41,10 @@ from lockd.target import Target
 
 __all__ = [
     "INPUT_SCHEMA",
+    "MAX_EXTRAS",
     "MAX_LINE_CHARS",
     "MAX_MARKER_DEPTH",
+    "MAX_NUMBER_DIGITS",
     "InputRequirement",
     "LockOptions",
     "LockRequest",

@@ -23,8 +23,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
 
 __all__ = [
+    "MAX_EXTRAS",
     "MAX_LINE_CHARS",
     "MAX_MARKER_DEPTH",
+    "MAX_NUMBER_DIGITS",
     "InputRequirement",
     "UrlHosts",
     "decode_body",
@@ -42,6 +44,14 @@ MAX_LINE_CHARS = 10_000
 # Parentheses nested in a marker. Real markers nest two or three deep; packaging parses, prints
 # and evaluates markers recursively, and a few hundred levels exhaust Python's stack.
 MAX_MARKER_DEPTH = 32
+# Extras on one requirement. Each extra is a node of its own in the resolution, and every round
+# of it looks at every node: 1,500 extras on one line took minutes. Extras also count towards
+# the requirement limit, so a request costs at most what that many plain requirements cost.
+MAX_EXTRAS = 64
+# Digits in a row (a version, a marker value): int() refuses more than 4,300, deep inside the
+# resolver (a 500); no released version comes near this.
+MAX_NUMBER_DIGITS = 64
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,6 +267,7 @@ def parse_requirements(
             context={"line": number, "source": source},
         )
     parsed: list[InputRequirement] = []
+    counted = 0
     for number, line in _logical_lines(text):
         if len(line) > MAX_LINE_CHARS:
             raise InputTooLarge(
@@ -265,6 +276,11 @@ def parse_requirements(
             )
         _refuse_unsupported(line, number, source)
         shown = line if len(line) <= 200 else line[:200] + "…"
+        if _LONG_NUMBER.search(line):
+            raise InvalidRequirement(
+                f"{source} line {number}: a number longer than {MAX_NUMBER_DIGITS} digits",
+                context={"line": number, "text": shown, "source": source, "limit": MAX_NUMBER_DIGITS},
+            )
         if _marker_depth(line) > MAX_MARKER_DEPTH:
             raise InvalidRequirement(
                 f"{source} line {number}: the marker nests parentheses more than {MAX_MARKER_DEPTH} deep",
@@ -281,10 +297,16 @@ def parse_requirements(
             ) from None
         if requirement.url:
             _check_direct_url(requirement, line, number, source, url_hosts)
+        if len(requirement.extras) > MAX_EXTRAS:
+            raise InvalidRequirement(
+                f"{source} line {number}: more than {MAX_EXTRAS} extras",
+                context={"line": number, "text": shown, "source": source, "limit": MAX_EXTRAS},
+            )
         parsed.append(InputRequirement(requirement=requirement, line=number, text=line, source=source))
-        if max_requirements is not None and len(parsed) > max_requirements:
+        counted += 1 + len(requirement.extras)
+        if max_requirements is not None and counted > max_requirements:
             raise InputTooLarge(
-                f"{source} has more than {max_requirements} requirements",
+                f"{source} has more than {max_requirements} requirements (each extra counts as one)",
                 context={"limit": max_requirements, "source": source},
             )
     return tuple(parsed)

@@ -32,7 +32,13 @@ from lockd.errors import SdistNeedsBuild
 from lockd.sdist_metadata import static_pkg_info
 from lockd.simple import DistFile
 
-__all__ = ["SOURCE_HEADER", "MetadataBuilder", "metadata_source", "sdist_core_metadata"]
+__all__ = [
+    "SOURCE_HEADER",
+    "MetadataBuilder",
+    "metadata_source",
+    "metadata_without_pkg_info",
+    "sdist_core_metadata",
+]
 
 SOURCE_HEADER = "Lockd-Metadata-Source"
 
@@ -58,22 +64,34 @@ def sdist_core_metadata(
     try:
         return static_pkg_info(file, archive, max_bytes=max_bytes)
     except SdistNeedsBuild as refusal:
-        archive.seek(0)
-        from_egg_info = _egg_info_metadata(file, archive, max_bytes)
-        if from_egg_info is not None:
-            return from_egg_info
-        if builder is None:
-            raise
-        archive.seek(0)
-        try:
-            built = builder(file, archive)
-        except SdistNeedsBuild as failed:
-            raise SdistNeedsBuild(
-                f"{refusal.message}; the sandboxed build did not give metadata either: {failed.message}",
-                hint=refusal.hint,
-                context=refusal.context,
-            ) from None
-        return built + f"{SOURCE_HEADER}: sandbox\n".encode()
+        return metadata_without_pkg_info(file, archive, refusal, max_bytes=max_bytes, builder=builder)
+
+
+def metadata_without_pkg_info(
+    file: DistFile,
+    archive: IO[bytes],
+    refusal: SdistNeedsBuild,
+    *,
+    max_bytes: int,
+    builder: MetadataBuilder | None = None,
+) -> bytes:
+    """The sources after static PKG-INFO: egg-info, then the builder; `refusal` if neither gives it."""
+    archive.seek(0)
+    from_egg_info = _egg_info_metadata(file, archive, max_bytes)
+    if from_egg_info is not None:
+        return from_egg_info
+    if builder is None:
+        raise refusal
+    archive.seek(0)
+    try:
+        built = builder(file, archive)
+    except SdistNeedsBuild as failed:
+        raise SdistNeedsBuild(
+            f"{refusal.message}; the sandboxed build did not give metadata either: {failed.message}",
+            hint=refusal.hint,
+            context=refusal.context,
+        ) from None
+    return built + f"{SOURCE_HEADER}: sandbox\n".encode()
 
 
 def _egg_info_metadata(file: DistFile, archive: IO[bytes], max_bytes: int) -> bytes | None:

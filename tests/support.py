@@ -42,6 +42,8 @@ from lockd.store.schema import metadata
 from lockd.target import Target
 
 __all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
     "PROBLEM",
     "ROOT",
     "SCENARIO",
@@ -71,6 +73,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = "application/problem+json"
 _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 XSS = '<script>alert("x")</script><b>bold</b>'
+# Debian's chromium, driven by Playwright in the browser tests.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 _counter = itertools.count(1)
 
 

@@ -211,6 +211,9 @@ def _pins(platform: str, cuda: str | None, *pins: tuple[str, str, tuple[str, ...
         ("linux_x86_64", "rocm7.0", [("torch", "2.14.0+rocm7.0", (ROOT,)), ("numpy", "2.1.0", (ROOT,))]),
         ("windows_amd64", "xpu", [("torch", "2.14.0+xpu", (ROOT,)), ("pytorch-triton-xpu", "3.5.0", ("torch",))]),
         ("linux_aarch64", "cu128", [("torch", "2.8.0", (ROOT,)), ("triton", "3.4.0", ("torch",))]),
+        # CUTLASS's DSL keeps a library per CUDA major side by side: not a CUDA runtime
+        ("linux_x86_64", "cu130", [("torch", "2.14.0+cu130", (ROOT,)),
+                                   ("nvidia-cutlass-dsl-libs-cu12", "4.8.0", ("nvidia-cutlass-dsl",))]),
         # a project outside the torch family may pull NVML bindings into any lock
         ("linux_x86_64", "rocm6.4", [("torch", "2.8.0+rocm6.4", (ROOT,)), ("nvidia-ml-py", "13.580.65", ("vllm",))]),
     ],
@@ -265,6 +268,14 @@ def test_mixed_locks_of_every_kind_are_refused(
         ),
         ([("torch", "2.5.1", (ROOT,)), ("numpy", "2.1.0", (ROOT,))], None),
         ([("nvidia-ml-py", "12.560.30", (ROOT,))], None),  # NVML bindings are no CUDA runtime
+        (
+            [("cuda-toolkit", "13.0.3", ("torch",)), ("nvidia-cutlass-dsl-libs-cu12", "4.8.0", ("vllm",))],
+            "CUDA 13 runtime from PyPI",
+        ),
+        (
+            [("nvidia-nccl-cu12", "2.21.5", ("torch",)), ("nvidia-nccl-cu13", "2.30.7", ("jax",))],
+            "CUDA 12 and 13 runtimes from PyPI",
+        ),
     ],
 )
 def test_a_lock_without_a_variant_says_which_runtime_it_pulls(

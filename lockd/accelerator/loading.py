@@ -137,7 +137,7 @@ def _variant(number: int, data: object, kinds: Mapping[AcceleratorKind, KindInfo
 def parse_table(data: Mapping[str, Any], *, source: str) -> AcceleratorTable:
     """The table from parsed TOML; `InvalidAcceleratorTable` says what is wrong and where."""
     try:
-        unknown = set(data) - {"kinds", "cuda", "variants"}
+        unknown = set(data) - {"kinds", "cuda", "cuda_components", "variants"}
         if unknown:
             raise InvalidAcceleratorTable(f"unknown top-level keys: {', '.join(sorted(unknown))}")
         raw_kinds = data.get("kinds", {})
@@ -171,7 +171,8 @@ def parse_table(data: Mapping[str, Any], *, source: str) -> AcceleratorTable:
         raise InvalidAcceleratorTable(
             f"{source}: malformed table ({exc})", context={"source": source}
         ) from None
-    return AcceleratorTable(variants=variants, kinds=kinds, cuda=cuda, source=source)
+    components = frozenset(_strings(data.get("cuda_components", []), "cuda_components"))
+    return AcceleratorTable(variants=variants, kinds=kinds, cuda=cuda, source=source, cuda_components=components)
 
 
 def load_table(path: Path) -> AcceleratorTable:

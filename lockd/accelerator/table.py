@@ -153,6 +153,12 @@ class AcceleratorTable:
     kinds: Mapping[AcceleratorKind, KindInfo]
     cuda: Mapping[int, CudaNaming]
     source: str  # where it was read from, for messages
+    # The CUDA runtime components NVIDIA publishes as nvidia-<component>[-cuNN]; empty: any.
+    # Other nvidia-* projects (nvidia-ml-py, nvidia-cutlass-dsl-libs-cu12) are no runtime.
+    cuda_components: frozenset[str] = frozenset()
+
+    def _component(self, component: str) -> bool:
+        return not self.cuda_components or component in self.cuda_components
 
     def naming(self, major: int | None) -> CudaNaming | None:
         return None if major is None else self.cuda.get(major)
@@ -160,12 +166,12 @@ class AcceleratorTable:
     def suffixed_major(self, name: NormalizedName) -> int | None:
         """The CUDA major of a suffixed runtime package (`nvidia-nccl-cu12` → 12), else None."""
         match = _SUFFIXED.match(name)
-        if match is None:
+        if match is None or not self._component(match.group(1)):
             return None
         for naming in self.cuda.values():
-            if naming.suffix == match.group(1):
+            if naming.suffix == match.group(2):
                 return naming.major
-        return int(match.group(2)) if match.group(2) else None
+        return int(match.group(3))
 
     def toolkit_major(self, name: NormalizedName, version: Version) -> int | None:
         """The CUDA major of a toolkit metapackage pin (`cuda-toolkit 13.0.2` → 13), else None."""
@@ -173,10 +179,9 @@ class AcceleratorTable:
             return version.major
         return None
 
-    @staticmethod
-    def is_unsuffixed_runtime(name: NormalizedName) -> bool:
-        """`nvidia-cublas`: an NVIDIA component without a CUDA-major suffix."""
-        return name.startswith("nvidia-") and _SUFFIXED.match(name) is None
+    def is_unsuffixed_runtime(self, name: NormalizedName) -> bool:
+        """`nvidia-cublas`: a CUDA runtime component without a CUDA-major suffix."""
+        return name.startswith("nvidia-") and _SUFFIXED.match(name) is None and self._component(name[7:])
 
     def triton_kind(self, name: NormalizedName) -> AcceleratorKind | None:
         """The kind whose Triton build this project is, else None."""
@@ -190,4 +195,4 @@ class AcceleratorTable:
         return frozenset() if info is None else info.family
 
 
-_SUFFIXED = re.compile(r"^nvidia-.+-(cu(\d+))$")
+_SUFFIXED = re.compile(r"^nvidia-(.+)-(cu(\d+))$")

@@ -10,6 +10,9 @@ Several targets in one request (`targets` in JSON; target parameters given sever
 preferred by the others (`lockd.bundles`). Every answer says which accelerator builds the lock
 holds (`Lock-Accelerator`, and `accelerator` in JSON), including a lock without a variant
 that pulls a GPU runtime from PyPI.
+With `name=`, the lock is made under a name
+(`lockd.names`: minimal churn, `upgrade=`) and the answer says which (`Lock-Name`). A refresh
+proposes; what an input serves changes when a proposal is promoted (`lockd.http.names`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
-from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
+from lockd.http.admission import resolve_admitted
+from lockd.http.deps import (
+    NamesDep,
+    ServiceDep,
+    actor,
+    allow_name,
+    in_read_thread,
+    requires,
+)
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.lock_targets import (
     BUNDLE,
@@ -40,20 +51,21 @@ from lockd.http.models import (
     LockInfo,
     LockList,
     LockListItem,
-    RefreshInfo,
     RevisionInfo,
     RevisionList,
     TargetBody,
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.lock import LockWarning, accelerator_runtime_of
-from lockd.render import FORMATS
+from lockd.names import Names, UpgradeNotInLock, parse_upgrade
+from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_interpreter, python_text
 
-__all__ = ["router"]
+__all__ = ["Digest", "lock_links", "router"]
 
 router = APIRouter(tags=["locks"])
 
@@ -91,11 +103,39 @@ def _lock_info(
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
-    def work() -> LockResult:
-        return service.lock(build())
+async def _run_lock(
+    request: Request,
+    service: Service,
+    build: Callable[[], LockRequest],
+    names: Names,
+    named: tuple[str | None, str | None],
+) -> LockResult:
+    name, upgrade = named
+    allow_name(request, name)
+    who = actor(request)
+    if name is None:
+        if upgrade is not None:
+            raise UpgradeNotInLock(
+                "upgrade= needs a name=: only a named lock has pins to keep or upgrade",
+                context={"field": "upgrade"},
+            )
 
-    result = await in_thread(request, work)
+        def lookup() -> tuple[LockRequest, LockResult | None]:
+            lock_request = build()
+            stored = service.stored_lock_and_file(lock_request, DEFAULT_FORMAT)
+            return lock_request, None if stored is None else stored[0]
+
+        # As for `POST /lock`: a stored input is one read; only a new one is admitted to resolve.
+        lock_request, result = await in_read_thread(request, lookup)
+        if result is None:
+            result = await resolve_admitted(request, lock_request.digest, lambda: service.lock(lock_request))
+    else:
+        named_request = await in_read_thread(request, build)
+        result = await resolve_admitted(
+            request,
+            named_request.digest,
+            lambda: names.lock(named_request, name=name, upgrade=parse_upgrade(upgrade), actor=who).result,
+        )
     request.app.state.metrics.observe_lock(result)
     return result
 
@@ -170,6 +210,9 @@ async def post_lock(
     only_binary: Annotated[
         bool, Query(description="wheels only: rule out versions without one (pip's --only-binary :all:)")
     ] = False,
+    name: Annotated[str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")] = None,
+    upgrade: Annotated[str | None, Query(max_length=10_000, description="with name: `all`, or a,b")] = None,
+    names: NamesDep,
 ) -> Response:
     _require_content_type(
         request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
@@ -207,9 +250,21 @@ async def post_lock(
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
 
-    lock_request, stored = await in_read_thread(request, lookup)
-    result, record = stored if stored is not None else await in_thread(request, resolve)
-    request.app.state.metrics.observe_lock(result)
+    if name is not None or upgrade is not None:
+        built: list[LockRequest] = []
+
+        def build() -> LockRequest:
+            built.append(build_one(specs[0]))
+            return built[0]
+
+        result = await _run_lock(request, service, build, names, (name, upgrade))
+        lock_request = built[0]
+        record = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, fmt))
+    else:
+        allow_name(request, None)
+        lock_request, stored = await in_read_thread(request, lookup)
+        result, record = stored if stored is not None else await resolve_admitted(request, lock_request.digest, resolve)
+        request.app.state.metrics.observe_lock(result)
     canonical = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     headers = {
         "Input-Digest": result.input_digest,
@@ -219,6 +274,8 @@ async def post_lock(
         "Cache-Control": "no-cache",
         "Lock-Accelerator": accelerator_header(accelerator_info(lock_request, accelerator_runtime_of(canonical))),
     }
+    if name is not None:
+        headers.update({"Lock-Name": name, "Location": f"/v1/names/{name}"})
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
 
 
@@ -230,7 +287,7 @@ async def post_lock(
     summary="Lock requirements given as JSON; answers metadata and links",
     responses={200: {"description": "Already locked", "model": LockInfo}, **_ERRORS},
 )
-async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> Response:
+async def post_locks(request: Request, service: ServiceDep, names: NamesDep, body: LockBody) -> Response:
 
     def text(value: str | list[str], source: str) -> str:
         if isinstance(value, str):
@@ -270,7 +327,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
         built.append(build_one(single))
         return built[0]
 
-    result = await _run_lock(request, service, build)
+    result = await _run_lock(request, service, build, names, (body.name, body.upgrade))
 
     def read() -> tuple[StoredInput, bytes, tuple[LockWarning, ...]]:
         content = service.lock_file(result.lock_digest, "json").content
@@ -279,6 +336,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
     stored, canonical, warnings = await in_read_thread(request, read)
     info = _lock_info(stored, result.revision, result.created, warnings)
     info.accelerator = accelerator_info(built[0], accelerator_runtime_of(canonical))
+    info.name = body.name
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -303,9 +361,11 @@ async def list_locks(
     *,
     request: Request,
     service: ServiceDep,
-    platform: str | None = None,
-    python: str | None = None,
-    cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[
+        str | None, Query(max_length=CUDA_CHARS, description="a variant, or `none` for locks without one")
+    ] = None,
     package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
@@ -415,23 +475,3 @@ async def get_lock_file(
         "Cache-Control": "no-cache",
     }
     return file_response(request, record, status=200, headers=headers)
-
-
-@router.post(
-    "/v1/locks/{input_digest}/refresh",
-    response_model=RefreshInfo,
-    dependencies=[Depends(requires("lock"))],
-    summary="Re-resolve a stored input; a new revision is appended only if the lock changed",
-    responses=_ERRORS,
-)
-async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
-    result = await in_thread(request, lambda: service.refresh(input_digest))
-    return RefreshInfo(
-        input_digest=input_digest,
-        changed=result.changed,
-        previous_revision=result.previous.n,
-        revision=result.revision.n,
-        lock_digest=result.revision.lock_digest,
-        previous_lock_digest=result.previous.lock_digest,
-        links=lock_links(input_digest, result.revision.lock_digest),
-    )

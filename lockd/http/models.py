@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lockd.http.name_models import ProposalOut
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.render import FILE_NAMES
 
 __all__ = [
     "AcceleratorInfo",
     "BundleInfo",
     "DifferenceInfo",
+    "IntakeModel",
     "LockBody",
     "LockInfo",
     "LockLinks",
@@ -32,17 +35,51 @@ else:
     FileName = Literal[FILE_NAMES]
 
 
-class TargetBody(BaseModel):
+def _refuse_lone_surrogates(data: object) -> None:
+    # A loop, not recursion: JSON nested as deep as the parser allows must not overflow here.
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code = ord(value[exc.start])
+                raise ValueError(
+                    f"text holds an unpaired surrogate (\\u{code:04x}) at character {exc.start}: it is not Unicode"
+                ) from None
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
+class IntakeModel(BaseModel):
+    """A body a client sends: no unknown fields, and only Unicode text in keys and values."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        _refuse_lone_surrogates(data)
+        return data
+
+
+class TargetBody(IntakeModel):
+
     platform: str = Field(
+        max_length=PLATFORM_CHARS,
         examples=["linux_x86_64"],
         description="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64;"
         " uv's --python-platform names and conda subdirs are aliases",
     )
-    python: str = Field(examples=["3.11"], description="3.9 to 3.15; 3.11.7; 3.14t for free-threaded")
+    python: str = Field(max_length=PYTHON_CHARS, examples=["3.11"], description="3.9 to 3.15; 3.11.7; 3.14t for free-threaded")
     cuda: str | None = Field(
-        default=None, examples=["cu128"], description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, or auto with driver"
+        default=None,
+        max_length=CUDA_CHARS,
+        examples=["cu128"], description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, or auto with driver"
     )
     glibc: str | None = Field(default=None, examples=["2.34"], description="Linux: 2.17 … 2.41 (default 2.28)")
     musl: str | None = Field(default=None, examples=["1.2"], description="Linux on musl: 1.1 or 1.2")
@@ -52,18 +89,16 @@ class TargetBody(BaseModel):
     )
 
 
-class OptionsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OptionsBody(IntakeModel):
 
     prereleases: bool = False
     as_of: datetime | None = None
     only_binary: bool = False
 
 
-class LockBody(BaseModel):
+class LockBody(IntakeModel):
     """`requirements` and `constraints` are requirements.in text, or a list of lines."""
 
-    model_config = ConfigDict(extra="forbid")
 
     requirements: str | list[str] = Field(max_length=1_000_000, examples=["torch==2.5.1\nnumpy\n"])
     constraints: str | list[str] = ""
@@ -77,6 +112,8 @@ class LockBody(BaseModel):
     options: OptionsBody = OptionsBody()
     # Configured private indexes, by name only: index URLs are configuration, never input.
     indexes: list[str] = []
+    name: str | None = Field(default=None, max_length=200, examples=["vision/trainer-cu128"])
+    upgrade: str | None = Field(default=None, max_length=10_000, description="`all`, or packages to upgrade: a,b")
 
     @model_validator(mode="before")
     @classmethod
@@ -136,6 +173,7 @@ class LockInfo(BaseModel):
     constraints: list[str]
     # What the consumer must know: an sdist pin needs a compiler; a yanked pin was taken on `==`.
     warnings: list[dict[str, str]] = []
+    name: str | None = None
     links: LockLinks
     accelerator: AcceleratorInfo | None = None  # set in the answer to a lock request
 
@@ -157,11 +195,12 @@ class BundleInfo(BaseModel):
 
 class RefreshInfo(BaseModel):
     input_digest: str
-    changed: bool
+    changed: bool = Field(description="whether what the input serves changed (the policy promoted)")
     previous_revision: int
     revision: int
     lock_digest: str
     previous_lock_digest: str
+    proposal: ProposalOut | None = Field(default=None, description="the lock the index gives now, for review")
     links: LockLinks
 
 

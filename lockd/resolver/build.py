@@ -18,6 +18,7 @@ from typing import TypeAlias
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
+from lockd.deadline import carry_deadline
 from lockd.errors import TamperedFile
 from lockd.inputs import LockRequest
 from lockd.lock import ROOT, Lock, LockedFile, LockedPackage, LockWarning
@@ -51,7 +52,9 @@ def build_lock(
     files = {name: _lock_files(candidate) for name, candidate in pinned.items()}
     warnings = [w for name, c in pinned.items() if (w := _warning(c, files[name], via[name])) is not None]
     all_files = [f for chosen in files.values() for f in chosen]
-    hashes = dict(zip((f.url for f in all_files), pool.map(index.file_sha256, all_files), strict=True))
+    hashes = dict(
+        zip((f.url for f in all_files), pool.map(carry_deadline(index.file_sha256), all_files), strict=True)
+    )
     direct = {name for name in pinned if provider.is_direct(name)}
     for name in direct:
         for file in files[name]:

@@ -236,5 +236,10 @@ def _explain_unusable(provider: Provider, causes: list[RequirementInfo]) -> Lock
     return NoMatchingDistribution(
         f"no usable version of {newest.name}: {newest}{also}{asked}",
         hint="pin a version whose metadata is valid, or ask its maintainers to fix the metadata",
-        context={**context, "requires_dist": newest.line},
+        context={
+            **context,
+            "requires_dist": newest.line,
+            "reason": newest.reason,
+            "metadata_problem": newest.code,
+        },
     )

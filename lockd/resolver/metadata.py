@@ -16,9 +16,9 @@ from typing import Protocol
 from packaging.utils import NormalizedName
 
 from lockd.egg_info import core_metadata
-from lockd.errors import SdistNeedsBuild
+from lockd.errors import SdistNeedsBuild, UnusableMetadata
 from lockd.metadata_overrides import MetadataOverride, find_override
-from lockd.resolver.candidates import MetadataUnavailable, ProjectCandidate
+from lockd.resolver.candidates import InvalidMetadata, MetadataUnavailable, ProjectCandidate
 from lockd.resolver.dependencies import ParsedMetadata, parse_dependencies
 from lockd.sdist_sources import SOURCE_HEADER, metadata_source
 from lockd.simple import DistFile
@@ -64,6 +64,12 @@ class MetadataReader:
                 )
                 return None, [unavailable]
             raw = overridden
+        except UnusableMetadata as exc:
+            # The file's metadata names another file or is over a limit: this version is out.
+            unusable = InvalidMetadata(
+                name=candidate.name, version=candidate.version, line=None, reason=exc.message, code=exc.code
+            )
+            return None, [unusable]
         parsed = parse_dependencies(self._target, candidate, raw, extra)
         with self._lock:
             self._sources.setdefault(file.url, metadata_source(file.kind, raw))

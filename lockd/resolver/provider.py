@@ -32,6 +32,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
+from lockd.deadline import carry_deadline
 from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
@@ -87,7 +88,13 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     """Answers resolvelib for one request. Public reads are for explanation and lock building."""
 
     def __init__(
-        self, request: LockRequest, index: IndexSource, pool: ThreadPoolExecutor, deadline: float | None
+        self,
+        request: LockRequest,
+        index: IndexSource,
+        pool: ThreadPoolExecutor,
+        deadline: float | None,
+        *,
+        preferences: Mapping[NormalizedName, Version] | None = None,
     ) -> None:
         self._request = request
         self._index = index
@@ -112,7 +119,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
-        self._preferred = request.preferred
+        # A name's current pins (`preferences`) and another target's pins (`request.preferred`)
+        # are tried first alike; the name's own pins win where both speak.
+        self._preferred: Mapping[NormalizedName, Version] = {**request.preferred, **(preferences or {})}
 
     # --- what explanation and lock building read ---
 
@@ -224,7 +233,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                     continue
                 self._seen.add(requirement.identity)
             try:
-                self._pool.submit(self._warm, requirement)
+                self._pool.submit(carry_deadline(self._warm), requirement)
             except RuntimeError:
                 return  # the pool is shutting down
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from packaging.version import InvalidVersion, Version
 
 from lockd.errors import InvalidTarget
+from lockd.limits import PYTHON_CHARS
 
 __all__ = [
     "FREE_THREADED_MIN",
@@ -41,8 +42,14 @@ def _accepted() -> list[str]:
 
 
 def parse_interpreter(text: str) -> tuple[Version, bool]:
-    """(version, free-threaded) of `3.11`, `3.11.7`, `3.14t` or `3.14.1t`."""
+    """(version, free-threaded) of `3.11`, `3.11.7`, `3.14t` or `3.14.1t`.
+
+    At most `PYTHON_CHARS` characters, as given and as stored: a longer one would resolve and
+    then be refused by the store (and a number past 4,300 digits is not even an int).
+    """
     stripped = text.strip()
+    if len(stripped) > PYTHON_CHARS:
+        raise _too_long(text)
     threaded = stripped.lower().endswith("t")
     number = stripped[:-1] if threaded else stripped
     context = {"field": "python", "value": text[:100]}
@@ -65,7 +72,18 @@ def parse_interpreter(text: str) -> tuple[Version, bool]:
             hint=f"free-threaded builds (the t suffix) exist from {FREE_THREADED_MIN[0]}.{FREE_THREADED_MIN[1]}",
             context={**context, "accepted": _accepted()},
         )
-    return Version(".".join(str(part) for part in (*release, 0, 0)[:3])), threaded
+    normal = Version(".".join(str(part) for part in (*release, 0, 0)[:3]))
+    if len(python_text(normal, threaded)) > PYTHON_CHARS:
+        raise _too_long(text)
+    return normal, threaded
+
+
+def _too_long(text: str) -> InvalidTarget:
+    shown = text.strip()[:PYTHON_CHARS] + "…"
+    return InvalidTarget(
+        f"Python version {shown!r} is longer than {PYTHON_CHARS} characters",
+        context={"field": "python", "value": shown, "limit": PYTHON_CHARS},
+    )
 
 
 def parse_python(text: str) -> Version:

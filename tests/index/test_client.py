@@ -25,7 +25,7 @@ from lockd.index import (
     memory_hash_cache,
     memory_metadata_cache,
 )
-from lockd.index.caches import page_size_estimate
+from lockd.index.caches import MetadataKey, page_size_estimate
 from lockd.simple import DistFile
 from tests.support import loopback_http
 
@@ -262,12 +262,16 @@ def test_max_connections_bounds_parallel_requests(mutable_index: ControlledIndex
     assert elapsed >= 0.85, f"3 pages at 300 ms each took {elapsed:.2f} s over one connection"
 
 
-def test_metadata_cache_is_shared_by_file_hash(fixture_index: WatchedIndex) -> None:
+def test_metadata_cache_is_shared_by_file_identity(fixture_index: WatchedIndex) -> None:
     cache = memory_metadata_cache(1024 * 1024)
     with IndexClient(metadata_cache=cache) as first:
         wheel = _file(first, fixture_index.pypi_url, "torch", TORCH_WHEEL)
         metadata = first.fetch_metadata(wheel)
-    assert wheel.sha256 is not None and cache.get(wheel.sha256) == metadata
+    key = MetadataKey.of(wheel)
+    assert wheel.sha256 is not None and key is not None and cache.get(key) == metadata
+    assert key == MetadataKey(
+        page_url=fixture_index.pypi_url + "torch/", filename=TORCH_WHEEL, sha256=wheel.sha256
+    )
     with IndexClient(metadata_cache=cache) as second:
         fixture_index.reset_counters()
         assert second.fetch_metadata(wheel) == metadata
