@@ -4,9 +4,10 @@ A wheel's METADATA comes from its PEP 658/714 `.metadata` file when advertised (
 the advertised hash: `TamperedFile`), else from HTTP range requests into the wheel's zip
 (`remote_zip`: tail → central directory → the METADATA member only), else, from a server that
 ignores `Range`, from the wheel read front to back only as far as its METADATA. An sdist yields
-only static PKG-INFO (`lockd.sdist_metadata`, PEP 643): a tar is read as it arrives up to its
+static PKG-INFO (`lockd.sdist_metadata`, PEP 643): a tar is read as it arrives up to its
 PKG-INFO (then the rest only to check a listed hash), a zip from a temporary file, both within
-the member limits; nothing from either is ever executed. What is read is not yet trusted: the
+the member limits. Without it, the other sources of `lockd.sdist_sources` (egg-info, the
+operator's sandboxed builder) read a copy of the whole archive; nothing is executed here. What is read is not yet trusted: the
 client checks it against the file and decides what to remember.
 """
 
