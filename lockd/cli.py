@@ -31,11 +31,15 @@ from lockd.http.logs import configure_logging
 from lockd.index import FetchStats, IndexClient
 from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of
 from lockd.intake import build_request
+from lockd.local_includes import inline_includes
 from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
+from lockd.routing import IndexPlan
+from lockd.sandbox_builds import metadata_builder_for
 from lockd.scopes import SCOPES
+from lockd.target import Target
 
 __all__ = ["main"]
 
@@ -141,7 +145,9 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         service.close()
     print(token)
-    print(f"token {args.name!r} with scope {args.scope!r}: shown once, stored only as a hash", file=sys.stderr)
+    print(
+        f"token {args.name!r} with scope {args.scope!r}: shown once, stored only as a hash", file=sys.stderr
+    )
     return 0
 
 
@@ -164,12 +170,32 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver", default=None, help="NVIDIA driver (580.65.06) or ROCm version (rocm6.4) for --cuda auto")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
-    parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
     parser.add_argument(
-        "--index-url", default=None, help="default index (LOCKD_INDEX_URL, else PyPI); https://user:pw@host/… is not written to the lock"
+        "-c", "--constraints", type=Path, default=None, help="constraints.txt (its -r/-c lines are read in)"
     )
-    parser.add_argument("--pytorch-index-url", default=None, help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url")
+    parser.add_argument(
+        "--index-url",
+        default=None,
+        help="default index (LOCKD_INDEX_URL, else PyPI); https://user:pw@host/… is not written to the lock",
+    )
+    parser.add_argument(
+        "--pytorch-index-url",
+        default=None,
+        help="PyTorch index base (LOCKD_PYTORCH_INDEX_URL), credentials as --index-url",
+    )
     parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+    parser.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="use this configured private index (LOCKD_PRIVATE_INDEXES), by name; repeatable",
+    )
+    parser.add_argument(
+        "--only-binary",
+        action="store_true",
+        help="wheels only: rule out versions without a wheel for the target (pip's --only-binary :all:)",
+    )
     parser.add_argument(
         "--as-of",
         default=None,
@@ -246,19 +272,43 @@ def _lock(args: argparse.Namespace, settings: Settings) -> int:
         for name in ("platform", "python", "cuda", "glibc", "musl", "macos", "driver")
         if getattr(args, name) is not None
     }
-    with IndexClient.from_options(settings.client_options()) as index:
+    # pip's -r and -c lines name local files: read them in here, since the server never can.
+    stdin = str(args.requirements) == "-"
+    inlined = inline_includes(
+        Path("requirements.in") if stdin else args.requirements,
+        text=_read_text(args.requirements) if stdin else None,
+    )
+    constraints = inlined.text(constraints=True)
+    if args.constraints is not None:
+        constraints += inline_includes(args.constraints, constraints=True).text(constraints=True)
+    indexes = tuple(args.index)
+
+    def index_plan(target: Target) -> IndexPlan:
+        return settings.index_plan(target, indexes)
+
+    client_options = settings.client_options()
+    with IndexClient.from_options(client_options, metadata_builder=metadata_builder_for(settings)) as index:
         request = build_request(
-            requirements=_read_text(args.requirements),
-            constraints="" if args.constraints is None else _read_text(args.constraints),
+            requirements=inlined.text(constraints=False),
+            constraints=constraints,
             target=target,
-            index_plan=settings.index_plan,
-            options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
+            index_plan=index_plan,
+            options=LockOptions(
+                prereleases=args.pre,
+                as_of=None if args.as_of is None else parse_as_of(args.as_of),
+                only_binary=args.only_binary,
+            ),
             max_requirements=settings.max_requirements,
-            offers=variant_offers(index, settings.index_plan),
+            max_constraints=settings.max_constraints,
+            url_hosts=settings.allowed_url_hosts,
+            metadata_overrides=settings.dependency_metadata,
+            offers=variant_offers(index, index_plan),
         )
         if request.selection is not None and sys.stderr.isatty():
             print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
         lock, stats, fetched = _resolve_without_server(settings, request, index)
+    for warning in lock.warnings:
+        print(f"warning: {warning.message}", file=sys.stderr)
     content = render(lock, args.format)
     if args.output is None:
         sys.stdout.buffer.write(content)
@@ -284,9 +334,13 @@ _DEFAULT_FAIL_ON = ",".join(kind for kind in FINDING_KINDS if kind in ALERT_KIND
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     run = actions.add_parser("run", help="check every stored lock now and store the findings (for cron)")
-    run.add_argument("--fail-on", default="", help="also exit 3 if this run finds these kinds, e.g. tampered,missing")
+    run.add_argument(
+        "--fail-on", default="", help="also exit 3 if this run finds these kinds, e.g. tampered,missing"
+    )
     check = actions.add_parser("check", help="exit 3 if the latest complete run has findings of these kinds")
-    check.add_argument("--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})")
+    check.add_argument(
+        "--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})"
+    )
 
 
 def _drift(args: argparse.Namespace, settings: Settings) -> int:
@@ -316,7 +370,9 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
     for digest, finding in tripped:
         print(f"{finding.kind}: {digest[:12]}: {finding.message}", file=sys.stderr)
     if tripped:
-        print(f"drift run {record.id}: {len(tripped)} finding(s) of {', '.join(sorted(kinds))}", file=sys.stderr)
+        print(
+            f"drift run {record.id}: {len(tripped)} finding(s) of {', '.join(sorted(kinds))}", file=sys.stderr
+        )
         return EXIT_DRIFT
     return 0
 
@@ -399,7 +455,9 @@ def openapi_document(settings: Settings) -> str:
 
 # -- the command table ---------------------------------------------------------------------
 
-_Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
+_Command = tuple[
+    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]
+]
 
 _COMMANDS: list[_Command] = [
     ("serve", "run the HTTP server", _serve_arguments, _serve),

@@ -12,6 +12,9 @@ credentials and options modules, never its client; `index_plan()` routes a targe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,9 +29,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
-from lockd.errors import LockdError
+from lockd.errors import InvalidRequest, LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
+from lockd.metadata_overrides import MetadataOverride, MetadataOverrideError, parse_overrides
+from lockd.private_indexes import NamedIndex, PrivateIndexError, parse_private_indexes
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
 from lockd.target import PLATFORMS, Target
 
@@ -37,6 +42,27 @@ __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_set
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
 _CLIENT_DEFAULTS = ClientOptions()
 _INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
+
+
+@functools.cache
+def _read_private_indexes(path: Path) -> tuple[tuple[NamedIndex, IndexCredentials], ...]:
+    try:
+        configured = parse_private_indexes(path.read_text(encoding="utf-8"))
+        found = []
+        for index, url in configured:
+            bare, credentials = split_credentials(url)
+            found.append((replace(index, url=bare if bare.endswith("/") else bare + "/"), credentials))
+        return tuple(found)
+    except (OSError, UnicodeDecodeError, PrivateIndexError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+@functools.cache
+def _read_overrides(path: Path) -> tuple[MetadataOverride, ...]:
+    try:
+        return parse_overrides(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, MetadataOverrideError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 class InvalidConfiguration(LockdError):
@@ -60,6 +86,20 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(default=32, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     max_requirements: int = Field(default=500, ge=1)
+    # Constraints files are long (Apache Airflow's is ~700 lines) and cost linear time.
+    max_constraints: int = Field(default=5000, ge=1)
+    # A TOML file of `[[dependency-metadata]]` for sdists nothing else describes (lockd.metadata_overrides).
+    metadata_overrides: Path | None = None
+    # A TOML file of `[[index]]` private indexes (name, url, projects): lockd.private_indexes.
+    private_indexes: Path | None = None
+    # Hosts whose https wheel URLs a requirement may name (`name @ https://host/x.whl`), comma-separated.
+    url_hosts: str = ""
+    # `sandbox`: an sdist nothing else describes gets its PEP 517 metadata hook run under bubblewrap.
+    sdist_metadata: Literal["static", "sandbox"] = "static"
+    sandbox_timeout: float = Field(default=60.0, gt=0)
+    sandbox_memory_mb: int = Field(default=1024, ge=64)
+    # The interpreter the sandbox runs is this server's; its build requirements are locked for it.
+    sandbox_platform: str = "linux_x86_64"
     resolve_timeout: float = Field(default=120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.
@@ -177,6 +217,32 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @field_validator("metadata_overrides")
+    @classmethod
+    def _readable_overrides(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_overrides(value)  # fail at start, not at the first lock that needs one
+        return value
+
+    @field_validator("private_indexes")
+    @classmethod
+    def _readable_private_indexes(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_private_indexes(value)
+        return value
+
+    @property
+    def named_indexes(self) -> tuple[NamedIndex, ...]:
+        """The configured private indexes, their URLs without credentials."""
+        if self.private_indexes is None:
+            return ()
+        return tuple(index for index, _credentials in _read_private_indexes(self.private_indexes))
+
+    @property
+    def dependency_metadata(self) -> tuple[MetadataOverride, ...]:
+        """The operator's metadata overrides, read from `metadata_overrides` (cached by path)."""
+        return () if self.metadata_overrides is None else _read_overrides(self.metadata_overrides)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -188,6 +254,9 @@ class Settings(BaseSettings):
         found = IndexCredentials()
         for name in _INDEX_URL_FIELDS:
             found += self._credentials.get(name, IndexCredentials())
+        if self.private_indexes is not None:
+            for _index, credentials in _read_private_indexes(self.private_indexes):
+                found += credentials
         return found
 
     def client_options(self) -> ClientOptions:
@@ -208,25 +277,54 @@ class Settings(BaseSettings):
             max_download_bytes=self.max_download_bytes,
         )
 
-    def index_plan(self, target: Target) -> IndexPlan:
-        """Which index serves which project for `target` under this configuration (no credentials)."""
+    def index_plan(self, target: Target, indexes: Sequence[str] = ()) -> IndexPlan:
+        """Which index serves which project for `target` under this configuration (no credentials).
+
+        `indexes` selects configured private indexes by name (never by URL); the others only
+        reserve their projects' names.
+        """
+        configured = {index.name: index for index in self.named_indexes}
+        unknown = sorted(set(indexes) - set(configured))
+        if unknown:
+            raise InvalidRequest(
+                f"no index named {', '.join(unknown)} is configured",
+                hint="select private indexes by name: "
+                + (", ".join(sorted(configured)) or "none is configured")
+                + "; index URLs are configuration, never input",
+                context={"field": "indexes", "unknown": unknown, "configured": sorted(configured)},
+            )
+        named = [replace(index, selected=index.name in indexes) for index in configured.values()]
         return plan_for(
             target,
             default_url=self.index_url,
             pytorch_base=self.pytorch_index_url,
             family=self.torch_family_names,
+            named=named,
         )
 
-    def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:
+    def with_index_urls(
+        self, *, index_url: str | None = None, pytorch_index_url: str | None = None
+    ) -> Settings:
         """These settings with other index URLs (the CLI's `--index-url`, `--pytorch-index-url`).
 
         A URL given here brings its own credentials, or none; the other keeps the ones it had.
         """
-        given = {name: url for name, url in zip(_INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True) if url}
+        given = {
+            name: url
+            for name, url in zip(_INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True)
+            if url
+        }
         updated = load_settings(**{**self.model_dump(), **given})
         kept = {name: found for name, found in self._credentials.items() if name not in given}
         updated._credentials = {**updated._credentials, **kept}
         return updated
+
+    @property
+    def allowed_url_hosts(self) -> frozenset[str]:
+        """Bare host names (https only), or `http://host:port` origins allowed exactly."""
+        return frozenset(
+            host.strip().lower().rstrip("/") for host in self.url_hosts.split(",") if host.strip()
+        )
 
     @property
     def torch_family_names(self) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from typing import Literal, Protocol, get_args
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from lockd.errors import InvalidRequest, LockdError, NotFound, UnknownProject
+from lockd.errors import IndexUnavailable, InvalidRequest, LockdError, NotFound, UnknownProject
 from lockd.lock import Lock, LockedFile, LockedPackage
 from lockd.simple import DistFile, ProjectPage
 
@@ -163,7 +163,7 @@ def _file_findings(
         return [
             Finding(
                 kind="missing",
-                message=f"{where} is no longer on {package.index}",
+                message=f"{where} is no longer on {package.index or locked.url}",
                 package=package.name,
                 filename=locked.filename,
                 old_version=package.version,
@@ -200,6 +200,22 @@ def _file_findings(
     return findings
 
 
+def _direct_file(package: LockedPackage, locked: LockedFile, index: IndexSource) -> DistFile | None:
+    """A wheel named by URL, as if listed without a hash (so it is streamed); None when it is gone."""
+    file = DistFile(
+        name=package.name, version=package.version, filename=locked.filename, url=locked.url, kind="wheel",
+        tags=frozenset(), sha256=None, size=locked.size, requires_python=None, yanked=None, upload_time=None,
+        metadata_url=None, metadata_sha256=None,
+    )  # fmt: skip
+    try:
+        index.file_sha256(file)  # the client caches it: `_file_findings` asks again for free
+    except IndexUnavailable as exc:
+        if exc.context.get("status") in (404, 410):
+            return None
+        raise
+    return file
+
+
 def check_files(lock: Lock, index: IndexSource) -> list[Finding]:
     """Re-check every pinned file of `lock` against the index today.
 
@@ -209,6 +225,10 @@ def check_files(lock: Lock, index: IndexSource) -> list[Finding]:
     """
     findings: list[Finding] = []
     for package in lock.packages:
+        if package.direct:
+            for locked in package.files:
+                findings.extend(_file_findings(package, locked, _direct_file(package, locked, index), index))
+            continue
         try:
             page: ProjectPage | None = index.project_page(package.index, package.name)
         except (UnknownProject, NotFound):

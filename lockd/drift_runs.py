@@ -48,6 +48,7 @@ from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.proposals import propose
 from lockd.retirement import retire_unused
+from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service, render_files
 from lockd.store import LockFileRecord, LockSummary, queries, transaction
 from lockd.store import drift as drift_store
@@ -262,7 +263,9 @@ class DriftRuns:
         settings = self._service.settings
         # Fresh at the start of the run, shared within it.
         options = replace(settings.client_options(), page_ttl=max(settings.page_ttl, 3600.0))
-        return IndexClient.from_options(options, metadata_cache=self._service.metadata_cache)
+        return IndexClient.from_options(
+            options, metadata_cache=self._service.metadata_cache, metadata_builder=metadata_builder_for(settings)
+        )
 
     def _check_one(self, summary: LockSummary, index: IndexClient) -> _Checked:
         """Both halves of drift for one lock. Never raises a LockdError: failures become findings."""

@@ -56,7 +56,12 @@ class LockdError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """The error as JSON: what a waiter in another process re-raises (see `from_json`)."""
-        return {"code": self.code, "message": self.message, "hint": self.hint, "context": jsonable(self.context)}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "context": jsonable(self.context),
+        }
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> LockdError:

@@ -8,28 +8,34 @@ extra, marker, target, index plan or option always does. `LockRequest.canonical_
 that JSON, the one form an input is digested and stored in; `LockRequest.from_json` reads it back
 to an equal request.
 
-lockd locks names and specifiers only: includes (`-r`, `-c`), editables, URLs, paths, VCS
-references and index options in the body are refused with `unsupported-requirement`
-(indexes are configuration, constraints a separate field).
+Reading the requirements files themselves (comments, continuations, what is refused) is
+`lockd.requirements_file`; its names are re-exported here for the callers of intake.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from packaging.requirements import InvalidRequirement as PackagingInvalidRequirement
-from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockd.accelerator import Selection
-from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
+from lockd.errors import InvalidRequest
+from lockd.metadata_overrides import MetadataOverride
+from lockd.requirements_file import (
+    MAX_EXTRAS,
+    MAX_LINE_CHARS,
+    MAX_MARKER_DEPTH,
+    MAX_NUMBER_DIGITS,
+    InputRequirement,
+    decode_body,
+    parse_requirements,
+)
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
@@ -50,22 +56,6 @@ __all__ = [
 ]
 
 INPUT_SCHEMA = 1
-_URL_SCHEMES = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
-_ARCHIVE = re.compile(r"\.(whl|tar\.gz|tgz|tar\.bz2|zip)$", re.IGNORECASE)
-# Far above any real requirement; a longer line would become an index URL no server accepts.
-MAX_LINE_CHARS = 10_000
-# Parentheses nested in a marker. Real markers nest two or three deep; packaging parses, prints
-# and evaluates markers recursively, and a few hundred levels exhaust Python's stack.
-MAX_MARKER_DEPTH = 32
-# Extras on one requirement. Each extra is a node of its own in the resolution, and every round
-# of it looks at every node: 1,500 extras on one line took minutes. Extras also count towards
-# the requirement limit, so a request costs at most what that many plain requirements cost.
-MAX_EXTRAS = 64
-# Digits in a row (a version, a marker value): int() refuses more than 4,300, deep inside the
-# resolver (a 500); no released version comes near this.
-MAX_NUMBER_DIGITS = 64
-_LONG_NUMBER = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
 
 
 def canonical_json(value: object) -> bytes:
@@ -75,55 +65,6 @@ def canonical_json(value: object) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InputRequirement:
-    """One requirement as the user wrote it, normalised, with where it came from.
-
-    Equal by its normal form (`canonical`), the form the input digest is taken over: the line,
-    the text as written and the source only say where it came from, for error messages.
-    """
-
-    requirement: Requirement = field(compare=False)
-    line: int | None = field(compare=False)
-    text: str = field(compare=False)
-    source: str = field(default="requirements.in", compare=False)
-    canonical: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "canonical", _canonical_requirement(self.requirement))
-
-    @property
-    def name(self) -> NormalizedName:
-        return canonicalize_name(self.requirement.name)
-
-    def describe(self) -> str:
-        """Where this requirement came from, for error messages: `requirements.in line 3`."""
-        where = self.source if self.line is None else f"{self.source} line {self.line}"
-        return f"{where} asks for {self.canonical}"
-
-    def to_json(self) -> str:
-        return self.canonical
-
-    @classmethod
-    def from_json(cls, data: str, *, source: str = "requirements.in") -> InputRequirement:
-        """One requirement line, read as intake reads it (and refused as intake refuses it)."""
-        parsed = parse_requirements(data, source=source)
-        if len(parsed) != 1:
-            raise InvalidRequirement(
-                f"{source}: expected one requirement, found {len(parsed)}",
-                context={"source": source, "text": data[:200]},
-            )
-        return parsed[0]
-
-
-def _canonical_requirement(req: Requirement) -> str:
-    extras = ""
-    if req.extras:
-        extras = "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
-    marker = f"; {req.marker}" if req.marker is not None else ""
-    return f"{canonicalize_name(req.name)}{extras}{req.specifier}{marker}"
 
 
 def _in_normal_order(requirements: Iterable[InputRequirement]) -> tuple[InputRequirement, ...]:
@@ -146,16 +87,28 @@ class LockOptions:
 
     prereleases: bool = False
     as_of: datetime | None = None
+    # pip's `--only-binary :all:`: versions without a wheel for the target are ruled out, so
+    # the image that installs the lock never compiles. Written to JSON only when set, so every
+    # input digest from before the option existed is unchanged.
+    only_binary: bool = False
+    # The operator's dependency metadata for sdists nothing else describes (in the JSON only
+    # when configured, for the same reason).
+    metadata_overrides: tuple[MetadataOverride, ...] = ()
 
     def __post_init__(self) -> None:
         if self.as_of is not None:
             object.__setattr__(self, "as_of", _utc(self.as_of))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "prereleases": self.prereleases,
             "as_of": None if self.as_of is None else self.as_of.isoformat(),
         }
+        if self.only_binary:
+            found["only_binary"] = True
+        if self.metadata_overrides:
+            found["metadata_overrides"] = [o.to_json() for o in self.metadata_overrides]
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockOptions:
@@ -163,6 +116,10 @@ class LockOptions:
         return cls(
             prereleases=bool(data.get("prereleases", False)),
             as_of=None if as_of is None else parse_as_of(as_of),
+            only_binary=bool(data.get("only_binary", False)),
+            metadata_overrides=tuple(
+                MetadataOverride.from_json(o) for o in data.get("metadata_overrides", ())
+            ),
         )
 
 
@@ -224,7 +181,7 @@ class LockRequest:
         if not isinstance(data, Mapping) or data.get("lockd-input") != INPUT_SCHEMA:
             raise InvalidRequest(f"not a lockd input of schema {INPUT_SCHEMA}")
         return cls(
-            requirements=parse_requirements("\n".join(data["requirements"])),
+            requirements=parse_requirements("\n".join(data["requirements"]), url_hosts="any"),
             constraints=parse_requirements("\n".join(data["constraints"]), source="constraints.txt"),
             target=Target.from_json(data["target"]),
             plan=IndexPlan.from_json(data["indexes"]),
@@ -266,155 +223,3 @@ def parse_as_of(text: str) -> datetime:
             context={"field": "as_of", "value": text[:100]},
         ) from None
     return _utc(moment)
-
-
-def decode_body(body: bytes) -> str:
-    """Requirements files are UTF-8 (a BOM is tolerated); anything else is a clear error."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(
-            f"requirements are not valid UTF-8 (byte {exc.start})",
-            context={"offset": exc.start},
-        ) from None
-    return text
-
-
-def _strip_comment(line: str) -> str:
-    """pip's rule: a comment starts at a `#` at the start of the line or after whitespace.
-
-    A scan, not pip's regex `(^|\\s+)#.*$`: that one backtracks quadratically on a long run of
-    whitespace, and a 1 MB line of spaces held the whole server (the GIL) for an hour.
-    """
-    start = 0
-    while (found := line.find("#", start)) != -1:
-        if found == 0 or line[found - 1].isspace():
-            return line[:found].rstrip()
-        start = found + 1
-    return line
-
-
-def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
-    """(first line number, joined text) with comments stripped and `\\` continuations joined."""
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not pending:
-            start = number
-        line = _strip_comment(raw)
-        if line.endswith("\\"):
-            pending.append(line[:-1])
-            continue
-        pending.append(line)
-        joined = " ".join(part.strip() for part in pending).strip()
-        pending = []
-        if joined:
-            yield start, joined
-    if pending:
-        joined = " ".join(part.strip() for part in pending).strip()
-        if joined:
-            yield start, joined
-
-
-def _refuse_unsupported(line: str, number: int, source: str) -> None:
-    context = {"line": number, "text": line, "source": source}
-    if line.startswith("-"):
-        option = line.split(None, 1)[0].split("=", 1)[0]
-        what = {
-            "-r": "includes (-r)",
-            "--requirement": "includes (-r)",
-            "-c": "constraint files (-c): send constraints as their own field",
-            "--constraint": "constraint files (-c): send constraints as their own field",
-            "-e": "editable requirements (-e)",
-            "--editable": "editable requirements (-e)",
-        }.get(option, f"the option {option}: indexes and options are configuration, not input")
-        raise UnsupportedRequirement(f"{source} line {number}: lockd does not accept {what}", context=context)
-    if _VCS.match(line):
-        raise UnsupportedRequirement(
-            f"{source} line {number}: VCS references are not lockable", context=context
-        )
-    if _URL_SCHEMES.match(line) or " @ " in line or re.match(r"^[^;]*@\s*\S+://", line):
-        raise UnsupportedRequirement(
-            f"{source} line {number}: direct URL requirements are not lockable by name and hash",
-            context=context,
-        )
-    first = line.split(";", 1)[0].strip()
-    if first.startswith((".", "/", "~")) or "\\" in first or _ARCHIVE.search(first) or "/" in first:
-        raise UnsupportedRequirement(f"{source} line {number}: local paths are not lockable", context=context)
-
-
-def _marker_depth(line: str) -> int:
-    """How deeply parentheses nest outside quoted strings (PEP 508 quotes with ' or ")."""
-    depth = deepest = 0
-    quote = ""
-    for char in line:
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == ")":
-            depth -= 1
-    return deepest
-
-
-def parse_requirements(
-    text: str, *, source: str = "requirements.in", max_requirements: int | None = None
-) -> tuple[InputRequirement, ...]:
-    """Parse a requirements.in body. Errors name the source and the line."""
-    if "\x00" in text:
-        number = text[: text.index("\x00")].count("\n") + 1
-        raise InvalidRequirement(
-            f"{source} line {number}: NUL byte in requirements",
-            context={"line": number, "source": source},
-        )
-    parsed: list[InputRequirement] = []
-    counted = 0
-    for number, line in _logical_lines(text):
-        if len(line) > MAX_LINE_CHARS:
-            raise InputTooLarge(
-                f"{source} line {number} is longer than {MAX_LINE_CHARS} characters",
-                context={"line": number, "limit": MAX_LINE_CHARS, "source": source},
-            )
-        _refuse_unsupported(line, number, source)
-        shown = line if len(line) <= 200 else line[:200] + "…"
-        if _LONG_NUMBER.search(line):
-            raise InvalidRequirement(
-                f"{source} line {number}: a number longer than {MAX_NUMBER_DIGITS} digits",
-                context={"line": number, "text": shown, "source": source, "limit": MAX_NUMBER_DIGITS},
-            )
-        if _marker_depth(line) > MAX_MARKER_DEPTH:
-            raise InvalidRequirement(
-                f"{source} line {number}: the marker nests parentheses more than {MAX_MARKER_DEPTH} deep",
-                hint="write the marker without redundant parentheses",
-                context={"line": number, "text": shown, "source": source, "limit": MAX_MARKER_DEPTH},
-            )
-        try:
-            requirement = Requirement(line)
-        except PackagingInvalidRequirement as exc:
-            raise InvalidRequirement(
-                f"{source} line {number}: {shown!r} is not a valid requirement",
-                hint=str(exc).splitlines()[0][:300],
-                context={"line": number, "text": shown, "source": source},
-            ) from None
-        if requirement.url:
-            raise UnsupportedRequirement(
-                f"{source} line {number}: direct URL requirements are not lockable by name and hash",
-                context={"line": number, "text": line, "source": source},
-            )
-        if len(requirement.extras) > MAX_EXTRAS:
-            raise InvalidRequirement(
-                f"{source} line {number}: more than {MAX_EXTRAS} extras",
-                context={"line": number, "text": shown, "source": source, "limit": MAX_EXTRAS},
-            )
-        parsed.append(InputRequirement(requirement=requirement, line=number, text=line, source=source))
-        counted += 1 + len(requirement.extras)
-        if max_requirements is not None and counted > max_requirements:
-            raise InputTooLarge(
-                f"{source} has more than {max_requirements} requirements (each extra counts as one)",
-                context={"limit": max_requirements, "source": source},
-            )
-    return tuple(parsed)

@@ -2,8 +2,10 @@
 
 Every way into lockd (`POST /lock`, `lockd lock`, refresh of a stored input) builds its request
 here, from explicit values: the requirements and constraints text, the target as given, which
-index plan a target gets (`Settings.index_plan`) and the requirements limit. It reads no
-settings and imports no index client, so a request is the same value whoever builds it.
+index plan a target gets (`Settings.index_plan`, with the private indexes selected by name),
+the requirements and constraints limits, the hosts a URL wheel may name and the operator's
+metadata overrides. It reads no settings and imports no index client, so a request is the same
+value whoever builds it.
 `cuda=auto` asks the caller's `offers` (`lockd.resolver.variant_offers` over an index) which
 variants have builds of what the request pins.
 """
@@ -11,9 +13,11 @@ variants have builds of what the request pins.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from lockd.errors import InvalidRequest
 from lockd.inputs import InputRequirement, LockOptions, LockRequest, parse_requirements
+from lockd.metadata_overrides import MetadataOverride
 from lockd.routing import IndexPlan
 from lockd.target import Target, VariantOffers, choose_target
 
@@ -31,18 +35,30 @@ def build_request(
     constraints: str = "",
     options: LockOptions | None = None,
     max_requirements: int | None = None,
+    max_constraints: int | None = None,
+    url_hosts: frozenset[str] = frozenset(),
+    metadata_overrides: tuple[MetadataOverride, ...] = (),
     offers: OffersFor | None = None,
 ) -> LockRequest:
-    """The `LockRequest` for this text and target; `index_plan` routes the target's projects."""
-    parsed = parse_requirements(requirements, max_requirements=max_requirements)
+    """The `LockRequest` for this text and target; `index_plan` routes the target's projects.
+
+    Constraints have their own limit (`max_constraints`), the requirements' when not given.
+    `url_hosts`: the hosts `name @ https://…/file.whl` may name (`Settings.allowed_url_hosts`);
+    `metadata_overrides` enter the options, and so the input digest, only when there are any.
+    """
+    parsed = parse_requirements(requirements, max_requirements=max_requirements, url_hosts=url_hosts)
     if not parsed:
         raise InvalidRequest(
             "no requirements given", hint="send a requirements.in with at least one project name"
         )
     parsed_constraints = parse_requirements(
-        constraints, source="constraints.txt", max_requirements=max_requirements
+        constraints,
+        source="constraints.txt",
+        max_requirements=max_requirements if max_constraints is None else max_constraints,
     )
     options = options or LockOptions()
+    if metadata_overrides:
+        options = replace(options, metadata_overrides=metadata_overrides)
     answer = None if offers is None else offers(parsed, parsed_constraints, options)
     resolved_target, selection = choose_target(target, offers=answer)
     return LockRequest(

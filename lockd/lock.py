@@ -4,6 +4,12 @@ A lock is target-specific (no markers: the target answered them all), sorted, an
 timestamps, so identical resolutions give identical bytes. Its digest is the sha256 of its
 canonical JSON; a lock is content-addressed and never changes once stored.
 
+What a consumer must know before installing it travels with it: `warnings` (a pin that is a
+source distribution, so the image needs a compiler; a yanked version taken because something
+pins it with `==`) and, per package, where its dependency metadata came from when it was not
+a wheel's METADATA. Both appear in the JSON only when present, so locks without them keep
+the bytes (and digests) they always had.
+
 A lock without an accelerator variant that pulls a GPU runtime from the default index (PyPI's
 Linux torch is a CUDA build) says so in its JSON (`accelerator_runtime`, derived from its
 pins and present only then), so no reader takes it for a CPU lock.
@@ -29,7 +35,21 @@ from lockd.inputs import (
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
-__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage", "accelerator_runtime_of"]
+__all__ = [
+    "LOCK_SCHEMA",
+    "METADATA_SOURCES",
+    "ROOT",
+    "WARNING_KINDS",
+    "Lock",
+    "LockWarning",
+    "LockedFile",
+    "LockedPackage",
+    "accelerator_runtime_of",
+]
+
+# Where a package's Requires-Dist came from, when not from a wheel's METADATA (then: absent).
+METADATA_SOURCES = ("pkg-info", "egg-info", "sandbox", "override")
+WARNING_KINDS = ("sdist", "yanked")
 
 LOCK_SCHEMA = 1
 ROOT = "-r requirements.in"  # the `via` entry of a top-level requirement, as pip-compile writes it
@@ -71,6 +91,8 @@ class LockedPackage:
     dependencies: tuple[NormalizedName, ...]
     via: tuple[str, ...]  # parent project names, or ROOT / "-c constraints"
     requires_python: str | None = None
+    metadata: str | None = None  # one of METADATA_SOURCES; None: a wheel's METADATA
+    direct: bool = False  # named by URL in the request (PEP 610 direct reference): `index` is ""
 
     @property
     def pin(self) -> str:
@@ -98,7 +120,7 @@ class LockedPackage:
         return tuple(sorted(self.files, key=order))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "name": self.name,
             "version": str(self.version),
             "index": self.index,
@@ -107,6 +129,11 @@ class LockedPackage:
             "via": list(self.via),
             "files": [f.to_json() for f in self.files],
         }
+        if self.metadata is not None:
+            found["metadata"] = self.metadata
+        if self.direct:
+            found["direct"] = True
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LockedPackage:
@@ -118,6 +145,35 @@ class LockedPackage:
             dependencies=tuple(canonicalize_name(d) for d in data["dependencies"]),
             via=tuple(data["via"]),
             requires_python=data.get("requires_python"),
+            metadata=data.get("metadata"),
+            direct=bool(data.get("direct", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockWarning:
+    """Something the consumer of a lock must know: `kind` is one of WARNING_KINDS."""
+
+    kind: str
+    package: NormalizedName
+    version: Version
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "package": self.package,
+            "version": str(self.version),
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockWarning:
+        return cls(
+            kind=str(data["kind"]),
+            package=canonicalize_name(data["package"]),
+            version=Version(data["version"]),
+            message=str(data["message"]),
         )
 
 
@@ -132,6 +188,7 @@ class Lock:
     constraints: tuple[str, ...]
     options: LockOptions
     packages: tuple[LockedPackage, ...]
+    warnings: tuple[LockWarning, ...] = ()
 
     @classmethod
     def build(
@@ -144,6 +201,7 @@ class Lock:
         constraints: Iterable[str],
         options: LockOptions,
         packages: Iterable[LockedPackage],
+        warnings: Iterable[LockWarning] = (),
     ) -> Lock:
         """Sorts everything that has an order of its own, so equal locks are equal values."""
         ordered = []
@@ -158,6 +216,8 @@ class Lock:
                     dependencies=tuple(sorted(set(package.dependencies))),
                     via=tuple(sorted(set(package.via))),
                     requires_python=package.requires_python,
+                    metadata=package.metadata,
+                    direct=package.direct,
                 )
             )
         return cls(
@@ -168,6 +228,7 @@ class Lock:
             constraints=tuple(sorted(set(constraints))),
             options=options,
             packages=tuple(ordered),
+            warnings=tuple(sorted(set(warnings), key=lambda w: (w.package, w.kind, w.message))),
         )
 
     @property
@@ -176,7 +237,7 @@ class Lock:
         return runtime_without_variant(self)
 
     def to_json(self) -> dict[str, Any]:
-        data = {
+        found = {
             "lockd-lock": LOCK_SCHEMA,
             "input_digest": self.input_digest,
             "target": self.target.to_json(),
@@ -186,10 +247,12 @@ class Lock:
             "options": self.options.to_json(),
             "packages": [p.to_json() for p in self.packages],
         }
+        if self.warnings:
+            found["warnings"] = [w.to_json() for w in self.warnings]
         runtime = self.accelerator_runtime
         if runtime is not None:
-            data["accelerator_runtime"] = runtime
-        return data
+            found["accelerator_runtime"] = runtime
+        return found
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_json())
@@ -223,6 +286,7 @@ class Lock:
             constraints=tuple(data["constraints"]),
             options=LockOptions.from_json(data["options"]),
             packages=tuple(LockedPackage.from_json(p) for p in data["packages"]),
+            warnings=tuple(LockWarning.from_json(w) for w in data.get("warnings", ())),
         )
 
 

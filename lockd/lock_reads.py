@@ -8,11 +8,13 @@ change, so the cache is never stale). Reads return `lockd.stored` values, never 
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Connection, Engine
 
 from lockd.errors import NotFound
 from lockd.inputs import LockRequest
-from lockd.lock import accelerator_runtime_of
+from lockd.lock import LockWarning, accelerator_runtime_of
 from lockd.memory_cache import BoundedCache
 from lockd.render import FORMATS
 from lockd.store import queries, read
@@ -81,6 +83,11 @@ class LockReads:
         if found is None:
             raise NotFound(f"no lock {lock_digest}", context={"lock_digest": lock_digest})
         return found
+
+    def lock_warnings(self, lock_digest: str) -> tuple[LockWarning, ...]:
+        """What the consumer of a stored lock must know (sdist and yanked pins)."""
+        data = json.loads(self.lock_file(lock_digest, "json").content)
+        return tuple(LockWarning.from_json(w) for w in data.get("warnings", ()))
 
     def cached_file(self, lock_digest: str, fmt: str) -> LockFile | None:
         """The rendered file if this process has it in memory; never blocks."""

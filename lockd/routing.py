@@ -5,6 +5,8 @@ other project **only** from the default index, with no fallback either way. That
 is the dependency-confusion defence (the torchtriton incident of December 2022) and what
 keeps a CPU torch out of a GPU image. Without a variant, everything comes from the default
 index. The family list and both URLs are configuration; this module only applies them.
+Named private indexes (`lockd.private_indexes`) come first: a project one lists comes only
+from it, and one listed by an index the request did not select is refused (`reserved_by`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from lockd.accelerator import TORCH_FAMILY, current_table
 from lockd.errors import InvalidRequest
+from lockd.private_indexes import NamedIndex
 from lockd.target import Target
 
 __all__ = ["DEFAULT_INDEX_URL", "DEFAULT_PYTORCH_BASE", "IndexPlan", "plan_for"]
@@ -39,15 +42,23 @@ class IndexPlan:
     default_url: str
     accelerator_url: str | None
     family: frozenset[NormalizedName]
+    named: tuple[NamedIndex, ...] = ()  # in the JSON only when configured: old digests hold
 
     def __post_init__(self) -> None:
         if self.accelerator_url is None and self.family:
             object.__setattr__(self, "family", frozenset())
 
     def index_for(self, name: NormalizedName) -> str:
+        for index in self.named:
+            if index.serves(name):
+                return index.url
         if self.accelerator_url is not None and name in self.family:
             return self.accelerator_url
         return self.default_url
+
+    def reserved_by(self, name: NormalizedName) -> NamedIndex | None:
+        """The private index, not selected by this request, that alone serves `name`."""
+        return next((i for i in self.named if not i.selected and i.serves(name)), None)
 
     def is_accelerated(self, name: NormalizedName) -> bool:
         return self.accelerator_url is not None and name in self.family
@@ -55,22 +66,24 @@ class IndexPlan:
     @property
     def urls(self) -> tuple[str, ...]:
         """Every index this plan may read, default first."""
-        if self.accelerator_url is None:
-            return (self.default_url,)
-        return (self.default_url, self.accelerator_url)
+        found = [self.default_url] + ([self.accelerator_url] if self.accelerator_url else [])
+        return (*found, *(i.url for i in self.named if i.selected))
 
     def to_json(self) -> dict[str, object]:
         """The canonical form that enters the input digest."""
-        return {
+        found: dict[str, object] = {
             "default": self.default_url,
             "accelerator": self.accelerator_url,
             "family": sorted(self.family),
         }
+        if self.named:
+            found["named"] = [i.to_json() for i in self.named]
+        return found
 
     @classmethod
     def from_json(cls, data: object) -> IndexPlan:
         """The plan whose `to_json()` is exactly `data`; anything else raises `InvalidRequest`."""
-        if not isinstance(data, Mapping) or set(data) != _JSON_FIELDS:
+        if not isinstance(data, Mapping) or set(data) - {"named"} != _JSON_FIELDS:
             raise _malformed(
                 "an index plan is an object with exactly the fields default, accelerator and family", data
             )
@@ -85,6 +98,7 @@ class IndexPlan:
             default_url=default,
             accelerator_url=accelerator,
             family=frozenset(canonicalize_name(name) for name in family),
+            named=_named(data.get("named", [])),
         )
         if plan.to_json() != dict(data):
             raise _malformed("the index plan is not in canonical form", data)
@@ -92,6 +106,15 @@ class IndexPlan:
 
 
 _JSON_FIELDS = frozenset({"default", "accelerator", "family"})
+
+
+def _named(data: object) -> tuple[NamedIndex, ...]:
+    if not isinstance(data, list) or not all(isinstance(i, Mapping) for i in data):
+        raise _malformed("named indexes must be a list of objects", data)
+    try:
+        return tuple(NamedIndex.from_json(i) for i in data)
+    except (KeyError, TypeError):
+        raise _malformed("a named index has name, url, projects and selected", data) from None
 
 
 def _malformed(message: str, value: object) -> InvalidRequest:
@@ -104,6 +127,7 @@ def plan_for(
     default_url: str = DEFAULT_INDEX_URL,
     pytorch_base: str = DEFAULT_PYTORCH_BASE,
     family: Iterable[str] = TORCH_FAMILY,
+    named: Iterable[NamedIndex] = (),
 ) -> IndexPlan:
     """The plan for `target`: its variant's index under `pytorch_base` serves `family`.
 
@@ -115,4 +139,9 @@ def plan_for(
     if target.variant is not None:
         accelerator = _with_slash(pytorch_base.rstrip("/") + "/" + target.variant.index_path)
         routed |= current_table().family_for(target.variant.kind)
-    return IndexPlan(default_url=_with_slash(default_url), accelerator_url=accelerator, family=routed)
+    return IndexPlan(
+        default_url=_with_slash(default_url),
+        accelerator_url=accelerator,
+        family=routed,
+        named=tuple(named),
+    )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -47,6 +47,8 @@ from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
+from lockd.routing import IndexPlan
+from lockd.sandbox_builds import metadata_builder_for
 from lockd.store import (
     DatabaseHashCache,
     DatabaseMetadataCache,
@@ -60,6 +62,7 @@ from lockd.store import (
 )
 from lockd.store import proposals as proposal_rows
 from lockd.stored import LockResult, Revision
+from lockd.target import Target
 from lockd.tokens import Tokens
 
 __all__ = ["LockResult", "RefreshResult", "Service", "render_files"]
@@ -123,7 +126,10 @@ class Service(LockReads):
         engine = open_engine(settings.database_url)
         metadata_cache = DatabaseMetadataCache(engine)
         index = IndexClient.from_options(
-            settings.client_options(), metadata_cache=metadata_cache, hash_cache=DatabaseHashCache(engine)
+            settings.client_options(),
+            metadata_cache=metadata_cache,
+            hash_cache=DatabaseHashCache(engine),
+            metadata_builder=metadata_builder_for(settings),
         )
         service = cls(settings, engine, index)
         service.metadata_cache = metadata_cache
@@ -178,15 +184,25 @@ class Service(LockReads):
         target: Mapping[str, object],
         constraints: str = "",
         options: LockOptions | None = None,
+        indexes: Sequence[str] = (),
     ) -> LockRequest:
+        """`indexes` selects configured private indexes by name (never by URL)."""
+        settings = self.settings
+
+        def index_plan(target: Target) -> IndexPlan:
+            return settings.index_plan(target, indexes)
+
         return build_request(
             requirements=requirements,
             target=target,
-            index_plan=self.settings.index_plan,
+            index_plan=index_plan,
             constraints=constraints,
             options=options,
-            max_requirements=self.settings.max_requirements,
-            offers=variant_offers(self.index, self.settings.index_plan),
+            max_requirements=settings.max_requirements,
+            max_constraints=settings.max_constraints,
+            url_hosts=settings.allowed_url_hosts,
+            metadata_overrides=settings.dependency_metadata,
+            offers=variant_offers(self.index, index_plan),
         )
 
     def _take_turn(

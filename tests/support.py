@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,9 +29,17 @@ import sqlalchemy as sa
 
 from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
+from lockd.index import IndexClient
+from lockd.inputs import LockOptions, LockRequest
+from lockd.intake import build_request
+from lockd.lock import Lock
+from lockd.resolver import ResolveStats, timed_resolve
+from lockd.routing import IndexPlan
+from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
+from lockd.target import Target
 
 __all__ = [
     "CHROMIUM",
@@ -52,6 +60,8 @@ __all__ = [
     "loopback_http",
     "metric_value",
     "mutate",
+    "request_for",
+    "resolve_offline",
     "row_counts",
     "server_env",
     "wait_until",
@@ -349,3 +359,37 @@ def mutate(index: ControlledIndex, *, yank_reason: str = "broken build") -> dict
     for filename in files_of(index, "lockd-fx-conflict-b", "1.0"):
         index.yank(filename)
     return {"tampered_file": tampered_file, "tampered_sha": new_sha}
+
+
+def request_for(
+    settings: Settings,
+    *,
+    requirements: str,
+    target: Mapping[str, object],
+    constraints: str = "",
+    options: LockOptions | None = None,
+    indexes: Sequence[str] = (),
+) -> LockRequest:
+    """The request `lockd lock` builds under `settings` (its limits, URL hosts, overrides, indexes)."""
+
+    def index_plan(resolved: Target) -> IndexPlan:
+        return settings.index_plan(resolved, indexes)
+
+    return build_request(
+        requirements=requirements,
+        target=target,
+        index_plan=index_plan,
+        constraints=constraints,
+        options=options,
+        max_requirements=settings.max_requirements,
+        max_constraints=settings.max_constraints,
+        url_hosts=settings.allowed_url_hosts,
+        metadata_overrides=settings.dependency_metadata,
+    )
+
+
+def resolve_offline(settings: Settings, request: LockRequest) -> tuple[Lock, ResolveStats]:
+    """Resolve as `lockd lock` does: one index client (sandbox builder as configured), no database."""
+    options = settings.client_options()
+    with IndexClient.from_options(options, metadata_builder=metadata_builder_for(settings)) as index:
+        return timed_resolve(request, index, settings.resolve_timeout)

@@ -58,7 +58,7 @@ from lockd.http.models import (
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
 from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
-from lockd.lock import accelerator_runtime_of
+from lockd.lock import LockWarning, accelerator_runtime_of
 from lockd.names import Names, UpgradeNotInLock, parse_upgrade
 from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
@@ -85,7 +85,9 @@ def _revision_info(record: Revision) -> RevisionInfo:
     )
 
 
-def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> LockInfo:
+def _lock_info(
+    stored: StoredInput, record: Revision, created: bool | None, warnings: tuple[LockWarning, ...]
+) -> LockInfo:
     target = dict(stored.target) or {"platform": stored.platform, "python": stored.python, "cuda": stored.cuda}
     return LockInfo(
         input_digest=record.input_digest,
@@ -96,6 +98,7 @@ def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> L
         target=target,
         requirements=list(stored.requirements),
         constraints=list(stored.constraints),
+        warnings=[w.to_json() for w in warnings],
         links=lock_links(record.input_digest, record.lock_digest),
     )
 
@@ -201,6 +204,12 @@ async def post_lock(
     driver: Annotated[list[str] | None, Query(description="with cuda=auto: 580.65.06 or rocm6.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+    index: Annotated[
+        list[str] | None, Query(description="private indexes to use, by configured name")
+    ] = None,
+    only_binary: Annotated[
+        bool, Query(description="wheels only: rule out versions without one (pip's --only-binary :all:)")
+    ] = False,
     name: Annotated[str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")] = None,
     upgrade: Annotated[str | None, Query(max_length=10_000, description="with name: `all`, or a,b")] = None,
     names: NamesDep,
@@ -214,7 +223,10 @@ async def post_lock(
 
     def build_one(spec: dict[str, object]) -> LockRequest:
         return service.build_request(
-            requirements=decode_body(body), target=spec, options=LockOptions(prereleases=pre)
+            requirements=decode_body(body),
+            target=spec,
+            options=LockOptions(prereleases=pre, only_binary=only_binary),
+            indexes=index or (),
         )
 
     if len(specs) > 1 or format == BUNDLE:
@@ -296,7 +308,12 @@ async def post_locks(request: Request, service: ServiceDep, names: NamesDep, bod
             requirements=text(body.requirements, "requirements.in"),
             constraints=text(body.constraints, "constraints.txt"),
             target=target.model_dump(exclude_none=True),
-            options=LockOptions(prereleases=body.options.prereleases, as_of=body.options.as_of),
+            options=LockOptions(
+                prereleases=body.options.prereleases,
+                as_of=body.options.as_of,
+                only_binary=body.options.only_binary,
+            ),
+            indexes=body.indexes,
         )
 
     if body.targets is not None:
@@ -312,11 +329,12 @@ async def post_locks(request: Request, service: ServiceDep, names: NamesDep, bod
 
     result = await _run_lock(request, service, build, names, (body.name, body.upgrade))
 
-    def read() -> tuple[StoredInput, bytes]:
-        return service.stored_input(result.input_digest), service.lock_file(result.lock_digest, "json").content
+    def read() -> tuple[StoredInput, bytes, tuple[LockWarning, ...]]:
+        content = service.lock_file(result.lock_digest, "json").content
+        return service.stored_input(result.input_digest), content, service.lock_warnings(result.lock_digest)
 
-    stored, canonical = await in_read_thread(request, read)
-    info = _lock_info(stored, result.revision, result.created)
+    stored, canonical, warnings = await in_read_thread(request, read)
+    info = _lock_info(stored, result.revision, result.created, warnings)
     info.accelerator = accelerator_info(built[0], accelerator_runtime_of(canonical))
     info.name = body.name
     return Response(
@@ -399,11 +417,12 @@ async def list_locks(
     responses=_ERRORS,
 )
 async def get_lock(request: Request, service: ServiceDep, input_digest: Digest) -> LockInfo:
-    def read() -> tuple[StoredInput, Revision]:
-        return service.stored_input(input_digest), service.current(input_digest)
+    def read() -> tuple[StoredInput, Revision, tuple[LockWarning, ...]]:
+        record = service.current(input_digest)
+        return service.stored_input(input_digest), record, service.lock_warnings(record.lock_digest)
 
-    stored, record = await in_read_thread(request, read)
-    return _lock_info(stored, record, None)
+    stored, record, warnings = await in_read_thread(request, read)
+    return _lock_info(stored, record, None, warnings)
 
 
 @router.get(

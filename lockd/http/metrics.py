@@ -28,7 +28,9 @@ class _IndexCollector:
         yield CounterMetricFamily(
             "lockd_index_bytes_fetched", "Bytes fetched from package indexes", value=stats.bytes_fetched
         )
-        yield CounterMetricFamily("lockd_index_requests", "HTTP requests made to package indexes", value=stats.requests)
+        yield CounterMetricFamily(
+            "lockd_index_requests", "HTTP requests made to package indexes", value=stats.requests
+        )
         cache = self._service.metadata_cache
         if cache is not None:
             yield CounterMetricFamily(
@@ -43,19 +45,33 @@ class Metrics:
     def __init__(self, service: Service) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "lockd_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+            "lockd_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.request_seconds = Histogram(
-            "lockd_http_request_duration_seconds", "Time to answer an HTTP request", ["route"], registry=self.registry
+            "lockd_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["route"],
+            registry=self.registry,
         )
         self.resolutions = Counter(
-            "lockd_resolutions", "Resolutions run by this process, by outcome (created, refreshed, unchanged, or an error code)", ["outcome"], registry=self.registry
+            "lockd_resolutions",
+            "Resolutions run by this process, by outcome (created, refreshed, unchanged, or an error code)",
+            ["outcome"],
+            registry=self.registry,
         )
         self.lock_cache_hits = Counter(
-            "lockd_lock_cache_hits", "Lock requests answered from the store without resolving", registry=self.registry
+            "lockd_lock_cache_hits",
+            "Lock requests answered from the store without resolving",
+            registry=self.registry,
         )
         self.resolve_seconds = Histogram(
-            "lockd_resolve_duration_seconds", "Time spent resolving", buckets=_RESOLVE_BUCKETS, registry=self.registry
+            "lockd_resolve_duration_seconds",
+            "Time spent resolving",
+            buckets=_RESOLVE_BUCKETS,
+            registry=self.registry,
         )
         self.registry.register(_IndexCollector(service))
         service.on_resolution = self.observe_resolution

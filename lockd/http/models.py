@@ -93,6 +93,7 @@ class OptionsBody(IntakeModel):
 
     prereleases: bool = False
     as_of: datetime | None = None
+    only_binary: bool = False
 
 
 class LockBody(IntakeModel):
@@ -109,6 +110,8 @@ class LockBody(IntakeModel):
         description="several targets: each locked, the first one's pins preferred by the others",
     )
     options: OptionsBody = OptionsBody()
+    # Configured private indexes, by name only: index URLs are configuration, never input.
+    indexes: list[str] = []
     name: str | None = Field(default=None, max_length=200, examples=["vision/trainer-cu128"])
     upgrade: str | None = Field(default=None, max_length=10_000, description="`all`, or packages to upgrade: a,b")
 
@@ -168,6 +171,8 @@ class LockInfo(BaseModel):
     target: dict[str, str | None]
     requirements: list[str]
     constraints: list[str]
+    # What the consumer must know: an sdist pin needs a compiler; a yanked pin was taken on `==`.
+    warnings: list[dict[str, str]] = []
     name: str | None = None
     links: LockLinks
     accelerator: AcceleratorInfo | None = None  # set in the answer to a lock request

@@ -51,6 +51,7 @@ from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
+from lockd.sdist_sources import MetadataBuilder
 from lockd.simple import (
     ACCEPT_HEADER,
     JSON_CONTENT_TYPE,
@@ -94,6 +95,7 @@ class IndexClient:
         page_ttl: float | None = None,
         user_agent: str | None = None,
         credentials: IndexCredentials | None = None,
+        metadata_builder: MetadataBuilder | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -107,7 +109,8 @@ class IndexClient:
         options = self.options
         self._counters = FetchCounters()
         self._fetcher = Fetcher(options, self._counters)
-        self._reader = MetadataReader(self._fetcher, options, self._counters)
+        # LOCKD_SDIST_METADATA=sandbox: the builder is the last resort for sdists (lockd.sdist_sources).
+        self._reader = MetadataReader(self._fetcher, options, self._counters, metadata_builder)
         # `is None`, not `or`: an empty cache has a length of 0, so it is falsy, and is still the cache.
         if metadata_cache is None:
             metadata_cache = memory_metadata_cache(options.metadata_cache_bytes)
@@ -137,9 +140,12 @@ class IndexClient:
         *,
         metadata_cache: MetadataCache | None = None,
         hash_cache: HashCache | None = None,
+        metadata_builder: MetadataBuilder | None = None,
     ) -> IndexClient:
         """A client configured by `options`, remembering metadata and hashes in the given caches."""
-        return cls(options, metadata_cache=metadata_cache, hash_cache=hash_cache)
+        return cls(
+            options, metadata_cache=metadata_cache, hash_cache=hash_cache, metadata_builder=metadata_builder
+        )
 
     def __enter__(self) -> IndexClient:
         return self

@@ -4,9 +4,10 @@ A wheel's METADATA comes from its PEP 658/714 `.metadata` file when advertised (
 the advertised hash: `TamperedFile`), else from HTTP range requests into the wheel's zip
 (`remote_zip`: tail → central directory → the METADATA member only), else, from a server that
 ignores `Range`, from the wheel read front to back only as far as its METADATA. An sdist yields
-only static PKG-INFO (`lockd.sdist_metadata`, PEP 643): a tar is read as it arrives up to its
+static PKG-INFO (`lockd.sdist_metadata`, PEP 643): a tar is read as it arrives up to its
 PKG-INFO (then the rest only to check a listed hash), a zip from a temporary file, both within
-the member limits; nothing from either is ever executed. What is read is not yet trusted: the
+the member limits. Without it, the other sources of `lockd.sdist_sources` (egg-info, the
+operator's sandboxed builder) read a copy of the whole archive; nothing is executed here. What is read is not yet trusted: the
 client checks it against the file and decides what to remember.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+from collections.abc import Iterator
 from tempfile import SpooledTemporaryFile
 from typing import IO
 
@@ -25,6 +27,7 @@ from lockd.index.options import ClientOptions
 from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_stream
 from lockd.index.stats import FetchCounters
 from lockd.sdist_metadata import static_pkg_info
+from lockd.sdist_sources import MetadataBuilder, metadata_without_pkg_info
 from lockd.simple import DistFile
 
 __all__ = ["MetadataReader"]
@@ -38,10 +41,17 @@ _IDENTITY = {"Accept-Encoding": "identity"}
 class MetadataReader:
     """Reads the raw core metadata of one file at a time, within the client's limits. Thread-safe."""
 
-    def __init__(self, fetcher: Fetcher, options: ClientOptions, counters: FetchCounters) -> None:
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        options: ClientOptions,
+        counters: FetchCounters,
+        builder: MetadataBuilder | None = None,
+    ) -> None:
         self._fetcher = fetcher
         self._options = options
         self._counters = counters
+        self._builder = builder
 
     def read(self, file: DistFile) -> bytes:
         """METADATA of a wheel or static PKG-INFO of an sdist, as served: not yet checked against `file`."""
@@ -102,18 +112,31 @@ class MetadataReader:
         with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
             self._counters.add("whole_downloads")
             self._fetcher.raise_for_status(response, file.url)
-            stream = HashedStream(self._fetcher.file_chunks(response, file, self._fetcher.sdist_limit))
-            if file.filename.endswith(".zip"):
-                return self._zip_sdist_metadata(file, stream)
-            try:
-                # A tar is read as it arrives, only up to its PKG-INFO (or a limit).
-                pkg_info = self._pkg_info(file, io.BufferedReader(stream, _READ_BYTES))
-            except (IndexUnavailable, SdistNeedsBuild) as exc:
-                if not isinstance(exc, ResponseTooLarge):
-                    self._verify_rest(file, stream)  # tampering explains an unreadable archive best
-                raise
-            self._verify_rest(file, stream)
-            return pkg_info
+            # Without static PKG-INFO the other sources (`lockd.sdist_sources`) need the whole
+            # archive again, so what passes is kept; the common case still stops at PKG-INFO.
+            with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as copy:
+                chunks = self._fetcher.file_chunks(response, file, self._fetcher.sdist_limit)
+                stream = HashedStream(_copied(chunks, copy))
+                try:
+                    return self._static_sdist_metadata(file, stream)
+                except SdistNeedsBuild as refusal:
+                    stream.drain()
+                    return metadata_without_pkg_info(
+                        file, copy, refusal, max_bytes=self._options.max_metadata_bytes, builder=self._builder
+                    )
+
+    def _static_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
+        if file.filename.endswith(".zip"):
+            return self._zip_sdist_metadata(file, stream)
+        try:
+            # A tar is read as it arrives, only up to its PKG-INFO (or a limit).
+            pkg_info = self._pkg_info(file, io.BufferedReader(stream, _READ_BYTES))
+        except (IndexUnavailable, SdistNeedsBuild) as exc:
+            if not isinstance(exc, ResponseTooLarge):
+                self._verify_rest(file, stream)  # tampering explains an unreadable archive best
+            raise
+        self._verify_rest(file, stream)
+        return pkg_info
 
     def _zip_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
         """A zip's directory is at its end: it is spooled to a temporary file, whole and verified, first."""
@@ -137,3 +160,9 @@ class MetadataReader:
         digest = stream.drain()
         if digest is not None:
             self._fetcher.verify(file, digest)
+
+
+def _copied(chunks: Iterator[bytes], copy: IO[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        copy.write(chunk)
+        yield chunk

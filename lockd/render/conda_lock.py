@@ -54,9 +54,7 @@ def best_file(package: LockedPackage, target: Target) -> LockedFile | None:
 def _entry(package: LockedPackage, lock: Lock) -> dict[str, Any]:
     pins = lock.pins
     file = best_file(package, lock.target)
-    dependencies = {
-        name: f"=={pins[name]}" if name in pins else "*" for name in sorted(package.dependencies)
-    }
+    dependencies = {name: f"=={pins[name]}" if name in pins else "*" for name in sorted(package.dependencies)}
     return {
         "name": str(package.name),
         "version": str(package.version),

@@ -62,15 +62,20 @@ def _package_lines(package: LockedPackage, target: Target) -> Iterator[str]:
     yield "[[packages]]"
     yield f"name = {_string(package.name)}"
     yield f"version = {_string(str(package.version))}"
-    yield f"index = {_string(package.index)}"
+    if package.direct and package.files:
+        # PEP 751: a file named by URL is an archive, with no index.
+        file = package.files[0]
+        yield f"archive = {{ url = {_string(file.url)}, hashes = {{ sha256 = {_string(file.sha256)} }} }}"
+    else:
+        yield f"index = {_string(package.index)}"
     if package.requires_python:
         yield f"requires-python = {_string(package.requires_python)}"
     if package.dependencies:
         entries = ", ".join(f"{{ name = {_string(name)} }}" for name in package.dependencies)
         yield f"dependencies = [{entries}]"
     files = package.files_best_first(target)
-    sdists = [f for f in files if f.kind == "sdist"]
-    wheels = [f for f in files if f.kind == "wheel"]
+    sdists = [f for f in files if f.kind == "sdist" and not package.direct]
+    wheels = [f for f in files if f.kind == "wheel" and not package.direct]
     if sdists:
         # PEP 751 allows one sdist per package; a lock carries at most one per version.
         yield f"sdist = {_file_table(sdists[0])}"

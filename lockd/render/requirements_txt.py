@@ -5,7 +5,8 @@ index lines for the indexes the lock reads (the accelerator index as an extra in
 local versions such as `torch==2.5.1+cu124` exist only there), one `name==version \\` per
 package followed by a `--hash=sha256:` line for every file of the pin, and pip-compile's
 `# via` annotations. Packages are sorted by name and no timestamp is written, so equal locks
-give equal bytes. pip and setuptools are ordinary entries, as with pip-compile's
+give equal bytes. The lock's warnings (an sdist pin, a yanked pin) head the file, and a
+package whose dependencies did not come from a wheel says where they came from. pip and setuptools are ordinary entries, as with pip-compile's
 `--allow-unsafe`: under `--require-hashes` pip refuses a requirement that has no hash.
 Rendering yields lines; joining them is the only "I/O".
 """
@@ -18,6 +19,15 @@ from lockd.lock import Lock, LockedPackage
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
 
 __all__ = ["equivalent_command", "iter_requirements_txt", "render_requirements_txt"]
+
+
+# How each `LockedPackage.metadata` source reads in a comment.
+_SOURCES = {
+    "pkg-info": "the sdist's static PKG-INFO",
+    "egg-info": "the sdist's egg-info requires.txt",
+    "sandbox": "a sandboxed metadata build",
+    "override": "the operator's metadata override",
+}
 
 
 def _pytorch_base(lock: Lock) -> str | None:
@@ -46,6 +56,8 @@ def equivalent_command(lock: Lock, fmt: str) -> str:
         parts.append("--pre")
     if lock.options.as_of is not None:
         parts.append(f"--as-of {lock.options.as_of.isoformat()}")
+    if lock.options.only_binary:
+        parts.append("--only-binary")
     if lock.plan.default_url != DEFAULT_INDEX_URL:
         parts.append(f"--index-url {lock.plan.default_url}")
     base = _pytorch_base(lock)
@@ -76,6 +88,8 @@ def _header(lock: Lock) -> Iterator[str]:
         yield f"# the torch family comes only from {lock.plan.accelerator_url}, everything else only from"
         yield f"# {lock.plan.default_url}; pip may see both indexes, the hashes below decide."
     yield f"# input digest: sha256:{lock.input_digest}"
+    for warning in lock.warnings:
+        yield f"# warning: {warning.message}"
     yield "#"
 
 
@@ -93,7 +107,7 @@ def _accelerator_lines(lock: Lock) -> Iterator[str]:
 
 
 def _index_lines(lock: Lock) -> Iterator[str]:
-    used = {package.index for package in lock.packages}
+    used = {package.index for package in lock.packages if not package.direct}
     yield f"--index-url {lock.plan.default_url}"
     for url in lock.plan.urls[1:]:
         if url in used:
@@ -105,10 +119,12 @@ def _index_lines(lock: Lock) -> Iterator[str]:
 
 def _package_lines(package: LockedPackage) -> Iterator[str]:
     hashes = sorted({f.sha256 for f in package.files})
+    # A wheel named by URL is pinned by that URL (pip checks its hash like any other).
+    pin = f"{package.name} @ {package.files[0].url}" if package.direct and package.files else package.pin
     if not hashes:
-        yield package.pin
+        yield pin
     else:
-        yield f"{package.pin} \\"
+        yield f"{pin} \\"
         for number, digest in enumerate(hashes, start=1):
             tail = " \\" if number < len(hashes) else ""
             yield f"    --hash=sha256:{digest}{tail}"
@@ -118,6 +134,8 @@ def _package_lines(package: LockedPackage) -> Iterator[str]:
         yield "    # via"
         for parent in package.via:
             yield f"    #   {parent}"
+    if package.metadata is not None:
+        yield f"    # dependencies from {_SOURCES.get(package.metadata, package.metadata)}"
 
 
 def iter_requirements_txt(lock: Lock) -> Iterator[str]:

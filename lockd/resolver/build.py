@@ -4,20 +4,24 @@ Each pinned project keeps every wheel that installs on a machine of the target a
 or any newer one, and the sdist where no wheel installs at the target's level (what pip
 builds there), each with its sha256; its edges in
 both directions (`dependencies` and `via`, the root being `lockd.lock.ROOT` and constraints
-`CONSTRAINTS_VIA`); the index that served it; and its `Requires-Python`.
+`CONSTRAINTS_VIA`); the index that served it; its `Requires-Python`; where its metadata came
+from when not a wheel. The lock warns of every pin that is an sdist (the consumer needs a
+compiler) or a yanked version taken because something pins it with `==`.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TypeAlias
 
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
 from lockd.deadline import carry_deadline
+from lockd.errors import TamperedFile
 from lockd.inputs import LockRequest
-from lockd.lock import ROOT, Lock, LockedFile, LockedPackage
+from lockd.lock import ROOT, Lock, LockedFile, LockedPackage, LockWarning
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, Identity, ProjectCandidate
 from lockd.resolver.provider import IndexSource, Provider
 from lockd.simple import DistFile
@@ -46,10 +50,15 @@ def build_lock(
         if name in via:
             via[name].add(CONSTRAINTS_VIA)
     files = {name: _lock_files(candidate) for name, candidate in pinned.items()}
+    warnings = [w for name, c in pinned.items() if (w := _warning(c, files[name], via[name])) is not None]
     all_files = [f for chosen in files.values() for f in chosen]
     hashes = dict(
         zip((f.url for f in all_files), pool.map(carry_deadline(index.file_sha256), all_files), strict=True)
     )
+    direct = {name for name in pinned if provider.is_direct(name)}
+    for name in direct:
+        for file in files[name]:
+            hashes[file.url] = _verified(index, file)
     packages = []
     for name, candidate in pinned.items():
         locked = tuple(LockedFile(f.filename, f.url, hashes[f.url], f.size, f.kind) for f in files[name])
@@ -57,11 +66,13 @@ def build_lock(
             LockedPackage(
                 name=name,
                 version=candidate.version,
-                index=request.plan.index_for(name),
+                index="" if name in direct else request.plan.index_for(name),
                 files=locked,
                 dependencies=tuple(dependencies[name]),
                 via=tuple(via[name]),
                 requires_python=provider.requires_python_of(name, candidate.version),
+                metadata=provider.metadata_source_of(candidate),
+                direct=name in direct,
             )
         )
     return Lock.build(
@@ -72,6 +83,7 @@ def build_lock(
         constraints=[c.canonical for c in request.constraints],
         options=request.options,
         packages=packages,
+        warnings=warnings,
     )
 
 
@@ -94,6 +106,41 @@ def _edges(
             elif isinstance(parent, Identity) and parent.name != name:
                 via[name].add(parent.name)
     return dependencies, via
+
+
+def _warning(candidate: ProjectCandidate, files: tuple[DistFile, ...], via: set[str]) -> LockWarning | None:
+    """What installing this pin asks of the consumer: a compiler for an sdist; trust in a yanked file."""
+    name, version = candidate.name, candidate.version
+    if files and all(f.is_yanked for f in files):
+        reason = files[0].yanked
+        because = f" ({reason})" if reason else ""
+        who = ", ".join(sorted(via)) or "the request"
+        return LockWarning(
+            kind="yanked",
+            package=name,
+            version=version,
+            message=f"{name} {version} is yanked{because}; it is locked because {who} pins it with ==, as pip allows",
+        )
+    if files and all(f.kind == "sdist" for f in files):
+        return LockWarning(
+            kind="sdist",
+            package=name,
+            version=version,
+            message=f"{name} {version} is locked as a source distribution ({files[0].filename}): installing "
+            "the lock builds it, so the image needs a compiler and its build requirements",
+        )
+    return None
+
+
+def _verified(index: IndexSource, file: DistFile) -> str:
+    """A URL wheel's sha256 as streamed; it must equal the `#sha256=` the request gave, if any."""
+    streamed = index.file_sha256(replace(file, sha256=None))
+    if file.sha256 is not None and streamed.lower() != file.sha256.lower():
+        raise TamperedFile(
+            f"{file.url} does not match the sha256 its requirement gives",
+            context={"url": file.url, "expected": file.sha256, "actual": streamed},
+        )
+    return streamed
 
 
 def _lock_files(candidate: ProjectCandidate) -> tuple[DistFile, ...]:

@@ -4,7 +4,9 @@ resolvelib groups requirements and candidates by an identifier. Here it is a typ
 `Identity(name, extra)` for a project or one of its extras (`name[extra]` depends on
 `name==same version`, as in pip); `PYTHON` for the pseudo-project that carries each
 candidate's `Requires-Python`; `InvalidMetadataIdentity(project)` for the pseudo-project a
-version with unparsable metadata depends on, which never has a candidate. The three have
+version depends on when its metadata is unparsable (`InvalidMetadata`) or cannot be had
+without a build (`MetadataUnavailable`), which never has a candidate: resolvelib rules such a
+version out and tries the next one, as pip and uv do. The three have
 different lengths, so tuples of one kind never compare equal to another's.
 """
 
@@ -28,6 +30,7 @@ __all__ = [
     "Identity",
     "InvalidMetadata",
     "InvalidMetadataIdentity",
+    "MetadataUnavailable",
     "ProjectCandidate",
     "ProjectRequirement",
     "PythonCandidate",
@@ -57,7 +60,7 @@ PYTHON = PythonIdentity()
 
 
 class InvalidMetadataIdentity(NamedTuple):
-    """The pseudo-project a version with unparsable metadata depends on; it has no candidate."""
+    """The pseudo-project a version with unusable metadata depends on; it has no candidate."""
 
     project: NormalizedName
 
@@ -76,6 +79,7 @@ class ProjectRequirement:
     extra: NormalizedName | None
     specifier: SpecifierSet
     source: InputRequirement | None = field(default=None, compare=False)
+    url: str | None = None  # a direct wheel URL (`name @ https://…`), from the request only
 
     @property
     def identity(self) -> Identity:
@@ -89,6 +93,8 @@ class ProjectRequirement:
 
     def __str__(self) -> str:
         extra = f"[{self.extra}]" if self.extra else ""
+        if self.url is not None:
+            return f"{self.name}{extra} @ {self.url}"
         return f"{self.name}{extra}{self.specifier}"
 
 
@@ -178,5 +184,27 @@ class InvalidMetadata:
         return f"{self.name} {self.version} has invalid metadata: Requires-Dist {self.line!r} ({self.reason})"
 
 
-AnyRequirement = ProjectRequirement | PythonRequirement | InvalidMetadata
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetadataUnavailable:
+    """Stands for a version whose dependencies cannot be known without running its build.
+
+    An sdist without static metadata (PEP 643), no `requires.txt` and no operator override:
+    the version is ruled out with `reason` and the resolver tries the next, as uv does with
+    `--no-build`. Only when nothing is left does it become `SdistNeedsBuild`.
+    """
+
+    name: NormalizedName
+    version: Version
+    reason: str  # `SdistNeedsBuild.message`
+    hint: str | None = None
+
+    @property
+    def identity(self) -> InvalidMetadataIdentity:
+        return InvalidMetadataIdentity(self.name)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+AnyRequirement = ProjectRequirement | PythonRequirement | InvalidMetadata | MetadataUnavailable
 AnyCandidate = ProjectCandidate | PythonCandidate

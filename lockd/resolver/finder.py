@@ -2,8 +2,9 @@
 
 A `Finder` turns a `ProjectPage` into the target's releases: files filtered by wheel tags
 (PEP 425), `Requires-Python` (PEP 345) and PEP 700 `as_of` upload times, ordered best first;
-PEP 592 yanked files only for an exact pin; candidates newest first under PEP 440's
-pre-release rule, as pip picks them. `why_not` says in words why a version does not install.
+PEP 592 yanked files only for an exact pin; sdists not at all under `only_binary` (pip's
+`--only-binary :all:`); candidates newest first under PEP 440's pre-release rule, as pip picks
+them. `why_not` says in words why a version does not install, naming the wheel tags it has.
 
 What a machine at the target's minimum level installs decides which versions are candidates
 and in what order; each release also keeps the wheels that only machines at a newer level
@@ -25,7 +26,24 @@ from lockd.resolver.candidates import ProjectCandidate
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
-__all__ = ["Finder", "Release", "is_exact_pin"]
+__all__ = ["Finder", "Release", "is_exact_pin", "wheel_tags_text"]
+
+
+_SHOWN_TAGS = 8
+
+
+def wheel_tags_text(wheels: list[DistFile]) -> str:
+    """`its wheels are for cp312-cp312-win_amd64, …`: the tags as written in the file names."""
+    tags: list[str] = []
+    for wheel in wheels:
+        # `name-version(-build)?-python-abi-platform.whl`: the last three parts are the tag.
+        tag = "-".join(wheel.filename.removesuffix(".whl").split("-")[-3:])
+        if tag not in tags:
+            tags.append(tag)
+    if not tags:
+        return "it has no wheels"
+    more = f" and {len(tags) - _SHOWN_TAGS} more" if len(tags) > _SHOWN_TAGS else ""
+    return f"its wheels are for {', '.join(tags[:_SHOWN_TAGS])}{more}"
 
 
 def is_exact_pin(specifier: SpecifierSet, version: Version) -> bool:
@@ -64,11 +82,13 @@ class Finder:
         *,
         as_of: datetime | None,
         prereleases: bool,
+        only_binary: bool = False,
     ) -> None:
         self.name = name
         self.page = page
         self._target = target
         self._as_of = as_of
+        self._only_binary = only_binary
         # None lets packaging apply PEP 440's rule: pre-releases only when the specifier names
         # one or no final version matches. That is pip's rule too.
         self._prereleases: bool | None = True if prereleases else None
@@ -84,7 +104,7 @@ class Finder:
             return False
         if file.kind == "wheel":
             return self._rank(file.tags) is not None
-        return True
+        return not self._only_binary
 
     def installs_on_newer_host(self, file: DistFile) -> bool:
         """Whether only a machine of the target at a newer level installs this wheel."""
@@ -151,7 +171,20 @@ class Finder:
         if not python_ok:
             needs = files[0].requires_python
             return f"{self.page.name} {version} requires Python {needs}, the target has {self._target.python}"
-        return f"{self.page.name} {version} has no file for {target}"
+        return self._why_no_file(version, python_ok)
+
+    def _why_no_file(self, version: Version, files: list[DistFile]) -> str:
+        """No wheel fits the target's tags (and the sdist is missing, or ruled out by only_binary)."""
+        target = self._target.describe()
+        wheels = [f for f in files if f.kind == "wheel"]
+        if self._only_binary and any(f.kind == "sdist" for f in files):
+            if not wheels:
+                return f"{self.page.name} {version} has only an sdist, and the request asks for wheels only"
+            return (
+                f"{self.page.name} {version} has no wheel for {target} ({wheel_tags_text(wheels)}), "
+                "and the request asks for wheels only"
+            )
+        return f"{self.page.name} {version} has no file for {target}: {wheel_tags_text(wheels)}, and no sdist"
 
     def _python_allows(self, specifier: SpecifierSet) -> bool:
         known = self._python_ok.get(id(specifier))

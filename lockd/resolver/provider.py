@@ -6,6 +6,11 @@ strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib: the
 candidate of every newly seen dependency is prefetched as soon as it is known, so the resolver
 rarely waits on the network. Everything resolvelib asks is memoised per project and version.
 
+A dependency on a project the index does not have (404) gets no candidates, and a version
+whose metadata cannot be had without a build depends on `MetadataUnavailable`: either way
+resolvelib rules the version out and tries the next, as pip and uv do. What was ruled out and
+who asked for what (`demands`) stay readable for the explanation when nothing is left.
+
 The request's preferences (another target's pins, a name's current pins) are tried first: a
 preferred version that the requirements allow leads the candidates, the rest follow newest
 first, so the resolver moves off a preferred version only when it must. A preferred version
@@ -18,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import NamedTuple, Protocol, TypeAlias
 
 import resolvelib
@@ -27,7 +33,7 @@ from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
 from lockd.deadline import carry_deadline
-from lockd.errors import LockdError, ResolutionTimeout, UnknownProject, UnusableMetadata
+from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
     PYTHON,
@@ -35,15 +41,17 @@ from lockd.resolver.candidates import (
     AnyRequirement,
     Identifier,
     Identity,
-    InvalidMetadata,
     InvalidMetadataIdentity,
     ProjectCandidate,
     ProjectRequirement,
     PythonCandidate,
     PythonRequirement,
 )
-from lockd.resolver.dependencies import ParsedMetadata, marker_true, parse_dependencies
+from lockd.resolver.chain import DemandLog
+from lockd.resolver.dependencies import marker_true
+from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder
+from lockd.resolver.metadata import MetadataReader
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
@@ -106,9 +114,11 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._seen: set[Identity] = set()
         self._seen_lock = threading.Lock()
         self._warming = True
-        self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
+        self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
         self._depth: dict[Identifier, int] = {}
         self._counts: dict[Identifier, int] = {}
+        self._missing: dict[NormalizedName, UnknownProject] = {}
+        self._demands = DemandLog()
         # A name's current pins (`preferences`) and another target's pins (`request.preferred`)
         # are tried first alike; the name's own pins win where both speak.
         self._preferred: Mapping[NormalizedName, Version] = {**request.preferred, **(preferences or {})}
@@ -124,6 +134,20 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         """The constraints that apply on the target (their markers hold), by project."""
         return self._constraints
 
+    @property
+    def demands(self) -> DemandLog:
+        """Who asked for what so far: the request's lines and every candidate's dependencies."""
+        return self._demands
+
+    def missing(self, name: NormalizedName) -> UnknownProject | None:
+        """The 404 of a project its index does not have, once something asked for it."""
+        with self._finder_lock:
+            return self._missing.get(name)
+
+    def metadata_source_of(self, candidate: ProjectCandidate) -> str | None:
+        """Where the dependencies of `candidate` came from: None for a wheel (`lockd.sdist_sources`)."""
+        return self._metadata.source_of(candidate)
+
     def requires_python_of(self, name: NormalizedName, version: Version) -> str | None:
         """The `Requires-Python` of a version whose dependencies were read, as written."""
         return self._requires_python.get((name, version))
@@ -132,11 +156,35 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         """The project's finder, reading its page from the index that serves it on first use."""
         with self._finder_lock:
             finder = self._finders.get(name)
+            missing = self._missing.get(name)
         if finder is not None:
             return finder
-        page = self._index.project_page(self._request.plan.index_for(name), name)
+        if missing is not None:
+            raise missing
+        reserved = self._request.plan.reserved_by(name)
+        if reserved is not None:
+            refusal = UnknownProject(
+                f"{name} is served only by the private index {reserved.name}, which this request does not select",
+                hint=f"select it by name: indexes [{reserved.name!r}] in the JSON options, "
+                f"index={reserved.name} in the query, or lockd lock --index {reserved.name}",
+                context={"project": name, "index": reserved.name},
+            )
+            with self._finder_lock:
+                raise self._missing.setdefault(name, refusal)
+        try:
+            page = self._index.project_page(self._request.plan.index_for(name), name)
+        except UnknownProject as exc:
+            with self._finder_lock:
+                raise self._missing.setdefault(name, exc) from None
         options = self._request.options
-        finder = Finder(name, page, self.target, as_of=options.as_of, prereleases=options.prereleases)
+        finder = Finder(
+            name,
+            page,
+            self.target,
+            as_of=options.as_of,
+            prereleases=options.prereleases,
+            only_binary=options.only_binary,
+        )
         with self._finder_lock:
             return self._finders.setdefault(name, finder)
 
@@ -208,7 +256,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             likely = next(iter(self.candidates_for(requirement)), None)
             if likely is None or not self._warming:
                 return
-            _requires_python, found = self._parse_metadata(likely, requirement.extra)
+            _requires_python, found = self._metadata.parse(likely, requirement.extra)
         except LockdError:
             return  # find_matches / get_dependencies ask again and report it with the requirement chain
         self.announce(found)
@@ -275,7 +323,15 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             rejected = any(True for _ in incompatibilities[identifier])
             return [python] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
-        finder = self._finder_for(identifier.name, reqs)
+        urls = {r.url for r in reqs if r.url is not None}
+        if urls:
+            return self._direct_matches(identifier, reqs, urls, incompatibilities)
+        try:
+            finder = self.finder(identifier.name)
+        except UnknownProject:
+            # No candidates: the version that asked is ruled out, and `explain` names the chain.
+            self._counts[identifier] = 0
+            return []
         specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
         found: list[AnyCandidate] = [
@@ -288,7 +344,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if found:
             first = found[0]
             assert isinstance(first, ProjectCandidate)
-            self._index.prefetch_metadata([first.metadata_file])
+            # Only an optimisation: a refusal remembered by the client surfaces in get_dependencies.
+            with suppress(LockdError):
+                self._index.prefetch_metadata([first.metadata_file])
         return found
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
@@ -300,6 +358,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             )
         if isinstance(candidate, PythonCandidate):
             return False
+        if requirement.url is not None:
+            return candidate.files[0].url == without_fragment(requirement.url)
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
@@ -316,56 +376,42 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
     # --- internals ---
 
-    def _finder_for(self, name: NormalizedName, reqs: list[ProjectRequirement]) -> Finder:
-        try:
-            return self.finder(name)
-        except UnknownProject as exc:
-            asked = sorted({r.asked_by() for r in reqs})
-            raise UnknownProject(
-                f"{exc.message} ({'; '.join(asked)})" if asked else exc.message,
-                hint=exc.hint,
-                context={**exc.context, "required_by": asked},
-            ) from None
-
     def _compute_dependencies(self, candidate: ProjectCandidate) -> list[AnyRequirement]:
         if candidate.extra is not None:
             base = ProjectRequirement(
                 name=candidate.name, extra=None, specifier=SpecifierSet(f"=={candidate.version}")
             )
-            return [base, *self._metadata_dependencies(candidate, candidate.extra)]
-        return self._metadata_dependencies(candidate, None)
+            found = [base, *self._metadata_dependencies(candidate, candidate.extra)]
+        else:
+            found = self._metadata_dependencies(candidate, None)
+        self._demands.note_dependencies(candidate, found)
+        return found
 
     def _metadata_dependencies(
         self, candidate: ProjectCandidate, extra: NormalizedName | None
     ) -> list[AnyRequirement]:
-        requires_python, found = self._parse_metadata(candidate, extra)
+        requires_python, found = self._metadata.parse(candidate, extra)
         if extra is None:
             self._requires_python[(candidate.name, candidate.version)] = requires_python
         return found
 
-    def _parse_metadata(self, candidate: ProjectCandidate, extra: NormalizedName | None) -> ParsedMetadata:
-        """(Requires-Python text, dependencies for the target) of the candidate's best file.
+    def _direct_matches(
+        self,
+        identifier: Identity,
+        reqs: list[ProjectRequirement],
+        urls: set[str],
+        incompatibilities: Mapping[Identifier, Iterator[AnyCandidate]],
+    ) -> list[AnyCandidate]:
+        """The one wheel a URL requirement names, if every other requirement on it allows it."""
+        if len({without_fragment(u) for u in urls}) > 1:
+            return []  # two URLs for one project: the conflict is explained with both lines
+        candidate = direct_candidate(next(iter(urls)), identifier.name, identifier.extra, self.target)
+        excluded = any(c == candidate for c in incompatibilities[identifier])
+        specifier = self.specifier_for(identifier.name, [r for r in reqs if r.url is None])
+        if excluded or not specifier.contains(candidate.version, prereleases=True):
+            return []
+        return [candidate]
 
-        Parsed once per file and extra: the prefetch walk (`_warm`) and the resolver share it.
-        """
-        file = candidate.metadata_file
-        with self._seen_lock:
-            parsed = self._parsed.get((file.url, extra))
-        if parsed is None:
-            try:
-                raw = self._index.fetch_metadata(file)
-            except UnusableMetadata as exc:
-                # The file's metadata names another file or is over a limit: this version is out.
-                unusable = InvalidMetadata(
-                    name=candidate.name,
-                    version=candidate.version,
-                    line=None,
-                    reason=exc.message,
-                    code=exc.code,
-                )
-                parsed = (None, [unusable])
-            else:
-                parsed = parse_dependencies(self.target, candidate, raw, extra)
-            with self._seen_lock:
-                parsed = self._parsed.setdefault((file.url, extra), parsed)
-        return parsed
+    def is_direct(self, name: NormalizedName) -> bool:
+        """Whether the request names this project by URL."""
+        return any(r.name == name and r.requirement.url for r in self._request.requirements)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 
 import resolvelib
@@ -22,7 +23,13 @@ from lockd.errors import ResolutionImpossible
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
 from lockd.resolver.build import build_lock
-from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, ProjectCandidate
+from lockd.resolver.candidates import (
+    AnyCandidate,
+    AnyRequirement,
+    Identifier,
+    ProjectCandidate,
+    ProjectRequirement,
+)
 from lockd.resolver.dependencies import marker_true, split_extras
 from lockd.resolver.explain import explain_impossible
 from lockd.resolver.provider import IndexSource, Provider
@@ -89,7 +96,14 @@ def resolve(
             marker = item.requirement.marker
             if marker is not None and not marker_true(request.target, marker, ""):
                 continue  # not for this target, as pip would skip it there
-            roots.extend(split_extras(item.requirement, item))
+            found = split_extras(item.requirement, item)
+            if item.requirement.url:
+                found = [
+                    replace(r, url=item.requirement.url) if isinstance(r, ProjectRequirement) else r
+                    for r in found
+                ]
+            roots.extend(found)
+        provider.demands.note_roots(roots)
         provider.announce(roots)
         resolver = resolvelib.Resolver(provider, _Progress(provider, reporter))
         try:

@@ -201,7 +201,9 @@ def migrate(engine: Engine) -> str:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"migration failed: {type(exc).__name__}", context={"error": str(exc)[:500]}) from exc
+        raise StoreUnavailable(
+            f"migration failed: {type(exc).__name__}", context={"error": str(exc)[:500]}
+        ) from exc
     return head_revision()
 
 
