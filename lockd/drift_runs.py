@@ -5,7 +5,8 @@ at a time across replicas: a run takes the drift lease (`lockd.leases`) without 
 renews it, with the run's heartbeat, every LOCKD_DRIFT_LEASE_TTL / 4 seconds; a run whose
 heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown and recorded as
 abandoned. The locks are checked on a small thread pool and each verdict is stored as it
-arrives. `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
+arrives. Each lock is also checked against the advisory sources (`lockd.advisory_check`); a
+source that cannot answer makes the run's advisory check `unavailable`, recorded with why. `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
 background and answers once the run is recorded (the HTTP API).
 """
 
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import Connection
 
+from lockd.advisory_check import RunAdvisories
 from lockd.drift import (
     ALERT_KINDS,
     FINDING_KINDS,
@@ -56,9 +58,10 @@ _LEASE_KEY = "drift"
 class _Progress:
     """How far a run has got, shared by its workers, its heartbeat and its lease."""
 
-    def __init__(self, run_id: int, lease: HeldLease) -> None:
+    def __init__(self, run_id: int, lease: HeldLease, advisories: RunAdvisories) -> None:
         self.run_id = run_id
         self.lease = lease
+        self.advisories = advisories
         self.checked = 0
         self.counts: dict[FindingKind, int] = dict.fromkeys(FINDING_KINDS, 0)
 
@@ -141,6 +144,7 @@ class DriftRuns:
         workers = workers or settings.drift_workers
         ttl = lease_ttl or settings.drift_lease_ttl
         inputs = self._stored_inputs()
+        self._service.advisories.refresh()  # the operator's latest sync of the advisory directory
         begun = self._begin(
             Leases(self._service.engine, "drift", ttl=ttl, renew_every=ttl / 4),
             trigger,
@@ -200,7 +204,7 @@ class DriftRuns:
                 locks_total=total,
                 scheduled_for=scheduled_for,
             )
-        return _Progress(run_id, lease)
+        return _Progress(run_id, lease, self._service.advisories.for_run())
 
     def _stored_inputs(self) -> builtins.list[LockSummary]:
         found: builtins.list[LockSummary] = []
@@ -220,8 +224,8 @@ class DriftRuns:
             settings, page_ttl=max(settings.page_ttl, 3600.0), metadata_cache=self._service.metadata_cache
         )
 
-    def _check_one(self, summary: LockSummary, index: IndexClient) -> DriftReport:
-        """Both halves of drift for one lock. Never raises a LockdError: failures become findings."""
+    def _check_one(self, summary: LockSummary, index: IndexClient, advisories: RunAdvisories) -> DriftReport:
+        """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
         with transaction(self._service.engine, write=False) as conn:
             canonical = queries.get_lock_canonical(conn, summary.lock_digest)
             stored = queries.get_input(conn, summary.input_digest)
@@ -238,7 +242,15 @@ class DriftRuns:
             fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored.canonical), index)
         except LockdError as exc:
             fresh = exc
-        return drift_for(lock, fresh, file_findings)
+        answer = advisories.check(lock)
+        return drift_for(
+            lock,
+            fresh,
+            file_findings,
+            vulnerabilities=answer.vulnerabilities,
+            advisories=answer.status,
+            order=self._service.settings.severity_order,
+        )
 
     def _check_all(
         self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
@@ -246,7 +258,7 @@ class DriftRuns:
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"lockd-drift-{run.run_id}")
         try:
             futures: dict[Future[DriftReport], LockSummary] = {
-                pool.submit(self._check_one, summary, index): summary for summary in inputs
+                pool.submit(self._check_one, summary, index, run.advisories): summary for summary in inputs
             }
             for future in as_completed(futures):
                 summary = futures[future]
@@ -282,6 +294,8 @@ class DriftRuns:
                 counts=run.counts,
                 locks_checked=sum(run.counts.values()),
                 error=error,
+                advisories=run.advisories.status,
+                advisories_error=run.advisories.error,
             )
             run.lease.release(conn)
             record = drift_store.get_run(conn, run.run_id)
@@ -294,7 +308,12 @@ class DriftRuns:
         if url is None or not any(run.counts[kind] for kind in ALERT_KINDS):
             return
         alerts = sorted(kind for kind in ALERT_KINDS if run.counts[kind])
-        body = {"event": "lockd.drift", "alert_kinds": alerts, **run.to_json()}
+        body = {
+            "event": "lockd.drift",
+            "alert_kinds": alerts,
+            **run.to_json(),
+            "vulnerable": self._vulnerable(run),
+        }
         # Only the origin is logged: a webhook's path or userinfo is often its secret (Slack, Teams).
         origin = httpx.URL(url).copy_with(userinfo=b"", path="/", query=None, fragment=None)
         try:
@@ -306,6 +325,16 @@ class DriftRuns:
             log.warning("drift webhook %s answered HTTP %d", origin, response.status_code)
         else:
             log.info("drift webhook delivered for run %s", run.id)
+
+    def _vulnerable(self, run: DriftRunView) -> builtins.list[dict[str, object]]:
+        """The run's `vulnerable` findings for the webhook: which lock, which pin, which advisory."""
+        with transaction(self._service.engine, write=False) as conn:
+            findings = drift_store.run_findings(conn, run.id)
+        return [
+            {"input_digest": digest, "message": finding.message, **finding.advisory.to_json()}
+            for digest, finding in findings
+            if finding.advisory is not None
+        ]
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from lockd.advisory_check import AdvisoryCheck
 from lockd.config import Settings
 from lockd.errors import LockdError, NotFound
 from lockd.index import IndexClient
@@ -109,6 +110,17 @@ def _render_all(lock: Lock) -> list[LockFileRecord]:
     return files
 
 
+def _render_later_format(conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
+    """A format added after this lock was stored, rendered from the lock (renderers are pure, so
+    every process renders the same bytes); kept in memory, never written on a read."""
+    canonical = queries.get_lock_canonical(conn, lock_digest)
+    if canonical is None:
+        return None
+    content = render(Lock.from_json(canonical), fmt)
+    sha256 = hashlib.sha256(content).hexdigest()
+    return LockFileRecord(lock_digest, fmt, sha256, FORMATS[fmt].media_type, content)
+
+
 def _file_size(file: LockFile) -> int:
     return len(file.content)
 
@@ -129,6 +141,7 @@ class Service:
             _FILE_CACHE_BYTES, sizeof=_file_size
         )
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
+        self.advisories = AdvisoryCheck.from_settings(settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -141,6 +154,7 @@ class Service:
 
     def close(self) -> None:
         self.flush_metadata()
+        self.advisories.close()
         self.index.close()
         self.engine.dispose()
 
@@ -194,8 +208,11 @@ class Service:
         lease: HeldLease,
         request: LockRequest,
         store: Callable[[Connection, Lock, list[LockFileRecord]], T],
+        *,
+        screen: bool = False,
     ) -> tuple[T, Lock, ResolveStats, float]:
-        """As the lease holder: resolve, render, then `store` and release in one transaction.
+        """As the lease holder: resolve, render, (`screen`: apply the advisory policy), then
+        `store` and release in one transaction.
 
         On failure the lease records the error for the waiters. Returns when the work started.
         """
@@ -204,6 +221,8 @@ class Service:
             with lease.renewing():
                 lock, stats = self.resolve_in_budget(request, self.index)
                 files = _render_all(lock)
+                if screen:
+                    self.advisories.screen(lock)
             with transaction(self.engine, write=True) as conn:
                 stored = store(conn, lock, files)
                 lease.release(conn)
@@ -235,7 +254,7 @@ class Service:
             )
             return created, True
 
-        (current, created), lock, stats, started = self._resolve_and_store(turn, request, store)
+        (current, created), lock, stats, started = self._resolve_and_store(turn, request, store, screen=True)
         self._observe("created" if created else "discarded", started)
         log.info(
             "resolved",
@@ -359,7 +378,7 @@ class Service:
         return LockResult(input_digest=digest, revision=stored[0], created=False, stats=None), stored[1]
 
     def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> LockFile | None:
-        record = queries.get_lock_file(conn, lock_digest, fmt)
+        record = queries.get_lock_file(conn, lock_digest, fmt) or _render_later_format(conn, lock_digest, fmt)
         if record is None:
             return None
         found = LockFile.of(record)
