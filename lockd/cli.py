@@ -1,4 +1,4 @@
-"""The `lockd` command: serve, migrate, token, lock (no server needed) and openapi.
+"""The `lockd` command: serve, migrate, token, lock (no server needed), why, drift and openapi.
 
 Each subcommand is a `(name, add_arguments, run)` entry in `_COMMANDS`: adding one (the drift
 commands) is one function pair and one line there. Settings are built here, once, from
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body, parse_as_of
+from lockd.inputs import LockOptions, decode_body, parse_as_of, parse_requirements
 from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
 from lockd.scopes import SCOPES
@@ -279,6 +280,43 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- why -----------------------------------------------------------------------------------
+
+
+def _why_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", help="the project to explain, e.g. filelock")
+    parser.add_argument("--lock", type=Path, default=None, help="a lock.json file (no server needed)")
+    parser.add_argument("-r", "--requirements", type=Path, default=None, help="its requirements.in, for line numbers")
+    parser.add_argument("--server", default=None, help="lockd's URL (with --digest); the token is LOCKD_TOKEN, if set")
+    parser.add_argument("--digest", default=None, help="the lock's input digest on --server")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _why(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.lock import Lock  # noqa: PLC0415 (only `why` reads a lock file)
+    from lockd.why import render_why_text, why  # noqa: PLC0415
+    from lockd.why_client import fetch_why  # noqa: PLC0415
+
+    if (args.lock is None) == (args.server is None) or (args.server is None) != (args.digest is None):
+        print("error: give --lock FILE, or --server URL with --digest DIGEST", file=sys.stderr)
+        return EXIT_USAGE
+    if args.server is not None:
+        token = os.environ.get("LOCKD_TOKEN")
+        sys.stdout.write(fetch_why(args.server, args.digest, args.package, token=token, as_json=args.json))
+        return 0
+    try:
+        lock = Lock.from_json(args.lock.read_bytes())
+    except OSError as exc:
+        raise LockdError(f"cannot read {args.lock}: {exc.strerror}") from None
+    requirements = () if args.requirements is None else parse_requirements(_read_text(args.requirements))
+    answer = why(lock, args.package, requirements=requirements)
+    if args.json:
+        print(json.dumps(answer.to_json(), indent=2))
+    else:
+        sys.stdout.write(render_why_text(answer))
+    return 0
+
+
 # -- openapi -------------------------------------------------------------------------------
 
 
@@ -312,6 +350,7 @@ _COMMANDS: list[_Command] = [
     ("migrate", "upgrade the database schema to head", _migrate_arguments, _migrate),
     ("token", "manage bearer tokens", _token_arguments, _token),
     ("lock", "resolve a requirements.in without a server", _lock_arguments, _lock),
+    ("why", "show every path from a requirement to a package of a lock", _why_arguments, _why),
     ("openapi", "print the OpenAPI document", _openapi_arguments, _openapi),
     ("drift", "run drift detection, or gate CI on the latest run", _drift_arguments, _drift),
 ]

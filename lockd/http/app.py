@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from lockd import __version__
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
-from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
+from lockd.http import advisory_routes, blobs, dashboard, drift_routes, health, locks, tokens, why_routes
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
         app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
         scheduler = start_drift_scheduler(settings, drift_runs)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        active.advisories.start_refreshing(settings.advisories_refresh_seconds)
         try:
             yield
         finally:
@@ -73,6 +74,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     install_problem_handlers(app)
     for router in (
         locks.router,
+        advisory_routes.router,
+        why_routes.router,
         blobs.router,
         health.router,
         drift_routes.router,

@@ -4,7 +4,9 @@
 severity colours, a history chart of those counts over recent runs drawn here as inline
 SVG, and a table of locks filtered by status and target through plain links and a GET form.
 `GET /dashboard/locks/{input_digest}` shows one lock's diff: versions old → new, files that
-vanished, were yanked or changed hash, why it no longer resolves, and its stored revisions.
+vanished, were yanked or changed hash, why it no longer resolves, the advisories that affect
+its pins (with links to osv.dev and the fixed versions), its packages (each linked to why it
+is there) and its stored revisions.
 Every value reaches the page through Jinja2's autoescaping; nothing is marked safe.
 """
 
@@ -20,11 +22,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, SEVERITY, FindingKind
+from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, FindingKind
 from lockd.drift_runs import DriftRuns
 from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
 from lockd.errors import InvalidRequest, NotFound
 from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.lock import Lock
 from lockd.service import Service
 
 __all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
@@ -87,8 +90,11 @@ class HistoryChart:
     right: float
 
 
-def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
-    """Stacked bars of locks by status per run, oldest left; runs that did not complete are grey."""
+def history_chart(runs: Sequence[DriftRunView], order: Sequence[FindingKind] = FINDING_KINDS) -> HistoryChart:
+    """Stacked bars of locks by status per run, oldest left; runs that did not complete are grey.
+
+    `order` is the severity order, most severe first (the operator may move `vulnerable`).
+    """
     plot_w = _CHART_W - _PAD_L - _PAD_R
     plot_h = _CHART_H - _PAD_T - _PAD_B
     baseline = _PAD_T + plot_h
@@ -111,7 +117,7 @@ def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
             continue
         y = float(baseline)
         # Least severe at the bottom, so the alarming kinds sit on top where the eye lands.
-        for kind in sorted(FINDING_KINDS, key=lambda k: SEVERITY[k]):
+        for kind in reversed(order):
             count = run.counts[kind]
             if not count:
                 continue
@@ -169,7 +175,7 @@ def _overview(
     return {
         "latest": latest,
         "in_progress": in_progress,
-        "chart": history_chart(history),
+        "chart": history_chart(history, service.settings.severity_order),
         "runs": history,
         "results": shown,
         "total": len(results),
@@ -189,6 +195,7 @@ def _overview(
 def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
     view: DriftLockView = drift_lock(service, input_digest)
     findings = view.findings
+    lock = Lock.from_json(service.lock_file(view.result.lock_digest, "json").content)
     return {
         "view": view,
         "result": view.result,
@@ -196,7 +203,9 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
         "versions": [f for f in findings if f.kind == "outdated"],
         "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
+        "vulnerable": [f.advisory for f in findings if f.advisory is not None],
         "current": [f for f in findings if f.kind == "current"],
+        "packages": lock.packages,
     }
 
 

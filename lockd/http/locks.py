@@ -1,7 +1,8 @@
 """The locks resource: `POST /lock` (raw requirements.in), `POST /v1/locks` (JSON), reads, refresh.
 
 The first request for an input digest resolves (201); later identical requests return the
-stored current revision without resolving (200), byte-identical. Files of the current
+stored current revision without resolving (200), byte-identical. Both carry the lock's
+advisories as they are known now (`Lockd-Advisories`, see `advisory_routes`). Files of the current
 revision may change on refresh, so they are revalidated (`no-cache` + ETag); the immutable
 copies live under `/v1/blobs/{lock_digest}/`.
 """
@@ -18,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
+from lockd.http.advisory_routes import advisory_headers
 from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.models import (
@@ -178,6 +180,7 @@ async def post_lock(
         "Lock-Revision": str(result.revision.n),
         "Location": f"/v1/locks/{result.input_digest}",
         "Cache-Control": "no-cache",
+        **await advisory_headers(request, service, result.lock_digest),
     }
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
 
@@ -225,6 +228,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
             "Input-Digest": result.input_digest,
             "Lock-Digest": result.lock_digest,
             "Location": f"/v1/locks/{result.input_digest}",
+            **await advisory_headers(request, service, result.lock_digest),
         },
     )
 
