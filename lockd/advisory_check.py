@@ -128,9 +128,7 @@ class AdvisoryCheck:
     ) -> None:
         self.sources = tuple(sources)
         self.refuse_at = refuse_at
-        self._answers: BoundedCache[str, LockAdvisories] = BoundedCache(
-            _ANSWERS, ttl=answer_seconds if answer_seconds > 0 else None
-        )
+        self._answers: BoundedCache[str, LockAdvisories] = BoundedCache(_ANSWERS, ttl=answer_seconds)
         self._refresher: Periodic | None = None
         self._outage: tuple[float, str] | None = None  # (until, why): a source failed just now
 
@@ -150,6 +148,7 @@ class AdvisoryCheck:
                     timeout=settings.osv_timeout,
                     deadline=settings.osv_deadline,
                     max_response_bytes=settings.osv_max_response_bytes,
+                    answer_ttl=settings.advisories_refresh_seconds,
                 )
             )
         return cls(
@@ -256,15 +255,10 @@ class AdvisoryCheck:
         return changed
 
     def start_refreshing(self, every: float) -> None:
-        """Load the directory now, in the background, then re-read it every `every` seconds (0: load only)."""
+        """Load the directory now, in the background, then re-read it every `every` seconds if it changed."""
         if self._refresher is not None or not any(isinstance(s, AdvisoryDirectory) for s in self.sources):
             return
-
-        def tick() -> bool:
-            self.refresh()
-            return every > 0  # False: loaded once, no re-reads
-
-        self._refresher = Periodic("lockd-advisories-refresh", every, tick, first_delay=0.0).start()
+        self._refresher = Periodic("lockd-advisories-refresh", every, self.refresh, first_delay=0.0).start()
 
     def close(self) -> None:
         if self._refresher is not None:

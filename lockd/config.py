@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     osv_timeout: float = Field(default=10.0, gt=0)  # each request to the API
     osv_deadline: float = Field(default=60.0, gt=0)  # all requests for one lock
     osv_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    # How often `lockd serve` re-reads the advisory directory when its files changed; 0: never.
-    advisories_refresh_seconds: float = Field(default=300.0, ge=0)
+    # How old advisory data may get: `lockd serve` re-reads the directory this often (when its
+    # files changed), and answers (per lock, and the API's per pin) are kept this long.
+    advisories_refresh_seconds: float = Field(default=300.0, gt=0)
     # The finding kind `vulnerable` ranks just below in severity; `none` ranks it above all.
     vulnerable_after: str = "missing"
     # Refuse to store a new lock with an advisory at or above this level (409); `any` refuses
