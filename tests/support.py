@@ -34,10 +34,10 @@ from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
 
 __all__ = [
+    "FX_ADVISORY",
     "PROBLEM",
     "ROOT",
     "SCENARIO",
-    "FX_ADVISORY",
     "XSS",
     "LockdServer",
     "PostgresDatabases",

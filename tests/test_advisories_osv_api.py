@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from lockd.advisories import AdvisoriesUnavailable, OsvApi, vulnerabilities
-from tests.support import free_port
 from tests.osv_reference import (
     SEVEN_AFFECTED,
     SEVEN_OUTSIDE,
@@ -19,6 +18,7 @@ from tests.osv_reference import (
     snapshot_index,
     snapshot_records,
 )
+from tests.support import free_port
 
 # Beyond the seven: `last_affected` (py), an explicit list only (gratient), a withdrawn record
 # with no ranges (loguru), a project no advisory names.
