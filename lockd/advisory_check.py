@@ -15,6 +15,8 @@ Policy (`LOCKD_REFUSE_ADVISORIES_AT`): `screen(lock)` raises `AdvisoriesRefused`
 advisories in its context) for a new lock with an advisory at or above the level, before
 anything is stored. A source that cannot answer does not block locking (the check is
 reported unavailable and drift checks again); lockd refuses on evidence, not on an outage.
+A refresh is not screened: it replaces a lock already served, and refusing it would keep
+serving the older revision, which is no less vulnerable.
 """
 
 from __future__ import annotations
@@ -161,12 +163,13 @@ class AdvisoryCheck:
     def enabled(self) -> bool:
         return bool(self.sources)
 
+    def _off(self, lock_digest: str) -> LockAdvisories:
+        return LockAdvisories(
+            lock_digest=lock_digest, status="off", vulnerabilities=(), error=None, sources=()
+        )
+
     def _answer(self, lock: Lock) -> LockAdvisories:
         described = tuple(source.description for source in self.sources)
-        if not self.sources:
-            return LockAdvisories(
-                lock_digest=lock.digest, status="off", vulnerabilities=(), error=None, sources=()
-            )
         try:
             found = vulnerabilities(lock, self.sources)
         except AdvisoriesUnavailable as exc:
@@ -182,6 +185,8 @@ class AdvisoryCheck:
         For `OUTAGE_SECONDS` after a source could not answer, locks are answered `unavailable`
         without asking: a hanging API would otherwise hold every new lock for its deadline.
         """
+        if not self.sources:
+            return self._off(lock.digest)
         cached = self._answers.get(lock.digest)
         if cached is not None:
             return cached
@@ -192,6 +197,8 @@ class AdvisoryCheck:
 
     def check_now(self, lock: Lock) -> LockAdvisories:
         """Ask the sources now (a drift run does, so an answer kept from before never stands in)."""
+        if not self.sources:
+            return self._off(lock.digest)
         answer = self._answer(lock)
         if answer.status == "unavailable":
             self._outage = (time.monotonic() + OUTAGE_SECONDS, answer.error or "unavailable")
@@ -201,6 +208,7 @@ class AdvisoryCheck:
         return answer
 
     def unavailable(self, lock: Lock, error: str) -> LockAdvisories:
+        """The answer for a lock the sources could not be asked about, and why."""
         described = tuple(source.description for source in self.sources)
         return LockAdvisories(
             lock_digest=lock.digest, status="unavailable", vulnerabilities=(), error=error, sources=described
