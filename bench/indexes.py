@@ -19,10 +19,11 @@ from typing import Any
 
 from bench.cases import IndexSetup
 from bench.timing import Unavailable
+from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
 
 __all__ = ["PYPI_URL", "FixtureIndexProcess", "fixture_setup", "pypi_setup"]
 
-PYPI_URL = "https://pypi.org/simple/"
+PYPI_URL = DEFAULT_INDEX_URL
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,7 +104,7 @@ def fixture_setup(index: FixtureIndexProcess) -> IndexSetup:
 
 def pypi_setup(index: FixtureIndexProcess | None) -> IndexSetup:
     """Real PyPI; the PyTorch index is the fixture index's (download.pytorch.org is unreachable)."""
-    torch_base = f"{index.base}/whl" if index is not None else "https://download.pytorch.org/whl"
+    torch_base = f"{index.base}/whl" if index is not None else DEFAULT_PYTORCH_BASE
     return IndexSetup(
         label="pypi (torch family: fixture index)",
         pypi_url=PYPI_URL,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.cases import Case, IndexSetup, with_nonce
 from bench.indexes import FixtureIndexProcess
@@ -29,6 +29,9 @@ from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.routing import plan_for
 from lockd.target import Target
 
+if TYPE_CHECKING:  # imported when used at run time (see resolve_in_process)
+    from lockd.index import IndexClient
+
 __all__ = ["TOOLS", "build_request", "new_client", "resolve_in_process", "run_case"]
 
 TOOLS = ("lockd-http", "lockd-cli", "lockd-inproc", "uv", "pip-compile")
@@ -43,7 +46,7 @@ def build_request(case: Case, index: IndexSetup, requirements: str | None = None
     return LockRequest(requirements=reqs, constraints=(), target=target, plan=plan, options=LockOptions())
 
 
-def resolve_in_process(request: Any, client: Any) -> dict[str, Any]:
+def resolve_in_process(request: LockRequest, client: IndexClient) -> dict[str, Any]:
     """``resolve(request, client)``; the pins, and what the client fetched doing it."""
     # lockd's pieces land one by one: imported when used, so a missing one is a row, not a crash.
     from lockd.resolver import resolve  # noqa: PLC0415
@@ -63,7 +66,7 @@ def resolve_in_process(request: Any, client: Any) -> dict[str, Any]:
     }
 
 
-def new_client() -> Any:
+def new_client() -> IndexClient:
     from lockd.index import IndexClient  # noqa: PLC0415  (see resolve_in_process)
 
     return IndexClient()
@@ -127,7 +130,7 @@ class _PipRunner(_Runner):
 class _InProcessRunner(_Runner):
     """``resolve()`` directly: cold is a new `IndexClient`, warm one whose caches a run filled."""
 
-    client: Any = None
+    client: IndexClient | None = None
     fixture: FixtureIndexProcess | None = None
 
     def cold(self, i: int) -> Sample:
@@ -154,7 +157,9 @@ class _InProcessRunner(_Runner):
 
     def warm(self, i: int) -> Sample:
         request = build_request(self.case, self.index)
-        return timed(lambda: resolve_in_process(request, self.client))
+        client = self.client
+        assert client is not None  # prime() made it
+        return timed(lambda: resolve_in_process(request, client))
 
     def close(self) -> None:
         if self.client is not None:

@@ -17,12 +17,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.cases import Case, IndexSetup, with_nonce
 from bench.lockd_process import ROOT, lockd_available, lockd_env
 from bench.resolution import run_case
 from bench.timing import FAILED, NOT_AVAILABLE, Measurement, Sample, Unavailable, load_note
+
+if TYPE_CHECKING:  # lockd's database stack is imported when a run needs it
+    from lockd.service import Service
 
 __all__ = ["PIN_SETS", "pin_cases", "run_drift_scaling", "run_pin_scaling"]
 
@@ -107,7 +110,7 @@ def _drift_run(database_url: str, index: IndexSetup) -> dict[str, object]:
     }
 
 
-def _store_locks(service: Any, cases: list[Case], first: int, last: int) -> None:
+def _store_locks(service: Service, cases: list[Case], first: int, last: int) -> None:
     """Locks for inputs ``first..last-1``, cycling through ``cases`` (the first round as written)."""
     for n in range(first, last):
         case = cases[n % len(cases)]

@@ -1,4 +1,4 @@
-"""The `lockd` command: serve, migrate, token, lock (no server needed), why, drift and openapi.
+"""The `lockd` command: serve, migrate, token, lock (no server needed), why, openapi, drift, check and gc.
 
 Each subcommand is a `(name, add_arguments, run)` entry in `_COMMANDS`: adding one (the drift
 commands) is one function pair and one line there. Settings are built here, once, from
@@ -23,16 +23,19 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
-from lockd.index import IndexClient
-from lockd.inputs import LockOptions, decode_body, parse_as_of, parse_requirements
+from lockd.index import FetchStats, IndexClient
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of, parse_requirements
+from lockd.intake import build_request
+from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.render import DEFAULT_FORMAT, FORMATS, render
+from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.scopes import SCOPES
-from lockd.standalone import build_request, index_client, resolve_standalone
 
 __all__ = ["main"]
 
@@ -47,6 +50,15 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=None,
+        help="open connections per worker before answering 503 (default LOCKD_MAX_CONNECTIONS, else no limit)",
+    )
+    parser.add_argument(
+        "--timeout-keep-alive", type=int, default=5, help="seconds an idle connection stays open (default 5)"
+    )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -64,6 +76,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        limit_concurrency=args.limit_concurrency or settings.max_connections,
+        timeout_keep_alive=args.timeout_keep_alive,
     )
     return 0
 
@@ -97,6 +111,7 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
     create.add_argument("--name", default="token", help="a label to recognise it by")
     create.add_argument("--expires", default=None, help="refuse it after 90d, 12h, 30m … or an ISO 8601 time")
+    create.add_argument("--name-prefix", action="append", default=None, help="limit it to lock names: vision/* (repeatable)")
     actions.add_parser("list", help="list tokens (never the tokens themselves)")
     revoke = actions.add_parser("revoke", help="revoke a token by its id (see `lockd token list`)")
     revoke.add_argument("id", type=int)
@@ -122,7 +137,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             print(line(service.tokens.revoke(args.id)))
             return 0
         expires_at = None if args.expires is None else expiry_from_text(args.expires, datetime.now(UTC))
-        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at)
+        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at, name_prefixes=args.name_prefix)
     finally:
         service.close()
     print(token)
@@ -135,9 +150,18 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
 def _lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("requirements", type=Path, help="requirements.in (- for stdin)")
-    parser.add_argument("--platform", required=True, help="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
-    parser.add_argument("--python", required=True, help="3.11 or 3.11.7")
-    parser.add_argument("--cuda", default=None, help="cpu, cu118, cu121, cu124, … (omit for none)")
+    parser.add_argument(
+        "--platform",
+        required=True,
+        help="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64"
+        " (or uv's --python-platform and conda's names)",
+    )
+    parser.add_argument("--python", required=True, help="3.11, 3.11.7, or 3.14t (free-threaded)")
+    parser.add_argument("--cuda", default=None, help="cpu, cu128, rocm6.4, xpu, …, or auto with --driver (omit for none)")
+    parser.add_argument("--glibc", default=None, help="minimum glibc of a Linux target (2.17 … 2.41; default 2.28)")
+    parser.add_argument("--musl", default=None, help="musl level of a Linux target instead of glibc (1.1 or 1.2)")
+    parser.add_argument("--macos", default=None, help="minimum macOS of a macOS target (default 13.0)")
+    parser.add_argument("--driver", default=None, help="NVIDIA driver (580.65.06) or ROCm version (rocm6.4) for --cuda auto")
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument("-c", "--constraints", type=Path, default=None, help="constraints.txt")
@@ -201,23 +225,40 @@ def _read_text(path: Path) -> str:
         raise LockdError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _resolve_without_server(
+    settings: Settings, request: LockRequest, index: IndexClient
+) -> tuple[Lock, ResolveStats, FetchStats]:
+    """No database, no lease: one index client with in-memory caches, a progress line on a TTY."""
+    if sys.stderr.isatty():
+        with _Progress(sys.stderr, index) as progress:
+            lock, stats = timed_resolve(request, index, settings.resolve_timeout, progress)
+    else:
+        lock, stats = timed_resolve(request, index, settings.resolve_timeout)
+    return lock, stats, index.stats
+
+
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
         settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
-    request = build_request(
-        settings,
-        requirements=_read_text(args.requirements),
-        constraints="" if args.constraints is None else _read_text(args.constraints),
-        target={"platform": args.platform, "python": args.python, "cuda": args.cuda},
-        options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
-    )
-    with index_client(settings) as index:
-        if sys.stderr.isatty():
-            with _Progress(sys.stderr, index) as progress:
-                lock, stats, fetched = resolve_standalone(settings, request, reporter=progress, index=index)
-        else:
-            lock, stats, fetched = resolve_standalone(settings, request, index=index)
+    target = {
+        name: getattr(args, name)
+        for name in ("platform", "python", "cuda", "glibc", "musl", "macos", "driver")
+        if getattr(args, name) is not None
+    }
+    with IndexClient.from_options(settings.client_options()) as index:
+        request = build_request(
+            requirements=_read_text(args.requirements),
+            constraints="" if args.constraints is None else _read_text(args.constraints),
+            target=target,
+            index_plan=settings.index_plan,
+            options=LockOptions(prereleases=args.pre, as_of=None if args.as_of is None else parse_as_of(args.as_of)),
+            max_requirements=settings.max_requirements,
+            offers=variant_offers(index, settings.index_plan),
+        )
+        if request.selection is not None and sys.stderr.isatty():
+            print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
+        lock, stats, fetched = _resolve_without_server(settings, request, index)
     content = render(lock, args.format)
     if args.output is None:
         sys.stdout.buffer.write(content)
@@ -317,6 +358,58 @@ def _why(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- check: the per-lock gate, over HTTP ---------------------------------------------------
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", required=True, help="lockd's URL; the token is LOCKD_TOKEN, if set")
+    parser.add_argument("--name", default=None, help="the lock's name (or --digest)")
+    parser.add_argument("--digest", default=None, help="the lock's input digest")
+    parser.add_argument("--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})")
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.gate import check_lock, gate_kinds  # noqa: PLC0415 (no database stack at all)
+
+    try:
+        kinds = gate_kinds(args.fail_on)
+    except LockdError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    token = os.environ.get("LOCKD_TOKEN")
+    verdict = check_lock(server=args.server, kinds=kinds, token=token, name=args.name, digest=args.digest, out=sys.stderr)
+    return verdict.exit_code
+
+
+# -- gc ------------------------------------------------------------------------------------
+
+
+def _gc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--older-than", default=None, help="retired for longer than 30d, 12h … (default LOCKD_GC_AFTER)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+
+
+def _gc(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.retirement import collect_garbage, retire_unused  # noqa: PLC0415
+    from lockd.service import Service  # noqa: PLC0415
+    from lockd.tokens import expiry_from_text  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    older_than = None if args.older_than is None else (expiry_from_text(args.older_than, now) - now).total_seconds()
+    service = Service.open(settings)
+    try:
+        retired = retire_unused(service) if not args.dry_run else None
+        report = collect_garbage(service, older_than=older_than, dry_run=args.dry_run)
+    finally:
+        service.close()
+    for digest in report.inputs:
+        print(digest)
+    verb = "would delete" if report.dry_run else f"deleted ({report.locks} locks)"
+    names = "" if retired is None else f"; retired names: {', '.join(retired.names) or 'none'}"
+    print(f"gc {verb}: {len(report.inputs)} retired inputs{names}", file=sys.stderr)
+    return 0
+
+
 # -- openapi -------------------------------------------------------------------------------
 
 
@@ -353,6 +446,8 @@ _COMMANDS: list[_Command] = [
     ("why", "show every path from a requirement to a package of a lock", _why_arguments, _why),
     ("openapi", "print the OpenAPI document", _openapi_arguments, _openapi),
     ("drift", "run drift detection, or gate CI on the latest run", _drift_arguments, _drift),
+    ("check", "gate CI on one lock's drift status, asking a server", _check_arguments, _check),
+    ("gc", "retire unused names and delete long-retired inputs", _gc_arguments, _gc),
 ]
 
 
@@ -371,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        install_table(settings.accelerator_table)
         result: int = args.run(args, settings)
     except LockdError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

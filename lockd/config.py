@@ -7,7 +7,7 @@ Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
 them (index plans, input digests, locks, stored rows, messages); only `index_credentials` does,
 and only the `IndexClient` reads it, through `client_options()`. Settings import the index's
-credentials and options modules, never its client.
+credentials and options modules, never its client; `index_plan()` routes a target's projects.
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lockd.accelerator import TORCH_FAMILY
+from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
 from lockd.drift import FINDING_KINDS, FindingKind, severity_order
 from lockd.errors import LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
-from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE
+from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
+from lockd.target import PLATFORMS, Target
 
 __all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
+_CLIENT_DEFAULTS = ClientOptions()
 _INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
 
 
@@ -47,7 +49,8 @@ class InvalidConfiguration(LockdError):
 class Settings(BaseSettings):
     """Every knob of lockd. Field `x` is read from `LOCKD_X`; lists are comma-separated."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore")
+    # An empty variable counts as unset: compose passes `${LOCKD_X:-}` for settings left off.
+    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     index_url: str = DEFAULT_INDEX_URL
@@ -85,8 +88,48 @@ class Settings(BaseSettings):
     # Refuse to store a new lock with an advisory at or above this level (409); `any` refuses
     # every advisory, even one without a severity. Unset: serve and report.
     refuse_advisories_at: Literal["any", "low", "medium", "high", "critical"] | None = None
+    # What lockd reads from an index at most (see `ClientOptions` for why each default fits
+    # real indexes): past a limit, a page is refused and a file's version ruled out.
+    max_page_bytes: int = Field(default=_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
+    max_page_files: int = Field(default=_CLIENT_DEFAULTS.max_page_files, ge=1)
+    max_compression_ratio: int = Field(default=_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
+    max_metadata_bytes: int = Field(default=_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
+    max_requires_dist: int = Field(default=_CLIENT_DEFAULTS.max_requires_dist, ge=1)
+    max_sdist_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
+    max_archive_members: int = Field(default=_CLIENT_DEFAULTS.max_archive_members, ge=1)
+    max_sdist_member_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
+    max_download_bytes: int = Field(default=_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
+    # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
+    # checked at start, installed by the entry points in place of the shipped one.
+    accelerators_file: Path | None = None
+    # Named locks: which proposals promote themselves (`lockd.lock_diff.AUTO_PROMOTE`; a name may
+    # override it), when an unused name retires, and how long `lockd gc` keeps a retired input.
+    auto_promote: Literal["never", "patch", "minor", "always"] = "never"
+    name_retire_after: float = Field(default=90 * 86400.0, gt=0)
+    gc_after: float = Field(default=30 * 86400.0, gt=0)
+    # Where people reach this server (links in webhooks), and the webhook's body format.
+    public_url: str | None = None
+    webhook_format: Literal["json", "slack"] = "json"
+    # How long a dashboard sign-in (a read token exchanged for a cookie) lasts.
+    session_ttl: float = Field(default=3600.0, gt=0, le=7 * 86400.0)
+    # How long a drift run waits for one lock before reporting it unresolvable and moving on;
+    # unset: the resolution budget plus one lease TTL.
+    drift_lock_timeout: float | None = Field(default=None, gt=0)
+    # Hostile clients (each limit per process): the whole request body must arrive within
+    # body_timeout seconds (408); at most max_body_reads bodies are read at once and at most
+    # max_resolutions new resolutions run at once (503 with Retry-After); with
+    # token_resolutions_per_minute, one token starts at most that many a minute (429);
+    # max_connections is uvicorn's --limit-concurrency (unset: no limit).
+    body_timeout: float = Field(default=30.0, gt=0)
+    max_body_reads: int = Field(default=256, ge=1)
+    max_resolutions: int = Field(default=32, ge=1)
+    token_resolutions_per_minute: float | None = Field(default=None, gt=0)
+    max_connections: int | None = Field(default=None, ge=1)
+    # /readyz fails when the SQLite database's disk has less free space than this.
+    min_free_disk_mb: int = Field(default=256, ge=0)
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
+    _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -110,6 +153,31 @@ class Settings(BaseSettings):
         settings._credentials = credentials
         return settings
 
+    @model_validator(mode="after")
+    def _read_accelerators_file(self) -> Settings:
+        if self.accelerators_file is None:
+            return self
+        try:
+            table = load_table(self.accelerators_file)
+        except InvalidAcceleratorTable as exc:
+            problem = f"LOCKD_ACCELERATORS_FILE: {exc.message}"
+            raise InvalidConfiguration(
+                f"invalid configuration: {problem}",
+                hint="fix the file, or unset LOCKD_ACCELERATORS_FILE to use the shipped table",
+                context={"problems": [problem]},
+            ) from None
+        unknown = sorted({p for v in table.variants.values() for p in v.platforms} - set(PLATFORMS))
+        if unknown:
+            problem = f"LOCKD_ACCELERATORS_FILE: unknown platforms {', '.join(unknown)} (known: {', '.join(PLATFORMS)})"
+            raise InvalidConfiguration(f"invalid configuration: {problem}", context={"problems": [problem]})
+        self._accelerators = table
+        return self
+
+    @property
+    def accelerator_table(self) -> AcceleratorTable | None:
+        """The operator's accelerator table; None: the shipped one."""
+        return self._accelerators
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -131,7 +199,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.strip().lower() or None if isinstance(value, str) else value
 
-    @field_validator("index_url", "pytorch_index_url", "webhook_url", "osv_url")
+    @field_validator("index_url", "pytorch_index_url", "webhook_url", "osv_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -158,6 +226,24 @@ class Settings(BaseSettings):
             max_connections=self.http_max_connections,
             page_ttl=self.page_ttl,
             credentials=self.index_credentials,
+            max_page_bytes=self.max_page_bytes,
+            max_page_files=self.max_page_files,
+            max_compression_ratio=self.max_compression_ratio,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_requires_dist=self.max_requires_dist,
+            max_sdist_bytes=self.max_sdist_bytes,
+            max_archive_members=self.max_archive_members,
+            max_sdist_member_bytes=self.max_sdist_member_bytes,
+            max_download_bytes=self.max_download_bytes,
+        )
+
+    def index_plan(self, target: Target) -> IndexPlan:
+        """Which index serves which project for `target` under this configuration (no credentials)."""
+        return plan_for(
+            target,
+            default_url=self.index_url,
+            pytorch_base=self.pytorch_index_url,
+            family=self.torch_family_names,
         )
 
     def with_index_urls(self, *, index_url: str | None = None, pytorch_index_url: str | None = None) -> Settings:
@@ -187,7 +273,7 @@ class Settings(BaseSettings):
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix) or self.database_url == "sqlite://":
             return None
-        path = self.database_url[len(prefix) :].split("?", 1)[0]
+        path = self.database_url[len(prefix) :].split("?", 1)[0].removeprefix("file:")  # `file:` URIs too
         return None if path in ("", ":memory:") else Path(path)
 
 

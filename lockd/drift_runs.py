@@ -4,10 +4,19 @@
 at a time across replicas: a run takes the drift lease (`lockd.leases`) without waiting and
 renews it, with the run's heartbeat, every LOCKD_DRIFT_LEASE_TTL / 4 seconds; a run whose
 heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown and recorded as
-abandoned. The locks are checked on a small thread pool and each verdict is stored as it
-arrives. Each lock is also checked against the advisory sources (`lockd.advisory_check`); a
-source that cannot answer makes the run's advisory check `unavailable`, recorded with why. `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
+abandoned. The locks are checked LOCKD_DRIFT_WORKERS at a time and each verdict is stored as it
+arrives. Each lock has its own budget (LOCKD_DRIFT_LOCK_TIMEOUT), past which it is reported
+unresolvable and not waited for (`lockd.work_deadlines`): one lock that an index never finishes
+serving cannot hold the run, nor the drift lease and so every later run. Each lock is also
+checked against the advisory sources (`lockd.advisory_check`); a source that cannot answer
+makes the run's advisory check `unavailable`, recorded with why.
+`run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
 background and answers once the run is recorded (the HTTP API).
+
+A run first retires unused names (`lockd.retirement`) and skips retired inputs. A fresh
+resolution that differs from the stored lock is stored and proposed (`lockd.proposals`) with
+the run's findings as its reasons, in the transaction that stores the verdict; the webhook is
+`lockd.drift_webhook`.
 """
 
 from __future__ import annotations
@@ -17,15 +26,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import UTC, datetime
 
-import httpx
 from sqlalchemy import Connection
 
 from lockd.advisory_check import RunAdvisories
 from lockd.drift import (
-    ALERT_KINDS,
     FINDING_KINDS,
     DriftReport,
     DriftRunInProgress,
@@ -35,24 +42,58 @@ from lockd.drift import (
     drift_for,
 )
 from lockd.drift_views import DriftRunView, stale_before
-from lockd.errors import LockdError, NotFound
+from lockd.drift_webhook import notify
+from lockd.errors import IndexUnavailable, LockdError, NotFound, ResolutionTimeout
 from lockd.index import IndexClient
 from lockd.inputs import LockRequest
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.periodic import Periodic
-from lockd.service import Service
-from lockd.standalone import index_client
-from lockd.store import LockSummary, queries, transaction
+from lockd.proposals import propose
+from lockd.retirement import retire_unused
+from lockd.service import Service, render_files
+from lockd.store import LockFileRecord, LockSummary, queries, transaction
 from lockd.store import drift as drift_store
+from lockd.store import names as name_rows
+from lockd.work_deadlines import run_within_deadlines
 
 __all__ = ["DriftRuns"]
 
 log = logging.getLogger(__name__)
 
 _DRIFT_PAGE_SIZE = 500
-_WEBHOOK_TIMEOUT = 10.0
 _LEASE_KEY = "drift"
+# Checks given up on whose threads still run, per worker, before the rest go unchecked.
+_STUCK_PER_WORKER = 2
+
+
+def _timed_out(summary: LockSummary, budget: float) -> DriftReport:
+    message = f"not checked within {budget:g} s (the index was too slow); the next run checks it again"
+    return _unresolvable(summary, message, ResolutionTimeout.code)
+
+
+def _unchecked(summary: LockSummary, stuck: int) -> DriftReport:
+    message = f"not checked: {stuck} checks of this run are stuck on the index; the next run checks it again"
+    return _unresolvable(summary, message, IndexUnavailable.code)
+
+
+def _unresolvable(summary: LockSummary, message: str, code: str) -> DriftReport:
+    return DriftReport(
+        input_digest=summary.input_digest,
+        lock_digest=summary.lock_digest,
+        status="unresolvable",
+        findings=(Finding(kind="unresolvable", message=message, code=code),),
+        fresh_lock_digest=None,
+    )
+
+
+class _Checked:
+    """One lock's verdict, and the fresh lock (rendered) when it differs from the stored one."""
+
+    def __init__(self, report: DriftReport, fresh: Lock | None) -> None:
+        self.report = report
+        self.fresh = fresh
+        self.files: builtins.list[LockFileRecord] = [] if fresh is None else render_files(fresh)
 
 
 class _Progress:
@@ -143,6 +184,9 @@ class DriftRuns:
         settings = self._service.settings
         workers = workers or settings.drift_workers
         ttl = lease_ttl or settings.drift_lease_ttl
+        retired = retire_unused(self._service)
+        if retired.names:
+            log.info("retired unused names %s", ", ".join(retired.names))
         inputs = self._stored_inputs()
         self._service.advisories.refresh()  # the operator's latest sync of the advisory directory
         begun = self._begin(
@@ -160,7 +204,7 @@ class DriftRuns:
         log.info(
             "drift run %s started (%s): %d locks, %d workers", begun.run_id, trigger, len(inputs), workers
         )
-        factory = index_factory or self._drift_index
+        factory = index_factory or self._service.fresh_index
         try:
             with begun.lease.renewing(also=begun.heartbeat), factory() as index:
                 self._check_all(begun, inputs, index, workers=workers)
@@ -176,7 +220,7 @@ class DriftRuns:
             view.duration_seconds or 0.0,
             ", ".join(f"{kind} {n}" for kind, n in view.counts.items() if n),
         )
-        self._notify(view)
+        notify(self._service, view)
         return view
 
     def _begin(
@@ -207,12 +251,14 @@ class DriftRuns:
         return _Progress(run_id, lease, self._service.advisories.for_run())
 
     def _stored_inputs(self) -> builtins.list[LockSummary]:
+        """Every live input: retired ones (no name points at them any longer) are out of drift."""
         found: builtins.list[LockSummary] = []
         after: str | None = None
         while True:
             with transaction(self._service.engine, write=False) as conn:
                 page = queries.list_locks(conn, limit=_DRIFT_PAGE_SIZE, after=after)
-            found.extend(page)
+                retired = name_rows.retired_digests(conn)
+            found.extend(summary for summary in page if summary.input_digest not in retired)
             if len(page) < _DRIFT_PAGE_SIZE:
                 return found
             after = page[-1].input_digest
@@ -220,11 +266,10 @@ class DriftRuns:
     def _drift_index(self) -> IndexClient:
         settings = self._service.settings
         # Fresh at the start of the run, shared within it.
-        return index_client(
-            settings, page_ttl=max(settings.page_ttl, 3600.0), metadata_cache=self._service.metadata_cache
-        )
+        options = replace(settings.client_options(), page_ttl=max(settings.page_ttl, 3600.0))
+        return IndexClient.from_options(options, metadata_cache=self._service.metadata_cache)
 
-    def _check_one(self, summary: LockSummary, index: IndexClient, advisories: RunAdvisories) -> DriftReport:
+    def _check_one(self, summary: LockSummary, index: IndexClient, advisories: RunAdvisories) -> _Checked:
         """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
         with transaction(self._service.engine, write=False) as conn:
             canonical = queries.get_lock_canonical(conn, summary.lock_digest)
@@ -243,7 +288,7 @@ class DriftRuns:
         except LockdError as exc:
             fresh = exc
         answer = advisories.check(lock)
-        return drift_for(
+        report = drift_for(
             lock,
             fresh,
             file_findings,
@@ -251,35 +296,75 @@ class DriftRuns:
             advisories=answer.status,
             order=self._service.settings.severity_order,
         )
+        changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
+        return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
+
+    def _lock_budget(self) -> float:
+        settings = self._service.settings
+        return settings.drift_lock_timeout or settings.resolve_timeout + settings.lease_ttl
 
     def _check_all(
         self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
     ) -> None:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"lockd-drift-{run.run_id}")
-        try:
-            futures: dict[Future[DriftReport], LockSummary] = {
-                pool.submit(self._check_one, summary, index, run.advisories): summary for summary in inputs
-            }
-            for future in as_completed(futures):
-                summary = futures[future]
-                report = future.result()
-                with transaction(self._service.engine, write=True) as conn:
-                    drift_store.put_report(conn, run.run_id, summary.revision, report, now=datetime.now(UTC))
-                run.counts[report.status] += 1
-                run.checked += 1
-                log.info(
-                    "drift run %s: %d/%d locks checked; %s is %s",
-                    run.run_id,
-                    run.checked,
-                    len(inputs),
-                    summary.input_digest[:12],
-                    report.status,
-                )
-                if run.lease.lost:
-                    raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
-        finally:
-            # On failure, do not wait for locks nobody will record.
-            pool.shutdown(wait=True, cancel_futures=True)
+        budget = self._lock_budget()
+
+        def overdue(summary: LockSummary) -> None:
+            log.warning(
+                "drift run %s: %s not checked within %g s", run.run_id, summary.input_digest[:12], budget
+            )
+            self._record(run, summary, _timed_out(summary, budget), total=len(inputs))
+
+        run_within_deadlines(
+            inputs,
+            lambda summary: self._check_one(summary, index, run.advisories),
+            workers=max(1, workers),
+            budget=budget,
+            max_stuck=max(1, workers) * _STUCK_PER_WORKER,
+            on_done=lambda summary, report: self._record(run, summary, report, total=len(inputs)),
+            on_overdue=overdue,
+            on_skipped=lambda summary, stuck: self._record(
+                run, summary, _unchecked(summary, stuck), total=len(inputs)
+            ),
+            name=f"lockd-drift-{run.run_id}",
+        )
+
+    def _record(
+        self, run: _Progress, summary: LockSummary, outcome: _Checked | DriftReport, *, total: int
+    ) -> None:
+        report = outcome.report if isinstance(outcome, _Checked) else outcome
+        with transaction(self._service.engine, write=True) as conn:
+            now = datetime.now(UTC)
+            drift_store.put_report(conn, run.run_id, summary.revision, report, now=now)
+            if isinstance(outcome, _Checked) and outcome.fresh is not None:
+                self._propose(conn, summary, outcome, now)
+        run.counts[report.status] += 1
+        run.checked += 1
+        log.info(
+            "drift run %s: %d/%d locks checked; %s is %s",
+            run.run_id,
+            run.checked,
+            total,
+            summary.input_digest[:12],
+            report.status,
+        )
+        if run.lease.lost:
+            raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
+
+    def _propose(self, conn: Connection, summary: LockSummary, checked: _Checked, now: datetime) -> None:
+        """The fresh resolution as a proposal against the revision this run checked."""
+        assert checked.fresh is not None
+        self._service.put_lock(conn, checked.fresh, checked.files, now)
+        propose(
+            conn,
+            input_digest=summary.input_digest,
+            new=checked.fresh,
+            findings=checked.report.findings,
+            source="drift",
+            actor=None,
+            default_policy=self._service.settings.auto_promote,
+            now=now,
+            base_revision=summary.revision,
+        )
 
     def _finish(
         self, run: _Progress, *, status: drift_store.RunStatus, started: float, error: str | None
@@ -301,40 +386,6 @@ class DriftRuns:
             record = drift_store.get_run(conn, run.run_id)
         assert record is not None
         return DriftRunView.of(record)
-
-    def _notify(self, run: DriftRunView) -> None:
-        """POST the summary to the configured webhook when something needs a human. Never fatal."""
-        url = self._service.settings.webhook_url
-        if url is None or not any(run.counts[kind] for kind in ALERT_KINDS):
-            return
-        alerts = sorted(kind for kind in ALERT_KINDS if run.counts[kind])
-        body = {
-            "event": "lockd.drift",
-            "alert_kinds": alerts,
-            **run.to_json(),
-            "vulnerable": self._vulnerable(run),
-        }
-        # Only the origin is logged: a webhook's path or userinfo is often its secret (Slack, Teams).
-        origin = httpx.URL(url).copy_with(userinfo=b"", path="/", query=None, fragment=None)
-        try:
-            response = httpx.post(url, json=body, timeout=_WEBHOOK_TIMEOUT)
-        except httpx.HTTPError as exc:
-            log.warning("drift webhook %s failed: %s", origin, type(exc).__name__)
-            return
-        if response.status_code >= 400:
-            log.warning("drift webhook %s answered HTTP %d", origin, response.status_code)
-        else:
-            log.info("drift webhook delivered for run %s", run.id)
-
-    def _vulnerable(self, run: DriftRunView) -> builtins.list[dict[str, object]]:
-        """The run's `vulnerable` findings for the webhook: which lock, which pin, which advisory."""
-        with transaction(self._service.engine, write=False) as conn:
-            findings = drift_store.run_findings(conn, run.id)
-        return [
-            {"input_digest": digest, "message": finding.message, **finding.advisory.to_json()}
-            for digest, finding in findings
-            if finding.advisory is not None
-        ]
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -21,16 +21,19 @@ __all__ = [
     "InvalidRequirement",
     "InvalidTarget",
     "LockdError",
+    "MetadataMismatch",
     "NoMatchingDistribution",
     "NotFound",
     "ResolutionImpossible",
     "ResolutionTimeout",
+    "ResponseTooLarge",
     "SdistNeedsBuild",
     "StoreUnavailable",
     "TamperedFile",
     "Unauthorized",
     "UnknownProject",
     "UnsupportedRequirement",
+    "UnusableMetadata",
     "jsonable",
 ]
 
@@ -160,6 +163,34 @@ class IndexUnavailable(LockdError):
     code = "index-unavailable"
     status = 502
     title = "Package index unavailable"
+
+
+class ResponseTooLarge(IndexUnavailable):
+    """An index answer over one of lockd's limits (bytes, decompressed bytes, files on a page)."""
+
+    code = "index-response-too-large"
+    status = 502
+    title = "Index response over lockd's limits"
+
+
+class UnusableMetadata(LockdError):
+    """One file's core metadata cannot be used (over a limit, unreadable): its version is ruled out.
+
+    The resolver discards that version with this reason, as pip discards a version whose
+    metadata it cannot use, and goes on with the others.
+    """
+
+    code = "unusable-metadata"
+    status = 502
+    title = "Unusable metadata"
+
+
+class MetadataMismatch(UnusableMetadata):
+    """A file's core metadata names another project or version than its filename (pip refuses it too)."""
+
+    code = "metadata-mismatch"
+    status = 502
+    title = "Metadata does not match its file"
 
 
 class TamperedFile(LockdError):

@@ -26,15 +26,19 @@ from typing import Any
 from packaging.requirements import InvalidRequirement as PackagingInvalidRequirement
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
+from lockd.accelerator import Selection
 from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
 __all__ = [
     "INPUT_SCHEMA",
+    "MAX_EXTRAS",
     "MAX_LINE_CHARS",
     "MAX_MARKER_DEPTH",
+    "MAX_NUMBER_DIGITS",
     "InputRequirement",
     "LockOptions",
     "LockRequest",
@@ -54,6 +58,14 @@ MAX_LINE_CHARS = 10_000
 # Parentheses nested in a marker. Real markers nest two or three deep; packaging parses, prints
 # and evaluates markers recursively, and a few hundred levels exhaust Python's stack.
 MAX_MARKER_DEPTH = 32
+# Extras on one requirement. Each extra is a node of its own in the resolution, and every round
+# of it looks at every node: 1,500 extras on one line took minutes. Extras also count towards
+# the requirement limit, so a request costs at most what that many plain requirements cost.
+MAX_EXTRAS = 64
+# Digits in a row (a version, a marker value): int() refuses more than 4,300, deep inside the
+# resolver (a 500); no released version comes near this.
+MAX_NUMBER_DIGITS = 64
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}")
 
 
 def canonical_json(value: object) -> bytes:
@@ -167,14 +179,24 @@ class LockRequest:
     target: Target
     plan: IndexPlan
     options: LockOptions = field(default_factory=LockOptions)
+    # Versions the resolver tries first (another target's pins in a multi-target request, a
+    # name's current pins). They change the result, so they enter the digest, only when given.
+    preferences: tuple[tuple[NormalizedName, Version], ...] = ()
+    # How `cuda=auto` chose the variant: said in the response, not part of the input.
+    selection: Selection | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "requirements", _in_normal_order(self.requirements))
         object.__setattr__(self, "constraints", _in_normal_order(self.constraints))
+        object.__setattr__(self, "preferences", tuple(sorted(dict(self.preferences).items())))
+
+    @property
+    def preferred(self) -> dict[NormalizedName, Version]:
+        return dict(self.preferences)
 
     def to_json(self) -> dict[str, Any]:
         """The canonical input: what is stored, and what the digest is taken over."""
-        return {
+        data = {
             "lockd-input": INPUT_SCHEMA,
             "requirements": [r.to_json() for r in self.requirements],
             "constraints": [c.to_json() for c in self.constraints],
@@ -182,6 +204,9 @@ class LockRequest:
             "indexes": self.plan.to_json(),
             "options": self.options.to_json(),
         }
+        if self.preferences:
+            data["preferences"] = {name: str(version) for name, version in self.preferences}
+        return data
 
     def canonical_bytes(self) -> bytes:
         """The stored input, byte for byte; its sha256 is the input digest."""
@@ -204,7 +229,17 @@ class LockRequest:
             target=Target.from_json(data["target"]),
             plan=IndexPlan.from_json(data["indexes"]),
             options=LockOptions.from_json(data["options"]),
+            preferences=_preferences_from_json(data.get("preferences", {})),
         )
+
+
+def _preferences_from_json(data: object) -> tuple[tuple[NormalizedName, Version], ...]:
+    if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+        raise InvalidRequest("preferences must map project names to versions", context={"field": "preferences"})
+    try:
+        return tuple((canonicalize_name(str(name)), Version(version)) for name, version in data.items())
+    except InvalidVersion:
+        raise InvalidRequest("preferences must map project names to versions", context={"field": "preferences"}) from None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -337,6 +372,7 @@ def parse_requirements(
             context={"line": number, "source": source},
         )
     parsed: list[InputRequirement] = []
+    counted = 0
     for number, line in _logical_lines(text):
         if len(line) > MAX_LINE_CHARS:
             raise InputTooLarge(
@@ -345,6 +381,11 @@ def parse_requirements(
             )
         _refuse_unsupported(line, number, source)
         shown = line if len(line) <= 200 else line[:200] + "…"
+        if _LONG_NUMBER.search(line):
+            raise InvalidRequirement(
+                f"{source} line {number}: a number longer than {MAX_NUMBER_DIGITS} digits",
+                context={"line": number, "text": shown, "source": source, "limit": MAX_NUMBER_DIGITS},
+            )
         if _marker_depth(line) > MAX_MARKER_DEPTH:
             raise InvalidRequirement(
                 f"{source} line {number}: the marker nests parentheses more than {MAX_MARKER_DEPTH} deep",
@@ -364,10 +405,16 @@ def parse_requirements(
                 f"{source} line {number}: direct URL requirements are not lockable by name and hash",
                 context={"line": number, "text": line, "source": source},
             )
+        if len(requirement.extras) > MAX_EXTRAS:
+            raise InvalidRequirement(
+                f"{source} line {number}: more than {MAX_EXTRAS} extras",
+                context={"line": number, "text": shown, "source": source, "limit": MAX_EXTRAS},
+            )
         parsed.append(InputRequirement(requirement=requirement, line=number, text=line, source=source))
-        if max_requirements is not None and len(parsed) > max_requirements:
+        counted += 1 + len(requirement.extras)
+        if max_requirements is not None and counted > max_requirements:
             raise InputTooLarge(
-                f"{source} has more than {max_requirements} requirements",
+                f"{source} has more than {max_requirements} requirements (each extra counts as one)",
                 context={"limit": max_requirements, "source": source},
             )
     return tuple(parsed)

@@ -3,6 +3,10 @@
 A lock is target-specific (no markers: the target answered them all), sorted, and free of
 timestamps, so identical resolutions give identical bytes. Its digest is the sha256 of its
 canonical JSON; a lock is content-addressed and never changes once stored.
+
+A lock without an accelerator variant that pulls a GPU runtime from the default index (PyPI's
+Linux torch is a CUDA build) says so in its JSON (`accelerator_runtime`, derived from its
+pins and present only then), so no reader takes it for a CPU lock.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from lockd.accelerator import runtime_without_variant
 from lockd.errors import InvalidRequest
 from lockd.inputs import (
     LockOptions,
@@ -24,7 +29,7 @@ from lockd.inputs import (
 from lockd.routing import IndexPlan
 from lockd.target import Target
 
-__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage"]
+__all__ = ["LOCK_SCHEMA", "ROOT", "Lock", "LockedFile", "LockedPackage", "accelerator_runtime_of"]
 
 LOCK_SCHEMA = 1
 ROOT = "-r requirements.in"  # the `via` entry of a top-level requirement, as pip-compile writes it
@@ -70,6 +75,27 @@ class LockedPackage:
     @property
     def pin(self) -> str:
         return f"{self.name}=={self.version}"
+
+    def files_best_first(self, target: Target) -> tuple[LockedFile, ...]:
+        """The files in the order pip prefers them on the target at its minimum level.
+
+        Wheels that install there by tag rank, then the sdist, then the wheels only machines
+        at a newer level install (by their rank on the newest), then anything else by name.
+        """
+
+        def order(file: LockedFile) -> tuple[int, int, str]:
+            if file.kind == "sdist":
+                return (1, 0, file.filename)
+            try:
+                tags = parse_wheel_filename(file.filename)[3]
+            except InvalidWheelFilename:
+                return (3, 0, file.filename)
+            rank = target.wheel_rank(tags)
+            if rank is not None:
+                return (0, rank, file.filename)
+            return (2, target.newer_host_rank(tags), file.filename)
+
+        return tuple(sorted(self.files, key=order))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,8 +170,13 @@ class Lock:
             packages=tuple(ordered),
         )
 
+    @property
+    def accelerator_runtime(self) -> str | None:
+        """`CUDA 12 runtime from PyPI` when the lock has no variant but pulls one; else None."""
+        return runtime_without_variant(self)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "lockd-lock": LOCK_SCHEMA,
             "input_digest": self.input_digest,
             "target": self.target.to_json(),
@@ -155,6 +186,10 @@ class Lock:
             "options": self.options.to_json(),
             "packages": [p.to_json() for p in self.packages],
         }
+        runtime = self.accelerator_runtime
+        if runtime is not None:
+            data["accelerator_runtime"] = runtime
+        return data
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_json())
@@ -189,3 +224,19 @@ class Lock:
             options=LockOptions.from_json(data["options"]),
             packages=tuple(LockedPackage.from_json(p) for p in data["packages"]),
         )
+
+
+_RUNTIME_KEY = b'{"accelerator_runtime":'
+
+
+def accelerator_runtime_of(canonical: bytes) -> str | None:
+    """A stored lock's `accelerator_runtime`, read without parsing the whole lock.
+
+    Canonical JSON sorts its keys, and `accelerator_runtime` sorts first: it is there, at the
+    start, or not at all. Serving a stored lock reads this on every request.
+    """
+    if not canonical.startswith(_RUNTIME_KEY):
+        return None
+    head = canonical[len(_RUNTIME_KEY) : len(_RUNTIME_KEY) + 1024].decode("utf-8", "replace")
+    value, _end = json.JSONDecoder().raw_decode(head)
+    return value if isinstance(value, str) else None

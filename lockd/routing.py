@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from lockd.accelerator import TORCH_FAMILY
+from lockd.accelerator import TORCH_FAMILY, current_table
 from lockd.errors import InvalidRequest
 from lockd.target import Target
 
@@ -105,11 +105,14 @@ def plan_for(
     pytorch_base: str = DEFAULT_PYTORCH_BASE,
     family: Iterable[str] = TORCH_FAMILY,
 ) -> IndexPlan:
+    """The plan for `target`: its variant's index under `pytorch_base` serves `family`.
+
+    The accelerator table may add projects for a kind (XPU builds pull `pytorch-triton-xpu`);
+    a kind that adds none leaves the family, and so the digest of its inputs, as configured.
+    """
     accelerator = None
+    routed = frozenset(canonicalize_name(name) for name in family)
     if target.variant is not None:
-        accelerator = _with_slash(pytorch_base.rstrip("/") + "/" + target.variant.name)
-    return IndexPlan(
-        default_url=_with_slash(default_url),
-        accelerator_url=accelerator,
-        family=frozenset(canonicalize_name(name) for name in family),
-    )
+        accelerator = _with_slash(pytorch_base.rstrip("/") + "/" + target.variant.index_path)
+        routed |= current_table().family_for(target.variant.kind)
+    return IndexPlan(default_url=_with_slash(default_url), accelerator_url=accelerator, family=routed)

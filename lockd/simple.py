@@ -4,6 +4,12 @@ Parses project pages in PEP 691 JSON and PEP 503 HTML into `ProjectPage` / `Dist
 values, including PEP 592 yanks, PEP 658/714 core-metadata availability, PEP 700
 `upload-time` and `versions`, and `#sha256=` URL fragments. File names are parsed with
 `packaging.utils` so that everything downstream works with `Version` and `Tag` values.
+
+A page is index-supplied text: it may list at most `max_files` files (`ResponseTooLarge`
+past that), parsing checks the deadline as it goes (`lockd.deadline`), and a file whose name,
+version or requires-python does not parse within bounds (`lockd.index_text`) is skipped, or
+keeps no requires-python, as pip does; it never fails the page. Past 400 lines this is still one
+job: two formats of one API, sharing every per-file rule (`_file_head`, `_dist_file`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,6 @@ from urllib.parse import unquote, urldefrag, urljoin
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
     parse_sdist_filename,
@@ -30,6 +34,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from lockd.deadline import check_deadline, within_deadline
+from lockd.errors import ResponseTooLarge
+from lockd.index_text import parse_specifier
 from lockd.target import lockable_anywhere
 
 __all__ = [
@@ -43,6 +50,9 @@ __all__ = [
 ]
 
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
+# HTMLParser takes about 10 MB/s: fed this much at a time, it stops within ~30 ms of the deadline.
+_HTML_FEED = 256 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # JSON preferred, HTML accepted: PyPI answers JSON, the PyTorch index only HTML.
 ACCEPT_HEADER = f"{JSON_CONTENT_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
@@ -110,7 +120,7 @@ def _requires_python(text: object) -> SpecifierSet | None:
 @lru_cache(maxsize=4096)
 def _parsed_requires_python(text: str) -> SpecifierSet | None:
     try:
-        return SpecifierSet(text)
+        return parse_specifier(text)
     except InvalidSpecifier:
         # pip ignores a requires-python it cannot parse and keeps the file (`>=3.6.*` on
         # datatest 0.11.1, symengine 0.7.x): the file counts as having none.
@@ -123,7 +133,7 @@ def _parsed_requires_python(text: str) -> SpecifierSet | None:
 def _wheel_head(name_part: str, version_part: str) -> tuple[NormalizedName, Version] | None:
     try:
         name, version, _build, _tags = parse_wheel_filename(f"{name_part}-{version_part}-py3-none-any.whl")
-    except InvalidWheelFilename:
+    except ValueError:  # InvalidWheelFilename, or a number past Python's 4,300-digit limit
         return None
     return name, version
 
@@ -132,7 +142,7 @@ def _wheel_head(name_part: str, version_part: str) -> tuple[NormalizedName, Vers
 def _wheel_build_ok(build_part: str) -> bool:
     try:
         parse_wheel_filename(f"x-0-{build_part}-py3-none-any.whl")
-    except InvalidWheelFilename:
+    except ValueError:
         return False
     return True
 
@@ -141,7 +151,7 @@ def _wheel_build_ok(build_part: str) -> bool:
 def _wheel_tags(tag_part: str) -> frozenset[Tag] | None:
     try:
         return parse_wheel_filename(f"x-0-{tag_part}.whl")[3]
-    except InvalidWheelFilename:
+    except ValueError:
         return None
 
 
@@ -165,7 +175,7 @@ def _parse_wheel_name(filename: str) -> tuple[NormalizedName, Version, frozenset
 def _sdist_head(name_part: str, version_part: str, suffix: str) -> tuple[NormalizedName, Version] | None:
     try:
         return parse_sdist_filename(f"{name_part}-{version_part}{suffix}")
-    except InvalidSdistFilename:
+    except ValueError:  # InvalidSdistFilename, or a number past Python's 4,300-digit limit
         return None
 
 
@@ -190,7 +200,9 @@ def _absolute_url(page_url: str, url: str) -> str:
 
 
 # http(s), a host, printable ASCII without whitespace, query, params, fragment, brackets or backslash.
-_PLAIN_URL = re.compile(r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*")
+_PLAIN_URL = re.compile(
+    r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*"
+)
 
 
 _FileHead = tuple[Literal["wheel", "sdist"], Version, frozenset[Tag]]
@@ -239,8 +251,7 @@ def _dist_file(
     if metadata is True or isinstance(metadata, Mapping):
         metadata_url = url + ".metadata"
         if isinstance(metadata, Mapping):
-            value = metadata.get("sha256")
-            metadata_sha256 = value if isinstance(value, str) else None
+            metadata_sha256 = _hex_digest(metadata.get("sha256"))
     return DistFile(
         name=project,
         version=version,
@@ -248,7 +259,7 @@ def _dist_file(
         url=url,
         kind=kind,
         tags=tags,
-        sha256=sha256.lower() if sha256 else None,
+        sha256=_hex_digest(sha256),
         size=size,
         requires_python=_requires_python(requires_python),
         yanked=yanked,
@@ -259,6 +270,14 @@ def _dist_file(
     )
 
 
+def _hex_digest(value: object) -> str | None:
+    """A sha256 as 64 lowercase hex digits; anything else an index calls a sha256 counts as none."""
+    if not isinstance(value, str):
+        return None
+    value = value.lower()
+    return value if _SHA256.fullmatch(value) else None
+
+
 def _yank_reason(value: object) -> str | None:
     if value is True:
         return ""
@@ -267,13 +286,32 @@ def _yank_reason(value: object) -> str | None:
     return None
 
 
-def parse_json_page(body: bytes | str, page_url: str, project: str) -> ProjectPage:
+def _too_many_files(page_url: str, count: int, max_files: int) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{page_url} lists {count:,} files, more than lockd reads ({max_files:,})",
+        hint="a page this large is an attack or a mistake; if it is real, raise LOCKD_MAX_PAGE_FILES",
+        context={"url": page_url, "files": count, "limit": max_files},
+    )
+
+
+def parse_json_page(
+    body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
+) -> ProjectPage:
     """A PEP 691 project page. Relative URLs resolve against `page_url`."""
+    if max_files is not None:
+        # Every file has a "url" key: counted in the text, a page of too many tiny entries is
+        # refused before json.loads turns each into a dict (~1 KiB apiece).
+        keys = (body if isinstance(body, bytes) else body.encode()).count(b'"url"')
+        if keys > max_files:
+            raise _too_many_files(page_url, keys, max_files)
     data: dict[str, Any] = json.loads(body)
     name = canonicalize_name(project)
     files: list[DistFile] = []
     foreign: set[Version] = set()
-    for entry in data.get("files", []):
+    entries = data.get("files", [])
+    if max_files is not None and isinstance(entries, list) and len(entries) > max_files:
+        raise _too_many_files(page_url, len(entries), max_files)
+    for entry in within_deadline(entries, f"parsing {page_url}"):
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             continue
         url: str | None = None
@@ -344,16 +382,23 @@ def _html_metadata(attrs: Mapping[str, str | None]) -> object:
     return None
 
 
-def parse_html_page(body: bytes | str, page_url: str, project: str) -> ProjectPage:
+def parse_html_page(
+    body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
+) -> ProjectPage:
     """A PEP 503 project page, as the PyTorch index serves it."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     parser = _AnchorParser()
-    parser.feed(text)
+    for start in range(0, len(text), _HTML_FEED):
+        check_deadline(f"parsing {page_url}")
+        parser.feed(text[start : start + _HTML_FEED])
+        if max_files is not None and len(parser.anchors) > max_files:
+            raise _too_many_files(page_url, len(parser.anchors), max_files)
+    parser.close()
     base = urljoin(page_url, parser.base) if parser.base else page_url
     name = canonicalize_name(project)
     files: list[DistFile] = []
     foreign: set[Version] = set()
-    for attrs, link_text in parser.anchors:
+    for attrs, link_text in within_deadline(parser.anchors, f"parsing {page_url}"):
         href = attrs.get("href")
         if not href:
             continue

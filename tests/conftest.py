@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from fixtures.build import Catalog
 from fixtures.index import FixtureIndex
+from fixtures.served_index import ServedIndex, WatchedIndex
 from lockd.service import Service
 from lockd.store import migrate, open_engine
 from tests.support import (
     XSS,
     LockdServer,
     PostgresDatabases,
+    StartLockd,
     advisory_database,
     fresh_database,
     lock_inputs,
@@ -87,7 +88,7 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def lockd_server(
-    request: pytest.FixtureRequest, fixture_index: Any, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, fixture_index: WatchedIndex, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LockdServer]:
     """A live server on a fresh database of each backend, shared by the tests of one module."""
     tmp = tmp_path_factory.mktemp(f"lockd-{request.param}")
@@ -102,12 +103,17 @@ def lockd_server(
 
 
 @pytest.fixture
-def start_lockd(fixture_index: Any, tmp_path: Path) -> Iterator[Callable[..., LockdServer]]:
+def start_lockd(fixture_index: WatchedIndex, tmp_path: Path) -> Iterator[StartLockd]:
     """Start servers with custom settings: `start_lockd(database_url, workers=1, index=…, LOCKD_X="…")`."""
     started: list[LockdServer] = []
 
     def start(
-        database_url: str, *, workers: int = 1, index: Any = None, tokens: bool = True, **overrides: str
+        database_url: str,
+        *,
+        workers: int = 1,
+        index: ServedIndex | None = None,
+        tokens: bool = True,
+        **overrides: str,
     ) -> LockdServer:
         env = server_env(database_url, index or fixture_index, **overrides)
         server = LockdServer(env, tmp_path / f"server-{len(started)}.log", workers=workers)
@@ -129,7 +135,7 @@ def unique_requirements() -> str:
 
 @pytest.fixture(scope="module")
 def drifted(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, _fixture_catalog: Any
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, _fixture_catalog: Catalog
 ) -> Iterator[tuple[LockdServer, dict[str, str]]]:
     """A live server whose store holds one lock per finding kind, after two drift runs (the
     second after an advisory against the `vulnerable` lock's pin was published)."""

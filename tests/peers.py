@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from lockd.lock import Lock
 from lockd.render.requirements_txt import render_requirements_txt
@@ -25,6 +25,7 @@ __all__ = [
     "PeerFailed",
     "UvIndexes",
     "clean_env",
+    "free_threaded_interpreter",
     "parse_pins",
     "pip_compile",
     "pip_download_lock",
@@ -33,7 +34,8 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
+# The tools of the environment running the tests (a worktree has no .venv of its own).
+BIN = Path(sys.executable).parent
 _TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "triton")
 
 
@@ -60,8 +62,38 @@ def clean_env(
         UV_CACHE_DIR=str(uv_cache or tmp_path / "uv-cache"),
     )
     if target is not None and target.platform.sys_platform == "darwin":
-        env["MACOSX_DEPLOYMENT_TARGET"] = "13.0"  # lockd's macOS tags start at 13.0
+        env["MACOSX_DEPLOYMENT_TARGET"] = str(target.level)  # how uv is told the macOS minimum
     return env
+
+
+_REPORTS_FREE_THREADED = """\
+import sysconfig
+
+_config_var = sysconfig.get_config_var
+
+
+def get_config_var(name):
+    return 1 if name == "Py_GIL_DISABLED" else _config_var(name)
+
+
+sysconfig.get_config_var = get_config_var
+"""
+
+
+def free_threaded_interpreter(tmp_path: Path) -> Path:
+    """An interpreter uv takes for a free-threaded build: uv reads no flag for it, only this.
+
+    uv computes a target's ABI tag (`cp314t`) from the interpreter it is given; this machine has
+    no free-threaded CPython, so a venv whose `sitecustomize` reports `Py_GIL_DISABLED = 1`
+    stands in (uv's `--python-version` and `--python-platform` set everything else).
+    """
+    venv = tmp_path / "free-threaded"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        (venv / "lib" / version / "site-packages" / "sitecustomize.py").write_text(_REPORTS_FREE_THREADED)
+    return python
 
 
 def parse_pins(requirements_txt: str) -> dict[str, str]:
@@ -97,11 +129,14 @@ def uv_compile(
     prereleases: bool = False,
     exclude_newer: datetime | None = None,
     uv_cache: Path | None = None,
+    previous: str | None = None,
+    upgrade_packages: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """`uv pip compile` for the target; with a variant URL, the torch family on an explicit index.
 
     Routing needs a pyproject (`[tool.uv.sources]`), which uv must build to read; without a
     variant a plain requirements.in is compiled. Share `uv_cache` between calls to keep that fast.
+    `previous`: an existing output file, whose pins uv keeps unless `upgrade_packages` names them.
     """
     project = tmp_path / f"uv-{len(list(tmp_path.glob('uv-*')))}"
     project.mkdir(parents=True)
@@ -116,6 +151,11 @@ def uv_compile(
             f'{name} = {{ index = "pytorch" }}\n' for name in _TORCH_FAMILY
         )
         (project / source).write_text(text)
+    if target.uv_platform is None:
+        raise PeerFailed(f"uv has no --python-platform for {target.describe()}")
+    # Any interpreter will do (the target is given below); without one uv hunts the machine for a
+    # matching Python, which costs seconds per call. Only free threading comes from it.
+    python = free_threaded_interpreter(tmp_path) if target.free_threaded else Path(sys.executable)
     command = [
         str(BIN / "uv"),
         "pip",
@@ -124,14 +164,12 @@ def uv_compile(
         "--default-index",
         indexes.pypi_url,
         "--python-platform",
-        target.platform.uv_platform,
+        target.uv_platform,
         "--python-version",
         str(target.python),
         "--generate-hashes",
-        # Any interpreter will do (the target is given above); without one uv hunts the machine
-        # for a matching Python, which costs seconds per call.
         "--python",
-        sys.executable,
+        str(python),
         "--no-header",
         "--quiet",
     ]
@@ -143,15 +181,35 @@ def uv_compile(
         command += ["--prerelease", "allow"]
     if exclude_newer is not None:
         command += ["--exclude-newer", exclude_newer.isoformat()]
+    for package in upgrade_packages:
+        command += ["--upgrade-package", package]
+    if previous is not None:
+        (project / "requirements.txt").write_text(previous)
+        command += ["--output-file", "requirements.txt"]
+        _run(command, cwd=project, env=clean_env(tmp_path, target, uv_cache=uv_cache))
+        return parse_pins((project / "requirements.txt").read_text())
     return parse_pins(_run(command, cwd=project, env=clean_env(tmp_path, target, uv_cache=uv_cache)))
 
 
 def pip_compile(
-    requirements: str, pypi_url: str, tmp_path: Path, *, constraints: str = "", prereleases: bool = False
+    requirements: str,
+    pypi_url: str,
+    tmp_path: Path,
+    *,
+    constraints: str = "",
+    prereleases: bool = False,
+    previous: str | None = None,
+    upgrade_packages: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """pip-compile on the host (its target is the running interpreter and machine)."""
+    """pip-compile on the host (its target is the running interpreter and machine).
+
+    `previous`: an existing requirements.txt, whose pins pip-compile keeps where it can, except
+    those `upgrade_packages` names.
+    """
     work = tmp_path / f"pip-compile-{len(list(tmp_path.glob('pip-compile-*')))}"
     work.mkdir(parents=True)
+    if previous is not None:
+        (work / "requirements.txt").write_text(previous)
     body = requirements
     if constraints:
         (work / "constraints.txt").write_text(constraints)
@@ -173,6 +231,8 @@ def pip_compile(
     ]
     if prereleases:
         command.append("--pre")
+    for package in upgrade_packages:
+        command += ["--upgrade-package", package]
     _run(command, cwd=work, env=clean_env(tmp_path))
     return parse_pins((work / "requirements.txt").read_text())
 
@@ -197,14 +257,21 @@ def pip_install_lock(lock: Lock, tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def _installs_at_level(filename: str, target: Target) -> bool:
+    if not filename.endswith(".whl"):
+        return False
+    return target.wheel_rank(parse_wheel_filename(filename)[3]) is not None
+
+
 def pip_download_lock(lock: Lock, tmp_path: Path) -> list[str]:
     """`pip download --require-hashes --no-deps --only-binary=:all:` for the lock's target.
 
-    Returns the downloaded file names. Packages whose only locked file is an sdist cannot be
-    checked this way (pip refuses sdists with --platform) and are left out of the file.
+    Returns the downloaded file names. Packages with no wheel for the target's own level (only an
+    sdist there, whatever newer levels have) cannot be checked this way (pip refuses sdists with
+    --platform) and are left out of the file.
     """
     target = lock.target
-    wheels_only = [p for p in lock.packages if any(f.kind == "wheel" for f in p.files)]
+    wheels_only = [p for p in lock.packages if any(_installs_at_level(f.filename, target) for f in p.files)]
     trimmed = Lock.build(
         input_digest=lock.input_digest,
         target=lock.target,
@@ -219,10 +286,10 @@ def pip_download_lock(lock: Lock, tmp_path: Path) -> list[str]:
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes", "--no-deps",
         "--only-binary=:all:", "--python-version", f"{target.python.major}.{target.python.minor}",
-        "--implementation", "cp", "--abi", f"cp{target.python.major}{target.python.minor}",
+        "--implementation", "cp", "--abi", target.abi,
         "--no-cache-dir", "-d", str(dest), "-r", str(requirements),
     ]  # fmt: skip
-    for platform_tag in target.platform.platform_tags:
+    for platform_tag in target.platform_tags:
         command += ["--platform", platform_tag]
     _run(command, cwd=tmp_path, env=clean_env(tmp_path))
     return sorted(p.name for p in dest.iterdir())

@@ -22,18 +22,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from lockd.config import Settings
+from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
+from lockd.config import Settings, load_settings
 from lockd.service import Service
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
 
 __all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
     "FX_ADVISORY",
     "PROBLEM",
     "ROOT",
@@ -42,6 +45,7 @@ __all__ = [
     "LockdServer",
     "PostgresDatabases",
     "QuietHandler",
+    "StartLockd",
     "advisory_database",
     "assert_problem",
     "files_of",
@@ -63,6 +67,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = "application/problem+json"
 _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 XSS = '<script>alert("x")</script><b>bold</b>'
+# Debian's chromium, driven by Playwright in the browser tests.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 _counter = itertools.count(1)
 
 
@@ -179,7 +193,9 @@ class LockdServer:
         return self.env["LOCKD_DATABASE_URL"]
 
     def settings(self) -> Settings:
-        return Settings(**{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")})
+        return load_settings(
+            **{k.removeprefix("LOCKD_").lower(): v for k, v in self.env.items() if k.startswith("LOCKD_")}
+        )
 
     def start(self, timeout: float = 30.0) -> LockdServer:
         command = [sys.executable, "-m", "lockd", "serve", "--port", str(self.port), "--workers", str(self.workers)]
@@ -228,7 +244,21 @@ class LockdServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
 
 
-def server_env(database_url: str, index: Any, **overrides: str) -> dict[str, str]:
+class StartLockd(Protocol):
+    """The `start_lockd` fixture: start a server on `database_url` with these `LOCKD_*` overrides."""
+
+    def __call__(
+        self,
+        database_url: str,
+        *,
+        workers: int = 1,
+        index: ServedIndex | None = None,
+        tokens: bool = True,
+        **overrides: str,
+    ) -> LockdServer: ...
+
+
+def server_env(database_url: str, index: ServedIndex, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}
     env.update(
         {
@@ -338,11 +368,11 @@ def lock_inputs(service: Service, scenario: dict[str, str] = SCENARIO) -> dict[s
     return digests
 
 
-def files_of(index: Any, project: str, version: str) -> list[str]:
+def files_of(index: WatchedIndex, project: str, version: str) -> list[str]:
     return [a.filename for a in index.files(project) if a.version == version]
 
 
-def mutate(index: Any, *, yank_reason: str = "broken build", advisories: Path | None = None) -> dict[str, str]:
+def mutate(index: ControlledIndex, *, yank_reason: str = "broken build", advisories: Path | None = None) -> dict[str, str]:
     """Publish, yank, delete, replace, and an advisory into `advisories`: one mutation per kind.
     Returns the tampered file's new sha256."""
     if advisories is not None:

@@ -16,8 +16,9 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
+from schemathesis import Case, checks
 
+from fixtures.served_index import WatchedIndex
 from tests.support import ROOT, LockdServer, fresh_database, server_env
 
 MAX_EXAMPLES = 12
@@ -28,7 +29,7 @@ EXCLUDED = [checks.positive_data_acceptance]
 
 @pytest.fixture(scope="module")
 def fuzzed_server(
-    request: pytest.FixtureRequest, fixture_index: Any, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, fixture_index: WatchedIndex, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LockdServer]:
     tmp = tmp_path_factory.mktemp("lockd-fuzz")
     server = LockdServer(server_env(fresh_database("sqlite", request, tmp), fixture_index), tmp / "server.log")
@@ -66,7 +67,7 @@ def test_no_5xx_and_every_response_matches_the_schema(method: str, path: str, fu
 
     @given(case=schema[path][method].as_strategy())
     @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-    def check(case: Any) -> None:
+    def check(case: Case[Any]) -> None:  # the operation type is four type parameters deep
         response = case.call_and_validate(
             base_url=fuzzed_server.url, headers=headers, timeout=30, excluded_checks=EXCLUDED
         )

@@ -45,7 +45,10 @@ def test_wrk_script_survives_a_body_with_lua_brackets() -> None:
 def test_nonce_changes_the_digest_but_not_the_projects() -> None:
     text = "# comment\ntorch==2.5.1\nuvicorn[standard]\n"
     first, second = with_nonce(text, 1), with_nonce(text, 2)
-    names = lambda t: sorted(r.name for r in parse_requirements(t))  # noqa: E731
+
+    def names(body: str) -> list[str]:
+        return sorted(r.name for r in parse_requirements(body))
+
     assert names(first) == names(second) == names(text)
     assert first != second and "!=0.0.0.1" in first and "torch" in first
 

@@ -8,8 +8,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
+from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.config import Settings
 from lockd.http.models import OptionsBody
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
@@ -46,7 +46,7 @@ def test_lock_and_help_start_without_the_web_and_database_stacks() -> None:
     assert json.loads(done.stdout) == []
 
 
-def test_lock_without_a_server_is_quiet_when_piped(fixture_index: Any, tmp_path: Path) -> None:
+def test_lock_without_a_server_is_quiet_when_piped(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     (tmp_path / "requirements.in").write_text("torch==2.5.1\n")
     (tmp_path / "constraints.txt").write_text("numpy<2.3\n")
     done = _lockd(
@@ -70,7 +70,7 @@ def test_lock_without_a_server_is_quiet_when_piped(fixture_index: Any, tmp_path:
     assert not (tmp_path / "var").exists()  # no database was touched
 
 
-def test_errors_print_message_and_hint_and_exit_non_zero(fixture_index: Any, tmp_path: Path) -> None:
+def test_errors_print_message_and_hint_and_exit_non_zero(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     (tmp_path / "requirements.in").write_text("numpy\nlockd-fx-conflict-a\nlockd-fx-conflict-b>=2\n")
     done = _lockd(
         "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11",
@@ -89,7 +89,9 @@ def test_errors_print_message_and_hint_and_exit_non_zero(fixture_index: Any, tmp
     assert _lockd("frobnicate").returncode == 2
 
 
-def test_lock_through_a_private_index_keeps_its_credentials_out_of_the_lock(mutable_index: Any, tmp_path: Path) -> None:
+def test_lock_through_a_private_index_keeps_its_credentials_out_of_the_lock(
+    mutable_index: ControlledIndex, tmp_path: Path
+) -> None:
     # --index-url carries the mirror's credentials; LOCKD_PYTORCH_INDEX_URL carries the PyTorch side's.
     host = mutable_index.url.removeprefix("http://")
     mutable_index.require_auth("ci-user", "index-s3cret")
@@ -141,7 +143,7 @@ def test_openapi_command_prints_the_contract() -> None:
 
 
 def test_as_of_is_the_api_option_and_the_header_command_reproduces_the_lock(
-    fixture_index: Any, tmp_path: Path
+    fixture_index: WatchedIndex, tmp_path: Path
 ) -> None:
     (tmp_path / "requirements.in").write_text("lockd-fx-pyreq\n")
     args = (

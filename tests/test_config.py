@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lockd.config import DEFAULT_DATABASE_URL, InvalidConfiguration, load_settings
-from lockd.standalone import build_request
+from lockd.intake import build_request
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,7 +94,9 @@ def test_a_changed_password_changes_no_input_digest() -> None:
             pytorch_index_url=f"https://{userinfo}pypi.internal/whl",
         )
         request = build_request(
-            settings, requirements="torch==2.5.1\n", target={"platform": "linux_x86_64", "python": "3.11", "cuda": "cu124"}
+            requirements="torch==2.5.1\n",
+            target={"platform": "linux_x86_64", "python": "3.11", "cuda": "cu124"},
+            index_plan=settings.index_plan,
         )
         assert "@" not in request.canonical_bytes().decode()
         return request.digest

@@ -6,15 +6,16 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 
+from fixtures.served_index import ControlledIndex
 from lockd.drift_runs import DriftRuns
+from lockd.render import FILE_NAMES
 from lockd.service import Service
-from tests.support import SCENARIO, XSS, LockdServer, lock_inputs, metric_value
+from tests.support import SCENARIO, XSS, LockdServer, StartLockd, lock_inputs, metric_value
 
 
 class _Page(HTMLParser):
@@ -147,6 +148,9 @@ def test_lock_page_shows_the_diff_and_links_to_revisions(drifted: tuple[LockdSer
     revision_link = f"/v1/locks/{digests['yanked']}/revisions/1"
     assert revision_link in page.links
     assert httpx.get(server.url + revision_link).status_code == 200
+    for name in FILE_NAMES:  # every served format, from the one table of formats
+        file_link = f"/v1/locks/{digests['yanked']}/{name}"
+        assert file_link in page.links and httpx.get(server.url + file_link).status_code == 200
 
     tampered = _Page(httpx.get(server.url + f"/dashboard/locks/{digests['tampered']}").text)
     assert "tampered" in tampered.text("files") and "now has sha256" in tampered.text("files")
@@ -202,7 +206,7 @@ def test_drift_gauges_follow_the_latest_complete_run(drifted: tuple[LockdServer,
     assert metric_value(text, "lockd_drift_last_run_duration_seconds") > 0
 
 
-def test_dashboard_before_any_run_says_so(database_url: str, start_lockd: Callable[..., LockdServer]) -> None:
+def test_dashboard_before_any_run_says_so(database_url: str, start_lockd: StartLockd) -> None:
     server = start_lockd(database_url)
     body = httpx.get(server.url + "/dashboard").text
     assert "No drift run has completed yet" in body
@@ -211,7 +215,7 @@ def test_dashboard_before_any_run_says_so(database_url: str, start_lockd: Callab
 
 
 def test_the_in_process_scheduler_runs_drift_and_replicas_do_not_overlap(
-    database_url: str, start_lockd: Callable[..., LockdServer], mutable_index: Any
+    database_url: str, start_lockd: StartLockd, mutable_index: ControlledIndex
 ) -> None:
     """Two replicas on one database, each with a 1 s schedule: runs happen, never two at once."""
     first = start_lockd(database_url, index=mutable_index, LOCKD_DRIFT_INTERVAL="1")

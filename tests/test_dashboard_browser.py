@@ -8,12 +8,16 @@ saves screenshots whose paths are printed.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support import SCENARIO, XSS, LockdServer
+
+if TYPE_CHECKING:  # Playwright is imported only where Chromium can run (importorskip below)
+    from playwright.sync_api import Browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -29,7 +33,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -42,7 +46,7 @@ def browser() -> Any:
 
 
 def test_dashboard_in_chromium_shows_every_kind_and_leads_to_a_diff(
-    browser: Any, drifted: tuple[LockdServer, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+    browser: Browser, drifted: tuple[LockdServer, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     server, digests = drifted
     shots = tmp_path_factory.mktemp("screenshots")

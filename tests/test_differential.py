@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import ServedIndex, WatchedIndex
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
@@ -58,7 +58,7 @@ CASES = (
 )
 
 
-def _resolve(index: FixtureIndex, client: IndexClient, case: Case, target: Target) -> Lock:
+def _resolve(index: ServedIndex, client: IndexClient, case: Case, target: Target) -> Lock:
     request = LockRequest(
         requirements=parse_requirements(case.requirements),
         constraints=parse_requirements(case.constraints, source="constraints.txt"),
@@ -88,7 +88,7 @@ def _lockd_pins(lock: Lock) -> dict[str, str]:
 @pytest.mark.parametrize("target_name", list(TARGETS))
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_pins_equal_uv(  # noqa: PLR0917 - pytest passes fixtures by position
-    fixture_index: FixtureIndex,
+    fixture_index: WatchedIndex,
     client: IndexClient,
     case: Case,
     target_name: str,
@@ -117,7 +117,7 @@ def test_pins_equal_uv(  # noqa: PLR0917 - pytest passes fixtures by position
     "case", [c for c in CASES if not c.torch], ids=[c.name for c in CASES if not c.torch]
 )
 def test_pins_equal_pip_compile_on_the_host(
-    fixture_index: FixtureIndex, client: IndexClient, case: Case, tmp_path: Path
+    fixture_index: WatchedIndex, client: IndexClient, case: Case, tmp_path: Path
 ) -> None:
     lock = _resolve(fixture_index, client, case, HOST)
     expected = pip_compile(
@@ -131,7 +131,7 @@ def test_pins_equal_pip_compile_on_the_host(
 
 
 def test_host_locks_install_with_require_hashes(
-    fixture_index: FixtureIndex, client: IndexClient, tmp_path: Path
+    fixture_index: WatchedIndex, client: IndexClient, tmp_path: Path
 ) -> None:
     # One venv per lock is slow, so the host install check covers the sets that differ most in
     # what they install (wheels with extras and markers, an sdist, a pinned yanked version).

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from fixtures.served_index import ControlledIndex, ServedIndex
 from lockd.config import Settings
 from lockd.drift import (
     ALERT_KINDS,
@@ -61,7 +62,7 @@ from tests.support import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def open_service(database_url: str, index: Any, **overrides: Any) -> Service:
+def open_service(database_url: str, index: ServedIndex, **overrides: Any) -> Service:
     settings = Settings(
         database_url=database_url, index_url=index.pypi_url, pytorch_index_url=index.pytorch_base, **overrides
     )
@@ -69,7 +70,7 @@ def open_service(database_url: str, index: Any, **overrides: Any) -> Service:
 
 
 @pytest.fixture
-def service(database_url: str, mutable_index: Any, tmp_path: Path) -> Iterator[Service]:
+def service(database_url: str, mutable_index: ControlledIndex, tmp_path: Path) -> Iterator[Service]:
     opened = open_service(database_url, mutable_index, advisories_dir=advisory_database(tmp_path / "advisories"))
     try:
         yield opened
@@ -171,7 +172,9 @@ def test_the_migrated_database_checks_the_same_kinds(database_url: str) -> None:
 # -- runs against the fixture index ------------------------------------------------------------
 
 
-def test_every_finding_kind_from_index_mutations_is_stored(service: Service, mutable_index: Any) -> None:
+def test_every_finding_kind_from_index_mutations_is_stored(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     digests = lock_inputs(service)
     unchanged = DriftRuns(service).run()
     assert unchanged is not None and unchanged.status == "complete"
@@ -228,7 +231,7 @@ def test_every_finding_kind_from_index_mutations_is_stored(service: Service, mut
 
 
 def test_deleting_a_dependencys_only_matching_version_makes_the_input_unresolvable(
-    service: Service, mutable_index: Any
+    service: Service, mutable_index: ControlledIndex
 ) -> None:
     (digest,) = lock_inputs(service, {"unresolvable": "lockd-fx-conflict-a"}).values()
     for filename in files_of(mutable_index, "lockd-fx-conflict-b", "1.0"):
@@ -243,7 +246,7 @@ def test_deleting_a_dependencys_only_matching_version_makes_the_input_unresolvab
     assert drift_results(service, record.id)[0].status == "missing"
 
 
-def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_index: Any) -> None:
+def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_index: ControlledIndex) -> None:
     """The PyTorch index lists one torchaudio wheel per variant with no #sha256=: replacing its
     bytes must still be caught, by streaming the file and hashing it."""
     service = open_service(database_url, mutable_index)
@@ -262,7 +265,7 @@ def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_ind
     assert [(f.filename, f.new_sha256) for f in tampered] == [(hashless, new_sha)]
 
 
-def test_an_index_outage_is_not_reported_as_drift(service: Service, mutable_index: Any) -> None:
+def test_an_index_outage_is_not_reported_as_drift(service: Service, mutable_index: ControlledIndex) -> None:
     (digest,) = lock_inputs(service, {"current": "lockd-fx-pre"}).values()
     mutable_index.set_fault("500")
     record = DriftRuns(service).run()
@@ -304,7 +307,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _drift_env(database_url: str, index: Any, **extra: str) -> dict[str, str]:
+def _drift_env(database_url: str, index: ServedIndex, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}
     env.update(
         LOCKD_DATABASE_URL=database_url,
@@ -317,7 +320,7 @@ def _drift_env(database_url: str, index: Any, **extra: str) -> dict[str, str]:
 
 
 def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
-    database_url: str, mutable_index: Any
+    database_url: str, mutable_index: ControlledIndex
 ) -> None:
     service = open_service(database_url, mutable_index, drift_lease_ttl=1.0)
     try:
@@ -392,7 +395,7 @@ def webhook() -> Iterator[_Webhook]:
 
 
 def test_webhook_gets_a_summary_only_when_something_needs_a_human(
-    database_url: str, mutable_index: Any, webhook: _Webhook
+    database_url: str, mutable_index: ControlledIndex, webhook: _Webhook
 ) -> None:
     url = webhook.url
     service = open_service(database_url, mutable_index, webhook_url=url)
@@ -413,7 +416,9 @@ def test_webhook_gets_a_summary_only_when_something_needs_a_human(
     assert body["counts"]["missing"] == 1 and body["counts"]["outdated"] == 1
 
 
-def test_an_unreachable_webhook_does_not_fail_the_run(database_url: str, mutable_index: Any) -> None:
+def test_an_unreachable_webhook_does_not_fail_the_run(
+    database_url: str, mutable_index: ControlledIndex
+) -> None:
     service = open_service(database_url, mutable_index, webhook_url="http://127.0.0.1:9/unreachable")
     try:
         lock_inputs(service, {"missing": "lockd-fx-speedups"})
@@ -439,7 +444,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 # The gate is CLI plumbing over the same store code as above: one backend is enough.
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_drift_check_gates_ci_on_the_latest_run(database_url: str, mutable_index: Any) -> None:
+def test_drift_check_gates_ci_on_the_latest_run(database_url: str, mutable_index: ControlledIndex) -> None:
     service = open_service(database_url, mutable_index)
     try:
         lock_inputs(service, {"outdated": "lockd-fx-pre", "tampered": "lockd-fx-conflict-c"})

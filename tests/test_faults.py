@@ -13,14 +13,22 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.support import LockdServer, assert_problem, fresh_database, row_counts, wait_until
+from fixtures.served_index import ControlledIndex
+from tests.support import (
+    LockdServer,
+    PostgresDatabases,
+    StartLockd,
+    assert_problem,
+    fresh_database,
+    row_counts,
+    wait_until,
+)
 
 LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 LOCK_TABLES = ("inputs", "locks", "lock_packages", "lock_files", "revisions")
@@ -43,7 +51,7 @@ def closed_port() -> int:
 
 
 def test_index_down_is_502_then_heals(
-    start_lockd: Callable[..., LockdServer], database_url: str, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, unique_requirements: str
 ) -> None:
     port = closed_port()
     server = start_lockd(database_url, LOCKD_INDEX_URL=f"http://127.0.0.1:{port}/simple/")
@@ -67,9 +75,9 @@ def test_index_down_is_502_then_heals(
     ids=["slow-page", "5xx-files", "truncated-page", "truncated-file", "garbage-page"],
 )
 def test_index_fault_is_a_problem_and_nothing_is_stored(  # noqa: PLR0917 (pytest passes parameters positionally)
-    start_lockd: Callable[..., LockdServer],
+    start_lockd: StartLockd,
     database_url: str,
-    mutable_index: Any,
+    mutable_index: ControlledIndex,
     unique_requirements: str,
     mode: str,
     prefix: str,
@@ -92,7 +100,7 @@ def test_index_fault_is_a_problem_and_nothing_is_stored(  # noqa: PLR0917 (pytes
 
 
 def test_file_bytes_not_matching_the_listed_hash_are_refused(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     server = start_lockd(database_url, index=mutable_index, LOCKD_PAGE_TTL="3600")
     # A first request that reads the project page (cached, with the sdist's sha256) but no file.
@@ -108,7 +116,7 @@ def test_file_bytes_not_matching_the_listed_hash_are_refused(
 
 
 def test_unmigrated_database_at_start(
-    start_lockd: Callable[..., LockdServer], backend: str, request: pytest.FixtureRequest, tmp_path: Any
+    start_lockd: StartLockd, backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = fresh_database(backend, request, tmp_path, migrated=False)
     server = start_lockd(url, tokens=False)
@@ -150,9 +158,9 @@ def _rename(admin: sa.Engine, old: str, new: str) -> None:
 
 @pytest.mark.postgres
 def test_postgres_connections_killed_and_database_gone_mid_flight(
-    start_lockd: Callable[..., LockdServer],
-    postgres_databases: Any,
-    mutable_index: Any,
+    start_lockd: StartLockd,
+    postgres_databases: PostgresDatabases,
+    mutable_index: ControlledIndex,
     unique_requirements: str,
 ) -> None:
     url = postgres_databases.create()

@@ -19,7 +19,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from fixtures.build import PYPI, FileSpec, Release, build_file, load_snapshot, stray_numpy_version
-from fixtures.index import PEP691_JSON, FixtureIndex
+from fixtures.index import PEP691_JSON
+from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from fixtures.variants import cuda_pins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
 # --- the PyPI-shaped side ----------------------------------------------------------------------
 
 
-def test_json_and_html_by_content_negotiation(fixture_index: FixtureIndex) -> None:
+def test_json_and_html_by_content_negotiation(fixture_index: WatchedIndex) -> None:
     url = fixture_index.pypi_url + "requests/"
     html = httpx.get(url)
     assert html.headers["content-type"] == "text/html"
@@ -51,14 +52,14 @@ def test_json_and_html_by_content_negotiation(fixture_index: FixtureIndex) -> No
     assert httpx.get(url, headers={"Accept": "image/png"}).status_code == 406
 
 
-def test_non_normalized_names_redirect(fixture_index: FixtureIndex) -> None:
+def test_non_normalized_names_redirect(fixture_index: WatchedIndex) -> None:
     response = httpx.get(fixture_index.pypi_url + "MarkupSafe/")
     assert response.status_code == 301
     assert response.headers["location"] == "/simple/markupsafe/"
     assert httpx.get(fixture_index.pypi_url + "Typing_Extensions", follow_redirects=True).status_code == 200
 
 
-def test_served_bytes_match_advertised_hashes_and_sizes(fixture_index: FixtureIndex) -> None:
+def test_served_bytes_match_advertised_hashes_and_sizes(fixture_index: WatchedIndex) -> None:
     page = httpx.get(fixture_index.pypi_url + "idna/", headers={"Accept": PEP691_JSON}).json()
     for file in page["files"]:
         body = httpx.get(file["url"]).content
@@ -69,7 +70,7 @@ def test_served_bytes_match_advertised_hashes_and_sizes(fixture_index: FixtureIn
             assert hashlib.sha256(metadata).hexdigest() == file["core-metadata"]["sha256"]
 
 
-def test_torch_on_pypi_advertises_no_pep658_and_carries_real_cuda_pins(fixture_index: FixtureIndex) -> None:
+def test_torch_on_pypi_advertises_no_pep658_and_carries_real_cuda_pins(fixture_index: WatchedIndex) -> None:
     page = httpx.get(fixture_index.pypi_url + "torch/", headers={"Accept": PEP691_JSON}).json()
     assert not any(f["core-metadata"] for f in page["files"])
     wheel = next(f for f in page["files"] if f["filename"] == "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl")
@@ -81,7 +82,7 @@ def test_torch_on_pypi_advertises_no_pep658_and_carries_real_cuda_pins(fixture_i
     assert wheel["size"] > 4 * 1024 * 1024  # padded so a whole download is visible in the counters
 
 
-def test_range_requests(fixture_index: FixtureIndex) -> None:
+def test_range_requests(fixture_index: WatchedIndex) -> None:
     url = fixture_index.url + "/files/pypi/torch/torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
     head = httpx.head(url)
     size = int(head.headers["content-length"])
@@ -95,7 +96,7 @@ def test_range_requests(fixture_index: FixtureIndex) -> None:
     assert httpx.get(url, headers={"Range": f"bytes={size}-"}).status_code == 416
 
 
-def test_synthetic_projects_are_served(fixture_index: FixtureIndex) -> None:
+def test_synthetic_projects_are_served(fixture_index: WatchedIndex) -> None:
     def files(name: str) -> list[dict[str, Any]]:
         return list(httpx.get(fixture_index.pypi_url + name + "/", headers={"Accept": PEP691_JSON}).json()["files"])
 
@@ -111,7 +112,7 @@ def test_synthetic_projects_are_served(fixture_index: FixtureIndex) -> None:
 # --- the PyTorch-shaped side ---------------------------------------------------------------------
 
 
-def test_pytorch_index_is_html_only_with_one_hashless_link(fixture_index: FixtureIndex) -> None:
+def test_pytorch_index_is_html_only_with_one_hashless_link(fixture_index: WatchedIndex) -> None:
     response = httpx.get(fixture_index.variant_url("cu124") + "torchaudio/", headers={"Accept": PEP691_JSON})
     assert response.status_code == 200 and response.headers["content-type"] == "text/html"
     links = re.findall(r'<a href="([^"]+)"', response.text)
@@ -120,7 +121,7 @@ def test_pytorch_index_is_html_only_with_one_hashless_link(fixture_index: Fixtur
     assert "data-dist-info-metadata=" in response.text
 
 
-def test_pytorch_index_labels_metadata_and_strays(fixture_index: FixtureIndex) -> None:
+def test_pytorch_index_labels_metadata_and_strays(fixture_index: WatchedIndex) -> None:
     page = httpx.get(fixture_index.variant_url("cu121") + "torch/").text
     assert "torch-2.5.1+cu121-cp311-cp311-linux_x86_64.whl" in page
     cpu = httpx.get(fixture_index.variant_url("cpu") + "torch/").text
@@ -163,7 +164,7 @@ def test_builds_are_deterministic() -> None:
 # --- controls ------------------------------------------------------------------------------------
 
 
-def test_mutations_change_what_is_served(mutable_index: FixtureIndex) -> None:
+def test_mutations_change_what_is_served(mutable_index: ControlledIndex) -> None:
     index = mutable_index
     published = index.publish("lockd-fx-plain", "9.0", requires_dist=("idna",))
     page = httpx.get(index.pypi_url + "lockd-fx-plain/", headers={"Accept": PEP691_JSON}).json()
@@ -190,7 +191,7 @@ def test_mutations_change_what_is_served(mutable_index: FixtureIndex) -> None:
     assert "9.0" not in httpx.get(index.pypi_url + "lockd-fx-plain/", headers={"Accept": PEP691_JSON}).json()["versions"]
 
 
-def test_faults_latency_and_counters(mutable_index: FixtureIndex) -> None:
+def test_faults_latency_and_counters(mutable_index: ControlledIndex) -> None:
     index = mutable_index
     index.set_fault("500", count=1)
     assert httpx.get(index.pypi_url + "idna/").status_code == 500
@@ -218,7 +219,9 @@ def test_faults_latency_and_counters(mutable_index: FixtureIndex) -> None:
         httpx.get(index.pypi_url + "idna/", timeout=0.1)
 
 
-def test_basic_auth_requirement_answers_401_without_the_right_credentials(mutable_index: FixtureIndex) -> None:
+def test_basic_auth_requirement_answers_401_without_the_right_credentials(
+    mutable_index: ControlledIndex,
+) -> None:
     index = mutable_index
     index.require_auth("ci", "secret")
     httpx.post(index.url + "/_control/auth", json={"user": "torch-token", "path_prefix": "/whl/"})
@@ -246,7 +249,7 @@ def test_basic_auth_requirement_answers_401_without_the_right_credentials(mutabl
 # --- real resolvers and installers ---------------------------------------------------------------
 
 
-def _uv_compile(index: FixtureIndex, variant: str, tmp_path: Path) -> str:
+def _uv_compile(index: ServedIndex, variant: str, tmp_path: Path) -> str:
     project = tmp_path / variant
     project.mkdir()
     (project / "pyproject.toml").write_text(
@@ -269,7 +272,7 @@ def _pins(requirements: str) -> dict[str, str]:
     return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", requirements, re.MULTILINE))
 
 
-def test_uv_routes_torch_to_the_variant_index(fixture_index: FixtureIndex, tmp_path: Path) -> None:
+def test_uv_routes_torch_to_the_variant_index(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     fixture_index.reset_counters()
     cu124 = _pins(_uv_compile(fixture_index, "cu124", tmp_path))
     assert cu124["torch"] == "2.5.1+cu124" and cu124["torchvision"] == "0.20.1+cu124"
@@ -287,7 +290,7 @@ def test_uv_routes_torch_to_the_variant_index(fixture_index: FixtureIndex, tmp_p
     assert cu121["nvidia-cudnn-cu12"] == "9.1.0.70" and "nvidia-nvjitlink-cu12" in cu121  # via cusolver
 
 
-def test_pip_resolves_and_hash_pinned_install_works(fixture_index: FixtureIndex, tmp_path: Path) -> None:
+def test_pip_resolves_and_hash_pinned_install_works(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     env = _clean_env(tmp_path)
     report = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
@@ -321,6 +324,6 @@ def test_pip_resolves_and_hash_pinned_install_works(fixture_index: FixtureIndex,
     assert probe.stdout.split()[0] == "pypi"
 
 
-def test_server_runs_as_a_subprocess(fixture_index_process: object) -> None:
-    url = getattr(fixture_index_process, "pypi_url")  # noqa: B009 - the fixture type lives in the plugin
+def test_server_runs_as_a_subprocess(fixture_index_process: ServedIndex) -> None:
+    url = fixture_index_process.pypi_url
     assert httpx.get(url + "torch/").status_code == 200

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 
+from fixtures.served_index import ControlledIndex
 from lockd.service import Service
-from tests.support import LockdServer, metric_value
+from tests.support import LockdServer, PostgresDatabases, StartLockd, metric_value
 
 TARGET = "python=3.11&platform=linux_x86_64&cuda=cu124"
 
@@ -38,7 +37,7 @@ def _resolutions(server: LockdServer) -> float:
 
 
 def test_fifty_identical_requests_resolve_once(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     # Slow enough that all 50 arrive while the first is still resolving.
     mutable_index.set_latency(150)
@@ -55,7 +54,7 @@ def test_fifty_identical_requests_resolve_once(
 
 
 def test_a_resolution_longer_than_its_lease_keeps_it_by_renewing(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     # torch cu124 takes ~40 requests: at 300 ms each the resolution outlives a 0.5 s lease many
     # times over, so the waiters would take over (and resolve again) without the renewals.
@@ -70,7 +69,7 @@ def test_a_resolution_longer_than_its_lease_keeps_it_by_renewing(
 
 
 def test_a_failed_resolution_is_shared_by_its_waiters(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     mutable_index.set_latency(150)
     server = start_lockd(database_url, index=mutable_index)
@@ -82,7 +81,10 @@ def test_a_failed_resolution_is_shared_by_its_waiters(
 
 @pytest.mark.postgres
 def test_two_server_processes_on_one_postgres_resolve_once(
-    start_lockd: Callable[..., LockdServer], postgres_databases: Any, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd,
+    postgres_databases: PostgresDatabases,
+    mutable_index: ControlledIndex,
+    unique_requirements: str,
 ) -> None:
     mutable_index.set_latency(150)
     url = postgres_databases.create()
@@ -99,7 +101,7 @@ def test_two_server_processes_on_one_postgres_resolve_once(
 
 
 def test_other_requests_are_served_while_resolutions_hang(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     """More hanging resolutions than the read pool has threads: cache hits and reads still flow."""
     server = start_lockd(database_url, index=mutable_index)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from fixtures.served_index import ControlledIndex
 from lockd.service import Service
-from tests.support import LockdServer
+from tests.support import LockdServer, PostgresDatabases, StartLockd
 
 TARGET = "python=3.11&platform=linux_x86_64"
 
@@ -156,7 +157,7 @@ def test_token_scopes(lockd_server: LockdServer, unique_requirements: str) -> No
 
 
 def test_reads_need_a_token_when_anonymous_read_is_off(
-    start_lockd: Callable[..., LockdServer], database_url: str, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, unique_requirements: str
 ) -> None:
     server = start_lockd(database_url, LOCKD_ANONYMOUS_READ="false")
     with server.client(None) as anonymous:
@@ -167,7 +168,7 @@ def test_reads_need_a_token_when_anonymous_read_is_off(
 
 
 def test_resolution_timeout_is_504_and_stores_nothing(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     mutable_index.set_latency(1500)
     server = start_lockd(database_url, index=mutable_index, LOCKD_RESOLVE_TIMEOUT="0.5")
@@ -184,7 +185,7 @@ def test_resolution_timeout_is_504_and_stores_nothing(
 
 
 def test_index_failure_is_502(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     mutable_index.set_fault("500")
     server = start_lockd(database_url, index=mutable_index)
@@ -193,7 +194,7 @@ def test_index_failure_is_502(
     assert _stored_inputs(server) == 0
 
 
-def test_database_unavailable_is_503(start_lockd: Callable[..., LockdServer], postgres_databases: Any) -> None:
+def test_database_unavailable_is_503(start_lockd: StartLockd, postgres_databases: PostgresDatabases) -> None:
     missing = postgres_databases.admin_url.rsplit("/", 1)[0] + "/lockd_no_such_database"
     server = start_lockd(missing, tokens=False)
     with httpx.Client(base_url=server.url) as client:

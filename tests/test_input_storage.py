@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import WatchedIndex
 from lockd.config import Settings
 from lockd.inputs import LockOptions, LockRequest
 from lockd.service import Service
@@ -17,7 +17,7 @@ from lockd.store import queries, schema, transaction
 
 
 @pytest.fixture
-def service(database_url: str, fixture_index: FixtureIndex) -> Iterator[Service]:
+def service(database_url: str, fixture_index: WatchedIndex) -> Iterator[Service]:
     opened = Service.open(
         Settings(
             database_url=database_url,

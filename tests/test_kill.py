@@ -12,13 +12,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import LockdServer, row_counts, wait_until
+from fixtures.served_index import ControlledIndex
+from tests.support import LockdServer, StartLockd, row_counts, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,7 @@ def _consistent(database_url: str) -> dict[str, int]:
 
 
 def test_kill_during_a_resolution(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     # The default two-minute budget: a killed holder must block its input for one lease TTL
     # (15 s, renewed while it lives), not for the whole budget.
@@ -86,7 +85,7 @@ def test_kill_during_a_resolution(
 
 
 def test_kill_during_a_drift_run(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, unique_requirements: str
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
     server = start_lockd(database_url, index=mutable_index, LOCKD_DRIFT_LEASE_TTL="3", LOCKD_PAGE_TTL="0")
     assert _post(server, unique_requirements).status_code == 201

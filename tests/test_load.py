@@ -13,14 +13,13 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import LockdServer
+from fixtures.served_index import WatchedIndex
+from tests.support import PostgresDatabases, StartLockd
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -61,7 +60,7 @@ def rss_kb(pid: int) -> dict[int, int]:
 
 
 def test_two_minutes_of_mixed_traffic(
-    start_lockd: Callable[..., LockdServer], postgres_databases: Any, fixture_index: Any
+    start_lockd: StartLockd, postgres_databases: PostgresDatabases, fixture_index: WatchedIndex
 ) -> None:
     server = start_lockd(postgres_databases.create(), workers=2)
     assert server.process is not None

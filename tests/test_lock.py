@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import WatchedIndex
 from lockd.accelerator import VARIANTS
 from lockd.errors import InvalidRequest
 from lockd.index import IndexClient
@@ -147,11 +147,22 @@ _PACKAGES = st.builds(
     via=st.lists(st.sampled_from([ROOT, "-c constraints", "torch", "numpy"]), max_size=3).map(tuple),
     requires_python=st.none() | st.sampled_from([">=3.8", ">=3.9, !=3.10.*"]),
 )
+_PLATFORM_VARIANTS = [
+    (name, variant)
+    for name in ("linux_x86_64", "linux_aarch64", "windows_amd64")
+    for variant in (None, *VARIANTS)
+    if variant is None or name in VARIANTS[variant].platforms
+]
 _TARGETS = st.builds(
-    Target.of,
-    platform=st.sampled_from(["linux_x86_64", "linux_aarch64", "windows_amd64"]),
-    python=st.sampled_from(["3.9", "3.11", "3.13.1"]),
-    cuda=st.none() | st.sampled_from(sorted(VARIANTS)),
+    lambda pair, python: Target.of(pair[0], python, pair[1]),
+    pair=st.sampled_from(_PLATFORM_VARIANTS),
+    python=st.sampled_from(["3.9", "3.11", "3.13.1", "3.14t", "3.15"]),
+) | st.builds(
+    lambda python, level: Target.of("linux_aarch64", python, **level),
+    python=st.sampled_from(["3.12", "3.14t"]),
+    level=st.sampled_from([{"glibc": "2.17"}, {"glibc": "2.34"}, {"musl": "1.1"}, {"musl": "1.2"}]),
+) | st.builds(
+    Target.of, platform=st.sampled_from(["macos_x86_64", "windows_arm64"]), python=st.just("3.13t")
 ) | st.builds(
     Target.of, platform=st.just("macos_arm64"), python=st.just("3.12"), cuda=st.sampled_from([None, "cpu"])
 )
@@ -223,7 +234,7 @@ def client() -> Iterator[IndexClient]:
     ],
 )
 def test_locks_the_fixture_index_resolves_read_back_as_equal_values(
-    fixture_index: FixtureIndex, client: IndexClient, text: str, platform: str, cuda: str | None
+    fixture_index: WatchedIndex, client: IndexClient, text: str, platform: str, cuda: str | None
 ) -> None:
     target = Target.of(platform, "3.11", cuda)
     request = LockRequest(

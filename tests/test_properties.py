@@ -9,7 +9,7 @@ HTTP, two equivalent bodies get the same `Input-Digest`, and the second is a byt
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TypedDict
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.routing import plan_for
 from lockd.target import Target
+from tests.support import LockdServer
 
 NAMES = ["numpy", "torch", "requests", "fastapi", "pillow", "typing-extensions", "zope-interface", "ruamel-yaml"]
 EXTRAS = ["socks", "standard", "dev", "all"]
@@ -39,8 +40,17 @@ TARGETS = [
 ]
 
 
+class Req(TypedDict):
+    """One generated requirement, before it is spelled out."""
+
+    name: str
+    extras: list[str]
+    specs: list[tuple[str, str]]
+    marker: str | None
+
+
 @st.composite
-def requirement(draw: st.DrawFn, name: str) -> dict[str, Any]:
+def requirement(draw: st.DrawFn, name: str) -> Req:
     extras = draw(st.lists(st.sampled_from(EXTRAS), unique=True, max_size=2))
     specs = draw(
         st.lists(
@@ -58,7 +68,7 @@ requirement_sets = st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, uniq
 )
 
 
-def spell(req: dict[str, Any], *, style: int = 0) -> str:
+def spell(req: Req, *, style: int = 0) -> str:
     """One way of writing `req`; every style is equivalent."""
     name = req["name"]
     if style % 3 == 1:
@@ -86,7 +96,9 @@ def digest(text: str, target: Target = TARGETS[0]) -> str:
     reqs=requirement_sets,
     data=st.data(),
 )
-def test_equivalent_spellings_of_generated_requirements_share_a_digest(reqs: tuple[dict[str, Any], ...], data: Any) -> None:
+def test_equivalent_spellings_of_generated_requirements_share_a_digest(
+    reqs: tuple[Req, ...], data: st.DataObject
+) -> None:
     base = digest("\n".join(spell(r) for r in reqs))
     order = data.draw(st.permutations(list(reqs)))
     styles = data.draw(st.lists(st.integers(0, 5), min_size=len(reqs), max_size=len(reqs)))
@@ -97,10 +109,10 @@ def test_equivalent_spellings_of_generated_requirements_share_a_digest(reqs: tup
 
 
 @st.composite
-def one_change(draw: st.DrawFn, reqs: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+def one_change(draw: st.DrawFn, reqs: tuple[Req, ...]) -> tuple[Req, ...]:
     """The same set with exactly one semantic change to one requirement."""
     index = draw(st.integers(0, len(reqs) - 1))
-    req = dict(reqs[index])
+    req = reqs[index].copy()
     kind = draw(st.sampled_from(["spec-version", "spec-operator", "spec-add", "extra", "marker"]))
     if kind == "spec-version" and req["specs"]:
         op, version = req["specs"][0]
@@ -112,7 +124,8 @@ def one_change(draw: st.DrawFn, reqs: tuple[dict[str, Any], ...]) -> tuple[dict[
         req["specs"] = [(new, version), *req["specs"][1:]]
     elif kind == "extra":
         missing = [e for e in EXTRAS if e not in req["extras"]]
-        req["extras"] = [*req["extras"], missing[0]] if missing and draw(st.booleans()) else req["extras"][1:]
+        grow = bool(missing) and draw(st.booleans())
+        req["extras"] = [*req["extras"], missing[0]] if grow else req["extras"][1:]
         if req["extras"] == reqs[index]["extras"]:
             req["extras"] = [*req["extras"], missing[0]]
     elif kind == "marker":
@@ -126,7 +139,9 @@ def one_change(draw: st.DrawFn, reqs: tuple[dict[str, Any], ...]) -> tuple[dict[
 
 @settings(max_examples=150, deadline=None)
 @given(reqs=requirement_sets, data=st.data())
-def test_any_change_of_specifier_extra_or_marker_changes_the_digest(reqs: tuple[dict[str, Any], ...], data: Any) -> None:
+def test_any_change_of_specifier_extra_or_marker_changes_the_digest(
+    reqs: tuple[Req, ...], data: st.DataObject
+) -> None:
     changed = data.draw(one_change(reqs))
     assert changed != reqs
     assert digest("\n".join(spell(r) for r in changed)) != digest("\n".join(spell(r) for r in reqs))
@@ -134,7 +149,7 @@ def test_any_change_of_specifier_extra_or_marker_changes_the_digest(reqs: tuple[
 
 @settings(max_examples=60, deadline=None)
 @given(reqs=requirement_sets, pair=st.lists(st.sampled_from(TARGETS), min_size=2, max_size=2, unique=True))
-def test_any_change_of_target_changes_the_digest(reqs: tuple[dict[str, Any], ...], pair: list[Target]) -> None:
+def test_any_change_of_target_changes_the_digest(reqs: tuple[Req, ...], pair: list[Target]) -> None:
     text = "\n".join(spell(r) for r in reqs)
     assert digest(text, pair[0]) != digest(text, pair[1])
 
@@ -144,9 +159,11 @@ _fresh = itertools.count(1)
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(styles=st.lists(st.integers(0, 5), min_size=2, max_size=2), flip=st.booleans())
-def test_equivalent_bodies_over_http_share_an_input_digest(lockd_server: Any, styles: list[int], flip: bool) -> None:
+def test_equivalent_bodies_over_http_share_an_input_digest(
+    lockd_server: LockdServer, styles: list[int], flip: bool
+) -> None:
     tag = f"0.0.{next(_fresh)}.{id(lockd_server) % 1000}"
-    reqs = [
+    reqs: list[Req] = [
         {"name": "lockd-fx-plain", "extras": [], "specs": [("!=", tag), (">=", "1.0")], "marker": None},
         {"name": "lockd-fx-extras", "extras": ["speedups"], "specs": [], "marker": 'python_version >= "3.9"'},
     ]

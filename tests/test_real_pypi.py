@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import WatchedIndex
 from lockd.index import IndexClient
 from lockd.inputs import LockRequest, parse_requirements
 from lockd.resolver import resolve
@@ -58,7 +58,7 @@ def pypi() -> Iterator[IndexClient]:
 @pytest.mark.skipif(not CASES, reason=f"no benchmark cases at {CASES_DIR}")
 @pytest.mark.parametrize("case", CASES)
 def test_bench_case_matches_uv(
-    case: str, pypi: IndexClient, fixture_index: FixtureIndex, tmp_path: Path
+    case: str, pypi: IndexClient, fixture_index: WatchedIndex, tmp_path: Path
 ) -> None:
     folder = CASES_DIR / case
     requirements = (folder / "requirements.in").read_text()

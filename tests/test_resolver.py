@@ -14,7 +14,7 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from fixtures.synthetic import SDIST_BUILD_MARKER
 from lockd.accelerator import check_consistency
 from lockd.errors import (
@@ -35,7 +35,7 @@ from lockd.target import Target
 
 
 def make_request(
-    index: FixtureIndex,
+    index: ServedIndex,
     text: str,
     *,
     platform: str = "linux_x86_64",
@@ -65,7 +65,7 @@ def pins(lock: Lock) -> dict[str, str]:
 
 
 def test_extras_pull_their_dependencies_transitively(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     lock = resolve(make_request(fixture_index, "lockd-fx-extras[all]"), client)
     assert pins(lock) == {"lockd-fx-extras": "1.0", "lockd-fx-plain": "1.1", "lockd-fx-speedups": "0.3"}
@@ -88,7 +88,7 @@ def test_extras_pull_their_dependencies_transitively(
     ],
 )
 def test_markers_are_evaluated_for_the_target(
-    fixture_index: FixtureIndex, client: IndexClient, platform: str, python: str, expected: set[str]
+    fixture_index: WatchedIndex, client: IndexClient, platform: str, python: str, expected: set[str]
 ) -> None:
     lock = resolve(make_request(fixture_index, "lockd-fx-markers", platform=platform, python=python), client)
     assert set(lock.pins) - {"lockd-fx-markers"} == expected
@@ -97,7 +97,7 @@ def test_markers_are_evaluated_for_the_target(
 
 
 def test_requirement_markers_skip_lines_for_other_targets(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     text = 'lockd-fx-plain\nlockd-fx-winonly; sys_platform == "win32"'
     assert pins(resolve(make_request(fixture_index, text), client)) == {"lockd-fx-plain": "1.1"}
@@ -105,13 +105,13 @@ def test_requirement_markers_skip_lines_for_other_targets(
 
 @pytest.mark.parametrize(("python", "version"), [("3.11", "1.0"), ("3.12", "2.0")])
 def test_requires_python_of_the_target(
-    fixture_index: FixtureIndex, client: IndexClient, python: str, version: str
+    fixture_index: WatchedIndex, client: IndexClient, python: str, version: str
 ) -> None:
     lock = resolve(make_request(fixture_index, "lockd-fx-pyreq", python=python), client)
     assert pins(lock) == {"lockd-fx-pyreq": version}
 
 
-def test_yanked_versions_only_when_pinned_exactly(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_yanked_versions_only_when_pinned_exactly(fixture_index: WatchedIndex, client: IndexClient) -> None:
     assert pins(resolve(make_request(fixture_index, "lockd-fx-yanked"), client)) == {"lockd-fx-yanked": "1.0"}
     assert (
         pins(resolve(make_request(fixture_index, "lockd-fx-yanked>=1.0"), client))["lockd-fx-yanked"] == "1.0"
@@ -120,7 +120,7 @@ def test_yanked_versions_only_when_pinned_exactly(fixture_index: FixtureIndex, c
     assert pins(pinned) == {"lockd-fx-yanked": "1.1"}
 
 
-def test_prereleases_by_pips_rules(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_prereleases_by_pips_rules(fixture_index: WatchedIndex, client: IndexClient) -> None:
     def pre(text: str, *, prereleases: bool = False) -> str:
         options = LockOptions(prereleases=prereleases)
         lock = resolve(make_request(fixture_index, text, options=options), client)
@@ -133,13 +133,13 @@ def test_prereleases_by_pips_rules(fixture_index: FixtureIndex, client: IndexCli
     assert pre("lockd-fx-preonly") == "0.2b2"  # no final version exists at all
 
 
-def test_as_of_ignores_later_uploads(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_as_of_ignores_later_uploads(fixture_index: WatchedIndex, client: IndexClient) -> None:
     before_2_0 = LockOptions(as_of=datetime(2024, 1, 5, 18, 0, tzinfo=UTC))
     lock = resolve(make_request(fixture_index, "lockd-fx-pyreq", python="3.12", options=before_2_0), client)
     assert pins(lock) == {"lockd-fx-pyreq": "1.0"}
 
 
-def test_constraints_restrict_but_do_not_add(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_constraints_restrict_but_do_not_add(fixture_index: WatchedIndex, client: IndexClient) -> None:
     request = make_request(
         fixture_index, "lockd-fx-extras", constraints="lockd-fx-plain==1.0\nlockd-fx-pre==1.0"
     )
@@ -150,14 +150,14 @@ def test_constraints_restrict_but_do_not_add(fixture_index: FixtureIndex, client
     assert lock.constraints == ("lockd-fx-plain==1.0", "lockd-fx-pre==1.0")
 
 
-def test_conflicting_constraint_is_reported(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_conflicting_constraint_is_reported(fixture_index: WatchedIndex, client: IndexClient) -> None:
     request = make_request(fixture_index, "lockd-fx-plain>=1.1", constraints="lockd-fx-plain<1.1")
     with pytest.raises(NoMatchingDistribution) as raised:
         resolve(request, client)
     assert "lockd-fx-plain" in raised.value.message and "constraints" in raised.value.message
 
 
-def test_sdist_only_with_static_metadata(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_sdist_only_with_static_metadata(fixture_index: WatchedIndex, client: IndexClient) -> None:
     lock = resolve(make_request(fixture_index, "lockd-fx-sdist-static"), client)
     assert pins(lock) == {"lockd-fx-sdist-static": "1.0", "lockd-fx-plain": "1.1"}
     package = lock.package("lockd-fx-sdist-static")
@@ -168,7 +168,7 @@ def test_sdist_only_with_static_metadata(fixture_index: FixtureIndex, client: In
 
 
 def test_dynamic_sdist_needs_build_and_is_never_built(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     Path(SDIST_BUILD_MARKER).unlink(missing_ok=True)
     with pytest.raises(SdistNeedsBuild) as raised:
@@ -178,7 +178,7 @@ def test_dynamic_sdist_needs_build_and_is_never_built(
     assert not Path(SDIST_BUILD_MARKER).exists()
 
 
-def test_no_file_for_the_target(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_no_file_for_the_target(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(NoMatchingDistribution) as raised:
         resolve(make_request(fixture_index, "lockd-fx-plain\nlockd-fx-winonly"), client)
     assert raised.value.code == "no-matching-distribution"
@@ -187,7 +187,7 @@ def test_no_file_for_the_target(fixture_index: FixtureIndex, client: IndexClient
     assert "requirements.in line 2" in message
 
 
-def test_no_matching_version(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_no_matching_version(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(NoMatchingDistribution) as raised:
         resolve(make_request(fixture_index, "lockd-fx-plain>=7"), client)
     message = raised.value.message
@@ -195,20 +195,20 @@ def test_no_matching_version(fixture_index: FixtureIndex, client: IndexClient) -
     assert "requirements.in line 1 asks for lockd-fx-plain>=7" in message and "1.1, 1.0" in message
 
 
-def test_no_version_for_the_targets_python(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_no_version_for_the_targets_python(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(NoMatchingDistribution) as raised:
         resolve(make_request(fixture_index, "lockd-fx-pyreq>=2"), client)
     assert "lockd-fx-pyreq 2.0 requires Python >=3.12, the target has 3.11.0" in raised.value.message
 
 
-def test_unknown_project(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_unknown_project(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(UnknownProject) as raised:
         resolve(make_request(fixture_index, "lockd-fx-plain\nlockd-fx-nope>=1"), client)
     assert "lockd-fx-nope" in raised.value.message
     assert "requirements.in line 2 asks for lockd-fx-nope>=1" in raised.value.message
 
 
-def test_conflict_is_explained_with_the_chain(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_conflict_is_explained_with_the_chain(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(ResolutionImpossible) as raised:
         resolve(make_request(fixture_index, "lockd-fx-conflict-a\nlockd-fx-conflict-c"), client)
     message = raised.value.message
@@ -218,7 +218,7 @@ def test_conflict_is_explained_with_the_chain(fixture_index: FixtureIndex, clien
     assert {c["requirement"] for c in conflicts} == {"lockd-fx-conflict-b<2", "lockd-fx-conflict-b>=2"}
 
 
-def test_torch_conflict_names_the_requirements_line(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_torch_conflict_names_the_requirements_line(fixture_index: WatchedIndex, client: IndexClient) -> None:
     request = make_request(fixture_index, "torch==2.4.1\ntorchvision==0.20.1", cuda="cu124")
     with pytest.raises(ResolutionImpossible) as raised:
         resolve(request, client)
@@ -231,7 +231,7 @@ def test_torch_conflict_names_the_requirements_line(fixture_index: FixtureIndex,
     )
 
 
-def test_torch_cu124_reads_metadata_without_downloading_wheels(mutable_index: FixtureIndex) -> None:
+def test_torch_cu124_reads_metadata_without_downloading_wheels(mutable_index: ControlledIndex) -> None:
     request = make_request(mutable_index, "torch==2.5.1\ntorchvision\nfastapi", cuda="cu124")
     with IndexClient(timeout=10.0) as fresh:
         lock = resolve(request, fresh)
@@ -258,14 +258,14 @@ def test_torch_cu124_reads_metadata_without_downloading_wheels(mutable_index: Fi
     assert stats.whole_downloads == 0
 
 
-def _index_name(index_url: str, index: FixtureIndex) -> str:
+def _index_name(index_url: str, index: ServedIndex) -> str:
     if index_url == index.pypi_url:
         return "pypi"
     return index_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def test_every_installable_file_is_hashed_including_hashless_links(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     lock = resolve(make_request(fixture_index, "torchaudio==2.5.1", python="3.12", cuda="cu124"), client)
     audio = lock.package("torchaudio")
@@ -278,7 +278,7 @@ def test_every_installable_file_is_hashed_including_hashless_links(
         assert package.files and all(len(f.sha256) == 64 for f in package.files)
 
 
-def test_cpu_builds_on_macos_and_aarch64(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_cpu_builds_on_macos_and_aarch64(fixture_index: WatchedIndex, client: IndexClient) -> None:
     mac = resolve(make_request(fixture_index, "torch==2.5.1", platform="macos_arm64", cuda="cpu"), client)
     arm = resolve(make_request(fixture_index, "torch==2.5.1", platform="linux_aarch64", cuda="cpu"), client)
     for lock in (mac, arm):
@@ -288,7 +288,7 @@ def test_cpu_builds_on_macos_and_aarch64(fixture_index: FixtureIndex, client: In
     assert linux_cpu.pins[NormalizedName("torch")] == Version("2.5.1+cpu")
 
 
-def test_resolution_is_deterministic(fixture_index: FixtureIndex) -> None:
+def test_resolution_is_deterministic(fixture_index: WatchedIndex) -> None:
     request = make_request(
         fixture_index, "torch==2.5.1\ntorchvision\nfastapi\nlockd-fx-extras[all]", cuda="cu124"
     )
@@ -299,12 +299,12 @@ def test_resolution_is_deterministic(fixture_index: FixtureIndex) -> None:
     assert len(digests) == 1
 
 
-def test_deadline(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_deadline(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(ResolutionTimeout):
         resolve(make_request(fixture_index, "fastapi"), client, deadline=time.monotonic() - 1)
 
 
-def test_reporter_sees_every_pin(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_reporter_sees_every_pin(fixture_index: WatchedIndex, client: IndexClient) -> None:
     seen: list[tuple[str, Version]] = []
 
     class Recorder:
@@ -318,7 +318,7 @@ def test_reporter_sees_every_pin(fixture_index: FixtureIndex, client: IndexClien
     assert dict(seen) == lock.pins
 
 
-def test_cuda_consistency(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_cuda_consistency(fixture_index: WatchedIndex, client: IndexClient) -> None:
     lock = resolve(make_request(fixture_index, "torch==2.5.1", cuda="cu124"), client)
     check_consistency(lock)
 
@@ -367,7 +367,7 @@ class _PageLog:
         return self._client.file_sha256(file)
 
 
-def test_the_probable_graph_is_fetched_before_the_resolver_reaches_it(fixture_index: FixtureIndex) -> None:
+def test_the_probable_graph_is_fetched_before_the_resolver_reaches_it(fixture_index: WatchedIndex) -> None:
     # resolvelib asks for grandchildren only after pinning their parents; the prefetch walk must
     # not wait for that, or cold resolution waits one round trip per level of the graph.
     request = make_request(fixture_index, "fastapi")
@@ -394,7 +394,9 @@ def test_the_probable_graph_is_fetched_before_the_resolver_reaches_it(fixture_in
     assert set(lock.pins) == expected
 
 
-def test_a_version_with_unparsable_requires_dist_is_skipped_as_pip_does(mutable_index: FixtureIndex) -> None:
+def test_a_version_with_unparsable_requires_dist_is_skipped_as_pip_does(
+    mutable_index: ControlledIndex,
+) -> None:
     # Real PyPI: every celery 4.x wheel says `Requires-Dist: pytz (>dev)`. pip ignores such a
     # version ("it has invalid metadata") and takes an older one; resolving it with the line
     # dropped would lock celery without pytz.
@@ -413,7 +415,7 @@ def test_a_version_with_unparsable_requires_dist_is_skipped_as_pip_does(mutable_
     assert "lockd-fx-speedups (>dev)" in caught.value.message
 
 
-def test_an_unparsable_requires_python_is_ignored_as_pip_does(mutable_index: FixtureIndex) -> None:
+def test_an_unparsable_requires_python_is_ignored_as_pip_does(mutable_index: ControlledIndex) -> None:
     # Real PyPI: datatest 0.11.1 says `>=2.6.*, !=3.0.*, !=3.1.*`. pip ignores a Requires-Python it
     # cannot parse and installs the file, so pip and uv pin 0.11.1; skipping it took an older one.
     mutable_index.publish("lockd-fx-oddpython", "1.0", requires_python=">=3.6")
@@ -423,7 +425,7 @@ def test_an_unparsable_requires_python_is_ignored_as_pip_does(mutable_index: Fix
     assert pins(lock) == {"lockd-fx-oddpython": "2.0"}
 
 
-def test_a_version_whose_wheels_fit_no_lockable_target_is_explained(mutable_index: FixtureIndex) -> None:
+def test_a_version_whose_wheels_fit_no_lockable_target_is_explained(mutable_index: ControlledIndex) -> None:
     # Such wheels (cp27, ppc64le, win32) are dropped when the page is read; the version is not.
     mutable_index.publish("lockd-fx-foreign", "1.0")
     mutable_index.publish(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 import zipfile
 
@@ -10,7 +11,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from lockd.errors import IndexUnavailable, SdistNeedsBuild
+from lockd.errors import IndexUnavailable, SdistNeedsBuild, UnusableMetadata
 from lockd.sdist_metadata import static_pkg_info, trusted_pkg_info
 from lockd.simple import DistFile
 
@@ -103,3 +104,47 @@ def test_an_unreadable_archive_is_index_unavailable(filename: str) -> None:
         static_pkg_info(_sdist(filename), io.BytesIO(b"\x1f\x8b not really an archive"), max_bytes=LIMIT)
     assert raised.value.message.startswith(f"{filename} is not a readable source archive:")
     assert raised.value.context == {"url": f"https://files.example/{filename}"}
+
+
+def test_an_archive_of_too_many_members_is_refused_as_it_is_walked() -> None:
+    members = {f"demo-1.0/m/{n}": b"" for n in range(30)} | {"demo-1.0/PKG-INFO": _pkg_info("2.2")}
+    with pytest.raises(UnusableMetadata) as raised:
+        static_pkg_info(_sdist(), _tar(members), max_bytes=LIMIT, max_members=20)
+    assert raised.value.message == "demo-1.0.tar.gz has more than 20 members; lockd does not read it"
+    assert raised.value.context["setting"] == "LOCKD_MAX_ARCHIVE_MEMBERS"
+    with pytest.raises(UnusableMetadata, match="more than 20 members"):
+        static_pkg_info(_sdist("demo-1.0.zip"), _zip(members), max_bytes=LIMIT, max_members=20)
+    assert static_pkg_info(_sdist(), _tar(members), max_bytes=LIMIT, max_members=31) == _pkg_info("2.2")
+
+
+def test_a_pkg_info_over_the_limit_is_refused_not_cut_short() -> None:
+    big = _pkg_info("2.2") + b"Description: " + b"x" * 5000 + b"\n"
+    for filename, archive in (("demo-1.0.tar.gz", _tar), ("demo-1.0.zip", _zip)):
+        with pytest.raises(UnusableMetadata, match="PKG-INFO") as raised:
+            static_pkg_info(_sdist(filename), archive({"demo-1.0/PKG-INFO": big}), max_bytes=4096)
+        assert raised.value.context["setting"] == "LOCKD_MAX_METADATA_BYTES"
+
+
+def test_a_member_too_large_to_walk_past_is_refused() -> None:
+    members = {"demo-1.0/data.bin": b"\0" * 10_000, "demo-1.0/PKG-INFO": _pkg_info("2.2")}
+    with pytest.raises(UnusableMetadata, match="a member of 10,000 bytes") as raised:
+        static_pkg_info(_sdist(), _tar(members), max_bytes=LIMIT, max_member_bytes=4096)
+    assert raised.value.context["setting"] == "LOCKD_MAX_SDIST_MEMBER_BYTES"
+
+
+def test_a_tar_is_read_once_front_to_back_and_only_up_to_its_pkg_info() -> None:
+    class _Once(io.BytesIO):
+        def seek(self, offset: int, whence: int = 0) -> int:
+            raise AssertionError("a tar sdist must be readable as a stream")
+
+    noise = random.Random(13).randbytes(1_000_000)  # incompressible: the archive stays ~1 MB
+    archive = _tar({"demo-1.0/PKG-INFO": _pkg_info("2.2"), "demo-1.0/noise.bin": noise})
+    stream = _Once(archive.getvalue())
+    assert static_pkg_info(_sdist(), stream, max_bytes=LIMIT) == _pkg_info("2.2")
+    assert stream.tell() < 100_000 < len(archive.getvalue())
+
+
+def test_a_zip_with_more_entries_than_the_limit_is_refused_before_zipfile_reads_them() -> None:
+    archive = _zip({f"demo-1.0/{n}": b"" for n in range(50)})
+    with pytest.raises(UnusableMetadata, match="more than 10 members"):
+        static_pkg_info(_sdist("demo-1.0.zip"), archive, max_bytes=LIMIT, max_members=10)

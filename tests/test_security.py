@@ -17,10 +17,9 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,16 +27,20 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
+from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.config import load_settings
 from lockd.http.app import create_app
+from lockd.index import IndexClient
+from lockd.intake import build_request
 from lockd.render import render
-from lockd.standalone import build_request, resolve_standalone
+from lockd.resolver import timed_resolve
 from lockd.store import open_engine
 from lockd.store.schema import metadata
 from lockd.store.schema import tokens as tokens_table
 from tests.support import (
     LockdServer,
     QuietHandler,
+    StartLockd,
     assert_problem,
     fresh_database,
     loopback_http,
@@ -50,13 +53,15 @@ LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 SDIST_MARKER = Path("/tmp/lockd-sdist-build-ran")
 # Routes anyone may call: liveness, readiness, Prometheus and the API description.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# The dashboard's sign-in and sign-out: they exchange a token for a session cookie, or drop it.
+PUBLIC |= {"/dashboard/sign-in", "/dashboard/sign-out"}
 
 
 # -- dependency confusion -----------------------------------------------------------------
 
 
 def test_dependency_confusion_higher_versions_on_the_wrong_index_are_never_taken(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     # The attack: a torch far above the real one on the default index, and a numpy far above
     # PyPI's on the PyTorch index (as torchtriton in Dec 2022). A resolver that merges indexes
@@ -92,7 +97,7 @@ def test_dependency_confusion_higher_versions_on_the_wrong_index_are_never_taken
 
 
 def test_without_a_variant_torch_comes_from_the_default_index_only(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     # No CUDA variant: there is no accelerator index, so nothing may come from /whl/ at all.
     server = start_lockd(database_url, index=mutable_index)
@@ -135,7 +140,7 @@ def listener() -> Iterator[_Listener]:
 
 
 def test_no_url_from_a_request_is_ever_fetched(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any, listener: _Listener
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, listener: _Listener
 ) -> None:
     server = start_lockd(database_url, index=mutable_index)
     bait = listener.url
@@ -200,15 +205,16 @@ def _routes() -> list[tuple[str, str, str | None]]:
     app = create_app(load_settings(database_url="sqlite://"))
     found: list[tuple[str, str, str | None]] = []
 
-    def walk(routes: Any) -> None:
+    def walk(routes: Iterable[object]) -> None:
         for route in routes:
             if isinstance(route, APIRoute):
                 scopes = []
                 for dependency in route.dependant.dependencies:
-                    for cell in dependency.call.__closure__ or ():  # the `scope` of `requires(scope)`
+                    # the `scope` of `requires(scope)`
+                    for cell in getattr(dependency.call, "__closure__", None) or ():
                         if isinstance(cell.cell_contents, str):
                             scopes.append(cell.cell_contents)
-                for method in sorted(route.methods):
+                for method in sorted(route.methods or ()):
                     found.append((method, route.path, scopes[0] if scopes else None))
             elif isinstance(route, Route):
                 for method in sorted(route.methods or ()):
@@ -234,6 +240,7 @@ _RANK = {"read": 0, "lock": 1, "admin": 2}
 def _concrete(path: str) -> str:
     values = {"input_digest": "0" * 64, "lock_digest": "0" * 64, "file": "requirements.txt", "n": "1", "run_id": "1", "package": "requests"}
     values["token_id"] = str(2**31 - 1)  # no such token: revoking a real one would lock later tests out
+    values["name"] = "nobody/here"  # no such name: archiving or deleting a real one would change later tests
     path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # `{file:lockfile}` → `{file}`
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
@@ -251,7 +258,9 @@ def test_every_route_is_public_by_intent_or_guarded_by_a_scope() -> None:
 
 
 @pytest.fixture(scope="module")
-def closed_server(request: pytest.FixtureRequest, fixture_index: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockdServer]:
+def closed_server(
+    request: pytest.FixtureRequest, fixture_index: WatchedIndex, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LockdServer]:
     """A server that lets nobody read anonymously (SQLite; scopes do not depend on the backend)."""
     tmp = tmp_path_factory.mktemp("lockd-closed")
     url = fresh_database("sqlite", request, tmp)
@@ -266,18 +275,19 @@ def closed_server(request: pytest.FixtureRequest, fixture_index: Any, tmp_path_f
 def test_scopes_are_enforced_on_every_route(closed_server: LockdServer, method: str, path: str, scope: str) -> None:
     url = closed_server.url + _concrete(path)
     params = LINUX if path == "/lock" else None
-    body = {"content": b"{}", "headers": {"content-type": "application/json"}} if method == "POST" else {}
+    content = b"{}" if method == "POST" else None
+    json_body: dict[str, str] = {"content-type": "application/json"} if method == "POST" else {}
     for header in (None, "Bearer lockd_" + "x" * 43, "Bearer", "Basic YTpi", "bearer lockd_", "Token abc"):
-        headers = dict(body.get("headers", {}))  # type: ignore[call-overload]
+        headers = dict(json_body)
         if header is not None:
             headers["Authorization"] = header
-        response = httpx.request(method, url, params=params, content=body.get("content"), headers=headers)
+        response = httpx.request(method, url, params=params, content=content, headers=headers)
         problem = assert_problem(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert "x" * 43 not in json.dumps(problem)
     for granted, rank in _RANK.items():
-        headers = {**body.get("headers", {}), "Authorization": f"Bearer {closed_server.tokens[granted]}"}  # type: ignore[dict-item]
-        response = httpx.request(method, url, params=params, content=body.get("content"), headers=headers, timeout=30)
+        headers = {**json_body, "Authorization": f"Bearer {closed_server.tokens[granted]}"}
+        response = httpx.request(method, url, params=params, content=content, headers=headers, timeout=30)
         if rank < _RANK[scope]:
             problem = assert_problem(response, 403, "forbidden")
             assert problem["context"]["required"] == scope
@@ -318,7 +328,7 @@ def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) 
 
 
 def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
-    start_lockd: Callable[..., LockdServer], database_url: str, mutable_index: Any
+    start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     # A private mirror is configured with its credentials in the URL and answers 401 without them
     # (its PyTorch side wants other ones), and a Slack-style webhook carries its secret in the path.
@@ -375,7 +385,9 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
             index_url=f"http://{password}{host}/simple/",
             pytorch_index_url=f"http://{password}{host}/whl",
         )
-        request = build_request(settings, requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"})
+        request = build_request(
+            requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"}, index_plan=settings.index_plan
+        )
         assert request.digest == digest, password
 
     for artifact in mutable_index.files("lockd-fx-plain"):
@@ -398,8 +410,11 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
         index_url=f"http://mirror-user:index-rotated@{host}/simple/",
         pytorch_index_url=f"http://mirror-user:torch-rotated@{host}/whl",
     )
-    request = build_request(rotated, requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"})
-    lock, _stats, _fetched = resolve_standalone(rotated, request)
+    request = build_request(
+        requirements="triton==3.1.0\n", target={**LINUX, "cuda": "cu124"}, index_plan=rotated.index_plan
+    )
+    with IndexClient.from_options(rotated.client_options()) as index:  # as `lockd lock` does
+        lock, _stats = timed_resolve(request, index, rotated.resolve_timeout)
     assert {name: render(lock, fmt) for name, fmt in _FILES.items()} == served
     # ...while the server, still on the old ones, gets a clear problem naming the index, not the secret.
     with server.client("lock") as client:
@@ -443,7 +458,7 @@ def _closed_port() -> int:
 
 
 def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
-    start_lockd: Callable[..., LockdServer], database_url: str
+    start_lockd: StartLockd, database_url: str
 ) -> None:
     server = start_lockd(database_url)
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -467,7 +482,7 @@ def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
 # -- sdist builds ---------------------------------------------------------------------------
 
 
-def test_the_sdist_canary_writes_its_marker_when_built(fixture_index: Any, tmp_path: Path) -> None:
+def test_the_sdist_canary_writes_its_marker_when_built(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     # The control for the test below: the served sdist's setup.py and its in-tree backend really
     # write SDIST_MARKER when a build frontend runs them (here redirected to a private path, so a
     # concurrent run of the test below is not disturbed). Without it, that test could pass with a

@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from fixtures.served_index import ControlledIndex
 from lockd.config import Settings
 from lockd.errors import InputTooLarge, InvalidRequest, NotFound, ResolutionImpossible
+from lockd.inputs import LockRequest
 from lockd.service import RefreshResult, Service
 
 
 @pytest.fixture
-def service(database_url: str, mutable_index: Any) -> Iterator[Service]:
+def service(database_url: str, mutable_index: ControlledIndex) -> Iterator[Service]:
     opened = Service.open(
         Settings(
             database_url=database_url,
             index_url=mutable_index.pypi_url,
             pytorch_index_url=mutable_index.pytorch_base,
+            auto_promote="always",  # the operator's policy: a changed refresh is served at once
         )
     )
     yield opened
     opened.close()
 
 
-def _request(service: Service, text: str) -> Any:
+def _request(service: Service, text: str) -> LockRequest:
     return service.build_request(requirements=text, target={"platform": "linux_x86_64", "python": "3.11"})
 
 
-def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: Any) -> None:
+def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: ControlledIndex) -> None:
     first = service.lock(_request(service, "lockd-fx-plain\n"))
     assert first.created and first.stats is not None and first.revision.n == 1
     mutable_index.reset_counters()
@@ -41,7 +43,9 @@ def test_first_lock_resolves_later_ones_do_not(service: Service, mutable_index: 
     assert sum(mutable_index.counters().requests.values()) == 0
 
 
-def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service, mutable_index: Any) -> None:
+def test_refresh_appends_a_revision_only_when_the_lock_changes(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     first = service.lock(_request(service, "lockd-fx-plain\n"))
     unchanged = service.refresh(first.input_digest)
     assert not unchanged.changed and unchanged.revision.n == 1
@@ -60,7 +64,9 @@ def test_refresh_appends_a_revision_only_when_the_lock_changes(service: Service,
         service.refresh("0" * 64)
 
 
-def test_concurrent_refreshes_of_one_input_resolve_once(service: Service, mutable_index: Any) -> None:
+def test_concurrent_refreshes_of_one_input_resolve_once(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     first = service.lock(_request(service, "lockd-fx-plain\n"))
     mutable_index.publish("lockd-fx-plain", "9.0")
     service.index.drop_pages()
@@ -82,7 +88,9 @@ def test_concurrent_refreshes_of_one_input_resolve_once(service: Service, mutabl
     assert [r.n for r in service.revisions(first.input_digest)] == [1, 2]
 
 
-def test_failures_store_nothing_and_reach_every_waiter(service: Service, mutable_index: Any) -> None:
+def test_failures_store_nothing_and_reach_every_waiter(
+    service: Service, mutable_index: ControlledIndex
+) -> None:
     mutable_index.set_latency(100)
     request = _request(service, "lockd-fx-conflict-a\nlockd-fx-conflict-b>=2\n")
     outcomes: list[object] = []
@@ -120,7 +128,7 @@ def test_tokens_are_scoped_and_hashed(service: Service) -> None:
 
 
 def test_metadata_a_resolution_fetched_is_in_the_database_when_the_lock_is(
-    service: Service, database_url: str, mutable_index: Any
+    service: Service, database_url: str, mutable_index: ControlledIndex
 ) -> None:
     """Another replica on the same database resolves the same projects without one metadata fetch."""
     service.lock(_request(service, "lockd-fx-extras[fast]\n"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from urllib.parse import urldefrag, urljoin
 
@@ -19,6 +20,8 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from lockd.deadline import deadline_scope
+from lockd.errors import ResolutionTimeout, ResponseTooLarge
 from lockd.simple import parse_html_page, parse_json_page
 from lockd.target import PLATFORMS, Target
 
@@ -252,11 +255,11 @@ def test_json_page_files_match_packaging_and_urljoin(raw: list[tuple[str, str, s
 
 
 def test_wheels_no_target_can_install_are_not_files_but_their_versions_are_known() -> None:
-    """cp27, ppc64le, musllinux, win32 wheels can never be pinned: only their versions are kept."""
+    """cp27, ppc64le, armv7l, win32 wheels can never be pinned: only their versions are kept."""
     files = [
         ("demo_pkg-1.0-cp27-cp27mu-manylinux1_x86_64.whl", "1.0"),
         ("demo_pkg-1.0-cp311-cp311-manylinux_2_17_ppc64le.whl", "1.0"),
-        ("demo_pkg-1.0-cp311-cp311-musllinux_1_2_x86_64.whl", "1.0"),
+        ("demo_pkg-1.0-cp311-cp311-musllinux_1_2_armv7l.whl", "1.0"),
         ("demo_pkg-1.0-cp311-cp311-win32.whl", "1.0"),
         ("demo_pkg-2.0-cp311-cp311-win32.whl", "2.0"),
         ("demo_pkg-2.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "2.0"),
@@ -273,3 +276,54 @@ def test_wheels_no_target_can_install_are_not_files_but_their_versions_are_known
     from_html = parse_html_page(html, "https://x/whl/cpu/demo-pkg/", "demo-pkg")
     assert [f.filename for f in from_html.files] == [f for f, _ in files[5:]]
     assert from_html.foreign_versions == {Version("1.0")}
+
+
+def _json_files(*entries: dict[str, object]) -> bytes:
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": list(entries)}).encode()
+
+
+def _entry(filename: str, **extra: object) -> dict[str, object]:
+    return {"filename": filename, "url": f"https://files.example/{filename}", **extra}
+
+
+def test_hostile_entries_cost_their_file_never_the_page() -> None:
+    huge = "1" + "0" * 5000  # past Python's 4,300-digit int limit
+    body = _json_files(
+        _entry(f"demo-{huge}-py3-none-any.whl"),
+        _entry(f"demo-{huge}.tar.gz"),
+        _entry(
+            "demo-1.0-py3-none-any.whl", hashes={"sha256": "not-a-digest"}, **{"requires-python": f">={huge}"}
+        ),
+        _entry("demo-1.1-py3-none-any.whl", hashes={"sha256": "Z" * 64}, **{"core-metadata": {"sha256": 7}}),
+    )
+    files = parse_json_page(body, "https://i/demo/", "demo").files
+    assert [(f.filename, f.sha256, f.requires_python, f.metadata_sha256) for f in files] == [
+        ("demo-1.0-py3-none-any.whl", None, None, None),
+        ("demo-1.1-py3-none-any.whl", None, None, None),
+    ]
+    html = f'<a href="demo-{huge}-py3-none-any.whl">x</a><a href="demo-1.0-py3-none-any.whl#sha256=xyz">y</a>'
+    (only,) = parse_html_page(html, "https://i/demo/", "demo").files
+    assert only.filename == "demo-1.0-py3-none-any.whl" and only.sha256 is None
+
+
+def test_a_page_listing_more_files_than_the_limit_is_refused() -> None:
+    entries = [_entry(f"demo-1.{n}-py3-none-any.whl") for n in range(30)]
+    assert len(parse_json_page(_json_files(*entries), "https://i/demo/", "demo", max_files=30).files) == 30
+    with pytest.raises(ResponseTooLarge, match=r"lists 31 files, more than lockd reads \(30\)") as raised:
+        parse_json_page(
+            _json_files(*entries, _entry("demo-2.0.tar.gz")), "https://i/demo/", "demo", max_files=30
+        )
+    assert "LOCKD_MAX_PAGE_FILES" in (raised.value.hint or "")
+    html = "".join(f'<a href="demo-1.{n}-py3-none-any.whl">x</a>' for n in range(31))
+    with pytest.raises(ResponseTooLarge, match="more than lockd reads"):
+        parse_html_page(html, "https://i/demo/", "demo", max_files=30)
+
+
+def test_parsing_stops_at_the_deadline() -> None:
+    entries = [_entry(f"demo-1.{n}-py3-none-any.whl") for n in range(1000)]
+    html = "".join(f'<a href="demo-1.{n}-py3-none-any.whl">x</a>' for n in range(1000))
+    with deadline_scope(time.monotonic() - 1):
+        with pytest.raises(ResolutionTimeout, match="while parsing https://i/demo/"):
+            parse_json_page(_json_files(*entries), "https://i/demo/", "demo")
+        with pytest.raises(ResolutionTimeout, match="while parsing https://i/demo/"):
+            parse_html_page(html, "https://i/demo/", "demo")

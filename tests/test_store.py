@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lockd.errors import StoreUnavailable
+from lockd.index import MetadataKey
 from lockd.inputs import canonical_json
 from lockd.store import DatabaseMetadataCache, LockFileRecord, leases, open_engine, queries, transaction
 
@@ -17,7 +18,9 @@ LOCK = "2" * 64
 
 
 def _canonical(platform: str = "linux_x86_64") -> bytes:
-    return canonical_json({"target": {"platform": platform, "python": "3.11.0", "cuda": None}, "requirements": ["numpy"]})
+    return canonical_json(
+        {"target": {"platform": platform, "python": "3.11.0", "cuda": None}, "requirements": ["numpy"]}
+    )
 
 
 def test_digest_check_constraints(database_url: str) -> None:
@@ -38,7 +41,15 @@ def test_lock_revision_round_trip_and_nothing_partial(database_url: str) -> None
     try:
         with pytest.raises(RuntimeError), transaction(engine, write=True) as conn:
             queries.put_input(conn, INPUT, _canonical(), NOW)
-            queries.put_lock(conn, digest=LOCK, input_digest=INPUT, canonical=b"{}", packages={"numpy": "2.2.6"}, files=files, now=NOW)
+            queries.put_lock(
+                conn,
+                digest=LOCK,
+                input_digest=INPUT,
+                canonical=b"{}",
+                packages={"numpy": "2.2.6"},
+                files=files,
+                now=NOW,
+            )
             raise RuntimeError("crash before the revision")
         with transaction(engine, write=False) as conn:
             assert queries.get_input(conn, INPUT) is None
@@ -46,7 +57,15 @@ def test_lock_revision_round_trip_and_nothing_partial(database_url: str) -> None
 
         with transaction(engine, write=True) as conn:
             queries.put_input(conn, INPUT, _canonical(), NOW)
-            queries.put_lock(conn, digest=LOCK, input_digest=INPUT, canonical=b"{}", packages={"numpy": "2.2.6"}, files=files, now=NOW)
+            queries.put_lock(
+                conn,
+                digest=LOCK,
+                input_digest=INPUT,
+                canonical=b"{}",
+                packages={"numpy": "2.2.6"},
+                files=files,
+                now=NOW,
+            )
             queries.put_revision(conn, input_digest=INPUT, n=1, lock_digest=LOCK, reason="created", now=NOW)
         with transaction(engine, write=False) as conn:
             record = queries.get_lock_file(conn, LOCK, "requirements.txt")
@@ -68,13 +87,28 @@ def test_leases(database_url: str) -> None:
         with transaction(engine, write=True) as conn:
             assert leases.acquire(conn, "resolution", INPUT, "a", now=time.time(), ttl=60)
             assert not leases.acquire(conn, "resolution", INPUT, "b", now=time.time(), ttl=60)
-            leases.fail(conn, "resolution", INPUT, "a", {"code": "unknown-project", "message": "x"}, expires_at=time.time() + 10)
+            leases.fail(
+                conn,
+                "resolution",
+                INPUT,
+                "a",
+                {"code": "unknown-project", "message": "x"},
+                expires_at=time.time() + 10,
+            )
         with transaction(engine, write=True) as conn:
             lease = leases.get(conn, "resolution", INPUT)
-            assert lease is not None and lease.state == "failed" and lease.error == {"code": "unknown-project", "message": "x"}
-            assert leases.acquire(conn, "resolution", INPUT, "b", now=time.time(), ttl=60)  # a failed lease is free
+            assert (
+                lease is not None
+                and lease.state == "failed"
+                and lease.error == {"code": "unknown-project", "message": "x"}
+            )
+            assert leases.acquire(
+                conn, "resolution", INPUT, "b", now=time.time(), ttl=60
+            )  # a failed lease is free
             assert not leases.acquire(conn, "resolution", INPUT, "c", now=time.time(), ttl=60)
-            assert leases.acquire(conn, "resolution", INPUT, "c", now=time.time() + 61, ttl=60)  # an expired one too
+            assert leases.acquire(
+                conn, "resolution", INPUT, "c", now=time.time() + 61, ttl=60
+            )  # an expired one too
             leases.release(conn, "resolution", INPUT, "b")  # not the holder any more: no effect
             assert leases.get(conn, "resolution", INPUT) is not None
             leases.release(conn, "resolution", INPUT, "c")
@@ -83,26 +117,42 @@ def test_leases(database_url: str) -> None:
         engine.dispose()
 
 
+PAGE = "https://pypi.example/simple/x/"
+FILENAME = "x-1.0-py3-none-any.whl"
+
+
+def _key(sha256: str) -> MetadataKey:
+    return MetadataKey(page_url=PAGE, filename=FILENAME, sha256=sha256)
+
+
 def test_metadata_cache_is_shared_through_the_database(database_url: str) -> None:
     first, second = open_engine(database_url), open_engine(database_url)
     try:
         writer = DatabaseMetadataCache(first)
-        writer.put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")
-        assert writer.get("4" * 64) == b"Metadata-Version: 2.1\nName: x\n"  # at once, before any flush
+        writer.put(_key("4" * 64), b"Metadata-Version: 2.1\nName: x\n")
+        assert writer.get(_key("4" * 64)) == b"Metadata-Version: 2.1\nName: x\n"  # at once, before any flush
         writer.flush()
         again = DatabaseMetadataCache(first)
-        again.put("4" * 64, b"Metadata-Version: 2.1\nName: x\n")
+        again.put(_key("4" * 64), b"Metadata-Version: 2.1\nName: x\n")
         again.flush()  # idempotent
         other_replica = DatabaseMetadataCache(second)
-        assert other_replica.get("4" * 64) == b"Metadata-Version: 2.1\nName: x\n"
-        assert other_replica.get("5" * 64) is None
+        assert other_replica.get(_key("4" * 64)) == b"Metadata-Version: 2.1\nName: x\n"
+        assert other_replica.get(_key("5" * 64)) is None
         assert (other_replica.hits, other_replica.misses) == (1, 1)
         # a resolution's entries are written in one transaction when the service flushes
         for n in range(3):
-            writer.put(f"{n}" * 64, b"Metadata-Version: 2.1\nName: y\n")
-        assert other_replica.get("0" * 64) is None
+            writer.put(_key(f"{n}" * 64), b"Metadata-Version: 2.1\nName: y\n")
+        assert other_replica.get(_key("0" * 64)) is None
         writer.flush()
-        assert [other_replica.get(f"{n}" * 64) for n in range(3)] == [b"Metadata-Version: 2.1\nName: y\n"] * 3
+        assert [other_replica.get(_key(f"{n}" * 64)) for n in range(3)] == [
+            b"Metadata-Version: 2.1\nName: y\n"
+        ] * 3
+        # the same claimed hash on another index, or for another file, is another file
+        elsewhere = MetadataKey(
+            page_url="https://other.example/simple/x/", filename=FILENAME, sha256="4" * 64
+        )
+        renamed = MetadataKey(page_url=PAGE, filename="y-1.0-py3-none-any.whl", sha256="4" * 64)
+        assert other_replica.get(elsewhere) is None and other_replica.get(renamed) is None
     finally:
         first.dispose()
         second.dispose()

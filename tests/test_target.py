@@ -10,17 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.markers import Marker
-from packaging.tags import Tag, sys_tags
+from packaging.tags import Tag, compatible_tags, cpython_tags, sys_tags
 
 from lockd.accelerator import VARIANTS, parse_variant
 from lockd.errors import InvalidTarget, LockdError
-from lockd.target import PLATFORMS, PYTHON_MAX, PYTHON_MIN, Target, target_from_spec
+from lockd.inputs import canonical_json
+from lockd.target import PLATFORMS, PYTHON_MAX, PYTHON_MIN, Target, platform_named, target_from_spec
 
 EXPECTED_MARKERS = {
     "linux_x86_64": ("posix", "linux", "Linux", "x86_64", "linux-64"),
     "linux_aarch64": ("posix", "linux", "Linux", "aarch64", "linux-aarch64"),
     "macos_arm64": ("posix", "darwin", "Darwin", "arm64", "osx-arm64"),
+    "macos_x86_64": ("posix", "darwin", "Darwin", "x86_64", "osx-64"),
     "windows_amd64": ("nt", "win32", "Windows", "AMD64", "win-64"),
+    "windows_arm64": ("nt", "win32", "Windows", "ARM64", "win-arm64"),
 }
 
 
@@ -117,9 +120,9 @@ def test_python_version_defaults_to_the_first_patch_release() -> None:
         ("linux_riscv64", "3.11", None, "platform", "unknown platform"),
         ("", "3.11", None, "platform", "unknown platform"),
         ("linux_x86_64", "3.11", "cu999", "cuda", "unknown accelerator variant"),
-        ("linux_x86_64", "3.11", "rocm6.1", "cuda", "unknown accelerator variant"),
+        ("linux_x86_64", "3.11", "rocm9.9", "cuda", "unknown accelerator variant"),
         ("linux_x86_64", "2.7", None, "python", "not supported"),
-        ("linux_x86_64", "3.14", None, "python", "not supported"),
+        ("linux_x86_64", "3.16", None, "python", "not supported"),
         ("linux_x86_64", "3.8", None, "python", "not supported"),
         ("linux_x86_64", "3", None, "python", "not supported"),
         ("linux_x86_64", "3.11.0rc1", None, "python", "invalid Python version"),
@@ -144,7 +147,7 @@ def test_hints_list_the_valid_choices() -> None:
     )
     with pytest.raises(InvalidTarget) as info:
         Target.of("linux_x86_64", "2.7")
-    assert info.value.hint == "supported: 3.9 to 3.13"
+    assert info.value.hint == "supported: 3.9 to 3.15"
     with pytest.raises(InvalidTarget) as info:
         Target.of("linux_x86_64", "3.11", "cu99")
     assert info.value.hint is not None and "cu124" in info.value.hint
@@ -189,7 +192,7 @@ SHIPPED_TARGETS = [
     for name, platform in PLATFORMS.items()
     for minor in range(PYTHON_MIN[1], PYTHON_MAX[1] + 1)
     for variant in (None, *VARIANTS)
-    if variant is None or VARIANTS[variant].kind in platform.accelerators
+    if variant is None or name in VARIANTS[variant].platforms
 ]
 
 json_values = st.recursive(
@@ -219,16 +222,17 @@ near_misses = json_values | st.sampled_from(
 @st.composite
 def valid_targets(draw: st.DrawFn) -> Target:
     name = draw(st.sampled_from(sorted(PLATFORMS)))
-    kinds = PLATFORMS[name].accelerators
-    variant = draw(st.sampled_from([None, *(v for v, a in VARIANTS.items() if a.kind in kinds)]))
+    variant = draw(st.sampled_from([None, *(v for v, a in VARIANTS.items() if name in a.platforms)]))
     minor = draw(st.integers(PYTHON_MIN[1], PYTHON_MAX[1]))
     patch = draw(st.integers(0, 30))
     return Target.of(name, f"{PYTHON_MIN[0]}.{minor}.{patch}", variant)
 
 
 def test_every_shipped_combination_is_listed() -> None:
-    # Linux x86_64, Linux aarch64 and Windows with no variant or any of 7; macOS with none or cpu.
-    assert len(SHIPPED_TARGETS) == len(set(SHIPPED_TARGETS)) == 3 * 5 * (1 + 7) + 5 * (1 + 1)
+    # 7 Pythons. Linux x86_64: none, cpu, 8 CUDA, 9 ROCm, xpu; Linux aarch64: none, cpu, 8 CUDA;
+    # Windows amd64: none, cpu, 8 CUDA, xpu; macOS (both) and Windows arm64: none or cpu.
+    per_python = (1 + 1 + 8 + 9 + 1) + (1 + 1 + 8) + (1 + 1 + 8 + 1) + 3 * (1 + 1)
+    assert len(SHIPPED_TARGETS) == len(set(SHIPPED_TARGETS)) == 7 * per_python
 
 
 @pytest.mark.parametrize("target", SHIPPED_TARGETS, ids=lambda t: t.describe())
@@ -289,3 +293,203 @@ def test_malformed_targets_say_which_field(data: object, field: str) -> None:
         Target.from_json(data)
     assert info.value.code == "invalid-target"
     assert info.value.context["field"] == field
+
+
+# --- issue 14: levels, free-threaded Pythons, aliases -----------------------------------------
+
+
+def test_default_targets_serialise_exactly_as_before_levels_existed() -> None:
+    # Every stored input digest depends on these bytes: a default level adds no field.
+    assert canonical_json(Target.of("linux_x86_64", "3.11").to_json()) == (
+        b'{"cuda":null,"platform":"linux_x86_64","python":"3.11.0"}'
+    )
+    assert Target.of("linux_aarch64", "3.12", glibc="2.28").to_json() == {
+        "platform": "linux_aarch64",
+        "python": "3.12.0",
+        "cuda": None,
+    }
+    assert (
+        Target.of("macos_arm64", "3.12", macos="13").to_json() == Target.of("macos_arm64", "3.12").to_json()
+    )
+    assert Target.of("x86_64-manylinux_2_28", "3.11") == Target.of("linux_x86_64", "3.11")
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        (("linux_x86_64", "3.14t", {}), {"python": "3.14.0t"}),
+        (("linux_x86_64", "3.12", {"glibc": "2.34"}), {"glibc": "2.34"}),
+        (("x86_64-manylinux_2_34", "3.12", {}), {"glibc": "2.34"}),
+        (("manylinux2014_aarch64", "3.12", {}), {"platform": "linux_aarch64", "glibc": "2.17"}),
+        (("x86_64-unknown-linux-musl", "3.12", {}), {"musl": "1.2"}),
+        (("linux_aarch64", "3.12", {"musl": "1.1"}), {"platform": "linux_aarch64", "musl": "1.1"}),
+        (("aarch64-apple-darwin", "3.13", {"macos": "14.2"}), {"platform": "macos_arm64", "macos": "14.0"}),
+        (("osx-64", "3.13", {"macos": "10.15"}), {"platform": "macos_x86_64", "macos": "10.15"}),
+        (("aarch64-pc-windows-msvc", "3.13", {}), {"platform": "windows_arm64"}),
+        (("win-arm64", "3.15t", {}), {"platform": "windows_arm64", "python": "3.15.0t"}),
+    ],
+)
+def test_aliases_and_levels_normalise_to_one_canonical_form(
+    given: tuple[str, str, dict[str, str]], canonical: dict[str, str]
+) -> None:
+    platform_name, python, levels = given
+    target = Target.of(platform_name, python, **levels)
+    expected: dict[str, str | None] = {"platform": "linux_x86_64", "python": f"{python}.0", "cuda": None}
+    expected.update(canonical)
+    assert target.to_json() == expected
+    assert Target.from_json(target.to_json()) == target
+
+
+@pytest.mark.parametrize(
+    ("asked", "best", "also", "never"),
+    [
+        (("linux_x86_64", "3.12", {"glibc": "2.34"}), "cp312-cp312-linux_x86_64", "cp312-cp312-manylinux_2_34_x86_64",
+         "cp312-cp312-manylinux_2_35_x86_64"),
+        (("linux_x86_64", "3.12", {"musl": "1.2"}), "cp312-cp312-linux_x86_64", "cp312-cp312-musllinux_1_2_x86_64",
+         "cp312-cp312-manylinux_2_17_x86_64"),
+        (("linux_aarch64", "3.12", {"musl": "1.1"}), "cp312-cp312-linux_aarch64", "cp312-cp312-musllinux_1_0_aarch64",
+         "cp312-cp312-musllinux_1_2_aarch64"),
+        (("macos_arm64", "3.13", {"macos": "14.0"}), "cp313-cp313-macosx_14_0_arm64", "cp313-cp313-macosx_11_0_arm64",
+         "cp313-cp313-macosx_15_0_arm64"),
+        (("macos_x86_64", "3.13", {}), "cp313-cp313-macosx_13_0_x86_64", "cp313-abi3-macosx_10_9_universal2",
+         "cp313-cp313-macosx_13_0_arm64"),
+        (("windows_arm64", "3.13", {}), "cp313-cp313-win_arm64", "py3-none-any", "cp313-cp313-win_amd64"),
+        (("linux_x86_64", "3.14t", {}), "cp314-cp314t-linux_x86_64", "cp314-cp314t-manylinux_2_17_x86_64",
+         "cp314-cp314-manylinux_2_17_x86_64"),
+        (("macos_arm64", "3.13t", {}), "cp313-cp313t-macosx_13_0_arm64", "py3-none-any", "cp39-abi3-macosx_11_0_arm64"),
+    ],
+)  # fmt: skip
+def test_tags_of_levels_and_free_threaded_builds(
+    asked: tuple[str, str, dict[str, str]], best: str, also: str, never: str
+) -> None:
+    platform_name, python, levels = asked
+    target = Target.of(platform_name, python, **levels)
+    tags = {str(t) for t in target.tags}
+    assert str(target.tags[0]) == best
+    assert also in tags and never not in tags
+
+
+def test_free_threaded_tags_are_what_packaging_computes_for_that_abi() -> None:
+    # packaging's own rule for a cp314t interpreter: its ABI, abi3t (PEP 803), never abi3
+    target = Target.of("linux_x86_64", "3.14t", glibc="2.17")
+    platforms = ["linux_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+    # the tags of the first three platform tags, in the order pip computes them
+    expected = list(cpython_tags((3, 14), ["cp314t"], platforms)) + list(
+        compatible_tags((3, 14), "cp314", platforms)
+    )
+    assert [t for t in target.tags if t.platform in platforms or t.platform == "any"] == list(
+        dict.fromkeys(expected)
+    )
+    assert not any(t.abi == "abi3" for t in target.tags)
+    assert target.marker_environment == Target.of("linux_x86_64", "3.14").marker_environment
+
+
+def test_newer_hosts_accept_newer_levels_only_of_the_same_kind() -> None:
+    glibc = Target.of("linux_x86_64", "3.11")
+    assert glibc.installs_on_newer_host(frozenset({Tag("cp311", "cp311", "manylinux_2_41_x86_64")}))
+    assert not glibc.installs_on_newer_host(frozenset({Tag("cp311", "cp311", "manylinux_2_42_x86_64")}))
+    assert not glibc.installs_on_newer_host(frozenset({Tag("cp311", "cp311", "musllinux_1_2_x86_64")}))
+    assert not glibc.installs_on_newer_host(frozenset({Tag("cp312", "cp312", "manylinux_2_31_x86_64")}))
+    musl = Target.of("linux_x86_64", "3.11", musl="1.1")
+    assert musl.installs_on_newer_host(frozenset({Tag("cp311", "cp311", "musllinux_1_2_x86_64")}))
+    assert not musl.installs_on_newer_host(frozenset({Tag("cp311", "cp311", "manylinux_2_17_x86_64")}))
+    mac = Target.of("macos_arm64", "3.12")
+    assert mac.installs_on_newer_host(frozenset({Tag("cp312", "cp312", "macosx_26_0_arm64")}))
+    assert mac.wheel_rank([Tag("cp312", "cp312", "macosx_14_0_arm64")]) is None
+    windows = Target.of("windows_amd64", "3.12")
+    assert windows.host_tags == frozenset(windows.tags)
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "python", "extra", "field", "words"),
+    [
+        ("macos_arm64", "3.12", {"musl": "1.2"}, "musl", "does not apply to macos_arm64"),
+        ("windows_amd64", "3.12", {"glibc": "2.31"}, "glibc", "does not apply to windows_amd64"),
+        ("linux_x86_64", "3.12", {"glibc": "2.16"}, "glibc", "not a level lockd knows"),
+        ("linux_x86_64", "3.12", {"glibc": "2.42"}, "glibc", "not a level lockd knows"),
+        ("linux_x86_64", "3.12", {"musl": "1.3"}, "musl", "not a level lockd knows"),
+        ("linux_x86_64", "3.12", {"glibc": "2.31", "musl": "1.2"}, "glibc", "at most one of"),
+        ("x86_64-manylinux_2_34", "3.12", {"glibc": "2.31"}, "glibc", "means glibc 2.34"),
+        ("macos_arm64", "3.12", {"macos": "10.15"}, "macos", "not a level lockd knows"),
+        ("macos_arm64", "3.12", {"macos": "banana"}, "macos", "invalid macos level"),
+        ("linux_x86_64", "3.12t", {}, "python", "no free-threaded build"),
+        ("linux_x86_64", "3.9t", {}, "python", "no free-threaded build"),
+        ("linux_x86_64", "3.16", {}, "python", "not supported"),
+        ("linux", "3.12", {}, "platform", "unknown platform"),
+        ("x86_64-manylinux_2_99", "3.12", {}, "platform", "unknown platform"),
+        ("riscv64-unknown-linux", "3.12", {}, "platform", "unknown platform"),
+        ("windows_arm64", "3.12", {"cuda": "cu128"}, "cuda", "not available on windows_arm64"),
+        ("linux_aarch64", "3.12", {"cuda": "rocm6.4"}, "cuda", "not available on linux_aarch64"),
+        ("linux_x86_64", "3.12", {"cuda": "cpu", "driver": "580.65.06"}, "driver", "goes with cuda=auto"),
+        (
+            "linux_x86_64",
+            "3.12",
+            {"cuda": "cu130", "driver": "570.1"},
+            "driver",
+            "needs NVIDIA driver 580.65.6",
+        ),
+        (
+            "linux_x86_64",
+            "3.12",
+            {"cuda": "rocm6.4", "driver": "580.65"},
+            "driver",
+            "does not run ROCm builds",
+        ),
+        ("linux_x86_64", "3.12", {"cuda": "cu130", "driver": "fast"}, "driver", "invalid driver"),
+    ],
+)
+def test_bad_levels_and_pythons_name_the_field_and_what_it_accepts(
+    platform_name: str, python: str, extra: dict[str, str], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidTarget) as info:
+        target_from_spec({"platform": platform_name, "python": python, **extra})
+    assert words in info.value.message, info.value.message
+    assert info.value.context["field"] == field
+    assert info.value.hint or info.value.context.get("accepted")
+
+
+def test_an_unknown_spec_field_names_the_nearest_one() -> None:
+    with pytest.raises(InvalidTarget) as info:
+        target_from_spec({"platform": "linux_x86_64", "python": "3.12", "cdua": "cu124"})
+    assert info.value.message == "unknown target field 'cdua': did you mean 'cuda'?"
+    assert info.value.context["did_you_mean"] == "cuda"
+
+
+def test_uv_names_its_platforms_as_lockd_reads_them() -> None:
+    for name, spec in PLATFORMS.items():
+        found = platform_named(spec.uv_platform)
+        assert found is not None and found[0].name == name
+        assert found[1] is None or found[1] == spec.default_level
+    assert Target.of("linux_x86_64", "3.12", glibc="2.41").uv_platform is None  # uv stops at 2.40
+    assert Target.of("linux_aarch64", "3.12", musl="1.2").uv_platform == "aarch64-unknown-linux-musl"
+    assert Target.of("linux_aarch64", "3.12", musl="1.1").uv_platform is None
+
+
+def test_describe_names_non_default_levels_and_free_threading() -> None:
+    assert Target.of("linux_x86_64", "3.14t", glibc="2.34").describe() == (
+        "linux_x86_64 (glibc 2.34), Python 3.14.0t"
+    )
+    assert (
+        Target.of("macos_arm64", "3.13", macos="15").describe() == "macos_arm64 (macOS 15.0), Python 3.13.0"
+    )
+
+
+@settings(max_examples=60)
+@given(
+    st.sampled_from(sorted(PLATFORMS)),
+    st.integers(9, 15),
+    st.booleans(),
+    st.data(),
+)
+def test_every_level_and_python_round_trips(
+    name: str, minor: int, threaded: bool, data: st.DataObject
+) -> None:
+    platform = PLATFORMS[name]
+    levels: dict[str, str] = {}
+    if platform.levels:
+        ranges = data.draw(st.sampled_from(platform.levels))
+        levels[ranges.kind] = data.draw(st.sampled_from(ranges.accepted_text()))
+    python = f"3.{minor}" + ("t" if threaded and minor >= 13 else "")
+    target = Target.of(name, python, **levels)
+    again = Target.from_json(json.loads(json.dumps(target.to_json())))
+    assert again == target and again.tags == target.tags

@@ -2,7 +2,8 @@
 
 `create_app(settings)` builds everything from the settings it is given (nothing at import).
 `app_from_env` is the uvicorn factory (`lockd serve`, including `--workers N`): it reads
-`LOCKD_*` and configures JSON logging in each worker process.
+`LOCKD_*` and configures JSON logging in each worker process. FastAPI's own /docs and /redoc
+load their scripts from a CDN: lockd serves its own page instead (`lockd.http.docs`).
 
 Adding a resource (the drift API, the dashboard): write `lockd/http/<resource>.py` with a
 `router`, and add it to `_routers()` below.
@@ -14,17 +15,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from lockd import __version__
+from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
-from lockd.http import advisory_routes, blobs, dashboard, drift_routes, health, locks, tokens, why_routes
+from lockd.http import (
+    advisory_routes,
+    blobs,
+    dashboard,
+    docs,
+    drift_routes,
+    health,
+    locks,
+    name_pages,
+    names,
+    sessions,
+    tokens,
+    why_routes,
+)
+from lockd.http.admission import Admission
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
-from lockd.http.middleware import RequestObserver
+from lockd.http.middleware import BodyLimits, RequestObserver
 from lockd.http.problems import install_problem_handlers
+from lockd.http.unknown import reject_unknown_query
+from lockd.names import Names
 from lockd.scheduler import start_drift_scheduler
 from lockd.service import Service
 
@@ -39,6 +57,7 @@ _READ_THREADS = 4
 
 def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
     """The lockd HTTP app over `settings` (or over an already opened `service`)."""
+    install_table(settings.accelerator_table)
     owned = service is None
     active = service if service is not None else Service.open(settings)
     drift_runs = DriftRuns(active)
@@ -62,28 +81,42 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         version=__version__,
         summary="Dependency locks for ML images: resolve requirements.in for a target, store by digest, serve.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,
+        redoc_url=None,
     )
     metrics = Metrics(active)
     metrics.registry.register(DriftCollector(drift_runs))
     app.state.service = active
     app.state.drift_runs = drift_runs
+    app.state.names = Names(active)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
     app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
+    app.state.admission = Admission(
+        max_running=settings.max_resolutions, per_minute=settings.token_resolutions_per_minute
+    )
     install_problem_handlers(app)
     for router in (
         locks.router,
         advisory_routes.router,
         why_routes.router,
+        names.router,
         blobs.router,
         health.router,
         drift_routes.router,
         dashboard.router,
+        name_pages.router,
+        sessions.router,
         tokens.router,
+        docs.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestObserver, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    limits = BodyLimits(
+        max_bytes=settings.max_body_bytes, timeout=settings.body_timeout, max_reads=settings.max_body_reads
+    )
+    app.add_middleware(RequestObserver, limits=limits, metrics=metrics)
     return app
 
 

@@ -8,6 +8,10 @@ vanished, were yanked or changed hash, why it no longer resolves, the advisories
 its pins (with links to osv.dev and the fixed versions), its packages (each linked to why it
 is there) and its stored revisions.
 Every value reaches the page through Jinja2's autoescaping; nothing is marked safe.
+
+The overview leads with every active name (`lockd.name_views.overview`), checked or not yet,
+with a reason column; the name, proposal and revision pages are `lockd.http.name_pages`, the
+sign-in that lets a browser in when anonymous reads are off is `lockd.http.sessions`.
 """
 
 from __future__ import annotations
@@ -24,13 +28,23 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, FindingKind
 from lockd.drift_runs import DriftRuns
-from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
+from lockd.drift_views import (
+    DriftLockView,
+    DriftResultView,
+    DriftRunView,
+    drift_findings,
+    drift_lock,
+    drift_results,
+)
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, page_access, requires
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.lock import Lock
+from lockd.name_views import overview
+from lockd.render import FILE_NAMES
 from lockd.service import Service
 
-__all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
+__all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "html_page", "router", "templates"]
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -49,7 +63,9 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(colours=COLOURS, kinds=FINDING_KINDS, not_complete=_NOT_COMPLETE)
+    env.globals.update(
+        colours=COLOURS, kinds=FINDING_KINDS, file_names=FILE_NAMES, not_complete=_NOT_COMPLETE
+    )
     env.filters["when"] = _when
     env.filters["seconds"] = _seconds
     return env
@@ -137,9 +153,12 @@ def history_chart(runs: Sequence[DriftRunView], order: Sequence[FindingKind] = F
     )
 
 
-def _target(result: DriftResultView) -> str:
-    parts = [result.platform, f"py{result.python}"]
-    parts.append(result.cuda or "cpu")
+def _target(result: DriftResultView, runtimes: Mapping[str, str]) -> str:
+    """`linux_x86_64 · py3.11.0 · cu128`; without a variant `none`, and the runtime it pulls."""
+    parts = [result.platform, f"py{result.python}", result.cuda or "none"]
+    runtime = runtimes.get(result.lock_digest)
+    if result.cuda is None and runtime is not None:
+        parts.append(runtime)  # PyPI's torch is a CUDA build: such a lock is never "cpu"
     return " · ".join(parts)
 
 
@@ -153,7 +172,7 @@ def _matches(
     # "3.11" selects 3.11.0 and 3.11.7: people name Python by its minor version
     if python and result.python != python and not result.python.startswith(python + "."):
         return False
-    return not cuda or (result.cuda or "cpu") == cuda
+    return not cuda or (result.cuda or "none") == cuda
 
 
 def _overview(
@@ -172,14 +191,23 @@ def _overview(
     in_progress = next((r for r in reversed(history) if r.status == "running"), None)
     results = [] if latest is None else drift_results(service, latest.id)
     shown = [r for r in results if _matches(r, status, platform, python, cuda)]
+    runtimes = service.accelerator_runtimes([r.lock_digest for r in shown])
+    # The reason a lock has its status: the first finding of that kind.
+    statuses = {r.input_digest: r.status for r in results}
+    reasons: dict[str, str] = {}
+    for digest, finding in [] if latest is None else drift_findings(service, latest.id):
+        if finding.kind == statuses.get(digest):
+            reasons.setdefault(digest, finding.message)
     return {
+        "names": overview(service.engine),
+        "reasons": reasons,
         "latest": latest,
         "in_progress": in_progress,
         "chart": history_chart(history, service.settings.severity_order),
         "runs": history,
         "results": shown,
         "total": len(results),
-        "target": _target,
+        "target": lambda result: _target(result, runtimes),
         "filters": {
             "status": status or "",
             "platform": platform or "",
@@ -188,7 +216,7 @@ def _overview(
         },
         "platforms": sorted({r.platform for r in results}),
         "pythons": sorted({r.python for r in results}),
-        "cudas": sorted({r.cuda or "cpu" for r in results}),
+        "cudas": sorted({r.cuda or "none" for r in results}),
     }
 
 
@@ -199,7 +227,7 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
     return {
         "view": view,
         "result": view.result,
-        "target": _target(view.result),
+        "target": _target(view.result, service.accelerator_runtimes([view.result.lock_digest])),
         "versions": [f for f in findings if f.kind == "outdated"],
         "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
@@ -212,33 +240,37 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
 _ENV = templates()
 
 
-def _html(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def html_page(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(_ENV.get_template(name).render(**context), status_code=status_code)
 
 
-@router.get("/dashboard", response_class=HTMLResponse, dependencies=[Depends(requires("read"))])
+@router.get(
+    "/dashboard", response_class=HTMLResponse, dependencies=[Depends(page_access), Depends(requires("read"))]
+)
 async def dashboard(
     request: Request,
     service: ServiceDep,
     runs: DriftRunsDep,
     *,
     status: Annotated[str | None, Query()] = None,
-    platform: Annotated[str | None, Query()] = None,
-    python: Annotated[str | None, Query()] = None,
-    cuda: Annotated[str | None, Query()] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[str | None, Query(max_length=CUDA_CHARS)] = None,
 ) -> HTMLResponse:
     context = await in_read_thread(
         request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)
     )
-    return _html("dashboard.html", context)
+    return html_page("dashboard.html", context)
 
 
 @router.get(
-    "/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))]
+    "/dashboard/locks/{input_digest}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(page_access), Depends(requires("read"))],
 )
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
         context = await in_read_thread(request, lambda: _lock_page(service, input_digest))
     except NotFound as exc:
-        return _html("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
-    return _html("lock.html", context)
+        return html_page("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
+    return html_page("lock.html", context)

@@ -1,4 +1,7 @@
-"""Liveness, readiness (database reachable, schema at head) and Prometheus metrics."""
+"""Liveness, readiness (database reachable, at head, writable; disk not full) and Prometheus metrics.
+
+`/healthz` does no I/O and awaits nothing, so it answers whatever else the process is doing.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lockd.http.deps import ServiceDep, in_read_thread
+from lockd.http.deps import ServiceDep, in_thread
 
 __all__ = ["router"]
 
@@ -22,16 +25,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Database reachable and migrations at head",
+    summary="Database reachable, migrations at head, writes accepted, disk not nearly full",
     responses={503: {"description": "Not ready"}},
 )
 async def readyz(request: Request, service: ServiceDep) -> JSONResponse:
-    state = await in_read_thread(request, service.readiness)
+    # The big pool: the write probe may wait for SQLite's write lock, and must not hold a read thread.
+    state = await in_thread(request, service.readiness)
     body: dict[str, Any] = {
         "status": "ready" if state.ready else "not-ready",
         "database": state.database,
         "schema": state.schema,
         "head": state.head,
+        "writable": state.writable,
+        "disk_free_bytes": state.disk_free_bytes,
         "detail": state.detail,
     }
     return JSONResponse(body, status_code=200 if state.ready else 503)

@@ -5,6 +5,15 @@ stored current revision without resolving (200), byte-identical. Both carry the 
 advisories as they are known now (`Lockd-Advisories`, see `advisory_routes`). Files of the current
 revision may change on refresh, so they are revalidated (`no-cache` + ETag); the immutable
 copies live under `/v1/blobs/{lock_digest}/`.
+
+Several targets in one request (`targets` in JSON; target parameters given several times on
+`POST /lock`, answered in the `bundle` format) lock each target, the first one's pins
+preferred by the others (`lockd.bundles`). Every answer says which accelerator builds the lock
+holds (`Lock-Accelerator`, and `accelerator` in JSON), including a lock without a variant
+that pulls a GPU runtime from PyPI.
+With `name=`, the lock is made under a name
+(`lockd.names`: minimal churn, `upgrade=`) and the answer says which (`Lock-Name`). A refresh
+proposes; what an input serves changes when a proposal is promoted (`lockd.http.names`).
 """
 
 from __future__ import annotations
@@ -19,41 +28,52 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
+from lockd.http.admission import resolve_admitted
 from lockd.http.advisory_routes import advisory_headers
-from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
+from lockd.http.deps import (
+    NamesDep,
+    ServiceDep,
+    actor,
+    allow_name,
+    in_read_thread,
+    requires,
+)
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
+from lockd.http.lock_targets import (
+    BUNDLE,
+    accelerator_header,
+    accelerator_info,
+    bundle_response,
+    lock_links,
+    target_specs,
+)
 from lockd.http.models import (
     FileName,
     LockBody,
     LockInfo,
-    LockLinks,
     LockList,
     LockListItem,
-    RefreshInfo,
     RevisionInfo,
     RevisionList,
+    TargetBody,
 )
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
-from lockd.render import FORMATS
+from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
+from lockd.lock import accelerator_runtime_of
+from lockd.names import Names, UpgradeNotInLock, parse_upgrade
+from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
-from lockd.target import parse_python
+from lockd.target import parse_interpreter, python_text
 
-__all__ = ["router"]
+__all__ = ["Digest", "lock_links", "router"]
 
 router = APIRouter(tags=["locks"])
 
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256, 64 lowercase hex digits")]
 _TEXT_TYPES = ("text/", "application/octet-stream", "application/x-www-form-urlencoded")
-_FORMAT_CHOICES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
-
-
-def _links(input_digest: str, lock_digest: str) -> LockLinks:
-    base = f"/v1/locks/{input_digest}"
-    return LockLinks(
-        self=base, revisions=f"{base}/revisions", refresh=f"{base}/refresh", files=file_links(lock_digest)
-    )
+_FORMAT_CHOICES = ", ".join(FORMATS) + " or bundle (JSON naming each target's lock; for several targets)"
 
 
 def _revision_info(record: Revision) -> RevisionInfo:
@@ -68,24 +88,53 @@ def _revision_info(record: Revision) -> RevisionInfo:
 
 
 def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> LockInfo:
+    target = dict(stored.target) or {"platform": stored.platform, "python": stored.python, "cuda": stored.cuda}
     return LockInfo(
         input_digest=record.input_digest,
         lock_digest=record.lock_digest,
         revision=record.n,
         created=created,
         created_at=record.created_at,
-        target={"platform": stored.platform, "python": stored.python, "cuda": stored.cuda},
+        target=target,
         requirements=list(stored.requirements),
         constraints=list(stored.constraints),
-        links=_links(record.input_digest, record.lock_digest),
+        links=lock_links(record.input_digest, record.lock_digest),
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
-    def work() -> LockResult:
-        return service.lock(build())
+async def _run_lock(
+    request: Request,
+    service: Service,
+    build: Callable[[], LockRequest],
+    names: Names,
+    named: tuple[str | None, str | None],
+) -> LockResult:
+    name, upgrade = named
+    allow_name(request, name)
+    who = actor(request)
+    if name is None:
+        if upgrade is not None:
+            raise UpgradeNotInLock(
+                "upgrade= needs a name=: only a named lock has pins to keep or upgrade",
+                context={"field": "upgrade"},
+            )
 
-    result = await in_thread(request, work)
+        def lookup() -> tuple[LockRequest, LockResult | None]:
+            lock_request = build()
+            stored = service.stored_lock_and_file(lock_request, DEFAULT_FORMAT)
+            return lock_request, None if stored is None else stored[0]
+
+        # As for `POST /lock`: a stored input is one read; only a new one is admitted to resolve.
+        lock_request, result = await in_read_thread(request, lookup)
+        if result is None:
+            result = await resolve_admitted(request, lock_request.digest, lambda: service.lock(lock_request))
+    else:
+        named_request = await in_read_thread(request, build)
+        result = await resolve_admitted(
+            request,
+            named_request.digest,
+            lambda: names.lock(named_request, name=name, upgrade=parse_upgrade(upgrade), actor=who).result,
+        )
     request.app.state.metrics.observe_lock(result)
     return result
 
@@ -139,29 +188,49 @@ async def post_lock(
     *,
     request: Request,
     service: ServiceDep,
-    python: Annotated[str | None, Query(description="3.11 or 3.11.7")] = None,
+    python: Annotated[list[str] | None, Query(description="3.11, 3.11.7 or 3.14t (free-threaded)")] = None,
     platform: Annotated[
-        str | None, Query(description="linux_x86_64, linux_aarch64, macos_arm64, windows_amd64")
+        list[str] | None,
+        Query(
+            description="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64"
+            " (or uv's and conda's names)"
+        ),
     ] = None,
-    cuda: Annotated[str | None, Query(description="cpu, cu118, cu121, cu124, … or 12.4")] = None,
+    cuda: Annotated[list[str] | None, Query(description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, auto")] = None,
+    glibc: Annotated[list[str] | None, Query(description="Linux glibc minimum, 2.17 … 2.41 (2.28)")] = None,
+    musl: Annotated[list[str] | None, Query(description="Linux on musl: 1.1 or 1.2")] = None,
+    macos: Annotated[list[str] | None, Query(description="macOS minimum (13.0)")] = None,
+    driver: Annotated[list[str] | None, Query(description="with cuda=auto: 580.65.06 or rocm6.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+    name: Annotated[str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")] = None,
+    upgrade: Annotated[str | None, Query(max_length=10_000, description="with name: `all`, or a,b")] = None,
+    names: NamesDep,
 ) -> Response:
     _require_content_type(
         request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
     )
-    fmt = format_from_accept(format, request.headers.get("accept"))
+    given = {"platform": platform, "python": python, "cuda": cuda, "glibc": glibc, "musl": musl}
+    specs = target_specs({**given, "macos": macos, "driver": driver})
     body = await request.body()
 
-    def build() -> LockRequest:
+    def build_one(spec: dict[str, object]) -> LockRequest:
         return service.build_request(
-            requirements=decode_body(body),
-            target={"platform": platform, "python": python, "cuda": cuda},
-            options=LockOptions(prereleases=pre),
+            requirements=decode_body(body), target=spec, options=LockOptions(prereleases=pre)
         )
 
+    if len(specs) > 1 or format == BUNDLE:
+        if format not in (None, BUNDLE):
+            raise InvalidRequest(
+                f"several targets are answered in the bundle format, not {format!r}",
+                hint="leave format out (or format=bundle), then fetch each lock's files from its links",
+                context={"field": "format", "value": format},
+            )
+        return await bundle_response(request, service, lambda: [build_one(spec) for spec in specs])
+    fmt = format_from_accept(format, request.headers.get("accept"))
+
     def lookup() -> tuple[LockRequest, tuple[LockResult, LockFile] | None]:
-        lock_request = build()
+        lock_request = build_one(specs[0])
         return lock_request, service.stored_lock_and_file(lock_request, fmt)
 
     # A stored input (the common case) is one hop on the small read pool: intake, the current
@@ -171,9 +240,22 @@ async def post_lock(
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
 
-    lock_request, stored = await in_read_thread(request, lookup)
-    result, record = stored if stored is not None else await in_thread(request, resolve)
-    request.app.state.metrics.observe_lock(result)
+    if name is not None or upgrade is not None:
+        built: list[LockRequest] = []
+
+        def build() -> LockRequest:
+            built.append(build_one(specs[0]))
+            return built[0]
+
+        result = await _run_lock(request, service, build, names, (name, upgrade))
+        lock_request = built[0]
+        record = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, fmt))
+    else:
+        allow_name(request, None)
+        lock_request, stored = await in_read_thread(request, lookup)
+        result, record = stored if stored is not None else await resolve_admitted(request, lock_request.digest, resolve)
+        request.app.state.metrics.observe_lock(result)
+    canonical = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     headers = {
         "Input-Digest": result.input_digest,
         "Lock-Digest": result.lock_digest,
@@ -181,7 +263,10 @@ async def post_lock(
         "Location": f"/v1/locks/{result.input_digest}",
         "Cache-Control": "no-cache",
         **await advisory_headers(request, service, result.lock_digest),
+        "Lock-Accelerator": accelerator_header(accelerator_info(lock_request, accelerator_runtime_of(canonical))),
     }
+    if name is not None:
+        headers.update({"Lock-Name": name, "Location": f"/v1/names/{name}"})
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
 
 
@@ -193,7 +278,7 @@ async def post_lock(
     summary="Lock requirements given as JSON; answers metadata and links",
     responses={200: {"description": "Already locked", "model": LockInfo}, **_ERRORS},
 )
-async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> Response:
+async def post_locks(request: Request, service: ServiceDep, names: NamesDep, body: LockBody) -> Response:
 
     def text(value: str | list[str], source: str) -> str:
         if isinstance(value, str):
@@ -209,17 +294,34 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
                 )
         return "\n".join(lines)
 
-    def build() -> LockRequest:
+    def build_one(target: TargetBody) -> LockRequest:
         return service.build_request(
             requirements=text(body.requirements, "requirements.in"),
             constraints=text(body.constraints, "constraints.txt"),
-            target=body.target.model_dump(),
+            target=target.model_dump(exclude_none=True),
             options=LockOptions(prereleases=body.options.prereleases, as_of=body.options.as_of),
         )
 
-    result = await _run_lock(request, service, build)
-    stored = await in_read_thread(request, lambda: service.stored_input(result.input_digest))
+    if body.targets is not None:
+        targets = body.targets
+        return await bundle_response(request, service, lambda: [build_one(t) for t in targets])
+    assert body.target is not None  # the model asks for exactly one of target and targets
+    single = body.target
+    built: list[LockRequest] = []
+
+    def build() -> LockRequest:
+        built.append(build_one(single))
+        return built[0]
+
+    result = await _run_lock(request, service, build, names, (body.name, body.upgrade))
+
+    def read() -> tuple[StoredInput, bytes]:
+        return service.stored_input(result.input_digest), service.lock_file(result.lock_digest, "json").content
+
+    stored, canonical = await in_read_thread(request, read)
     info = _lock_info(stored, result.revision, result.created)
+    info.accelerator = accelerator_info(built[0], accelerator_runtime_of(canonical))
+    info.name = body.name
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -229,6 +331,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
             "Lock-Digest": result.lock_digest,
             "Location": f"/v1/locks/{result.input_digest}",
             **await advisory_headers(request, service, result.lock_digest),
+            "Lock-Accelerator": accelerator_header(info.accelerator),
         },
     )
 
@@ -244,16 +347,18 @@ async def list_locks(
     *,
     request: Request,
     service: ServiceDep,
-    platform: str | None = None,
-    python: str | None = None,
-    cuda: Annotated[str | None, Query(description="a variant, or `none` for locks without one")] = None,
+    platform: Annotated[str | None, Query(max_length=PLATFORM_CHARS)] = None,
+    python: Annotated[str | None, Query(max_length=PYTHON_CHARS)] = None,
+    cuda: Annotated[
+        str | None, Query(max_length=CUDA_CHARS, description="a variant, or `none` for locks without one")
+    ] = None,
     package: Annotated[str | None, Query(description="only locks that pin this project")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9a-f]{64}$", description="`next` of the previous page")
     ] = None,
 ) -> LockList:
-    python_filter = None if python is None else str(parse_python(python))
+    python_filter = None if python is None else python_text(*parse_interpreter(python))
     # Spelled as on intake (`12.4` is cu124); `none` (or empty) means locks without a variant.
     variant = None if cuda is None else parse_variant(cuda)
     cuda_filter = None if cuda is None else ("" if variant is None else variant.name)
@@ -278,7 +383,7 @@ async def list_locks(
             package_count=row.package_count,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            links=_links(row.input_digest, row.lock_digest),
+            links=lock_links(row.input_digest, row.lock_digest),
         )
         for row in rows
     ]
@@ -355,23 +460,3 @@ async def get_lock_file(
         "Cache-Control": "no-cache",
     }
     return file_response(request, record, status=200, headers=headers)
-
-
-@router.post(
-    "/v1/locks/{input_digest}/refresh",
-    response_model=RefreshInfo,
-    dependencies=[Depends(requires("lock"))],
-    summary="Re-resolve a stored input; a new revision is appended only if the lock changed",
-    responses=_ERRORS,
-)
-async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
-    result = await in_thread(request, lambda: service.refresh(input_digest))
-    return RefreshInfo(
-        input_digest=input_digest,
-        changed=result.changed,
-        previous_revision=result.previous.n,
-        revision=result.revision.n,
-        lock_digest=result.revision.lock_digest,
-        previous_lock_digest=result.previous.lock_digest,
-        links=_links(input_digest, result.revision.lock_digest),
-    )

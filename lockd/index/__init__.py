@@ -1,15 +1,17 @@
 """Package indexes over HTTP: project pages, core metadata and file hashes (PEP 503, 691, 658, 714).
 
-One module per job: `client` (what to fetch and remember), `fetcher` (the HTTP, every read
-counted and checked), `remote_zip` (a wheel's METADATA through byte ranges), `caches` (what is
-remembered, always bounded), `credentials` (HTTP Basic per index host, as pip applies them),
-`options` (how a client is configured, as values), `single_flight` and `stats`. Settings import
+One module per job: `client` (what to fetch and remember), `metadata_reader` (how one file's
+core metadata is read), `fetcher` (the HTTP, every read counted and checked), `body` (an answer read within byte and compression limits), `network`
+(sockets that end at the caller's deadline), `remote_zip` (a wheel's METADATA through byte
+ranges, or front to back), `caches` (what is remembered, always bounded, metadata by the file's
+identity), `credentials` (HTTP Basic per index host, as pip applies them), `options` (how a
+client is configured, as values, limits included), `single_flight` and `stats`. Settings import
 `credentials` and `options` directly, never the client. Every httpx error becomes a `LockdError`.
 """
 
 from __future__ import annotations
 
-from lockd.index.caches import HashCache, MetadataCache, memory_hash_cache, memory_metadata_cache
+from lockd.index.caches import HashCache, MetadataCache, MetadataKey, memory_hash_cache, memory_metadata_cache
 from lockd.index.client import IndexClient
 from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials, split_credentials
 from lockd.index.options import DEFAULT_USER_AGENT, ClientOptions
@@ -25,6 +27,7 @@ __all__ = [
     "IndexCredential",
     "IndexCredentials",
     "MetadataCache",
+    "MetadataKey",
     "memory_hash_cache",
     "memory_metadata_cache",
     "split_credentials",

@@ -3,20 +3,29 @@
 `MetadataCache` and `HashCache` are what a client is given (in memory for the CLI, the database
 in `lockd.store.caches` for the server). Every in-memory cache here is a `BoundedCache`: core
 metadata bounded in bytes, hashes in entries, project pages in estimated bytes with a TTL.
+
+Metadata is remembered by `MetadataKey`, the file's identity on its index (the page that listed
+it, its filename, the sha256 claimed for it), never by the claimed hash alone: a hostile index
+that lists its file with another file's hash gets a key of its own, so what it serves can never
+answer for a file of another project or index.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from lockd.memory_cache import BoundedCache
-from lockd.simple import ProjectPage
+from lockd.simple import DistFile, ProjectPage
 
 __all__ = [
     "HashCache",
     "MetadataCache",
+    "MetadataKey",
     "memory_hash_cache",
     "memory_metadata_cache",
     "page_cache",
@@ -29,12 +38,37 @@ _FILE_OVERHEAD = 600
 _VERSION_OVERHEAD = 200
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetadataKey:
+    """A distribution file's identity on its index: the metadata cache's key."""
+
+    page_url: str  # the project page that listed the file: its index and project
+    filename: str
+    sha256: str  # as the index claims it: files are immutable, so one name has one hash
+
+    @classmethod
+    def of(cls, file: DistFile) -> MetadataKey | None:
+        """The key of `file`, or None when its index gives no hash (such metadata is never shared)."""
+        if file.sha256 is None:
+            return None
+        return cls(page_url=file.index_url or file.url, filename=file.filename, sha256=file.sha256)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the three parts, unambiguously joined: a fixed-size database key."""
+        joined = json.dumps([self.page_url, self.filename, self.sha256], ensure_ascii=True)
+        return hashlib.sha256(joined.encode("ascii")).hexdigest()
+
+
 class MetadataCache(Protocol):
-    """Raw core metadata by the sha256 of the distribution file it came from. `put`'s result is ignored."""
+    """Raw core metadata by the identity of the file it came from. `put`'s result is ignored.
 
-    def get(self, sha256: str, /) -> bytes | None: ...
+    Only metadata checked against its file (`lockd.index_text.check_metadata`) is put.
+    """
 
-    def put(self, sha256: str, metadata: bytes, /) -> object: ...
+    def get(self, key: MetadataKey, /) -> bytes | None: ...
+
+    def put(self, key: MetadataKey, metadata: bytes, /) -> object: ...
 
 
 class HashCache(Protocol):
@@ -45,7 +79,7 @@ class HashCache(Protocol):
     def put(self, key: str, sha256: str, /) -> object: ...
 
 
-def memory_metadata_cache(max_bytes: int) -> BoundedCache[str, bytes]:
+def memory_metadata_cache(max_bytes: int) -> BoundedCache[MetadataKey, bytes]:
     """A process-local `MetadataCache` of at most `max_bytes` of metadata."""
     return BoundedCache(max_bytes, sizeof=len)
 

@@ -2,38 +2,55 @@
 
 Project pages come by PEP 691 content negotiation with a PEP 503 HTML fallback and are kept
 in memory for a TTL, bounded in bytes (PyPI here strips caching headers, so revalidation
-would never hit). Core metadata comes from PEP 658/714 `.metadata` files when advertised, else
-from HTTP range requests into the wheel's zip (`remote_zip`: tail → central directory → the
-METADATA member only), else from a streamed download; sdists only yield static PKG-INFO
-(`lockd.sdist_metadata`, PEP 643) and nothing from them is ever executed. Metadata is cached
-by file sha256 (files are immutable); identical concurrent fetches coalesce, and
-`prefetch_metadata` runs them on a thread pool so the resolver rarely waits. This module
+would never hit). Core metadata is read by `metadata_reader` (PEP 658 `.metadata`, ranges into
+the wheel, a wheel streamed up to its METADATA, an sdist's static PKG-INFO), then used only once
+it is bound to its file (`lockd.index_text.check_metadata`: its Name and Version are the
+filename's) and remembered only under that file's identity on its index (`MetadataKey`);
+metadata an index gives no hash for stays with this client. A file whose metadata is unusable
+is refused with the reason (`UnusableMetadata`), and the refusal remembered.
+
+Every read is bounded (`ClientOptions.max_*`) and ends at the caller's deadline
+(`lockd.deadline`), also while it waits for another caller's identical fetch: those coalesce,
+and `prefetch_metadata` runs them on a thread pool so the resolver rarely waits. This module
 decides what to fetch and what to remember; `fetcher` does the HTTP.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
-from tempfile import SpooledTemporaryFile
 from types import TracebackType
+from typing import TypeVar
 
 from packaging.utils import NormalizedName
 
-from lockd.errors import IndexUnavailable, LockdError, SdistNeedsBuild, TamperedFile, UnknownProject
-from lockd.index.caches import HashCache, MetadataCache, memory_hash_cache, memory_metadata_cache, page_cache
+from lockd.deadline import carry_deadline
+from lockd.errors import (
+    IndexUnavailable,
+    LockdError,
+    ResponseTooLarge,
+    SdistNeedsBuild,
+    UnknownProject,
+    UnusableMetadata,
+)
+from lockd.index.caches import (
+    HashCache,
+    MetadataCache,
+    MetadataKey,
+    memory_hash_cache,
+    memory_metadata_cache,
+    page_cache,
+)
 from lockd.index.credentials import IndexCredentials
 from lockd.index.fetcher import Fetcher
+from lockd.index.metadata_reader import MetadataReader
 from lockd.index.options import ClientOptions
-from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_file
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
+from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
-from lockd.sdist_metadata import static_pkg_info
 from lockd.simple import (
     ACCEPT_HEADER,
     JSON_CONTENT_TYPE,
@@ -45,8 +62,18 @@ from lockd.simple import (
 
 __all__ = ["IndexClient"]
 
-_SPOOL_BYTES = 8 * 1024 * 1024
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
 _HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
+_IDENTITY = {"Accept-Encoding": "identity"}
+
+# A file as this client keeps it apart from others: listing page, URL, name and claimed hash.
+_FileIdentity = tuple[str, str, str, str | None]
+
+
+def _identity(file: DistFile) -> _FileIdentity:
+    return (file.index_url, file.url, file.filename, file.sha256)
 
 
 class IndexClient:
@@ -80,6 +107,7 @@ class IndexClient:
         options = self.options
         self._counters = FetchCounters()
         self._fetcher = Fetcher(options, self._counters)
+        self._reader = MetadataReader(self._fetcher, options, self._counters)
         # `is None`, not `or`: an empty cache has a length of 0, so it is falsy, and is still the cache.
         if metadata_cache is None:
             metadata_cache = memory_metadata_cache(options.metadata_cache_bytes)
@@ -88,14 +116,14 @@ class IndexClient:
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
-        # Files without an index hash cannot enter the metadata cache; their metadata and
-        # build refusals are remembered by URL, for this client only.
-        self._metadata_by_url: BoundedCache[str, bytes] = BoundedCache(
+        # Files without an index hash cannot enter the metadata cache; their metadata, and
+        # refusals of any file, are remembered by the file's identity, for this client only.
+        self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
             options.metadata_by_url_bytes, sizeof=len
         )
-        self._refusals: BoundedCache[str, SdistNeedsBuild] = BoundedCache(options.refusal_entries)
+        self._refusals: BoundedCache[_FileIdentity, LockdError] = BoundedCache(options.refusal_entries)
         self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
-        self._metadata_flight: SingleFlight[str, bytes] = SingleFlight()
+        self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, min(options.max_connections, 16)), thread_name_prefix="lockd-fetch"
@@ -138,14 +166,17 @@ class IndexClient:
     def project_page(self, index_url: str, name: NormalizedName) -> ProjectPage:
         """The project's files on one index; cached for `page_ttl` seconds.
 
-        Raises `UnknownProject` on 404 and `IndexUnavailable` when the index cannot answer.
+        Raises `UnknownProject` on 404, `IndexUnavailable` when the index cannot answer (its
+        `ResponseTooLarge` when the page is over a limit), `ResolutionTimeout` at the deadline.
         """
         url = _page_url(index_url, name)
         cached = self._pages.get(url)
         if cached is not None:
             self._counters.add("cache_hits")
             return cached
-        return self._page_flight.run(url, lambda: self._fetch_page(index_url, url, name))
+        return self._page_flight.run_within_deadline(
+            url, lambda: self._fetch_page(index_url, url, name), f"fetching {url}"
+        )
 
     def drop_pages(self) -> None:
         """Forgets every cached project page (drift checks want the index as it is now)."""
@@ -160,37 +191,42 @@ class IndexClient:
                     "and every other project only from the default index",
                     context={"project": name, "index": index_url, "url": url},
                 )
-            body = self._fetcher.read_ok(response, url)
+            body = self._fetcher.read_ok(response, url, self._fetcher.page_limit)
             content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             page_url = str(response.url)
         self._counters.add("pages")
-        page = _parse_page(body, content_type, page_url, name, url)
+        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
         self._pages.put(url, page)
         return page
 
     # -- core metadata -------------------------------------------------------------------
 
     def fetch_metadata(self, file: DistFile) -> bytes:
-        """Raw METADATA (wheels) or static PKG-INFO (sdists) of one file.
+        """Raw METADATA (wheels) or static PKG-INFO (sdists) of one file, checked against it.
 
         Costs nothing when cached; otherwise one `.metadata` GET, or two or three range
-        requests into a wheel, or one streamed sdist download. Joins an in-flight prefetch.
+        requests into a wheel, or one streamed download. Joins an in-flight prefetch. Raises
+        `UnusableMetadata` (`MetadataMismatch` among them) when the file's metadata cannot be used.
         """
         cached = self._cached_metadata(file)
         if cached is not None:
             self._counters.add("cache_hits")
             return cached
-        return self._metadata_flight.run(file.url, lambda: self._load_metadata(file))
+        return self._metadata_flight.run_within_deadline(
+            _identity(file),
+            lambda: self._load_metadata(file),
+            f"reading {file.filename}",
+        )
 
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        """Starts fetching metadata in the background; errors surface on `fetch_metadata`."""
+        """Starts fetching metadata in the background, under the caller's deadline; errors surface on `fetch_metadata`."""
         for file in files:
-            if self._closed or self._cached_metadata(file) is not None:
-                continue
-            if self._metadata_flight.is_running(file.url):
+            if self._closed or self._refusals.get(_identity(file)) is not None:
+                continue  # refused before: `fetch_metadata` says why
+            if self._cached_metadata(file) is not None or self._metadata_flight.is_running(_identity(file)):
                 continue
             try:
-                self._pool.submit(self._prefetch_one, file)
+                self._pool.submit(carry_deadline(self._prefetch_one), file)
             except RuntimeError:
                 return  # the pool is shutting down: prefetching is only an optimisation
 
@@ -201,15 +237,13 @@ class IndexClient:
             self.fetch_metadata(file)
 
     def _cached_metadata(self, file: DistFile) -> bytes | None:
-        refusal = self._refusals.get(file.url)
+        refusal = self._refusals.get(_identity(file))
         if refusal is not None:
             raise refusal
-        in_memory = self._metadata_by_url.get(file.url)
-        if in_memory is not None:
-            return in_memory
-        if file.sha256 is not None:
-            return self._metadata_cache.get(file.sha256)
-        return None
+        key = MetadataKey.of(file)
+        if key is None:
+            return self._metadata_unhashed.get(_identity(file))
+        return self._metadata_cache.get(key)
 
     def _load_metadata(self, file: DistFile) -> bytes:
         cached = self._cached_metadata(file)  # a concurrent fetch may have finished meanwhile
@@ -217,60 +251,31 @@ class IndexClient:
             return cached
         self._counters.add("metadata_fetches")
         try:
-            metadata = self._sdist_metadata(file) if file.kind == "sdist" else self._wheel_metadata(file)
-        except SdistNeedsBuild as refusal:
-            self._refusals.put(file.url, refusal)
+            metadata = self._reader.read(file)
+            check_metadata(
+                metadata,
+                filename=file.filename,
+                name=file.name,
+                version=file.version,
+                max_requires_dist=self.options.max_requires_dist,
+            )
+        except ResponseTooLarge as exc:
+            refusal = UnusableMetadata(
+                f"{file.filename} cannot be read within lockd's limits: {exc.message}",
+                hint=exc.hint,
+                context={**exc.context, "filename": file.filename},
+            )
+            self._refusals.put(_identity(file), refusal)
+            raise refusal from None
+        except (SdistNeedsBuild, UnusableMetadata) as refusal:
+            self._refusals.put(_identity(file), refusal)
             raise
-        self._metadata_by_url.put(file.url, metadata)
-        if file.sha256 is not None:
-            self._metadata_cache.put(file.sha256, metadata)
+        key = MetadataKey.of(file)
+        if key is None:
+            self._metadata_unhashed.put(_identity(file), metadata)
+        else:
+            self._metadata_cache.put(key, metadata)
         return metadata
-
-    def _wheel_metadata(self, file: DistFile) -> bytes:
-        if file.metadata_url is not None:
-            metadata = self._pep658_metadata(file, file.metadata_url)
-            if metadata is not None:
-                return metadata
-        return self._ranged_wheel_metadata(file)
-
-    def _pep658_metadata(self, file: DistFile, url: str) -> bytes | None:
-        with self._fetcher.request("GET", url) as response:
-            if response.status_code == 404:
-                return None  # advertised but missing happens; the wheel itself still has it
-            body = self._fetcher.read_ok(response, url)
-        actual = hashlib.sha256(body).hexdigest()
-        if file.metadata_sha256 is not None and actual != file.metadata_sha256.lower():
-            raise TamperedFile(
-                f"{file.filename}.metadata does not match the sha256 the index advertised",
-                context={"url": url, "expected": file.metadata_sha256, "actual": actual},
-            )
-        return body
-
-    def _ranged_wheel_metadata(self, file: DistFile) -> bytes:
-        limit = self.options.max_metadata_bytes
-        tail, total = self._fetcher.read_tail(file, TAIL_BYTES)
-        if total is None:  # the server ignored the range: `tail` is the whole wheel
-            data = io.BytesIO(tail)
-            return metadata_from_zip_file(
-                data, file.name, file.version, name=file.filename, url=file.url, max_bytes=limit
-            )
-
-        def read_range(start: int, end: int) -> bytes:
-            return self._fetcher.read_range(file, start, end)
-
-        archive = RemoteZip(
-            read_range, total, name=file.filename, url=file.url, max_member_bytes=limit, tail=tail
-        )
-        return archive.dist_info_metadata(file.name, file.version)
-
-    def _sdist_metadata(self, file: DistFile) -> bytes:
-        with self._fetcher.request("GET", file.url) as response:
-            self._counters.add("whole_downloads")
-            self._fetcher.raise_for_status(response, file.url)
-            with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-                self._fetcher.stream_verified(response, file, spool)
-                spool.seek(0)
-                return static_pkg_info(file, spool, max_bytes=self.options.max_metadata_bytes)
 
     # -- hashes --------------------------------------------------------------------------
 
@@ -282,7 +287,11 @@ class IndexClient:
         """
         if file.sha256 is not None and not verify:
             return file.sha256
-        return self._hash_flight.run(file.url, lambda: self._hash_file(file, verify=verify))
+        return self._hash_flight.run_within_deadline(
+            file.url,
+            lambda: self._hash_file(file, verify=verify),
+            f"hashing {file.filename}",
+        )
 
     def _hash_file(self, file: DistFile, *, verify: bool) -> str:
         key = None
@@ -292,10 +301,10 @@ class IndexClient:
             if cached is not None:
                 self._counters.add("cache_hits")
                 return cached
-        with self._fetcher.request("GET", file.url) as response:
+        with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
             self._counters.add("whole_downloads")
             self._fetcher.raise_for_status(response, file.url)
-            digest = self._fetcher.stream_verified(response, file, None)
+            digest = self._fetcher.stream_verified(response, file, None, self._fetcher.download_limit)
         if key is not None:
             self._hash_cache.put(key, digest)
         return digest
@@ -314,13 +323,16 @@ def _page_url(index_url: str, name: NormalizedName) -> str:
     return f"{base}{name}/"
 
 
-def _parse_page(body: bytes, content_type: str, page_url: str, name: NormalizedName, url: str) -> ProjectPage:
+def _parse_page(
+    body: bytes, content_type: str, page_url: str, name: NormalizedName, url: str, *, max_files: int
+) -> ProjectPage:
     try:
         if content_type in (JSON_CONTENT_TYPE, "application/json"):
-            return parse_json_page(body, page_url, name)
+            return parse_json_page(body, page_url, name, max_files=max_files)
         if content_type in _HTML_CONTENT_TYPES:
-            return parse_html_page(body, page_url, name)
-    except (ValueError, TypeError, AttributeError) as exc:
+            return parse_html_page(body, page_url, name, max_files=max_files)
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # RecursionError: json.loads of a page nested thousands of arrays deep.
         raise IndexUnavailable(
             f"{url} returned a page lockd cannot parse ({type(exc).__name__})", context={"url": url}
         ) from None

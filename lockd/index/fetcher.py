@@ -1,15 +1,16 @@
-"""HTTP to package indexes: one streamed request at a time, every answer read, counted and checked.
+"""HTTP to package indexes: one streamed request at a time, every answer read within limits and checked.
 
-Builds the httpx client (connection limits, timeouts, the credentials transport), translates
-every httpx error into `IndexUnavailable`, explains 401/403 without showing a secret, hashes
-whole files while they stream (`TamperedFile` on a mismatch) and reads byte ranges for the
-remote zip reader. Every read from an index passes through here.
+Builds the httpx client (connection limits, timeouts, the credentials transport, sockets bounded
+by the current deadline: `network`), translates every httpx error into `IndexUnavailable` (or
+`ResolutionTimeout` when the deadline ended it), explains 401/403 without showing a secret, reads
+pages and metadata within their limits (`body`), hashes whole files while they stream
+(`TamperedFile` on a mismatch) and reads byte ranges for the remote zip reader. Every read from
+an index passes through here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,16 +18,18 @@ from typing import IO
 
 import httpx
 
-from lockd.errors import IndexUnavailable, TamperedFile
+from lockd.deadline import check_deadline, seconds_left
+from lockd.errors import IndexUnavailable, ResolutionTimeout, TamperedFile
+from lockd.index.body import ACCEPT_ENCODING, BodyLimit, limited_chunks, read_limited
 from lockd.index.credentials import BasicAuthTransport, host_key
+from lockd.index.network import deadline_transport
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.simple import DistFile
 
 __all__ = ["Fetcher"]
 
-_CHUNK = 256 * 1024
-_CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
+_CONTENT_RANGE = re.compile(r"bytes\s+\d{1,20}-\d{1,20}/(\d{1,20})")
 _NO_CREDENTIALS_HINT = (
     "give them in the index URL: https://user:password@host/simple/ "
     "(LOCKD_INDEX_URL, LOCKD_PYTORCH_INDEX_URL or --index-url)"
@@ -34,6 +37,8 @@ _NO_CREDENTIALS_HINT = (
 _WRONG_CREDENTIALS_HINT = (
     "check the user and password (or token) in LOCKD_INDEX_URL / LOCKD_PYTORCH_INDEX_URL"
 )
+# A timeout this close to the deadline was the deadline's doing, not the index's slowness.
+_DEADLINE_SLACK = 0.05
 
 
 class Fetcher:
@@ -42,17 +47,28 @@ class Fetcher:
     def __init__(self, options: ClientOptions, counters: FetchCounters) -> None:
         self._credentials = options.credentials
         self._counters = counters
-        # httpx ignores a Client's `limits` once a transport is given: they belong here.
-        limits = httpx.Limits(
-            max_connections=options.max_connections, max_keepalive_connections=options.max_connections
+        self._timeout = options.timeout
+        self.page_limit = BodyLimit(
+            max_bytes=options.max_page_bytes,
+            max_ratio=options.max_compression_ratio,
+            setting="LOCKD_MAX_PAGE_BYTES",
         )
-        transport: httpx.BaseTransport = httpx.HTTPTransport(retries=1, limits=limits)
+        self.metadata_limit = BodyLimit(
+            max_bytes=options.max_metadata_bytes,
+            max_ratio=options.max_compression_ratio,
+            setting="LOCKD_MAX_METADATA_BYTES",
+        )
+        self.sdist_limit = BodyLimit(max_bytes=options.max_sdist_bytes, setting="LOCKD_MAX_SDIST_BYTES")
+        self.download_limit = BodyLimit(
+            max_bytes=options.max_download_bytes, setting="LOCKD_MAX_DOWNLOAD_BYTES"
+        )
+        transport: httpx.BaseTransport = deadline_transport(max_connections=options.max_connections)
         if self._credentials:
             transport = BasicAuthTransport(transport, self._credentials)
         self._http = httpx.Client(
             timeout=httpx.Timeout(options.timeout),
             follow_redirects=True,
-            headers={"User-Agent": options.user_agent},
+            headers={"User-Agent": options.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             transport=transport,
         )
 
@@ -63,12 +79,24 @@ class Fetcher:
     def request(
         self, method: str, url: str, headers: dict[str, str] | None = None
     ) -> Iterator[httpx.Response]:
-        """One streamed request; transport failures become `IndexUnavailable`."""
+        """One streamed request; transport failures become `IndexUnavailable`, the deadline's `ResolutionTimeout`."""
+        check_deadline(f"asking {url}")
         self._counters.add("requests")
+        left = seconds_left()
+        # Sockets end at the deadline by themselves (`network`); waiting for a free connection does not.
+        pool = self._timeout if left is None else max(0.0, min(self._timeout, left))
+        timeout = httpx.Timeout(self._timeout, pool=pool)
         try:
-            with self._http.stream(method, url, headers=headers) as response:
+            with self._http.stream(method, url, headers=headers, timeout=timeout) as response:
                 yield response
         except httpx.TimeoutException as exc:
+            left = seconds_left()
+            if left is not None and left <= _DEADLINE_SLACK:
+                raise ResolutionTimeout(
+                    f"resolution exceeded its time budget while reading {url}",
+                    hint="the index answers too slowly for the budget; retry later, or raise LOCKD_RESOLVE_TIMEOUT",
+                    context={"url": url},
+                ) from None
             raise IndexUnavailable(
                 f"{url} did not answer in time ({type(exc).__name__})", context={"url": url}
             ) from None
@@ -79,14 +107,10 @@ class Fetcher:
                 f"cannot reach {shown}: {exc or type(exc).__name__}", context={"url": shown}
             ) from None
 
-    def read_ok(self, response: httpx.Response, url: str) -> bytes:
-        """The body of a successful answer; an error status raises `IndexUnavailable`."""
+    def read_ok(self, response: httpx.Response, url: str, limit: BodyLimit) -> bytes:
+        """The decoded body of a successful answer, within `limit`; an error status raises `IndexUnavailable`."""
         self.raise_for_status(response, url)
-        chunks = []
-        for chunk in response.iter_bytes(_CHUNK):
-            self._counters.add("bytes_fetched", len(chunk))
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_limited(response, url, limit, self._counters)
 
     def raise_for_status(self, response: httpx.Response, url: str) -> None:
         if response.status_code in (401, 403):
@@ -97,18 +121,28 @@ class Fetcher:
                 context={"url": url, "status": response.status_code},
             )
 
-    def stream_verified(self, response: httpx.Response, file: DistFile, sink: IO[bytes] | None) -> str:
-        """Streams a whole file into `sink` (or nowhere), returning its sha256.
+    def file_chunks(self, response: httpx.Response, file: DistFile, limit: BodyLimit) -> Iterator[bytes]:
+        """A file's bytes as they arrive (not decoded: they are what its hash is of), within `limit`."""
+        return limited_chunks(response, file.url, limit, self._counters, decode=False)
+
+    def stream_verified(
+        self, response: httpx.Response, file: DistFile, sink: IO[bytes] | None, limit: BodyLimit
+    ) -> str:
+        """Streams a whole file into `sink` (or nowhere), within `limit`, returning its sha256.
 
         Raises `TamperedFile` when the index listed another sha256 for it.
         """
         hasher = hashlib.sha256()
-        for chunk in response.iter_bytes(_CHUNK):
-            self._counters.add("bytes_fetched", len(chunk))
+        for chunk in self.file_chunks(response, file, limit):
             hasher.update(chunk)
             if sink is not None:
                 sink.write(chunk)
         digest = hasher.hexdigest()
+        self.verify(file, digest)
+        return digest
+
+    def verify(self, file: DistFile, digest: str) -> None:
+        """Raises `TamperedFile` when `digest`, of the bytes served for `file`, is not the one listed."""
         if file.sha256 is not None and digest != file.sha256:
             raise TamperedFile(
                 f"{file.filename} from {file.index_url or file.url} does not match the sha256 the index advertised",
@@ -120,32 +154,18 @@ class Fetcher:
                     "actual": digest,
                 },
             )
-        return digest
 
-    def read_tail(self, file: DistFile, length: int) -> tuple[bytes, int | None]:
-        """The file's last `length` bytes and its total size; a size of None means the server
-        ignored the range and the bytes are the whole (verified) file."""
-        headers = {"Range": f"bytes=-{length}", "Accept-Encoding": "identity"}
-        with self.request("GET", file.url, headers=headers) as response:
-            if response.status_code == 206:
-                self._counters.add("range_requests")
-                body = self.read_ok(response, file.url)
-                total = _content_range_total(response.headers.get("content-range"))
-                if total is None:
-                    raise IndexUnavailable(
-                        f"{file.url} answered a range request without a usable Content-Range",
-                        context={"url": file.url},
-                    )
-                return body, total
-            if response.status_code == 200:
-                self._counters.add("whole_downloads")
-                whole = io.BytesIO()
-                self.stream_verified(response, file, whole)
-                return whole.getvalue(), None
-            self.raise_for_status(response, file.url)
-        raise IndexUnavailable(
-            f"{file.url} answered {response.status_code} to a range request", context={"url": file.url}
-        )
+    def range_body(self, response: httpx.Response, file: DistFile, length: int) -> tuple[bytes, int]:
+        """The body of a 206 answer to a request for `length` bytes, and the file's total size."""
+        limit = BodyLimit(max_bytes=length)
+        body = b"".join(self.file_chunks(response, file, limit))
+        total = _content_range_total(response.headers.get("content-range"))
+        if total is None:
+            raise IndexUnavailable(
+                f"{file.url} answered a range request without a usable Content-Range",
+                context={"url": file.url},
+            )
+        return body, total
 
     def read_range(self, file: DistFile, start: int, end: int) -> bytes:
         """Bytes [start, end) of a file by one range request."""
@@ -158,7 +178,7 @@ class Fetcher:
                     context={"url": file.url},
                 )
             self._counters.add("range_requests")
-            return self.read_ok(response, file.url)
+            return self.range_body(response, file, end - start)[0]
 
     def _refused(self, url: str, answered: str, status: int) -> IndexUnavailable:
         """401/403: says whether lockd sent credentials to the host that refused, never what they are."""

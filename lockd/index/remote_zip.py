@@ -1,11 +1,14 @@
-"""A wheel's `.dist-info/METADATA`, read from a zip through byte ranges (PKWARE APPNOTE 4.3, PEP 427).
+"""A wheel's `.dist-info/METADATA`, read from a zip through byte ranges or front to back (PKWARE APPNOTE 4.3, PEP 427).
 
 `RemoteZip` is given a range-reading callable and the file's size, never a client: it finds
 the end of central directory record (zip64 too) in the tail, reads the central directory, then
 the chosen member's local header and data, asking `read_range` only for bytes it does not yet
-hold. Any structure that points outside the file, is cut short or does not decompress raises
-`IndexUnavailable` naming the file. `metadata_from_zip_file` does the same for a wheel that had
-to be downloaded whole (a server that ignores `Range`).
+hold. `metadata_from_zip_stream` reads a wheel whose server ignores `Range` from its first byte,
+skipping each member's data as it streams past and stopping at the METADATA: only as far as
+needed, nothing kept but that member. Both bound what the file can make them hold (members,
+central directory, METADATA size: `ResponseTooLarge`) and check the deadline as they walk;
+any structure that points outside the file, is cut short or does not decompress raises
+`IndexUnavailable` naming the file.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
 
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from lockd.errors import IndexUnavailable
+from lockd.deadline import check_deadline
+from lockd.errors import IndexUnavailable, ResponseTooLarge
 
-__all__ = ["TAIL_BYTES", "RangeReader", "RemoteZip", "ZipMember", "metadata_from_zip_file"]
+__all__ = ["TAIL_BYTES", "RangeReader", "RemoteZip", "ZipMember", "metadata_from_zip_stream", "metadata_rank"]
 
 RangeReader = Callable[[int, int], bytes]
 """Bytes [start, end) of the file; fewer or more than asked for is treated as a corrupt file."""
@@ -46,6 +49,11 @@ _LOCAL_SIG = b"PK\x03\x04"
 _DIST_INFO_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA$")
 # A local extra field rarely exceeds this, so one request usually covers header and data.
 _LOCAL_SLACK = 256
+# Central directory bytes per member at most: real wheels average 100-200 (ansible's 60,000
+# members take 9 MB), so a directory past this is padding, not members.
+_DIRECTORY_BYTES_PER_MEMBER = 256
+_DATA_DESCRIPTOR = 0x08
+_LIMIT_HINT = "a wheel this large is an attack or a mistake; if it is real, raise {}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +77,7 @@ class RemoteZip:
         name: str,
         url: str,
         max_member_bytes: int,
+        max_members: int = 200_000,
         tail: bytes = b"",
     ) -> None:
         self._read_range = read_range
@@ -76,26 +85,37 @@ class RemoteZip:
         self._name = name
         self._url = url
         self._max_member_bytes = max_member_bytes
+        self._max_members = max_members
         self._held: list[tuple[int, bytes]] = [(size - len(tail), tail)] if 0 < len(tail) <= size else []
 
     def dist_info_metadata(self, project: NormalizedName, version: Version) -> bytes:
         """The `.dist-info/METADATA` of `project` `version`, else of the first `.dist-info` found."""
         members = self.members()
-        chosen = _choose_metadata(members, project, version)
+        chosen = min(
+            ((rank, name) for name in members if (rank := metadata_rank(name, project, version)) is not None),
+            default=None,
+        )
         if chosen is None:
             raise _no_metadata(self._name, self._url)
-        return self.read(members[chosen])
+        return self.read(members[chosen[1]])
 
     def members(self) -> dict[str, ZipMember]:
         """The central directory by member name."""
         offset, size = self._central_directory()
+        if size > self._max_members * _DIRECTORY_BYTES_PER_MEMBER:
+            raise self._too_large(f"its central directory of {size:,} bytes is implausibly large")
         directory = self._bytes(offset, offset + size)
         members: dict[str, ZipMember] = {}
-        pos = 0
+        pos = count = 0
         while pos + _CENTRAL.size <= len(directory):
             fields = _CENTRAL.unpack_from(directory, pos)
             if fields[0] != _CENTRAL_SIG:
                 break
+            count += 1
+            if count > self._max_members:
+                raise self._too_large(f"it has more than {self._max_members:,} members")
+            if count % 256 == 0:
+                check_deadline(f"reading the central directory of {self._name}")
             flags, method, csize, usize = fields[3], fields[4], fields[8], fields[9]
             name_len, extra_len, comment_len, local_offset = fields[10], fields[11], fields[12], fields[16]
             start = pos + _CENTRAL.size
@@ -111,7 +131,7 @@ class RemoteZip:
     def read(self, member: ZipMember) -> bytes:
         """The member's uncompressed bytes (stored or deflated, as wheels are)."""
         if member.compressed_size > self._max_member_bytes:
-            raise self._unreadable(f"{member.name} is implausibly large")
+            raise self._too_large(f"{member.name} is implausibly large")
         guess_end = member.local_offset + _LOCAL.size + len(member.name.encode()) + _LOCAL_SLACK
         self._bytes(member.local_offset, min(guess_end + member.compressed_size, self._size))
         fields = _LOCAL.unpack(self._bytes(member.local_offset, member.local_offset + _LOCAL.size))
@@ -126,15 +146,7 @@ class RemoteZip:
         raise self._unreadable(f"{member.name} uses unsupported compression {member.method}")
 
     def _inflate(self, name: str, raw: bytes) -> bytes:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        try:
-            data = inflater.decompress(raw, self._max_member_bytes)
-        except zlib.error as exc:
-            raise self._unreadable(f"{name}: {exc}") from None
-        if not inflater.eof:
-            why = "is implausibly large" if len(data) >= self._max_member_bytes else "is cut short"
-            raise self._unreadable(f"{name} {why}")
-        return data
+        return _inflate(raw, name, self._max_member_bytes, self._unreadable, self._too_large)
 
     def _central_directory(self) -> tuple[int, int]:
         """(offset, size) of the central directory, from the EOCD record or its zip64 twin."""
@@ -187,45 +199,142 @@ class RemoteZip:
     def _unreadable(self, why: str) -> IndexUnavailable:
         return IndexUnavailable(f"{self._name} is not a readable wheel: {why}", context={"url": self._url})
 
+    def _too_large(self, why: str) -> ResponseTooLarge:
+        return _too_large(self._name, self._url, why)
 
-def metadata_from_zip_file(
-    data: IO[bytes], project: NormalizedName, version: Version, *, name: str, url: str, max_bytes: int
+
+def metadata_from_zip_stream(
+    chunks: Iterable[bytes],
+    project: NormalizedName,
+    version: Version,
+    *,
+    name: str,
+    url: str,
+    max_member_bytes: int,
+    max_members: int = 200_000,
 ) -> bytes:
-    """`.dist-info/METADATA` of a whole wheel held locally (at most `max_bytes` of it)."""
+    """`.dist-info/METADATA` of a wheel whose bytes arrive in order, read only up to that member.
 
-    try:
-        with zipfile.ZipFile(data) as archive:
-            best = _choose_metadata(archive.namelist(), project, version)
-            if best is None:
+    Members whose sizes follow their data (flag bit 3) cannot be skipped without the central
+    directory: such a wheel is unreadable this way (wheel builders write seekable files, so
+    they do not make them).
+    """
+    stream = _Stream(iter(chunks), name, url)
+    fallback: bytes | None = None
+    for count in range(max_members + 1):
+        if count % 256 == 0:
+            check_deadline(f"reading {name}")
+        fields = stream.take(4)
+        if fields != _LOCAL_SIG:
+            if fields in (_CENTRAL_SIG, _EOCD_SIG) and fallback is not None:
+                return fallback
+            if fields in (_CENTRAL_SIG, _EOCD_SIG):
                 raise _no_metadata(name, url)
-            with archive.open(best) as member:
-                return member.read(max_bytes)
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, NotImplementedError) as exc:
-        why = str(exc) or type(exc).__name__
-        raise IndexUnavailable(f"{name} is not a readable wheel: {why}", context={"url": url}) from None
+            raise stream.unreadable("a local header is missing")
+        _sig, _needs, flags, method, _time, _date, _crc, csize, usize, name_len, extra_len = _LOCAL.unpack(
+            fields + stream.take(_LOCAL.size - 4)
+        )
+        member = stream.take(name_len).decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+        csize, _offset = _zip64_sizes(stream.take(extra_len), usize, csize, 0)
+        rank = metadata_rank(member, project, version)
+        if flags & _DATA_DESCRIPTOR:
+            raise stream.unreadable(f"{member} gives its sizes after its data, which needs Range requests")
+        if rank is None or (rank == 1 and fallback is not None):
+            stream.skip(csize)
+            continue
+        if csize > max_member_bytes:
+            raise _too_large(name, url, f"{member} is implausibly large")
+        raw = stream.take(csize)
+        if method == zipfile.ZIP_DEFLATED:
+            data = _inflate(
+                raw, member, max_member_bytes, stream.unreadable, lambda why: _too_large(name, url, why)
+            )
+        elif method == zipfile.ZIP_STORED:
+            data = raw
+        else:
+            raise stream.unreadable(f"{member} uses unsupported compression {method}")
+        if rank == 0:
+            return data
+        fallback = data
+    raise _too_large(name, url, f"it has more than {max_members:,} members")
+
+
+class _Stream:
+    """Bytes taken from the front of a chunk iterator; skipped bytes are never held."""
+
+    def __init__(self, chunks: Iterator[bytes], name: str, url: str) -> None:
+        self._chunks = chunks
+        self._buffer = bytearray()
+        self._name = name
+        self._url = url
+
+    def take(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            self._buffer += self._next()
+        taken = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return taken
+
+    def skip(self, count: int) -> None:
+        while count > len(self._buffer):
+            count -= len(self._buffer)
+            self._buffer = bytearray(self._next())
+        del self._buffer[:count]
+
+    def _next(self) -> bytes:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            raise self.unreadable("it ends in the middle of a member")
+        return chunk
+
+    def unreadable(self, why: str) -> IndexUnavailable:
+        return IndexUnavailable(f"{self._name} is not a readable wheel: {why}", context={"url": self._url})
+
+
+def _inflate(
+    raw: bytes,
+    member: str,
+    max_bytes: int,
+    unreadable: Callable[[str], IndexUnavailable],
+    too_large: Callable[[str], ResponseTooLarge],
+) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(raw, max_bytes)
+    except zlib.error as exc:
+        raise unreadable(f"{member}: {exc}") from None
+    if not inflater.eof:
+        if len(data) >= max_bytes:
+            raise too_large(f"{member} is implausibly large")
+        raise unreadable(f"{member} is cut short")
+    return data
+
+
+def _too_large(name: str, url: str, why: str) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{name} is not a readable wheel: {why}",
+        hint=_LIMIT_HINT.format("LOCKD_MAX_METADATA_BYTES or LOCKD_MAX_ARCHIVE_MEMBERS"),
+        context={"url": url},
+    )
 
 
 def _no_metadata(name: str, url: str) -> IndexUnavailable:
     return IndexUnavailable(f"{name} has no .dist-info/METADATA", context={"url": url})
 
 
-def _choose_metadata(names: Iterable[str], project: NormalizedName, version: Version) -> str | None:
-    """Which `.dist-info/METADATA` to read: the one named after the project and version comes first."""
-    scored: list[tuple[int, str]] = []
-    for name in names:
-        match = _DIST_INFO_METADATA.match(name)
-        if match is None:
-            continue
-        stem_name, _, stem_version = match.group(1).rpartition("-")
-        exact = canonicalize_name(stem_name) == project and _same_version(stem_version, version)
-        scored.append((0 if exact else 1, name))
-    return min(scored)[1] if scored else None
+def metadata_rank(member: str, project: NormalizedName, version: Version) -> int | None:
+    """0 for the project's own `<name>-<version>.dist-info/METADATA`, 1 for another one, None for any other member."""
+    match = _DIST_INFO_METADATA.match(member)
+    if match is None:
+        return None
+    stem_name, _, stem_version = match.group(1).rpartition("-")
+    return 0 if canonicalize_name(stem_name) == project and _same_version(stem_version, version) else 1
 
 
 def _same_version(text: str, version: Version) -> bool:
     try:
         return Version(text) == version
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number past Python's 4,300-digit conversion limit
         return False
 
 

@@ -76,11 +76,17 @@ def _document(lock: Lock) -> dict[str, Any]:
     custom = {
         "lockd-input-digest": f"sha256:{lock.input_digest}",
         "lockd-platform": target.platform.name,
-        "lockd-python": str(target.python),
+        "lockd-python": target.python_text,
         "lockd-default-index": lock.plan.default_url,
     }
+    if target.level is not None and target.level != target.platform.default_level:
+        custom[f"lockd-{target.level.kind}"] = str(target.level)
     if target.variant_name is not None:
         custom["lockd-cuda"] = target.variant_name
+    if target.driver is not None:
+        custom["lockd-driver"] = str(target.driver)
+    if lock.accelerator_runtime is not None:
+        custom["lockd-accelerator-runtime"] = lock.accelerator_runtime
     if lock.plan.accelerator_url is not None:
         custom["lockd-accelerator-index"] = lock.plan.accelerator_url
     return {

@@ -58,7 +58,7 @@ def _file_table(file: LockedFile) -> str:
     return "{ " + ", ".join(fields) + " }"
 
 
-def _package_lines(package: LockedPackage) -> Iterator[str]:
+def _package_lines(package: LockedPackage, target: Target) -> Iterator[str]:
     yield "[[packages]]"
     yield f"name = {_string(package.name)}"
     yield f"version = {_string(str(package.version))}"
@@ -68,8 +68,9 @@ def _package_lines(package: LockedPackage) -> Iterator[str]:
     if package.dependencies:
         entries = ", ".join(f"{{ name = {_string(name)} }}" for name in package.dependencies)
         yield f"dependencies = [{entries}]"
-    sdists = [f for f in package.files if f.kind == "sdist"]
-    wheels = [f for f in package.files if f.kind == "wheel"]
+    files = package.files_best_first(target)
+    sdists = [f for f in files if f.kind == "sdist"]
+    wheels = [f for f in files if f.kind == "wheel"]
     if sdists:
         # PEP 751 allows one sdist per package; a lock carries at most one per version.
         yield f"sdist = {_file_table(sdists[0])}"
@@ -86,9 +87,15 @@ def _tool_lines(lock: Lock) -> Iterator[str]:
     yield "[tool.lockd]"
     yield f"input-digest = {_string('sha256:' + lock.input_digest)}"
     yield f"platform = {_string(target.platform.name)}"
-    yield f"python = {_string(str(target.python))}"
+    if target.level is not None and target.level != target.platform.default_level:
+        yield f"{target.level.kind} = {_string(str(target.level))}"
+    yield f"python = {_string(target.python_text)}"
     if target.variant_name is not None:
         yield f"cuda = {_string(target.variant_name)}"
+    if target.driver is not None:
+        yield f"driver = {_string(str(target.driver))}"
+    if lock.accelerator_runtime is not None:
+        yield f"accelerator-runtime = {_string(lock.accelerator_runtime)}"
     yield f"default-index = {_string(lock.plan.default_url)}"
     if lock.plan.accelerator_url is not None:
         yield f"accelerator-index = {_string(lock.plan.accelerator_url)}"
@@ -105,7 +112,7 @@ def iter_pylock_toml(lock: Lock) -> Iterator[str]:
     yield 'created-by = "lockd"'
     yield ""
     for package in sorted(lock.packages, key=lambda p: p.name):
-        yield from _package_lines(package)
+        yield from _package_lines(package, lock.target)
     yield from _tool_lines(lock)
 
 

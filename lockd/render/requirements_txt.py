@@ -33,8 +33,12 @@ def _pytorch_base(lock: Lock) -> str | None:
 def equivalent_command(lock: Lock, fmt: str) -> str:
     """The `lockd lock` command line that produces this lock in format `fmt`."""
     target = lock.target
-    parts = ["lockd lock requirements.in", f"--platform {target.platform.name}", f"--python {target.python}"]
-    if target.variant_name is not None:
+    parts = ["lockd lock requirements.in", f"--platform {target.platform.name}", f"--python {target.python_text}"]
+    if target.level is not None and target.level != target.platform.default_level:
+        parts.append(f"--{target.level.kind} {target.level}")
+    if target.driver is not None:
+        parts.append(f"--cuda auto --driver {target.driver}")
+    elif target.variant_name is not None:
         parts.append(f"--cuda {target.variant_name}")
     if lock.constraints:
         parts.append("-c constraints.txt")
@@ -60,15 +64,32 @@ def _header(lock: Lock) -> Iterator[str]:
     yield f"#    {equivalent_command(lock, 'requirements.txt')}"
     yield "#"
     platform = target.platform
+    level = ""
+    if target.level is not None and target.level != platform.default_level:
+        level = f", {target.level.describe()}"
     yield (
         f"# target: sys_platform {platform.sys_platform}, platform_machine {platform.platform_machine},"
-        f" CPython {target.python}"
+        f" CPython {target.python_text}{level}"
     )
+    yield from _accelerator_lines(lock)
     if lock.plan.accelerator_url is not None:
         yield f"# the torch family comes only from {lock.plan.accelerator_url}, everything else only from"
         yield f"# {lock.plan.default_url}; pip may see both indexes, the hashes below decide."
     yield f"# input digest: sha256:{lock.input_digest}"
     yield "#"
+
+
+def _accelerator_lines(lock: Lock) -> Iterator[str]:
+    target = lock.target
+    runtime = lock.accelerator_runtime
+    if runtime is not None:
+        yield f"# accelerator: none · {runtime}: with no variant the torch family comes from the default"
+        yield "# index, whose Linux builds are GPU builds; lock with cuda=<variant> (or cpu) to choose."
+    if target.variant is not None and target.driver is not None:
+        yield (
+            f"# accelerator: {target.variant.describe()}, chosen by cuda=auto: the newest variant"
+            f" {target.driver.describe()} runs with builds of the requested torch family"
+        )
 
 
 def _index_lines(lock: Lock) -> Iterator[str]:

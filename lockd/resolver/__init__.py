@@ -20,6 +20,10 @@ Roles, after pip's resolvelib adapter (`pip/_internal/resolution/resolvelib/`):
   (`lockd.accelerator.check_consistency`); `budget.timed_resolve` adds the time budget and
   the cost.
 
+- `offers` answers `cuda=auto`: does a variant's index have builds of what the request pins;
+  `preferences` says why a lock did not keep a preferred version (the request's
+  `preferences`, e.g. another target's pins, are tried first by the provider).
+
 Index routing is strict (`IndexPlan.index_for`).
 """
 
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 from lockd.resolver.budget import MeteredIndexSource, ResolveStats, timed_resolve
 from lockd.resolver.build import CONSTRAINTS_VIA
+from lockd.resolver.offers import variant_offers
+from lockd.resolver.preferences import why_not_preferred
 from lockd.resolver.provider import IndexSource
 from lockd.resolver.resolution import ResolveReporter, resolve
 
@@ -38,4 +44,6 @@ __all__ = [
     "ResolveStats",
     "resolve",
     "timed_resolve",
+    "variant_offers",
+    "why_not_preferred",
 ]

@@ -1,7 +1,8 @@
 """The `Lock` from resolvelib's result: pins, their files and hashes, and the graph.
 
-Each pinned project keeps every wheel that installs on the target (the sdist only where no
-wheel does: what pip could install there), best first, each with its sha256; its edges in
+Each pinned project keeps every wheel that installs on a machine of the target at its level
+or any newer one, and the sdist where no wheel installs at the target's level (what pip
+builds there), each with its sha256; its edges in
 both directions (`dependencies` and `via`, the root being `lockd.lock.ROOT` and constraints
 `CONSTRAINTS_VIA`); the index that served it; and its `Requires-Python`.
 """
@@ -14,6 +15,7 @@ from typing import TypeAlias
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
+from lockd.deadline import carry_deadline
 from lockd.inputs import LockRequest
 from lockd.lock import ROOT, Lock, LockedFile, LockedPackage
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, Identity, ProjectCandidate
@@ -45,7 +47,9 @@ def build_lock(
             via[name].add(CONSTRAINTS_VIA)
     files = {name: _lock_files(candidate) for name, candidate in pinned.items()}
     all_files = [f for chosen in files.values() for f in chosen]
-    hashes = dict(zip((f.url for f in all_files), pool.map(index.file_sha256, all_files), strict=True))
+    hashes = dict(
+        zip((f.url for f in all_files), pool.map(carry_deadline(index.file_sha256), all_files), strict=True)
+    )
     packages = []
     for name, candidate in pinned.items():
         locked = tuple(LockedFile(f.filename, f.url, hashes[f.url], f.size, f.kind) for f in files[name])
@@ -93,6 +97,12 @@ def _edges(
 
 
 def _lock_files(candidate: ProjectCandidate) -> tuple[DistFile, ...]:
-    """Every compatible wheel; the sdist only where no wheel fits (what pip could install)."""
+    """What pip may install on any machine of the target, best first for its minimum level.
+
+    The wheels that install at the target's level, else its sdist (pip builds it there), then
+    the wheels only newer machines install: a glibc 2.36 host given a 2.28 lock of a project
+    with only `manylinux_2_31` wheels picks the wheel and never has to build.
+    """
     wheels = tuple(f for f in candidate.files if f.kind == "wheel")
-    return wheels or tuple(f for f in candidate.files if f.kind == "sdist")
+    at_level = wheels or tuple(f for f in candidate.files if f.kind == "sdist")
+    return at_level + candidate.newer

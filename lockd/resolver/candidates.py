@@ -100,10 +100,23 @@ class ProjectCandidate:
     version: Version
     extra: NormalizedName | None
     files: tuple[DistFile, ...]  # best first: wheels by tag rank, then the sdist
+    # Wheels only machines of the target at a newer libc / macOS level install, best first.
+    newer: tuple[DistFile, ...] = ()
 
     @property
     def identity(self) -> Identity:
         return Identity(self.name, self.extra)
+
+    @property
+    def metadata_file(self) -> DistFile:
+        """The file whose metadata describes this version: a wheel wherever one exists.
+
+        A version whose only file at the target's level is an sdist often has wheels for newer
+        machines; their METADATA is the version's, and reading it needs no sdist rules.
+        """
+        if self.files[0].kind == "wheel" or not self.newer:
+            return self.files[0]
+        return self.newer[0]
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
@@ -140,21 +153,28 @@ class InvalidMetadata:
 
     pip parses every `Requires-Dist` of a candidate's metadata and discards the version when
     one does not parse (`MetadataInvalid`, "Ignoring version X of P since it has invalid
-    metadata"); celery 4.x, for one, says `pytz (>dev)`. Depending on this pseudo-project makes
+    metadata"); celery 4.x, for one, says `pytz (>dev)`. So is a version whose metadata the
+    index client refused (`UnusableMetadata`: it names another file, or is over a limit), as
+    pip discards a file whose metadata is inconsistent with its name. Depending on this pseudo-project makes
     resolvelib reject the version and try the next one, as pip does, instead of resolving it
     with that dependency silently missing.
     """
 
     name: NormalizedName
     version: Version
-    line: str
+    # The Requires-Dist line that does not parse; None when the metadata as a whole is unusable.
+    line: str | None
     reason: str
+    # The problem: a `LockdError` code when the index client refused the file.
+    code: str = "invalid-metadata"
 
     @property
     def identity(self) -> InvalidMetadataIdentity:
         return InvalidMetadataIdentity(self.name)
 
     def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.name} {self.version} has unusable metadata: {self.reason}"
         return f"{self.name} {self.version} has invalid metadata: Requires-Dist {self.line!r} ({self.reason})"
 
 

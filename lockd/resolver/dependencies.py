@@ -4,7 +4,9 @@
 environment (never the host's) become requirements, one resolvelib identity per extra;
 `Requires-Python` becomes a dependency on the pseudo-project `<python>`. A line pip cannot
 parse makes the whole version unusable, as in pip; an unparsable `Requires-Python` is
-ignored, as in pip.
+ignored, as in pip. Metadata comes from the index and may be hostile: every line is parsed
+within bounds (`lockd.index_text`: its length, nesting and numbers), a marker that cannot be
+evaluated also rules the version out, and the deadline is checked as the lines are read.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 from contextlib import suppress
 from email.parser import BytesHeaderParser
 
-from packaging.markers import Marker
+from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier
 from packaging.utils import NormalizedName, canonicalize_name
 
+from lockd.deadline import within_deadline
+from lockd.index_text import parse_requirement, parse_specifier
 from lockd.inputs import InputRequirement
 from lockd.resolver.candidates import (
     AnyRequirement,
@@ -64,21 +68,23 @@ def parse_dependencies(
     if extra is None and requires_python_text:
         # pip ignores an unparsable Requires-Python in metadata, so do we
         with suppress(InvalidSpecifier):
-            found.append(PythonRequirement(specifier=SpecifierSet(str(requires_python))))
-    for line in headers.get_all("Requires-Dist") or []:
+            found.append(PythonRequirement(specifier=parse_specifier(requires_python_text)))
+    lines = headers.get_all("Requires-Dist") or []
+    for line in within_deadline(lines, f"reading the metadata of {candidate}"):
+        text = str(line).strip()
         try:
-            requirement = Requirement(str(line).strip())
-        except InvalidRequirement as exc:
+            requirement = parse_requirement(text)
+            applies = _applies(target, requirement, extra)
+        except (InvalidRequirement, UndefinedComparison, UndefinedEnvironmentName) as exc:
             # Every line counts, whatever its marker: pip parses them all before it evaluates
             # any, and discards the version if one fails.
-            reason = str(exc).splitlines()[0]
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             invalid = InvalidMetadata(
-                name=candidate.name, version=candidate.version, line=str(line).strip(), reason=reason
+                name=candidate.name, version=candidate.version, line=text[:200], reason=reason[:300]
             )
             return requires_python_text or None, [invalid]
-        if not _applies(target, requirement, extra):
-            continue
-        found.extend(split_extras(requirement))
+        if applies:
+            found.extend(split_extras(requirement))
     return requires_python_text or None, found
 
 

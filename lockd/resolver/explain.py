@@ -130,6 +130,8 @@ def _explain_invalid_metadata(provider: Provider, invalid: list[InvalidMetadata]
             "project": newest.name,
             "versions": [str(v) for v in versions[:50]],
             "requires_dist": newest.line,
+            "reason": newest.reason,
+            "metadata_problem": newest.code,
             "target": provider.target.to_json(),
         },
     )

@@ -4,6 +4,11 @@ A `Finder` turns a `ProjectPage` into the target's releases: files filtered by w
 (PEP 425), `Requires-Python` (PEP 345) and PEP 700 `as_of` upload times, ordered best first;
 PEP 592 yanked files only for an exact pin; candidates newest first under PEP 440's
 pre-release rule, as pip picks them. `why_not` says in words why a version does not install.
+
+What a machine at the target's minimum level installs decides which versions are candidates
+and in what order; each release also keeps the wheels that only machines at a newer level
+install (`Release.newer`, e.g. `manylinux_2_31` wheels for a glibc 2.28 target), so the lock
+can list their hashes and pip on such a machine never has to build.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class Release:
     version: Version
     files: tuple[DistFile, ...]  # not yanked, best first
     yanked: tuple[DistFile, ...]  # yanked, best first
+    newer: tuple[DistFile, ...] = ()  # wheels only a machine at a newer level installs, not yanked
+    newer_yanked: tuple[DistFile, ...] = ()
 
 
 class Finder:
@@ -73,13 +80,25 @@ class Finder:
 
     def installs(self, file: DistFile) -> bool:
         """Whether the target installs (or builds) this file, as of the request's `as_of`."""
-        if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
-            return False
-        if file.requires_python is not None and not self._python_allows(file.requires_python):
+        if not self._available(file):
             return False
         if file.kind == "wheel":
             return self._rank(file.tags) is not None
         return True
+
+    def installs_on_newer_host(self, file: DistFile) -> bool:
+        """Whether only a machine of the target at a newer level installs this wheel."""
+        return (
+            file.kind == "wheel"
+            and self._available(file)
+            and self._rank(file.tags) is None
+            and self._target.installs_on_newer_host(file.tags)
+        )
+
+    def _available(self, file: DistFile) -> bool:
+        if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
+            return False
+        return file.requires_python is None or self._python_allows(file.requires_python)
 
     def usable_files(self, release: Release, specifier: SpecifierSet) -> tuple[DistFile, ...]:
         """The release's files a requirement with `specifier` may take: yanked ones only if pinned."""
@@ -97,10 +116,16 @@ class Finder:
             if files:
                 usable[version] = files
         matching = specifier.filter(usable, prereleases=self._prereleases)
-        return [
-            ProjectCandidate(name=self.name, version=v, extra=extra, files=usable[v])
-            for v in sorted(matching, reverse=True)
-        ]
+        found = []
+        for version in sorted(matching, reverse=True):
+            release = self.releases[version]
+            newer = release.newer if release.files else release.newer_yanked
+            found.append(
+                ProjectCandidate(
+                    name=self.name, version=version, extra=extra, files=usable[version], newer=newer
+                )
+            )
+        return found
 
     def why_not(self, version: Version) -> str:
         """Why no file of `version` installs on the target, in words."""
@@ -148,17 +173,26 @@ class Finder:
             return (0, rank if rank is not None else 1 << 30, file.filename)
         return (1, 0, file.filename)
 
+    def _newer_order(self, file: DistFile) -> tuple[int, str]:
+        return (self._target.newer_host_rank(file.tags), file.filename)
+
     def _releases(self) -> dict[Version, Release]:
         grouped: dict[Version, list[DistFile]] = {}
+        newer: dict[Version, list[DistFile]] = {}
         for file in self.page.files:
             if self.installs(file):
                 grouped.setdefault(file.version, []).append(file)
+            elif self.installs_on_newer_host(file):
+                newer.setdefault(file.version, []).append(file)
         releases: dict[Version, Release] = {}
         for version, files in grouped.items():
             ordered = sorted(files, key=self._file_order)
+            later = sorted(newer.get(version, ()), key=self._newer_order)
             releases[version] = Release(
                 version=version,
                 files=tuple(f for f in ordered if not f.is_yanked),
                 yanked=tuple(f for f in ordered if f.is_yanked),
+                newer=tuple(f for f in later if not f.is_yanked),
+                newer_yanked=tuple(f for f in later if f.is_yanked),
             )
         return releases

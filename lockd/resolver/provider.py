@@ -5,6 +5,11 @@ through `IndexSource` (which `lockd.index.IndexClient` satisfies), applies const
 strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib: the newest likely
 candidate of every newly seen dependency is prefetched as soon as it is known, so the resolver
 rarely waits on the network. Everything resolvelib asks is memoised per project and version.
+
+The request's preferences (another target's pins, a name's current pins) are tried first: a
+preferred version that the requirements allow leads the candidates, the rest follow newest
+first, so the resolver moves off a preferred version only when it must. A preferred version
+matches by its public part too, so `2.5.1+cpu` leads to `2.5.1+cu124` on a CUDA target.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
-from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
+from lockd.deadline import carry_deadline
+from lockd.errors import LockdError, ResolutionTimeout, UnknownProject, UnusableMetadata
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
     PYTHON,
@@ -29,6 +35,7 @@ from lockd.resolver.candidates import (
     AnyRequirement,
     Identifier,
     Identity,
+    InvalidMetadata,
     InvalidMetadataIdentity,
     ProjectCandidate,
     ProjectRequirement,
@@ -73,7 +80,13 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     """Answers resolvelib for one request. Public reads are for explanation and lock building."""
 
     def __init__(
-        self, request: LockRequest, index: IndexSource, pool: ThreadPoolExecutor, deadline: float | None
+        self,
+        request: LockRequest,
+        index: IndexSource,
+        pool: ThreadPoolExecutor,
+        deadline: float | None,
+        *,
+        preferences: Mapping[NormalizedName, Version] | None = None,
     ) -> None:
         self._request = request
         self._index = index
@@ -96,6 +109,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
         self._depth: dict[Identifier, int] = {}
         self._counts: dict[Identifier, int] = {}
+        # A name's current pins (`preferences`) and another target's pins (`request.preferred`)
+        # are tried first alike; the name's own pins win where both speak.
+        self._preferred: Mapping[NormalizedName, Version] = {**request.preferred, **(preferences or {})}
 
     # --- what explanation and lock building read ---
 
@@ -136,7 +152,18 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     def candidates_for(self, requirement: ProjectRequirement) -> list[ProjectCandidate]:
         """The project's versions this one requirement allows under the constraints, newest first."""
         specifier = self.specifier_for(requirement.name, [requirement])
-        return self.finder(requirement.name).candidates(specifier, None)
+        return self._preferred_first(requirement.name, self.finder(requirement.name).candidates(specifier, None))
+
+    def _preferred_first(self, name: NormalizedName, found: list[ProjectCandidate]) -> list[ProjectCandidate]:
+        preferred = self._preferred.get(name)
+        if preferred is None:
+            return found
+        same = [c for c in found if c.version == preferred] or [
+            c for c in found if c.version.public == preferred.public
+        ]
+        if not same:
+            return found
+        return [same[0], *(c for c in found if c is not same[0])]
 
     def check_deadline(self) -> None:
         if self._deadline is not None and time.monotonic() > self._deadline:
@@ -158,7 +185,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                     continue
                 self._seen.add(requirement.identity)
             try:
-                self._pool.submit(self._warm, requirement)
+                self._pool.submit(carry_deadline(self._warm), requirement)
             except RuntimeError:
                 return  # the pool is shutting down
 
@@ -252,13 +279,16 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
         found: list[AnyCandidate] = [
-            c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded
+            *self._preferred_first(
+                identifier.name,
+                [c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded],
+            )
         ]
         self._counts[identifier] = len(found)
         if found:
             first = found[0]
             assert isinstance(first, ProjectCandidate)
-            self._index.prefetch_metadata(first.files[:1])
+            self._index.prefetch_metadata([first.metadata_file])
         return found
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
@@ -318,12 +348,24 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
         Parsed once per file and extra: the prefetch walk (`_warm`) and the resolver share it.
         """
-        file = candidate.files[0]
+        file = candidate.metadata_file
         with self._seen_lock:
             parsed = self._parsed.get((file.url, extra))
         if parsed is None:
-            raw = self._index.fetch_metadata(file)
-            parsed = parse_dependencies(self.target, candidate, raw, extra)
+            try:
+                raw = self._index.fetch_metadata(file)
+            except UnusableMetadata as exc:
+                # The file's metadata names another file or is over a limit: this version is out.
+                unusable = InvalidMetadata(
+                    name=candidate.name,
+                    version=candidate.version,
+                    line=None,
+                    reason=exc.message,
+                    code=exc.code,
+                )
+                parsed = (None, [unusable])
+            else:
+                parsed = parse_dependencies(self.target, candidate, raw, extra)
             with self._seen_lock:
                 parsed = self._parsed.setdefault((file.url, extra), parsed)
         return parsed

@@ -12,6 +12,7 @@ from __future__ import annotations
 from lockd.store.caches import DatabaseHashCache, DatabaseMetadataCache
 from lockd.store.database import (
     alembic_config,
+    check_writable,
     head_revision,
     migrate,
     migrations_dir,
@@ -37,6 +38,7 @@ __all__ = [
     "RevisionRecord",
     "TokenRecord",
     "alembic_config",
+    "check_writable",
     "head_revision",
     "migrate",
     "migrations_dir",

@@ -1,7 +1,8 @@
 """Database-backed metadata and hash caches, shared by every replica on one database.
 
 They implement the `lockd.index` cache protocols structurally (`get`/`put`), keyed by
-things that never change: a file's sha256 for METADATA, URL + size + ETag for a hash.
+things that never change: a file's identity on its index (`MetadataKey`: listing page,
+filename, claimed sha256) for METADATA, URL + size + ETag for a hash.
 A small in-process `BoundedCache` in front saves a round trip for the hot entries of a resolution.
 A cache entry is true regardless of what the resolution that fetched it goes on to do.
 
@@ -18,6 +19,7 @@ import threading
 
 from sqlalchemy import Engine, select
 
+from lockd.index.caches import MetadataKey
 from lockd.memory_cache import BoundedCache
 from lockd.store import schema
 from lockd.store.database import transaction
@@ -31,41 +33,47 @@ _FLUSH_AT = 256  # queued metadata entries that force a write, whoever forgets t
 
 
 class DatabaseMetadataCache:
-    """Raw METADATA by the sha256 of the distribution file it came from (table `dist_metadata`)."""
+    """Raw METADATA by the identity of the file it came from (table `dist_metadata`)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._recent: BoundedCache[str, bytes] = BoundedCache(_MEMORY_METADATA_BYTES, sizeof=len)
-        self._pending: dict[str, bytes] = {}
+        self._recent: BoundedCache[MetadataKey, bytes] = BoundedCache(_MEMORY_METADATA_BYTES, sizeof=len)
+        self._pending: dict[MetadataKey, bytes] = {}
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, sha256: str) -> bytes | None:
-        cached = self._recent.get(sha256)
+    def get(self, key: MetadataKey) -> bytes | None:
+        cached = self._recent.get(key)
         if cached is None:
             with self._pending_lock:
-                cached = self._pending.get(sha256)
+                cached = self._pending.get(key)
         if cached is not None:
             self.hits += 1
             return cached
         table = schema.dist_metadata
+        query = select(table.c.metadata).where(
+            table.c.key == key.digest,
+            table.c.page_url == key.page_url,
+            table.c.filename == key.filename,
+            table.c.sha256 == key.sha256,
+        )
         with transaction(self._engine, write=False) as conn:
-            row = conn.execute(select(table.c.metadata).where(table.c.sha256 == sha256)).first()
+            row = conn.execute(query).first()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
         value = bytes(row.metadata)
-        self._recent.put(sha256, value)
+        self._recent.put(key, value)
         return value
 
-    def put(self, sha256: str, metadata: bytes) -> None:
+    def put(self, key: MetadataKey, metadata: bytes) -> None:
         """Remembers the entry now; it reaches the database at the next `flush`."""
-        self._recent.put(sha256, metadata)
+        self._recent.put(key, metadata)
         with self._pending_lock:
-            self._pending[sha256] = metadata
+            self._pending[key] = metadata
             due = len(self._pending) >= _FLUSH_AT
         if due:
             self.flush()
@@ -77,12 +85,25 @@ class DatabaseMetadataCache:
                 batch = dict(self._pending)
             if not batch:
                 return
+            rows = sorted(
+                (
+                    {
+                        "key": key.digest,
+                        "page_url": key.page_url,
+                        "filename": key.filename,
+                        "sha256": key.sha256,
+                        "metadata": metadata,
+                    }
+                    for key, metadata in batch.items()
+                ),
+                key=lambda row: str(row["key"]),
+            )
             with transaction(self._engine, write=True) as conn:
-                for sha256 in sorted(batch):
-                    insert_if_absent(conn, schema.dist_metadata, {"sha256": sha256, "metadata": batch[sha256]})
+                for row in rows:
+                    insert_if_absent(conn, schema.dist_metadata, row)
             with self._pending_lock:
-                for sha256 in batch:
-                    self._pending.pop(sha256, None)
+                for key in batch:
+                    self._pending.pop(key, None)
 
 
 class DatabaseHashCache:

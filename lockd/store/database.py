@@ -81,7 +81,7 @@ def _sqlite_engine(url: str) -> Engine:
     path = url.removeprefix("sqlite:///").split("?", 1)[0] if url.startswith("sqlite:///") else ""
     pool: dict[str, Any] = {}
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path.removeprefix("file:")).parent.mkdir(parents=True, exist_ok=True)
         pool = {"pool_size": 10, "max_overflow": 40}
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
@@ -223,3 +223,17 @@ def schema_revision(engine: Engine) -> str | None:
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"database unreachable: {type(exc).__name__}") from exc
     return ",".join(sorted(heads)) if heads else None
+
+
+def check_writable(engine: Engine) -> None:
+    """Raises `StoreUnavailable` unless the database takes a write now (not a read-only file,
+    session or standby): an update of no rows, rolled back, so nothing is ever written."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(lockd_write=True)  # BEGIN IMMEDIATE on SQLite: the write lock
+            with conn.begin() as tx:
+                conn.execute(text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0"))
+                tx.rollback()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0][:200]
+        raise StoreUnavailable(f"the database refuses writes: {reason}") from exc

@@ -23,8 +23,21 @@ from sqlalchemy import (
 )
 
 from lockd.drift import ADVISORY_STATUSES, CHANGE_KINDS, FINDING_KINDS
+from lockd.limits import (
+    CUDA_CHARS,
+    PACKAGE_NAME_CHARS,
+    PLATFORM_CHARS,
+    PYTHON_CHARS,
+    TOKEN_NAME_CHARS,
+    VERSION_CHARS,
+)
+from lockd.lock_diff import AUTO_PROMOTE
 
 __all__ = [
+    "NAME_ACTIONS",
+    "NAME_STATUSES",
+    "PROPOSAL_SOURCES",
+    "PROPOSAL_STATUSES",
     "dist_metadata",
     "drift_findings",
     "drift_lease",
@@ -34,9 +47,14 @@ __all__ = [
     "inputs",
     "lock_files",
     "lock_packages",
+    "lock_provenance",
     "locks",
     "metadata",
+    "name_events",
+    "names",
+    "proposals",
     "resolution_leases",
+    "retired_inputs",
     "revisions",
     "tokens",
 ]
@@ -68,9 +86,9 @@ inputs = Table(
     metadata,
     _digest("digest", primary_key=True),
     Column("canonical", Text, nullable=False),
-    Column("platform", String(32), nullable=False),
-    Column("python", String(16), nullable=False),
-    Column("cuda", String(16), nullable=True),
+    Column("platform", String(PLATFORM_CHARS), nullable=False),
+    Column("python", String(PYTHON_CHARS), nullable=False),
+    Column("cuda", String(CUDA_CHARS), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     _digest_check("digest"),
     Index(None, "platform", "python", "cuda"),
@@ -92,8 +110,8 @@ lock_packages = Table(
     "lock_packages",
     metadata,
     _digest("lock_digest", ForeignKey("locks.digest"), primary_key=True),
-    Column("name", String(200), primary_key=True),
-    Column("version", String(100), nullable=False),
+    Column("name", String(PACKAGE_NAME_CHARS), primary_key=True),
+    Column("version", String(VERSION_CHARS), nullable=False),
     Index(None, "name"),
 )
 
@@ -120,11 +138,18 @@ revisions = Table(
     Index(None, "lock_digest"),
 )
 
+# Core metadata by the identity of its file on its index (`lockd.index.MetadataKey`): `key` is
+# the sha256 of (page_url, filename, sha256), the columns say what it is of. Never by the
+# claimed sha256 alone: that let one index's metadata answer for another's file.
 dist_metadata = Table(
     "dist_metadata",
     metadata,
-    _digest("sha256", primary_key=True),
+    _digest("key", primary_key=True),
+    Column("page_url", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    _digest("sha256", nullable=False),
     Column("metadata", LargeBinary, nullable=False),
+    _digest_check("key"),
     _digest_check("sha256"),
 )
 
@@ -140,13 +165,15 @@ tokens = Table(
     "tokens",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(TOKEN_NAME_CHARS), nullable=False),
     _digest("token_hash", nullable=False, unique=True),
     Column("scopes", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=True),  # migration 0003
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # Comma-separated name patterns (`vision/*`) the token is limited to; NULL: any name (0004).
+    Column("name_prefixes", String(1000), nullable=True),
     _digest_check("token_hash"),
 )
 
@@ -185,13 +212,14 @@ drift_runs = Table(
     Column("duration_seconds", Float, nullable=True),
     Column("locks_total", Integer, nullable=False),
     Column("locks_checked", Integer, nullable=False),
-    Column("n_current", Integer, nullable=False),
-    Column("n_outdated", Integer, nullable=False),
-    Column("n_yanked", Integer, nullable=False),
-    Column("n_unresolvable", Integer, nullable=False),
-    Column("n_missing", Integer, nullable=False),
-    Column("n_tampered", Integer, nullable=False),
-    Column("n_vulnerable", Integer, nullable=False, server_default="0"),  # migration 0004
+    # One count per finding kind (a new kind needs a migration adding its column); counts added
+    # after the first runs default to 0 so earlier runs read as having found none.
+    *(
+        Column(f"n_{kind}", Integer, nullable=False, server_default="0")
+        if kind == "vulnerable"
+        else Column(f"n_{kind}", Integer, nullable=False)
+        for kind in FINDING_KINDS
+    ),
     Column("error", Text, nullable=True),
     # The advisory check of the run (NULL for runs before migration 0004) and why it failed.
     Column("advisories", String(16), nullable=True),
@@ -252,4 +280,97 @@ drift_lease = Table(
     Column("holder", String(64), nullable=False),
     Column("run_id", Integer, nullable=True),
     Column("expires_at", Float, nullable=False),
+)
+
+
+# -- names, proposals, retirement (migration 0004_names) ----------------------------------
+# A name points at its current input; what it serves is that input's current revision.
+# Its history (`name_events`) keeps digests as plain checked text, without foreign keys, so
+# `lockd gc` can remove an input long retired while the history that mentions it stays.
+_POLICIES = ", ".join(f"'{policy}'" for policy in AUTO_PROMOTE)
+NAME_STATUSES = ("active", "archived", "retired")
+NAME_ACTIONS = ("created", "moved", "promoted", "archived", "retired", "restored")
+PROPOSAL_SOURCES = ("refresh", "drift", "upgrade")
+PROPOSAL_STATUSES = ("open", "promoted", "superseded")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=name)
+
+
+names = Table(
+    "names",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    _digest("input_digest", ForeignKey("inputs.digest"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("auto_promote", String(16), nullable=True),  # NULL: the operator's LOCKD_AUTO_PROMOTE
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+    _one_of("status", NAME_STATUSES, "status_known"),
+    CheckConstraint(f"auto_promote IN ({_POLICIES})", name="auto_promote_known"),
+    Index(None, "input_digest"),
+)
+
+name_events = Table(
+    "name_events",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("action", String(16), nullable=False),
+    _digest("input_digest", nullable=False),
+    Column("revision", Integer, nullable=True),
+    _digest("lock_digest", nullable=True),
+    Column("proposal_id", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),  # the token's name; NULL for lockd itself
+    Column("at", DateTime(timezone=True), nullable=False),
+    _one_of("action", NAME_ACTIONS, "action_known"),
+    _digest_check("input_digest"),
+    CheckConstraint("seq >= 1", name="seq_positive"),
+    Index(None, "input_digest"),
+)
+
+# A refresh or a drift run's fresh resolution that changed the lock, waiting for a person or
+# the operator's policy. Promoting appends revision `base_revision + 1` to the input.
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _digest("input_digest", ForeignKey("inputs.digest"), nullable=False),
+    Column("base_revision", Integer, nullable=False),
+    _digest("base_lock_digest", ForeignKey("locks.digest"), nullable=False),
+    _digest("lock_digest", ForeignKey("locks.digest"), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("diff", Text, nullable=False),  # LockDiff JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(200), nullable=True),  # a token name, or `policy:<policy>`
+    Column("revision", Integer, nullable=True),  # the revision its promotion made
+    _one_of("source", PROPOSAL_SOURCES, "source_known"),
+    _one_of("status", PROPOSAL_STATUSES, "status_known"),
+    Index(None, "input_digest", "status"),
+)
+
+# How a lock resolved under a name was made: the pins it preferred (minimal churn).
+lock_provenance = Table(
+    "lock_provenance",
+    metadata,
+    _digest("lock_digest", ForeignKey("locks.digest"), primary_key=True),
+    Column("name", String(200), nullable=False),
+    _digest("preferred_lock_digest", nullable=True),
+    Column("preferences", Text, nullable=False),  # {project: version}
+    Column("upgrade", Text, nullable=False),  # "all" or [project, …]
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Inputs out of drift and the default dashboard: no name points at them any longer.
+retired_inputs = Table(
+    "retired_inputs",
+    metadata,
+    _digest("input_digest", ForeignKey("inputs.digest"), primary_key=True),
+    Column("retired_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(64), nullable=False),
 )

@@ -12,6 +12,7 @@ from packaging.version import Version
 from lockd.index.caches import (
     HashCache,
     MetadataCache,
+    MetadataKey,
     memory_hash_cache,
     memory_metadata_cache,
     page_cache,
@@ -99,13 +100,17 @@ def test_foreign_versions_count_towards_a_page() -> None:
     assert page_size_estimate(bare) == 0 < page_size_estimate(foreign)
 
 
+def _key(n: int) -> MetadataKey:
+    return MetadataKey(page_url="https://i/demo/", filename=f"demo-{n}-py3-none-any.whl", sha256=f"{n:064x}")
+
+
 def test_metadata_is_bounded_in_bytes_and_hashes_in_entries() -> None:
     metadata: MetadataCache = memory_metadata_cache(800)
     for n in range(20):
-        metadata.put(f"{n:064x}", b"m" * 100)
-    assert metadata.get(f"{19:064x}") == b"m" * 100
-    assert metadata.get(f"{0:064x}") is None
-    assert sum(metadata.get(f"{n:064x}") is not None for n in range(20)) == 8
+        metadata.put(_key(n), b"m" * 100)
+    assert metadata.get(_key(19)) == b"m" * 100
+    assert metadata.get(_key(0)) is None
+    assert sum(metadata.get(_key(n)) is not None for n in range(20)) == 8
 
     hashes: HashCache = memory_hash_cache(16)
     for n in range(40):

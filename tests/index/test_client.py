@@ -14,7 +14,8 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from fixtures.index import Counters, FixtureIndex
+from fixtures.index import Counters
+from fixtures.served_index import ControlledIndex, WatchedIndex
 from fixtures.synthetic import SDIST_BUILD_MARKER
 from lockd.errors import IndexUnavailable, SdistNeedsBuild, TamperedFile, UnknownProject
 from lockd.index import (
@@ -24,14 +25,14 @@ from lockd.index import (
     memory_hash_cache,
     memory_metadata_cache,
 )
-from lockd.index.caches import page_size_estimate
+from lockd.index.caches import MetadataKey, page_size_estimate
 from lockd.simple import DistFile
 from tests.support import loopback_http
 
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 
 
-def _counters(index: FixtureIndex) -> Counters:
+def _counters(index: WatchedIndex) -> Counters:
     """The server logs a request after its last byte is sent, so a client may be ahead of it."""
     previous = index.counters()
     while True:
@@ -54,7 +55,7 @@ def client() -> Iterator[IndexClient]:
 
 
 def test_pypi_page_is_json_with_sizes_hashes_and_upload_times(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     page = client.project_page(fixture_index.pypi_url, canonicalize_name("lockd-fx-yanked"))
     by_name = {f.filename: f for f in page.files}
@@ -67,7 +68,7 @@ def test_pypi_page_is_json_with_sizes_hashes_and_upload_times(
 
 
 def test_pytorch_page_falls_back_to_html_with_local_versions(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     page = client.project_page(fixture_index.variant_url("cu124"), canonicalize_name("torch"))
     assert Version("2.5.1+cu124") in page.versions
@@ -75,7 +76,7 @@ def test_pytorch_page_falls_back_to_html_with_local_versions(
     assert wheel.size is None and wheel.sha256 is not None  # HTML carries no sizes
 
 
-def test_unknown_project_names_project_and_index(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_unknown_project_names_project_and_index(fixture_index: WatchedIndex, client: IndexClient) -> None:
     with pytest.raises(UnknownProject) as raised:
         client.project_page(fixture_index.pypi_url, canonicalize_name("lockd-fx-does-not-exist"))
     assert "lockd-fx-does-not-exist" in raised.value.message
@@ -84,7 +85,7 @@ def test_unknown_project_names_project_and_index(fixture_index: FixtureIndex, cl
 
 
 @pytest.mark.parametrize("mode", ["500", "garbage"])
-def test_server_errors_and_garbage_are_index_unavailable(mutable_index: FixtureIndex, mode: str) -> None:
+def test_server_errors_and_garbage_are_index_unavailable(mutable_index: ControlledIndex, mode: str) -> None:
     mutable_index.set_fault(mode, path_prefix="/simple/")
     with IndexClient(timeout=5.0) as client, pytest.raises(IndexUnavailable) as raised:
         client.project_page(mutable_index.pypi_url, canonicalize_name("idna"))
@@ -92,7 +93,7 @@ def test_server_errors_and_garbage_are_index_unavailable(mutable_index: FixtureI
     assert raised.value.code == "index-unavailable"
 
 
-def test_hanging_index_times_out_quickly(mutable_index: FixtureIndex) -> None:
+def test_hanging_index_times_out_quickly(mutable_index: ControlledIndex) -> None:
     mutable_index.set_fault("hang", seconds=5, path_prefix="/simple/")
     started = time.monotonic()
     with IndexClient(timeout=0.5) as client, pytest.raises(IndexUnavailable) as raised:
@@ -106,7 +107,7 @@ def test_unreachable_index_is_index_unavailable() -> None:
         client.project_page("http://127.0.0.1:9/simple/", canonicalize_name("idna"))
 
 
-def test_metadata_via_pep658(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_metadata_via_pep658(fixture_index: WatchedIndex, client: IndexClient) -> None:
     page = client.project_page(fixture_index.variant_url("cu124"), canonicalize_name("torchvision"))
     wheel = next(f for f in page.files if f.metadata_url and f.kind == "wheel" and "cp311" in f.filename)
     fixture_index.reset_counters()
@@ -117,7 +118,7 @@ def test_metadata_via_pep658(fixture_index: FixtureIndex, client: IndexClient) -
 
 
 def test_metadata_by_range_requests_never_downloads_the_wheel(
-    fixture_index: FixtureIndex, client: IndexClient
+    fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
     wheel = _file(client, fixture_index.pypi_url, "torch", TORCH_WHEEL)
     assert wheel.metadata_url is None and wheel.size is not None
@@ -132,7 +133,7 @@ def test_metadata_by_range_requests_never_downloads_the_wheel(
 
 
 def test_metadata_falls_back_to_a_download_when_ranges_are_ignored(
-    fixture_index: FixtureIndex, client: IndexClient, tmp_path: Path
+    fixture_index: WatchedIndex, client: IndexClient, tmp_path: Path
 ) -> None:
     # http.server ignores Range and answers 200: the client must notice and read the whole zip.
     name = "idna"
@@ -151,13 +152,13 @@ def test_metadata_falls_back_to_a_download_when_ranges_are_ignored(
     assert client.stats.whole_downloads == 1
 
 
-def test_sdist_static_metadata(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_sdist_static_metadata(fixture_index: WatchedIndex, client: IndexClient) -> None:
     sdist = _file(client, fixture_index.pypi_url, "lockd-fx-sdist-static", "lockd_fx_sdist_static-1.0.tar.gz")
     metadata = client.fetch_metadata(sdist)
     assert b"Metadata-Version: 2.2" in metadata and b"Requires-Dist: lockd-fx-plain>=1.0" in metadata
 
 
-def test_dynamic_sdist_needs_build_and_nothing_runs(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_dynamic_sdist_needs_build_and_nothing_runs(fixture_index: WatchedIndex, client: IndexClient) -> None:
     Path(SDIST_BUILD_MARKER).unlink(missing_ok=True)
     sdist = _file(
         client, fixture_index.pypi_url, "lockd-fx-sdist-dynamic", "lockd_fx_sdist_dynamic-1.0.tar.gz"
@@ -174,7 +175,7 @@ def test_dynamic_sdist_needs_build_and_nothing_runs(fixture_index: FixtureIndex,
     assert not Path(SDIST_BUILD_MARKER).exists()
 
 
-def test_hash_of_a_file_the_index_gives_no_hash_for(fixture_index: FixtureIndex) -> None:
+def test_hash_of_a_file_the_index_gives_no_hash_for(fixture_index: WatchedIndex) -> None:
     hashes = memory_hash_cache(16)
     with IndexClient(timeout=5.0, hash_cache=hashes) as first:
         page = first.project_page(fixture_index.variant_url("cu124"), canonicalize_name("torchaudio"))
@@ -189,14 +190,14 @@ def test_hash_of_a_file_the_index_gives_no_hash_for(fixture_index: FixtureIndex)
         assert second.stats.whole_downloads == 0
 
 
-def test_index_hash_is_used_without_a_request(fixture_index: FixtureIndex, client: IndexClient) -> None:
+def test_index_hash_is_used_without_a_request(fixture_index: WatchedIndex, client: IndexClient) -> None:
     wheel = _file(client, fixture_index.pypi_url, "torch", TORCH_WHEEL)
     fixture_index.reset_counters()
     assert client.file_sha256(wheel) == wheel.sha256
     assert _counters(fixture_index).requests == {}
 
 
-def test_tampered_file_is_detected_when_streamed(mutable_index: FixtureIndex) -> None:
+def test_tampered_file_is_detected_when_streamed(mutable_index: ControlledIndex) -> None:
     with IndexClient(timeout=5.0) as client:
         sdist = _file(
             client, mutable_index.pypi_url, "lockd-fx-sdist-static", "lockd_fx_sdist_static-1.0.tar.gz"
@@ -217,7 +218,7 @@ def test_tampered_file_is_detected_when_streamed(mutable_index: FixtureIndex) ->
             client.file_sha256(wheel, verify=True)
 
 
-def test_page_cache_ttl_and_coalescing(mutable_index: FixtureIndex) -> None:
+def test_page_cache_ttl_and_coalescing(mutable_index: ControlledIndex) -> None:
     name = canonicalize_name("idna")
     with IndexClient(timeout=5.0, page_ttl=0.5) as client:
         mutable_index.set_latency(200)
@@ -241,7 +242,7 @@ def test_page_cache_ttl_and_coalescing(mutable_index: FixtureIndex) -> None:
         assert client.stats.pages == 2 and client.stats.cache_hits >= 1
 
 
-def test_max_connections_bounds_parallel_requests(mutable_index: FixtureIndex) -> None:
+def test_max_connections_bounds_parallel_requests(mutable_index: ControlledIndex) -> None:
     """LOCKD_HTTP_MAX_CONNECTIONS is a real bound: with 1, three pages are fetched one after another."""
     names = [canonicalize_name(n) for n in ("idna", "certifi", "urllib3")]
     with IndexClient(timeout=5.0, max_connections=1) as client:
@@ -261,12 +262,16 @@ def test_max_connections_bounds_parallel_requests(mutable_index: FixtureIndex) -
     assert elapsed >= 0.85, f"3 pages at 300 ms each took {elapsed:.2f} s over one connection"
 
 
-def test_metadata_cache_is_shared_by_file_hash(fixture_index: FixtureIndex) -> None:
+def test_metadata_cache_is_shared_by_file_identity(fixture_index: WatchedIndex) -> None:
     cache = memory_metadata_cache(1024 * 1024)
     with IndexClient(metadata_cache=cache) as first:
         wheel = _file(first, fixture_index.pypi_url, "torch", TORCH_WHEEL)
         metadata = first.fetch_metadata(wheel)
-    assert wheel.sha256 is not None and cache.get(wheel.sha256) == metadata
+    key = MetadataKey.of(wheel)
+    assert wheel.sha256 is not None and key is not None and cache.get(key) == metadata
+    assert key == MetadataKey(
+        page_url=fixture_index.pypi_url + "torch/", filename=TORCH_WHEEL, sha256=wheel.sha256
+    )
     with IndexClient(metadata_cache=cache) as second:
         fixture_index.reset_counters()
         assert second.fetch_metadata(wheel) == metadata
@@ -274,7 +279,7 @@ def test_metadata_cache_is_shared_by_file_hash(fixture_index: FixtureIndex) -> N
         assert second.stats == FetchStats(cache_hits=1)
 
 
-def test_prefetch_is_joined_not_repeated(mutable_index: FixtureIndex) -> None:
+def test_prefetch_is_joined_not_repeated(mutable_index: ControlledIndex) -> None:
     with IndexClient(timeout=5.0) as client:
         wheel = _file(client, mutable_index.pypi_url, "torch", TORCH_WHEEL)
         mutable_index.reset_counters()
@@ -290,7 +295,7 @@ def test_prefetch_is_joined_not_repeated(mutable_index: FixtureIndex) -> None:
         assert _counters(mutable_index).range_files[TORCH_WHEEL] == ranged
 
 
-def test_page_cache_keeps_pages_by_their_size_in_bytes(fixture_index: FixtureIndex) -> None:
+def test_page_cache_keeps_pages_by_their_size_in_bytes(fixture_index: WatchedIndex) -> None:
     """A page larger than its share of the byte bound is fetched again each time; a small one is kept."""
     small_name, large_name = canonicalize_name("idna"), canonicalize_name("torch")
     with IndexClient(timeout=5.0) as measuring:

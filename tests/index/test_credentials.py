@@ -10,7 +10,7 @@ import httpx
 import pytest
 from packaging.utils import canonicalize_name
 
-from fixtures.index import FixtureIndex
+from fixtures.served_index import ControlledIndex, ServedIndex
 from lockd.errors import IndexUnavailable
 from lockd.index import IndexClient, IndexCredentials, split_credentials
 from lockd.index.credentials import BasicAuthTransport
@@ -25,11 +25,11 @@ def _file(client: IndexClient, index_url: str, project: str, filename: str) -> D
     return next(f for f in page.files if f.filename == filename)
 
 
-def _host(index: FixtureIndex) -> str:
+def _host(index: ServedIndex) -> str:
     return index.url.removeprefix("http://")
 
 
-def test_credentials_go_with_every_kind_of_request_to_the_index_host(mutable_index: FixtureIndex) -> None:
+def test_credentials_go_with_every_kind_of_request_to_the_index_host(mutable_index: ControlledIndex) -> None:
     # A private mirror with one token for the whole host (both its PyPI and its PyTorch side).
     mutable_index.require_auth("ci", "s3cret")
     default_url, credentials = split_credentials(f"http://ci:s3cret@{_host(mutable_index)}/simple/")
@@ -56,7 +56,9 @@ def test_credentials_go_with_every_kind_of_request_to_the_index_host(mutable_ind
     )
 
 
-def test_wrong_credentials_name_the_index_and_its_host_never_the_secret(mutable_index: FixtureIndex) -> None:
+def test_wrong_credentials_name_the_index_and_its_host_never_the_secret(
+    mutable_index: ControlledIndex,
+) -> None:
     mutable_index.require_auth("ci", "s3cret")
     default_url, wrong = split_credentials(f"http://ci:not-the-s3cret@{_host(mutable_index)}/simple/")
     with IndexClient(timeout=5.0, credentials=wrong) as client, pytest.raises(IndexUnavailable) as raised:
@@ -71,7 +73,7 @@ def test_wrong_credentials_name_the_index_and_its_host_never_the_secret(mutable_
     assert "ci" not in repr(wrong.indexes[0].credential)  # a token-only URL's user is the secret
 
 
-def test_a_token_only_url_is_a_user_with_an_empty_password(mutable_index: FixtureIndex) -> None:
+def test_a_token_only_url_is_a_user_with_an_empty_password(mutable_index: ControlledIndex) -> None:
     mutable_index.require_auth("tok3n", "")
     default_url, credentials = split_credentials(f"http://tok3n@{_host(mutable_index)}/simple/")
     with IndexClient(timeout=5.0, credentials=credentials) as client:
@@ -88,7 +90,7 @@ class _Redirector:
 
 
 @pytest.fixture
-def redirector(mutable_index: FixtureIndex) -> Iterator[_Redirector]:
+def redirector(mutable_index: ControlledIndex) -> Iterator[_Redirector]:
     seen: list[str | None] = []
     target = mutable_index.url
 
@@ -105,7 +107,7 @@ def redirector(mutable_index: FixtureIndex) -> Iterator[_Redirector]:
 
 
 def test_credentials_never_follow_a_redirect_to_another_host(
-    mutable_index: FixtureIndex, redirector: _Redirector
+    mutable_index: ControlledIndex, redirector: _Redirector
 ) -> None:
     # The configured index redirects to another host (another port is another host, as for pip).
     mutable_index.require_auth("ci", "s3cret")

@@ -1,14 +1,16 @@
-"""`lockd.index.remote_zip`: a wheel's METADATA through byte ranges, from in-memory zips.
+"""`lockd.index.remote_zip`: a wheel's METADATA through byte ranges or front to back, from in-memory zips.
 
 Every zip here is built by `zipfile`; the reader sees it only through a range-reading callable
-that records what it was asked for. Whatever a corrupt or cut-short file does, the reader
-answers METADATA or `IndexUnavailable`, never another exception.
+that records what it was asked for, or as chunks that count how many were taken. Whatever a
+corrupt or cut-short file does, the reader answers METADATA or `IndexUnavailable`, never
+another exception.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,8 +19,8 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from lockd.errors import IndexUnavailable
-from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_file
+from lockd.errors import IndexUnavailable, ResponseTooLarge
+from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_stream
 
 PROJECT = canonicalize_name("demo")
 VERSION = Version("1.0")
@@ -179,14 +181,95 @@ def test_any_corruption_gives_metadata_or_index_unavailable(flips: list[tuple[in
     assert len(metadata) <= LIMIT
 
 
-def test_a_whole_wheel_held_locally() -> None:
-    data = io.BytesIO(_demo_wheel())
-    found = metadata_from_zip_file(data, PROJECT, VERSION, name="demo.whl", url="u", max_bytes=LIMIT)
-    assert found == METADATA
+@dataclass
+class _Chunks:
+    """A file arriving `size` bytes at a time; `taken` counts the chunks the reader pulled."""
+
+    data: bytes
+    size: int = 7
+    taken: int = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self.data), self.size):
+            self.taken += 1
+            yield self.data[start : start + self.size]
+
+
+def _streamed(
+    data: bytes, *, limit: int = LIMIT, members: int = 1000, size: int = 7
+) -> tuple[bytes, _Chunks]:
+    chunks = _Chunks(data, size)
+    found = metadata_from_zip_stream(chunks, PROJECT, VERSION, name="demo.whl", url="u",
+                                     max_member_bytes=limit, max_members=members)  # fmt: skip
+    return found, chunks
+
+
+def test_a_whole_wheel_read_front_to_back() -> None:
+    assert _streamed(_demo_wheel())[0] == METADATA
+    assert _streamed(_demo_wheel(compression=zipfile.ZIP_STORED))[0] == METADATA
     with pytest.raises(IndexUnavailable, match=r"^demo.whl is not a readable wheel"):
-        metadata_from_zip_file(
-            io.BytesIO(b"not a zip"), PROJECT, VERSION, name="demo.whl", url="u", max_bytes=LIMIT
-        )
-    empty = io.BytesIO(_wheel({"demo/__init__.py": b""}))
+        _streamed(b"not a zip")
     with pytest.raises(IndexUnavailable, match=r"^demo.whl has no .dist-info/METADATA$"):
-        metadata_from_zip_file(empty, PROJECT, VERSION, name="demo.whl", url="u", max_bytes=LIMIT)
+        _streamed(_wheel({"demo/__init__.py": b""}))
+
+
+def test_reading_front_to_back_stops_at_the_metadata() -> None:
+    metadata_first = _wheel({"demo-1.0.dist-info/METADATA": METADATA, "demo/big.bin": bytes(1 << 20)})
+    found, chunks = _streamed(metadata_first, size=1024)
+    assert found == METADATA
+    assert chunks.taken < 4, "read past the METADATA member"
+
+
+def test_members_in_front_of_the_metadata_are_skipped_not_held() -> None:
+    data = _demo_wheel(padding=8 << 20)  # 8 MiB stored in front of the METADATA
+    found, chunks = _streamed(data, limit=4096, size=64 * 1024)
+    assert found == METADATA and chunks.taken >= (8 << 20) // (64 * 1024)
+
+
+def test_the_projects_own_metadata_wins_front_to_back() -> None:
+    vendored = b"Metadata-Version: 2.1\nName: vendored\nVersion: 9\n"
+    data = _wheel({"vendored-9.dist-info/METADATA": vendored, "demo-1.0.dist-info/METADATA": METADATA})
+    assert _streamed(data)[0] == METADATA
+    assert _streamed(_wheel({"vendored-9.dist-info/METADATA": vendored}))[0] == vendored
+
+
+def test_front_to_back_limits_members_and_metadata_size() -> None:
+    many = _wheel({f"demo/{i}.py": b"" for i in range(50)} | {"demo-1.0.dist-info/METADATA": METADATA})
+    with pytest.raises(ResponseTooLarge, match="more than 20 members"):
+        _streamed(many, members=20)
+    with pytest.raises(ResponseTooLarge, match="implausibly large"):
+        _streamed(_wheel({"demo-1.0.dist-info/METADATA": METADATA + b"X" * 200_000}), limit=4096)
+
+
+def test_a_member_whose_sizes_follow_its_data_cannot_be_streamed() -> None:
+    data = bytearray(_demo_wheel())
+    data[6] |= 0x08  # general purpose flag bit 3 of the first local header: a data descriptor follows
+    with pytest.raises(IndexUnavailable, match="gives its sizes after its data"):
+        _streamed(bytes(data))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), max_size=6))
+def test_any_corruption_front_to_back_gives_metadata_or_index_unavailable(
+    flips: list[tuple[int, int]],
+) -> None:
+    data = bytearray(_demo_wheel())
+    for position, value in flips:
+        data[position % len(data)] = value
+    try:
+        metadata = _streamed(bytes(data))[0]
+    except IndexUnavailable:
+        return
+    assert len(metadata) <= LIMIT
+
+
+def test_central_directory_limits() -> None:
+    many = _wheel({f"demo/{i}.py": b"" for i in range(50)} | {"demo-1.0.dist-info/METADATA": METADATA})
+    reader = RemoteZip(_Ranges(many), len(many), name="demo.whl", url="u", max_member_bytes=LIMIT,
+                       max_members=20)  # fmt: skip
+    with pytest.raises(ResponseTooLarge, match=r"implausibly large|more than 20 members"):
+        reader.dist_info_metadata(PROJECT, VERSION)
+    small_directory = RemoteZip(_Ranges(many), len(many), name="demo.whl", url="u", max_member_bytes=LIMIT,
+                                max_members=40)  # fmt: skip
+    with pytest.raises(ResponseTooLarge, match="more than 40 members"):
+        small_directory.dist_info_metadata(PROJECT, VERSION)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from lockd.deadline import carry_deadline, check_deadline, deadline_scope, seconds_left
+from lockd.errors import ResolutionTimeout
 from lockd.index.single_flight import SingleFlight
+from tests.support import wait_until
 
 _DEADLINE = 10.0
 
@@ -96,3 +100,58 @@ def test_different_keys_run_side_by_side() -> None:
         a = pool.submit(flight.run, "a", lambda: compute("a"))
         b = pool.submit(flight.run, "b", lambda: compute("b"))
         assert (a.result(_DEADLINE), b.result(_DEADLINE)) == ("a", "b")
+
+
+def test_a_caller_waits_for_a_joined_computation_only_until_its_own_deadline() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        assert release.wait(_DEADLINE)
+        return "page"
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        owner = pool.submit(flight.run, "k", slow)  # no deadline: it may take its time
+        assert started.wait(_DEADLINE)
+        began = time.monotonic()
+        with deadline_scope(began + 0.3), pytest.raises(ResolutionTimeout, match="while fetching k"):
+            flight.run_within_deadline("k", slow, "fetching k")
+        assert time.monotonic() - began < 1.0
+        release.set()
+        assert owner.result(_DEADLINE) == "page"  # the owner was not disturbed
+
+
+def test_a_computation_ended_by_another_callers_deadline_is_run_again_under_ones_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    lock = _CountingLock()
+    monkeypatch.setattr(flight, "_lock", lock)
+    started, release = threading.Event(), threading.Event()
+    runs: list[float | None] = []
+    hurried_deadline = time.monotonic() + 0.2
+
+    def fetch() -> str:
+        runs.append(seconds_left())
+        if len(runs) == 1:
+            started.set()
+            assert release.wait(_DEADLINE)
+            check_deadline("fetching k")  # released only once the first caller's deadline passed
+        return "page"
+
+    def hurried() -> str:
+        with deadline_scope(hurried_deadline):
+            return flight.run_within_deadline("k", fetch, "fetching k")
+
+    with ThreadPoolExecutor(max_workers=2) as pool, deadline_scope(time.monotonic() + 30):
+        first = pool.submit(hurried)
+        assert started.wait(_DEADLINE)
+        patient = pool.submit(carry_deadline(flight.run_within_deadline), "k", fetch, "fetching k")
+        assert lock.wait_until_taken(2)  # the patient caller has joined the hurried one's fetch
+        wait_until(lambda: time.monotonic() > hurried_deadline, _DEADLINE, "the first deadline never passed")
+        release.set()
+        assert patient.result(_DEADLINE) == "page"
+        with pytest.raises(ResolutionTimeout):
+            first.result(_DEADLINE)
+    assert len(runs) == 2 and runs[1] is not None and runs[1] > 25  # the rerun had the patient's deadline

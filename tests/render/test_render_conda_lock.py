@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from conda_lock.lockfile import parse_conda_lock_file
 from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
+from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd.lock import Lock, LockedFile, LockedPackage
@@ -63,7 +64,9 @@ def test_the_best_wheel_for_the_target_is_chosen_else_the_sdist() -> None:
         wheel("demo-1.0-cp311-cp311-win_amd64.whl"),
         LockedFile("demo-1.0.tar.gz", "https://x/demo-1.0.tar.gz", "1" * 64, None, "sdist"),
     )
-    demo = LockedPackage("demo", Version("1.0"), "https://x/", files, (), ("-r requirements.in",))
+    demo = LockedPackage(
+        NormalizedName("demo"), Version("1.0"), "https://x/", files, (), ("-r requirements.in",)
+    )
 
     def chosen(platform: str, python: str = "3.11") -> str | None:
         best = best_file(demo, Target.of(platform, python))
@@ -74,7 +77,7 @@ def test_the_best_wheel_for_the_target_is_chosen_else_the_sdist() -> None:
     assert chosen("windows_amd64") == "demo-1.0-cp311-cp311-win_amd64.whl"
     assert chosen("linux_aarch64") == "demo-1.0-py3-none-any.whl"
     assert chosen("linux_x86_64", "3.12") == "demo-1.0-cp311-abi3-manylinux_2_17_x86_64.whl"
-    sdist_only = LockedPackage("demo", Version("1.0"), "https://x/", files[-1:], (), ())
+    sdist_only = LockedPackage(NormalizedName("demo"), Version("1.0"), "https://x/", files[-1:], (), ())
     best = best_file(sdist_only, Target.of("linux_aarch64", "3.11"))
     assert best is not None and best.kind == "sdist"
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import tomllib
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
-from packaging.markers import Marker
-from packaging.pylock import Pylock
+from packaging.markers import Environment, Marker
+from packaging.pylock import PackageDirectory, Pylock
 from packaging.specifiers import SpecifierSet
 
 from lockd.lock import Lock
@@ -36,8 +36,11 @@ def test_packaging_validates_it_and_every_file_round_trips(sample_lock: tuple[st
             assert parsed.requires_python == SpecifierSet(locked.requires_python)
         assert [d["name"] for d in parsed.dependencies or []] == list(locked.dependencies)
         wheels = [(w.name, w.url, w.size, dict(w.hashes)) for w in parsed.wheels or []]
+        # best first for the target's minimum level (issue 14), not the lock's filename order
         assert wheels == [
-            (f.filename, f.url, f.size, {"sha256": f.sha256}) for f in locked.files if f.kind == "wheel"
+            (f.filename, f.url, f.size, {"sha256": f.sha256})
+            for f in locked.files_best_first(lock.target)
+            if f.kind == "wheel"
         ]
         sdists = [f for f in locked.files if f.kind == "sdist"]
         if sdists:
@@ -57,7 +60,8 @@ def test_an_installer_on_the_target_selects_every_package_and_the_best_wheel(
 ) -> None:
     _, lock = sample_lock
     pylock = Pylock.from_dict(_load(lock))
-    env = lock.target.marker_environment
+    # Every PEP 508 variable, so the plain dict is a complete packaging `Environment`.
+    env = cast(Environment, lock.target.marker_environment)
     chosen = {
         package.name: choice
         for package, choice in pylock.select(environment=env, tags=list(lock.target.tags))
@@ -66,7 +70,9 @@ def test_an_installer_on_the_target_selects_every_package_and_the_best_wheel(
     for locked in lock.packages:
         expected = best_file(locked, lock.target)
         assert expected is not None
-        assert chosen[locked.name].url == expected.url
+        choice = chosen[locked.name]
+        assert not isinstance(choice, PackageDirectory)  # a lock holds no local directories
+        assert choice.url == expected.url
 
 
 def test_environment_marker_holds_on_the_target_and_nowhere_else(sample_lock: tuple[str, Lock]) -> None:

@@ -4,8 +4,8 @@ The kind CHECKs are rewritten with `vulnerable` in the finding-kind table's orde
 `missing`). `n_vulnerable` gets a server default of 0 so runs recorded before it read as having
 found none; `advisories` is NULL for those runs (the check did not exist), never "checked".
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-09 10:00:00.000000
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0004'
-down_revision = '0003'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

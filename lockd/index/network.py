@@ -1,0 +1,105 @@
+"""The sockets under httpx, made to wait no longer than the current deadline (`lockd.deadline`).
+
+httpx timeouts bound each socket operation, never a whole response: a server that sends one
+byte a second never trips a 30 s read timeout. Here every connect, read, write and TLS
+handshake gets at most the seconds left before the deadline of the calling thread, and none
+starts once it has passed, so a drip-fed body ends at the deadline (httpcore raises its
+timeout, which the fetcher reports as `ResolutionTimeout`). Without a deadline nothing changes.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+from lockd.deadline import seconds_left
+
+__all__ = ["DeadlineBackend", "deadline_transport"]
+
+
+def _clamped(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    left = seconds_left()
+    if left is None:
+        return timeout
+    if left <= 0:
+        raise error("the deadline of this work has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation ends by the deadline of the thread that performs it."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _clamped(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _clamped(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _clamped(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's synchronous sockets, each operation bounded by the caller's deadline."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _clamped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _clamped(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        left = seconds_left()
+        self._backend.sleep(seconds if left is None else max(0.0, min(seconds, left)))
+
+
+def deadline_transport(*, max_connections: int, retries: int = 1) -> httpx.HTTPTransport:
+    """An `httpx.HTTPTransport` as httpx would build it, on `DeadlineBackend` sockets.
+
+    httpx 0.28 takes no network backend, so the connection pool it built is replaced by the same
+    pool on ours (tests/index/test_network.py checks that it is still used).
+    """
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    transport = httpx.HTTPTransport(retries=retries, limits=limits)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        retries=retries,
+        network_backend=DeadlineBackend(),
+    )
+    return transport

@@ -1,0 +1,155 @@
+"""Text an index supplies (versions, specifiers, requirements, core metadata), parsed within bounds.
+
+Anything an index sends may be hostile. `packaging` turns a 5,000-digit release number into a
+`ValueError` (Python's int conversion limit) when a version is first compared, not when it is
+parsed, and a marker nested 500 deep into a `RecursionError`. Here every text is bounded first
+(its length, its runs of digits, its nesting) and then parsed and its versions converted, so a
+failure happens here, as `InvalidVersion` / `InvalidSpecifier` / `InvalidRequirement`, and the
+caller rules out one file or version (PEP 440, 508). `check_metadata` binds core metadata to its
+file: `Name` and `Version` must be the filename's (PEP 503 / PEP 440 normalised, as pip requires)
+and it may hold only so many `Requires-Dist` lines (core metadata 2.x, PEP 566).
+"""
+
+from __future__ import annotations
+
+import re
+from email.parser import BytesHeaderParser
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lockd.errors import MetadataMismatch, UnusableMetadata
+
+__all__ = [
+    "MAX_MARKER_DEPTH",
+    "MAX_REQUIREMENT_CHARS",
+    "check_metadata",
+    "marker_depth",
+    "parse_requirement",
+    "parse_specifier",
+    "parse_version",
+]
+
+# Real requirement lines stay under a few hundred characters and markers under 4 levels of
+# parentheses; packaging's parser recurses a few frames per level.
+MAX_REQUIREMENT_CHARS = 4096
+MAX_MARKER_DEPTH = 32
+_MAX_VERSION_CHARS = 256
+# A run of digits this long is no version number; Python refuses ints past 4,300 digits.
+_LONG_NUMBER = re.compile(r"\d{65}")
+_REQUIRES_DIST = re.compile(rb"^requires-dist[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_SHOWN = 80
+
+
+def parse_version(text: str) -> Version:
+    """A PEP 440 version whose numbers Python can hold, else `InvalidVersion`."""
+    if len(text) > _MAX_VERSION_CHARS or _LONG_NUMBER.search(text):
+        raise InvalidVersion(f"implausible version {_shown(text)!r}")
+    try:
+        return Version(text)
+    except ValueError as exc:  # InvalidVersion is one
+        raise InvalidVersion(f"invalid version {_shown(text)!r}") from exc
+
+
+def parse_specifier(text: str) -> SpecifierSet:
+    """A specifier set whose every version converts, else `InvalidSpecifier`."""
+    if len(text) > MAX_REQUIREMENT_CHARS or _LONG_NUMBER.search(text):
+        raise InvalidSpecifier(f"implausible specifier {_shown(text)!r}")
+    specifier = SpecifierSet(text)
+    _check_versions(specifier)
+    return specifier
+
+
+def parse_requirement(text: str) -> Requirement:
+    """A PEP 508 requirement within bounds, its versions converted, else `InvalidRequirement`."""
+    if len(text) > MAX_REQUIREMENT_CHARS:
+        raise InvalidRequirement(f"longer than {MAX_REQUIREMENT_CHARS} characters")
+    if _LONG_NUMBER.search(text):
+        raise InvalidRequirement("a number too long to be a version")
+    if marker_depth(text) > MAX_MARKER_DEPTH:
+        raise InvalidRequirement(f"markers nested deeper than {MAX_MARKER_DEPTH}")
+    try:
+        requirement = Requirement(text)
+        _check_versions(requirement.specifier)
+    except InvalidSpecifier as exc:
+        raise InvalidRequirement(str(exc)) from None
+    except RecursionError:  # the depth bound should make this unreachable; a parser change may not
+        raise InvalidRequirement("nested too deeply to parse") from None
+    return requirement
+
+
+def marker_depth(text: str) -> int:
+    """How deeply parentheses nest outside quoted strings (PEP 508 quotes with ' or ")."""
+    depth = deepest = 0
+    quote = ""
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
+def check_metadata(
+    raw: bytes, *, filename: str, name: NormalizedName, version: Version, max_requires_dist: int
+) -> None:
+    """Core metadata that belongs to the file `filename` of `name` `version`, else the reason it does not.
+
+    Raises `MetadataMismatch` when `Name` or `Version` names another project or version, and
+    `UnusableMetadata` past `max_requires_dist` Requires-Dist lines (counted before any parse).
+    """
+    head = _HEADER_END.split(raw, maxsplit=1)[0]
+    lines = len(_REQUIRES_DIST.findall(head))
+    if lines > max_requires_dist:
+        raise UnusableMetadata(
+            f"{filename} has {lines:,} Requires-Dist lines, more than lockd reads ({max_requires_dist:,})",
+            hint="raise LOCKD_MAX_REQUIRES_DIST if a real package needs more",
+            context={"filename": filename, "requires_dist": lines, "limit": max_requires_dist},
+        )
+    headers = BytesHeaderParser().parsebytes(head + b"\n\n")
+    said_name = str(headers.get("Name", "")).strip()
+    said_version = str(headers.get("Version", "")).strip()
+    if canonicalize_name(said_name) == name and _same_version(said_version, version):
+        return
+    raise MetadataMismatch(
+        f"{filename}: its metadata says {_shown(said_name) or '(no Name)'} {_shown(said_version) or '(no Version)'}, "
+        f"not {name} {version}",
+        hint="the index serves metadata that belongs to another file; lockd does not use this file",
+        context={
+            "filename": filename,
+            "metadata_name": _shown(said_name),
+            "metadata_version": _shown(said_version),
+        },
+    )
+
+
+def _same_version(text: str, version: Version) -> bool:
+    try:
+        return parse_version(text) == version
+    except InvalidVersion:
+        return False
+
+
+def _check_versions(specifier: SpecifierSet) -> None:
+    """Converts every version of `specifier` now, so no later comparison can raise."""
+    for spec in specifier:
+        if spec.operator == "===":
+            continue  # compared as a string, never converted
+        text = spec.version.removesuffix(".*")
+        try:
+            Version(text)
+        except ValueError as exc:
+            raise InvalidSpecifier(f"invalid version in {_shown(str(spec))!r}") from exc
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"

@@ -1,0 +1,111 @@
+"""`lockd.index.network`: sockets that end at the caller's deadline, whatever the server's pace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+
+import httpcore
+import httpx
+import pytest
+from packaging.utils import canonicalize_name
+
+from lockd.deadline import deadline_scope
+from lockd.errors import IndexUnavailable, ResolutionTimeout
+from lockd.index import IndexClient
+from lockd.index.network import DeadlineBackend, deadline_transport
+from tests.support import loopback_http
+
+_PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
+
+
+class _Drip(BaseHTTPRequestHandler):
+    """Answers a page one byte every 0.1 s (after `pause` seconds of silence, if set)."""
+
+    protocol_version = "HTTP/1.1"
+    pause = 0.0
+    body = _PAGE
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        time.sleep(self.pause)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        try:
+            for i in range(len(self.body)):
+                self.wfile.write(self.body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class _Silent(_Drip):
+    pause = 30.0
+
+
+class _ShortDrip(_Drip):
+    body = b"0123456789"
+
+
+@pytest.fixture
+def drip() -> Iterator[str]:
+    with loopback_http(_Drip) as host:
+        yield f"http://{host}/simple/"
+
+
+def test_the_transport_is_httpx_own_on_deadline_sockets() -> None:
+    transport = deadline_transport(max_connections=4)
+    pool = transport._pool
+    assert isinstance(pool, httpcore.ConnectionPool)
+    assert isinstance(pool._network_backend, DeadlineBackend)  # httpx upgrades must keep this working
+    assert pool._max_connections == 4
+
+
+def test_a_drip_fed_body_ends_at_the_deadline_not_at_the_read_timeout(drip: str) -> None:
+    with httpx.Client(transport=deadline_transport(max_connections=1), timeout=5.0) as client:
+        started = time.monotonic()
+        with deadline_scope(started + 0.8), pytest.raises(httpx.ReadTimeout):
+            with client.stream("GET", drip + "drip/") as response:
+                for _ in response.iter_raw():
+                    pass
+        elapsed = time.monotonic() - started
+    assert 0.75 < elapsed < 1.6, f"{elapsed:.2f} s for a 0.8 s deadline"
+
+
+def test_without_a_deadline_a_slow_body_is_read_whole() -> None:
+    with loopback_http(_ShortDrip) as host:
+        with httpx.Client(transport=deadline_transport(max_connections=1), timeout=5.0) as client:
+            assert client.get(f"http://{host}/").content == _ShortDrip.body
+
+
+def test_the_client_reports_the_deadline_as_resolution_timeout(drip: str) -> None:
+    with IndexClient(timeout=5.0) as client:
+        started = time.monotonic()
+        with deadline_scope(started + 0.8), pytest.raises(ResolutionTimeout) as raised:
+            client.project_page(drip, canonicalize_name("drip"))
+        elapsed = time.monotonic() - started
+        assert raised.value.code == "resolution-timeout"
+        assert drip + "drip/" in raised.value.message
+        assert 0.75 < elapsed < 1.6
+        # Past the deadline nothing is even asked.
+        with deadline_scope(time.monotonic() - 1), pytest.raises(ResolutionTimeout, match="while asking"):
+            client.project_page(drip, canonicalize_name("other"))
+
+
+def test_a_silent_server_ends_at_the_deadline_or_at_the_timeout() -> None:
+    with loopback_http(_Silent) as host, IndexClient(timeout=0.5) as client:
+        started = time.monotonic()
+        with pytest.raises(IndexUnavailable, match="did not answer in time"):
+            client.project_page(f"http://{host}/simple/", canonicalize_name("quiet"))
+        assert time.monotonic() - started < 1.5
+        started = time.monotonic()
+        with IndexClient(timeout=30.0) as patient, deadline_scope(started + 0.5):
+            with pytest.raises(ResolutionTimeout):
+                patient.project_page(f"http://{host}/simple/", canonicalize_name("quiet"))
+        assert time.monotonic() - started < 1.0

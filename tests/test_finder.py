@@ -1,0 +1,129 @@
+"""`lockd.resolver.finder` and the lock's files: hashes for every machine of the target.
+
+A lock lists every file a machine of the target's platform, architecture, Python and ABI could
+install at the target's minimum libc / macOS level or any newer one, plus the sdist where the
+minimum level builds it. The vllm case: llguidance's only Linux wheels are `manylinux_2_31`,
+so a glibc 2.28 lock lists its sdist *and* that wheel, and a glibc 2.36 host never builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from fixtures.index import FixtureIndex
+from lockd.errors import NoMatchingDistribution, SdistNeedsBuild
+from lockd.index import IndexClient
+from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.lock import Lock
+from lockd.render import render
+from lockd.resolver import resolve
+from lockd.routing import plan_for
+from lockd.target import Target
+
+
+def _lock(index: FixtureIndex, client: IndexClient, text: str, target: Target) -> Lock:
+    request = LockRequest(
+        requirements=parse_requirements(text),
+        constraints=(),
+        target=target,
+        plan=plan_for(target, default_url=index.pypi_url, pytorch_base=index.pytorch_base),
+        options=LockOptions(),
+    )
+    return resolve(request, client)
+
+
+def _files(lock: Lock, name: str) -> list[str]:
+    package = lock.package(name)
+    assert package is not None
+    return [f.filename for f in package.files_best_first(lock.target)]
+
+
+@pytest.fixture
+def published(mutable_index: FixtureIndex) -> Iterator[tuple[FixtureIndex, IndexClient]]:
+    index = mutable_index
+    # llguidance's shape: Linux wheels only for glibc 2.31, macOS wheels only for 14.0, an sdist.
+    index.publish(
+        "lockd-fx-newlibc",
+        "1.0",
+        requires_dist=("lockd-fx-plain>=1.0",),
+        wheel_tags=(
+            "cp39-abi3-manylinux_2_31_x86_64",
+            "cp39-abi3-macosx_14_0_arm64",
+            "cp39-abi3-win_amd64",
+            "cp39-abi3-musllinux_1_2_x86_64",
+        ),
+        sdist=True,
+    )
+    # Only a newer machine installs it, and there is no sdist: no lock at the default level.
+    index.publish("lockd-fx-wheelonly", "2.0", wheel_tags=("cp311-cp311-manylinux_2_34_x86_64",))
+    index.publish("lockd-fx-wheelonly", "1.0", wheel_tags=("py3-none-any",))
+    with IndexClient(timeout=10.0) as client:
+        yield index, client
+
+
+def test_a_default_level_lock_lists_the_sdist_and_the_newer_wheel(
+    published: tuple[FixtureIndex, IndexClient],
+) -> None:
+    index, client = published
+    lock = _lock(index, client, "lockd-fx-newlibc", Target.of("linux_x86_64", "3.11"))
+    assert _files(lock, "lockd-fx-newlibc") == [
+        "lockd_fx_newlibc-1.0.tar.gz",  # what a glibc 2.28 machine installs: first
+        "lockd_fx_newlibc-1.0-cp39-abi3-manylinux_2_31_x86_64.whl",
+    ]
+    # its dependencies come from the wheel's METADATA: no sdist rules needed
+    assert "lockd-fx-plain" in lock.pins
+    assert render(lock, "requirements.txt").decode().count("--hash=sha256:") == len(lock.packages) + 1
+
+
+def test_a_level_that_has_the_wheel_needs_no_sdist(published: tuple[FixtureIndex, IndexClient]) -> None:
+    index, client = published
+    lock = _lock(index, client, "lockd-fx-newlibc", Target.of("linux_x86_64", "3.11", glibc="2.31"))
+    assert _files(lock, "lockd-fx-newlibc") == ["lockd_fx_newlibc-1.0-cp39-abi3-manylinux_2_31_x86_64.whl"]
+    musl = _lock(index, client, "lockd-fx-newlibc", Target.of("linux_x86_64", "3.12", musl="1.2"))
+    assert _files(musl, "lockd-fx-newlibc") == ["lockd_fx_newlibc-1.0-cp39-abi3-musllinux_1_2_x86_64.whl"]
+    musl_old = _lock(index, client, "lockd-fx-newlibc", Target.of("linux_x86_64", "3.12", musl="1.1"))
+    assert _files(musl_old, "lockd-fx-newlibc") == [
+        "lockd_fx_newlibc-1.0.tar.gz",
+        "lockd_fx_newlibc-1.0-cp39-abi3-musllinux_1_2_x86_64.whl",
+    ]
+
+
+def test_macos_minimum_13_lists_the_macos_14_wheel(published: tuple[FixtureIndex, IndexClient]) -> None:
+    index, client = published
+    lock = _lock(index, client, "lockd-fx-newlibc", Target.of("macos_arm64", "3.13"))
+    assert _files(lock, "lockd-fx-newlibc") == [
+        "lockd_fx_newlibc-1.0.tar.gz",
+        "lockd_fx_newlibc-1.0-cp39-abi3-macosx_14_0_arm64.whl",
+    ]
+    raised = _lock(index, client, "lockd-fx-newlibc", Target.of("macos_arm64", "3.13", macos="14.2"))
+    assert _files(raised, "lockd-fx-newlibc") == ["lockd_fx_newlibc-1.0-cp39-abi3-macosx_14_0_arm64.whl"]
+    # conda-lock names the one file pip takes at the minimum level: the sdist
+    assert b"lockd_fx_newlibc-1.0.tar.gz" in render(lock, "conda-lock.yml")
+
+
+def test_windows_and_other_platforms_list_only_their_own_files(
+    published: tuple[FixtureIndex, IndexClient],
+) -> None:
+    index, client = published
+    lock = _lock(index, client, "lockd-fx-newlibc", Target.of("windows_amd64", "3.12"))
+    assert _files(lock, "lockd-fx-newlibc") == ["lockd_fx_newlibc-1.0-cp39-abi3-win_amd64.whl"]
+    # No wheel for Windows on ARM, and abi3 does not install on a free-threaded interpreter: the
+    # sdist is all that is left there, and its dependencies are not static (Metadata-Version 2.1).
+    for target in (Target.of("windows_arm64", "3.12"), Target.of("linux_x86_64", "3.14t")):
+        with pytest.raises(SdistNeedsBuild):
+            _lock(index, client, "lockd-fx-newlibc", target)
+
+
+def test_a_version_only_newer_machines_install_is_not_a_candidate(
+    published: tuple[FixtureIndex, IndexClient],
+) -> None:
+    index, client = published
+    default = _lock(index, client, "lockd-fx-wheelonly", Target.of("linux_x86_64", "3.11"))
+    assert default.pins[canonicalize_name("lockd-fx-wheelonly")].public == "1.0"
+    newer = _lock(index, client, "lockd-fx-wheelonly", Target.of("linux_x86_64", "3.11", glibc="2.34"))
+    assert newer.pins[canonicalize_name("lockd-fx-wheelonly")].public == "2.0"
+    with pytest.raises(NoMatchingDistribution):
+        _lock(index, client, "lockd-fx-wheelonly==2.0", Target.of("linux_x86_64", "3.11"))
