@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -262,12 +261,6 @@ class DriftRuns:
             if len(page) < _DRIFT_PAGE_SIZE:
                 return found
             after = page[-1].input_digest
-
-    def _drift_index(self) -> IndexClient:
-        settings = self._service.settings
-        # Fresh at the start of the run, shared within it.
-        options = replace(settings.client_options(), page_ttl=max(settings.page_ttl, 3600.0))
-        return IndexClient.from_options(options, metadata_cache=self._service.metadata_cache)
 
     def _check_one(self, summary: LockSummary, index: IndexClient, advisories: RunAdvisories) -> _Checked:
         """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
