@@ -50,6 +50,7 @@ __all__ = [
     "LockAdvisories",
     "RefuseLevel",
     "RunAdvisories",
+    "fixed_by",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,21 @@ def _refused_by(level: RefuseLevel, vulnerability: Vulnerability) -> bool:
     if level == "any":
         return True
     return vulnerability.severity is not None and vulnerability.severity.at_least(level)
+
+
+def fixed_by(vulnerable: Sequence[Vulnerability], proposed: LockAdvisories) -> tuple[Vulnerability, ...]:
+    """Those of `vulnerable` a proposed lock of the same input no longer has.
+
+    One is still there when the proposed lock's answer names the same package with any of its
+    ids or aliases (the same vulnerability may come first under another id). Nothing is fixed
+    by an answer that is not `checked`: an outage proves nothing.
+    """
+    if proposed.status != "checked":
+        return ()
+    remaining: dict[str, set[str]] = {}
+    for finding in proposed.vulnerabilities:
+        remaining.setdefault(finding.package, set()).update((finding.advisory_id, *finding.aliases))
+    return tuple(v for v in vulnerable if not remaining.get(v.package, set()) & {v.advisory_id, *v.aliases})
 
 
 class AdvisoryCheck:

@@ -13,7 +13,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd.advisories import AdvisoriesUnavailable, Advisory, AdvisoryDirectory, AdvisoryIndex, OsvApi
-from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck, LockAdvisories, RefuseLevel
+from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck, LockAdvisories, RefuseLevel, fixed_by
 from lockd.config import InvalidConfiguration, load_settings
 from lockd.drift import FINDING_KINDS, severity_order, worst
 from lockd.errors import LockdError
@@ -111,6 +111,20 @@ def test_the_policy_refuses_at_a_level_and_names_the_advisories(
     if level == "high":
         assert {a["severity"]["level"] for a in named} == {"high"}
     assert LockdError.from_json(error.to_json()).code == "advisories-refused", "waiters re-raise it"
+
+
+def test_a_proposed_lock_fixes_the_advisories_it_no_longer_has(flaky: Flaky) -> None:
+    check = AdvisoryCheck([flaky])
+    vulnerable = check.check(lock_of(SEVEN_AFFECTED)).vulnerabilities
+    upgraded = dict(SEVEN_AFFECTED, requests="2.32.3", urllib3="2.0.6")  # urllib3: one of two fixed
+    fixed = fixed_by(vulnerable, check.check(lock_of(upgraded)))
+    assert {(v.package, v.advisory_id) for v in fixed} == {
+        ("requests", "PYSEC-2023-74"),
+        ("urllib3", "PYSEC-2023-192"),
+    }
+    assert fixed_by(vulnerable, check.check(lock_of(SEVEN_AFFECTED))) == ()
+    flaky.down = True
+    assert fixed_by(vulnerable, check.check(lock_of({"requests": "2.32.3"}))) == (), "an outage fixes nothing"
 
 
 def test_the_policy_does_not_refuse_on_an_outage(flaky: Flaky) -> None:

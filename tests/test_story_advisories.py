@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from fixtures.served_index import ControlledIndex, ServedIndex
 from lockd.config import Settings
 from lockd.drift_runs import DriftRuns
 from lockd.drift_views import drift_findings, drift_results
@@ -33,6 +34,7 @@ from tests.support import (
     ROOT,
     LockdServer,
     QuietHandler,
+    StartLockd,
     advisory_database,
     assert_problem,
     files_of,
@@ -62,7 +64,7 @@ def osv() -> Iterator[tuple[OsvState, str]]:
         yield state, url
 
 
-def open_service(database_url: str, index: Any, **overrides: Any) -> Service:
+def open_service(database_url: str, index: ServedIndex, **overrides: Any) -> Service:
     settings = Settings(
         database_url=database_url, index_url=index.pypi_url, pytorch_index_url=index.pytorch_base, **overrides
     )
@@ -78,7 +80,7 @@ def post_lock(server: LockdServer, requirements: str, **params: str) -> httpx.Re
 
 
 def test_a_new_lock_carries_its_advisories_and_a_refused_one_stores_nothing(
-    database_url: str, start_lockd: Callable[..., LockdServer], advisories: Path
+    database_url: str, start_lockd: StartLockd, advisories: Path
 ) -> None:
     strict = start_lockd(
         database_url, LOCKD_ADVISORIES_DIR=str(advisories), LOCKD_REFUSE_ADVISORIES_AT="high"
@@ -125,7 +127,7 @@ def test_a_new_lock_carries_its_advisories_and_a_refused_one_stores_nothing(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # HTTP plumbing over the same store: one backend is enough
 def test_an_osv_api_that_fails_makes_the_check_unavailable_not_empty(
-    database_url: str, start_lockd: Callable[..., LockdServer], osv: tuple[OsvState, str]
+    database_url: str, start_lockd: StartLockd, osv: tuple[OsvState, str]
 ) -> None:
     state, url = osv
     server = start_lockd(database_url, LOCKD_OSV_URL=url, LOCKD_OSV_TIMEOUT="2")
@@ -145,7 +147,7 @@ def test_an_osv_api_that_fails_makes_the_check_unavailable_not_empty(
 
 
 def test_drift_records_an_advisory_outage_then_finds_the_advisory(
-    database_url: str, fixture_index: Any, osv: tuple[OsvState, str]
+    database_url: str, fixture_index: ServedIndex, osv: tuple[OsvState, str]
 ) -> None:
     state, url = osv
     service = open_service(database_url, fixture_index, osv_url=url, osv_timeout=2.0)
@@ -169,7 +171,7 @@ def test_drift_records_an_advisory_outage_then_finds_the_advisory(
 
 
 def test_the_operator_places_vulnerable_in_the_severity_order(
-    database_url: str, mutable_index: Any, advisories: Path
+    database_url: str, mutable_index: ControlledIndex, advisories: Path
 ) -> None:
     """A pin that is yanked, vulnerable and no longer resolvable: its status follows the order."""
     service = open_service(database_url, mutable_index, advisories_dir=advisories)
@@ -194,7 +196,7 @@ def test_the_operator_places_vulnerable_in_the_severity_order(
 
 
 def test_the_webhook_names_each_vulnerable_pin(
-    database_url: str, fixture_index: Any, advisories: Path
+    database_url: str, fixture_index: ServedIndex, advisories: Path
 ) -> None:
     received: list[dict[str, Any]] = []
 
@@ -223,12 +225,42 @@ def test_the_webhook_names_each_vulnerable_pin(
     assert pin["advisory_id"] == "LOCKD-FX-2026-1" and pin["url"].startswith("https://osv.dev/")
 
 
+def test_the_dashboard_names_the_open_proposal_that_fixes_an_advisory(
+    database_url: str, start_lockd: StartLockd, mutable_index: ControlledIndex, advisories: Path
+) -> None:
+    """lockd-fx-pre 1.0 is pinned, an advisory says 1.2 fixes it, and 1.2 is published: the drift
+    run proposes 1.2, and the lock page says that proposal fixes the advisory."""
+    record = {
+        **FX_ADVISORY,
+        "id": "LOCKD-FX-2026-2",
+        "aliases": [],
+        "summary": "lockd-fx-pre before 1.2 leaks memory",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "lockd-fx-pre"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}],
+            }
+        ],
+    }
+    publish_advisory(advisories, record)
+    server = start_lockd(database_url, index=mutable_index, LOCKD_ADVISORIES_DIR=str(advisories))
+    created = post_lock(server, "lockd-fx-pre\n")
+    assert created.headers["lockd-advisory-ids"] == "LOCKD-FX-2026-2"
+    digest = created.headers["input-digest"]
+    mutable_index.publish("lockd-fx-pre", "1.2")
+    with server.client("admin") as admin:
+        assert admin.post("/v1/drift/runs", params={"wait": "true"}).status_code == 200
+        proposals = admin.get(f"/v1/locks/{digest}/proposals").json()
+    (proposal,) = [p for p in proposals["items"] if p["status"] == "open"]
+    page = httpx.get(server.url + f"/dashboard/locks/{digest}").text
+    assert f'href="/dashboard/proposals/{proposal["id"]}">proposal #{proposal["id"]}</a> fixes it' in page
+    assert "lockd-fx-pre 1.0 → 1.2" in page
+
+
 # -- SBOM and why ----------------------------------------------------------------------------------
 
 
-def test_the_sbom_is_served_like_every_format(
-    database_url: str, start_lockd: Callable[..., LockdServer]
-) -> None:
+def test_the_sbom_is_served_like_every_format(database_url: str, start_lockd: StartLockd) -> None:
     server = start_lockd(database_url)
     created = post_lock(server, "lockd-fx-extras[all]\n", format="cyclonedx.json")
     assert created.status_code == 201, created.text
@@ -295,9 +327,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # reads of a stored lock: one backend is enough
-def test_why_over_http_and_from_the_cli(
-    database_url: str, start_lockd: Callable[..., LockdServer], tmp_path: Path
-) -> None:
+def test_why_over_http_and_from_the_cli(database_url: str, start_lockd: StartLockd, tmp_path: Path) -> None:
     server = start_lockd(database_url, LOCKD_ANONYMOUS_READ="false")
     requirements = "lockd-fx-pyreq\n\nlockd-fx-extras[all]\n"
     created = post_lock(server, requirements)

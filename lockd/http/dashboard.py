@@ -5,7 +5,7 @@ severity colours, a history chart of those counts over recent runs drawn here as
 SVG, and a table of locks filtered by status and target through plain links and a GET form.
 `GET /dashboard/locks/{input_digest}` shows one lock's diff: versions old → new, files that
 vanished, were yanked or changed hash, why it no longer resolves, the advisories that affect
-its pins (with links to osv.dev and the fixed versions), its packages (each linked to why it
+its pins (with links to osv.dev, the fixed versions and the open proposal that fixes each), its packages (each linked to why it
 is there) and its stored revisions.
 Every value reaches the page through Jinja2's autoescaping; nothing is marked safe.
 
@@ -26,6 +26,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from lockd.advisories import Vulnerability
+from lockd.advisory_check import fixed_by
 from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, FindingKind
 from lockd.drift_runs import DriftRuns
 from lockd.drift_views import (
@@ -37,10 +39,11 @@ from lockd.drift_views import (
     drift_results,
 )
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, page_access, requires
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, in_thread, page_access, requires
 from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
 from lockd.lock import Lock
-from lockd.name_views import overview
+from lockd.name_views import input_proposals, overview
+from lockd.proposals import ProposalView
 from lockd.render import FILE_NAMES
 from lockd.service import Service
 
@@ -220,10 +223,20 @@ def _overview(
     }
 
 
+def _fixes(service: Service, input_digest: str, vulnerable: list[Vulnerability]) -> dict[str, ProposalView]:
+    """Advisory id → the open proposal whose lock no longer has that advisory (may ask the sources)."""
+    proposal = next((p for p in input_proposals(service.engine, input_digest) if p.status == "open"), None)
+    if proposal is None or not vulnerable:
+        return {}
+    proposed = Lock.from_json(service.lock_file(proposal.lock_digest, "json").content)
+    return {v.advisory_id: proposal for v in fixed_by(vulnerable, service.advisories.check(proposed))}
+
+
 def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
     view: DriftLockView = drift_lock(service, input_digest)
     findings = view.findings
     lock = Lock.from_json(service.lock_file(view.result.lock_digest, "json").content)
+    vulnerable = [f.advisory for f in findings if f.advisory is not None]
     return {
         "view": view,
         "result": view.result,
@@ -231,7 +244,8 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
         "versions": [f for f in findings if f.kind == "outdated"],
         "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
-        "vulnerable": [f.advisory for f in findings if f.advisory is not None],
+        "vulnerable": vulnerable,
+        "fixes": _fixes(service, input_digest, vulnerable),
         "current": [f for f in findings if f.kind == "current"],
         "packages": lock.packages,
     }
@@ -270,7 +284,8 @@ async def dashboard(
 )
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
-        context = await in_read_thread(request, lambda: _lock_page(service, input_digest))
+        # the big pool: whether a proposal fixes an advisory may ask the advisory sources
+        context = await in_thread(request, lambda: _lock_page(service, input_digest))
     except NotFound as exc:
         return html_page("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
     return html_page("lock.html", context)
