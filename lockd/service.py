@@ -34,7 +34,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from sqlalchemy import Connection, Engine
 
-from lockd.advisory_check import AdvisoryCheck
+from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck
 from lockd.config import Settings
 from lockd.drift import Finding, check_files
 from lockd.errors import LockdError
@@ -224,6 +224,12 @@ class Service(LockReads):
             with transaction(self.engine, write=True) as conn:
                 stored = store(conn, lock, files)
                 lease.release(conn)
+        except AdvisoriesRefused as exc:
+            # This server's policy, not the input's fault: a server refusing at another level
+            # must not be handed this refusal as a failed lease's answer.
+            lease.release()
+            self._observe(exc.code, started)
+            raise
         except LockdError as exc:
             lease.fail(exc)
             self._observe(exc.code, started)
