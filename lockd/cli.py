@@ -29,7 +29,7 @@ from lockd.drift import ALERT_KINDS, FINDING_KINDS, parse_kinds
 from lockd.errors import LockdError, NotFound
 from lockd.http.logs import configure_logging
 from lockd.index import FetchStats, IndexClient
-from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of, parse_requirements
+from lockd.inputs import LockOptions, LockRequest, decode_body, parse_as_of
 from lockd.intake import build_request
 from lockd.lock import Lock
 from lockd.periodic import Periodic
@@ -334,9 +334,7 @@ def _why_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _why(args: argparse.Namespace, settings: Settings) -> int:
-    from lockd.lock import Lock  # noqa: PLC0415 (only `why` reads a lock file)
-    from lockd.why import render_why_text, why  # noqa: PLC0415
-    from lockd.why_client import fetch_why  # noqa: PLC0415
+    from lockd.why_command import fetch_why, why_from_lock_file  # noqa: PLC0415 (only `why` needs them)
 
     if (args.lock is None) == (args.server is None) or (args.server is None) != (args.digest is None):
         print("error: give --lock FILE, or --server URL with --digest DIGEST", file=sys.stderr)
@@ -344,17 +342,8 @@ def _why(args: argparse.Namespace, settings: Settings) -> int:
     if args.server is not None:
         token = os.environ.get("LOCKD_TOKEN")
         sys.stdout.write(fetch_why(args.server, args.digest, args.package, token=token, as_json=args.json))
-        return 0
-    try:
-        lock = Lock.from_json(args.lock.read_bytes())
-    except OSError as exc:
-        raise LockdError(f"cannot read {args.lock}: {exc.strerror}") from None
-    requirements = () if args.requirements is None else parse_requirements(_read_text(args.requirements))
-    answer = why(lock, args.package, requirements=requirements)
-    if args.json:
-        print(json.dumps(answer.to_json(), indent=2))
     else:
-        sys.stdout.write(render_why_text(answer))
+        sys.stdout.write(why_from_lock_file(args.lock, args.package, requirements=args.requirements, as_json=args.json))
     return 0
 
 
