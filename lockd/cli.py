@@ -1,4 +1,4 @@
-"""The `lockd` command: serve, migrate, token, lock (no server needed), openapi, drift, check and gc.
+"""The `lockd` command: serve, migrate, token, lock (no server needed), why, openapi, drift, check and gc.
 
 Each subcommand is a `(name, add_arguments, run)` entry in `_COMMANDS`: adding one (the drift
 commands) is one function pair and one line there. Settings are built here, once, from
@@ -377,6 +377,32 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- why -----------------------------------------------------------------------------------
+
+
+def _why_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", help="the project to explain, e.g. filelock")
+    parser.add_argument("--lock", type=Path, default=None, help="a lock.json file (no server needed)")
+    parser.add_argument("-r", "--requirements", type=Path, default=None, help="its requirements.in, for line numbers")
+    parser.add_argument("--server", default=None, help="lockd's URL (with --digest); the token is LOCKD_TOKEN, if set")
+    parser.add_argument("--digest", default=None, help="the lock's input digest on --server")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _why(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.why_command import fetch_why, why_from_lock_file  # noqa: PLC0415 (only `why` needs them)
+
+    if (args.lock is None) == (args.server is None) or (args.server is None) != (args.digest is None):
+        print("error: give --lock FILE, or --server URL with --digest DIGEST", file=sys.stderr)
+        return EXIT_USAGE
+    if args.server is not None:
+        token = os.environ.get("LOCKD_TOKEN")
+        sys.stdout.write(fetch_why(args.server, args.digest, args.package, token=token, as_json=args.json))
+    else:
+        sys.stdout.write(why_from_lock_file(args.lock, args.package, requirements=args.requirements, as_json=args.json))
+    return 0
+
+
 # -- check: the per-lock gate, over HTTP ---------------------------------------------------
 
 
@@ -464,6 +490,7 @@ _COMMANDS: list[_Command] = [
     ("migrate", "upgrade the database schema to head", _migrate_arguments, _migrate),
     ("token", "manage bearer tokens", _token_arguments, _token),
     ("lock", "resolve a requirements.in without a server", _lock_arguments, _lock),
+    ("why", "show every path from a requirement to a package of a lock", _why_arguments, _why),
     ("openapi", "print the OpenAPI document", _openapi_arguments, _openapi),
     ("drift", "run drift detection, or gate CI on the latest run", _drift_arguments, _drift),
     ("check", "gate CI on one lock's drift status, asking a server", _check_arguments, _check),

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
+from lockd.drift import FINDING_KINDS, FindingKind, severity_order
 from lockd.errors import InvalidRequest, LockdError
 from lockd.index.credentials import IndexCredentials, split_credentials
 from lockd.index.options import ClientOptions
@@ -113,6 +114,20 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # Advisory sources (off unless one is set): a tree of OSV files and/or an OSV-compatible API.
+    advisories_dir: Path | None = None
+    osv_url: str | None = None
+    osv_timeout: float = Field(default=10.0, gt=0)  # each request to the API
+    osv_deadline: float = Field(default=60.0, gt=0)  # all requests for one lock
+    osv_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # How old advisory data may get: `lockd serve` re-reads the directory this often (when its
+    # files changed), and answers (per lock, and the API's per pin) are kept this long.
+    advisories_refresh_seconds: float = Field(default=300.0, gt=0)
+    # The finding kind `vulnerable` ranks just below in severity; `none` ranks it above all.
+    vulnerable_after: str = "missing"
+    # Refuse to store a new lock with an advisory at or above this level (409); `any` refuses
+    # every advisory, even one without a severity. Unset: serve and report.
+    refuse_advisories_at: Literal["any", "low", "medium", "high", "critical"] | None = None
     # What lockd reads from an index at most (see `ClientOptions` for why each default fits
     # real indexes): past a limit, a page is refused and a file's version ruled out.
     max_page_bytes: int = Field(default=_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
@@ -210,7 +225,21 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite:///path or postgresql+psycopg://user@host/db")
         return value
 
-    @field_validator("index_url", "pytorch_index_url", "webhook_url", "public_url")
+    @field_validator("vulnerable_after")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        value = value.strip().lower()
+        allowed = [k for k in FINDING_KINDS if k not in ("vulnerable", "current")]
+        if value != "none" and value not in allowed:
+            raise ValueError("use `none` (most severe) or one of: " + ", ".join(allowed))
+        return value
+
+    @field_validator("refuse_advisories_at", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() or None if isinstance(value, str) else value
+
+    @field_validator("index_url", "pytorch_index_url", "webhook_url", "osv_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -325,6 +354,12 @@ class Settings(BaseSettings):
         return frozenset(
             host.strip().lower().rstrip("/") for host in self.url_hosts.split(",") if host.strip()
         )
+
+    @property
+    def severity_order(self) -> tuple[FindingKind, ...]:
+        """Finding kinds, most severe first, with `vulnerable` where LOCKD_VULNERABLE_AFTER puts it."""
+        after = next((k for k in FINDING_KINDS if k == self.vulnerable_after), None)
+        return severity_order(vulnerable_after=after)
 
     @property
     def torch_family_names(self) -> tuple[str, ...]:

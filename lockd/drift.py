@@ -8,31 +8,37 @@ in two independent ways:
   from the project page), `tampered` (same filename, different sha256; when the index gives
   no hash the file is re-hashed by streaming);
 * a fresh resolution of the same input differs — `outdated`, with one finding per package
-  upgraded, downgraded, added or removed — or fails — `unresolvable`, with the error code.
+  upgraded, downgraded, added or removed — or fails — `unresolvable`, with the error code;
+* an advisory affects a pinned version — `vulnerable`, one finding per package and advisory
+  (`lockd.advisories` finds them; the run passes them in, with whether the check ran).
 
-A lock with neither is `current`. Its status is its most severe finding.
+A lock with none of these is `current`. Its status is its most severe finding, in the severity
+order of the kind table, or in the order the operator configured (`severity_order`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from lockd.advisories import Vulnerability
 from lockd.errors import IndexUnavailable, InvalidRequest, LockdError, NotFound, UnknownProject
 from lockd.lock import Lock, LockedFile, LockedPackage
 from lockd.simple import DistFile, ProjectPage
 
 __all__ = [
+    "ADVISORY_STATUSES",
     "ALERT_KINDS",
     "CHANGE_KINDS",
     "FILE_KINDS",
     "FINDING_KINDS",
     "FINDING_KIND_TABLE",
     "SEVERITY",
+    "AdvisoryStatus",
     "ChangeKind",
     "DriftReport",
     "DriftRunInProgress",
@@ -44,11 +50,16 @@ __all__ = [
     "compare_locks",
     "drift_for",
     "parse_kinds",
+    "severity_order",
+    "vulnerable_findings",
     "worst",
 ]
 
-FindingKind = Literal["tampered", "missing", "unresolvable", "yanked", "outdated", "current"]
+FindingKind = Literal["tampered", "missing", "vulnerable", "unresolvable", "yanked", "outdated", "current"]
 ChangeKind = Literal["upgrade", "downgrade", "added", "removed"]
+# Whether a run (and each lock in it) was checked against advisories: `unavailable` is a
+# source that could not answer, never "no advisories"; `off` is no source configured.
+AdvisoryStatus = Literal["checked", "unavailable", "off"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,12 +74,14 @@ class FindingKindInfo:
 
 # The one table of finding kinds: the database CHECKs, the CLI default, the alert set and the
 # dashboard derive from it. Most severe first (so darkest first): a changed hash is a
-# supply-chain alarm, a vanished file breaks the next build, an unresolvable input cannot be
-# refreshed, a yank is a warning, staleness a note. `FindingKind` lists the same names in the
+# supply-chain alarm, a vanished file breaks the next build, a known-vulnerable pin ships the
+# vulnerability in every image built from it, an unresolvable input cannot be refreshed, a yank
+# is a warning, staleness a note. Operators may move `vulnerable` (LOCKD_VULNERABLE_AFTER). `FindingKind` lists the same names in the
 # same order, for the type checker (a test holds them equal).
 FINDING_KIND_TABLE: tuple[FindingKindInfo, ...] = (
     FindingKindInfo(name="tampered", alerts=True, about_a_file=True, colour="#7f1d1d"),
     FindingKindInfo(name="missing", alerts=True, about_a_file=True, colour="#b91c1c"),
+    FindingKindInfo(name="vulnerable", alerts=True, about_a_file=False, colour="#9d174d"),
     FindingKindInfo(name="unresolvable", alerts=True, about_a_file=False, colour="#6d28d9"),
     FindingKindInfo(name="yanked", alerts=False, about_a_file=True, colour="#a16207"),
     FindingKindInfo(name="outdated", alerts=False, about_a_file=False, colour="#1d4ed8"),
@@ -79,6 +92,7 @@ SEVERITY: Mapping[FindingKind, int] = {kind: rank for rank, kind in enumerate(re
 ALERT_KINDS: frozenset[FindingKind] = frozenset(kind.name for kind in FINDING_KIND_TABLE if kind.alerts)
 FILE_KINDS: frozenset[FindingKind] = frozenset(kind.name for kind in FINDING_KIND_TABLE if kind.about_a_file)
 CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
+ADVISORY_STATUSES: tuple[AdvisoryStatus, ...] = get_args(AdvisoryStatus)
 
 
 class DriftRunInProgress(LockdError):
@@ -116,6 +130,7 @@ class Finding:
     new_sha256: str | None = None
     change: ChangeKind | None = None
     code: str | None = None  # the LockdError code, for `unresolvable`
+    advisory: Vulnerability | None = None  # for `vulnerable`: ids, severity, fixed versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +142,24 @@ class DriftReport:
     status: FindingKind
     findings: tuple[Finding, ...]
     fresh_lock_digest: str | None  # None when the fresh resolution failed
+    advisories: AdvisoryStatus = "off"
 
 
-def worst(kinds: Iterable[FindingKind]) -> FindingKind:
-    """The most severe kind, `current` for none."""
+def severity_order(*, vulnerable_after: FindingKind | None = "missing") -> tuple[FindingKind, ...]:
+    """The kinds most severe first, `vulnerable` just below `vulnerable_after` (None: above all)."""
+    if vulnerable_after in ("vulnerable", "current"):
+        raise ValueError(f"`vulnerable` cannot rank after {vulnerable_after!r}")
+    order: list[FindingKind] = [kind for kind in FINDING_KINDS if kind != "vulnerable"]
+    order.insert(0 if vulnerable_after is None else order.index(vulnerable_after) + 1, "vulnerable")
+    return tuple(order)
+
+
+def worst(kinds: Iterable[FindingKind], order: Sequence[FindingKind] = FINDING_KINDS) -> FindingKind:
+    """The most severe kind in `order` (most severe first), `current` for none."""
+    rank = {kind: position for position, kind in enumerate(order)}
     result: FindingKind = "current"
     for kind in kinds:
-        if SEVERITY[kind] > SEVERITY[result]:
+        if rank[kind] < rank[result]:
             result = kind
     return result
 
@@ -271,9 +297,26 @@ def compare_locks(old: Lock, new: Lock) -> list[Finding]:
     return findings
 
 
-def drift_for(lock: Lock, fresh: Lock | LockdError, file_findings: Iterable[Finding]) -> DriftReport:
-    """Combine the file checks with the fresh resolution (or its error) into one verdict."""
+def vulnerable_findings(found: Iterable[Vulnerability]) -> list[Finding]:
+    """One `vulnerable` finding per package and advisory."""
+    return [
+        Finding(kind="vulnerable", message=v.message, package=v.package, old_version=v.version, advisory=v)
+        for v in found
+    ]
+
+
+def drift_for(
+    lock: Lock,
+    fresh: Lock | LockdError,
+    file_findings: Iterable[Finding],
+    *,
+    vulnerabilities: Iterable[Vulnerability] = (),
+    advisories: AdvisoryStatus = "off",
+    order: Sequence[FindingKind] = FINDING_KINDS,
+) -> DriftReport:
+    """Combine the file checks, the fresh resolution (or its error) and the advisories into one verdict."""
     findings = list(file_findings)
+    findings.extend(vulnerable_findings(vulnerabilities))
     fresh_digest: str | None = None
     if isinstance(fresh, LockdError):
         findings.append(
@@ -286,13 +329,17 @@ def drift_for(lock: Lock, fresh: Lock | LockdError, file_findings: Iterable[Find
     else:
         fresh_digest = fresh.digest
         findings.extend(compare_locks(lock, fresh))
-    status = worst(f.kind for f in findings)
+    status = worst((f.kind for f in findings), order)
     if not findings:
-        findings.append(Finding(kind="current", message="the lock matches the index and a fresh resolution"))
+        message = "the lock matches the index and a fresh resolution"
+        if advisories == "checked":
+            message += ", and no known advisory affects its pins"
+        findings.append(Finding(kind="current", message=message))
     return DriftReport(
         input_digest=lock.input_digest,
         lock_digest=lock.digest,
         status=status,
         findings=tuple(findings),
         fresh_lock_digest=fresh_digest,
+        advisories=advisories,
     )

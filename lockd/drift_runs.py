@@ -7,7 +7,9 @@ heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown a
 abandoned. The locks are checked LOCKD_DRIFT_WORKERS at a time and each verdict is stored as it
 arrives. Each lock has its own budget (LOCKD_DRIFT_LOCK_TIMEOUT), past which it is reported
 unresolvable and not waited for (`lockd.work_deadlines`): one lock that an index never finishes
-serving cannot hold the run, nor the drift lease and so every later run.
+serving cannot hold the run, nor the drift lease and so every later run. Each lock is also
+checked against the advisory sources (`lockd.advisory_check`); a source that cannot answer
+makes the run's advisory check `unavailable`, recorded with why.
 `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
 background and answers once the run is recorded (the HTTP API).
 
@@ -24,11 +26,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
+from lockd.advisory_check import RunAdvisories
 from lockd.drift import (
     FINDING_KINDS,
     DriftReport,
@@ -48,7 +50,6 @@ from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.proposals import propose
 from lockd.retirement import retire_unused
-from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service, render_files
 from lockd.store import LockFileRecord, LockSummary, queries, transaction
 from lockd.store import drift as drift_store
@@ -97,9 +98,10 @@ class _Checked:
 class _Progress:
     """How far a run has got, shared by its workers, its heartbeat and its lease."""
 
-    def __init__(self, run_id: int, lease: HeldLease) -> None:
+    def __init__(self, run_id: int, lease: HeldLease, advisories: RunAdvisories) -> None:
         self.run_id = run_id
         self.lease = lease
+        self.advisories = advisories
         self.checked = 0
         self.counts: dict[FindingKind, int] = dict.fromkeys(FINDING_KINDS, 0)
 
@@ -185,6 +187,7 @@ class DriftRuns:
         if retired.names:
             log.info("retired unused names %s", ", ".join(retired.names))
         inputs = self._stored_inputs()
+        self._service.advisories.refresh()  # the operator's latest sync of the advisory directory
         begun = self._begin(
             Leases(self._service.engine, "drift", ttl=ttl, renew_every=ttl / 4),
             trigger,
@@ -244,7 +247,7 @@ class DriftRuns:
                 locks_total=total,
                 scheduled_for=scheduled_for,
             )
-        return _Progress(run_id, lease)
+        return _Progress(run_id, lease, self._service.advisories.for_run())
 
     def _stored_inputs(self) -> builtins.list[LockSummary]:
         """Every live input: retired ones (no name points at them any longer) are out of drift."""
@@ -259,16 +262,8 @@ class DriftRuns:
                 return found
             after = page[-1].input_digest
 
-    def _drift_index(self) -> IndexClient:
-        settings = self._service.settings
-        # Fresh at the start of the run, shared within it.
-        options = replace(settings.client_options(), page_ttl=max(settings.page_ttl, 3600.0))
-        return IndexClient.from_options(
-            options, metadata_cache=self._service.metadata_cache, metadata_builder=metadata_builder_for(settings)
-        )
-
-    def _check_one(self, summary: LockSummary, index: IndexClient) -> _Checked:
-        """Both halves of drift for one lock. Never raises a LockdError: failures become findings."""
+    def _check_one(self, summary: LockSummary, index: IndexClient, advisories: RunAdvisories) -> _Checked:
+        """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
         with transaction(self._service.engine, write=False) as conn:
             canonical = queries.get_lock_canonical(conn, summary.lock_digest)
             stored = queries.get_input(conn, summary.input_digest)
@@ -285,7 +280,15 @@ class DriftRuns:
             fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored.canonical), index)
         except LockdError as exc:
             fresh = exc
-        report = drift_for(lock, fresh, file_findings)
+        answer = advisories.check(lock)
+        report = drift_for(
+            lock,
+            fresh,
+            file_findings,
+            vulnerabilities=answer.vulnerabilities,
+            advisories=answer.status,
+            order=self._service.settings.severity_order,
+        )
         changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
         return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
 
@@ -306,7 +309,7 @@ class DriftRuns:
 
         run_within_deadlines(
             inputs,
-            lambda summary: self._check_one(summary, index),
+            lambda summary: self._check_one(summary, index, run.advisories),
             workers=max(1, workers),
             budget=budget,
             max_stuck=max(1, workers) * _STUCK_PER_WORKER,
@@ -369,6 +372,8 @@ class DriftRuns:
                 counts=run.counts,
                 locks_checked=sum(run.counts.values()),
                 error=error,
+                advisories=run.advisories.status,
+                advisories_error=run.advisories.error,
             )
             run.lease.release(conn)
             record = drift_store.get_run(conn, run.run_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lockd.drift import Finding, FindingKind
+from lockd.drift import AdvisoryStatus, Finding, FindingKind
 from lockd.errors import NotFound
 from lockd.service import Service
 from lockd.store import drift as drift_store
@@ -47,6 +47,8 @@ class DriftRunView:
     locks_checked: int
     counts: Mapping[FindingKind, int]  # locks by status
     error: str | None
+    advisories: AdvisoryStatus | None = None  # the run's advisory check; None before it existed
+    advisories_error: str | None = None  # why it was unavailable
 
     @classmethod
     def of(cls, record: DriftRunRecord) -> DriftRunView:
@@ -62,6 +64,8 @@ class DriftRunView:
             locks_checked=record.locks_checked,
             counts=dict(record.counts),
             error=record.error,
+            advisories=record.advisories,
+            advisories_error=record.advisories_error,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +81,7 @@ class DriftRunView:
             "locks_checked": self.locks_checked,
             "counts": dict(self.counts),
             "error": self.error,
+            "advisories": {"status": self.advisories, "error": self.advisories_error},
         }
 
 
@@ -97,6 +102,7 @@ class DriftResultView:
     package_count: int
     lock_created_at: datetime  # when this revision was stored: the lock's last change
     requirements: tuple[str, ...]  # the input's top-level requirements, to name the lock
+    advisories: AdvisoryStatus | None = None  # whether this lock's advisory check ran
 
     @classmethod
     def of(cls, record: DriftResultRecord) -> DriftResultView:
@@ -114,6 +120,7 @@ class DriftResultView:
             package_count=record.package_count,
             lock_created_at=record.lock_created_at,
             requirements=record.requirements,
+            advisories=record.advisories,
         )
 
 
@@ -144,7 +151,13 @@ def drift_results(
     """A run's verdicts, most severe first, then by input digest. `cuda=""` means CPU-only."""
     with transaction(service.engine, write=False) as conn:
         found = drift_store.list_results(
-            conn, run_id, status=status, platform=platform, python=python, cuda=cuda
+            conn,
+            run_id,
+            status=status,
+            platform=platform,
+            python=python,
+            cuda=cuda,
+            order=service.settings.severity_order,
         )
     return [DriftResultView.of(record) for record in found]
 

@@ -2,7 +2,8 @@
 
 The body names every lock with findings other than `current` or with an open proposal: its
 names, each finding's kind, package and message, the proposal's changes and the URL that
-promotes it, and links to the dashboard under LOCKD_PUBLIC_URL. LOCKD_WEBHOOK_FORMAT=slack
+promotes it, and links to the dashboard under LOCKD_PUBLIC_URL; `vulnerable` lists each pin an
+advisory affects, with the advisory. LOCKD_WEBHOOK_FORMAT=slack
 sends the same as a Slack message (`text` and mrkdwn blocks) instead of lockd's JSON. A
 webhook is sent when a run finds an alerting kind (`lockd.drift.ALERT_KINDS`: a newer release
 alone pages nobody, its proposal waits on the dashboard); it is never fatal, and only its
@@ -123,6 +124,16 @@ def _slack(run: DriftRunView, base: str, alerts: list[LockAlert]) -> dict[str, A
     return {"text": text, "blocks": blocks}
 
 
+def _vulnerable(alerts: list[LockAlert]) -> list[dict[str, Any]]:
+    """The run's `vulnerable` findings: which lock, which pin, which advisory."""
+    return [
+        {"input_digest": alert.input_digest, "message": f.message, **f.advisory.to_json()}
+        for alert in alerts
+        for f in alert.findings
+        if f.advisory is not None
+    ]
+
+
 def webhook_body(service: Service, run: DriftRunView) -> dict[str, Any] | None:
     """What the webhook receives after `run`, or None when nothing needs a person."""
     alert_kinds = sorted(kind for kind in ALERT_KINDS if run.counts[kind])
@@ -138,6 +149,7 @@ def webhook_body(service: Service, run: DriftRunView) -> dict[str, Any] | None:
         **run.to_json(),
         "dashboard": f"{base}/dashboard",
         "locks": [_lock_json(base, alert) for alert in alerts],
+        "vulnerable": _vulnerable(alerts),
     }
 
 

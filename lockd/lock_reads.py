@@ -8,16 +8,17 @@ change, so the cache is never stale). Reads return `lockd.stored` values, never 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from sqlalchemy import Connection, Engine
 
 from lockd.errors import NotFound
 from lockd.inputs import LockRequest
-from lockd.lock import LockWarning, accelerator_runtime_of
+from lockd.lock import Lock, LockWarning, accelerator_runtime_of
 from lockd.memory_cache import BoundedCache
-from lockd.render import FORMATS
-from lockd.store import queries, read
+from lockd.render import FORMATS, render
+from lockd.store import LockFileRecord, queries, read
 from lockd.stored import LockFile, LockResult, Revision, StoredInput, StoredLock
 
 __all__ = ["LockReads", "no_lock"]
@@ -33,6 +34,17 @@ def _check_format(fmt: str) -> None:
 
 def no_lock(input_digest: str) -> NotFound:
     return NotFound(f"no lock for input {input_digest}", context={"input_digest": input_digest})
+
+
+def _render_later_format(conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
+    """A format added after this lock was stored, rendered from the lock (renderers are pure, so
+    every process renders the same bytes); kept in memory, never written on a read."""
+    canonical = queries.get_lock_canonical(conn, lock_digest)
+    if canonical is None:
+        return None
+    content = render(Lock.from_json(canonical), fmt)
+    sha256 = hashlib.sha256(content).hexdigest()
+    return LockFileRecord(lock_digest, fmt, sha256, FORMATS[fmt].media_type, content)
 
 
 def _file_size(file: LockFile) -> int:
@@ -111,7 +123,7 @@ class LockReads:
         return LockResult(input_digest=digest, revision=stored[0], created=False, stats=None), stored[1]
 
     def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> LockFile | None:
-        record = queries.get_lock_file(conn, lock_digest, fmt)
+        record = queries.get_lock_file(conn, lock_digest, fmt) or _render_later_format(conn, lock_digest, fmt)
         if record is None:
             return None
         found = LockFile.of(record)

@@ -34,6 +34,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from sqlalchemy import Connection, Engine
 
+from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck
 from lockd.config import Settings
 from lockd.drift import Finding, check_files
 from lockd.errors import LockdError
@@ -120,6 +121,7 @@ class Service(LockReads):
         # `created`, `refreshed`, `unchanged` or an error code. Set by the HTTP layer's metrics.
         self.on_resolution: Callable[[str, float], None] | None = None
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
+        self.advisories = AdvisoryCheck.from_settings(settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -137,6 +139,7 @@ class Service(LockReads):
 
     def close(self) -> None:
         self.flush_metadata()
+        self.advisories.close()
         self.index.close()
         self.engine.dispose()
 
@@ -219,8 +222,11 @@ class Service(LockReads):
         lease: HeldLease,
         resolve: Callable[[], tuple[Lock, ResolveStats]],
         store: Callable[[Connection, Lock, list[LockFileRecord]], T],
+        *,
+        screen: bool = False,
     ) -> tuple[T, Lock, ResolveStats, float]:
-        """As the lease holder: resolve, render, then `store` and release in one transaction.
+        """As the lease holder: resolve, render, (`screen`: apply the advisory policy), then
+        `store` and release in one transaction.
 
         On failure the lease records the error for the waiters. Returns when the work started.
         """
@@ -229,9 +235,17 @@ class Service(LockReads):
             with lease.renewing():
                 lock, stats = resolve()
                 files = render_files(lock)
+                if screen:
+                    self.advisories.screen(lock)
             with transaction(self.engine, write=True) as conn:
                 stored = store(conn, lock, files)
                 lease.release(conn)
+        except AdvisoriesRefused as exc:
+            # This server's policy, not the input's fault: a server refusing at another level
+            # must not be handed this refusal as a failed lease's answer.
+            lease.release()
+            self._observe(exc.code, started)
+            raise
         except LockdError as exc:
             lease.fail(exc)
             self._observe(exc.code, started)
@@ -275,7 +289,7 @@ class Service(LockReads):
         def resolve() -> tuple[Lock, ResolveStats]:
             return self.resolve_in_budget(request, self.index, preferences)
 
-        (current, created), lock, stats, started = self._resolve_and_store(turn, resolve, store)
+        (current, created), lock, stats, started = self._resolve_and_store(turn, resolve, store, screen=True)
         self._observe("created" if created else "discarded", started)
         seconds = round(stats.seconds, 3)
         log.info("resolved", extra={"input_digest": digest, "lock_digest": lock.digest, "seconds": seconds})

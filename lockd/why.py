@@ -7,6 +7,11 @@ specifier a parent's metadata put on its dependency. So a path's first step carr
 requirement and its specifier, plus its line when the caller passes the parsed requirements.in;
 later steps carry the constraints that name them, and no specifier of their own.
 
+A server has no requirements.in, only the stored canonical input: its requirements sorted by
+their normal form. There a step's `line` is the requirement's 1-based position in that list,
+and the answer says so (`Why.lines` is `canonical input`), never passing a position off as a
+requirements.in line.
+
 Paths are simple (no package twice) and listed shortest first. A large lock can hold a great
 many paths to a popular package, so enumeration stops at `max_paths` and says it did.
 """
@@ -27,7 +32,9 @@ from lockd.inputs import InputRequirement
 from lockd.lock import ROOT, Lock, LockedPackage
 
 __all__ = [
+    "CANONICAL_INPUT",
     "DEFAULT_MAX_PATHS",
+    "REQUIREMENTS_IN",
     "PackageNotInLock",
     "RequirementPath",
     "Step",
@@ -39,6 +46,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PATHS = 200
+# What a step's `line` counts: requirements.in lines, or positions in the stored canonical input.
+REQUIREMENTS_IN = "requirements.in"
+CANONICAL_INPUT = "canonical input"
 # Partial paths extended before giving up: bounds the work on a dense graph whatever max_paths is.
 _MAX_EXTENSIONS = 200_000
 
@@ -103,10 +113,18 @@ class RequirementPath:
     def from_json(cls, data: Mapping[str, Any]) -> RequirementPath:
         return cls(steps=tuple(Step.from_json(step) for step in data["steps"]))
 
-    def describe(self) -> str:
-        """`torchvision==0.20.1 (requirements.in line 1) → torchvision 0.20.1 → torch 2.5.1`."""
+    def describe(self, lines: str = REQUIREMENTS_IN) -> str:
+        """`torchvision==0.20.1 (requirements.in line 1) → torchvision 0.20.1 → torch 2.5.1`.
+
+        With `lines` = CANONICAL_INPUT: `(canonical input requirement 3)`.
+        """
         first = self.steps[0]
-        where = "requirements.in" if first.line is None else f"requirements.in line {first.line}"
+        if first.line is None:
+            where = lines
+        elif lines == REQUIREMENTS_IN:
+            where = f"requirements.in line {first.line}"
+        else:
+            where = f"{lines} requirement {first.line}"
         asked = where if first.requirement is None else f"{first.requirement} ({where})"
         return " → ".join([asked, *(step.describe() for step in self.steps)])
 
@@ -119,6 +137,7 @@ class Why:
     version: Version
     paths: tuple[RequirementPath, ...]
     truncated: bool  # more paths exist than `paths` holds
+    lines: str = REQUIREMENTS_IN  # what each first step's `line` counts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +145,7 @@ class Why:
             "version": str(self.version),
             "paths": [path.to_json() for path in self.paths],
             "truncated": self.truncated,
+            "lines": self.lines,
         }
 
     @classmethod
@@ -135,6 +155,7 @@ class Why:
             version=Version(data["version"]),
             paths=tuple(RequirementPath.from_json(path) for path in data["paths"]),
             truncated=bool(data["truncated"]),
+            lines=data["lines"],
         )
 
 
@@ -194,12 +215,14 @@ def why(
     package: str,
     *,
     requirements: Iterable[InputRequirement] = (),
+    lines: str = REQUIREMENTS_IN,
     max_paths: int = DEFAULT_MAX_PATHS,
 ) -> Why:
     """Every path from a root requirement to `package` (up to `max_paths`, shortest first).
 
     `requirements` is the parsed requirements.in the lock came from, when the caller has it: it
-    gives each root requirement its line. Raises `PackageNotInLock` for a name the lock lacks.
+    gives each root requirement its line (`lines` says what those numbers count). Raises
+    `PackageNotInLock` for a name the lock lacks.
     """
     name = canonicalize_name(package)
     packages = {p.name: p for p in lock.packages}
@@ -209,7 +232,7 @@ def why(
             hint="GET the lock to see the packages it pins",
             context={"package": name, "input_digest": lock.input_digest},
         )
-    lines = {r.canonical: r.line for r in requirements}
+    line_of = {r.canonical: r.line for r in requirements}
     roots = requirements_by_name(lock)
     constrained = {
         name: tuple(_canonical(c) for c in constraints)
@@ -221,9 +244,11 @@ def why(
         rest = tuple(_step(packages[n], constrained, None, None) for n in chain[1:])
         starts: tuple[Requirement | None, ...] = roots.get(chain[0]) or (None,)
         for root in starts:
-            first = _step(packages[chain[0]], constrained, root, lines)
+            first = _step(packages[chain[0]], constrained, root, line_of)
             paths.append(RequirementPath(steps=(first, *rest)))
-    return Why(package=name, version=packages[name].version, paths=tuple(paths), truncated=truncated)
+    return Why(
+        package=name, version=packages[name].version, paths=tuple(paths), truncated=truncated, lines=lines
+    )
 
 
 def _step(
@@ -251,7 +276,7 @@ def _canonical(requirement: Requirement) -> str:
 def render_why_text(answer: Why) -> str:
     """Plain text, one line per path, for `lockd why` and the text/plain route."""
     out = [f"{answer.package} {answer.version} is in this lock through {_count(answer)}:"]
-    out.extend(f"  {path.describe()}" for path in answer.paths)
+    out.extend(f"  {path.describe(answer.lines)}" for path in answer.paths)
     if not answer.paths:
         out.append("  (no path from a root requirement: the lock's `via` records are incomplete)")
     if answer.truncated:

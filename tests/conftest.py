@@ -37,6 +37,7 @@ from tests.support import (
     LockdServer,
     PostgresDatabases,
     StartLockd,
+    advisory_database,
     fresh_database,
     lock_inputs,
     mutate,
@@ -136,12 +137,15 @@ def unique_requirements() -> str:
 def drifted(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, _fixture_catalog: Catalog
 ) -> Iterator[tuple[LockdServer, dict[str, str]]]:
-    """A live server whose store holds one lock per finding kind, after two drift runs."""
+    """A live server whose store holds one lock per finding kind, after two drift runs (the
+    second after an advisory against the `vulnerable` lock's pin was published)."""
 
     catalog = Catalog(list(_fixture_catalog.artifacts), _fixture_catalog.blob_dir, _fixture_catalog.digest)
     index = FixtureIndex(catalog=catalog).start()
     tmp = tmp_path_factory.mktemp("dashboard")
-    server = LockdServer(server_env(fresh_database("sqlite", request, tmp), index), tmp / "server.log")
+    advisories = advisory_database(tmp / "advisories")
+    env = server_env(fresh_database("sqlite", request, tmp), index, LOCKD_ADVISORIES_DIR=str(advisories))
+    server = LockdServer(env, tmp / "server.log")
     server.create_tokens()
     server.start()
     try:
@@ -152,7 +156,7 @@ def drifted(
             service.close()
         with server.client("admin") as admin:
             assert admin.post("/v1/drift/runs", params={"wait": "true"}).status_code == 200
-            mutate(index, yank_reason=XSS)
+            mutate(index, yank_reason=XSS, advisories=advisories)
             answer = admin.post("/v1/drift/runs", params={"wait": "true"})
             assert answer.status_code == 200, answer.text
         yield server, digests

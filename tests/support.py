@@ -8,6 +8,7 @@ names from here, never from conftest.py or from each other.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ from lockd.target import Target
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "FX_ADVISORY",
     "PROBLEM",
     "ROOT",
     "SCENARIO",
@@ -52,6 +54,7 @@ __all__ = [
     "PostgresDatabases",
     "QuietHandler",
     "StartLockd",
+    "advisory_database",
     "assert_problem",
     "files_of",
     "free_port",
@@ -60,6 +63,7 @@ __all__ = [
     "loopback_http",
     "metric_value",
     "mutate",
+    "publish_advisory",
     "request_for",
     "resolve_offline",
     "row_counts",
@@ -331,7 +335,39 @@ SCENARIO = {
     "missing": "lockd-fx-speedups",
     "tampered": "lockd-fx-conflict-c",
     "unresolvable": "lockd-fx-conflict-a",
+    "vulnerable": "lockd-fx-pyreq",
 }
+# A synthetic OSV record against the vulnerable lock's pin (lockd-fx-pyreq 1.0 on Python 3.11).
+FX_ADVISORY: dict[str, Any] = {
+    "id": "LOCKD-FX-2026-1",
+    "aliases": ["CVE-2099-0001"],
+    "summary": "lockd-fx-pyreq before 2.0 runs code from a crafted requirement",
+    "details": "A test advisory for the fixture index.",
+    "modified": "2026-12-01T00:00:00Z",
+    "published": "2026-12-01T00:00:00Z",
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+    "affected": [
+        {
+            "package": {"ecosystem": "PyPI", "name": "lockd-fx-pyreq"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}],
+        }
+    ],
+}
+_UNRELATED_ADVISORY = ROOT / "fixtures" / "advisories" / "vulns" / "requests" / "PYSEC-2023-74.yaml"
+
+
+def advisory_database(directory: Path) -> Path:
+    """An advisory directory holding one real record that no fixture lock pins: checked, not empty."""
+    (directory / "requests").mkdir(parents=True, exist_ok=True)
+    shutil.copy(_UNRELATED_ADVISORY, directory / "requests" / _UNRELATED_ADVISORY.name)
+    return directory
+
+
+def publish_advisory(directory: Path, record: dict[str, Any] = FX_ADVISORY) -> None:
+    """What an operator's sync of the advisory database does: a new OSV file appears."""
+    name = record["affected"][0]["package"]["name"]
+    (directory / name).mkdir(parents=True, exist_ok=True)
+    (directory / name / f"{record['id']}.json").write_text(json.dumps(record))
 
 
 def lock_inputs(service: Service, scenario: dict[str, str] = SCENARIO) -> dict[str, str]:
@@ -346,8 +382,11 @@ def files_of(index: WatchedIndex, project: str, version: str) -> list[str]:
     return [a.filename for a in index.files(project) if a.version == version]
 
 
-def mutate(index: ControlledIndex, *, yank_reason: str = "broken build") -> dict[str, str]:
-    """Publish, yank, delete, replace: one mutation per kind. Returns the tampered file's new sha256."""
+def mutate(index: ControlledIndex, *, yank_reason: str = "broken build", advisories: Path | None = None) -> dict[str, str]:
+    """Publish, yank, delete, replace, and an advisory into `advisories`: one mutation per kind.
+    Returns the tampered file's new sha256."""
+    if advisories is not None:
+        publish_advisory(advisories)
     index.publish("lockd-fx-pre", "1.2")
     for filename in files_of(index, "lockd-fx-plain", "1.1"):
         index.yank(filename, yank_reason)

@@ -113,7 +113,7 @@ def test_dashboard_shows_counts_rows_history_and_the_last_run(drifted: tuple[Loc
     assert {(row["status"], row["input"]) for row in page.rows} == {(k, digests[k]) for k in SCENARIO}
     # most severe first
     assert [row["status"] for row in page.rows] == [
-        "tampered", "missing", "unresolvable", "yanked", "outdated", "current"
+        "tampered", "missing", "vulnerable", "unresolvable", "yanked", "outdated", "current"
     ]
     assert "Last complete run" in page.text("last-run") and re.search(r"\d+\.\d s", page.text("last-run-duration"))
     assert page.scripts == 0  # readable without JavaScript: there is none
@@ -128,7 +128,7 @@ def test_dashboard_filters_by_status_and_target(drifted: tuple[LockdServer, dict
     server, digests = drifted
     only = _Page(httpx.get(server.url + "/dashboard", params={"status": "tampered"}).text)
     assert [row["input"] for row in only.rows] == [digests["tampered"]]
-    assert "Showing 1 of 6" in only.text("shown")
+    assert f"Showing 1 of {len(SCENARIO)}" in only.text("shown")
     same_target = _Page(httpx.get(server.url + "/dashboard", params={"platform": "linux_x86_64", "python": "3.11"}).text)
     assert len(same_target.rows) == len(SCENARIO)
     other = _Page(httpx.get(server.url + "/dashboard", params={"platform": "macos_arm64"}).text)
@@ -162,6 +162,28 @@ def test_lock_page_shows_the_diff_and_links_to_revisions(drifted: tuple[LockdSer
     assert current.text("lock-status") == "current" and current.by_id.get("is-current") is not None
     unknown = httpx.get(server.url + "/dashboard/locks/" + "f" * 64)
     assert unknown.status_code == 404 and "no drift result" in unknown.text
+
+
+def test_the_vulnerable_lock_page_lists_its_advisories_and_links_packages_to_why(
+    drifted: tuple[LockdServer, dict[str, str]],
+) -> None:
+    server, digests = drifted
+    digest = digests["vulnerable"]
+    page = _Page(httpx.get(server.url + f"/dashboard/locks/{digest}").text)
+    assert page.text("lock-status") == "vulnerable"
+    assert page.text("advisory-check") == "1 known advisory affects its pins"
+    listed = page.text("vulnerabilities")
+    assert "lockd-fx-pyreq==1.0" in listed and "LOCKD-FX-2026-1" in listed and "CVE-2099-0001" in listed
+    assert "critical (9.8)" in listed and "2.0" in listed
+    assert "https://osv.dev/vulnerability/LOCKD-FX-2026-1" in page.links
+    why = f"/v1/locks/{digest}/why/lockd-fx-pyreq"
+    assert why in page.links and f"/v1/locks/{digest}/cyclonedx.json" in page.links
+    assert "canonical input requirement 1" in httpx.get(server.url + why, headers={"Accept": "text/plain"}).text
+    current = _Page(httpx.get(server.url + f"/dashboard/locks/{digests['current']}").text)
+    assert current.text("advisory-check") == "0 known advisories affect its pins"
+    assert current.by_id.get("vulnerabilities") is None
+    overview = _Page(httpx.get(server.url + "/dashboard").text)
+    assert overview.text("advisory-check") == "Advisories were checked for every lock."
 
 
 def test_html_in_findings_renders_as_text(drifted: tuple[LockdServer, dict[str, str]]) -> None:

@@ -48,7 +48,16 @@ from lockd.store import drift as drift_store
 from lockd.store import leases as store_leases
 from lockd.store import open_engine, transaction
 from lockd.target import Target
-from tests.support import SCENARIO, QuietHandler, files_of, lock_inputs, loopback_http, mutate, wait_until
+from tests.support import (
+    SCENARIO,
+    QuietHandler,
+    advisory_database,
+    files_of,
+    lock_inputs,
+    loopback_http,
+    mutate,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +70,8 @@ def open_service(database_url: str, index: ServedIndex, **overrides: Any) -> Ser
 
 
 @pytest.fixture
-def service(database_url: str, mutable_index: ControlledIndex) -> Iterator[Service]:
-    opened = open_service(database_url, mutable_index)
+def service(database_url: str, mutable_index: ControlledIndex, tmp_path: Path) -> Iterator[Service]:
+    opened = open_service(database_url, mutable_index, advisories_dir=advisory_database(tmp_path / "advisories"))
     try:
         yield opened
     finally:
@@ -135,7 +144,7 @@ def test_parse_kinds() -> None:
 
 def test_the_kind_table_matches_the_type_and_says_which_kinds_alert() -> None:
     assert get_args(FindingKind) == FINDING_KINDS
-    assert {"tampered", "missing", "unresolvable"} == ALERT_KINDS
+    assert {"tampered", "missing", "vulnerable", "unresolvable"} == ALERT_KINDS
     assert {"tampered", "missing", "yanked"} == FILE_KINDS
     assert len({kind.colour for kind in FINDING_KIND_TABLE}) == len(FINDING_KINDS)
 
@@ -171,7 +180,8 @@ def test_every_finding_kind_from_index_mutations_is_stored(
     assert unchanged is not None and unchanged.status == "complete"
     assert unchanged.counts["current"] == len(SCENARIO) and unchanged.locks_total == len(SCENARIO)
 
-    changed = mutate(mutable_index)
+    assert unchanged.advisories == "checked"
+    changed = mutate(mutable_index, advisories=service.settings.advisories_dir)
     record = DriftRuns(service).run()
     assert record is not None and record.status == "complete"
     assert record.counts == dict.fromkeys(SCENARIO, 1)
@@ -203,6 +213,15 @@ def test_every_finding_kind_from_index_mutations_is_stored(
     assert unresolvable["unresolvable"].code == "no-matching-distribution"
     assert "lockd-fx-conflict-b" in unresolvable["unresolvable"].message
     assert [f.kind for f in findings[digests["current"]]] == ["current"]
+
+    (vulnerable,) = findings[digests["vulnerable"]]
+    assert (vulnerable.kind, vulnerable.package, str(vulnerable.old_version)) == ("vulnerable", "lockd-fx-pyreq", "1.0")
+    advisory = vulnerable.advisory
+    assert advisory is not None and advisory.advisory_id == "LOCKD-FX-2026-1"
+    assert advisory.aliases == ("CVE-2099-0001",) and advisory.fixed_versions == (Version("2.0"),)
+    assert advisory.fix_within_requirements and advisory.severity is not None
+    assert advisory.severity.level == "critical" and advisory.url.endswith("/LOCKD-FX-2026-1")
+    assert record.advisories == "checked" and record.advisories_error is None
 
     # the API and dashboard judge by the latest complete run
     latest = DriftRuns(service).latest()

@@ -40,7 +40,7 @@ def _consistent(database_url: str) -> dict[str, int]:
     counts = row_counts(database_url)
     # One revision per input here, and every lock has its four rendered files.
     assert counts["inputs"] == counts["revisions"] == counts["locks"], counts
-    assert counts["lock_files"] == 4 * counts["locks"], counts
+    assert counts["lock_files"] == 5 * counts["locks"], counts
     return counts
 
 

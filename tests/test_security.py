@@ -238,7 +238,7 @@ _RANK = {"read": 0, "lock": 1, "admin": 2}
 
 
 def _concrete(path: str) -> str:
-    values = {"input_digest": "0" * 64, "lock_digest": "0" * 64, "file": "requirements.txt", "n": "1", "run_id": "1"}
+    values = {"input_digest": "0" * 64, "lock_digest": "0" * 64, "file": "requirements.txt", "n": "1", "run_id": "1", "package": "requests"}
     values["token_id"] = str(2**31 - 1)  # no such token: revoking a real one would lock later tests out
     values["name"] = "nobody/here"  # no such name: archiving or deleting a real one would change later tests
     path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # `{file:lockfile}` → `{file}`

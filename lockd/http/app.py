@@ -22,6 +22,7 @@ from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
 from lockd.http import (
+    advisory_routes,
     blobs,
     dashboard,
     docs,
@@ -32,6 +33,7 @@ from lockd.http import (
     names,
     sessions,
     tokens,
+    why_routes,
 )
 from lockd.http.admission import Admission
 from lockd.http.drift_routes import DriftCollector
@@ -65,6 +67,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
         app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
         scheduler = start_drift_scheduler(settings, drift_runs)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        active.advisories.start_refreshing(settings.advisories_refresh_seconds)
         try:
             yield
         finally:
@@ -97,6 +100,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     install_problem_handlers(app)
     for router in (
         locks.router,
+        advisory_routes.router,
+        why_routes.router,
         names.router,
         blobs.router,
         health.router,

@@ -4,7 +4,9 @@
 severity colours, a history chart of those counts over recent runs drawn here as inline
 SVG, and a table of locks filtered by status and target through plain links and a GET form.
 `GET /dashboard/locks/{input_digest}` shows one lock's diff: versions old → new, files that
-vanished, were yanked or changed hash, why it no longer resolves, and its stored revisions.
+vanished, were yanked or changed hash, why it no longer resolves, the advisories that affect
+its pins (with links to osv.dev, the fixed versions and the open proposal that fixes each), its packages (each linked to why it
+is there) and its stored revisions.
 Every value reaches the page through Jinja2's autoescaping; nothing is marked safe.
 
 The overview leads with every active name (`lockd.name_views.overview`), checked or not yet,
@@ -24,7 +26,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, SEVERITY, FindingKind
+from lockd.advisories import Vulnerability
+from lockd.advisory_check import fixed_by
+from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, FindingKind
 from lockd.drift_runs import DriftRuns
 from lockd.drift_views import (
     DriftLockView,
@@ -35,9 +39,11 @@ from lockd.drift_views import (
     drift_results,
 )
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, page_access, requires
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, in_thread, page_access, requires
 from lockd.limits import CUDA_CHARS, PLATFORM_CHARS, PYTHON_CHARS
-from lockd.name_views import overview
+from lockd.lock import Lock
+from lockd.name_views import input_proposals, overview
+from lockd.proposals import ProposalView
 from lockd.render import FILE_NAMES
 from lockd.service import Service
 
@@ -103,8 +109,11 @@ class HistoryChart:
     right: float
 
 
-def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
-    """Stacked bars of locks by status per run, oldest left; runs that did not complete are grey."""
+def history_chart(runs: Sequence[DriftRunView], order: Sequence[FindingKind] = FINDING_KINDS) -> HistoryChart:
+    """Stacked bars of locks by status per run, oldest left; runs that did not complete are grey.
+
+    `order` is the severity order, most severe first (the operator may move `vulnerable`).
+    """
     plot_w = _CHART_W - _PAD_L - _PAD_R
     plot_h = _CHART_H - _PAD_T - _PAD_B
     baseline = _PAD_T + plot_h
@@ -127,7 +136,7 @@ def history_chart(runs: Sequence[DriftRunView]) -> HistoryChart:
             continue
         y = float(baseline)
         # Least severe at the bottom, so the alarming kinds sit on top where the eye lands.
-        for kind in sorted(FINDING_KINDS, key=lambda k: SEVERITY[k]):
+        for kind in reversed(order):
             count = run.counts[kind]
             if not count:
                 continue
@@ -197,7 +206,7 @@ def _overview(
         "reasons": reasons,
         "latest": latest,
         "in_progress": in_progress,
-        "chart": history_chart(history),
+        "chart": history_chart(history, service.settings.severity_order),
         "runs": history,
         "results": shown,
         "total": len(results),
@@ -214,9 +223,20 @@ def _overview(
     }
 
 
+def _fixes(service: Service, input_digest: str, vulnerable: list[Vulnerability]) -> dict[str, ProposalView]:
+    """Advisory id → the open proposal whose lock no longer has that advisory (may ask the sources)."""
+    proposal = next((p for p in input_proposals(service.engine, input_digest) if p.status == "open"), None)
+    if proposal is None or not vulnerable:
+        return {}
+    proposed = Lock.from_json(service.lock_file(proposal.lock_digest, "json").content)
+    return {v.advisory_id: proposal for v in fixed_by(vulnerable, service.advisories.check(proposed))}
+
+
 def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
     view: DriftLockView = drift_lock(service, input_digest)
     findings = view.findings
+    lock = Lock.from_json(service.lock_file(view.result.lock_digest, "json").content)
+    vulnerable = [f.advisory for f in findings if f.advisory is not None]
     return {
         "view": view,
         "result": view.result,
@@ -224,7 +244,10 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
         "versions": [f for f in findings if f.kind == "outdated"],
         "files": [f for f in findings if f.kind in FILE_KINDS],
         "errors": [f for f in findings if f.kind == "unresolvable"],
+        "vulnerable": vulnerable,
+        "fixes": _fixes(service, input_digest, vulnerable),
         "current": [f for f in findings if f.kind == "current"],
+        "packages": lock.packages,
     }
 
 
@@ -261,7 +284,8 @@ async def dashboard(
 )
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
-        context = await in_read_thread(request, lambda: _lock_page(service, input_digest))
+        # the big pool: whether a proposal fixes an advisory may ask the advisory sources
+        context = await in_thread(request, lambda: _lock_page(service, input_digest))
     except NotFound as exc:
         return html_page("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
     return html_page("lock.html", context)

@@ -40,6 +40,7 @@ class FindingOut(BaseModel):
     new_sha256: str | None = None
     change: str | None = None
     code: str | None = None
+    advisory: dict[str, Any] | None = None  # for `vulnerable`: ids, severity, fixed versions, url
 
     @classmethod
     def of(cls, finding: Finding) -> FindingOut:
@@ -54,6 +55,7 @@ class FindingOut(BaseModel):
             new_sha256=finding.new_sha256,
             change=finding.change,
             code=finding.code,
+            advisory=None if finding.advisory is None else finding.advisory.to_json(),
         )
 
 
@@ -66,6 +68,7 @@ class LockDriftOut(BaseModel):
     target: dict[str, str | None]
     package_count: int
     checked_at: str
+    advisories: str | None  # this lock's advisory check: checked, unavailable, off
     links: dict[str, str]
     findings: list[FindingOut]
 
@@ -81,6 +84,7 @@ class RunSummaryOut(BaseModel):
     locks_checked: int
     counts: dict[str, int]
     error: str | None
+    advisories: dict[str, str | None]  # the run's advisory check: its status, and why unavailable
     links: dict[str, str]
 
 
@@ -101,6 +105,7 @@ def _summary(record: DriftRunView) -> RunSummaryOut:
         locks_checked=record.locks_checked,
         counts=dict(record.counts),
         error=record.error,
+        advisories={"status": record.advisories, "error": record.advisories_error},
         links={"self": f"/v1/drift/runs/{record.id}", "dashboard": "/dashboard"},
     )
 
@@ -116,6 +121,7 @@ def _lock_out(result: DriftResultView, findings: list[Finding]) -> LockDriftOut:
         target={"platform": result.platform, "python": result.python, "cuda": result.cuda},
         package_count=result.package_count,
         checked_at=result.checked_at.isoformat(),
+        advisories=result.advisories,
         links={
             "lock": f"/v1/locks/{digest}",
             "revision": f"/v1/locks/{digest}/revisions/{result.revision}",

@@ -1,7 +1,8 @@
 """The locks resource: `POST /lock` (raw requirements.in), `POST /v1/locks` (JSON), reads, refresh.
 
 The first request for an input digest resolves (201); later identical requests return the
-stored current revision without resolving (200), byte-identical. Files of the current
+stored current revision without resolving (200), byte-identical. Both carry the lock's
+advisories as they are known now (`Lockd-Advisories`, see `advisory_routes`). Files of the current
 revision may change on refresh, so they are revalidated (`no-cache` + ETag); the immutable
 copies live under `/v1/blobs/{lock_digest}/`.
 
@@ -28,6 +29,7 @@ from packaging.utils import canonicalize_name
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
 from lockd.http.admission import resolve_admitted
+from lockd.http.advisory_routes import advisory_headers
 from lockd.http.deps import (
     NamesDep,
     ServiceDep,
@@ -272,6 +274,7 @@ async def post_lock(
         "Lock-Revision": str(result.revision.n),
         "Location": f"/v1/locks/{result.input_digest}",
         "Cache-Control": "no-cache",
+        **await advisory_headers(request, service, result.lock_digest),
         "Lock-Accelerator": accelerator_header(accelerator_info(lock_request, accelerator_runtime_of(canonical))),
     }
     if name is not None:
@@ -345,6 +348,7 @@ async def post_locks(request: Request, service: ServiceDep, names: NamesDep, bod
             "Input-Digest": result.input_digest,
             "Lock-Digest": result.lock_digest,
             "Location": f"/v1/locks/{result.input_digest}",
+            **await advisory_headers(request, service, result.lock_digest),
             "Lock-Accelerator": accelerator_header(info.accelerator),
         },
     )

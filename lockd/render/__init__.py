@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from lockd.errors import InvalidRequest
 from lockd.lock import Lock
 from lockd.render.conda_lock import render_conda_lock_yml
+from lockd.render.cyclonedx import CYCLONEDX_MEDIA_TYPE, render_cyclonedx
 from lockd.render.pylock import render_pylock_toml
 from lockd.render.requirements_txt import render_requirements_txt
 
@@ -29,6 +30,7 @@ __all__ = [
     "media_type",
     "render",
     "render_conda_lock_yml",
+    "render_cyclonedx",
     "render_pylock_toml",
     "render_requirements_txt",
 ]
@@ -87,6 +89,14 @@ FORMATS: Mapping[str, Format] = {
             renderer=_utf8(render_conda_lock_yml),
         ),
         Format(name="json", file_name="lock.json", media_type="application/json", renderer=_canonical_json),
+        # CycloneDX 1.6 (the SBOM security teams ask for); its registered type, version parameter
+        # and all. Locks stored before it was added are rendered on first read (`lockd.service`).
+        Format(
+            name="cyclonedx.json",
+            file_name="cyclonedx.json",
+            media_type=CYCLONEDX_MEDIA_TYPE,
+            renderer=render_cyclonedx,
+        ),
     )
 }
 DEFAULT_FORMAT: str = next(iter(FORMATS))

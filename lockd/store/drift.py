@@ -9,7 +9,7 @@ older than the lease, so no reader ever mistakes it for a run in progress or a c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -18,7 +18,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
-from lockd.drift import FINDING_KINDS, ChangeKind, DriftReport, Finding, FindingKind
+from lockd.advisories import Vulnerability
+from lockd.drift import FINDING_KINDS, AdvisoryStatus, ChangeKind, DriftReport, Finding, FindingKind
 from lockd.store import schema
 from lockd.store.queries import where_target
 
@@ -65,6 +66,8 @@ class DriftRunRecord:
     locks_checked: int
     counts: Mapping[FindingKind, int]  # locks by status
     error: str | None
+    advisories: AdvisoryStatus | None = None  # None: recorded before the advisory check existed
+    advisories_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class DriftResultRecord:
     package_count: int
     lock_created_at: datetime  # when this revision was stored: the lock's last change
     requirements: tuple[str, ...]  # the input's top-level requirements, to name the lock
+    advisories: AdvisoryStatus | None = None
 
 
 def _run(row: Any, *, stale_before: datetime | None) -> DriftRunRecord:
@@ -107,6 +111,8 @@ def _run(row: Any, *, stale_before: datetime | None) -> DriftRunRecord:
         locks_checked=row.locks_checked,
         counts={kind: getattr(row, f"n_{kind}") for kind in FINDING_KINDS},
         error=row.error,
+        advisories=row.advisories,
+        advisories_error=row.advisories_error,
     )
 
 
@@ -173,6 +179,8 @@ def finish_run(
     counts: Mapping[FindingKind, int],
     locks_checked: int,
     error: str | None = None,
+    advisories: AdvisoryStatus | None = None,
+    advisories_error: str | None = None,
 ) -> None:
     values: dict[str, Any] = {
         "status": status,
@@ -181,6 +189,8 @@ def finish_run(
         "duration_seconds": duration_seconds,
         "locks_checked": locks_checked,
         "error": error,
+        "advisories": advisories,
+        "advisories_error": advisories_error,
     }
     values.update({f"n_{kind}": counts.get(kind, 0) for kind in FINDING_KINDS})
     runs = schema.drift_runs
@@ -232,6 +242,7 @@ def put_report(conn: Connection, run_id: int, revision: int, report: DriftReport
             status=report.status,
             fresh_lock_digest=report.fresh_lock_digest,
             checked_at=now,
+            advisories=report.advisories,
         )
     )
     rows = [
@@ -248,6 +259,7 @@ def put_report(conn: Connection, run_id: int, revision: int, report: DriftReport
             "change": finding.change,
             "code": finding.code,
             "message": finding.message,
+            "advisory": None if finding.advisory is None else json.dumps(finding.advisory.to_json()),
         }
         for finding in report.findings
     ]
@@ -294,6 +306,7 @@ def _result(row: Any) -> DriftResultRecord:
         package_count=row.package_count,
         lock_created_at=lock_created_at,
         requirements=tuple(json.loads(row.canonical).get("requirements", ())),
+        advisories=row.advisories,
     )
 
 
@@ -305,15 +318,16 @@ def list_results(
     platform: str | None = None,
     python: str | None = None,
     cuda: str | None = None,
+    order: Sequence[FindingKind] = FINDING_KINDS,
 ) -> list[DriftResultRecord]:
-    """A run's verdicts, most severe first, then by input digest. `cuda=""` means CPU-only."""
+    """A run's verdicts, most severe first (in `order`), then by input digest. `cuda=""` means CPU-only."""
     results = schema.drift_results
     statement = _result_statement().where(results.c.run_id == run_id).order_by(results.c.input_digest)
     if status is not None:
         statement = statement.where(results.c.status == status)
     statement = where_target(statement, platform=platform, python=python, cuda=cuda)
     found = [_result(row) for row in conn.execute(statement)]
-    rank = {kind: n for n, kind in enumerate(FINDING_KINDS)}
+    rank = {kind: n for n, kind in enumerate(order)}
     return sorted(found, key=lambda r: rank[r.status])
 
 
@@ -353,6 +367,7 @@ def _finding(row: Any) -> Finding:
         new_sha256=row.new_sha256,
         change=change,
         code=row.code,
+        advisory=None if row.advisory is None else Vulnerability.from_json(json.loads(row.advisory)),
     )
 
 

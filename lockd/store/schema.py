@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
-from lockd.drift import CHANGE_KINDS, FINDING_KINDS
+from lockd.drift import ADVISORY_STATUSES, CHANGE_KINDS, FINDING_KINDS
 from lockd.limits import (
     CUDA_CHARS,
     PACKAGE_NAME_CHARS,
@@ -196,6 +196,7 @@ resolution_leases = Table(
 # `abandoned`; readers treat a stale `running` row as abandoned too, never as complete.
 _FINDING_KINDS = ", ".join(f"'{kind}'" for kind in FINDING_KINDS)
 _CHANGE_KINDS = ", ".join(f"'{change}'" for change in CHANGE_KINDS)
+_ADVISORY_STATUSES = ", ".join(f"'{status}'" for status in ADVISORY_STATUSES)
 
 drift_runs = Table(
     "drift_runs",
@@ -211,10 +212,20 @@ drift_runs = Table(
     Column("duration_seconds", Float, nullable=True),
     Column("locks_total", Integer, nullable=False),
     Column("locks_checked", Integer, nullable=False),
-    # One count per finding kind (a new kind needs a migration adding its column).
-    *(Column(f"n_{kind}", Integer, nullable=False) for kind in FINDING_KINDS),
+    # One count per finding kind (a new kind needs a migration adding its column); counts added
+    # after the first runs default to 0 so earlier runs read as having found none.
+    *(
+        Column(f"n_{kind}", Integer, nullable=False, server_default="0")
+        if kind == "vulnerable"
+        else Column(f"n_{kind}", Integer, nullable=False)
+        for kind in FINDING_KINDS
+    ),
     Column("error", Text, nullable=True),
+    # The advisory check of the run (NULL for runs before migration 0004) and why it failed.
+    Column("advisories", String(16), nullable=True),
+    Column("advisories_error", Text, nullable=True),
     CheckConstraint("status IN ('running', 'complete', 'failed', 'abandoned')", name="status_known"),
+    CheckConstraint(f"advisories IN ({_ADVISORY_STATUSES})", name="advisories_known"),
     Index(None, "started_at"),
     Index(None, "scheduled_for"),
 )
@@ -230,7 +241,9 @@ drift_results = Table(
     Column("status", String(16), nullable=False),
     _digest("fresh_lock_digest", nullable=True),
     Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("advisories", String(16), nullable=True),  # whether this lock's advisory check ran
     CheckConstraint(f"status IN ({_FINDING_KINDS})", name="status_known"),
+    CheckConstraint(f"advisories IN ({_ADVISORY_STATUSES})", name="advisories_known"),
     Index(None, "input_digest"),
     Index(None, "status"),
 )
@@ -251,6 +264,7 @@ drift_findings = Table(
     Column("change", String(16), nullable=True),
     Column("code", String(64), nullable=True),
     Column("message", Text, nullable=False),
+    Column("advisory", Text, nullable=True),  # a `vulnerable` finding's Vulnerability as JSON
     CheckConstraint(f"kind IN ({_FINDING_KINDS})", name="kind_known"),
     CheckConstraint(f"change IN ({_CHANGE_KINDS})", name="change_known"),
     Index(None, "run_id", "input_digest"),

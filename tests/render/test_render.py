@@ -13,12 +13,13 @@ from lockd.lock import Lock
 from lockd.render import DEFAULT_FORMAT, FILE_NAMES, FORMATS, FORMATS_BY_FILE_NAME, media_type, render
 
 
-def test_the_four_formats_and_their_media_types() -> None:
-    assert list(FORMATS) == ["requirements.txt", "pylock.toml", "conda-lock.yml", "json"]
+def test_the_five_formats_and_their_media_types() -> None:
+    assert list(FORMATS) == ["requirements.txt", "pylock.toml", "conda-lock.yml", "json", "cyclonedx.json"]
     assert media_type("requirements.txt") == "text/plain; charset=utf-8"
     assert media_type("pylock.toml") == "application/toml"
     assert media_type("conda-lock.yml") == "application/yaml"
     assert media_type("json") == "application/json"
+    assert media_type("cyclonedx.json") == "application/vnd.cyclonedx+json; version=1.6"
 
 
 @pytest.mark.parametrize("fmt", ["requirements", "poetry.lock", "JSON", "", "requirements.txt "])
@@ -90,12 +91,13 @@ def test_text_formats_are_utf8_with_one_final_newline_and_no_timestamp(
 
 def test_the_format_table_names_each_file_and_media_type_once() -> None:
     assert DEFAULT_FORMAT == "requirements.txt"
-    assert FILE_NAMES == ("requirements.txt", "pylock.toml", "conda-lock.yml", "lock.json")
+    assert FILE_NAMES == ("requirements.txt", "pylock.toml", "conda-lock.yml", "lock.json", "cyclonedx.json")
     assert {name: f.name for name, f in FORMATS_BY_FILE_NAME.items()} == {
         "requirements.txt": "requirements.txt",
         "pylock.toml": "pylock.toml",
         "conda-lock.yml": "conda-lock.yml",
         "lock.json": "json",
+        "cyclonedx.json": "cyclonedx.json",
     }
     accepted = [media for f in FORMATS.values() for media in f.accepted_media_types]
     assert len(accepted) == len(set(accepted))  # an Accept type selects one format
