@@ -36,9 +36,19 @@ from tests.peers import PeerFailed, UvIndexes, clean_env, pip_dry_run_lock, uv_c
 
 pytestmark = pytest.mark.network
 
-# A stack with compiled wheels on every platform, torch included (from PyPI: no variant).
-STACK = "numpy\npandas\npyarrow\nscikit-learn\npydantic\nfastapi\ntorch\n"
+# A stack with compiled wheels on every platform; torch (from PyPI: no variant) where it has
+# builds: torch dropped macOS x86_64 and has no Windows on ARM or Python 3.15 builds for every
+# platform, and there both tools refuse, which the first test also checks.
+STACK = "numpy\npandas\npyarrow\nscikit-learn\npydantic\nfastapi\n"
 PYTHONS = ("3.14", "3.15", "3.14t")
+TORCH_TARGETS = [
+    ("linux_x86_64", "3.14"),
+    ("linux_x86_64", "3.14t"),
+    ("linux_aarch64", "3.14"),
+    ("macos_arm64", "3.14t"),
+    ("windows_amd64", "3.14"),
+    ("macos_x86_64", "3.14"),
+]
 
 
 def _pypi_reachable() -> str | None:
@@ -72,24 +82,37 @@ def _lock(client: IndexClient, requirements: str, target: Target) -> Lock:
     return resolve(request, client)
 
 
+def _agrees_with_uv(
+    client: IndexClient, requirements: str, target: Target, tmp_path: Path, uv_cache: Path
+) -> None:
+    indexes = UvIndexes(DEFAULT_INDEX_URL)
+    try:
+        lock = _lock(client, requirements, target)
+    except LockdError as refused:
+        # Where lockd finds no version that installs, uv must find none either.
+        with pytest.raises(PeerFailed):
+            uv_compile(requirements, target, indexes, tmp_path, uv_cache=uv_cache)
+        assert "has no file for" in refused.message, refused.message
+        return
+    expected = uv_compile(requirements, target, indexes, tmp_path, uv_cache=uv_cache)
+    assert {name: str(version) for name, version in lock.pins.items()} == expected
+    chosen = pip_dry_run_lock(lock, tmp_path)
+    assert chosen and all(name.endswith(".whl") for name in chosen)
+
+
 @pytest.mark.parametrize("python", PYTHONS)
 @pytest.mark.parametrize("platform_name", list(PLATFORMS))
 def test_new_pythons_agree_with_uv_on_every_platform(
     pypi: IndexClient, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
 ) -> None:
-    target = Target.of(platform_name, python)
-    try:
-        lock = _lock(pypi, STACK, target)
-    except LockdError as refused:
-        # Where lockd finds no version that installs (a Python too new for some project), uv
-        # must find none either.
-        with pytest.raises(PeerFailed):
-            uv_compile(STACK, target, UvIndexes(DEFAULT_INDEX_URL), tmp_path, uv_cache=uv_cache)
-        pytest.xfail(f"neither tool locks {target.describe()}: {refused.message}")
-    expected = uv_compile(STACK, target, UvIndexes(DEFAULT_INDEX_URL), tmp_path, uv_cache=uv_cache)
-    assert {name: str(version) for name, version in lock.pins.items()} == expected
-    chosen = pip_dry_run_lock(lock, tmp_path)
-    assert chosen and all(name.endswith(".whl") for name in chosen)
+    _agrees_with_uv(pypi, STACK, Target.of(platform_name, python), tmp_path, uv_cache)
+
+
+@pytest.mark.parametrize(("platform_name", "python"), TORCH_TARGETS)
+def test_torch_from_pypi_for_new_pythons_agrees_with_uv(
+    pypi: IndexClient, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+) -> None:
+    _agrees_with_uv(pypi, "torch\n", Target.of(platform_name, python), tmp_path, uv_cache)
 
 
 def _glibc() -> tuple[int, int] | None:
