@@ -1,4 +1,4 @@
-"""The `lockd` command: serve, migrate, token, lock (no server needed) and openapi.
+"""The `lockd` command: serve, migrate, token, lock (no server needed), openapi, drift, check and gc.
 
 Each subcommand is a `(name, add_arguments, run)` entry in `_COMMANDS`: adding one (the drift
 commands) is one function pair and one line there. Settings are built here, once, from
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -99,6 +100,7 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
     create.add_argument("--name", default="token", help="a label to recognise it by")
     create.add_argument("--expires", default=None, help="refuse it after 90d, 12h, 30m … or an ISO 8601 time")
+    create.add_argument("--name-prefix", action="append", default=None, help="limit it to lock names: vision/* (repeatable)")
     actions.add_parser("list", help="list tokens (never the tokens themselves)")
     revoke = actions.add_parser("revoke", help="revoke a token by its id (see `lockd token list`)")
     revoke.add_argument("id", type=int)
@@ -124,7 +126,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             print(line(service.tokens.revoke(args.id)))
             return 0
         expires_at = None if args.expires is None else expiry_from_text(args.expires, datetime.now(UTC))
-        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at)
+        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at, name_prefixes=args.name_prefix)
     finally:
         service.close()
     print(token)
@@ -308,6 +310,58 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- check: the per-lock gate, over HTTP ---------------------------------------------------
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", required=True, help="lockd's URL; the token is LOCKD_TOKEN, if set")
+    parser.add_argument("--name", default=None, help="the lock's name (or --digest)")
+    parser.add_argument("--digest", default=None, help="the lock's input digest")
+    parser.add_argument("--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})")
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.gate import check_lock, gate_kinds  # noqa: PLC0415 (no database stack at all)
+
+    try:
+        kinds = gate_kinds(args.fail_on)
+    except LockdError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    token = os.environ.get("LOCKD_TOKEN")
+    verdict = check_lock(server=args.server, kinds=kinds, token=token, name=args.name, digest=args.digest, out=sys.stderr)
+    return verdict.exit_code
+
+
+# -- gc ------------------------------------------------------------------------------------
+
+
+def _gc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--older-than", default=None, help="retired for longer than 30d, 12h … (default LOCKD_GC_AFTER)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+
+
+def _gc(args: argparse.Namespace, settings: Settings) -> int:
+    from lockd.retirement import collect_garbage, retire_unused  # noqa: PLC0415
+    from lockd.service import Service  # noqa: PLC0415
+    from lockd.tokens import expiry_from_text  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    older_than = None if args.older_than is None else (expiry_from_text(args.older_than, now) - now).total_seconds()
+    service = Service.open(settings)
+    try:
+        retired = retire_unused(service) if not args.dry_run else None
+        report = collect_garbage(service, older_than=older_than, dry_run=args.dry_run)
+    finally:
+        service.close()
+    for digest in report.inputs:
+        print(digest)
+    verb = "would delete" if report.dry_run else f"deleted ({report.locks} locks)"
+    names = "" if retired is None else f"; retired names: {', '.join(retired.names) or 'none'}"
+    print(f"gc {verb}: {len(report.inputs)} retired inputs{names}", file=sys.stderr)
+    return 0
+
+
 # -- openapi -------------------------------------------------------------------------------
 
 
@@ -343,6 +397,8 @@ _COMMANDS: list[_Command] = [
     ("lock", "resolve a requirements.in without a server", _lock_arguments, _lock),
     ("openapi", "print the OpenAPI document", _openapi_arguments, _openapi),
     ("drift", "run drift detection, or gate CI on the latest run", _drift_arguments, _drift),
+    ("check", "gate CI on one lock's drift status, asking a server", _check_arguments, _check),
+    ("gc", "retire unused names and delete long-retired inputs", _gc_arguments, _gc),
 ]
 
 

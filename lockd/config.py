@@ -47,7 +47,8 @@ class InvalidConfiguration(LockdError):
 class Settings(BaseSettings):
     """Every knob of lockd. Field `x` is read from `LOCKD_X`; lists are comma-separated."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore")
+    # An empty variable counts as unset: compose passes `${LOCKD_X:-}` for settings left off.
+    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     index_url: str = DEFAULT_INDEX_URL
@@ -74,6 +75,16 @@ class Settings(BaseSettings):
     # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
     # checked at start, installed by the entry points in place of the shipped one.
     accelerators_file: Path | None = None
+    # Named locks: which proposals promote themselves (`lockd.lock_diff.AUTO_PROMOTE`; a name may
+    # override it), when an unused name retires, and how long `lockd gc` keeps a retired input.
+    auto_promote: Literal["never", "patch", "minor", "always"] = "never"
+    name_retire_after: float = Field(default=90 * 86400.0, gt=0)
+    gc_after: float = Field(default=30 * 86400.0, gt=0)
+    # Where people reach this server (links in webhooks), and the webhook's body format.
+    public_url: str | None = None
+    webhook_format: Literal["json", "slack"] = "json"
+    # How long a dashboard sign-in (a read token exchanged for a cookie) lasts.
+    session_ttl: float = Field(default=3600.0, gt=0, le=7 * 86400.0)
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
     _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
@@ -132,7 +143,7 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite:///path or postgresql+psycopg://user@host/db")
         return value
 
-    @field_validator("index_url", "pytorch_index_url", "webhook_url")
+    @field_validator("index_url", "pytorch_index_url", "webhook_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -7,6 +7,11 @@ heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown a
 abandoned. The locks are checked on a small thread pool and each verdict is stored as it
 arrives. `run` runs in the caller's thread (the CLI, the scheduler); `start` runs in the
 background and answers once the run is recorded (the HTTP API).
+
+A run first retires unused names (`lockd.retirement`) and skips retired inputs. A fresh
+resolution that differs from the stored lock is stored and proposed (`lockd.proposals`) with
+the run's findings as its reasons, in the transaction that stores the verdict; the webhook is
+`lockd.drift_webhook`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import httpx
 from sqlalchemy import Connection
 
 from lockd.drift import (
-    ALERT_KINDS,
     FINDING_KINDS,
     DriftReport,
     DriftRunInProgress,
@@ -34,23 +37,35 @@ from lockd.drift import (
     drift_for,
 )
 from lockd.drift_views import DriftRunView, stale_before
+from lockd.drift_webhook import notify
 from lockd.errors import LockdError, NotFound
 from lockd.index import IndexClient
 from lockd.inputs import LockRequest
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.periodic import Periodic
-from lockd.service import Service
-from lockd.store import LockSummary, queries, transaction
+from lockd.proposals import propose
+from lockd.retirement import retire_unused
+from lockd.service import Service, render_files
+from lockd.store import LockFileRecord, LockSummary, queries, transaction
 from lockd.store import drift as drift_store
+from lockd.store import names as name_rows
 
 __all__ = ["DriftRuns"]
 
 log = logging.getLogger(__name__)
 
 _DRIFT_PAGE_SIZE = 500
-_WEBHOOK_TIMEOUT = 10.0
 _LEASE_KEY = "drift"
+
+
+class _Checked:
+    """One lock's verdict, and the fresh lock (rendered) when it differs from the stored one."""
+
+    def __init__(self, report: DriftReport, fresh: Lock | None) -> None:
+        self.report = report
+        self.fresh = fresh
+        self.files: builtins.list[LockFileRecord] = [] if fresh is None else render_files(fresh)
 
 
 class _Progress:
@@ -140,6 +155,9 @@ class DriftRuns:
         settings = self._service.settings
         workers = workers or settings.drift_workers
         ttl = lease_ttl or settings.drift_lease_ttl
+        retired = retire_unused(self._service)
+        if retired.names:
+            log.info("retired unused names %s", ", ".join(retired.names))
         inputs = self._stored_inputs()
         begun = self._begin(
             Leases(self._service.engine, "drift", ttl=ttl, renew_every=ttl / 4),
@@ -156,7 +174,7 @@ class DriftRuns:
         log.info(
             "drift run %s started (%s): %d locks, %d workers", begun.run_id, trigger, len(inputs), workers
         )
-        factory = index_factory or self._drift_index
+        factory = index_factory or self._service.fresh_index
         try:
             with begun.lease.renewing(also=begun.heartbeat), factory() as index:
                 self._check_all(begun, inputs, index, workers=workers)
@@ -172,7 +190,7 @@ class DriftRuns:
             view.duration_seconds or 0.0,
             ", ".join(f"{kind} {n}" for kind, n in view.counts.items() if n),
         )
-        self._notify(view)
+        notify(self._service, view)
         return view
 
     def _begin(
@@ -203,12 +221,14 @@ class DriftRuns:
         return _Progress(run_id, lease)
 
     def _stored_inputs(self) -> builtins.list[LockSummary]:
+        """Every live input: retired ones (no name points at them any longer) are out of drift."""
         found: builtins.list[LockSummary] = []
         after: str | None = None
         while True:
             with transaction(self._service.engine, write=False) as conn:
                 page = queries.list_locks(conn, limit=_DRIFT_PAGE_SIZE, after=after)
-            found.extend(page)
+                retired = name_rows.retired_digests(conn)
+            found.extend(summary for summary in page if summary.input_digest not in retired)
             if len(page) < _DRIFT_PAGE_SIZE:
                 return found
             after = page[-1].input_digest
@@ -219,7 +239,7 @@ class DriftRuns:
         options = replace(settings.client_options(), page_ttl=max(settings.page_ttl, 3600.0))
         return IndexClient.from_options(options, metadata_cache=self._service.metadata_cache)
 
-    def _check_one(self, summary: LockSummary, index: IndexClient) -> DriftReport:
+    def _check_one(self, summary: LockSummary, index: IndexClient) -> _Checked:
         """Both halves of drift for one lock. Never raises a LockdError: failures become findings."""
         with transaction(self._service.engine, write=False) as conn:
             canonical = queries.get_lock_canonical(conn, summary.lock_digest)
@@ -237,21 +257,27 @@ class DriftRuns:
             fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored.canonical), index)
         except LockdError as exc:
             fresh = exc
-        return drift_for(lock, fresh, file_findings)
+        report = drift_for(lock, fresh, file_findings)
+        changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
+        return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
 
     def _check_all(
         self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
     ) -> None:
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"lockd-drift-{run.run_id}")
         try:
-            futures: dict[Future[DriftReport], LockSummary] = {
+            futures: dict[Future[_Checked], LockSummary] = {
                 pool.submit(self._check_one, summary, index): summary for summary in inputs
             }
             for future in as_completed(futures):
                 summary = futures[future]
-                report = future.result()
+                checked = future.result()
+                report = checked.report
                 with transaction(self._service.engine, write=True) as conn:
-                    drift_store.put_report(conn, run.run_id, summary.revision, report, now=datetime.now(UTC))
+                    now = datetime.now(UTC)
+                    drift_store.put_report(conn, run.run_id, summary.revision, report, now=now)
+                    if checked.fresh is not None:
+                        self._propose(conn, summary, checked, now)
                 run.counts[report.status] += 1
                 run.checked += 1
                 log.info(
@@ -267,6 +293,22 @@ class DriftRuns:
         finally:
             # On failure, do not wait for locks nobody will record.
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _propose(self, conn: Connection, summary: LockSummary, checked: _Checked, now: datetime) -> None:
+        """The fresh resolution as a proposal against the revision this run checked."""
+        assert checked.fresh is not None
+        self._service.put_lock(conn, checked.fresh, checked.files, now)
+        propose(
+            conn,
+            input_digest=summary.input_digest,
+            new=checked.fresh,
+            findings=checked.report.findings,
+            source="drift",
+            actor=None,
+            default_policy=self._service.settings.auto_promote,
+            now=now,
+            base_revision=summary.revision,
+        )
 
     def _finish(
         self, run: _Progress, *, status: drift_store.RunStatus, started: float, error: str | None
@@ -286,25 +328,6 @@ class DriftRuns:
             record = drift_store.get_run(conn, run.run_id)
         assert record is not None
         return DriftRunView.of(record)
-
-    def _notify(self, run: DriftRunView) -> None:
-        """POST the summary to the configured webhook when something needs a human. Never fatal."""
-        url = self._service.settings.webhook_url
-        if url is None or not any(run.counts[kind] for kind in ALERT_KINDS):
-            return
-        alerts = sorted(kind for kind in ALERT_KINDS if run.counts[kind])
-        body = {"event": "lockd.drift", "alert_kinds": alerts, **run.to_json()}
-        # Only the origin is logged: a webhook's path or userinfo is often its secret (Slack, Teams).
-        origin = httpx.URL(url).copy_with(userinfo=b"", path="/", query=None, fragment=None)
-        try:
-            response = httpx.post(url, json=body, timeout=_WEBHOOK_TIMEOUT)
-        except httpx.HTTPError as exc:
-            log.warning("drift webhook %s failed: %s", origin, type(exc).__name__)
-            return
-        if response.status_code >= 400:
-            log.warning("drift webhook %s answered HTTP %d", origin, response.status_code)
-        else:
-            log.info("drift webhook delivered for run %s", run.id)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -11,11 +11,13 @@ partial is ever stored; a resolution past its time budget stores nothing.
 
 Every method is synchronous and may block on the network or the database: the HTTP layer
 calls it from a thread pool. The `cached_*` methods never block: the HTTP layer asks them
-first, on the event loop, and goes to a thread only when they miss.
+first, on the event loop, and goes to a thread only when they miss. The reads of stored locks
+are `lockd.lock_reads.LockReads`, which `Service` is; tokens are `lockd.tokens`, readiness
+`lockd.readiness`, drift runs `lockd.drift_runs`, names `lockd.names`.
 
-Serving a stored lock is one read transaction: the current revision, and the rendered file
-from a process-local cache bounded in bytes (a lock digest's files are written once and never
-change, so the cache is never stale). Reads return `lockd.stored` values, never store rows. Tokens are `lockd.tokens`, readiness `lockd.readiness`, drift runs `lockd.drift_runs`.
+A refresh reads the index afresh (`fresh_index`) and never changes what the input serves by
+itself: a changed lock becomes a proposal (`lockd.proposals`), promoted at once only when the
+operator's policy says so. `lock` takes preferences (a name's current pins, `lockd.names`).
 """
 
 from __future__ import annotations
@@ -24,20 +26,24 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from packaging.utils import NormalizedName
+from packaging.version import Version
 from sqlalchemy import Connection, Engine
 
 from lockd.config import Settings
-from lockd.errors import LockdError, NotFound
+from lockd.drift import Finding, check_files
+from lockd.errors import LockdError
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
 from lockd.intake import build_request
 from lockd.leases import HeldLease, Leases
-from lockd.lock import Lock, accelerator_runtime_of
-from lockd.memory_cache import BoundedCache
+from lockd.lock import Lock
+from lockd.lock_reads import LockReads, no_lock
+from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
@@ -52,55 +58,32 @@ from lockd.store import (
     read,
     transaction,
 )
-from lockd.stored import LockFile, Revision, StoredInput, StoredLock
+from lockd.store import proposals as proposal_rows
+from lockd.stored import LockResult, Revision
 from lockd.tokens import Tokens
 
-__all__ = ["LockResult", "RefreshResult", "Service"]
+__all__ = ["LockResult", "RefreshResult", "Service", "render_files"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Rendered files kept in memory per process, by total size (a torch lock's pylock.toml is ~100 KiB).
-_FILE_CACHE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LockResult:
-    """The current revision of an input, and whether this call created or resolved it."""
-
-    input_digest: str
-    revision: Revision
-    created: bool
-    stats: ResolveStats | None  # set only when this call ran the resolution
-
-    @property
-    def lock_digest(self) -> str:
-        return self.revision.lock_digest
+Preferences = Mapping[NormalizedName, Version]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RefreshResult:
     input_digest: str
-    revision: Revision
+    revision: Revision  # what the input serves now: `previous` unless the policy promoted
     previous: Revision  # the current revision when the refresh began
     stats: ResolveStats | None  # None when this call shared a refresh that was already running
+    proposal: ProposalView | None = None  # the input's open (or just promoted) proposal
 
     @property
     def changed(self) -> bool:
         return self.revision.n != self.previous.n
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise NotFound(f"no file {fmt!r}", hint="files: " + ", ".join(FORMATS), context={"file": fmt})
-
-
-def _no_lock(input_digest: str) -> NotFound:
-    return NotFound(f"no lock for input {input_digest}", context={"input_digest": input_digest})
-
-
-def _render_all(lock: Lock) -> list[LockFileRecord]:
+def render_files(lock: Lock) -> list[LockFileRecord]:
     files = []
     for name, spec in FORMATS.items():
         content = render(lock, name)
@@ -110,21 +93,29 @@ def _render_all(lock: Lock) -> list[LockFileRecord]:
     return files
 
 
-class Service:
+def _why_pins_moved(lock: Lock, index: IndexClient) -> list[Finding]:
+    """The file findings on the old lock (yanked, missing, tampered): the reasons in a proposal.
+
+    Cheap after a resolution on the same client: its pages are in memory. An index that cannot
+    answer leaves the reasons to the diff itself (newer, older, required…)."""
+    try:
+        return check_files(lock, index)
+    except LockdError:
+        return []
+
+
+class Service(LockReads):
     """lockd's lock operations over one database and one shared index client. Thread-safe."""
 
     def __init__(self, settings: Settings, engine: Engine, index: IndexClient) -> None:
+        super().__init__(engine)
         self.settings = settings
-        self.engine = engine
         self.index = index
         self.metadata_cache: DatabaseMetadataCache | None = None
         self.tokens = Tokens(engine)
         # Told of every resolution this process runs: (outcome, seconds). The outcome is
         # `created`, `refreshed`, `unchanged` or an error code. Set by the HTTP layer's metrics.
         self.on_resolution: Callable[[str, float], None] | None = None
-        self._files: BoundedCache[tuple[str, str], LockFile] = BoundedCache(
-            _FILE_CACHE_BYTES, sizeof=lambda file: len(file.content)
-        )
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
 
     @classmethod
@@ -143,10 +134,18 @@ class Service:
         self.index.close()
         self.engine.dispose()
 
-    def resolve_in_budget(self, request: LockRequest, index: IndexClient) -> tuple[Lock, ResolveStats]:
+    def fresh_index(self) -> IndexClient:
+        """A client that reads every page afresh (refresh, drift); metadata is shared by file hash."""
+        ttl = max(self.settings.page_ttl, 3600.0)  # fresh when made, stable while it is used
+        options = replace(self.settings.client_options(), page_ttl=ttl)
+        return IndexClient.from_options(options, metadata_cache=self.metadata_cache)
+
+    def resolve_in_budget(
+        self, request: LockRequest, index: IndexClient, preferences: Preferences | None = None
+    ) -> tuple[Lock, ResolveStats]:
         """Resolve within the time budget, then write the metadata it fetched to the database."""
         try:
-            return timed_resolve(request, index, self.settings.resolve_timeout)
+            return timed_resolve(request, index, self.settings.resolve_timeout, preferences=preferences)
         finally:
             self.flush_metadata()
 
@@ -197,7 +196,7 @@ class Service:
     def _resolve_and_store(
         self,
         lease: HeldLease,
-        request: LockRequest,
+        resolve: Callable[[], tuple[Lock, ResolveStats]],
         store: Callable[[Connection, Lock, list[LockFileRecord]], T],
     ) -> tuple[T, Lock, ResolveStats, float]:
         """As the lease holder: resolve, render, then `store` and release in one transaction.
@@ -207,8 +206,8 @@ class Service:
         started = time.monotonic()
         try:
             with lease.renewing():
-                lock, stats = self.resolve_in_budget(request, self.index)
-                files = _render_all(lock)
+                lock, stats = resolve()
+                files = render_files(lock)
             with transaction(self.engine, write=True) as conn:
                 stored = store(conn, lock, files)
                 lease.release(conn)
@@ -221,8 +220,18 @@ class Service:
             raise
         return stored, lock, stats, started
 
-    def lock(self, request: LockRequest) -> LockResult:
-        """The current revision of `request`'s input, resolving it first if it was never locked."""
+    def lock(
+        self,
+        request: LockRequest,
+        *,
+        preferences: Preferences | None = None,
+        on_create: Callable[[Connection, RevisionRecord], object] | None = None,
+    ) -> LockResult:
+        """The current revision of `request`'s input, resolving it first if it was never locked.
+
+        A resolution tries `preferences` first; `on_create(conn, revision)` joins the transaction
+        that stores a new input (a name moving to it, its provenance), so both land or neither.
+        """
         digest = request.digest
         turn = self._take_turn(digest, lambda conn, _released: queries.current_revision(conn, digest))
         if isinstance(turn, Revision):
@@ -234,13 +243,18 @@ class Service:
                 return current, False
             now = datetime.now(UTC)
             queries.put_input(conn, digest, request.canonical_bytes(), now)
-            self._put_lock(conn, lock, files, now)
+            self.put_lock(conn, lock, files, now)
             created = queries.put_revision(
                 conn, input_digest=digest, n=1, lock_digest=lock.digest, reason="created", now=now
             )
+            if on_create is not None:
+                on_create(conn, created)
             return created, True
 
-        (current, created), lock, stats, started = self._resolve_and_store(turn, request, store)
+        def resolve() -> tuple[Lock, ResolveStats]:
+            return self.resolve_in_budget(request, self.index, preferences)
+
+        (current, created), lock, stats, started = self._resolve_and_store(turn, resolve, store)
         self._observe("created" if created else "discarded", started)
         seconds = round(stats.seconds, 3)
         log.info("resolved", extra={"input_digest": digest, "lock_digest": lock.digest, "seconds": seconds})
@@ -251,7 +265,7 @@ class Service:
             self.on_resolution(outcome, time.monotonic() - started)
 
     @staticmethod
-    def _put_lock(conn: Connection, lock: Lock, files: list[LockFileRecord], now: datetime) -> None:
+    def put_lock(conn: Connection, lock: Lock, files: list[LockFileRecord], now: datetime) -> None:
         queries.put_lock(
             conn,
             digest=lock.digest,
@@ -262,145 +276,83 @@ class Service:
             now=now,
         )
 
-    def refresh(self, input_digest: str) -> RefreshResult:
-        """Re-resolve a stored input; append a revision only if the lock changed.
+    def refresh(
+        self,
+        input_digest: str,
+        *,
+        preferences: Preferences | None = None,
+        source: str = "refresh",
+        actor: str | None = None,
+    ) -> RefreshResult:
+        """Re-resolve a stored input against the index as it is now; a changed lock is proposed.
 
         A refresh of the same input already running is shared: this call waits for it and
-        answers with its outcome (or its error) instead of resolving again.
+        answers with its outcome (or its error) instead of resolving again. `preferences` keep
+        pins (an `upgrade=` of named packages); `source` and `actor` are recorded on the proposal.
         """
         with transaction(self.engine, write=False) as conn:
             stored = queries.get_input(conn, input_digest)
             arrived = queries.current_revision(conn, input_digest)
-        if stored is None or arrived is None:
-            raise _no_lock(input_digest)
-        request = LockRequest.from_json(stored.canonical)
+            old = None if arrived is None else queries.get_lock_canonical(conn, arrived.lock_digest)
+        if stored is None or arrived is None or old is None:
+            raise no_lock(input_digest)
+        request, before = LockRequest.from_json(stored.canonical), Lock.from_json(old)
         turn = self._take_turn(
             input_digest,
             lambda conn, released: queries.current_revision(conn, input_digest) if released else None,
         )
         if isinstance(turn, Revision):
+            shared = self.open_proposal(input_digest)
             return RefreshResult(
-                input_digest=input_digest, revision=turn, previous=Revision.of(arrived), stats=None
+                input_digest=input_digest,
+                revision=turn,
+                previous=Revision.of(arrived),
+                stats=None,
+                proposal=shared,
             )
+        findings: list[Finding] = []
+
+        def resolve() -> tuple[Lock, ResolveStats]:
+            with self.fresh_index() as index:
+                lock, stats = self.resolve_in_budget(request, index, preferences)
+                if lock.digest != before.digest:
+                    findings.extend(_why_pins_moved(before, index))
+            return lock, stats
 
         def store(
             conn: Connection, lock: Lock, files: list[LockFileRecord]
-        ) -> tuple[RevisionRecord, RevisionRecord]:
+        ) -> tuple[RevisionRecord, RevisionRecord, ProposalView | None]:
             previous = queries.current_revision(conn, input_digest)
             assert previous is not None  # an input is stored with its first revision
             if previous.lock_digest == lock.digest:
-                return previous, previous
-            now, n = datetime.now(UTC), previous.n + 1
-            self._put_lock(conn, lock, files, now)
-            current = queries.put_revision(
-                conn, input_digest=input_digest, n=n, lock_digest=lock.digest, reason="refresh", now=now
+                return previous, previous, None
+            now = datetime.now(UTC)
+            self.put_lock(conn, lock, files, now)
+            decided = propose(
+                conn,
+                input_digest=input_digest,
+                new=lock,
+                findings=findings,
+                source=source,
+                actor=actor,
+                default_policy=self.settings.auto_promote,
+                now=now,
             )
-            return current, previous
+            if decided is None:
+                return previous, previous, None
+            return decided.revision or previous, previous, decided.proposal
 
-        (current, previous), _lock, stats, started = self._resolve_and_store(turn, request, store)
+        (current, previous, proposal), _lock, stats, started = self._resolve_and_store(turn, resolve, store)
         self._observe("refreshed" if current.n != previous.n else "unchanged", started)
-        revision, before = Revision.of(current), Revision.of(previous)
-        return RefreshResult(input_digest=input_digest, revision=revision, previous=before, stats=stats)
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def current(self, input_digest: str) -> Revision:
-        found = read(self.engine, lambda conn: queries.current_revision(conn, input_digest))
-        if found is None:
-            raise _no_lock(input_digest)
-        return Revision.of(found)
-
-    def revision(self, input_digest: str, n: int) -> Revision:
-        found = read(self.engine, lambda conn: queries.revision(conn, input_digest, n))
-        if found is None:
-            raise NotFound(
-                f"input {input_digest} has no revision {n}",
-                context={"input_digest": input_digest, "revision": n},
-            )
-        return Revision.of(found)
-
-    def revisions(self, input_digest: str) -> list[Revision]:
-        found = read(self.engine, lambda conn: queries.list_revisions(conn, input_digest))
-        if not found:
-            raise _no_lock(input_digest)
-        return [Revision.of(record) for record in found]
-
-    def stored_input(self, input_digest: str) -> StoredInput:
-        stored = read(self.engine, lambda conn: queries.get_input(conn, input_digest))
-        if stored is None:
-            raise _no_lock(input_digest)
-        return StoredInput.of(stored)
-
-    def lock_file(self, lock_digest: str, fmt: str) -> LockFile:
-        _check_format(fmt)
-        found = self._files.get((lock_digest, fmt))
-        if found is None:
-            found = read(self.engine, lambda conn: self._read_file(conn, lock_digest, fmt))
-        if found is None:
-            raise NotFound(f"no lock {lock_digest}", context={"lock_digest": lock_digest})
-        return found
-
-    def cached_file(self, lock_digest: str, fmt: str) -> LockFile | None:
-        """The rendered file if this process has it in memory; never blocks."""
-        return self._files.get((lock_digest, fmt))
-
-    def current_file(self, input_digest: str, fmt: str) -> tuple[Revision, LockFile]:
-        """The current revision of a stored input and its file in `fmt`, in one read."""
-        _check_format(fmt)
-        found = read(self.engine, lambda conn: self._read_current_file(conn, input_digest, fmt))
-        if found is None:
-            raise _no_lock(input_digest)
-        return found
-
-    def stored_lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFile] | None:
-        """The current revision of a stored input and its file in `fmt`, in one read; None if never locked."""
-        _check_format(fmt)
-        digest = request.digest
-        stored = read(self.engine, lambda conn: self._read_current_file(conn, digest, fmt))
-        if stored is None:
-            return None
-        return LockResult(input_digest=digest, revision=stored[0], created=False, stats=None), stored[1]
-
-    def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> LockFile | None:
-        record = queries.get_lock_file(conn, lock_digest, fmt)
-        if record is None:
-            return None
-        found = LockFile.of(record)
-        self._files.put((lock_digest, fmt), found)
-        return found
-
-    def _read_current_file(
-        self, conn: Connection, input_digest: str, fmt: str
-    ) -> tuple[Revision, LockFile] | None:
-        current = queries.current_revision(conn, input_digest)
-        if current is None:
-            return None
-        digest = current.lock_digest
-        found = self._files.get((digest, fmt)) or self._read_file(conn, digest, fmt)
-        if found is None:  # a revision's lock and files are written with it, in one transaction
-            raise NotFound(f"no lock {digest}", context={"lock_digest": digest})
-        return Revision.of(current), found
-
-    def accelerator_runtimes(self, lock_digests: list[str]) -> dict[str, str]:
-        """Lock digest → the GPU runtime a lock without a variant pulls (only locks that pull one)."""
-        heads = read(self.engine, lambda conn: queries.lock_heads(conn, lock_digests))
-        found = {digest: accelerator_runtime_of(head) for digest, head in heads.items()}
-        return {digest: runtime for digest, runtime in found.items() if runtime is not None}
-
-    def list_locks(
-        self,
-        *,
-        limit: int,
-        after: str | None = None,
-        platform: str | None = None,
-        python: str | None = None,
-        cuda: str | None = None,
-        package: str | None = None,
-    ) -> list[StoredLock]:
-        found = read(
-            self.engine,
-            lambda conn: queries.list_locks(
-                conn, limit=limit, after=after, platform=platform, python=python, cuda=cuda, package=package
-            ),
+        revision, before_revision = Revision.of(current), Revision.of(previous)
+        return RefreshResult(
+            input_digest=input_digest,
+            revision=revision,
+            previous=before_revision,
+            stats=stats,
+            proposal=proposal,
         )
-        return [StoredLock.of(summary) for summary in found]
+
+    def open_proposal(self, input_digest: str) -> ProposalView | None:
+        found = read(self.engine, lambda conn: proposal_rows.open_proposal(conn, input_digest))
+        return None if found is None else ProposalView.of(found)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from lockd.resolver import ResolveStats
 from lockd.store import InputRecord, LockFileRecord, LockSummary, RevisionRecord
 
-__all__ = ["LockFile", "Revision", "StoredInput", "StoredLock"]
+__all__ = ["LockFile", "LockResult", "Revision", "StoredInput", "StoredLock"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +35,20 @@ class Revision:
             created_at=record.created_at,
             reason=record.reason,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockResult:
+    """The current revision of an input, and whether this call created or resolved it."""
+
+    input_digest: str
+    revision: Revision
+    created: bool
+    stats: ResolveStats | None  # set only when this call ran the resolution
+
+    @property
+    def lock_digest(self) -> str:
+        return self.revision.lock_digest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,8 @@ answers most requests without a query; that is also the bound on how long a revo
 keeps working in a replica that has just seen it (the replica that revokes it forgets it at
 once). An expiring token is never trusted past its expiry. Unknown tokens are never cached, so
 a new token works at once. A token's last use is recorded at most once a minute, best effort.
-Which scopes exist, and what each grants, is `lockd.scopes`.
+Which scopes exist, and what each grants, is `lockd.scopes`. A `read` or `lock` token may be
+limited to lock-name patterns (`vision/*`, see `lockd.naming`): its `Grant` carries them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,10 +26,11 @@ from sqlalchemy import Engine
 
 from lockd.errors import InvalidRequest, LockdError, NotFound
 from lockd.memory_cache import BoundedCache
+from lockd.naming import parse_name_patterns
 from lockd.scopes import granted_scopes
 from lockd.store import TokenRecord, queries, read, transaction
 
-__all__ = ["TOKEN_CACHE_SECONDS", "TokenInfo", "Tokens", "expiry_from_text"]
+__all__ = ["TOKEN_CACHE_SECONDS", "Grant", "TokenInfo", "Tokens", "expiry_from_text"]
 
 _TOKEN_PREFIX = "lockd_"
 # How long a token's scopes are trusted without asking the database: the bound on how long a
@@ -50,6 +53,7 @@ class TokenInfo:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    name_prefixes: tuple[str, ...] | None = None  # None: any name
 
     @classmethod
     def of(cls, record: TokenRecord) -> TokenInfo:
@@ -61,12 +65,22 @@ class TokenInfo:
             expires_at=record.expires_at,
             last_used_at=record.last_used_at,
             revoked_at=record.revoked_at,
+            name_prefixes=record.name_prefixes,
         )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Confirmed:
+class Grant:
+    """What a live token may do: its scopes, the lock names it is limited to, and whose it is."""
+
     scopes: frozenset[str]
+    name_prefixes: tuple[str, ...] | None  # None: any name
+    token_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Confirmed:
+    grant: Grant
     expires_at: float | None  # epoch seconds
 
 
@@ -102,16 +116,37 @@ class Tokens:
         self._engine = engine
         self._recent: BoundedCache[str, _Confirmed] = BoundedCache(_TOKEN_ENTRIES, ttl=TOKEN_CACHE_SECONDS)
 
-    def create(self, *, name: str, scope: str, expires_at: datetime | None = None) -> str:
+    def create(
+        self,
+        *,
+        name: str,
+        scope: str,
+        expires_at: datetime | None = None,
+        name_prefixes: Sequence[str] | None = None,
+    ) -> str:
         """A new bearer token with `scope` (and the scopes it includes); shown once, stored hashed.
 
-        With `expires_at` (aware, in the future), the token is refused from then on.
+        With `expires_at` (aware, in the future), the token is refused from then on. With
+        `name_prefixes` (`vision/*`), it acts only on lock names those patterns match.
         """
-        return self.issue(name=name, scope=scope, expires_at=expires_at)[0]
+        return self.issue(name=name, scope=scope, expires_at=expires_at, name_prefixes=name_prefixes)[0]
 
-    def issue(self, *, name: str, scope: str, expires_at: datetime | None = None) -> tuple[str, TokenInfo]:
+    def issue(
+        self,
+        *,
+        name: str,
+        scope: str,
+        expires_at: datetime | None = None,
+        name_prefixes: Sequence[str] | None = None,
+    ) -> tuple[str, TokenInfo]:
         """`create`, with what `list` will show of the new token."""
         granted = granted_scopes(scope)
+        patterns = None if name_prefixes is None else parse_name_patterns(name_prefixes)
+        if patterns is not None and (not patterns or "admin" in granted):
+            raise InvalidRequest(
+                "only read and lock tokens can be limited to lock names, and to at least one pattern",
+                context={"scope": scope, "name_prefixes": list(name_prefixes or ())},
+            )
         now = datetime.now(UTC)
         if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
             raise InvalidRequest(
@@ -121,7 +156,13 @@ class Tokens:
         token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
         with transaction(self._engine, write=True) as conn:
             token_id = queries.create_token(
-                conn, name=name, token_hash=_token_hash(token), scopes=granted, now=now, expires_at=expires_at
+                conn,
+                name=name,
+                token_hash=_token_hash(token),
+                scopes=granted,
+                now=now,
+                expires_at=expires_at,
+                name_prefixes=patterns,
             )
         info = TokenInfo(
             id=token_id,
@@ -131,13 +172,19 @@ class Tokens:
             expires_at=expires_at,
             last_used_at=None,
             revoked_at=None,
+            name_prefixes=patterns,
         )
         return token, info
 
     def authenticate(self, token: str) -> frozenset[str] | None:
-        """The scopes of a live token, or None. The hash is compared in constant time.
+        """The scopes of a live token, or None (see `authorize`)."""
+        grant = self.authorize(token)
+        return None if grant is None else grant.scopes
 
-        A live token is remembered for `TOKEN_CACHE_SECONDS` (see `cached_scopes`).
+    def authorize(self, token: str) -> Grant | None:
+        """What a live token may do, or None. The hash is compared in constant time.
+
+        A live token is remembered for `TOKEN_CACHE_SECONDS` (see `cached_grant`).
         """
         presented = _token_hash(token)
         now = datetime.now(UTC)
@@ -148,10 +195,11 @@ class Tokens:
         if not hmac.compare_digest(found.token_hash, presented):
             return None
         expires = None if found.expires_at is None else found.expires_at.timestamp()
-        self._recent.put(presented, _Confirmed(scopes=found.scopes, expires_at=expires))
+        grant = Grant(scopes=found.scopes, name_prefixes=found.name_prefixes, token_name=found.name)
+        self._recent.put(presented, _Confirmed(grant=grant, expires_at=expires))
         if found.last_used_at is None or found.last_used_at < now - _USE_RECORDED_EVERY:
             self._record_use(found.id, now)
-        return found.scopes
+        return grant
 
     def _record_use(self, token_id: int, now: datetime) -> None:
         try:
@@ -161,8 +209,13 @@ class Tokens:
             log.debug("could not record a token's use: %s", exc.message)
 
     def cached_scopes(self, token: str) -> frozenset[str] | None:
-        """The scopes of a token the database confirmed in the last `TOKEN_CACHE_SECONDS`, else
-        None (unknown here, not necessarily invalid: ask `authenticate`). Never blocks."""
+        """The scopes of a token the database confirmed lately (see `cached_grant`). Never blocks."""
+        grant = self.cached_grant(token)
+        return None if grant is None else grant.scopes
+
+    def cached_grant(self, token: str) -> Grant | None:
+        """The grant of a token the database confirmed in the last `TOKEN_CACHE_SECONDS`, else
+        None (unknown here, not necessarily invalid: ask `authorize`). Never blocks."""
         presented = _token_hash(token)
         found = self._recent.get(presented)
         if found is None:
@@ -170,7 +223,7 @@ class Tokens:
         if found.expires_at is not None and time.time() >= found.expires_at:
             self._recent.pop(presented)
             return None
-        return found.scopes
+        return found.grant
 
     def list(self) -> builtins.list[TokenInfo]:
         """Every token, revoked ones too, oldest first."""

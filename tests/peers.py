@@ -131,11 +131,14 @@ def uv_compile(
     prereleases: bool = False,
     exclude_newer: datetime | None = None,
     uv_cache: Path | None = None,
+    previous: str | None = None,
+    upgrade_packages: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """`uv pip compile` for the target; with a variant URL, the torch family on an explicit index.
 
     Routing needs a pyproject (`[tool.uv.sources]`), which uv must build to read; without a
     variant a plain requirements.in is compiled. Share `uv_cache` between calls to keep that fast.
+    `previous`: an existing output file, whose pins uv keeps unless `upgrade_packages` names them.
     """
     project = tmp_path / f"uv-{len(list(tmp_path.glob('uv-*')))}"
     project.mkdir(parents=True)
@@ -180,15 +183,35 @@ def uv_compile(
         command += ["--prerelease", "allow"]
     if exclude_newer is not None:
         command += ["--exclude-newer", exclude_newer.isoformat()]
+    for package in upgrade_packages:
+        command += ["--upgrade-package", package]
+    if previous is not None:
+        (project / "requirements.txt").write_text(previous)
+        command += ["--output-file", "requirements.txt"]
+        _run(command, cwd=project, env=clean_env(tmp_path, target, uv_cache=uv_cache))
+        return parse_pins((project / "requirements.txt").read_text())
     return parse_pins(_run(command, cwd=project, env=clean_env(tmp_path, target, uv_cache=uv_cache)))
 
 
 def pip_compile(
-    requirements: str, pypi_url: str, tmp_path: Path, *, constraints: str = "", prereleases: bool = False
+    requirements: str,
+    pypi_url: str,
+    tmp_path: Path,
+    *,
+    constraints: str = "",
+    prereleases: bool = False,
+    previous: str | None = None,
+    upgrade_packages: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """pip-compile on the host (its target is the running interpreter and machine)."""
+    """pip-compile on the host (its target is the running interpreter and machine).
+
+    `previous`: an existing requirements.txt, whose pins pip-compile keeps where it can, except
+    those `upgrade_packages` names.
+    """
     work = tmp_path / f"pip-compile-{len(list(tmp_path.glob('pip-compile-*')))}"
     work.mkdir(parents=True)
+    if previous is not None:
+        (work / "requirements.txt").write_text(previous)
     body = requirements
     if constraints:
         (work / "constraints.txt").write_text(constraints)
@@ -210,6 +233,8 @@ def pip_compile(
     ]
     if prereleases:
         command.append("--pre")
+    for package in upgrade_packages:
+        command += ["--upgrade-package", package]
     _run(command, cwd=work, env=clean_env(tmp_path))
     return parse_pins((work / "requirements.txt").read_text())
 

@@ -34,6 +34,8 @@ from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
 
 __all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
     "PROBLEM",
     "ROOT",
     "SCENARIO",
@@ -61,6 +63,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBLEM = "application/problem+json"
 _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 XSS = '<script>alert("x")</script><b>bold</b>'
+# Debian's chromium, driven by Playwright in the browser tests.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 _counter = itertools.count(1)
 
 

@@ -315,7 +315,7 @@ def test_k8s_pods_run_as_the_image_user_with_resources_and_the_database_secret()
         for container in pod.get("initContainers", []) + pod["containers"]:
             assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
-            refs = [source["secretRef"]["name"] for source in container["envFrom"]]
+            refs = [source["secretRef"]["name"] for source in container["envFrom"] if "secretRef" in source]
             assert secret["metadata"]["name"] in refs, container["name"]
             for variable in container.get("env", []):
                 if variable["name"].startswith("LOCKD_"):

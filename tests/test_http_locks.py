@@ -234,7 +234,8 @@ def test_refresh_keeps_the_revision_when_nothing_changed(lockd_server: LockdServ
 def test_refresh_appends_a_revision_when_the_lock_changed(
     start_lockd: StartLockd, database_url: str, mutable_index: ControlledIndex, unique_requirements: str
 ) -> None:
-    server = start_lockd(database_url, index=mutable_index, LOCKD_PAGE_TTL="0")
+    # The operator's policy promotes every refresh: what the input serves changes at once.
+    server = start_lockd(database_url, index=mutable_index, LOCKD_PAGE_TTL="0", LOCKD_AUTO_PROMOTE="always")
     status, headers, first_body = _post_lock(server, unique_requirements)
     assert status == 201
     digest, first_lock = headers["input-digest"], headers["lock-digest"]

@@ -53,6 +53,8 @@ LINUX = {"platform": "linux_x86_64", "python": "3.11"}
 SDIST_MARKER = Path("/tmp/lockd-sdist-build-ran")
 # Routes anyone may call: liveness, readiness, Prometheus and the API description.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# The dashboard's sign-in and sign-out: they exchange a token for a session cookie, or drop it.
+PUBLIC |= {"/dashboard/sign-in", "/dashboard/sign-out"}
 
 
 # -- dependency confusion -----------------------------------------------------------------
@@ -238,6 +240,7 @@ _RANK = {"read": 0, "lock": 1, "admin": 2}
 def _concrete(path: str) -> str:
     values = {"input_digest": "0" * 64, "lock_digest": "0" * 64, "file": "requirements.txt", "n": "1", "run_id": "1"}
     values["token_id"] = str(2**31 - 1)  # no such token: revoking a real one would lock later tests out
+    values["name"] = "nobody/here"  # no such name: archiving or deleting a real one would change later tests
     path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # `{file:lockfile}` → `{file}`
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)

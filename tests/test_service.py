@@ -21,6 +21,7 @@ def service(database_url: str, mutable_index: ControlledIndex) -> Iterator[Servi
             database_url=database_url,
             index_url=mutable_index.pypi_url,
             pytorch_index_url=mutable_index.pytorch_base,
+            auto_promote="always",  # the operator's policy: a changed refresh is served at once
         )
     )
     yield opened

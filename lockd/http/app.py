@@ -20,13 +20,14 @@ from lockd import __version__
 from lockd.accelerator import install_table
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
-from lockd.http import blobs, dashboard, drift_routes, health, locks, tokens
+from lockd.http import blobs, dashboard, drift_routes, health, locks, name_pages, names, sessions, tokens
 from lockd.http.drift_routes import DriftCollector
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
 from lockd.http.middleware import RequestObserver
 from lockd.http.problems import install_problem_handlers
 from lockd.http.unknown import reject_unknown_query
+from lockd.names import Names
 from lockd.scheduler import start_drift_scheduler
 from lockd.service import Service
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     metrics.registry.register(DriftCollector(drift_runs))
     app.state.service = active
     app.state.drift_runs = drift_runs
+    app.state.names = Names(active)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
@@ -77,10 +79,13 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     install_problem_handlers(app)
     for router in (
         locks.router,
+        names.router,
         blobs.router,
         health.router,
         drift_routes.router,
         dashboard.router,
+        name_pages.router,
+        sessions.router,
         tokens.router,
     ):
         app.include_router(router)

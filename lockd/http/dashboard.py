@@ -6,6 +6,10 @@ SVG, and a table of locks filtered by status and target through plain links and 
 `GET /dashboard/locks/{input_digest}` shows one lock's diff: versions old → new, files that
 vanished, were yanked or changed hash, why it no longer resolves, and its stored revisions.
 Every value reaches the page through Jinja2's autoescaping; nothing is marked safe.
+
+The overview leads with every active name (`lockd.name_views.overview`), checked or not yet,
+with a reason column; the name, proposal and revision pages are `lockd.http.name_pages`, the
+sign-in that lets a browser in when anonymous reads are off is `lockd.http.sessions`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,21 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from lockd.drift import FILE_KINDS, FINDING_KIND_TABLE, FINDING_KINDS, SEVERITY, FindingKind
 from lockd.drift_runs import DriftRuns
-from lockd.drift_views import DriftLockView, DriftResultView, DriftRunView, drift_lock, drift_results
+from lockd.drift_views import (
+    DriftLockView,
+    DriftResultView,
+    DriftRunView,
+    drift_findings,
+    drift_lock,
+    drift_results,
+)
 from lockd.errors import InvalidRequest, NotFound
-from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, requires
+from lockd.http.deps import DriftRunsDep, ServiceDep, in_read_thread, page_access, requires
+from lockd.name_views import overview
 from lockd.render import FILE_NAMES
 from lockd.service import Service
 
-__all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "router", "templates"]
+__all__ = ["COLOURS", "Bar", "HistoryChart", "history_chart", "html_page", "router", "templates"]
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -173,7 +185,15 @@ def _overview(
     results = [] if latest is None else drift_results(service, latest.id)
     shown = [r for r in results if _matches(r, status, platform, python, cuda)]
     runtimes = service.accelerator_runtimes([r.lock_digest for r in shown])
+    # The reason a lock has its status: the first finding of that kind.
+    statuses = {r.input_digest: r.status for r in results}
+    reasons: dict[str, str] = {}
+    for digest, finding in [] if latest is None else drift_findings(service, latest.id):
+        if finding.kind == statuses.get(digest):
+            reasons.setdefault(digest, finding.message)
     return {
+        "names": overview(service.engine),
+        "reasons": reasons,
         "latest": latest,
         "in_progress": in_progress,
         "chart": history_chart(history),
@@ -210,11 +230,13 @@ def _lock_page(service: Service, input_digest: str) -> dict[str, Any]:
 _ENV = templates()
 
 
-def _html(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def html_page(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(_ENV.get_template(name).render(**context), status_code=status_code)
 
 
-@router.get("/dashboard", response_class=HTMLResponse, dependencies=[Depends(requires("read"))])
+@router.get(
+    "/dashboard", response_class=HTMLResponse, dependencies=[Depends(page_access), Depends(requires("read"))]
+)
 async def dashboard(
     request: Request,
     service: ServiceDep,
@@ -228,15 +250,17 @@ async def dashboard(
     context = await in_read_thread(
         request, lambda: _overview(service, runs, status=status, platform=platform, python=python, cuda=cuda)
     )
-    return _html("dashboard.html", context)
+    return html_page("dashboard.html", context)
 
 
 @router.get(
-    "/dashboard/locks/{input_digest}", response_class=HTMLResponse, dependencies=[Depends(requires("read"))]
+    "/dashboard/locks/{input_digest}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(page_access), Depends(requires("read"))],
 )
 async def dashboard_lock(request: Request, service: ServiceDep, input_digest: str) -> HTMLResponse:
     try:
         context = await in_read_thread(request, lambda: _lock_page(service, input_digest))
     except NotFound as exc:
-        return _html("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
-    return _html("lock.html", context)
+        return html_page("not_found.html", {"message": exc.message, "hint": exc.hint}, status_code=404)
+    return html_page("lock.html", context)

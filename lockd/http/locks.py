@@ -10,6 +10,9 @@ Several targets in one request (`targets` in JSON; target parameters given sever
 preferred by the others (`lockd.bundles`). Every answer says which accelerator builds the lock
 holds (`Lock-Accelerator`, and `accelerator` in JSON), including a lock without a variant
 that pulls a GPU runtime from PyPI.
+With `name=`, the lock is made under a name
+(`lockd.names`: minimal churn, `upgrade=`) and the answer says which (`Lock-Name`). A refresh
+proposes; what an input serves changes when a proposal is promoted (`lockd.http.names`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from packaging.utils import canonicalize_name
 
 from lockd.accelerator import parse_variant
 from lockd.errors import InvalidRequest, InvalidRequirement
-from lockd.http.deps import ServiceDep, in_read_thread, in_thread, requires
+from lockd.http.deps import (
+    NamesDep,
+    ServiceDep,
+    actor,
+    allow_name,
+    in_read_thread,
+    in_thread,
+    requires,
+)
 from lockd.http.files import FILE_CONTENT, FILE_FORMATS, file_links, file_response, format_from_accept
 from lockd.http.lock_targets import (
     BUNDLE,
@@ -40,7 +51,6 @@ from lockd.http.models import (
     LockInfo,
     LockList,
     LockListItem,
-    RefreshInfo,
     RevisionInfo,
     RevisionList,
     TargetBody,
@@ -48,12 +58,13 @@ from lockd.http.models import (
 from lockd.http.problems import ERROR_RESPONSES as _ERRORS
 from lockd.inputs import LockOptions, LockRequest, decode_body
 from lockd.lock import accelerator_runtime_of
+from lockd.names import Names, UpgradeNotInLock, parse_upgrade
 from lockd.render import FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
 from lockd.target import parse_interpreter, platform_named, python_text
 
-__all__ = ["router"]
+__all__ = ["Digest", "lock_links", "router"]
 
 router = APIRouter(tags=["locks"])
 
@@ -88,9 +99,22 @@ def _lock_info(stored: StoredInput, record: Revision, created: bool | None) -> L
     )
 
 
-async def _run_lock(request: Request, service: Service, build: Callable[[], LockRequest]) -> LockResult:
+async def _run_lock(
+    request: Request, service: Service, build: Callable[[], LockRequest], names: Names, named: tuple[str | None, str | None]
+) -> LockResult:
+    name, upgrade = named
+    allow_name(request, name)
+    who = actor(request)
+
     def work() -> LockResult:
-        return service.lock(build())
+        if name is None:
+            if upgrade is not None:
+                raise UpgradeNotInLock(
+                    "upgrade= needs a name=: only a named lock has pins to keep or upgrade",
+                    context={"field": "upgrade"},
+                )
+            return service.lock(build())
+        return names.lock(build(), name=name, upgrade=parse_upgrade(upgrade), actor=who).result
 
     result = await in_thread(request, work)
     request.app.state.metrics.observe_lock(result)
@@ -161,6 +185,9 @@ async def post_lock(
     driver: Annotated[list[str] | None, Query(description="with cuda=auto: 580.65.06 or rocm6.4")] = None,
     format: Annotated[str | None, Query(description=_FORMAT_CHOICES)] = None,
     pre: Annotated[bool, Query(description="allow pre-releases")] = False,
+    name: Annotated[str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")] = None,
+    upgrade: Annotated[str | None, Query(max_length=10_000, description="with name: `all`, or a,b")] = None,
+    names: NamesDep,
 ) -> Response:
     _require_content_type(
         request, _TEXT_TYPES, "send the requirements.in as the raw body (text/plain); JSON goes to /v1/locks"
@@ -195,9 +222,21 @@ async def post_lock(
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
 
-    lock_request, stored = await in_read_thread(request, lookup)
-    result, record = stored if stored is not None else await in_thread(request, resolve)
-    request.app.state.metrics.observe_lock(result)
+    if name is not None or upgrade is not None:
+        built: list[LockRequest] = []
+
+        def build() -> LockRequest:
+            built.append(build_one(specs[0]))
+            return built[0]
+
+        result = await _run_lock(request, service, build, names, (name, upgrade))
+        lock_request = built[0]
+        record = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, fmt))
+    else:
+        allow_name(request, None)
+        lock_request, stored = await in_read_thread(request, lookup)
+        result, record = stored if stored is not None else await in_thread(request, resolve)
+        request.app.state.metrics.observe_lock(result)
     canonical = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     headers = {
         "Input-Digest": result.input_digest,
@@ -207,6 +246,8 @@ async def post_lock(
         "Cache-Control": "no-cache",
         "Lock-Accelerator": accelerator_header(accelerator_info(lock_request, accelerator_runtime_of(canonical))),
     }
+    if name is not None:
+        headers.update({"Lock-Name": name, "Location": f"/v1/names/{name}"})
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
 
 
@@ -218,7 +259,7 @@ async def post_lock(
     summary="Lock requirements given as JSON; answers metadata and links",
     responses={200: {"description": "Already locked", "model": LockInfo}, **_ERRORS},
 )
-async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> Response:
+async def post_locks(request: Request, service: ServiceDep, names: NamesDep, body: LockBody) -> Response:
 
     def text(value: str | list[str], source: str) -> str:
         if isinstance(value, str):
@@ -253,7 +294,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
         built.append(build_one(single))
         return built[0]
 
-    result = await _run_lock(request, service, build)
+    result = await _run_lock(request, service, build, names, (body.name, body.upgrade))
 
     def read() -> tuple[StoredInput, bytes]:
         return service.stored_input(result.input_digest), service.lock_file(result.lock_digest, "json").content
@@ -261,6 +302,7 @@ async def post_locks(request: Request, service: ServiceDep, body: LockBody) -> R
     stored, canonical = await in_read_thread(request, read)
     info = _lock_info(stored, result.revision, result.created)
     info.accelerator = accelerator_info(built[0], accelerator_runtime_of(canonical))
+    info.name = body.name
     return Response(
         info.model_dump_json(),
         status_code=201 if result.created else 200,
@@ -399,23 +441,3 @@ async def get_lock_file(
         "Cache-Control": "no-cache",
     }
     return file_response(request, record, status=200, headers=headers)
-
-
-@router.post(
-    "/v1/locks/{input_digest}/refresh",
-    response_model=RefreshInfo,
-    dependencies=[Depends(requires("lock"))],
-    summary="Re-resolve a stored input; a new revision is appended only if the lock changed",
-    responses=_ERRORS,
-)
-async def refresh(request: Request, service: ServiceDep, input_digest: Digest) -> RefreshInfo:
-    result = await in_thread(request, lambda: service.refresh(input_digest))
-    return RefreshInfo(
-        input_digest=input_digest,
-        changed=result.changed,
-        previous_revision=result.previous.n,
-        revision=result.revision.n,
-        lock_digest=result.revision.lock_digest,
-        previous_lock_digest=result.previous.lock_digest,
-        links=lock_links(input_digest, result.revision.lock_digest),
-    )

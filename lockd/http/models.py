@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lockd.http.name_models import ProposalOut
 from lockd.render import FILE_NAMES
 
 __all__ = [
@@ -74,6 +75,8 @@ class LockBody(BaseModel):
         description="several targets: each locked, the first one's pins preferred by the others",
     )
     options: OptionsBody = OptionsBody()
+    name: str | None = Field(default=None, max_length=200, examples=["vision/trainer-cu128"])
+    upgrade: str | None = Field(default=None, max_length=10_000, description="`all`, or packages to upgrade: a,b")
 
     @model_validator(mode="before")
     @classmethod
@@ -131,6 +134,7 @@ class LockInfo(BaseModel):
     target: dict[str, str | None]
     requirements: list[str]
     constraints: list[str]
+    name: str | None = None
     links: LockLinks
     accelerator: AcceleratorInfo | None = None  # set in the answer to a lock request
 
@@ -152,11 +156,12 @@ class BundleInfo(BaseModel):
 
 class RefreshInfo(BaseModel):
     input_digest: str
-    changed: bool
+    changed: bool = Field(description="whether what the input serves changed (the policy promoted)")
     previous_revision: int
     revision: int
     lock_digest: str
     previous_lock_digest: str
+    proposal: ProposalOut | None = Field(default=None, description="the lock the index gives now, for review")
     links: LockLinks
 
 

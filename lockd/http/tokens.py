@@ -28,6 +28,12 @@ class TokenBody(BaseModel):
     name: str = Field(default="token", min_length=1, max_length=200, examples=["ci"])
     scope: Literal["admin", "lock", "read"] = Field(examples=["lock"])
     expires_at: datetime | None = Field(default=None, description="refused from then on (with a time zone)")
+    name_prefixes: list[str] | None = Field(
+        default=None,
+        max_length=50,
+        description="limit a read or lock token to lock names: vision/*",
+        examples=[["vision/*"]],
+    )
 
 
 class TokenOut(BaseModel):
@@ -38,6 +44,7 @@ class TokenOut(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    name_prefixes: list[str] | None = None
 
     @classmethod
     def of(cls, info: TokenInfo) -> TokenOut:
@@ -49,6 +56,7 @@ class TokenOut(BaseModel):
             expires_at=info.expires_at,
             last_used_at=info.last_used_at,
             revoked_at=info.revoked_at,
+            name_prefixes=None if info.name_prefixes is None else list(info.name_prefixes),
         )
 
 
@@ -82,7 +90,10 @@ async def create_token(
     request: Request, response: Response, service: ServiceDep, body: TokenBody
 ) -> TokenCreated:
     token, info = await in_thread(
-        request, lambda: service.tokens.issue(name=body.name, scope=body.scope, expires_at=body.expires_at)
+        request,
+        lambda: service.tokens.issue(
+            name=body.name, scope=body.scope, expires_at=body.expires_at, name_prefixes=body.name_prefixes
+        ),
     )
     response.headers["Cache-Control"] = "no-store"
     return TokenCreated(token=token, **TokenOut.of(info).model_dump())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+from packaging.utils import NormalizedName
+from packaging.version import Version
 
 from lockd.errors import ResolutionTimeout
 from lockd.inputs import LockRequest
@@ -41,13 +45,20 @@ class ResolveStats:
 
 
 def timed_resolve(
-    request: LockRequest, index: MeteredIndexSource, budget: float, reporter: ResolveReporter | None = None
+    request: LockRequest,
+    index: MeteredIndexSource,
+    budget: float,
+    reporter: ResolveReporter | None = None,
+    *,
+    preferences: Mapping[NormalizedName, Version] | None = None,
 ) -> tuple[Lock, ResolveStats]:
-    """Resolve within `budget` seconds or raise `ResolutionTimeout` (the resolver checks CUDA mixing)."""
+    """Resolve within `budget` seconds or raise `ResolutionTimeout` (the resolver checks CUDA mixing).
+
+    `preferences`: versions tried first (see `resolve`)."""
     before = index.stats
     started = time.monotonic()
     deadline = started + budget
-    lock = resolve(request, index, reporter=reporter, deadline=deadline)
+    lock = resolve(request, index, reporter=reporter, deadline=deadline, preferences=preferences)
     elapsed = time.monotonic() - started
     if elapsed > budget:
         raise ResolutionTimeout(

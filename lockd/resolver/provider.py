@@ -78,7 +78,13 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     """Answers resolvelib for one request. Public reads are for explanation and lock building."""
 
     def __init__(
-        self, request: LockRequest, index: IndexSource, pool: ThreadPoolExecutor, deadline: float | None
+        self,
+        request: LockRequest,
+        index: IndexSource,
+        pool: ThreadPoolExecutor,
+        deadline: float | None,
+        *,
+        preferences: Mapping[NormalizedName, Version] | None = None,
     ) -> None:
         self._request = request
         self._index = index
@@ -101,7 +107,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
         self._depth: dict[Identifier, int] = {}
         self._counts: dict[Identifier, int] = {}
-        self._preferred = request.preferred
+        # A name's current pins (`preferences`) and another target's pins (`request.preferred`)
+        # are tried first alike; the name's own pins win where both speak.
+        self._preferred: Mapping[NormalizedName, Version] = {**request.preferred, **(preferences or {})}
 
     # --- what explanation and lock building read ---
 

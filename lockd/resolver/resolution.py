@@ -7,6 +7,7 @@ enforces the deadline at every round, translates resolvelib's exceptions into `L
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -65,16 +66,18 @@ def resolve(
     *,
     reporter: ResolveReporter | None = None,
     deadline: float | None = None,
+    preferences: Mapping[NormalizedName, Version] | None = None,
 ) -> Lock:
     """The lock pip would install on `request.target`, with every file's sha256.
 
     `deadline` is a `time.monotonic()` value; past it `ResolutionTimeout` is raised. Errors:
     `UnknownProject`, `NoMatchingDistribution`, `ResolutionImpossible`, `SdistNeedsBuild`,
-    `IndexUnavailable`, `TamperedFile`, `CudaMismatch`.
+    `IndexUnavailable`, `TamperedFile`, `CudaMismatch`. `preferences` are versions tried first
+    where they still satisfy and install (a name's current pins: only what a change needs moves).
     """
     # Wide enough for the prefetch walk: its workers mostly wait on the network.
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockd-resolve") as pool:
-        provider = Provider(request, index, pool, deadline)
+        provider = Provider(request, index, pool, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []
         for item in request.requirements:
             marker = item.requirement.marker

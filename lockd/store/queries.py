@@ -108,6 +108,7 @@ class TokenRecord:
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    name_prefixes: tuple[str, ...] | None = None  # the name patterns it is limited to; None: any
 
 
 # -- inputs, locks, revisions -------------------------------------------------------------
@@ -347,8 +348,10 @@ def create_token(
     scopes: frozenset[str],
     now: datetime,
     expires_at: datetime | None = None,
+    name_prefixes: tuple[str, ...] | None = None,
 ) -> int:
     values = {"name": name, "token_hash": token_hash, "scopes": ",".join(sorted(scopes)), "created_at": now}
+    values["name_prefixes"] = None if name_prefixes is None else ",".join(name_prefixes)
     result = conn.execute(
         insert(schema.tokens).values(**values, expires_at=expires_at).returning(schema.tokens.c.id)
     )
@@ -377,6 +380,7 @@ def _token(row: Any) -> TokenRecord:
         revoked_at=_maybe_utc(row.revoked_at),
         expires_at=_maybe_utc(row.expires_at),
         last_used_at=_maybe_utc(row.last_used_at),
+        name_prefixes=None if row.name_prefixes is None else tuple(row.name_prefixes.split(",")),
     )
 
 

@@ -23,8 +23,13 @@ from sqlalchemy import (
 )
 
 from lockd.drift import CHANGE_KINDS, FINDING_KINDS
+from lockd.lock_diff import AUTO_PROMOTE
 
 __all__ = [
+    "NAME_ACTIONS",
+    "NAME_STATUSES",
+    "PROPOSAL_SOURCES",
+    "PROPOSAL_STATUSES",
     "dist_metadata",
     "drift_findings",
     "drift_lease",
@@ -34,9 +39,14 @@ __all__ = [
     "inputs",
     "lock_files",
     "lock_packages",
+    "lock_provenance",
     "locks",
     "metadata",
+    "name_events",
+    "names",
+    "proposals",
     "resolution_leases",
+    "retired_inputs",
     "revisions",
     "tokens",
 ]
@@ -147,6 +157,8 @@ tokens = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("expires_at", DateTime(timezone=True), nullable=True),  # migration 0003
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # Comma-separated name patterns (`vision/*`) the token is limited to; NULL: any name (0004).
+    Column("name_prefixes", String(1000), nullable=True),
     _digest_check("token_hash"),
 )
 
@@ -239,4 +251,97 @@ drift_lease = Table(
     Column("holder", String(64), nullable=False),
     Column("run_id", Integer, nullable=True),
     Column("expires_at", Float, nullable=False),
+)
+
+
+# -- names, proposals, retirement (migration 0004_names) ----------------------------------
+# A name points at its current input; what it serves is that input's current revision.
+# Its history (`name_events`) keeps digests as plain checked text, without foreign keys, so
+# `lockd gc` can remove an input long retired while the history that mentions it stays.
+_POLICIES = ", ".join(f"'{policy}'" for policy in AUTO_PROMOTE)
+NAME_STATUSES = ("active", "archived", "retired")
+NAME_ACTIONS = ("created", "moved", "promoted", "archived", "retired", "restored")
+PROPOSAL_SOURCES = ("refresh", "drift", "upgrade")
+PROPOSAL_STATUSES = ("open", "promoted", "superseded")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=name)
+
+
+names = Table(
+    "names",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    _digest("input_digest", ForeignKey("inputs.digest"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("auto_promote", String(16), nullable=True),  # NULL: the operator's LOCKD_AUTO_PROMOTE
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+    _one_of("status", NAME_STATUSES, "status_known"),
+    CheckConstraint(f"auto_promote IN ({_POLICIES})", name="auto_promote_known"),
+    Index(None, "input_digest"),
+)
+
+name_events = Table(
+    "name_events",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("action", String(16), nullable=False),
+    _digest("input_digest", nullable=False),
+    Column("revision", Integer, nullable=True),
+    _digest("lock_digest", nullable=True),
+    Column("proposal_id", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),  # the token's name; NULL for lockd itself
+    Column("at", DateTime(timezone=True), nullable=False),
+    _one_of("action", NAME_ACTIONS, "action_known"),
+    _digest_check("input_digest"),
+    CheckConstraint("seq >= 1", name="seq_positive"),
+    Index(None, "input_digest"),
+)
+
+# A refresh or a drift run's fresh resolution that changed the lock, waiting for a person or
+# the operator's policy. Promoting appends revision `base_revision + 1` to the input.
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _digest("input_digest", ForeignKey("inputs.digest"), nullable=False),
+    Column("base_revision", Integer, nullable=False),
+    _digest("base_lock_digest", ForeignKey("locks.digest"), nullable=False),
+    _digest("lock_digest", ForeignKey("locks.digest"), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("diff", Text, nullable=False),  # LockDiff JSON
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(200), nullable=True),  # a token name, or `policy:<policy>`
+    Column("revision", Integer, nullable=True),  # the revision its promotion made
+    _one_of("source", PROPOSAL_SOURCES, "source_known"),
+    _one_of("status", PROPOSAL_STATUSES, "status_known"),
+    Index(None, "input_digest", "status"),
+)
+
+# How a lock resolved under a name was made: the pins it preferred (minimal churn).
+lock_provenance = Table(
+    "lock_provenance",
+    metadata,
+    _digest("lock_digest", ForeignKey("locks.digest"), primary_key=True),
+    Column("name", String(200), nullable=False),
+    _digest("preferred_lock_digest", nullable=True),
+    Column("preferences", Text, nullable=False),  # {project: version}
+    Column("upgrade", Text, nullable=False),  # "all" or [project, …]
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Inputs out of drift and the default dashboard: no name points at them any longer.
+retired_inputs = Table(
+    "retired_inputs",
+    metadata,
+    _digest("input_digest", ForeignKey("inputs.digest"), primary_key=True),
+    Column("retired_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(64), nullable=False),
 )
