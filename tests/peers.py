@@ -38,7 +38,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 # The tools of the environment running the tests (a worktree has no .venv of its own).
 BIN = Path(sys.executable).parent
-_TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "triton")
+_TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "triton", "pytorch-triton-rocm", "pytorch-triton-xpu")
 
 
 class PeerFailed(AssertionError):
