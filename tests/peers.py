@@ -6,6 +6,7 @@ no find-links, UV_NO_CONFIG, a private uv cache) so it sees exactly the indexes 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -29,6 +30,7 @@ __all__ = [
     "parse_pins",
     "pip_compile",
     "pip_download_lock",
+    "pip_dry_run_lock",
     "pip_install_lock",
     "uv_compile",
 ]
@@ -36,7 +38,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 # The tools of the environment running the tests (a worktree has no .venv of its own).
 BIN = Path(sys.executable).parent
-_TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "triton")
+_TORCH_FAMILY = ("torch", "torchvision", "torchaudio", "triton", "pytorch-triton-rocm", "pytorch-triton-xpu")
 
 
 class PeerFailed(AssertionError):
@@ -293,3 +295,37 @@ def pip_download_lock(lock: Lock, tmp_path: Path) -> list[str]:
         command += ["--platform", platform_tag]
     _run(command, cwd=tmp_path, env=clean_env(tmp_path))
     return sorted(p.name for p in dest.iterdir())
+
+
+def pip_dry_run_lock(lock: Lock, tmp_path: Path) -> list[str]:
+    """`pip install --dry-run --require-hashes --no-deps --only-binary=:all:` for the lock's target.
+
+    What `pip_download_lock` checks, without downloading: pip reads each wheel's METADATA by HTTP
+    range requests (`fast-deps`), so a lock with GPU wheels costs megabytes, not gigabytes.
+    Returns the file names pip would install; packages without a wheel at the target's own level
+    are left out, as there.
+    """
+    target = lock.target
+    wheels_only = [p for p in lock.packages if any(_installs_at_level(f.filename, target) for f in p.files)]
+    trimmed = Lock.build(
+        input_digest=lock.input_digest,
+        target=lock.target,
+        plan=lock.plan,
+        requirements=lock.requirements,
+        constraints=lock.constraints,
+        options=lock.options,
+        packages=wheels_only,
+    )
+    requirements = _write_lock(trimmed, tmp_path / "requirements.txt")
+    report = tmp_path / "pip-report.json"
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--require-hashes",
+        "--no-deps", "--only-binary=:all:", "--use-feature=fast-deps", "--no-cache-dir",
+        "--python-version", f"{target.python.major}.{target.python.minor}", "--implementation", "cp",
+        "--abi", target.abi, "--report", str(report), "-r", str(requirements),
+    ]  # fmt: skip
+    for platform_tag in target.platform_tags:
+        command += ["--platform", platform_tag]
+    _run(command, cwd=tmp_path, env=clean_env(tmp_path), timeout=900)
+    installed = json.loads(report.read_text())["install"]
+    return sorted(str(item["download_info"]["url"]).rsplit("/", 1)[-1] for item in installed)

@@ -207,6 +207,10 @@ def test_new_target_kinds_lock_and_round_trip(lockd_server: LockdServer, unique_
                 {"platform": "win-arm64", "python": "3.12"},
             )
         ]
+        listed = client.get("/v1/locks", params={"platform": "win-arm64", "python": "3.12"}).json()["items"]
+        assert listed and {item["target"]["platform"] for item in listed} == {"windows_arm64"}
+        threaded = client.get("/v1/locks", params={"python": "3.14t"}).json()["items"]
+        assert threaded and {item["target"]["python"] for item in threaded} == {"3.14.0t"}
         assert kinds == [
             {"platform": "linux_x86_64", "python": "3.14.0t", "cuda": None, "glibc": "2.34"},
             {"platform": "windows_arm64", "python": "3.12.0", "cuda": None},

@@ -65,7 +65,7 @@ from lockd.names import Names, UpgradeNotInLock, parse_upgrade
 from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, Revision, StoredInput
-from lockd.target import parse_interpreter, python_text
+from lockd.target import parse_interpreter, platform_named, python_text
 
 __all__ = ["Digest", "lock_links", "router"]
 
@@ -377,6 +377,9 @@ async def list_locks(
     ] = None,
 ) -> LockList:
     python_filter = None if python is None else python_text(*parse_interpreter(python))
+    # uv's and conda's names select the platform they stand for (`linux-64` is linux_x86_64)
+    named = None if platform is None else platform_named(platform)
+    platform_filter = platform if named is None else named[0].name
     # Spelled as on intake (`12.4` is cu124); `none` (or empty) means locks without a variant.
     variant = None if cuda is None else parse_variant(cuda)
     cuda_filter = None if cuda is None else ("" if variant is None else variant.name)
@@ -386,7 +389,7 @@ async def list_locks(
         lambda: service.list_locks(
             limit=limit,
             after=cursor,
-            platform=platform,
+            platform=platform_filter,
             python=python_filter,
             cuda=cuda_filter,
             package=package_filter,

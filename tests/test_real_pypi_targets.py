@@ -1,0 +1,161 @@
+"""Today's targets against real PyPI: new Pythons on every platform agree with uv, and a lock
+installs on a newer host without building.
+
+Python 3.14, 3.15 and free-threaded 3.14t on each of the six platforms: lockd's pins equal
+uv's (`--python-platform`, `MACOSX_DEPLOYMENT_TARGET`, a free-threaded interpreter for 3.14t)
+or both refuse, and pip installs each lock for its target with `--require-hashes
+--only-binary=:all:` (a dry run: the GPU wheels are gigabytes). vllm's lock for Linux x86_64 / Python 3.11 at the default glibc 2.28
+installs on this host (glibc 2.36) without building anything: llguidance's only Linux wheels
+are `manylinux_2_31`, and the lock lists that wheel beside the sdist. Skipped with a reason when
+PyPI is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as host_platform
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from packaging.tags import sys_tags
+from packaging.utils import parse_wheel_filename
+
+from lockd.errors import LockdError
+from lockd.index import IndexClient
+from lockd.inputs import LockRequest, parse_requirements
+from lockd.lock import Lock
+from lockd.render import render
+from lockd.resolver import resolve
+from lockd.routing import DEFAULT_INDEX_URL, plan_for
+from lockd.target import PLATFORMS, Target
+from tests.peers import PeerFailed, UvIndexes, clean_env, pip_dry_run_lock, uv_compile
+
+pytestmark = pytest.mark.network
+
+# A stack with compiled wheels on every platform; torch (from PyPI: no variant) where it has
+# builds: torch dropped macOS x86_64 and has no Windows on ARM or Python 3.15 builds for every
+# platform, and there both tools refuse, which the first test also checks.
+STACK = "numpy\npandas\npyarrow\nscikit-learn\npydantic\nfastapi\n"
+PYTHONS = ("3.14", "3.15", "3.14t")
+TORCH_TARGETS = [
+    ("linux_x86_64", "3.14"),
+    ("linux_x86_64", "3.14t"),
+    ("linux_aarch64", "3.14"),
+    ("macos_arm64", "3.14t"),
+    ("windows_amd64", "3.14"),
+    ("macos_x86_64", "3.14"),
+]
+
+
+def _pypi_reachable() -> str | None:
+    try:
+        response = httpx.get(DEFAULT_INDEX_URL + "pip/", timeout=5.0, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        return f"https://pypi.org/simple/ is unreachable ({type(exc).__name__})"
+    if response.status_code != 200:
+        return f"https://pypi.org/simple/ answered {response.status_code}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def pypi() -> Iterator[IndexClient]:
+    reason = _pypi_reachable()
+    if reason is not None:
+        pytest.skip(reason)
+    with IndexClient(timeout=60.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+def _lock(client: IndexClient, requirements: str, target: Target) -> Lock:
+    request = LockRequest(
+        requirements=parse_requirements(requirements), constraints=(), target=target, plan=plan_for(target)
+    )
+    return resolve(request, client)
+
+
+def _agrees_with_uv(
+    client: IndexClient, requirements: str, target: Target, tmp_path: Path, uv_cache: Path
+) -> None:
+    indexes = UvIndexes(DEFAULT_INDEX_URL)
+    try:
+        lock = _lock(client, requirements, target)
+    except LockdError as refused:
+        # Where lockd finds no version that installs, uv must find none either.
+        with pytest.raises(PeerFailed):
+            uv_compile(requirements, target, indexes, tmp_path, uv_cache=uv_cache)
+        assert "has no file for" in refused.message, refused.message
+        return
+    expected = uv_compile(requirements, target, indexes, tmp_path, uv_cache=uv_cache)
+    assert {name: str(version) for name, version in lock.pins.items()} == expected
+    chosen = pip_dry_run_lock(lock, tmp_path)
+    assert chosen and all(name.endswith(".whl") for name in chosen)
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.parametrize("platform_name", list(PLATFORMS))
+def test_new_pythons_agree_with_uv_on_every_platform(
+    pypi: IndexClient, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+) -> None:
+    _agrees_with_uv(pypi, STACK, Target.of(platform_name, python), tmp_path, uv_cache)
+
+
+@pytest.mark.parametrize(("platform_name", "python"), TORCH_TARGETS)
+def test_torch_from_pypi_for_new_pythons_agrees_with_uv(
+    pypi: IndexClient, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+) -> None:
+    _agrees_with_uv(pypi, "torch\n", Target.of(platform_name, python), tmp_path, uv_cache)
+
+
+def _glibc() -> tuple[int, int] | None:
+    found = host_platform.libc_ver()
+    if found[0] != "glibc":
+        return None
+    major, minor = found[1].split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and host_platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11))
+    or (_glibc() or (0, 0)) < (2, 31),
+    reason="installs on a Linux x86_64 CPython 3.11 host with glibc 2.31 or newer",
+)
+def test_a_vllm_lock_installs_on_a_newer_glibc_without_building(pypi: IndexClient, tmp_path: Path) -> None:
+    lock = _lock(pypi, "vllm\n", Target.of("linux_x86_64", "3.11"))
+    llguidance = lock.package("llguidance")
+    assert llguidance is not None
+    kinds = {f.kind for f in llguidance.files}
+    assert kinds == {"sdist", "wheel"}, [f.filename for f in llguidance.files]
+    # every pin has a wheel this host installs: no build, whatever pip picks
+    host = set(sys_tags())
+    for package in lock.packages:
+        wheels = [f for f in package.files if f.kind == "wheel"]
+        assert any(set(parse_wheel_filename(f.filename)[3]) & host for f in wheels), package.name
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_bytes(render(lock, "requirements.txt"))
+    report = tmp_path / "report.json"
+    # fast-deps reads each wheel's METADATA by HTTP range requests (PyPI here serves no PEP 658
+    # files): without it the dry run downloads the 4 GB of wheels it would install.
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--require-hashes",
+        "--only-binary=:all:", "--use-feature=fast-deps", "--no-cache-dir", "--quiet",
+        "--report", str(report), "-r", str(requirements),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, env=clean_env(tmp_path), capture_output=True, text=True, timeout=1500, check=False
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    installed = json.loads(report.read_text())["install"]
+    urls = [item["download_info"]["url"] for item in installed]
+    assert len(urls) == len(lock.packages)
+    assert all(url.endswith(".whl") for url in urls)
+    assert any("llguidance" in url and "manylinux_2_31" in url for url in urls)
