@@ -115,7 +115,9 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--scope", choices=SCOPES, required=True, help="admin ⊃ lock ⊃ read")
     create.add_argument("--name", default="token", help="a label to recognise it by")
     create.add_argument("--expires", default=None, help="refuse it after 90d, 12h, 30m … or an ISO 8601 time")
-    create.add_argument("--name-prefix", action="append", default=None, help="limit it to lock names: vision/* (repeatable)")
+    create.add_argument(
+        "--name-prefix", action="append", default=None, help="limit it to lock names: vision/* (repeatable)"
+    )
     actions.add_parser("list", help="list tokens (never the tokens themselves)")
     revoke = actions.add_parser("revoke", help="revoke a token by its id (see `lockd token list`)")
     revoke.add_argument("id", type=int)
@@ -128,7 +130,10 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
     def line(info: TokenInfo) -> str:
         when = {"expires": info.expires_at, "last-used": info.last_used_at, "revoked": info.revoked_at}
-        dates = " ".join(f"{key}={'-' if value is None else value.isoformat(timespec='seconds')}" for key, value in when.items())
+        dates = " ".join(
+            f"{key}={'-' if value is None else value.isoformat(timespec='seconds')}"
+            for key, value in when.items()
+        )
         return f"{info.id}\t{info.name}\t{','.join(sorted(info.scopes))}\t{dates}"
 
     service = Service.open(settings)
@@ -141,7 +146,9 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             print(line(service.tokens.revoke(args.id)))
             return 0
         expires_at = None if args.expires is None else expiry_from_text(args.expires, datetime.now(UTC))
-        token = service.tokens.create(name=args.name, scope=args.scope, expires_at=expires_at, name_prefixes=args.name_prefix)
+        token = service.tokens.create(
+            name=args.name, scope=args.scope, expires_at=expires_at, name_prefixes=args.name_prefix
+        )
     finally:
         service.close()
     print(token)
@@ -163,11 +170,19 @@ def _lock_arguments(parser: argparse.ArgumentParser) -> None:
         " (or uv's --python-platform and conda's names)",
     )
     parser.add_argument("--python", required=True, help="3.11, 3.11.7, or 3.14t (free-threaded)")
-    parser.add_argument("--cuda", default=None, help="cpu, cu128, rocm6.4, xpu, …, or auto with --driver (omit for none)")
-    parser.add_argument("--glibc", default=None, help="minimum glibc of a Linux target (2.17 … 2.41; default 2.28)")
-    parser.add_argument("--musl", default=None, help="musl level of a Linux target instead of glibc (1.1 or 1.2)")
+    parser.add_argument(
+        "--cuda", default=None, help="cpu, cu128, rocm6.4, xpu, …, or auto with --driver (omit for none)"
+    )
+    parser.add_argument(
+        "--glibc", default=None, help="minimum glibc of a Linux target (2.17 … 2.41; default 2.28)"
+    )
+    parser.add_argument(
+        "--musl", default=None, help="musl level of a Linux target instead of glibc (1.1 or 1.2)"
+    )
     parser.add_argument("--macos", default=None, help="minimum macOS of a macOS target (default 13.0)")
-    parser.add_argument("--driver", default=None, help="NVIDIA driver (580.65.06) or ROCm version (rocm6.4) for --cuda auto")
+    parser.add_argument(
+        "--driver", default=None, help="NVIDIA driver (580.65.06) or ROCm version (rocm6.4) for --cuda auto"
+    )
     parser.add_argument("--format", default=DEFAULT_FORMAT, choices=sorted(FORMATS))
     parser.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
     parser.add_argument(
@@ -266,7 +281,9 @@ def _resolve_without_server(
 def _lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
-        settings = settings.with_index_urls(index_url=args.index_url, pytorch_index_url=args.pytorch_index_url)
+        settings = settings.with_index_urls(
+            index_url=args.index_url, pytorch_index_url=args.pytorch_index_url
+        )
     target = {
         name: getattr(args, name)
         for name in ("platform", "python", "cuda", "glibc", "musl", "macos", "driver")
@@ -383,8 +400,12 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
 def _why_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", help="the project to explain, e.g. filelock")
     parser.add_argument("--lock", type=Path, default=None, help="a lock.json file (no server needed)")
-    parser.add_argument("-r", "--requirements", type=Path, default=None, help="its requirements.in, for line numbers")
-    parser.add_argument("--server", default=None, help="lockd's URL (with --digest); the token is LOCKD_TOKEN, if set")
+    parser.add_argument(
+        "-r", "--requirements", type=Path, default=None, help="its requirements.in, for line numbers"
+    )
+    parser.add_argument(
+        "--server", default=None, help="lockd's URL (with --digest); the token is LOCKD_TOKEN, if set"
+    )
     parser.add_argument("--digest", default=None, help="the lock's input digest on --server")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -399,7 +420,9 @@ def _why(args: argparse.Namespace, settings: Settings) -> int:
         token = os.environ.get("LOCKD_TOKEN")
         sys.stdout.write(fetch_why(args.server, args.digest, args.package, token=token, as_json=args.json))
     else:
-        sys.stdout.write(why_from_lock_file(args.lock, args.package, requirements=args.requirements, as_json=args.json))
+        sys.stdout.write(
+            why_from_lock_file(args.lock, args.package, requirements=args.requirements, as_json=args.json)
+        )
     return 0
 
 
@@ -410,7 +433,9 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", required=True, help="lockd's URL; the token is LOCKD_TOKEN, if set")
     parser.add_argument("--name", default=None, help="the lock's name (or --digest)")
     parser.add_argument("--digest", default=None, help="the lock's input digest")
-    parser.add_argument("--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})")
+    parser.add_argument(
+        "--fail-on", default=_DEFAULT_FAIL_ON, help=f"comma-separated kinds (default {_DEFAULT_FAIL_ON})"
+    )
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -422,7 +447,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     token = os.environ.get("LOCKD_TOKEN")
-    verdict = check_lock(server=args.server, kinds=kinds, token=token, name=args.name, digest=args.digest, out=sys.stderr)
+    verdict = check_lock(
+        server=args.server, kinds=kinds, token=token, name=args.name, digest=args.digest, out=sys.stderr
+    )
     return verdict.exit_code
 
 
@@ -430,7 +457,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _gc_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--older-than", default=None, help="retired for longer than 30d, 12h … (default LOCKD_GC_AFTER)")
+    parser.add_argument(
+        "--older-than", default=None, help="retired for longer than 30d, 12h … (default LOCKD_GC_AFTER)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted")
 
 
@@ -440,7 +469,9 @@ def _gc(args: argparse.Namespace, settings: Settings) -> int:
     from lockd.tokens import expiry_from_text  # noqa: PLC0415
 
     now = datetime.now(UTC)
-    older_than = None if args.older_than is None else (expiry_from_text(args.older_than, now) - now).total_seconds()
+    older_than = (
+        None if args.older_than is None else (expiry_from_text(args.older_than, now) - now).total_seconds()
+    )
     service = Service.open(settings)
     try:
         retired = retire_unused(service) if not args.dry_run else None

@@ -192,11 +192,15 @@ class LockRequest:
 
 def _preferences_from_json(data: object) -> tuple[tuple[NormalizedName, Version], ...]:
     if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-        raise InvalidRequest("preferences must map project names to versions", context={"field": "preferences"})
+        raise InvalidRequest(
+            "preferences must map project names to versions", context={"field": "preferences"}
+        )
     try:
         return tuple((canonicalize_name(str(name)), Version(version)) for name, version in data.items())
     except InvalidVersion:
-        raise InvalidRequest("preferences must map project names to versions", context={"field": "preferences"}) from None
+        raise InvalidRequest(
+            "preferences must map project names to versions", context={"field": "preferences"}
+        ) from None
 
 
 def _utc(moment: datetime) -> datetime:

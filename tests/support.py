@@ -144,7 +144,9 @@ class PostgresDatabases:
         self._admin.dispose()
 
 
-def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool = True) -> str:
+def fresh_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool = True
+) -> str:
     """A new database URL on `backend` (migrated unless asked otherwise)."""
     if backend == "postgres":
         databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
@@ -208,9 +210,20 @@ class LockdServer:
         )
 
     def start(self, timeout: float = 30.0) -> LockdServer:
-        command = [sys.executable, "-m", "lockd", "serve", "--port", str(self.port), "--workers", str(self.workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "lockd",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -382,7 +395,9 @@ def files_of(index: WatchedIndex, project: str, version: str) -> list[str]:
     return [a.filename for a in index.files(project) if a.version == version]
 
 
-def mutate(index: ControlledIndex, *, yank_reason: str = "broken build", advisories: Path | None = None) -> dict[str, str]:
+def mutate(
+    index: ControlledIndex, *, yank_reason: str = "broken build", advisories: Path | None = None
+) -> dict[str, str]:
     """Publish, yank, delete, replace, and an advisory into `advisories`: one mutation per kind.
     Returns the tampered file's new sha256."""
     if advisories is not None:

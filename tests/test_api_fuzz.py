@@ -32,11 +32,15 @@ def fuzzed_server(
     request: pytest.FixtureRequest, fixture_index: WatchedIndex, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LockdServer]:
     tmp = tmp_path_factory.mktemp("lockd-fuzz")
-    server = LockdServer(server_env(fresh_database("sqlite", request, tmp), fixture_index), tmp / "server.log")
+    server = LockdServer(
+        server_env(fresh_database("sqlite", request, tmp), fixture_index), tmp / "server.log"
+    )
     server.create_tokens()
     server.start()
     with server.client("lock") as client:  # something to read, so reads are not all 404s
-        locked = client.post("/lock", params={"platform": "linux_x86_64", "python": "3.11"}, content="lockd-fx-plain\n")
+        locked = client.post(
+            "/lock", params={"platform": "linux_x86_64", "python": "3.11"}, content="lockd-fx-plain\n"
+        )
         assert locked.status_code == 201, locked.text
     yield server
     server.stop()
@@ -62,7 +66,9 @@ OPERATIONS = sorted(
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_no_5xx_and_every_response_matches_the_schema(method: str, path: str, fuzzed_server: LockdServer) -> None:
+def test_no_5xx_and_every_response_matches_the_schema(
+    method: str, path: str, fuzzed_server: LockdServer
+) -> None:
     headers = {"Authorization": f"Bearer {fuzzed_server.tokens['admin']}"}
 
     @given(case=schema[path][method].as_strategy())

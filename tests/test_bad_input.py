@@ -54,14 +54,38 @@ RAW_CASES = [
     Case("include-long", b"--requirement=base.in\n", 422, "unsupported-requirement", line=1),
     Case("constraints-c", b"numpy\n\n-c constraints.txt\n", 422, "unsupported-requirement", line=3),
     Case("editable", b"-e .\n", 422, "unsupported-requirement", line=1),
-    Case("editable-vcs", b"numpy\n-e git+https://example.invalid/x.git#egg=x\n", 422, "unsupported-requirement", line=2),
+    Case(
+        "editable-vcs",
+        b"numpy\n-e git+https://example.invalid/x.git#egg=x\n",
+        422,
+        "unsupported-requirement",
+        line=2,
+    ),
     Case("url", b"https://example.invalid/x-1.0-py3-none-any.whl\n", 422, "unsupported-requirement", line=1),
-    Case("pep508-url", b"numpy\nx @ https://example.invalid/x-1.0.tar.gz\n", 422, "unsupported-requirement", line=2),
+    Case(
+        "pep508-url",
+        b"numpy\nx @ https://example.invalid/x-1.0.tar.gz\n",
+        422,
+        "unsupported-requirement",
+        line=2,
+    ),
     Case("local-path", b"./vendor/x-1.0-py3-none-any.whl\n", 422, "unsupported-requirement", line=1),
     Case("local-dir", b"numpy\n../sibling\n", 422, "unsupported-requirement", line=2),
     Case("vcs", b"git+https://example.invalid/x.git@v1#egg=x\n", 422, "unsupported-requirement", line=1),
-    Case("index-url", b"--index-url https://evil.invalid/simple\nnumpy\n", 422, "unsupported-requirement", line=1),
-    Case("extra-index-url", b"numpy\n--extra-index-url=https://evil.invalid/simple\n", 422, "unsupported-requirement", line=2),
+    Case(
+        "index-url",
+        b"--index-url https://evil.invalid/simple\nnumpy\n",
+        422,
+        "unsupported-requirement",
+        line=1,
+    ),
+    Case(
+        "extra-index-url",
+        b"numpy\n--extra-index-url=https://evil.invalid/simple\n",
+        422,
+        "unsupported-requirement",
+        line=2,
+    ),
     Case("find-links", b"-f https://evil.invalid/links\nnumpy\n", 422, "unsupported-requirement", line=1),
     Case("trusted-host", b"--trusted-host evil.invalid\n", 422, "unsupported-requirement", line=1),
     Case("nul", b"numpy\nreq\x00uests\n", 422, "invalid-requirement", line=2),
@@ -74,17 +98,45 @@ RAW_CASES = [
     Case("long-invalid-line", b"numpy\nnumpy>=" + b"1" * 9_000 + b"!!\n", 422, "invalid-requirement", line=2),
     # packaging parses and prints markers recursively: thousands of parentheses overflowed the stack
     # while parsing, a few hundred while printing the canonical form (both were a 500).
-    Case("deep-marker", b"numpy\nlockd-fx-plain ; " + b"(" * 3_000 + b"\n", 422, "invalid-requirement", line=2),
-    Case("deep-marker-valid-syntax", b"lockd-fx-plain ; " + _nested_marker(420) + b"\n", 422, "invalid-requirement", line=1),
+    Case(
+        "deep-marker", b"numpy\nlockd-fx-plain ; " + b"(" * 3_000 + b"\n", 422, "invalid-requirement", line=2
+    ),
+    Case(
+        "deep-marker-valid-syntax",
+        b"lockd-fx-plain ; " + _nested_marker(420) + b"\n",
+        422,
+        "invalid-requirement",
+        line=1,
+    ),
     Case("unknown-project", b"lockd-fx-no-such-project\n", 422, "unknown-project", resolves=True),
     Case("unsatisfiable", b"lockd-fx-plain>=99\n", 422, "no-matching-distribution", resolves=True),
-    Case("conflict", b"lockd-fx-conflict-a\nlockd-fx-conflict-c\n", 422, "resolution-impossible", resolves=True),
+    Case(
+        "conflict", b"lockd-fx-conflict-a\nlockd-fx-conflict-c\n", 422, "resolution-impossible", resolves=True
+    ),
     Case("no-wheel-for-target", b"lockd-fx-winonly\n", 422, "no-matching-distribution", resolves=True),
     Case("sdist-needs-build", b"lockd-fx-sdist-dynamic\n", 422, "sdist-needs-build", resolves=True),
-    Case("cuda-on-macos", b"numpy\n", 422, "invalid-target", query=(("platform", "macos_arm64"), ("python", "3.11"), ("cuda", "cu124"))),
+    Case(
+        "cuda-on-macos",
+        b"numpy\n",
+        422,
+        "invalid-target",
+        query=(("platform", "macos_arm64"), ("python", "3.11"), ("cuda", "cu124")),
+    ),
     Case("unknown-variant", b"numpy\n", 422, "invalid-target", query=_target(cuda="cu999")),
-    Case("unknown-platform", b"numpy\n", 422, "invalid-target", query=(("platform", "solaris_sparc"), ("python", "3.11"))),
-    Case("unknown-python", b"numpy\n", 422, "invalid-target", query=(("platform", "linux_x86_64"), ("python", "2.7"))),
+    Case(
+        "unknown-platform",
+        b"numpy\n",
+        422,
+        "invalid-target",
+        query=(("platform", "solaris_sparc"), ("python", "3.11")),
+    ),
+    Case(
+        "unknown-python",
+        b"numpy\n",
+        422,
+        "invalid-target",
+        query=(("platform", "linux_x86_64"), ("python", "2.7")),
+    ),
     Case("no-platform", b"numpy\n", 422, "invalid-target", query=(("python", "3.11"),)),
 ]
 
@@ -97,7 +149,11 @@ def counted(lockd_server: LockdServer) -> dict[str, int]:
 
 def assert_no_rows(before: dict[str, int], after: dict[str, int], *, resolves: bool) -> None:
     ignored = RESOLUTION_BOOKKEEPING if resolves else frozenset()
-    changed = {name: (before[name], after[name]) for name in before if before[name] != after[name] and name not in ignored}
+    changed = {
+        name: (before[name], after[name])
+        for name in before
+        if before[name] != after[name] and name not in ignored
+    }
     assert not changed, f"rows written by a refused request: {changed}"
 
 
@@ -173,7 +229,10 @@ def test_a_long_run_of_whitespace_does_not_stall_the_server(
     with lockd_server.client("lock", timeout=10) as client:
         started = time.monotonic()
         response = client.post(
-            "/lock", params=LINUX, content=b"numpy\n" + spaces + b"\n!!" + spaces + b"x\n", headers={"content-type": "text/plain"}
+            "/lock",
+            params=LINUX,
+            content=b"numpy\n" + spaces + b"\n!!" + spaces + b"x\n",
+            headers={"content-type": "text/plain"},
         )
         problem = assert_problem(response, 413, "input-too-large")
         assert problem["context"]["line"] == 3
@@ -188,7 +247,11 @@ def test_a_long_run_of_whitespace_does_not_stall_the_server(
 def test_json_constraints_are_checked_like_requirements(
     lockd_server: LockdServer, counted: dict[str, int]
 ) -> None:
-    payload = {"requirements": "numpy", "constraints": "numpy<2\n--index-url https://evil.invalid/\n", "target": LINUX}
+    payload = {
+        "requirements": "numpy",
+        "constraints": "numpy<2\n--index-url https://evil.invalid/\n",
+        "target": LINUX,
+    }
     with lockd_server.client("lock") as client:
         body = assert_problem(client.post("/v1/locks", json=payload), 422, "unsupported-requirement")
     assert body["context"]["line"] == 2
@@ -243,7 +306,9 @@ def test_chunked_body_without_length_is_still_cut_off(
             yield b"numpy\n" * 10_000  # 12 MB in all, no Content-Length
 
     with lockd_server.client("lock") as client:
-        response = client.post("/lock", params=LINUX, content=chunks(), headers={"content-type": "text/plain"})
+        response = client.post(
+            "/lock", params=LINUX, content=chunks(), headers={"content-type": "text/plain"}
+        )
     assert_problem(response, 413, "input-too-large")
     assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
 
@@ -258,16 +323,26 @@ _TARGET_JSON = b'"target": {"platform": "linux_x86_64", "python": "3.11"}'
         (b'["a list"]', 422, "invalid-request"),
         (b'{"requirements": "numpy"}', 422, "invalid-request"),
         (b'{"requirements": 5, ' + _TARGET_JSON + b"}", 422, "invalid-request"),
-        (b'{"requirements": "numpy", ' + _TARGET_JSON + b', "index_url": "http://x"}', 422, "invalid-request"),
+        (
+            b'{"requirements": "numpy", ' + _TARGET_JSON + b', "index_url": "http://x"}',
+            422,
+            "invalid-request",
+        ),
         (
             b'{"requirements": "numpy", "target": {"platform": "linux_x86_64", "python": "3.11", "os": "linux"}}',
             422,
             "invalid-request",
         ),
-        (b'{"requirements": "numpy", ' + _TARGET_JSON + b', "options": {"as_of": "yesterday"}}', 422, "invalid-request"),
+        (
+            b'{"requirements": "numpy", ' + _TARGET_JSON + b', "options": {"as_of": "yesterday"}}',
+            422,
+            "invalid-request",
+        ),
         # An aware time that has no UTC equivalent (year 1 at +14:00) used to be a 500.
         (
-            b'{"requirements": "numpy", ' + _TARGET_JSON + b', "options": {"as_of": "0001-01-01T00:00:00+14:00"}}',
+            b'{"requirements": "numpy", '
+            + _TARGET_JSON
+            + b', "options": {"as_of": "0001-01-01T00:00:00+14:00"}}',
             400,
             "invalid-request",
         ),
@@ -304,20 +379,30 @@ def test_malformed_json_bodies(
 def test_bad_query_parameters(lockd_server: LockdServer, counted: dict[str, int]) -> None:
     with lockd_server.client("lock") as client:
         response = client.post(
-            "/lock", params={**LINUX, "pre": "perhaps"}, content=b"numpy\n", headers={"content-type": "text/plain"}
+            "/lock",
+            params={**LINUX, "pre": "perhaps"},
+            content=b"numpy\n",
+            headers={"content-type": "text/plain"},
         )
         assert_problem(response, 422, "invalid-request")
         response = client.post(
-            "/lock", params={**LINUX, "format": "setup.py"}, content=b"numpy\n", headers={"content-type": "text/plain"}
+            "/lock",
+            params={**LINUX, "format": "setup.py"},
+            content=b"numpy\n",
+            headers={"content-type": "text/plain"},
         )
-        assert 400 <= response.status_code < 500 and response.headers["content-type"].startswith(PROBLEM), response.text
+        assert 400 <= response.status_code < 500 and response.headers["content-type"].startswith(PROBLEM), (
+            response.text
+        )
     assert_no_rows(counted, row_counts(lockd_server.database_url), resolves=False)
 
 
 def test_server_still_locks_after_all_that(lockd_server: LockdServer, unique_requirements: str) -> None:
     before = row_counts(lockd_server.database_url)
     with lockd_server.client("lock") as client:
-        response = client.post("/lock", params=LINUX, content=unique_requirements, headers={"content-type": "text/plain"})
+        response = client.post(
+            "/lock", params=LINUX, content=unique_requirements, headers={"content-type": "text/plain"}
+        )
     assert response.status_code == 201, response.text
     after = row_counts(lockd_server.database_url)
     assert after["revisions"] == before["revisions"] + 1

@@ -19,14 +19,28 @@ from lockd.target import Target
 from tests.support import ROOT
 
 
-def _python(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}, "PYTHONPATH": str(ROOT), **(env or {})}
+def _python(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")},
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
     )
 
 
-def _lockd(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _lockd(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return _python("-m", "lockd", *args, env=env, cwd=cwd)
 
 
@@ -50,9 +64,24 @@ def test_lock_without_a_server_is_quiet_when_piped(fixture_index: WatchedIndex, 
     (tmp_path / "requirements.in").write_text("torch==2.5.1\n")
     (tmp_path / "constraints.txt").write_text("numpy<2.3\n")
     done = _lockd(
-        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
-        "-c", "constraints.txt", "--index-url", fixture_index.pypi_url,
-        "--pytorch-index-url", fixture_index.pytorch_base, "--format", "pylock.toml", "-o", "pylock.toml",
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.11",
+        "--cuda",
+        "cu124",
+        "-c",
+        "constraints.txt",
+        "--index-url",
+        fixture_index.pypi_url,
+        "--pytorch-index-url",
+        fixture_index.pytorch_base,
+        "--format",
+        "pylock.toml",
+        "-o",
+        "pylock.toml",
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -61,8 +90,18 @@ def test_lock_without_a_server_is_quiet_when_piped(fixture_index: WatchedIndex, 
     written = (tmp_path / "pylock.toml").read_text()
     assert "2.5.1+cu124" in written
     piped = _lockd(
-        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
-        env={"LOCKD_INDEX_URL": fixture_index.pypi_url, "LOCKD_PYTORCH_INDEX_URL": fixture_index.pytorch_base},
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.11",
+        "--cuda",
+        "cu124",
+        env={
+            "LOCKD_INDEX_URL": fixture_index.pypi_url,
+            "LOCKD_PYTORCH_INDEX_URL": fixture_index.pytorch_base,
+        },
         cwd=tmp_path,
     )
     assert piped.returncode == 0, piped.stderr
@@ -73,14 +112,31 @@ def test_lock_without_a_server_is_quiet_when_piped(fixture_index: WatchedIndex, 
 def test_errors_print_message_and_hint_and_exit_non_zero(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     (tmp_path / "requirements.in").write_text("numpy\nlockd-fx-conflict-a\nlockd-fx-conflict-b>=2\n")
     done = _lockd(
-        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11",
-        "--index-url", fixture_index.pypi_url, cwd=tmp_path,
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.11",
+        "--index-url",
+        fixture_index.pypi_url,
+        cwd=tmp_path,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: ")
     assert "lockd-fx-conflict-b" in done.stderr
     assert "Traceback" not in done.stderr
-    bad_target = _lockd("lock", "requirements.in", "--platform", "macos_arm64", "--python", "3.11", "--cuda", "cu124", cwd=tmp_path)
+    bad_target = _lockd(
+        "lock",
+        "requirements.in",
+        "--platform",
+        "macos_arm64",
+        "--python",
+        "3.11",
+        "--cuda",
+        "cu124",
+        cwd=tmp_path,
+    )
     assert bad_target.returncode == 1
     assert "hint: " in bad_target.stderr
     bad_config = _lockd("migrate", env={"LOCKD_DATABASE_URL": "mysql://nope"})
@@ -98,9 +154,22 @@ def test_lock_through_a_private_index_keeps_its_credentials_out_of_the_lock(
     mutable_index.require_auth("torch-t0ken", "", path_prefix="/whl/")
     (tmp_path / "requirements.in").write_text("triton==3.1.0\n")
     done = _lockd(
-        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
-        "--index-url", f"http://ci-user:index-s3cret@{host}/simple/", "--format", "pylock.toml",
-        env={"LOCKD_PYTORCH_INDEX_URL": f"http://torch-t0ken@{host}/whl", "LOCKD_INDEX_URL": "http://env:env@pypi.invalid/simple/"},
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.11",
+        "--cuda",
+        "cu124",
+        "--index-url",
+        f"http://ci-user:index-s3cret@{host}/simple/",
+        "--format",
+        "pylock.toml",
+        env={
+            "LOCKD_PYTORCH_INDEX_URL": f"http://torch-t0ken@{host}/whl",
+            "LOCKD_INDEX_URL": "http://env:env@pypi.invalid/simple/",
+        },
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -109,8 +178,18 @@ def test_lock_through_a_private_index_keeps_its_credentials_out_of_the_lock(
     for secret in ("index-s3cret", "ci-user", "torch-t0ken", f"@{host}", "pypi.invalid"):
         assert secret not in done.stdout + done.stderr
     wrong = _lockd(
-        "lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124",
-        "--index-url", f"http://ci-user:wrong-s3cret@{host}/simple/", "--pytorch-index-url", f"http://torch-t0ken@{host}/whl",
+        "lock",
+        "requirements.in",
+        "--platform",
+        "linux_x86_64",
+        "--python",
+        "3.11",
+        "--cuda",
+        "cu124",
+        "--index-url",
+        f"http://ci-user:wrong-s3cret@{host}/simple/",
+        "--pytorch-index-url",
+        f"http://torch-t0ken@{host}/whl",
         cwd=tmp_path,
     )
     assert wrong.returncode == 1

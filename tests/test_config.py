@@ -52,7 +52,9 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LOCKD_WEBHOOK_URL", "file:///etc/passwd"),
     ],
 )
-def test_bad_values_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_bad_values_fail_fast_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(InvalidConfiguration) as caught:
         load_settings()
@@ -79,7 +81,10 @@ def test_cli_index_urls_bring_their_own_credentials(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LOCKD_PYTORCH_INDEX_URL", "https://torch-user:torch-pw@torch.internal/whl")
     settings = load_settings().with_index_urls(index_url="https://cli-user:cli-pw@mirror.internal/simple/")
     assert settings.index_url == "https://mirror.internal/simple/"
-    assert settings.index_credentials.hosts == ("mirror.internal", "torch.internal")  # pypi.internal's went with its URL
+    assert settings.index_credentials.hosts == (
+        "mirror.internal",
+        "torch.internal",
+    )  # pypi.internal's went with its URL
     torch = settings.index_credentials.for_url("https://torch.internal/whl/cu124/")
     assert torch is not None and torch.password == "torch-pw"
     plain = settings.with_index_urls(pytorch_index_url="https://torch.internal/whl")

@@ -51,7 +51,9 @@ def test_constraints_have_their_own_limit(fixture_index: FixtureIndex) -> None:
         request_for(
             settings, requirements="lockd-fx-plain", target=_TARGET, constraints=many + "lockd-fx-x==1\n"
         )
-    assert raised.value.message == "constraints.txt has more than 1000 requirements (each extra counts as one)"
+    assert (
+        raised.value.message == "constraints.txt has more than 1000 requirements (each extra counts as one)"
+    )
     assert Settings().max_constraints == 5000
 
 

@@ -61,7 +61,9 @@ class _Page(HTMLParser):
         return " ".join(" ".join(self.by_id.get(element, [])).split())
 
 
-def test_post_runs_needs_admin_and_answers_with_the_stored_run(drifted: tuple[LockdServer, dict[str, str]]) -> None:
+def test_post_runs_needs_admin_and_answers_with_the_stored_run(
+    drifted: tuple[LockdServer, dict[str, str]],
+) -> None:
     server, digests = drifted
     with server.client(None) as anonymous, server.client("lock") as locker:
         assert anonymous.post("/v1/drift/runs").status_code == 401
@@ -102,7 +104,9 @@ def test_post_runs_answers_202_with_location_then_the_run_completes(
     assert run["status"] == "complete" and run["locks_checked"] == len(SCENARIO)
 
 
-def test_dashboard_shows_counts_rows_history_and_the_last_run(drifted: tuple[LockdServer, dict[str, str]]) -> None:
+def test_dashboard_shows_counts_rows_history_and_the_last_run(
+    drifted: tuple[LockdServer, dict[str, str]],
+) -> None:
     server, digests = drifted
     page_response = httpx.get(server.url + "/dashboard")
     assert page_response.status_code == 200
@@ -113,9 +117,17 @@ def test_dashboard_shows_counts_rows_history_and_the_last_run(drifted: tuple[Loc
     assert {(row["status"], row["input"]) for row in page.rows} == {(k, digests[k]) for k in SCENARIO}
     # most severe first
     assert [row["status"] for row in page.rows] == [
-        "tampered", "missing", "vulnerable", "unresolvable", "yanked", "outdated", "current"
+        "tampered",
+        "missing",
+        "vulnerable",
+        "unresolvable",
+        "yanked",
+        "outdated",
+        "current",
     ]
-    assert "Last complete run" in page.text("last-run") and re.search(r"\d+\.\d s", page.text("last-run-duration"))
+    assert "Last complete run" in page.text("last-run") and re.search(
+        r"\d+\.\d s", page.text("last-run-duration")
+    )
     assert page.scripts == 0  # readable without JavaScript: there is none
     svg = page_response.text[page_response.text.index("<svg") : page_response.text.index("</svg>")]
     assert svg.count("<rect") >= 1 + len(SCENARIO)  # the all-current run, then one slice per kind
@@ -129,10 +141,15 @@ def test_dashboard_filters_by_status_and_target(drifted: tuple[LockdServer, dict
     only = _Page(httpx.get(server.url + "/dashboard", params={"status": "tampered"}).text)
     assert [row["input"] for row in only.rows] == [digests["tampered"]]
     assert f"Showing 1 of {len(SCENARIO)}" in only.text("shown")
-    same_target = _Page(httpx.get(server.url + "/dashboard", params={"platform": "linux_x86_64", "python": "3.11"}).text)
+    same_target = _Page(
+        httpx.get(server.url + "/dashboard", params={"platform": "linux_x86_64", "python": "3.11"}).text
+    )
     assert len(same_target.rows) == len(SCENARIO)
     other = _Page(httpx.get(server.url + "/dashboard", params={"platform": "macos_arm64"}).text)
-    assert other.rows == [] and "No lock matches" in httpx.get(server.url + "/dashboard?platform=macos_arm64").text
+    assert (
+        other.rows == []
+        and "No lock matches" in httpx.get(server.url + "/dashboard?platform=macos_arm64").text
+    )
     bad = httpx.get(server.url + "/dashboard", params={"status": "bogus"})
     assert bad.status_code == 400 and bad.json()["code"] == "invalid-request"
 
@@ -178,7 +195,9 @@ def test_the_vulnerable_lock_page_lists_its_advisories_and_links_packages_to_why
     assert "https://osv.dev/vulnerability/LOCKD-FX-2026-1" in page.links
     why = f"/v1/locks/{digest}/why/lockd-fx-pyreq"
     assert why in page.links and f"/v1/locks/{digest}/cyclonedx.json" in page.links
-    assert "canonical input requirement 1" in httpx.get(server.url + why, headers={"Accept": "text/plain"}).text
+    assert (
+        "canonical input requirement 1" in httpx.get(server.url + why, headers={"Accept": "text/plain"}).text
+    )
     current = _Page(httpx.get(server.url + f"/dashboard/locks/{digests['current']}").text)
     assert current.text("advisory-check") == "0 known advisories affect its pins"
     assert current.by_id.get("vulnerabilities") is None
@@ -189,7 +208,11 @@ def test_the_vulnerable_lock_page_lists_its_advisories_and_links_packages_to_why
 def test_html_in_findings_renders_as_text(drifted: tuple[LockdServer, dict[str, str]]) -> None:
     """The yank reason comes from the index: it is data, never markup."""
     server, digests = drifted
-    for path in ("/dashboard", f"/dashboard/locks/{digests['yanked']}", f"/dashboard/locks/{digests['unresolvable']}"):
+    for path in (
+        "/dashboard",
+        f"/dashboard/locks/{digests['yanked']}",
+        f"/dashboard/locks/{digests['unresolvable']}",
+    ):
         body = httpx.get(server.url + path).text
         assert "<script>" not in body and "<b>bold</b>" not in body
     lock_page = httpx.get(server.url + f"/dashboard/locks/{digests['yanked']}").text
@@ -251,4 +274,3 @@ def test_the_in_process_scheduler_runs_drift_and_replicas_do_not_overlap(
     ticks = [r.scheduled_for for r in history if r.status == "complete"]
     assert len(ticks) == len(set(ticks))
     assert digest
-

@@ -82,7 +82,12 @@ def test_dashboard_in_chromium_shows_every_kind_and_leads_to_a_diff(
         page.wait_for_url(f"**/dashboard/locks/{digests['yanked']}")
         assert page.locator("#lock-status").inner_text() == "yanked"
         versions = page.locator("#versions").inner_text()
-        assert "lockd-fx-plain" in versions and "1.1" in versions and "1.0" in versions and "downgrade" in versions
+        assert (
+            "lockd-fx-plain" in versions
+            and "1.1" in versions
+            and "1.0" in versions
+            and "downgrade" in versions
+        )
         files = page.locator("#files").inner_text()
         assert "lockd_fx_plain-1.1-py3-none-any.whl" in files
         assert XSS in files  # the yank reason shows as text, not as markup

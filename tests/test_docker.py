@@ -396,13 +396,18 @@ def test_consumer_image_refuses_a_lock_for_another_python_or_architecture(
     # The local base is Debian bookworm: Python 3.11 on x86_64 with glibc 2.36.
     cases = {
         "wrong-python": ("python=3.12&platform=linux_x86_64", "Python 3.11 here, 3.12 in the lock"),
-        "wrong-arch": ("python=3.11&platform=linux_aarch64", "x86_64 here, aarch64 (linux_aarch64) in the lock"),
+        "wrong-arch": (
+            "python=3.11&platform=linux_aarch64",
+            "x86_64 here, aarch64 (linux_aarch64) in the lock",
+        ),
     }
     for image, (query, says) in cases.items():
         digest, sha256 = _post_lock(lockd, "lockd-fx-plain\n", query)
         _, done = _run_build_step(engine, lockd, digest, sha256, image)
         assert done.returncode != 0, f"{image}: the build installed a lock made for another image"
-        assert "this image does not match the lock" in done.stderr and says in done.stderr, done.stderr[-3000:]
+        assert "this image does not match the lock" in done.stderr and says in done.stderr, done.stderr[
+            -3000:
+        ]
         listed = engine.run("image", "ls", "--format", "{{.Repository}}", image).stdout.strip()
         assert listed == "", f"{image} was tagged although the lock was refused"
         print(f"\n[docker] {image}: refused ({says})")
@@ -411,9 +416,13 @@ def test_consumer_image_refuses_a_lock_for_another_python_or_architecture(
 def test_consumer_image_by_name_for_a_cpu_lock_is_two_stages_and_healthchecked(
     engine: DockerEngine, base_image: str, lockd: LockdServer
 ) -> None:
-    digest, _ = _post_lock(lockd, "torch==2.5.1\n", "python=3.11&platform=linux_x86_64&cuda=cpu&name=ml/cpu-trainer")
+    digest, _ = _post_lock(
+        lockd, "torch==2.5.1\n", "python=3.11&platform=linux_x86_64&cuda=cpu&name=ml/cpu-trainer"
+    )
     # By name: no checksum to give; the build verifies what lockd states and records the digest.
-    _, done = _run_build_step(engine, lockd, digest, "", "cpu-trainer", flags="--build-arg LOCK_NAME=ml/cpu-trainer")
+    _, done = _run_build_step(
+        engine, lockd, digest, "", "cpu-trainer", flags="--build-arg LOCK_NAME=ml/cpu-trainer"
+    )
     assert done.returncode == 0, f"build failed:\n{done.stderr[-6000:]}"
     tag = f"cpu-trainer:{digest}"
     probe = "import torch, importlib.metadata as m; print(m.version('torch'), open('/opt/lock/lock-digest').read().strip())"
@@ -422,11 +431,25 @@ def test_consumer_image_by_name_for_a_cpu_lock_is_two_stages_and_healthchecked(
     assert ran.stdout.split() == ["2.5.1+cpu", digest]
     # Only the venv and the lock reached the runtime stage: not the scripts, not pip's cache.
     leftovers = engine.run(
-        "run", "--rm", "--network", "none", tag, "sh", "-c", "ls /opt/lock; ls /root/.cache 2>/dev/null | wc -l", check=False
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        tag,
+        "sh",
+        "-c",
+        "ls /opt/lock; ls /root/.cache 2>/dev/null | wc -l",
+        check=False,
     )
     assert "fetch_lock.py" not in leftovers.stdout and "check_target.py" not in leftovers.stdout
     config = engine.run(
-        "image", "inspect", "--format", '{{.Config.User}}|{{json .Config.Healthcheck.Test}}|{{index .Config.Labels "io.lockd.lock-name"}}', tag
+        "image",
+        "inspect",
+        "--format",
+        '{{.Config.User}}|{{json .Config.Healthcheck.Test}}|{{index .Config.Labels "io.lockd.lock-name"}}',
+        tag,
     ).stdout.strip()
     user, healthcheck, name = config.split("|")
-    assert user.split(":")[0] == IMAGE_UID and "importlib.metadata" in healthcheck and name == "ml/cpu-trainer"
+    assert (
+        user.split(":")[0] == IMAGE_UID and "importlib.metadata" in healthcheck and name == "ml/cpu-trainer"
+    )

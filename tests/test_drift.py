@@ -71,7 +71,9 @@ def open_service(database_url: str, index: ServedIndex, **overrides: Any) -> Ser
 
 @pytest.fixture
 def service(database_url: str, mutable_index: ControlledIndex, tmp_path: Path) -> Iterator[Service]:
-    opened = open_service(database_url, mutable_index, advisories_dir=advisory_database(tmp_path / "advisories"))
+    opened = open_service(
+        database_url, mutable_index, advisories_dir=advisory_database(tmp_path / "advisories")
+    )
     try:
         yield opened
     finally:
@@ -91,7 +93,14 @@ def by_lock(service: Service, run_id: int) -> dict[str, list[Finding]]:
 def _package(name: str, version: str) -> LockedPackage:
     wheel = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
     file = LockedFile(wheel, f"https://example.invalid/{wheel}", "0" * 64, 1, "wheel")
-    return LockedPackage(canonicalize_name(name), Version(version), "https://pypi.org/simple/", (file,), (), ("-r requirements.in",))
+    return LockedPackage(
+        canonicalize_name(name),
+        Version(version),
+        "https://pypi.org/simple/",
+        (file,),
+        (),
+        ("-r requirements.in",),
+    )
 
 
 def _lock(*pins: tuple[str, str]) -> Lock:
@@ -215,7 +224,11 @@ def test_every_finding_kind_from_index_mutations_is_stored(
     assert [f.kind for f in findings[digests["current"]]] == ["current"]
 
     (vulnerable,) = findings[digests["vulnerable"]]
-    assert (vulnerable.kind, vulnerable.package, str(vulnerable.old_version)) == ("vulnerable", "lockd-fx-pyreq", "1.0")
+    assert (vulnerable.kind, vulnerable.package, str(vulnerable.old_version)) == (
+        "vulnerable",
+        "lockd-fx-pyreq",
+        "1.0",
+    )
     advisory = vulnerable.advisory
     assert advisory is not None and advisory.advisory_id == "LOCKD-FX-2026-1"
     assert advisory.aliases == ("CVE-2099-0001",) and advisory.fixed_versions == (Version("2.0"),)
@@ -252,7 +265,8 @@ def test_a_file_listed_without_a_hash_is_rehashed(database_url: str, mutable_ind
     service = open_service(database_url, mutable_index)
     try:
         request = service.build_request(
-            requirements="torchaudio==2.5.1", target={"platform": "linux_x86_64", "python": "3.12", "cuda": "cpu"}
+            requirements="torchaudio==2.5.1",
+            target={"platform": "linux_x86_64", "python": "3.12", "cuda": "cpu"},
         )
         digest = service.lock(request).input_digest
         hashless = "torchaudio-2.5.1+cpu-cp312-cp312-linux_x86_64.whl"
@@ -353,7 +367,11 @@ def test_a_run_killed_mid_way_is_never_complete_and_the_next_run_succeeds(
 
         # Killed: nothing complete to show, and once its heartbeat is stale it reads as abandoned.
         assert DriftRuns(service).latest() is None
-        wait_until(lambda: DriftRuns(service).get(running.id).status == "abandoned", 10, "the killed run never read abandoned")
+        wait_until(
+            lambda: DriftRuns(service).get(running.id).status == "abandoned",
+            10,
+            "the killed run never read abandoned",
+        )
 
         mutable_index.set_latency(0)
         record = DriftRuns(service).run()

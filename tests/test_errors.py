@@ -44,7 +44,9 @@ def test_codes_the_api_promises(name: str, code: str, status: int) -> None:
 
 def test_message_hint_and_context() -> None:
     context = {"line": 3}
-    error = InvalidRequirement("requirements.in line 3: 'x y' is not a valid requirement", hint="Expected end", context=context)
+    error = InvalidRequirement(
+        "requirements.in line 3: 'x y' is not a valid requirement", hint="Expected end", context=context
+    )
     context["line"] = 99  # the error keeps its own copy
     assert error.context == {"line": 3}
     assert error.message.startswith("requirements.in line 3")
@@ -54,9 +56,15 @@ def test_message_hint_and_context() -> None:
 
 def test_an_error_survives_json_with_its_class_and_context() -> None:
     # Single-flight waiters in another process re-raise the holder's error from this JSON.
-    original = InvalidRequirement("requirements.in line 2: bad", hint="fix it", context={"line": 2, "set": {"a"}})
+    original = InvalidRequirement(
+        "requirements.in line 2: bad", hint="fix it", context={"line": 2, "set": {"a"}}
+    )
     again = LockdError.from_json(original.to_json())
     assert type(again) is InvalidRequirement
-    assert (again.message, again.hint, again.context) == ("requirements.in line 2: bad", "fix it", {"line": 2, "set": ["a"]})
+    assert (again.message, again.hint, again.context) == (
+        "requirements.in line 2: bad",
+        "fix it",
+        {"line": 2, "set": ["a"]},
+    )
     unknown = LockdError.from_json({"code": "no-such-code", "message": "m"})
     assert type(unknown) is LockdError and unknown.message == "m"

@@ -110,7 +110,9 @@ def test_file_bytes_not_matching_the_listed_hash_are_refused(
     new = mutable_index.replace_content(sdist.filename)
     assert new != listed
     # The page lockd holds still lists the old hash; the bytes served now have another.
-    problem = assert_problem(post_lock(server, unique_requirements + "lockd-fx-sdist-static\n"), 502, "hash-mismatch")
+    problem = assert_problem(
+        post_lock(server, unique_requirements + "lockd-fx-sdist-static\n"), 502, "hash-mismatch"
+    )
     assert problem["context"]["filename"] == sdist.filename
     assert_nothing_stored(server)
 
@@ -138,7 +140,9 @@ def _admin(server: LockdServer) -> tuple[sa.Engine, str]:
 def _terminate(admin: sa.Engine, database: str) -> int:
     with admin.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"
+            ),
             {"d": database},
         ).all()
     return len(rows)
@@ -186,12 +190,19 @@ def test_postgres_connections_killed_and_database_gone_mid_flight(
             worker.join(60)
             assert answers, "the resolution never answered"
             assert_problem(answers[0], 503, "store-unavailable")
-            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.tokens['lock']}"}) as c:
+            with httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {server.tokens['lock']}"}
+            ) as c:
                 assert c.get("/readyz").status_code == 503
                 assert c.get("/healthz").status_code == 200
                 assert_problem(c.get("/v1/locks"), 503, "store-unavailable")
                 assert_problem(
-                    c.post("/lock", params=LINUX, content="lockd-fx-plain\n", headers={"content-type": "text/plain"}),
+                    c.post(
+                        "/lock",
+                        params=LINUX,
+                        content="lockd-fx-plain\n",
+                        headers={"content-type": "text/plain"},
+                    ),
                     503,
                     "store-unavailable",
                 )

@@ -30,7 +30,11 @@ UV = ROOT / ".venv" / "bin" / "uv"
 def _clean_env(tmp_path: Path) -> dict[str, str]:
     # The machine's pip.conf, find-links and uv config point at local indexes that must not leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(PIP_CONFIG_FILE="/dev/null", PIP_DISABLE_PIP_VERSION_CHECK="1", UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    env.update(
+        PIP_CONFIG_FILE="/dev/null",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+    )
     return env
 
 
@@ -46,7 +50,9 @@ def test_json_and_html_by_content_negotiation(fixture_index: WatchedIndex) -> No
     assert as_json.headers["content-type"] == PEP691_JSON
     page = as_json.json()
     assert page["meta"]["api-version"] == "1.1"
-    assert page["versions"] and all({"size", "upload-time", "yanked", "hashes"} <= f.keys() for f in page["files"])
+    assert page["versions"] and all(
+        {"size", "upload-time", "yanked", "hashes"} <= f.keys() for f in page["files"]
+    )
     preferred_html = httpx.get(url, headers={"Accept": f"{PEP691_JSON};q=0.2, text/html"})
     assert preferred_html.headers["content-type"] == "text/html"
     assert httpx.get(url, headers={"Accept": "image/png"}).status_code == 406
@@ -92,13 +98,19 @@ def test_range_requests(fixture_index: WatchedIndex) -> None:
     assert part.status_code == 206 and part.content == whole[10:20]
     assert part.headers["content-range"] == f"bytes 10-19/{size}"
     suffix = httpx.get(url, headers={"Range": "bytes=-22"})
-    assert suffix.status_code == 206 and suffix.content == whole[-22:] and suffix.content.startswith(b"PK\x05\x06")
+    assert (
+        suffix.status_code == 206
+        and suffix.content == whole[-22:]
+        and suffix.content.startswith(b"PK\x05\x06")
+    )
     assert httpx.get(url, headers={"Range": f"bytes={size}-"}).status_code == 416
 
 
 def test_synthetic_projects_are_served(fixture_index: WatchedIndex) -> None:
     def files(name: str) -> list[dict[str, Any]]:
-        return list(httpx.get(fixture_index.pypi_url + name + "/", headers={"Accept": PEP691_JSON}).json()["files"])
+        return list(
+            httpx.get(fixture_index.pypi_url + name + "/", headers={"Accept": PEP691_JSON}).json()["files"]
+        )
 
     yanked = {f["filename"]: f["yanked"] for f in files("lockd-fx-yanked")}
     assert yanked["lockd_fx_yanked-1.1-py3-none-any.whl"] == "broken build, use 1.0"
@@ -175,7 +187,12 @@ def test_mutations_change_what_is_served(mutable_index: ControlledIndex) -> None
     index.delete("lockd_fx_plain-1.0.tar.gz")
     old = index.file("lockd_fx_plain-1.1-py3-none-any.whl").sha256
     new = index.replace_content("lockd_fx_plain-1.1-py3-none-any.whl")
-    files = {f["filename"]: f for f in httpx.get(index.pypi_url + "lockd-fx-plain/", headers={"Accept": PEP691_JSON}).json()["files"]}
+    files = {
+        f["filename"]: f
+        for f in httpx.get(index.pypi_url + "lockd-fx-plain/", headers={"Accept": PEP691_JSON}).json()[
+            "files"
+        ]
+    }
     assert files["lockd_fx_plain-1.0-py3-none-any.whl"]["yanked"] == "security"
     assert "lockd_fx_plain-1.0.tar.gz" not in files
     assert files["lockd_fx_plain-1.1-py3-none-any.whl"]["hashes"]["sha256"] == new != old
@@ -184,11 +201,19 @@ def test_mutations_change_what_is_served(mutable_index: ControlledIndex) -> None
 
     # The same through HTTP, on a variant index: a file vanishes as the cudnn wheel did from cu124.
     gone = "torch-2.5.1+cu124-cp39-cp39-linux_x86_64.whl"
-    assert httpx.post(index.url + "/_control/delete", json={"filename": gone, "index": "cu124"}).status_code == 200
+    assert (
+        httpx.post(index.url + "/_control/delete", json={"filename": gone, "index": "cu124"}).status_code
+        == 200
+    )
     assert gone not in httpx.get(index.variant_url("cu124") + "torch/").text
     index.reset()
     assert gone in httpx.get(index.variant_url("cu124") + "torch/").text
-    assert "9.0" not in httpx.get(index.pypi_url + "lockd-fx-plain/", headers={"Accept": PEP691_JSON}).json()["versions"]
+    assert (
+        "9.0"
+        not in httpx.get(index.pypi_url + "lockd-fx-plain/", headers={"Accept": PEP691_JSON}).json()[
+            "versions"
+        ]
+    )
 
 
 def test_faults_latency_and_counters(mutable_index: ControlledIndex) -> None:
@@ -253,16 +278,36 @@ def _uv_compile(index: ServedIndex, variant: str, tmp_path: Path) -> str:
     project = tmp_path / variant
     project.mkdir()
     (project / "pyproject.toml").write_text(
-        "[project]\nname = \"fx-acceptance\"\nversion = \"0\"\n"
+        '[project]\nname = "fx-acceptance"\nversion = "0"\n'
         'dependencies = ["torch==2.5.1", "torchvision", "fastapi"]\n\n'
         f'[[tool.uv.index]]\nname = "pytorch"\nurl = "{index.variant_url(variant)}"\nexplicit = true\n\n'
         "[tool.uv.sources]\n"
-        + "".join(f'{name} = {{ index = "pytorch" }}\n' for name in ("torch", "torchvision", "torchaudio", "triton"))
+        + "".join(
+            f'{name} = {{ index = "pytorch" }}\n' for name in ("torch", "torchvision", "torchaudio", "triton")
+        )
     )
     result = subprocess.run(
-        [str(UV), "pip", "compile", "pyproject.toml", "--index-url", index.pypi_url, "--generate-hashes",
-         "--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11", "--no-header", "--quiet"],
-        cwd=project, env=_clean_env(tmp_path), capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(UV),
+            "pip",
+            "compile",
+            "pyproject.toml",
+            "--index-url",
+            index.pypi_url,
+            "--generate-hashes",
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--python-version",
+            "3.11",
+            "--no-header",
+            "--quiet",
+        ],
+        cwd=project,
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -293,9 +338,28 @@ def test_uv_routes_torch_to_the_variant_index(fixture_index: WatchedIndex, tmp_p
 def test_pip_resolves_and_hash_pinned_install_works(fixture_index: WatchedIndex, tmp_path: Path) -> None:
     env = _clean_env(tmp_path)
     report = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
-         "--index-url", fixture_index.pypi_url, "fastapi", "requests", "lockd-fx-extras[all]", "lockd-fx-yanked"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            "-",
+            "--index-url",
+            fixture_index.pypi_url,
+            "fastapi",
+            "requests",
+            "lockd-fx-extras[all]",
+            "lockd-fx-yanked",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert report.returncode == 0, report.stderr
     resolved = {item["metadata"]["name"].lower(): item for item in json.loads(report.stdout)["install"]}
@@ -312,14 +376,38 @@ def test_pip_resolves_and_hash_pinned_install_works(fixture_index: WatchedIndex,
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-         "--require-hashes", "--no-deps", "--index-url", fixture_index.pypi_url, "-r", str(tmp_path / "requirements.txt")],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--require-hashes",
+            "--no-deps",
+            "--index-url",
+            fixture_index.pypi_url,
+            "-r",
+            str(tmp_path / "requirements.txt"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert install.returncode == 0, install.stderr
     probe = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import fastapi, requests; print(fastapi.__fixture_origin__, requests.__version__)"],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import fastapi, requests; print(fastapi.__fixture_origin__, requests.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     assert probe.stdout.split()[0] == "pypi"
 

@@ -76,7 +76,14 @@ def test_a_failed_resolution_is_shared_by_its_waiters(
     responses = _post_many([server.url] * 10, server.tokens["lock"], "lockd-fx-plain>=99\n")
     assert {r.status_code for r in responses} == {422}
     assert {r.json()["code"] for r in responses} == {"no-matching-distribution"}
-    assert metric_value(httpx.get(server.url + "/metrics").text, "lockd_resolutions_total", outcome="no-matching-distribution") == 1
+    assert (
+        metric_value(
+            httpx.get(server.url + "/metrics").text,
+            "lockd_resolutions_total",
+            outcome="no-matching-distribution",
+        )
+        == 1
+    )
 
 
 @pytest.mark.postgres
@@ -116,10 +123,17 @@ def test_other_requests_are_served_while_resolutions_hang(
         slowest = 0.0
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lock_token}"}) as client:
             for _ in range(20):
-                for method, path in (("GET", "/healthz"), ("GET", "/v1/locks"), ("GET", "/metrics"), ("POST", "/lock")):
+                for method, path in (
+                    ("GET", "/healthz"),
+                    ("GET", "/v1/locks"),
+                    ("GET", "/metrics"),
+                    ("POST", "/lock"),
+                ):
                     started = time.monotonic()
                     content = stored if method == "POST" else None
-                    response = client.request(method, path + (f"?{TARGET}" if method == "POST" else ""), content=content)
+                    response = client.request(
+                        method, path + (f"?{TARGET}" if method == "POST" else ""), content=content
+                    )
                     assert response.status_code == 200, (path, response.text[:300])
                     slowest = max(slowest, time.monotonic() - started)
         assert not any(h.done() for h in hanging)  # still hanging on the index while the others were answered

@@ -84,11 +84,15 @@ def test_request_format_errors(lockd_server: LockdServer) -> None:
             "unsupported-media-type",
         )
         _assert_problem(
-            client.post("/v1/locks", content=b'{"requirements": ', headers={"Content-Type": "application/json"}),
+            client.post(
+                "/v1/locks", content=b'{"requirements": ', headers={"Content-Type": "application/json"}
+            ),
             400,
             "invalid-json",
         )
-        missing = _assert_problem(client.post("/v1/locks", json={"requirements": "numpy"}), 422, "invalid-request")
+        missing = _assert_problem(
+            client.post("/v1/locks", json={"requirements": "numpy"}), 422, "invalid-request"
+        )
         assert missing["context"]["errors"][0]["loc"] == ["body", "target"]
         _assert_problem(
             client.post("/v1/locks", json={"requirements": "numpy", "target": {"platform": "linux_x86_64"}}),
@@ -178,7 +182,9 @@ def test_resolution_timeout_is_504_and_stores_nothing(
     mutable_index.set_latency(1500)
     server = start_lockd(database_url, index=mutable_index, LOCKD_RESOLVE_TIMEOUT="0.5")
     with server.client() as client:
-        problem = _assert_problem(client.post(f"/lock?{TARGET}", content=unique_requirements), 504, "resolution-timeout")
+        problem = _assert_problem(
+            client.post(f"/lock?{TARGET}", content=unique_requirements), 504, "resolution-timeout"
+        )
         assert problem["status"] == 504
         assert client.get("/v1/locks").json()["items"] == []
     assert _stored_inputs(server) == 0

@@ -15,7 +15,9 @@ TARGET = "python=3.11&platform=linux_x86_64&cuda=cu124"
 TORCH = "torch==2.5.1\nnumpy\n"
 
 
-def _post_lock(server: LockdServer, body: str, query: str = TARGET, **headers: str) -> tuple[int, dict[str, str], bytes]:
+def _post_lock(
+    server: LockdServer, body: str, query: str = TARGET, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
     with server.client() as client:
         response = client.post(f"/lock?{query}", content=body.encode(), headers=headers)
     return response.status_code, dict(response.headers), response.content
@@ -33,7 +35,9 @@ def test_post_lock_resolves_once_then_answers_the_stored_bytes(lockd_server: Loc
     # Reordered, commented and re-spaced: the same input, answered without resolving.
     with lockd_server.client() as client:
         before = metric_value(client.get("/metrics").text, "lockd_resolutions_total")
-    again_status, again_headers, again_body = _post_lock(lockd_server, "# a comment\nnumpy\n\n  torch == 2.5.1\n")
+    again_status, again_headers, again_body = _post_lock(
+        lockd_server, "# a comment\nnumpy\n\n  torch == 2.5.1\n"
+    )
     with lockd_server.client() as client:
         after = metric_value(client.get("/metrics").text, "lockd_resolutions_total")
     assert again_status == 200
@@ -43,11 +47,15 @@ def test_post_lock_resolves_once_then_answers_the_stored_bytes(lockd_server: Loc
     assert after == before
 
 
-def test_same_input_after_a_restart_gives_identical_bytes(lockd_server: LockdServer, unique_requirements: str) -> None:
+def test_same_input_after_a_restart_gives_identical_bytes(
+    lockd_server: LockdServer, unique_requirements: str
+) -> None:
     status, headers, body = _post_lock(lockd_server, unique_requirements, format="pylock.toml")
     assert status == 201
     lockd_server.restart()
-    status_after, headers_after, body_after = _post_lock(lockd_server, unique_requirements, format="pylock.toml")
+    status_after, headers_after, body_after = _post_lock(
+        lockd_server, unique_requirements, format="pylock.toml"
+    )
     assert status_after == 200
     assert body_after == body
     assert headers_after["lock-digest"] == headers["lock-digest"]
@@ -66,7 +74,12 @@ def test_same_input_after_a_restart_gives_identical_bytes(lockd_server: LockdSer
     ],
 )
 def test_format_by_query_or_accept(  # noqa: PLR0917 (pytest passes parameters positionally)
-    lockd_server: LockdServer, unique_requirements: str, query: str, accept: str | None, media_type: str, marker: bytes
+    lockd_server: LockdServer,
+    unique_requirements: str,
+    query: str,
+    accept: str | None,
+    media_type: str,
+    marker: bytes,
 ) -> None:
     headers = {} if accept is None else {"Accept": accept}
     status, response_headers, body = _post_lock(lockd_server, unique_requirements, TARGET + query, **headers)
@@ -116,7 +129,9 @@ def test_json_api_and_reads(lockd_server: LockdServer, unique_requirements: str)
         assert json.loads(lock_json.content)["input_digest"] == digest
 
         revisions = client.get(f"/v1/locks/{digest}/revisions").json()["revisions"]
-        assert [(r["revision"], r["lock_digest"], r["reason"]) for r in revisions] == [(1, lock_digest, "created")]
+        assert [(r["revision"], r["lock_digest"], r["reason"]) for r in revisions] == [
+            (1, lock_digest, "created")
+        ]
         assert client.get(f"/v1/locks/{digest}/revisions/1").json()["lock_digest"] == lock_digest
         assert client.get(f"/v1/locks/{digest}/revisions/2").status_code == 404
 
@@ -133,7 +148,9 @@ def test_conditional_gets(lockd_server: LockdServer, unique_requirements: str) -
         changed = client.get(blob_url, headers={"If-None-Match": '"0000"'})
         assert changed.status_code == 200
         assert changed.headers["etag"] == etag
-        not_modified = client.get(f"/v1/locks/{headers['input-digest']}/requirements.txt", headers={"If-None-Match": etag})
+        not_modified = client.get(
+            f"/v1/locks/{headers['input-digest']}/requirements.txt", headers={"If-None-Match": etag}
+        )
         assert not_modified.status_code == 304
         assert not_modified.content == b""
 
@@ -144,14 +161,19 @@ def test_list_with_filters_and_pagination(lockd_server: LockdServer, unique_requ
     with lockd_server.client() as client:
         for python in ("3.9", "3.10", "3.13"):
             response = client.post(
-                "/v1/locks", json={"requirements": name, "target": {"platform": "linux_aarch64", "python": python}}
+                "/v1/locks",
+                json={"requirements": name, "target": {"platform": "linux_aarch64", "python": python}},
             )
             assert response.status_code == 201, response.text
             digests.add(response.json()["input_digest"])
-        aarch64 = client.get("/v1/locks", params={"platform": "linux_aarch64", "package": "LOCKD_FX_PLAIN"}).json()
+        aarch64 = client.get(
+            "/v1/locks", params={"platform": "linux_aarch64", "package": "LOCKD_FX_PLAIN"}
+        ).json()
         assert digests <= {item["input_digest"] for item in aarch64["items"]}
         assert all(item["target"]["platform"] == "linux_aarch64" for item in aarch64["items"])
-        only_310 = client.get("/v1/locks", params={"platform": "linux_aarch64", "python": "3.10"}).json()["items"]
+        only_310 = client.get("/v1/locks", params={"platform": "linux_aarch64", "python": "3.10"}).json()[
+            "items"
+        ]
         assert {item["target"]["python"] for item in only_310} == {"3.10.0"}
         assert client.get("/v1/locks", params={"package": "no-such-project"}).json()["items"] == []
 
@@ -185,22 +207,35 @@ def test_list_filters_by_cuda_variant(lockd_server: LockdServer, unique_requirem
             digests[cuda] = response.json()["input_digest"]
 
         def listed(**params: str) -> set[str]:
-            items = client.get("/v1/locks", params={"package": "lockd-fx-plain", "limit": 500, **params}).json()["items"]
+            items = client.get(
+                "/v1/locks", params={"package": "lockd-fx-plain", "limit": 500, **params}
+            ).json()["items"]
             return {item["input_digest"] for item in items}
 
-        assert digests["cu124"] in listed(cuda="cu124") and listed(cuda="cu124").isdisjoint({digests["cpu"], digests[None]})
+        assert digests["cu124"] in listed(cuda="cu124") and listed(cuda="cu124").isdisjoint(
+            {digests["cpu"], digests[None]}
+        )
         assert listed(cuda="12.4") == listed(cuda="CU124") == listed(cuda="cu124")  # spelled as on intake
         assert digests["cpu"] in listed(cuda="cpu") and digests[None] not in listed(cuda="cpu")
-        assert digests[None] in listed(cuda="none") and listed(cuda="none").isdisjoint({digests["cpu"], digests["cu124"]})
+        assert digests[None] in listed(cuda="none") and listed(cuda="none").isdisjoint(
+            {digests["cpu"], digests["cu124"]}
+        )
         assert set(digests.values()) <= listed()
         problem = client.get("/v1/locks", params={"cuda": "cu999"})
         assert problem.status_code == 422 and problem.json()["code"] == "invalid-target"
 
 
-def test_as_of_is_one_instant_however_it_is_written(lockd_server: LockdServer, unique_requirements: str) -> None:
+def test_as_of_is_one_instant_however_it_is_written(
+    lockd_server: LockdServer, unique_requirements: str
+) -> None:
     # lockd-fx-plain 1.0 was uploaded on 2024-01-01 12:00 UTC and 1.1 a day later. A naive time
     # is UTC: it was a 500 (the resolver compared it with aware upload times).
-    spellings = ("2024-01-01T18:00:00", "2024-01-01T18:00:00Z", "2024-01-01T20:00:00+02:00", "2024-01-01T13:00:00-05:00")
+    spellings = (
+        "2024-01-01T18:00:00",
+        "2024-01-01T18:00:00Z",
+        "2024-01-01T20:00:00+02:00",
+        "2024-01-01T13:00:00-05:00",
+    )
     answers = []
     with lockd_server.client() as client:
         for as_of in spellings:
@@ -219,7 +254,9 @@ def test_as_of_is_one_instant_however_it_is_written(lockd_server: LockdServer, u
     assert {p["name"]: p["version"] for p in lock["packages"]} == {"lockd-fx-plain": "1.0"}
 
 
-def test_refresh_keeps_the_revision_when_nothing_changed(lockd_server: LockdServer, unique_requirements: str) -> None:
+def test_refresh_keeps_the_revision_when_nothing_changed(
+    lockd_server: LockdServer, unique_requirements: str
+) -> None:
     _, headers, _ = _post_lock(lockd_server, unique_requirements)
     with lockd_server.client() as client:
         refreshed = client.post(f"/v1/locks/{headers['input-digest']}/refresh")
@@ -248,7 +285,9 @@ def test_refresh_appends_a_revision_when_the_lock_changed(
         info = refreshed.json()
         assert (info["changed"], info["previous_revision"], info["revision"]) == (True, 1, 2)
         assert info["previous_lock_digest"] == first_lock != info["lock_digest"]
-        assert info["links"]["files"]["requirements.txt"] == f"/v1/blobs/{info['lock_digest']}/requirements.txt"
+        assert (
+            info["links"]["files"]["requirements.txt"] == f"/v1/blobs/{info['lock_digest']}/requirements.txt"
+        )
 
         current = client.get(f"/v1/locks/{digest}")
         assert (current.json()["revision"], current.json()["lock_digest"]) == (2, info["lock_digest"])
@@ -306,9 +345,13 @@ def test_health_readiness_and_metrics(lockd_server: LockdServer, unique_requirem
     assert metric_value(after, "lockd_index_requests_total") > 0
 
 
-def test_request_id_is_echoed_and_logs_are_json_without_secrets(lockd_server: LockdServer, unique_requirements: str) -> None:
+def test_request_id_is_echoed_and_logs_are_json_without_secrets(
+    lockd_server: LockdServer, unique_requirements: str
+) -> None:
     with lockd_server.client() as client:
-        response = client.post(f"/lock?{TARGET}", content=unique_requirements, headers={"X-Request-ID": "ci-run-42"})
+        response = client.post(
+            f"/lock?{TARGET}", content=unique_requirements, headers={"X-Request-ID": "ci-run-42"}
+        )
         assert response.headers["x-request-id"] == "ci-run-42"
         generated = client.get("/healthz").headers["x-request-id"]
         assert len(generated) == 32

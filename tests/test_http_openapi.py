@@ -32,7 +32,9 @@ def test_every_error_response_is_documented_as_problem_json() -> None:
     assert "text/plain" in lock["requestBody"]["content"]
 
 
-def _run_script(server: LockdServer, tmp_path: Path, requirements: str, token: str | None) -> subprocess.CompletedProcess[str]:
+def _run_script(
+    server: LockdServer, tmp_path: Path, requirements: str, token: str | None
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "requirements.in").write_text(requirements)
     env = {**os.environ, "LOCKD_URL": server.url, "LOCK_PYTHON": "3.11", "LOCK_PLATFORM": "linux_x86_64"}
     env.pop("LOCKD_TOKEN", None)

@@ -63,7 +63,9 @@ def test_kill_during_a_resolution(
     worker = threading.Thread(target=doomed)
     worker.start()
     # It holds the lease: resolving.
-    wait_until(lambda: row_counts(server.database_url)["resolution_leases"], 10, "the resolution never started")
+    wait_until(
+        lambda: row_counts(server.database_url)["resolution_leases"], 10, "the resolution never started"
+    )
     time.sleep(0.5)  # and is now waiting on the hanging index page
     _kill(server)
     worker.join(10)

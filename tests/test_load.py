@@ -78,10 +78,14 @@ def test_two_minutes_of_mixed_traffic(
     def one(client: httpx.Client, turn: int) -> tuple[str, httpx.Response]:
         kind = turn % 20
         if kind < 11:
-            return "cache-hit", client.post("/lock", params=LINUX, content=hot, headers={"content-type": "text/plain"})
+            return "cache-hit", client.post(
+                "/lock", params=LINUX, content=hot, headers={"content-type": "text/plain"}
+            )
         if kind < 13:
             text = f"lockd-fx-plain!=0.0.{next(fresh)}\n"
-            return "new-resolution", client.post("/lock", params=LINUX, content=text, headers={"content-type": "text/plain"})
+            return "new-resolution", client.post(
+                "/lock", params=LINUX, content=text, headers={"content-type": "text/plain"}
+            )
         if kind < 16:
             return "drift-read", client.get("/v1/drift")
         if kind < 17:

@@ -153,18 +153,26 @@ _PLATFORM_VARIANTS = [
     for variant in (None, *VARIANTS)
     if variant is None or name in VARIANTS[variant].platforms
 ]
-_TARGETS = st.builds(
-    lambda pair, python: Target.of(pair[0], python, pair[1]),
-    pair=st.sampled_from(_PLATFORM_VARIANTS),
-    python=st.sampled_from(["3.9", "3.11", "3.13.1", "3.14t", "3.15"]),
-) | st.builds(
-    lambda python, level: Target.of("linux_aarch64", python, **level),
-    python=st.sampled_from(["3.12", "3.14t"]),
-    level=st.sampled_from([{"glibc": "2.17"}, {"glibc": "2.34"}, {"musl": "1.1"}, {"musl": "1.2"}]),
-) | st.builds(
-    Target.of, platform=st.sampled_from(["macos_x86_64", "windows_arm64"]), python=st.just("3.13t")
-) | st.builds(
-    Target.of, platform=st.just("macos_arm64"), python=st.just("3.12"), cuda=st.sampled_from([None, "cpu"])
+_TARGETS = (
+    st.builds(
+        lambda pair, python: Target.of(pair[0], python, pair[1]),
+        pair=st.sampled_from(_PLATFORM_VARIANTS),
+        python=st.sampled_from(["3.9", "3.11", "3.13.1", "3.14t", "3.15"]),
+    )
+    | st.builds(
+        lambda python, level: Target.of("linux_aarch64", python, **level),
+        python=st.sampled_from(["3.12", "3.14t"]),
+        level=st.sampled_from([{"glibc": "2.17"}, {"glibc": "2.34"}, {"musl": "1.1"}, {"musl": "1.2"}]),
+    )
+    | st.builds(
+        Target.of, platform=st.sampled_from(["macos_x86_64", "windows_arm64"]), python=st.just("3.13t")
+    )
+    | st.builds(
+        Target.of,
+        platform=st.just("macos_arm64"),
+        python=st.just("3.12"),
+        cuda=st.sampled_from([None, "cpu"]),
+    )
 )
 _OPTIONS = st.builds(
     LockOptions,

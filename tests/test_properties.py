@@ -19,7 +19,16 @@ from lockd.routing import plan_for
 from lockd.target import Target
 from tests.support import LockdServer
 
-NAMES = ["numpy", "torch", "requests", "fastapi", "pillow", "typing-extensions", "zope-interface", "ruamel-yaml"]
+NAMES = [
+    "numpy",
+    "torch",
+    "requests",
+    "fastapi",
+    "pillow",
+    "typing-extensions",
+    "zope-interface",
+    "ruamel-yaml",
+]
 EXTRAS = ["socks", "standard", "dev", "all"]
 OPERATORS = ["==", ">=", "<=", "!=", "~=", "<", ">"]
 MARKERS = [
@@ -60,7 +69,12 @@ def requirement(draw: st.DrawFn, name: str) -> Req:
         )
     )
     marker = draw(st.none() | st.sampled_from(MARKERS))
-    return {"name": name, "extras": extras, "specs": [(op, ".".join(map(str, v))) for op, v in specs], "marker": marker}
+    return {
+        "name": name,
+        "extras": extras,
+        "specs": [(op, ".".join(map(str, v))) for op, v in specs],
+        "marker": marker,
+    }
 
 
 requirement_sets = st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True).flatmap(
@@ -87,7 +101,11 @@ def spell(req: Req, *, style: int = 0) -> str:
 
 def digest(text: str, target: Target = TARGETS[0]) -> str:
     return LockRequest(
-        requirements=parse_requirements(text), constraints=(), target=target, plan=plan_for(target), options=LockOptions()
+        requirements=parse_requirements(text),
+        constraints=(),
+        target=target,
+        plan=plan_for(target),
+        options=LockOptions(),
     ).digest
 
 
@@ -168,7 +186,9 @@ def test_equivalent_bodies_over_http_share_an_input_digest(
         {"name": "lockd-fx-extras", "extras": ["speedups"], "specs": [], "marker": 'python_version >= "3.9"'},
     ]
     first = "\n".join(spell(r, style=styles[0]) for r in reqs) + "\n"
-    second = "# the same, written differently\n" + "\n\n".join(spell(r, style=styles[1]) for r in (reqs[::-1] if flip else reqs))
+    second = "# the same, written differently\n" + "\n\n".join(
+        spell(r, style=styles[1]) for r in (reqs[::-1] if flip else reqs)
+    )
     params = {"platform": "linux_x86_64", "python": "3.11"}
     with lockd_server.client("lock") as client:
         one = client.post("/lock", params=params, content=first, headers={"content-type": "text/plain"})

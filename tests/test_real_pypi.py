@@ -64,7 +64,10 @@ def test_bench_case_matches_uv(
     requirements = (folder / "requirements.in").read_text()
     target = target_from_spec(tomllib.loads((folder / "target.toml").read_text()))
     plan = plan_for(target, pytorch_base=fixture_index.pytorch_base)
-    lock = resolve(LockRequest(requirements=parse_requirements(requirements), constraints=(), target=target, plan=plan), pypi)
+    lock = resolve(
+        LockRequest(requirements=parse_requirements(requirements), constraints=(), target=target, plan=plan),
+        pypi,
+    )
     variant_url = plan.accelerator_url
     expected = uv_compile(
         requirements + "\n" + UV_DIRECT.get(case, ""),

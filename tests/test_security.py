@@ -89,7 +89,9 @@ def test_dependency_confusion_higher_versions_on_the_wrong_index_are_never_taken
         expected = pytorch if family else mutable_index.pypi_url
         assert package["index"] == expected, (name, package["index"])
         for file in package["files"]:
-            assert file["url"].startswith(mutable_index.pytorch_base if family else mutable_index.url + "/files/pypi/"), file
+            assert file["url"].startswith(
+                mutable_index.pytorch_base if family else mutable_index.url + "/files/pypi/"
+            ), file
             assert "9.9.9" not in file["filename"] and "99.0.0" not in file["filename"]
     # The bait was never even downloaded.
     fetched = " ".join(r.path for r in mutable_index.requests_log())
@@ -103,7 +105,10 @@ def test_without_a_variant_torch_comes_from_the_default_index_only(
     server = start_lockd(database_url, index=mutable_index)
     with server.client("lock") as client:
         response = client.post(
-            "/lock", params={**LINUX, "format": "json"}, content="numpy\n", headers={"content-type": "text/plain"}
+            "/lock",
+            params={**LINUX, "format": "json"},
+            content="numpy\n",
+            headers={"content-type": "text/plain"},
         )
     assert response.status_code == 201, response.text
     assert all(p["index"] == mutable_index.pypi_url for p in response.json()["packages"])
@@ -161,11 +166,15 @@ def test_no_url_from_a_request_is_ever_fetched(
     mutable_index.reset_counters()
     with server.client("lock") as client:
         for line in lines:
-            response = client.post("/lock", params=LINUX, content=f"numpy\n{line}\n", headers={"content-type": "text/plain"})
+            response = client.post(
+                "/lock", params=LINUX, content=f"numpy\n{line}\n", headers={"content-type": "text/plain"}
+            )
             assert_problem(response, 422, "unsupported-requirement")
             response = client.post("/v1/locks", json={"requirements": ["numpy", line], "target": LINUX})
             assert_problem(response, 422, "unsupported-requirement")
-            response = client.post("/v1/locks", json={"requirements": "numpy", "constraints": line, "target": LINUX})
+            response = client.post(
+                "/v1/locks", json={"requirements": "numpy", "constraints": line, "target": LINUX}
+            )
             assert_problem(response, 422, "unsupported-requirement")
         # URLs in JSON fields and query parameters that are not requirements at all.
         for payload in (
@@ -176,9 +185,13 @@ def test_no_url_from_a_request_is_ever_fetched(
             {"requirements": "numpy", "target": LINUX, "options": {"index_url": f"{bait}/"}},
         ):
             response = client.post("/v1/locks", json=payload)
-            assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")
+            assert response.status_code == 422 and response.headers["content-type"].startswith(
+                "application/problem+json"
+            )
         for params in ({**LINUX, "index_url": f"{bait}/simple/"}, {**LINUX, "cuda": f"{bait}/whl/"}):
-            response = client.post("/lock", params=params, content="lockd-fx-plain\n", headers={"content-type": "text/plain"})
+            response = client.post(
+                "/lock", params=params, content="lockd-fx-plain\n", headers={"content-type": "text/plain"}
+            )
             # An unknown query parameter is ignored; the lock still comes from the configured index.
             if response.status_code == 201:
                 assert bait not in response.text and mutable_index.pypi_url in response.text
@@ -188,7 +201,11 @@ def test_no_url_from_a_request_is_ever_fetched(
             "/lock",
             params=LINUX,
             content="lockd-fx-plain\n",
-            headers={"content-type": "text/plain", "Host": bait.removeprefix("http://"), "X-Forwarded-Host": "evil.invalid"},
+            headers={
+                "content-type": "text/plain",
+                "Host": bait.removeprefix("http://"),
+                "X-Forwarded-Host": "evil.invalid",
+            },
         )
         assert response.status_code in (200, 201)
     time.sleep(0.3)
@@ -221,7 +238,9 @@ def _routes() -> list[tuple[str, str, str | None]]:
                     if method != "HEAD":
                         found.append((method, route.path, None))
             else:
-                inner = getattr(route, "routes", None) or getattr(getattr(route, "router", None), "routes", None)
+                inner = getattr(route, "routes", None) or getattr(
+                    getattr(route, "router", None), "routes", None
+                )
                 if inner is None:
                     inner = getattr(getattr(route, "original_router", None), "routes", None)
                 walk(inner or ())
@@ -238,7 +257,14 @@ _RANK = {"read": 0, "lock": 1, "admin": 2}
 
 
 def _concrete(path: str) -> str:
-    values = {"input_digest": "0" * 64, "lock_digest": "0" * 64, "file": "requirements.txt", "n": "1", "run_id": "1", "package": "requests"}
+    values = {
+        "input_digest": "0" * 64,
+        "lock_digest": "0" * 64,
+        "file": "requirements.txt",
+        "n": "1",
+        "run_id": "1",
+        "package": "requests",
+    }
     values["token_id"] = str(2**31 - 1)  # no such token: revoking a real one would lock later tests out
     values["name"] = "nobody/here"  # no such name: archiving or deleting a real one would change later tests
     path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # `{file:lockfile}` → `{file}`
@@ -272,7 +298,9 @@ def closed_server(
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), [r for r in ROUTES if r[2] is not None], ids=str)
-def test_scopes_are_enforced_on_every_route(closed_server: LockdServer, method: str, path: str, scope: str) -> None:
+def test_scopes_are_enforced_on_every_route(
+    closed_server: LockdServer, method: str, path: str, scope: str
+) -> None:
     url = closed_server.url + _concrete(path)
     params = LINUX if path == "/lock" else None
     content = b"{}" if method == "POST" else None
@@ -316,10 +344,19 @@ def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) 
     before = {route: logged(route) for route in ("/v1/locks", "/lock")}
     for token in [*closed_server.tokens.values(), wrong]:
         httpx.get(closed_server.url + "/v1/locks", headers={"Authorization": f"Bearer {token}"})
-        httpx.post(closed_server.url + "/lock", params=LINUX, content=b"\xff", headers={"Authorization": f"Bearer {token}"})
+        httpx.post(
+            closed_server.url + "/lock",
+            params=LINUX,
+            content=b"\xff",
+            headers={"Authorization": f"Bearer {token}"},
+        )
     sent = len(closed_server.tokens) + 1
     # A request is logged after its response has gone out.
-    wait_until(lambda: all(logged(route) >= count + sent for route, count in before.items()), 10, "requests never logged")
+    wait_until(
+        lambda: all(logged(route) >= count + sent for route, count in before.items()),
+        10,
+        "requests never logged",
+    )
     log = closed_server.log()
     assert '"route": "/v1/locks"' in log  # the log is there, and it is the access log we think
     for token in [*closed_server.tokens.values(), wrong]:
@@ -352,18 +389,31 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
         return [s for s in secrets if s in text]
 
     with server.client("lock") as client:
-        unknown = client.post("/lock", params=LINUX, content="lockd-fx-no-such-project\n", headers={"content-type": "text/plain"})
+        unknown = client.post(
+            "/lock",
+            params=LINUX,
+            content="lockd-fx-no-such-project\n",
+            headers={"content-type": "text/plain"},
+        )
         problem = assert_problem(unknown, 422, "unknown-project")
         assert problem["context"]["index"] == f"http://{host}/simple/"
         torch = client.post(
-            "/lock", params={**LINUX, "cuda": "cu124"}, content="torch==99\n", headers={"content-type": "text/plain"}
+            "/lock",
+            params={**LINUX, "cuda": "cu124"},
+            content="torch==99\n",
+            headers={"content-type": "text/plain"},
         )
         assert_problem(torch, 422, "no-matching-distribution")
-        locked = client.post("/lock", params=LINUX, content="lockd-fx-plain==1.1\n", headers={"content-type": "text/plain"})
+        locked = client.post(
+            "/lock", params=LINUX, content="lockd-fx-plain==1.1\n", headers={"content-type": "text/plain"}
+        )
         assert locked.status_code == 201, locked.text
         # triton from the PyTorch side (root-relative links), filelock from the default index.
         cuda = client.post(
-            "/lock", params={**LINUX, "cuda": "cu124"}, content="triton==3.1.0\n", headers={"content-type": "text/plain"}
+            "/lock",
+            params={**LINUX, "cuda": "cu124"},
+            content="triton==3.1.0\n",
+            headers={"content-type": "text/plain"},
         )
         assert cuda.status_code == 201, cuda.text
     for response in (unknown, torch):
@@ -430,7 +480,12 @@ def test_index_and_webhook_credentials_stay_out_of_locks_rows_problems_and_logs(
     assert not leaked(log), [line for line in log.splitlines() if leaked(line)][:3]
 
 
-_FILES = {"requirements.txt": "requirements.txt", "pylock.toml": "pylock.toml", "conda-lock.yml": "conda-lock.yml", "lock.json": "json"}
+_FILES = {
+    "requirements.txt": "requirements.txt",
+    "pylock.toml": "pylock.toml",
+    "conda-lock.yml": "conda-lock.yml",
+    "lock.json": "json",
+}
 
 
 def _all_rows(database_url: str) -> str:
@@ -438,12 +493,17 @@ def _all_rows(database_url: str) -> str:
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:
-            tables = {table.name: [dict(r) for r in conn.execute(sa.select(table)).mappings()] for table in metadata.sorted_tables}
+            tables = {
+                table.name: [dict(r) for r in conn.execute(sa.select(table)).mappings()]
+                for table in metadata.sorted_tables
+            }
     finally:
         engine.dispose()
 
     def text(value: object) -> str:
-        return bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | memoryview) else str(value)
+        return (
+            bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | memoryview) else str(value)
+        )
 
     return json.dumps(tables, default=text)
 
@@ -464,7 +524,9 @@ def test_html_in_a_requirement_renders_as_text_on_the_dashboard(
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     line = f'lockd-fx-plain; platform_release != "{evil}"'
     with server.client("lock") as client:
-        created = client.post("/lock", params=LINUX, content=line + "\n", headers={"content-type": "text/plain"})
+        created = client.post(
+            "/lock", params=LINUX, content=line + "\n", headers={"content-type": "text/plain"}
+        )
         assert created.status_code == 201, created.text
         digest = created.headers["input-digest"]
     with server.client("admin") as admin:
@@ -491,7 +553,10 @@ def test_the_sdist_canary_writes_its_marker_when_built(fixture_index: WatchedInd
     with tarfile.open(fileobj=io.BytesIO(fixture_index.content(sdist.filename)), mode="r:gz") as archive:
         archive.extractall(tmp_path, filter="data")
     (root,) = tmp_path.iterdir()
-    for script, command in (("setup.py", ["setup.py", "--name"]), ("fx_backend.py", ["-c", "import fx_backend"])):
+    for script, command in (
+        ("setup.py", ["setup.py", "--name"]),
+        ("fx_backend.py", ["-c", "import fx_backend"]),
+    ):
         source = (root / script).read_text()
         assert repr(str(SDIST_MARKER)) in source, script
         private = tmp_path / f"marker-{script}"
@@ -509,7 +574,9 @@ def test_no_sdist_build_code_ever_runs(lockd_server: LockdServer) -> None:
             ("lockd-fx-sdist-dynamic==1.0\nlockd-fx-plain\n", LINUX),
             ("lockd-fx-sdist-dynamic\n", {"platform": "macos_arm64", "python": "3.12"}),
         ):
-            response = client.post("/lock", params=params, content=body, headers={"content-type": "text/plain"})
+            response = client.post(
+                "/lock", params=params, content=body, headers={"content-type": "text/plain"}
+            )
             problem = assert_problem(response, 422, "sdist-needs-build")
             assert "lockd-fx-sdist-dynamic" in problem["detail"]
         response = client.post("/v1/locks", json={"requirements": "lockd-fx-sdist-dynamic", "target": LINUX})

@@ -62,14 +62,25 @@ PYPI_JSON = {
         },
         {"filename": "MarkupSafe-0.9.egg", "url": "https://files.example/MarkupSafe-0.9.egg", "hashes": {}},
         {"filename": "not-a-wheel.whl", "url": "https://files.example/not-a-wheel.whl", "hashes": {}},
-        {"filename": "jinja2-3.1.4-py3-none-any.whl", "url": "https://files.example/jinja2-3.1.4-py3-none-any.whl", "hashes": {}},
-        {"filename": "MarkupSafe-3.0.2-cp311-cp311-win_amd64.whl", "url": "x.whl", "hashes": {}, "requires-python": ">=3.9,<<4"},
+        {
+            "filename": "jinja2-3.1.4-py3-none-any.whl",
+            "url": "https://files.example/jinja2-3.1.4-py3-none-any.whl",
+            "hashes": {},
+        },
+        {
+            "filename": "MarkupSafe-3.0.2-cp311-cp311-win_amd64.whl",
+            "url": "x.whl",
+            "hashes": {},
+            "requires-python": ">=3.9,<<4",
+        },
     ],
 }
 
 
 def test_pep691_json_page() -> None:
-    page = parse_json_page(json.dumps(PYPI_JSON).encode(), "https://pypi.org/simple/markupsafe/", "MarkupSafe")
+    page = parse_json_page(
+        json.dumps(PYPI_JSON).encode(), "https://pypi.org/simple/markupsafe/", "MarkupSafe"
+    )
     assert page.name == "markupsafe"
     files = {f.filename: f for f in page.files}
     assert "MarkupSafe-0.9.egg" not in files and "not-a-wheel.whl" not in files
@@ -123,7 +134,9 @@ def test_pep503_html_page_as_the_pytorch_index_serves_it() -> None:
     ]
     linux, windows, yanked, reasoned = page.files
     assert linux.version == Version("2.5.1+cu124") and linux.version.local == "cu124"
-    assert linux.url == "https://download.pytorch.org/whl/cu124/torch-2.5.1%2Bcu124-cp311-cp311-linux_x86_64.whl"
+    assert (
+        linux.url == "https://download.pytorch.org/whl/cu124/torch-2.5.1%2Bcu124-cp311-cp311-linux_x86_64.whl"
+    )
     assert linux.sha256 == SHA_A and linux.size is None
     assert linux.tags == frozenset({Tag("cp311", "cp311", "linux_x86_64")})
     assert linux.metadata_url == linux.url + ".metadata" and linux.metadata_sha256 == SHA_B
@@ -131,7 +144,10 @@ def test_pep503_html_page_as_the_pytorch_index_serves_it() -> None:
     assert windows.sha256 is None  # some PyTorch links carry no hash
     assert windows.requires_python == SpecifierSet(">=3.8.0")
     assert windows.metadata_url is None
-    assert yanked.url == "https://download.pytorch.org/whl/cu124/torch/torch-2.4.1%2Bcu124-cp311-cp311-linux_x86_64.whl"
+    assert (
+        yanked.url
+        == "https://download.pytorch.org/whl/cu124/torch/torch-2.4.1%2Bcu124-cp311-cp311-linux_x86_64.whl"
+    )
     assert yanked.yanked == "" and yanked.is_yanked
     assert reasoned.yanked == "bad CUDA link"
     assert reasoned.sha256 is None  # an md5 fragment is not a sha256
@@ -178,7 +194,12 @@ def test_invalid_requires_python_is_ignored_as_pip_does() -> None:
 
 
 def test_empty_pages() -> None:
-    assert parse_json_page(b'{"meta": {"api-version": "1.0"}, "name": "x", "files": []}', "https://i/x/", "x").files == ()
+    assert (
+        parse_json_page(
+            b'{"meta": {"api-version": "1.0"}, "name": "x", "files": []}', "https://i/x/", "x"
+        ).files
+        == ()
+    )
     assert parse_html_page(b"<html><body></body></html>", "https://i/x/", "x").files == ()
 
 
@@ -188,19 +209,40 @@ _NAMES = st.sampled_from(["demo_pkg", "Demo.Pkg", "demo-pkg", "de__mo_pkg", "oth
 _VERSIONS = st.sampled_from(["1.0", "1.0.0", "2.0rc1", "1!2.0+cu124", "v1", "1foo", "", "1.0_1"])
 _BUILDS = st.sampled_from(["", "-1", "-1foo", "-x1", "-"])
 _TAGS = st.sampled_from(
-    ["py3-none-any", "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", "cp311.cp312-abi3-linux_x86_64",
-     "py3-none", "3py-none-any", "py3-none-any-x", "py3--any"]
+    [
+        "py3-none-any",
+        "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+        "cp311.cp312-abi3-linux_x86_64",
+        "py3-none",
+        "3py-none-any",
+        "py3-none-any-x",
+        "py3--any",
+    ]
 )
 _FILENAMES = st.one_of(
     st.builds("{}-{}{}-{}.whl".format, _NAMES, _VERSIONS, _BUILDS, _TAGS),
     st.builds("{}-{}{}".format, _NAMES, _VERSIONS, st.sampled_from([".tar.gz", ".zip", ".egg", ".whl"])),
 )
 _URLS = st.sampled_from(
-    ["https://files.example/p/{f}", "http://files.example/p/{f}", "../../p/{f}", "/p/{f}", "{f}",
-     "https://files.example/p/{f}#sha256=ab", "https://files.example/p/{f}?x=1", "https://files.example/a;b/{f}",
-     "https:///p/{f}", "https://[::1/p/{f}", "https://files.example/p/{f}#", "HTTPS://files.example/{f}",
-     "https://files.example/p/ {f}", "https://files.example/p/\t{f}", "https://fïles.example/p/{f}",
-     "https://files.example/p/../q/{f}", "https://files.example\\p\\{f}"]
+    [
+        "https://files.example/p/{f}",
+        "http://files.example/p/{f}",
+        "../../p/{f}",
+        "/p/{f}",
+        "{f}",
+        "https://files.example/p/{f}#sha256=ab",
+        "https://files.example/p/{f}?x=1",
+        "https://files.example/a;b/{f}",
+        "https:///p/{f}",
+        "https://[::1/p/{f}",
+        "https://files.example/p/{f}#",
+        "HTTPS://files.example/{f}",
+        "https://files.example/p/ {f}",
+        "https://files.example/p/\t{f}",
+        "https://fïles.example/p/{f}",
+        "https://files.example/p/../q/{f}",
+        "https://files.example\\p\\{f}",
+    ]
 )
 
 
@@ -268,7 +310,11 @@ def test_wheels_no_target_can_install_are_not_files_but_their_versions_are_known
         ("demo_pkg-2.0.tar.gz", "2.0"),
     ]
     entries = [{"filename": f, "url": f"https://files.example/{f}", "hashes": {}} for f, _ in files]
-    page = parse_json_page(json.dumps({"meta": {"api-version": "1.1"}, "files": entries}), "https://x/simple/demo-pkg/", "demo-pkg")
+    page = parse_json_page(
+        json.dumps({"meta": {"api-version": "1.1"}, "files": entries}),
+        "https://x/simple/demo-pkg/",
+        "demo-pkg",
+    )
     assert [f.filename for f in page.files] == [f for f, _ in files[5:]]
     assert page.foreign_versions == {Version("1.0")}
     assert page.versions == {Version("1.0"), Version("2.0")}

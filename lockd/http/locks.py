@@ -90,7 +90,11 @@ def _revision_info(record: Revision) -> RevisionInfo:
 def _lock_info(
     stored: StoredInput, record: Revision, created: bool | None, warnings: tuple[LockWarning, ...]
 ) -> LockInfo:
-    target = dict(stored.target) or {"platform": stored.platform, "python": stored.python, "cuda": stored.cuda}
+    target = dict(stored.target) or {
+        "platform": stored.platform,
+        "python": stored.python,
+        "cuda": stored.cuda,
+    }
     return LockInfo(
         input_digest=record.input_digest,
         lock_digest=record.lock_digest,
@@ -212,7 +216,9 @@ async def post_lock(
     only_binary: Annotated[
         bool, Query(description="wheels only: rule out versions without one (pip's --only-binary :all:)")
     ] = False,
-    name: Annotated[str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="lock under this name, e.g. vision/trainer")
+    ] = None,
     upgrade: Annotated[str | None, Query(max_length=10_000, description="with name: `all`, or a,b")] = None,
     names: NamesDep,
 ) -> Response:
@@ -265,7 +271,9 @@ async def post_lock(
     else:
         allow_name(request, None)
         lock_request, stored = await in_read_thread(request, lookup)
-        result, record = stored if stored is not None else await resolve_admitted(request, lock_request.digest, resolve)
+        result, record = (
+            stored if stored is not None else await resolve_admitted(request, lock_request.digest, resolve)
+        )
         request.app.state.metrics.observe_lock(result)
     canonical = await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     headers = {
@@ -275,7 +283,9 @@ async def post_lock(
         "Location": f"/v1/locks/{result.input_digest}",
         "Cache-Control": "no-cache",
         **await advisory_headers(request, service, result.lock_digest),
-        "Lock-Accelerator": accelerator_header(accelerator_info(lock_request, accelerator_runtime_of(canonical))),
+        "Lock-Accelerator": accelerator_header(
+            accelerator_info(lock_request, accelerator_runtime_of(canonical))
+        ),
     }
     if name is not None:
         headers.update({"Lock-Name": name, "Location": f"/v1/names/{name}"})

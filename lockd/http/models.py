@@ -68,20 +68,24 @@ class IntakeModel(BaseModel):
 
 
 class TargetBody(IntakeModel):
-
     platform: str = Field(
         max_length=PLATFORM_CHARS,
         examples=["linux_x86_64"],
         description="linux_x86_64, linux_aarch64, macos_arm64, macos_x86_64, windows_amd64, windows_arm64;"
         " uv's --python-platform names and conda subdirs are aliases",
     )
-    python: str = Field(max_length=PYTHON_CHARS, examples=["3.11"], description="3.9 to 3.15; 3.11.7; 3.14t for free-threaded")
+    python: str = Field(
+        max_length=PYTHON_CHARS, examples=["3.11"], description="3.9 to 3.15; 3.11.7; 3.14t for free-threaded"
+    )
     cuda: str | None = Field(
         default=None,
         max_length=CUDA_CHARS,
-        examples=["cu128"], description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, or auto with driver"
+        examples=["cu128"],
+        description="cpu, cu118 … cu132, rocm6.x/7.x, xpu, or auto with driver",
     )
-    glibc: str | None = Field(default=None, examples=["2.34"], description="Linux: 2.17 … 2.41 (default 2.28)")
+    glibc: str | None = Field(
+        default=None, examples=["2.34"], description="Linux: 2.17 … 2.41 (default 2.28)"
+    )
     musl: str | None = Field(default=None, examples=["1.2"], description="Linux on musl: 1.1 or 1.2")
     macos: str | None = Field(default=None, examples=["14.0"], description="macOS minimum (default 13.0)")
     driver: str | None = Field(
@@ -90,7 +94,6 @@ class TargetBody(IntakeModel):
 
 
 class OptionsBody(IntakeModel):
-
     prereleases: bool = False
     as_of: datetime | None = None
     only_binary: bool = False
@@ -98,7 +101,6 @@ class OptionsBody(IntakeModel):
 
 class LockBody(IntakeModel):
     """`requirements` and `constraints` are requirements.in text, or a list of lines."""
-
 
     requirements: str | list[str] = Field(max_length=1_000_000, examples=["torch==2.5.1\nnumpy\n"])
     constraints: str | list[str] = ""
@@ -113,7 +115,9 @@ class LockBody(IntakeModel):
     # Configured private indexes, by name only: index URLs are configuration, never input.
     indexes: list[str] = []
     name: str | None = Field(default=None, max_length=200, examples=["vision/trainer-cu128"])
-    upgrade: str | None = Field(default=None, max_length=10_000, description="`all`, or packages to upgrade: a,b")
+    upgrade: str | None = Field(
+        default=None, max_length=10_000, description="`all`, or packages to upgrade: a,b"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -43,7 +43,11 @@ def _pytorch_base(lock: Lock) -> str | None:
 def equivalent_command(lock: Lock, fmt: str) -> str:
     """The `lockd lock` command line that produces this lock in format `fmt`."""
     target = lock.target
-    parts = ["lockd lock requirements.in", f"--platform {target.platform.name}", f"--python {target.python_text}"]
+    parts = [
+        "lockd lock requirements.in",
+        f"--platform {target.platform.name}",
+        f"--python {target.python_text}",
+    ]
     if target.level is not None and target.level != target.platform.default_level:
         parts.append(f"--{target.level.kind} {target.level}")
     if target.driver is not None:

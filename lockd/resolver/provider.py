@@ -200,7 +200,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     def candidates_for(self, requirement: ProjectRequirement) -> list[ProjectCandidate]:
         """The project's versions this one requirement allows under the constraints, newest first."""
         specifier = self.specifier_for(requirement.name, [requirement])
-        return self._preferred_first(requirement.name, self.finder(requirement.name).candidates(specifier, None))
+        return self._preferred_first(
+            requirement.name, self.finder(requirement.name).candidates(specifier, None)
+        )
 
     def _preferred_first(self, name: NormalizedName, found: list[ProjectCandidate]) -> list[ProjectCandidate]:
         preferred = self._preferred.get(name)

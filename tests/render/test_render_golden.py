@@ -13,7 +13,11 @@ import pytest
 from lockd.lock import Lock
 from lockd.render import render
 
-SUFFIX = {"requirements.txt": "requirements.txt", "pylock.toml": "pylock.toml", "conda-lock.yml": "conda-lock.yml"}
+SUFFIX = {
+    "requirements.txt": "requirements.txt",
+    "pylock.toml": "pylock.toml",
+    "conda-lock.yml": "conda-lock.yml",
+}
 
 
 @pytest.mark.parametrize("fmt", sorted(SUFFIX))

@@ -54,11 +54,15 @@ def test_pip_compile_layout(sample_lock: tuple[str, Lock]) -> None:
     for package in lock.packages:
         start = body.index(f"{package.pin} \\")
         hashes = body[start + 1 : start + 1 + len(package.files)]
-        assert [h.strip().rstrip(" \\") for h in hashes] == sorted(f"--hash=sha256:{f.sha256}" for f in package.files)
+        assert [h.strip().rstrip(" \\") for h in hashes] == sorted(
+            f"--hash=sha256:{f.sha256}" for f in package.files
+        )
         assert hashes[-1].endswith(max(f.sha256 for f in package.files))
 
 
-def test_index_lines_name_the_accelerator_index_only_when_the_lock_uses_it(sample_lock: tuple[str, Lock]) -> None:
+def test_index_lines_name_the_accelerator_index_only_when_the_lock_uses_it(
+    sample_lock: tuple[str, Lock],
+) -> None:
     _, lock = sample_lock
     lines = render_requirements_txt(lock).splitlines()
     assert f"--index-url {lock.plan.default_url}" in lines
@@ -79,7 +83,10 @@ def test_via_annotations_follow_pip_compile(sample_lock: tuple[str, Lock]) -> No
         # pip and setuptools are pinned with hashes in the same list, as with --allow-unsafe
         assert "\npip==24.3.1 \\\n" in text and "\nsetuptools==75.6.0 \\\n" in text
         assert "considered to be unsafe" not in text
-        assert "--pre --as-of 2024-12-01T00:00:00+00:00 --index-url https://mirror.example.org/pypi/simple/" in text
+        assert (
+            "--pre --as-of 2024-12-01T00:00:00+00:00 --index-url https://mirror.example.org/pypi/simple/"
+            in text
+        )
 
 
 def test_nothing_but_the_lock_decides_the_bytes(sample_lock: tuple[str, Lock]) -> None:
@@ -99,7 +106,10 @@ def _wheel(name: str, version: str, tag: str, payload: str) -> tuple[str, bytes]
         f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{dist}.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: lockd-tests\nRoot-Is-Purelib: true\nTag: {tag}\n",
     }
-    record = [f"{path},sha256={_b64(hashlib.sha256(body.encode()).digest())},{len(body)}" for path, body in files.items()]
+    record = [
+        f"{path},sha256={_b64(hashlib.sha256(body.encode()).digest())},{len(body)}"
+        for path, body in files.items()
+    ]
     record.append(f"{dist}.dist-info/RECORD,,")
     files[f"{dist}.dist-info/RECORD"] = "\n".join(record) + "\n"
     buffer = io.BytesIO()
@@ -163,7 +173,12 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _pip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pip", *args], check=False, env=PIP_ENV, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "pip", *args],
+        check=False,
+        env=PIP_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -176,14 +191,22 @@ def cuda_like_lock(tiny_index: TinyIndex) -> Lock:
     target = Target.of("linux_x86_64", "3.11", "cu124")
     plan = plan_for(target, default_url=f"{tiny_index.url}/simple/", pytorch_base=f"{tiny_index.url}/whl")
     assert plan.accelerator_url == f"{tiny_index.url}/whl/cu124/"
-    torch = tiny_index.add("whl/cu124", "torch", *_wheel("torch", "2.5.1+cu124", "py3-none-any", "cu124 build"))
-    good = tiny_index.add("simple", "lockd-tiny-common", *_wheel("lockd-tiny-common", "1.0", "py3-none-any", "from pypi"))
+    torch = tiny_index.add(
+        "whl/cu124", "torch", *_wheel("torch", "2.5.1+cu124", "py3-none-any", "cu124 build")
+    )
+    good = tiny_index.add(
+        "simple", "lockd-tiny-common", *_wheel("lockd-tiny-common", "1.0", "py3-none-any", "from pypi")
+    )
     # The accelerator index carries a different file under the same name: the stray copy
     # routing forbids. pip sees both indexes; only the hash keeps the stray out.
-    tiny_index.add("whl/cu124", "lockd-tiny-common", *_wheel("lockd-tiny-common", "1.0", "py3-none-any", "stray"))
+    tiny_index.add(
+        "whl/cu124", "lockd-tiny-common", *_wheel("lockd-tiny-common", "1.0", "py3-none-any", "stray")
+    )
     dep = [
         tiny_index.add("simple", "lockd-tiny-dep", *_wheel("lockd-tiny-dep", "2.0", "py3-none-any", "dep")),
-        tiny_index.add("simple", "lockd-tiny-dep", *_wheel("lockd-tiny-dep", "2.0", "cp27-none-win32", "never")),
+        tiny_index.add(
+            "simple", "lockd-tiny-dep", *_wheel("lockd-tiny-dep", "2.0", "cp27-none-win32", "never")
+        ),
     ]
     return Lock.build(
         input_digest="a" * 64,
@@ -205,7 +228,9 @@ def test_rendered_lock_installs_with_require_hashes_from_both_indexes(
 ) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(render_requirements_txt(cuda_like_lock))
-    result = _pip("--python", str(fresh_venv), "install", "--require-hashes", "--no-deps", "-r", str(requirements))
+    result = _pip(
+        "--python", str(fresh_venv), "install", "--require-hashes", "--no-deps", "-r", str(requirements)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     probe = subprocess.run(
         [
@@ -244,16 +269,27 @@ def test_a_wrong_hash_makes_pip_refuse(cuda_like_lock: Lock, fresh_venv: Path, t
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(render_requirements_txt(lock))
     result = _pip(
-        "--python", str(fresh_venv), "install", "--force-reinstall", "--require-hashes", "--no-deps", "-r", str(requirements)
+        "--python",
+        str(fresh_venv),
+        "install",
+        "--force-reinstall",
+        "--require-hashes",
+        "--no-deps",
+        "-r",
+        str(requirements),
     )
     assert result.returncode != 0
     assert "hash" in (result.stdout + result.stderr).lower()
 
 
-def test_a_lock_for_another_target_downloads_with_pip_platform_flags(tiny_index: TinyIndex, tmp_path: Path) -> None:
+def test_a_lock_for_another_target_downloads_with_pip_platform_flags(
+    tiny_index: TinyIndex, tmp_path: Path
+) -> None:
     target = Target.of("windows_amd64", "3.9")
     plan = plan_for(target, default_url=f"{tiny_index.url}/simple/")
-    win = tiny_index.add("simple", "lockd-tiny-win", *_wheel("lockd-tiny-win", "3.1", "cp39-cp39-win_amd64", "win"))
+    win = tiny_index.add(
+        "simple", "lockd-tiny-win", *_wheel("lockd-tiny-win", "3.1", "cp39-cp39-win_amd64", "win")
+    )
     lock = Lock.build(
         input_digest="b" * 64,
         target=target,
