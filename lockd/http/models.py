@@ -132,6 +132,8 @@ class LockBody(IntakeModel):
     def _one_target_field(self) -> LockBody:
         if self.target is not None and self.targets is not None:
             raise ValueError("give either target or targets, not both")
+        if self.target is None and self.targets is None:
+            raise ValueError("give a target (or targets for several)")
         return self
 
 

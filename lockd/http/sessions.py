@@ -12,9 +12,10 @@ sends a browser (Accept: text/html) without a working session here instead of a 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lockd.http.dashboard import html_page
@@ -39,8 +40,11 @@ def _form(request: Request, *, next_page: str, error: str | None, status: int) -
 
 
 @router.get(_SIGN_IN, response_class=HTMLResponse)
-async def sign_in_page(request: Request) -> HTMLResponse:
-    return _form(request, next_page=_next(request.query_params.get("next")), error=None, status=200)
+async def sign_in_page(
+    request: Request,
+    next: Annotated[str | None, Query(max_length=2000, description="the dashboard page to return to")] = None,
+) -> HTMLResponse:
+    return _form(request, next_page=_next(next), error=None, status=200)
 
 
 @router.post(_SIGN_IN, response_class=HTMLResponse)
