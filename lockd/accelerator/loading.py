@@ -172,7 +172,9 @@ def parse_table(data: Mapping[str, Any], *, source: str) -> AcceleratorTable:
             f"{source}: malformed table ({exc})", context={"source": source}
         ) from None
     components = frozenset(_strings(data.get("cuda_components", []), "cuda_components"))
-    return AcceleratorTable(variants=variants, kinds=kinds, cuda=cuda, source=source, cuda_components=components)
+    return AcceleratorTable(
+        variants=variants, kinds=kinds, cuda=cuda, source=source, cuda_components=components
+    )
 
 
 def load_table(path: Path) -> AcceleratorTable:

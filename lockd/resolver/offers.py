@@ -44,7 +44,9 @@ def variant_offers(index: IndexSource, plan_for_target: Callable[[Target], Index
     """`lockd.intake`'s `offers`: per request, whether each variant's index has its builds."""
 
     def for_request(
-        requirements: Sequence[InputRequirement], constraints: Sequence[InputRequirement], options: LockOptions
+        requirements: Sequence[InputRequirement],
+        constraints: Sequence[InputRequirement],
+        options: LockOptions,
     ) -> VariantOffers:
         return _offers(index, plan_for_target, requirements, constraints, options)
 
