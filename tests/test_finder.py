@@ -14,6 +14,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from fixtures.index import FixtureIndex
+from lockd.drift import check_files
 from lockd.errors import NoMatchingDistribution, SdistNeedsBuild
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
@@ -127,3 +128,15 @@ def test_a_version_only_newer_machines_install_is_not_a_candidate(
     assert newer.pins[canonicalize_name("lockd-fx-wheelonly")].public == "2.0"
     with pytest.raises(NoMatchingDistribution):
         _lock(index, client, "lockd-fx-wheelonly==2.0", Target.of("linux_x86_64", "3.11"))
+
+
+def test_drift_checks_the_newer_hosts_wheels_too(published: tuple[FixtureIndex, IndexClient]) -> None:
+    index, client = published
+    lock = _lock(index, client, "lockd-fx-newlibc", Target.of("linux_x86_64", "3.11"))
+    assert check_files(lock, client) == []
+    index.delete("lockd_fx_newlibc-1.0-cp39-abi3-manylinux_2_31_x86_64.whl")
+    with IndexClient(timeout=10.0) as fresh:
+        findings = check_files(lock, fresh)
+    assert [(f.kind, f.filename) for f in findings] == [
+        ("missing", "lockd_fx_newlibc-1.0-cp39-abi3-manylinux_2_31_x86_64.whl")
+    ]
