@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from lockd.errors import InputTooLarge, InvalidRequest, InvalidRequirement, UnsupportedRequirement
+from lockd.index_text import marker_depth
 
 __all__ = [
     "MAX_EXTRAS",
@@ -199,24 +200,6 @@ def _refuse_unsupported(line: str, number: int, source: str) -> None:
         raise UnsupportedRequirement(f"{source} line {number}: local paths are not lockable", context=context)
 
 
-def _marker_depth(line: str) -> int:
-    """How deeply parentheses nest outside quoted strings (PEP 508 quotes with ' or ")."""
-    depth = deepest = 0
-    quote = ""
-    for char in line:
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == ")":
-            depth -= 1
-    return deepest
-
-
 def _check_direct_url(
     requirement: Requirement, line: str, number: int, source: str, url_hosts: UrlHosts
 ) -> None:
@@ -281,7 +264,7 @@ def parse_requirements(
                 f"{source} line {number}: a number longer than {MAX_NUMBER_DIGITS} digits",
                 context={"line": number, "text": shown, "source": source, "limit": MAX_NUMBER_DIGITS},
             )
-        if _marker_depth(line) > MAX_MARKER_DEPTH:
+        if marker_depth(line) > MAX_MARKER_DEPTH:
             raise InvalidRequirement(
                 f"{source} line {number}: the marker nests parentheses more than {MAX_MARKER_DEPTH} deep",
                 hint="write the marker without redundant parentheses",
