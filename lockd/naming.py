@@ -43,6 +43,7 @@ RESERVED_SEGMENTS = frozenset(
         "pylock.toml",
         "conda-lock.yml",
         "lock.json",
+        "cyclonedx.json",
     }
 )
 

@@ -63,7 +63,8 @@ def test_dashboard_in_chromium_shows_every_kind_and_leads_to_a_diff(
         rows = page.locator("#locks tbody tr")
         assert rows.count() == len(SCENARIO)
         shown = [rows.nth(i).get_attribute("data-status") for i in range(rows.count())]
-        assert shown == ["tampered", "missing", "unresolvable", "yanked", "outdated", "current"]
+        # Most severe first; `vulnerable` sits just below `missing` by default (LOCKD_VULNERABLE_AFTER).
+        assert shown == ["tampered", "missing", "vulnerable", "unresolvable", "yanked", "outdated", "current"]
         assert page.locator("#history rect").count() >= len(SCENARIO)
         assert page.locator("#history").is_visible()
         assert "Last complete run" in page.locator("#last-run").inner_text()
