@@ -177,7 +177,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             with self._finder_lock:
                 raise self._missing.setdefault(name, exc) from None
         options = self._request.options
-        finder = Finder(
+        finder = Finder.of(
             name,
             page,
             self.target,
