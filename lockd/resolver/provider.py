@@ -116,6 +116,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._warming = True
         self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
         self._depth: dict[Identifier, int] = {}
+        self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
@@ -352,6 +353,16 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         return found
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
+        """Memoised by the objects' identities: resolvelib asks again for every pin every round."""
+        key = (id(requirement), id(candidate))
+        known = self._satisfied.get(key)
+        if known is None:
+            # The entry holds both objects, so neither id is reused while it is kept.
+            known = (requirement, candidate, self._satisfies(requirement, candidate))
+            self._satisfied[key] = known
+        return known[2]
+
+    def _satisfies(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         if not isinstance(requirement, ProjectRequirement):
             return (
                 isinstance(requirement, PythonRequirement)
