@@ -13,9 +13,11 @@ plain data, so equal locks give equal bytes; conda-lock itself is not a runtime 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import yaml
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from lockd.lock import Lock, LockedFile, LockedPackage
@@ -31,6 +33,15 @@ _HEADER = """\
 """
 
 
+@lru_cache(maxsize=4096)
+def _wheel_tags(filename: str) -> frozenset[Tag] | None:
+    """The wheel's tags; parsed once per file name, as every render of every lock asks again."""
+    try:
+        return parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return None
+
+
 def best_file(package: LockedPackage, target: Target) -> LockedFile | None:
     """The file pip would install on the target: best-ranked wheel, else the sdist."""
     best: tuple[int, str] | None = None
@@ -38,9 +49,8 @@ def best_file(package: LockedPackage, target: Target) -> LockedFile | None:
     for file in package.files:
         if file.kind != "wheel":
             continue
-        try:
-            tags = parse_wheel_filename(file.filename)[3]
-        except InvalidWheelFilename:
+        tags = _wheel_tags(file.filename)
+        if tags is None:
             continue
         rank = target.wheel_rank(tags)
         if rank is not None and (best is None or (rank, file.filename) < best):

@@ -18,8 +18,7 @@ import resolvelib
 from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.resolvers import Criterion, Resolution, ResolverException
-# resolvelib's own result builder, for `_Resolver` (resolvelib>=1.2, as pinned).
-from resolvelib.resolvers.resolution import _build_result as build_result
+from resolvelib.resolvers.resolution import _build_result as build_result  # for _Resolver; >=1.2
 
 from lockd import accelerator
 from lockd.deadline import deadline_scope
