@@ -37,8 +37,9 @@ __all__ = ["Finder", "Release", "is_exact_pin", "wheel_tags_text"]
 
 _SHOWN_TAGS = 8
 # Candidate lists a finder keeps, by requirement: a resolution asks a project for a handful
-# of distinct specifiers; past this many the finder forgets them all and starts over.
-_KEPT_CANDIDATE_LISTS = 256
+# of distinct specifiers; past this many the finder forgets them all and starts over (a list
+# of a project with thousands of versions is a few hundred KiB).
+_KEPT_CANDIDATE_LISTS = 64
 
 
 def wheel_tags_text(wheels: list[DistFile]) -> str:
