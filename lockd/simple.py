@@ -95,7 +95,9 @@ class ProjectPage:
     foreign_versions: frozenset[Version] = frozenset()
     # What is derived from the page for one target (`lockd.resolver.finder.Finder.of`), kept
     # with the page so it lives exactly as long as the page's cache entry. Not part of the value.
-    derived: dict[Hashable, object] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    derived: dict[Hashable, object] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
 
     @property
     def versions(self) -> frozenset[Version]:

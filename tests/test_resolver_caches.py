@@ -7,6 +7,7 @@ target, another page (even with the same files) or other metadata never shares a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
@@ -73,6 +74,11 @@ def test_a_finder_is_kept_per_page_target_and_options() -> None:
     again = _page()
     assert again == page
     assert Finder.of(DEMO, again, LINUX, as_of=None, prereleases=False) is not linux
+    # So is a page made from another by `replace`: what was derived stays with the original.
+    assert (
+        Finder.of(DEMO, replace(page, files=page.files[:1]), LINUX, as_of=None, prereleases=False)
+        is not linux
+    )
 
 
 def test_targets_do_not_share_candidates() -> None:
