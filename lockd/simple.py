@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -93,6 +93,11 @@ class ProjectPage:
     index_url: str
     files: tuple[DistFile, ...]
     foreign_versions: frozenset[Version] = frozenset()
+    # What is derived from the page for one target (`lockd.resolver.finder.Finder.of`), kept
+    # with the page so it lives exactly as long as the page's cache entry. Not part of the value.
+    derived: dict[Hashable, object] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
 
     @property
     def versions(self) -> frozenset[Version]:

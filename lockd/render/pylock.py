@@ -10,6 +10,7 @@ rather than by a library: the format is small and byte stability is the point.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from lockd.lock import Lock, LockedFile, LockedPackage
@@ -20,8 +21,14 @@ __all__ = ["environment_marker", "iter_pylock_toml", "render_pylock_toml", "requ
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
+# What a basic string escapes: a value without any is written as it is (most of a lock's text).
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
 def _string(value: str) -> str:
     """A TOML string: literal ('…') when that needs no escape, else a basic string."""
+    if _NEEDS_ESCAPE.search(value) is None:
+        return f'"{value}"'
     plain = all(ch >= " " and ch != "\x7f" for ch in value)
     if plain and "'" not in value and '"' in value:
         return f"'{value}'"

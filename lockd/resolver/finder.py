@@ -10,10 +10,16 @@ What a machine at the target's minimum level installs decides which versions are
 and in what order; each release also keeps the wheels that only machines at a newer level
 install (`Release.newer`, e.g. `manylinux_2_31` wheels for a glibc 2.28 target), so the lock
 can list their hashes and pip on such a machine never has to build.
+
+A finder depends only on its page, the target and three options, and never changes once
+built, so `Finder.of` keeps it with the page (`ProjectPage.derived`): every resolution on the
+same target reuses it, with the candidate lists it already computed, until the page itself is
+dropped or refetched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +36,10 @@ __all__ = ["Finder", "Release", "is_exact_pin", "wheel_tags_text"]
 
 
 _SHOWN_TAGS = 8
+# Candidate lists a finder keeps, by requirement: a resolution asks a project for a handful
+# of distinct specifiers; past this many the finder forgets them all and starts over (a list
+# of a project with thousands of versions is a few hundred KiB).
+_KEPT_CANDIDATE_LISTS = 64
 
 
 def wheel_tags_text(wheels: list[DistFile]) -> str:
@@ -72,7 +82,28 @@ class Release:
 
 
 class Finder:
-    """A project's releases for the target. One per project per resolution."""
+    """A project's releases for the target. Immutable once built; shared through `Finder.of`."""
+
+    @classmethod
+    def of(
+        cls,
+        name: NormalizedName,
+        page: ProjectPage,
+        target: Target,
+        *,
+        as_of: datetime | None,
+        prereleases: bool,
+        only_binary: bool = False,
+    ) -> Finder:
+        """The finder of `page` for these arguments, built once and kept with the page."""
+        key: Hashable = (Finder, name, target, as_of, prereleases, only_binary)
+        found = page.derived.get(key)
+        if isinstance(found, Finder):
+            return found
+        finder = cls(name, page, target, as_of=as_of, prereleases=prereleases, only_binary=only_binary)
+        # setdefault: two threads building the same finder agree on one of them.
+        kept = page.derived.setdefault(key, finder)
+        return kept if isinstance(kept, Finder) else finder
 
     def __init__(
         self,
@@ -96,7 +127,10 @@ class Finder:
         # parsed values are shared objects, see lockd.simple): answer each once, by identity.
         self._python_ok: dict[int, tuple[SpecifierSet, bool]] = {}
         self._ranks: dict[int, tuple[frozenset[Tag], int | None]] = {}
+        self._newer_ok: dict[int, tuple[frozenset[Tag], bool]] = {}
         self.releases = self._releases()
+        self._newest_first = sorted(self.releases, reverse=True)
+        self._found: dict[tuple[str, bool | None, NormalizedName | None], tuple[ProjectCandidate, ...]] = {}
 
     def installs(self, file: DistFile) -> bool:
         """Whether the target installs (or builds) this file, as of the request's `as_of`."""
@@ -112,8 +146,15 @@ class Finder:
             file.kind == "wheel"
             and self._available(file)
             and self._rank(file.tags) is None
-            and self._target.installs_on_newer_host(file.tags)
+            and self._on_newer_host(file.tags)
         )
+
+    def _on_newer_host(self, tags: frozenset[Tag]) -> bool:
+        known = self._newer_ok.get(id(tags))
+        if known is None:
+            known = (tags, self._target.installs_on_newer_host(tags))
+            self._newer_ok[id(tags)] = known
+        return known[1]
 
     def _available(self, file: DistFile) -> bool:
         if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
@@ -129,15 +170,30 @@ class Finder:
         return ()
 
     def candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
-        """Newest first: versions with a usable file, filtered by pip's pre-release rule."""
+        """Newest first: versions with a usable file, filtered by pip's pre-release rule.
+
+        Computed once per specifier and extra: what `filter` does with a specifier is decided
+        by its text and its `prereleases` (an override, or what its own versions imply).
+        """
+        key = (str(specifier), specifier.prereleases, extra)
+        found = self._found.get(key)
+        if found is None:
+            found = tuple(self._candidates(specifier, extra))
+            if len(self._found) >= _KEPT_CANDIDATE_LISTS:
+                self._found.clear()
+            self._found[key] = found
+        return list(found)
+
+    def _candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
         usable: dict[Version, tuple[DistFile, ...]] = {}
-        for version, release in self.releases.items():
-            files = self.usable_files(release, specifier)
+        for version in self._newest_first:
+            files = self.usable_files(self.releases[version], specifier)
             if files:
                 usable[version] = files
+        # filter keeps the order it is given: newest first, as pip tries them.
         matching = specifier.filter(usable, prereleases=self._prereleases)
         found = []
-        for version in sorted(matching, reverse=True):
+        for version in matching:
             release = self.releases[version]
             newer = release.newer if release.files else release.newer_yanked
             found.append(

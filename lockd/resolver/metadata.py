@@ -5,26 +5,81 @@ wheel's METADATA, or what `lockd.sdist_sources` found for an sdist). When an sdi
 without a build, the operator's override (`LockOptions.metadata_overrides`) is used, and
 failing that the version depends on `MetadataUnavailable`, so the resolver rules it out
 instead of stopping. Where each file's metadata came from is kept for the lock.
+
+Parsing is the costly part once metadata is cached (Requires-Dist lines through packaging's
+parser, markers evaluated per line), so parsed dependencies are also kept for the process,
+keyed by the sha256 of the metadata bytes, the candidate, the extra and the target's marker
+environment (`ParsedCache`): the same bytes on the same target parse the same way, whichever
+file, index or resolution they came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from typing import Protocol
 
 from packaging.utils import NormalizedName
+from packaging.version import Version
 
 from lockd.egg_info import core_metadata
 from lockd.errors import SdistNeedsBuild, UnusableMetadata
+from lockd.memory_cache import BoundedCache
 from lockd.metadata_overrides import MetadataOverride, find_override
-from lockd.resolver.candidates import InvalidMetadata, MetadataUnavailable, ProjectCandidate
+from lockd.resolver.candidates import (
+    AnyRequirement,
+    InvalidMetadata,
+    MetadataUnavailable,
+    ProjectCandidate,
+)
 from lockd.resolver.dependencies import ParsedMetadata, parse_dependencies
 from lockd.sdist_sources import SOURCE_HEADER, metadata_source
 from lockd.simple import DistFile
 from lockd.target import Target
 
-__all__ = ["MetadataFetcher", "MetadataReader"]
+__all__ = ["PARSED_ENTRIES", "MetadataFetcher", "MetadataReader", "ParsedCache", "ParsedKey"]
+
+# A parsed entry is a few hundred bytes (its requirements share the parsed specifiers): this
+# many is well over the distinct (metadata, extra) pairs of hundreds of resolutions.
+PARSED_ENTRIES = 32_768
+
+# (sha256 of the metadata, project, version, extra, the target's marker environment as items)
+ParsedKey = tuple[str, NormalizedName, Version, NormalizedName | None, tuple[tuple[str, str], ...]]
+# Requires-Python as written, and the dependencies as an immutable tuple (copied out as a list).
+_Parsed = tuple[str | None, tuple[AnyRequirement, ...]]
+
+
+class ParsedCache:
+    """Parsed dependencies by `ParsedKey`, for every resolution in the process. Thread-safe."""
+
+    def __init__(self, max_entries: int = PARSED_ENTRIES) -> None:
+        self._cache: BoundedCache[ParsedKey, _Parsed] = BoundedCache(max_entries)
+
+    def parse(
+        self,
+        target: Target,
+        environment: tuple[tuple[str, str], ...],
+        candidate: ProjectCandidate,
+        raw: bytes,
+        extra: NormalizedName | None,
+    ) -> ParsedMetadata:
+        """`parse_dependencies(target, candidate, raw, extra)`, parsed once per key."""
+        key = (hashlib.sha256(raw).hexdigest(), candidate.name, candidate.version, extra, environment)
+        found = self._cache.get(key)
+        if found is None:
+            requires_python, requirements = parse_dependencies(target, candidate, raw, extra)
+            found = (requires_python, tuple(requirements))
+            self._cache.put(key, found)
+        return found[0], list(found[1])
+
+
+_PARSED = ParsedCache()
+
+
+def environment_key(target: Target) -> tuple[tuple[str, str], ...]:
+    """What of the target a parse depends on: its marker environment, as a hashable value."""
+    return tuple(sorted(target.marker_environment.items()))
 
 
 class MetadataFetcher(Protocol):
@@ -34,9 +89,18 @@ class MetadataFetcher(Protocol):
 class MetadataReader:
     """Parsed metadata by (file URL, extra), shared by the prefetch walk and the resolver. Thread-safe."""
 
-    def __init__(self, index: MetadataFetcher, target: Target, overrides: Sequence[MetadataOverride]) -> None:
+    def __init__(
+        self,
+        index: MetadataFetcher,
+        target: Target,
+        overrides: Sequence[MetadataOverride],
+        *,
+        parsed: ParsedCache | None = None,
+    ) -> None:
         self._index = index
         self._target = target
+        self._environment = environment_key(target)
+        self._parsed_cache = _PARSED if parsed is None else parsed
         self._overrides = overrides
         self._lock = threading.Lock()
         self._parsed: dict[tuple[str, NormalizedName | None], ParsedMetadata] = {}
@@ -70,7 +134,7 @@ class MetadataReader:
                 name=candidate.name, version=candidate.version, line=None, reason=exc.message, code=exc.code
             )
             return None, [unusable]
-        parsed = parse_dependencies(self._target, candidate, raw, extra)
+        parsed = self._parsed_cache.parse(self._target, self._environment, candidate, raw, extra)
         with self._lock:
             self._sources.setdefault(file.url, metadata_source(file.kind, raw))
             return self._parsed.setdefault((file.url, extra), parsed)

@@ -116,6 +116,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._warming = True
         self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
         self._depth: dict[Identifier, int] = {}
+        self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
+        self._python_ok: dict[int, tuple[AnyRequirement, bool]] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
@@ -177,7 +179,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             with self._finder_lock:
                 raise self._missing.setdefault(name, exc) from None
         options = self._request.options
-        finder = Finder(
+        finder = Finder.of(
             name,
             page,
             self.target,
@@ -318,10 +320,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             return []
         if not isinstance(identifier, Identity):
             python = PythonCandidate(version=self.target.python)
-            ok = all(
-                isinstance(r, PythonRequirement) and r.specifier.contains(python.version, prereleases=True)
-                for r in requirements[identifier]
-            )
+            ok = all(self._python_allows(r) for r in requirements[identifier])
             rejected = any(True for _ in incompatibilities[identifier])
             return [python] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
@@ -351,7 +350,28 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 self._index.prefetch_metadata([first.metadata_file])
         return found
 
+    def _python_allows(self, requirement: AnyRequirement) -> bool:
+        """Whether the target's Python meets a `<python>` requirement; asked again every pin, so kept."""
+        known = self._python_ok.get(id(requirement))
+        if known is None:
+            ok = isinstance(requirement, PythonRequirement) and requirement.specifier.contains(
+                self.target.python, prereleases=True
+            )
+            known = (requirement, ok)
+            self._python_ok[id(requirement)] = known
+        return known[1]
+
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
+        """Memoised by the objects' identities: resolvelib asks again for every pin every round."""
+        key = (id(requirement), id(candidate))
+        known = self._satisfied.get(key)
+        if known is None:
+            # The entry holds both objects, so neither id is reused while it is kept.
+            known = (requirement, candidate, self._satisfies(requirement, candidate))
+            self._satisfied[key] = known
+        return known[2]
+
+    def _satisfies(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         if not isinstance(requirement, ProjectRequirement):
             return (
                 isinstance(requirement, PythonRequirement)

@@ -3,11 +3,13 @@
 It runs resolvelib with the `Provider`, reports progress through `ResolveReporter` hooks and
 enforces the deadline at every round, translates resolvelib's exceptions into `LockdError`s
 (`explain`), builds the lock (`build`) and checks it holds one accelerator variant's builds.
+resolvelib runs with one addition (`_Resolution`): whether a pin satisfies a criterion is
+remembered, which otherwise dominates the resolver's time on graphs of hundreds of pins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
@@ -15,14 +17,15 @@ from typing import Protocol
 import resolvelib
 from packaging.utils import NormalizedName
 from packaging.version import Version
-from resolvelib.resolvers import Criterion, ResolverException
+from resolvelib.resolvers import Criterion, Resolution, ResolverException
+from resolvelib.resolvers.resolution import _build_result as build_result  # for _Resolver; >=1.2
 
 from lockd import accelerator
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionImpossible
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
-from lockd.resolver.build import build_lock
+from lockd.resolver.build import ResolverResult, build_lock
 from lockd.resolver.candidates import (
     AnyCandidate,
     AnyRequirement,
@@ -37,6 +40,44 @@ from lockd.resolver.provider import IndexSource, Provider
 __all__ = ["ResolveReporter", "resolve"]
 
 _MAX_ROUNDS = 5000
+
+
+class _Resolution(Resolution[AnyRequirement, AnyCandidate, Identifier]):
+    """resolvelib's resolution, remembering whether a pin satisfies a criterion.
+
+    Every round asks it of every criterion against its pin, twice: quadratic in the pins, and
+    most of the resolver's time on a big graph. resolvelib never mutates a `Criterion` (it
+    builds a new one to change it), so the answer holds for as long as both objects live.
+    """
+
+    def __init__(self, provider: Provider, reporter: _Progress) -> None:
+        super().__init__(provider, reporter)
+        self._pin_ok: dict[tuple[int, int], tuple[object, object, bool]] = {}
+
+    def _is_current_pin_satisfying(
+        self, name: Identifier, criterion: Criterion[AnyRequirement, AnyCandidate]
+    ) -> bool:
+        pin = self.state.mapping.get(name)
+        if pin is None:
+            return False
+        key = (id(criterion), id(pin))
+        known = self._pin_ok.get(key)
+        if known is None:
+            # The entry holds both objects, so neither id is reused while it is kept.
+            known = (criterion, pin, super()._is_current_pin_satisfying(name, criterion))
+            self._pin_ok[key] = known
+        return known[2]
+
+
+class _Resolver(resolvelib.Resolver[AnyRequirement, AnyCandidate, Identifier]):
+    """`resolvelib.Resolver`, running `_Resolution`."""
+
+    def resolve(  # type: ignore[override]
+        self, requirements: Iterable[AnyRequirement], max_rounds: int = 100
+    ) -> ResolverResult:
+        assert isinstance(self.provider, Provider) and isinstance(self.reporter, _Progress)
+        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        return build_result(state)
 
 
 class ResolveReporter(Protocol):
@@ -105,7 +146,7 @@ def resolve(
             roots.extend(found)
         provider.demands.note_roots(roots)
         provider.announce(roots)
-        resolver = resolvelib.Resolver(provider, _Progress(provider, reporter))
+        resolver = _Resolver(provider, _Progress(provider, reporter))
         try:
             result = resolver.resolve(roots, max_rounds=_MAX_ROUNDS)
         except resolvelib.ResolutionImpossible as exc:

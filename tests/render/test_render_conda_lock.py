@@ -100,3 +100,49 @@ def test_yaml_lookalike_versions_stay_strings(sample_lock: tuple[str, Lock], tmp
     data = yaml.safe_load(render_conda_lock_yml(tweaked))
     assert data["package"][0]["version"] == "1.0"
     assert data["metadata"]["content_hash"] == {lock.target.platform.conda_platform: "0" * 64}
+
+
+def _pure_python(lock: Lock) -> str:
+    """What the renderer wrote before it used libyaml: PyYAML's own emitter, same options."""
+    from lockd.render import conda_lock  # noqa: PLC0415  (its private document builder)
+
+    header = render_conda_lock_yml(lock).split("version: 1\n", 1)[0]
+    body = yaml.safe_dump(
+        conda_lock._document(lock),
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=10_000,
+    )
+    return header + body
+
+
+def test_libyaml_writes_the_bytes_pyyaml_wrote(sample_lock: tuple[str, Lock]) -> None:
+    _, lock = sample_lock
+    assert render_conda_lock_yml(lock) == _pure_python(lock)
+
+
+def test_text_libyaml_would_write_differently_goes_through_pyyaml(sample_lock: tuple[str, Lock]) -> None:
+    from lockd.render.conda_lock import _libyaml_safe  # noqa: PLC0415
+
+    assert _libyaml_safe({"a": ["b", 1, True], "c": {"d": ""}})
+    assert not _libyaml_safe({"a": "\u2028"})  # escaped one way by libyaml, another by PyYAML
+    assert not _libyaml_safe({"": "x"})  # an empty key: `? ''` against `'':`
+    assert not _libyaml_safe({"k" * 129: "x"})  # PyYAML's long keys are complex keys
+    assert not _libyaml_safe({"a": None})
+    _, lock = sample_lock
+    first = lock.packages[0]
+    odd_file = LockedFile(
+        first.files[0].filename, "https://x/é\x85/" + first.files[0].filename, "0" * 64, 1, "wheel"
+    )
+    odd = LockedPackage(first.name, first.version, "https://x/\u2028", (odd_file,), (), first.via)
+    tweaked = Lock.build(
+        input_digest="0" * 64,
+        target=lock.target,
+        plan=lock.plan,
+        requirements=lock.requirements,
+        constraints=lock.constraints,
+        options=lock.options,
+        packages=[odd],
+    )
+    assert render_conda_lock_yml(tweaked) == _pure_python(tweaked)

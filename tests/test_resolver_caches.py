@@ -1,0 +1,159 @@
+"""What the resolver keeps across resolutions: finders with their page, parsed dependencies.
+
+Each cache answers exactly what the uncached computation answers, and is keyed so that another
+target, another page (even with the same files) or other metadata never shares an entry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockd.resolver.candidates import ProjectCandidate
+from lockd.resolver.dependencies import parse_dependencies
+from lockd.resolver.finder import Finder
+from lockd.resolver.metadata import ParsedCache, environment_key
+from lockd.simple import ProjectPage, parse_json_page
+from lockd.target import Target
+
+DEMO = NormalizedName("demo")
+LINUX = Target.of("linux_x86_64", "3.11")
+WINDOWS = Target.of("windows_amd64", "3.11")
+OLD_PYTHON = Target.of("linux_x86_64", "3.9")
+
+
+def _page() -> ProjectPage:
+    def entry(filename: str, requires_python: str | None = None) -> dict[str, object]:
+        return {
+            "filename": filename,
+            "url": f"https://files.example/{filename}",
+            "hashes": {"sha256": "a" * 64},
+            "requires-python": requires_python,
+        }
+
+    files = [
+        entry("demo-1.0-py3-none-any.whl"),
+        entry("demo-1.1-cp311-cp311-manylinux_2_17_x86_64.whl"),
+        entry("demo-1.1-cp311-cp311-win_amd64.whl"),
+        entry("demo-1.1.tar.gz"),
+        entry("demo-2.0-py3-none-any.whl", requires_python=">=3.10"),
+        entry("demo-2.1rc1-py3-none-any.whl"),
+    ]
+    body = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files})
+    return parse_json_page(body, "https://index.example/simple/demo/", "demo", max_files=100)
+
+
+def _versions(found: list[ProjectCandidate]) -> list[str]:
+    return [f"{c.version}:{','.join(f.filename for f in c.files)}" for c in found]
+
+
+def test_a_kept_finder_answers_what_a_new_one_answers() -> None:
+    page = _page()
+    for target in (LINUX, WINDOWS, OLD_PYTHON):
+        kept = Finder.of(DEMO, page, target, as_of=None, prereleases=False)
+        for text in ("", ">=1.1", "<2", "==1.1", ">=2.1rc1", "!=2.0"):
+            fresh = Finder(DEMO, page, target, as_of=None, prereleases=False)
+            specifier = SpecifierSet(text)
+            expected = _versions(fresh.candidates(specifier, None))
+            assert _versions(kept.candidates(specifier, None)) == expected
+            assert _versions(kept.candidates(SpecifierSet(text), None)) == expected  # the kept list
+
+
+def test_a_finder_is_kept_per_page_target_and_options() -> None:
+    page = _page()
+    linux = Finder.of(DEMO, page, LINUX, as_of=None, prereleases=False)
+    assert Finder.of(DEMO, page, Target.of("linux_x86_64", "3.11"), as_of=None, prereleases=False) is linux
+    assert Finder.of(DEMO, page, WINDOWS, as_of=None, prereleases=False) is not linux
+    assert Finder.of(DEMO, page, LINUX, as_of=None, prereleases=True) is not linux
+    assert Finder.of(DEMO, page, LINUX, as_of=None, prereleases=False, only_binary=True) is not linux
+    # A page fetched again is another page, even with the same files: nothing carries over.
+    again = _page()
+    assert again == page
+    assert Finder.of(DEMO, again, LINUX, as_of=None, prereleases=False) is not linux
+    # So is a page made from another by `replace`: what was derived stays with the original.
+    assert (
+        Finder.of(DEMO, replace(page, files=page.files[:1]), LINUX, as_of=None, prereleases=False)
+        is not linux
+    )
+
+
+def test_targets_do_not_share_candidates() -> None:
+    page = _page()
+    everything = SpecifierSet()
+    linux = Finder.of(DEMO, page, LINUX, as_of=None, prereleases=False).candidates(everything, None)
+    windows = Finder.of(DEMO, page, WINDOWS, as_of=None, prereleases=False).candidates(everything, None)
+    old = Finder.of(DEMO, page, OLD_PYTHON, as_of=None, prereleases=False).candidates(everything, None)
+    assert linux[1].files[0].filename.endswith("manylinux_2_17_x86_64.whl")
+    assert windows[1].files[0].filename.endswith("win_amd64.whl")
+    assert [str(c.version) for c in old] == ["1.1", "1.0"]  # 2.0 needs Python 3.10
+    assert [str(c.version) for c in linux] == ["2.0", "1.1", "1.0"]
+
+
+def test_candidates_per_extra_and_prerelease_override_are_kept_apart() -> None:
+    finder = Finder.of(DEMO, _page(), LINUX, as_of=None, prereleases=False)
+    plain = finder.candidates(SpecifierSet(">=1.0"), None)
+    extra = finder.candidates(SpecifierSet(">=1.0"), NormalizedName("fast"))
+    assert {c.extra for c in plain} == {None}
+    assert {c.extra for c in extra} == {"fast"}
+    allowing = finder.candidates(SpecifierSet(">=1.0", prereleases=True), None)
+    assert str(allowing[0].version) == "2.1rc1"
+    assert str(plain[0].version) == "2.0"
+
+
+METADATA = b"""Metadata-Version: 2.1
+Name: demo
+Version: 1.0
+Requires-Python: >=3.8
+Requires-Dist: idna>=2
+Requires-Dist: colorama; sys_platform == "win32"
+Requires-Dist: uvloop; sys_platform == "linux" and extra == "fast"
+"""
+
+
+def _candidate(version: str = "1.0") -> ProjectCandidate:
+    finder = Finder(DEMO, _page(), LINUX, as_of=None, prereleases=False)
+    release = finder.releases[Version(version)]
+    return ProjectCandidate(name=DEMO, version=Version(version), extra=None, files=release.files)
+
+
+def test_parsed_dependencies_are_what_parsing_gives() -> None:
+    cache = ParsedCache(max_entries=16)
+    candidate = _candidate()
+    for target in (LINUX, WINDOWS):
+        for extra in (None, NormalizedName("fast")):
+            expected = parse_dependencies(target, candidate, METADATA, extra)
+            first = cache.parse(target, environment_key(target), candidate, METADATA, extra)
+            again = cache.parse(target, environment_key(target), candidate, METADATA, extra)
+            assert first == expected
+            assert again == expected
+
+
+def test_parsed_dependencies_are_kept_per_metadata_environment_and_version() -> None:
+    cache = ParsedCache(max_entries=16)
+    candidate = _candidate()
+    linux = cache.parse(LINUX, environment_key(LINUX), candidate, METADATA, None)
+    windows = cache.parse(WINDOWS, environment_key(WINDOWS), candidate, METADATA, None)
+    assert "colorama" in [str(r) for r in windows[1]]
+    assert "colorama" not in [str(r) for r in linux[1]]
+    other = METADATA.replace(b"idna>=2", b"idna>=3")
+    changed = cache.parse(LINUX, environment_key(LINUX), candidate, other, None)
+    assert "idna>=3" in [str(r) for r in changed[1]]
+    # An invalid line names the version it was read for: another version has its own entry.
+    broken = METADATA + b"Requires-Dist: pytz (>dev)\n"
+    one = cache.parse(LINUX, environment_key(LINUX), candidate, broken, None)
+    two = cache.parse(LINUX, environment_key(LINUX), _candidate("1.1"), broken, None)
+    assert str(one[1][0]).startswith("demo 1.0 has invalid metadata")
+    assert str(two[1][0]).startswith("demo 1.1 has invalid metadata")
+
+
+def test_callers_cannot_change_what_is_kept() -> None:
+    cache = ParsedCache(max_entries=16)
+    candidate = _candidate()
+    _, found = cache.parse(LINUX, environment_key(LINUX), candidate, METADATA, None)
+    found.clear()
+    _, again = cache.parse(LINUX, environment_key(LINUX), candidate, METADATA, None)
+    assert again
