@@ -39,6 +39,8 @@ from lockd.index.caches import (
     HashCache,
     MetadataCache,
     MetadataKey,
+    PageBody,
+    PageStore,
     memory_hash_cache,
     memory_metadata_cache,
     page_cache,
@@ -96,6 +98,7 @@ class IndexClient:
         user_agent: str | None = None,
         credentials: IndexCredentials | None = None,
         metadata_builder: MetadataBuilder | None = None,
+        page_store: PageStore | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -119,6 +122,7 @@ class IndexClient:
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
+        self._page_store = page_store  # the CLI's pages beyond this process; None on the server
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -141,10 +145,15 @@ class IndexClient:
         metadata_cache: MetadataCache | None = None,
         hash_cache: HashCache | None = None,
         metadata_builder: MetadataBuilder | None = None,
+        page_store: PageStore | None = None,
     ) -> IndexClient:
-        """A client configured by `options`, remembering metadata and hashes in the given caches."""
+        """A client configured by `options`, remembering metadata, hashes and pages in the given caches."""
         return cls(
-            options, metadata_cache=metadata_cache, hash_cache=hash_cache, metadata_builder=metadata_builder
+            options,
+            metadata_cache=metadata_cache,
+            hash_cache=hash_cache,
+            metadata_builder=metadata_builder,
+            page_store=page_store,
         )
 
     def __enter__(self) -> IndexClient:
@@ -189,6 +198,19 @@ class IndexClient:
         self._pages.clear()
 
     def _fetch_page(self, index_url: str, url: str, name: NormalizedName) -> ProjectPage:
+        stored = None if self._page_store is None else self._page_store.get(url)
+        if stored is not None:
+            self._counters.add("cache_hits")
+            body, content_type, page_url = stored.body, stored.content_type, stored.url
+        else:
+            body, content_type, page_url = self._download_page(index_url, url, name)
+        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
+        self._pages.put(url, page)
+        if stored is None and self._page_store is not None:
+            self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
+        return page
+
+    def _download_page(self, index_url: str, url: str, name: NormalizedName) -> tuple[bytes, str, str]:
         with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
             if response.status_code == 404:
                 raise UnknownProject(
@@ -201,9 +223,7 @@ class IndexClient:
             content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             page_url = str(response.url)
         self._counters.add("pages")
-        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
-        self._pages.put(url, page)
-        return page
+        return body, content_type, page_url
 
     # -- core metadata -------------------------------------------------------------------
 
