@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # httpx imports its own command line (httpx._main) when click, pygments and rich are
+    # installed: in a development environment, a third of `lockd lock`'s start-up, for a command
+    # lockd never runs. A None entry makes that import fail, which httpx expects (it installs a
+    # stub). Does nothing once httpx is loaded.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         # Settings (pydantic) and the accelerator table load only once a command is to run.
         from lockd.accelerator import install_table  # noqa: PLC0415

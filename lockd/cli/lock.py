@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from packaging.utils import canonicalize_name
 
 from lockd.render import DEFAULT_FORMAT, FORMATS
 
@@ -24,9 +29,13 @@ if TYPE_CHECKING:
     from lockd.cli.user_cache import UserCache
     from lockd.config import Settings
     from lockd.index import FetchStats, IndexClient
-    from lockd.inputs import LockRequest
+    from lockd.inputs import LockOptions, LockRequest
+    from lockd.intake import OffersFor
     from lockd.lock import Lock
+    from lockd.requirements_file import InputRequirement
     from lockd.resolver import ResolveStats
+    from lockd.routing import IndexPlan
+    from lockd.target import Target, VariantOffers
 
 __all__ = ["lock", "lock_arguments"]
 
@@ -167,11 +176,31 @@ def _open_cache(args: argparse.Namespace, settings: Settings) -> UserCache | Non
     return open_user_cache(directory, page_ttl=page_ttl, max_bytes=settings.cache_max_bytes, warn=_warn)
 
 
+def _prefetch_roots(index: IndexClient, request: LockRequest) -> None:
+    """Asks for the root requirements' pages now, so they arrive while the resolver is imported.
+
+    The client coalesces these with the resolver's own asks; a failure here is the resolver's
+    to report. A requirement with a marker may not apply to the target, one with a URL has no
+    page: neither is asked for.
+    """
+    from lockd.errors import LockdError  # noqa: PLC0415
+
+    def fetch(name: NormalizedName) -> None:
+        with suppress(LockdError):
+            index.project_page(request.plan.index_for(name), name)
+
+    for root in request.requirements:
+        requirement = root.requirement
+        if requirement.marker is None and requirement.url is None:
+            name = canonicalize_name(requirement.name)
+            threading.Thread(target=fetch, args=(name,), name="lockd-roots", daemon=True).start()
+
+
 def _resolve_without_server(
     settings: Settings, request: LockRequest, index: IndexClient
 ) -> tuple[Lock, ResolveStats, FetchStats]:
     """No database, no lease: one index client, a progress line on a TTY."""
-    from lockd.resolver import timed_resolve  # noqa: PLC0415
+    from lockd.resolver import timed_resolve  # noqa: PLC0415 (imported while the roots' pages arrive)
 
     if sys.stderr.isatty():
         with _Progress(sys.stderr, index) as progress:
@@ -181,16 +210,27 @@ def _resolve_without_server(
     return lock, stats, index.stats
 
 
+def _lazy_offers(index: IndexClient, plan: Callable[[Target], IndexPlan]) -> OffersFor:
+    """`variant_offers`, importing the resolver only when a request asks (`cuda=auto`)."""
+
+    def offers(
+        requirements: Sequence[InputRequirement],
+        constraints: Sequence[InputRequirement],
+        options: LockOptions,
+    ) -> VariantOffers:
+        from lockd.resolver import variant_offers  # noqa: PLC0415
+
+        return variant_offers(index, plan)(requirements, constraints, options)
+
+    return offers
+
+
 def lock(args: argparse.Namespace, settings: Settings) -> int:
     from lockd.index import IndexClient  # noqa: PLC0415
     from lockd.inputs import LockOptions, parse_as_of  # noqa: PLC0415
     from lockd.intake import build_request  # noqa: PLC0415
     from lockd.local_includes import inline_includes  # noqa: PLC0415
-    from lockd.render import render  # noqa: PLC0415
-    from lockd.resolver import variant_offers  # noqa: PLC0415
-    from lockd.routing import IndexPlan  # noqa: PLC0415
     from lockd.sandbox_builds import metadata_builder_for  # noqa: PLC0415
-    from lockd.target import Target  # noqa: PLC0415
 
     if args.index_url or args.pytorch_index_url:
         # Credentials in these URLs are split off here, as from LOCKD_*: the lock never shows them.
@@ -239,14 +279,17 @@ def lock(args: argparse.Namespace, settings: Settings) -> int:
                 max_constraints=settings.max_constraints,
                 url_hosts=settings.allowed_url_hosts,
                 metadata_overrides=settings.dependency_metadata,
-                offers=variant_offers(index, index_plan),
+                offers=_lazy_offers(index, index_plan),
             )
+            _prefetch_roots(index, request)
             if request.selection is not None and sys.stderr.isatty():
                 print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
             lock, stats, fetched = _resolve_without_server(settings, request, index)
     finally:
         if cache is not None:
             cache.close()  # what was learnt stays true even when the resolution failed
+    from lockd.render import render  # noqa: PLC0415
+
     for warning in lock.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     content = render(lock, args.format)
