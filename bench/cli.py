@@ -67,18 +67,9 @@ def _lockd_command(index_url: str, cache: Path) -> list[str]:
 
 
 def _uv_command(index_url: str, cache: Path) -> list[str]:
-    return [_uv(), "pip", "compile", "requirements.in", "--generate-hashes", "--no-config", "-q"] + [
-        "--python-platform",
-        "x86_64-manylinux_2_28",
-        "--python-version",
-        "3.11",
-        "--index-url",
-        index_url,
-        "--cache-dir",
-        str(cache),
-        "-o",
-        "uv.txt",
-    ]
+    command = [_uv(), "pip", "compile", "requirements.in", "--generate-hashes", "--no-config", "-q"]
+    command += ["--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11"]
+    return [*command, "--index-url", index_url, "--cache-dir", str(cache), "-o", "uv.txt"]
 
 
 def _import_seconds(log: str) -> float:
@@ -187,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, default=_ROOT, help="the lockd checkout to measure")
     args = parser.parse_args(argv)
     _TREE[0] = args.tree.resolve()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; uv at {_uv()}; lockd from {_TREE[0]}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; uv at {_uv()}; lockd from {_TREE[0]}"
+    )
     if not args.no_startup:
         _startup(args.repeat)
     cases = args.cases if args.cases is not None else sorted(p for p in _CASES.iterdir() if p.is_dir())
