@@ -284,7 +284,12 @@ def _identity(key: MetadataKey) -> str:
 
 
 def open_user_cache(
-    directory: Path, *, page_ttl: float, max_bytes: int, warn: Callable[[str], None]
+    directory: Path,
+    *,
+    page_ttl: float,
+    max_bytes: int,
+    warn: Callable[[str], None],
+    clock: Callable[[], float] = time.time,
 ) -> UserCache | None:
     """The cache in `directory`, created if missing, rebuilt if unusable; None (warned) if it cannot be had."""
     path = directory / CACHE_FILE_NAME
@@ -296,7 +301,7 @@ def open_user_cache(
     for _attempt in range(2):
         try:
             _prepare(path)
-            return UserCache(path, page_ttl=page_ttl, max_bytes=max_bytes, warn=warn)
+            return UserCache(path, page_ttl=page_ttl, max_bytes=max_bytes, warn=warn, clock=clock)
         except _ForeignFile as exc:
             warn(f"the cache {path} {exc}; rebuilding it")
         except sqlite3.OperationalError as exc:
