@@ -121,8 +121,8 @@ class IndexClient:
             hash_cache = memory_hash_cache(options.hash_cache_entries)
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
-        self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
         self._page_store = page_store  # the CLI's pages beyond this process; None on the server
+        self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -198,19 +198,9 @@ class IndexClient:
         self._pages.clear()
 
     def _fetch_page(self, index_url: str, url: str, name: NormalizedName) -> ProjectPage:
-        stored = None if self._page_store is None else self._page_store.get(url)
+        stored = self._stored_page(url, name)
         if stored is not None:
-            self._counters.add("cache_hits")
-            body, content_type, page_url = stored.body, stored.content_type, stored.url
-        else:
-            body, content_type, page_url = self._download_page(index_url, url, name)
-        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
-        self._pages.put(url, page)
-        if stored is None and self._page_store is not None:
-            self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
-        return page
-
-    def _download_page(self, index_url: str, url: str, name: NormalizedName) -> tuple[bytes, str, str]:
+            return stored
         with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
             if response.status_code == 404:
                 raise UnknownProject(
@@ -223,7 +213,23 @@ class IndexClient:
             content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             page_url = str(response.url)
         self._counters.add("pages")
-        return body, content_type, page_url
+        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
+        self._pages.put(url, page)
+        if self._page_store is not None:  # only a page that parsed is kept
+            self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
+        return page
+
+    def _stored_page(self, url: str, name: NormalizedName) -> ProjectPage | None:
+        """The page from the page store, parsed as if just fetched, while the store holds it fresh."""
+        stored = None if self._page_store is None else self._page_store.get(url)
+        if stored is None:
+            return None
+        self._counters.add("cache_hits")
+        page = _parse_page(
+            stored.body, stored.content_type, stored.url, name, url, max_files=self.options.max_page_files
+        )
+        self._pages.put(url, page)
+        return page
 
     # -- core metadata -------------------------------------------------------------------
 
