@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lockd.config import DEFAULT_DATABASE_URL, InvalidConfiguration, load_settings
+from lockd.config import DEFAULT_DATABASE_URL, InvalidConfiguration, Settings, load_settings
 from lockd.intake import build_request
 
 
@@ -116,3 +116,11 @@ def test_index_url_errors_never_echo_the_credentials(monkeypatch: pytest.MonkeyP
             load_settings()
         assert "LOCKD_INDEX_URL" in caught.value.message
         assert "s3cret" not in str(caught.value) + repr(caught.value.context)
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [
+        f"LOCKD_{name.upper()}" for name in Settings.model_fields if f"`LOCKD_{name.upper()}`" not in readme
+    ]
+    assert missing == [], "add these to README.md's Configuration table"
