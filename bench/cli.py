@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,12 +52,19 @@ def _uv() -> str:
     return str(found) if found.exists() else shutil.which("uv") or "uv"
 
 
-def _timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+_CPU: dict[str, list[float]] = {}  # CPU seconds (user + system) per row, beside the wall times
+
+
+def _timed(command: list[str], cwd: Path, env: dict[str, str], row: str = "") -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False, timeout=600)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{command[:4]} failed: {done.stderr.decode()[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    _CPU.setdefault(row, []).append(cpu)
     return seconds
 
 
@@ -154,16 +162,18 @@ def _case(case: Path, index_url: str, repeat: int) -> None:
             work = Path(work_dir)
             shutil.copy(case / "requirements.in", work / "requirements.in")
             uv, lockd = _uv_command(index_url, work / "uv-cache"), _lockd_command(index_url, work / "lockd")
-            rows["uv cold"].append(_timed(uv, work, _env()))
-            rows["lockd cold"].append(_timed(lockd, work, _env()))
-            rows["uv warm"].append(_timed(uv, work, _env()))
-            rows["lockd warm"].append(_timed(lockd, work, _env()))
-            rows["lockd warm, pages refetched"].append(_timed(lockd, work, _env(LOCKD_PAGE_TTL="0")))
+            rows["uv cold"].append(_timed(uv, work, _env(), "uv cold"))
+            rows["lockd cold"].append(_timed(lockd, work, _env(), "lockd cold"))
+            rows["uv warm"].append(_timed(uv, work, _env(), "uv warm"))
+            rows["lockd warm"].append(_timed(lockd, work, _env(), "lockd warm"))
+            refetched = _timed(lockd, work, _env(LOCKD_PAGE_TTL="0"), "lockd warm, pages refetched")
+            rows["lockd warm, pages refetched"].append(refetched)
     median = {key: statistics.median(values) for key, values in rows.items()}
+    cpu = {key: statistics.median(_CPU.pop(key)) for key in rows}
     pins = sum(1 for line in (case / "requirements.in").read_text().splitlines() if line.strip())
     print(
         f"{case.name} ({pins} requirements): "
-        + "; ".join(f"{key} {value:.2f} s" for key, value in median.items())
+        + "; ".join(f"{key} {value:.2f} s ({cpu[key]:.2f} s CPU)" for key, value in median.items())
         + f"; cold ratio {median['lockd cold'] / median['uv cold']:.2f}×"
         + f", warm ratio {median['lockd warm'] / median['uv warm']:.2f}×"
     )
