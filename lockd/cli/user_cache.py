@@ -137,7 +137,8 @@ class UserCache:
             return None
         value, detail, stored_at, used_at = bytes(row[0]), str(row[1]), float(row[2]), float(row[3])
         entry = (value, detail, stored_at)
-        self._recent.put((kind, key), entry)
+        if kind != _PAGE:  # the client keeps the parsed page; its bytes need not stay too
+            self._recent.put((kind, key), entry)
         if self._clock() - used_at > _TOUCH_AFTER:
             with self._state_lock:
                 self._touched.add((kind, key))
@@ -204,7 +205,9 @@ class UserCache:
             conn.execute("ROLLBACK")
             raise
         if evicted:
-            conn.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the disk
+            # Gives the freed pages back to the disk; if another process holds the lock, a later run will.
+            with suppress(sqlite3.OperationalError):
+                conn.execute("PRAGMA incremental_vacuum")
 
     def close(self) -> None:
         """Writes what is queued and closes the file; discards it if it turned out corrupt."""
