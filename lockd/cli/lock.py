@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
     from packaging.version import Version
 
+    from lockd.accelerator import Accelerator
     from lockd.cli.user_cache import UserCache
     from lockd.config import Settings
     from lockd.index import FetchStats, IndexClient
@@ -211,16 +212,22 @@ def _resolve_without_server(
 
 
 def _lazy_offers(index: IndexClient, plan: Callable[[Target], IndexPlan]) -> OffersFor:
-    """`variant_offers`, importing the resolver only when a request asks (`cuda=auto`)."""
+    """`variant_offers`, importing the resolver only when a variant is asked about (`cuda=auto`).
+
+    `build_request` always takes the answer; only `cuda=auto` asks it anything.
+    """
 
     def offers(
         requirements: Sequence[InputRequirement],
         constraints: Sequence[InputRequirement],
         options: LockOptions,
     ) -> VariantOffers:
-        from lockd.resolver import variant_offers  # noqa: PLC0415
+        def ask(base: Target, variant: Accelerator) -> str | None:
+            from lockd.resolver import variant_offers  # noqa: PLC0415
 
-        return variant_offers(index, plan)(requirements, constraints, options)
+            return variant_offers(index, plan)(requirements, constraints, options)(base, variant)
+
+        return ask
 
     return offers
 
