@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from lockd.lock import Lock, LockedFile, LockedPackage
@@ -100,8 +101,6 @@ def _document(lock: Lock) -> dict[str, Any]:
 
 
 def render_conda_lock_yml(lock: Lock) -> str:
-    import yaml  # noqa: PLC0415 (PyYAML is a quarter of `lockd lock`'s renderers' import time; here only)
-
     body = yaml.safe_dump(
         _document(lock),
         sort_keys=False,
