@@ -50,7 +50,7 @@ def _lockd(
 # Loaded only by the subcommands that use them: together they were half of `lockd lock`'s start-up.
 _DEFERRED_PACKAGES = ("alembic", "fastapi", "jinja2", "sqlalchemy", "starlette", "uvicorn")
 # Loaded by `lockd lock` only once it runs: `--help` and usage errors are answered without them.
-_RUN_PACKAGES = ("httpx", "pydantic", "pydantic_settings", "resolvelib", "rich", "yaml")
+_RUN_PACKAGES = ("httpx", "pydantic", "pydantic_settings", "resolvelib", "rich")
 
 
 def test_lock_and_help_start_without_the_web_and_database_stacks() -> None:
