@@ -13,6 +13,7 @@ credentials and options modules, never its client; `index_plan()` routes a targe
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -167,6 +168,10 @@ class Settings(BaseSettings):
     max_connections: int | None = Field(default=None, ge=1)
     # /readyz fails when the SQLite database's disk has less free space than this.
     min_free_disk_mb: int = Field(default=256, ge=0)
+    # `lockd lock`'s persistent cache (metadata, pages, hashes): unset, $XDG_CACHE_HOME/lockd
+    # (~/.cache/lockd); least recently used entries go past cache_max_bytes.
+    cache_dir: Path | None = None
+    cache_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
     # The userinfo split off each index URL field, by field; never dumped, never in a repr.
     _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
     _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
@@ -364,6 +369,16 @@ class Settings(BaseSettings):
     @property
     def torch_family_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.torch_family.split(",") if name.strip())
+
+    @property
+    def user_cache_dir(self) -> Path:
+        """Where `lockd lock` keeps its cache: LOCKD_CACHE_DIR, else $XDG_CACHE_HOME/lockd, else ~/.cache/lockd."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        # The XDG base directory spec: a relative value is invalid and must be ignored.
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+        return base / "lockd"
 
     @property
     def sqlite_path(self) -> Path | None:

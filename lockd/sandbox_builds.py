@@ -18,7 +18,6 @@ from lockd.config import Settings
 from lockd.errors import IndexUnavailable
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
-from lockd.resolver import timed_resolve
 from lockd.sdist_sandbox import BuildWheel, SandboxedMetadataBuilder, SandboxLimits
 from lockd.target import target_from_spec
 
@@ -39,6 +38,10 @@ def metadata_builder_for(settings: Settings) -> SandboxedMetadataBuilder | None:
 
 def _build_wheels(settings: Settings, requires: Sequence[str]) -> list[BuildWheel]:
     """An sdist's build requirements, locked by lockd as wheels only for the sandbox's interpreter."""
+    # Here, not at the top: `lockd lock` asks for a builder before its first request, and
+    # loading the resolver then would delay that request (it is loaded while pages arrive).
+    from lockd.resolver import timed_resolve  # noqa: PLC0415
+
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     target = target_from_spec({"platform": settings.sandbox_platform, "python": python})
     request = LockRequest(

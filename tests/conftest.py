@@ -52,6 +52,18 @@ def _postgres_admin_url() -> str:
     return os.environ.get("LOCKD_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`lockd lock` run by a test keeps its cache here, never in the user's ~/.cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def postgres_databases() -> Iterator[PostgresDatabases]:
     url = _postgres_admin_url()

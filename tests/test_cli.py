@@ -7,6 +7,9 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from fixtures.served_index import ControlledIndex, WatchedIndex
@@ -16,7 +19,7 @@ from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.routing import plan_for
 from lockd.service import Service
 from lockd.target import Target
-from tests.support import ROOT
+from tests.support import ROOT, loopback_http
 
 
 def _python(
@@ -46,6 +49,8 @@ def _lockd(
 
 # Loaded only by the subcommands that use them: together they were half of `lockd lock`'s start-up.
 _DEFERRED_PACKAGES = ("alembic", "fastapi", "jinja2", "sqlalchemy", "starlette", "uvicorn")
+# Loaded by `lockd lock` only once it runs: `--help` and usage errors are answered without them.
+_RUN_PACKAGES = ("httpx", "pydantic", "pydantic_settings", "resolvelib", "rich")
 
 
 def test_lock_and_help_start_without_the_web_and_database_stacks() -> None:
@@ -53,11 +58,58 @@ def test_lock_and_help_start_without_the_web_and_database_stacks() -> None:
         "import contextlib, io, json, sys, lockd.cli\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    lockd.cli.main(['lock', '--help'])\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {_DEFERRED_PACKAGES!r})))\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {_DEFERRED_PACKAGES + _RUN_PACKAGES!r})))\n"
     )
     done = _python("-c", probe)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_a_lock_run_loads_no_web_or_database_stack_and_asks_the_index_soon(tmp_path: Path) -> None:
+    # A whole `lockd lock`, up to its first request (a loopback index that knows no project).
+    first_request = threading.Event()
+
+    class NoProjects(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            first_request.set()
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    (tmp_path / "requirements.in").write_text("numpy\n")
+    with loopback_http(NoProjects) as host:
+        probe = (
+            "import contextlib, io, json, sys, lockd.cli\n"
+            "with contextlib.redirect_stderr(io.StringIO()):\n"
+            f"    code = lockd.cli.main(['lock', 'requirements.in', '--platform', 'linux_x86_64', '--python', "
+            f"'3.11', '--index-url', 'http://{host}/simple/', '--no-cache'])\n"
+            f"print(json.dumps([code, sorted(m for m in sys.modules if m.split('.')[0] in {_DEFERRED_PACKAGES!r})]))\n"
+        )
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-c", probe],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        asked = first_request.wait(60)
+        seconds = time.monotonic() - started
+        cpu = _cpu_seconds(process.pid)
+        out, err = process.communicate(timeout=60)
+    assert asked, err
+    assert json.loads(out) == [1, []], err  # exit 1: the index has no numpy
+    # Generous bounds (about 0.4 s of CPU on a quiet machine; bench/cli.py measures it): they
+    # catch a heavy stack loaded before the first request, not a slow machine.
+    assert cpu < 2.5 and seconds < 30, (cpu, seconds)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (Linux): load on the machine does not inflate it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_lock_without_a_server_is_quiet_when_piped(fixture_index: WatchedIndex, tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ client is configured, as values, limits included), `single_flight` and `stats`. 
 
 from __future__ import annotations
 
-from lockd.index.caches import HashCache, MetadataCache, MetadataKey, memory_hash_cache, memory_metadata_cache
+from lockd.index.caches import (
+    HashCache,
+    MetadataCache,
+    MetadataKey,
+    PageBody,
+    PageStore,
+    memory_hash_cache,
+    memory_metadata_cache,
+)
 from lockd.index.client import IndexClient
 from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials, split_credentials
 from lockd.index.options import DEFAULT_USER_AGENT, ClientOptions
@@ -28,6 +36,8 @@ __all__ = [
     "IndexCredentials",
     "MetadataCache",
     "MetadataKey",
+    "PageBody",
+    "PageStore",
     "memory_hash_cache",
     "memory_metadata_cache",
     "split_credentials",

@@ -1,7 +1,8 @@
 """What an index client remembers, and how much: the cache protocols and the in-memory caches.
 
-`MetadataCache` and `HashCache` are what a client is given (in memory for the CLI, the database
-in `lockd.store.caches` for the server). Every in-memory cache here is a `BoundedCache`: core
+`MetadataCache` and `HashCache` are what a client is given (in memory by default, the database
+in `lockd.store.caches` for the server, a file in the user's cache directory for the CLI); a
+`PageStore` (the CLI's) keeps project pages as the index sent them, beyond one process. Every in-memory cache here is a `BoundedCache`: core
 metadata bounded in bytes, hashes in entries, project pages in estimated bytes with a TTL.
 
 Metadata is remembered by `MetadataKey`, the file's identity on its index (the page that listed
@@ -26,6 +27,8 @@ __all__ = [
     "HashCache",
     "MetadataCache",
     "MetadataKey",
+    "PageBody",
+    "PageStore",
     "memory_hash_cache",
     "memory_metadata_cache",
     "page_cache",
@@ -77,6 +80,26 @@ class HashCache(Protocol):
     def get(self, key: str, /) -> str | None: ...
 
     def put(self, key: str, sha256: str, /) -> object: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageBody:
+    """A project page as its index sent it: what a `PageStore` keeps (the client parses it)."""
+
+    body: bytes
+    content_type: str
+    url: str  # the page's URL after redirects: relative file links resolve against it
+
+
+class PageStore(Protocol):
+    """Project pages by the URL asked for, each fresh for the store's TTL. `put`'s result is ignored.
+
+    `get` answers only while the page is fresh; only pages the client could parse are put.
+    """
+
+    def get(self, url: str, /) -> PageBody | None: ...
+
+    def put(self, url: str, page: PageBody, /) -> object: ...
 
 
 def memory_metadata_cache(max_bytes: int) -> BoundedCache[MetadataKey, bytes]:

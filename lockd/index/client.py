@@ -39,6 +39,8 @@ from lockd.index.caches import (
     HashCache,
     MetadataCache,
     MetadataKey,
+    PageBody,
+    PageStore,
     memory_hash_cache,
     memory_metadata_cache,
     page_cache,
@@ -96,6 +98,7 @@ class IndexClient:
         user_agent: str | None = None,
         credentials: IndexCredentials | None = None,
         metadata_builder: MetadataBuilder | None = None,
+        page_store: PageStore | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -118,6 +121,7 @@ class IndexClient:
             hash_cache = memory_hash_cache(options.hash_cache_entries)
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
+        self._page_store = page_store  # the CLI's pages beyond this process; None on the server
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
@@ -141,10 +145,15 @@ class IndexClient:
         metadata_cache: MetadataCache | None = None,
         hash_cache: HashCache | None = None,
         metadata_builder: MetadataBuilder | None = None,
+        page_store: PageStore | None = None,
     ) -> IndexClient:
-        """A client configured by `options`, remembering metadata and hashes in the given caches."""
+        """A client configured by `options`, remembering metadata, hashes and pages in the given caches."""
         return cls(
-            options, metadata_cache=metadata_cache, hash_cache=hash_cache, metadata_builder=metadata_builder
+            options,
+            metadata_cache=metadata_cache,
+            hash_cache=hash_cache,
+            metadata_builder=metadata_builder,
+            page_store=page_store,
         )
 
     def __enter__(self) -> IndexClient:
@@ -189,6 +198,9 @@ class IndexClient:
         self._pages.clear()
 
     def _fetch_page(self, index_url: str, url: str, name: NormalizedName) -> ProjectPage:
+        stored = self._stored_page(url, name)
+        if stored is not None:
+            return stored
         with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
             if response.status_code == 404:
                 raise UnknownProject(
@@ -202,6 +214,20 @@ class IndexClient:
             page_url = str(response.url)
         self._counters.add("pages")
         page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
+        self._pages.put(url, page)
+        if self._page_store is not None:  # only a page that parsed is kept
+            self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
+        return page
+
+    def _stored_page(self, url: str, name: NormalizedName) -> ProjectPage | None:
+        """The page from the page store, parsed as if just fetched, while the store holds it fresh."""
+        stored = None if self._page_store is None else self._page_store.get(url)
+        if stored is None:
+            return None
+        self._counters.add("cache_hits")
+        page = _parse_page(
+            stored.body, stored.content_type, stored.url, name, url, max_files=self.options.max_page_files
+        )
         self._pages.put(url, page)
         return page
 

@@ -22,6 +22,7 @@ from lockd.index import (
     ClientOptions,
     FetchStats,
     IndexClient,
+    PageBody,
     memory_hash_cache,
     memory_metadata_cache,
 )
@@ -309,3 +310,36 @@ def test_page_cache_keeps_pages_by_their_size_in_bytes(fixture_index: WatchedInd
             client.project_page(fixture_index.pypi_url, small_name)
             client.project_page(fixture_index.pypi_url, large_name)
         assert client.stats.pages == 3 and client.stats.cache_hits == 1
+
+
+class _DictPageStore:
+    """A `PageStore` that keeps everything (the CLI's keeps pages on disk within a TTL)."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, PageBody] = {}
+
+    def get(self, url: str, /) -> PageBody | None:
+        return self.pages.get(url)
+
+    def put(self, url: str, page: PageBody, /) -> None:
+        self.pages[url] = page
+
+
+def test_a_page_store_keeps_fetched_pages_and_answers_a_later_client(mutable_index: ControlledIndex) -> None:
+    store = _DictPageStore()
+    name = canonicalize_name("numpy")
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as first:
+        fetched = first.project_page(mutable_index.pypi_url, name)
+        assert first.stats.pages == 1
+    assert list(store.pages) == [f"{mutable_index.pypi_url}{name}/"]
+    mutable_index.reset_counters()
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as later:
+        assert later.project_page(mutable_index.pypi_url, name) == fetched
+        assert later.stats.pages == 0 and later.stats.cache_hits == 1
+    assert _counters(mutable_index).requests == {}
+    # A page the client cannot parse is refused, and never kept.
+    mutable_index.set_fault("garbage", path_prefix="/simple/filelock/")
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as broken:
+        with pytest.raises(IndexUnavailable):
+            broken.project_page(mutable_index.pypi_url, canonicalize_name("filelock"))
+    assert len(store.pages) == 1

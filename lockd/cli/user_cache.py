@@ -1,0 +1,373 @@
+"""The CLI's persistent cache: core metadata by file identity, project pages with their TTL, file hashes.
+
+`lockd lock` keeps what it learns from indexes in one SQLite file in the user's cache directory
+(`Settings.user_cache_dir`), so the next run fetches no metadata it has read before. It trusts
+the file no further than the server trusts its database cache (`lockd.store.caches`):
+
+- metadata is stored under the exact identity of the file it was read from (`MetadataKey`:
+  listing page, filename, claimed sha256, compared as text, never through a digest), and only
+  after the client checked it against that file, so it never answers for another index's file;
+- a page is served only while it is younger than the page TTL (wall clock, from its fetch);
+- a hash is stored under URL + size + ETag, as the server stores it.
+
+Many CLI processes may share the directory: the file is in WAL mode (readers never wait for a
+writer), writes are batched into a few `BEGIN IMMEDIATE` transactions that wait for each other
+(busy timeout), and the schema is created under the same write lock. The file is bounded in
+bytes: past the bound, the least recently used entries go. A file that is not lockd's cache
+of this version (another version, another program, corruption) is discarded and rebuilt with
+a warning; an error while the cache is in use turns it off for the rest of the run (and
+discards it if it is corrupt). The cache can make a run faster, never make it fail.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+from lockd.index.caches import MetadataKey, PageBody
+from lockd.memory_cache import BoundedCache
+
+__all__ = ["CACHE_FILE_NAME", "UserCache", "open_user_cache"]
+
+_SCHEMA_VERSION = 1
+_APPLICATION_ID = 0x6C6F636B  # "lock": tells lockd's cache from any other SQLite file
+CACHE_FILE_NAME = f"index-cache-v{_SCHEMA_VERSION}.sqlite3"  # another version keeps its own file
+
+_BUSY_SECONDS = 10.0  # how long a write waits for another process's write
+_FLUSH_BYTES = 16 * 1024 * 1024  # queued bytes that force a write during a run
+_FLUSH_ENTRIES = 512
+_TOUCH_AFTER = 3600.0  # an entry's last use is rewritten at most hourly: warm runs write nothing
+_KEEP_FRACTION = 0.8  # eviction goes below the bound, so the next runs do not evict again at once
+_MEMORY_BYTES = 64 * 1024 * 1024  # what this process has read, in front of the file
+
+_METADATA = "metadata"
+_PAGE = "page"
+_HASH = "hash"
+
+_SCHEMA = (
+    """CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        detail TEXT NOT NULL,
+        stored_at REAL NOT NULL,
+        used_at REAL NOT NULL,
+        size INTEGER NOT NULL,
+        UNIQUE (kind, key)
+    )""",
+    "CREATE INDEX entries_by_use ON entries (used_at)",
+)
+
+_UPSERT = """INSERT INTO entries (kind, key, value, detail, stored_at, used_at, size)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, detail = excluded.detail,
+        stored_at = excluded.stored_at, used_at = excluded.used_at, size = excluded.size"""
+
+# Keeps the most recently used entries up to the given bytes and deletes the rest.
+_EVICT = """DELETE FROM entries WHERE id IN (
+    SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY used_at DESC, id DESC) AS newer FROM entries)
+    WHERE newer > ?)"""
+
+_Key = tuple[str, str]  # (kind, key)
+_Entry = tuple[bytes, str, float]  # value, detail, stored_at
+
+
+class _ForeignFile(Exception):
+    """The file is an SQLite database, but not lockd's cache of this version."""
+
+
+class UserCache:
+    """One cache file, opened by `open_user_cache`. Thread-safe; `close` writes what is queued."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        page_ttl: float,
+        max_bytes: int,
+        warn: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self._page_ttl = page_ttl
+        self._max_bytes = max_bytes
+        self._warn = warn
+        self._clock = clock
+        # Two connections: reads on the fetch threads never queue behind a batch being written.
+        self._reader = _connect(path)
+        self._writer = _connect(path)
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._pending: dict[_Key, _Entry] = {}
+        self._pending_bytes = 0
+        self._touched: set[_Key] = set()
+        self._recent: BoundedCache[_Key, _Entry] = BoundedCache(_MEMORY_BYTES, sizeof=lambda e: len(e[0]))
+        self._failed = False
+        self._corrupt = False
+        self.metadata = _MetadataView(self)
+        self.pages = _PageView(self)
+        self.hashes = _HashView(self)
+
+    # -- reads and writes by (kind, key) ---------------------------------------------------
+
+    def get(self, kind: str, key: str) -> _Entry | None:
+        with self._state_lock:
+            entry = self._pending.get((kind, key))
+        if entry is None:
+            entry = self._recent.get((kind, key))
+        if entry is not None or self._failed:
+            return entry
+        try:
+            with self._read_lock:
+                row = self._reader.execute(
+                    "SELECT value, detail, stored_at, used_at FROM entries WHERE kind = ? AND key = ?",
+                    (kind, key),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return None
+        if row is None:
+            return None
+        value, detail, stored_at, used_at = bytes(row[0]), str(row[1]), float(row[2]), float(row[3])
+        entry = (value, detail, stored_at)
+        if kind != _PAGE:  # the client keeps the parsed page; its bytes need not stay too
+            self._recent.put((kind, key), entry)
+        if self._clock() - used_at > _TOUCH_AFTER:
+            with self._state_lock:
+                self._touched.add((kind, key))
+        return entry
+
+    def put(self, kind: str, key: str, value: bytes, detail: str = "") -> None:
+        if self._failed or len(value) > self._max_bytes // 4:
+            return  # one huge entry would evict everything else
+        with self._state_lock:
+            self._pending[(kind, key)] = (value, detail, self._clock())
+            self._pending_bytes += len(value)
+            due = self._pending_bytes >= _FLUSH_BYTES or len(self._pending) >= _FLUSH_ENTRIES
+        if due:
+            self.flush()
+
+    def page_is_fresh(self, stored_at: float) -> bool:
+        return 0.0 <= self._clock() - stored_at < self._page_ttl
+
+    @property
+    def keeps_pages(self) -> bool:
+        return self._page_ttl > 0
+
+    # -- writing, evicting, closing --------------------------------------------------------
+
+    def flush(self) -> None:
+        """Writes queued entries and last uses in one transaction, then evicts past the bound."""
+        with self._write_lock:
+            with self._state_lock:
+                batch = dict(self._pending)
+                touched = set(self._touched)
+            if self._failed or not (batch or touched):
+                return
+            now = self._clock()
+            rows = [
+                (kind, key, value, detail, stored_at, now, len(value) + len(key) + len(detail))
+                for (kind, key), (value, detail, stored_at) in sorted(batch.items())
+            ]
+            try:
+                self._write(rows, [(now, kind, key) for kind, key in sorted(touched)])
+            except sqlite3.Error as exc:
+                self._fail(exc)
+                return
+            with self._state_lock:
+                for found, entry in batch.items():
+                    if self._pending.get(found) is entry:  # not replaced while it was written
+                        del self._pending[found]
+                self._pending_bytes = sum(len(entry[0]) for entry in self._pending.values())
+                self._touched -= touched
+
+    def _write(
+        self, rows: list[tuple[str, str, bytes, str, float, float, int]], uses: list[tuple[float, str, str]]
+    ) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_UPSERT, rows)
+            conn.executemany("UPDATE entries SET used_at = ? WHERE kind = ? AND key = ?", uses)
+            total = float(conn.execute("SELECT total(size) FROM entries").fetchone()[0])
+            evicted = total > self._max_bytes
+            if evicted:
+                conn.execute(_EVICT, (int(self._max_bytes * _KEEP_FRACTION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if evicted:
+            # Gives the freed pages back to the disk; if another process holds the lock, a later run will.
+            with suppress(sqlite3.OperationalError):
+                conn.execute("PRAGMA incremental_vacuum")
+
+    def close(self) -> None:
+        """Writes what is queued and closes the file; discards it if it turned out corrupt."""
+        self.flush()
+        for conn in (self._reader, self._writer):
+            # Closing cannot lose anything: every write was committed or rolled back.
+            with suppress(sqlite3.Error):
+                conn.close()
+        if self._corrupt:
+            _discard(self.path)
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        with self._state_lock:
+            if self._failed:
+                return
+            self._failed = True
+            self._pending.clear()
+        # Locked past the busy timeout, read-only, disk full: the file is fine, this run skips it.
+        self._corrupt = not isinstance(exc, sqlite3.OperationalError)
+        then = "it will be rebuilt" if self._corrupt else "continuing without it"
+        self._warn(f"the cache {self.path} failed ({exc}); {then}")
+
+
+class _MetadataView:
+    """The cache as a `lockd.index.MetadataCache`: the exact file identity is the key."""
+
+    def __init__(self, cache: UserCache) -> None:
+        self._cache = cache
+
+    def get(self, key: MetadataKey, /) -> bytes | None:
+        entry = self._cache.get(_METADATA, _identity(key))
+        return None if entry is None else entry[0]
+
+    def put(self, key: MetadataKey, metadata: bytes, /) -> None:
+        self._cache.put(_METADATA, _identity(key), metadata)
+
+
+class _PageView:
+    """The cache as a `lockd.index.PageStore`: pages by the URL asked for, within the TTL."""
+
+    def __init__(self, cache: UserCache) -> None:
+        self._cache = cache
+
+    def get(self, url: str, /) -> PageBody | None:
+        if not self._cache.keeps_pages:
+            return None
+        entry = self._cache.get(_PAGE, url)
+        if entry is None or not self._cache.page_is_fresh(entry[2]):
+            return None
+        content_type, _, page_url = entry[1].partition(" ")
+        return PageBody(body=entry[0], content_type=content_type, url=page_url)
+
+    def put(self, url: str, page: PageBody, /) -> None:
+        if self._cache.keeps_pages:
+            self._cache.put(_PAGE, url, page.body, f"{page.content_type} {page.url}")
+
+
+class _HashView:
+    """The cache as a `lockd.index.HashCache`: sha256 by URL + size + ETag."""
+
+    def __init__(self, cache: UserCache) -> None:
+        self._cache = cache
+
+    def get(self, key: str, /) -> str | None:
+        entry = self._cache.get(_HASH, key)
+        return None if entry is None else entry[0].decode("ascii", "replace")
+
+    def put(self, key: str, sha256: str, /) -> None:
+        self._cache.put(_HASH, key, sha256.encode("ascii"))
+
+
+def _identity(key: MetadataKey) -> str:
+    return json.dumps([key.page_url, key.filename, key.sha256], ensure_ascii=True)
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def open_user_cache(
+    directory: Path,
+    *,
+    page_ttl: float,
+    max_bytes: int,
+    warn: Callable[[str], None],
+    clock: Callable[[], float] = time.time,
+) -> UserCache | None:
+    """The cache in `directory`, created if missing, rebuilt if unusable; None (warned) if it cannot be had."""
+    path = directory / CACHE_FILE_NAME
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        warn(f"cannot create the cache directory {directory} ({exc.strerror}); continuing without a cache")
+        return None
+    for _attempt in range(2):
+        try:
+            _prepare(path)
+            return UserCache(path, page_ttl=page_ttl, max_bytes=max_bytes, warn=warn, clock=clock)
+        except _ForeignFile as exc:
+            warn(f"the cache {path} {exc}; rebuilding it")
+        except sqlite3.OperationalError as exc:
+            warn(f"cannot open the cache {path} ({exc}); continuing without it")
+            return None
+        except sqlite3.DatabaseError as exc:
+            warn(f"the cache {path} is unreadable ({exc}); rebuilding it")
+        try:
+            _discard(path)
+        except OSError as exc:
+            warn(f"cannot remove the cache {path} ({exc.strerror}); continuing without it")
+            return None
+    return None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Autocommit (isolation_level None): transactions are the explicit BEGIN IMMEDIATE above.
+    conn = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash may lose the last writes, never corrupt
+    return conn
+
+
+def _prepare(path: Path) -> None:
+    """Checks the file is this version's cache, creating the schema in an empty file."""
+    conn = _connect(path)
+    try:
+        if _stamp(conn) != (_APPLICATION_ID, _SCHEMA_VERSION):
+            _create(conn)
+        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+
+
+def _stamp(conn: sqlite3.Connection) -> tuple[int, int]:
+    application_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    return application_id, int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    # Under the write lock, so of several processes starting at once exactly one creates it.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect before the first table
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        stamp = _stamp(conn)
+        if stamp == (_APPLICATION_ID, _SCHEMA_VERSION):
+            conn.execute("COMMIT")
+            return
+        tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        if stamp != (0, 0) or tables:
+            raise _ForeignFile(
+                f"is not lockd's cache of this version (application id {stamp[0]:#x}, version {stamp[1]})"
+            )
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _discard(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)

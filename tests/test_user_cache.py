@@ -1,0 +1,150 @@
+"""`lockd.cli.user_cache`: identity-bound metadata, page freshness, the size bound, and a file
+that breaks while in use. Real SQLite files in a temporary directory; the clock is a value."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from lockd.cli.user_cache import CACHE_FILE_NAME, UserCache, open_user_cache
+from lockd.index import MetadataKey, PageBody
+
+_MIB = 1024 * 1024
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _warnings() -> list[str]:
+    return []
+
+
+def _open(
+    directory: Path,
+    clock: _Clock,
+    warnings: list[str],
+    *,
+    page_ttl: float = 600.0,
+    max_bytes: int = 64 * _MIB,
+) -> UserCache:
+    cache = open_user_cache(
+        directory, page_ttl=page_ttl, max_bytes=max_bytes, warn=warnings.append, clock=clock
+    )
+    assert cache is not None, warnings
+    return cache
+
+
+def _key(page_url: str, filename: str = "numpy-2.0.0-cp311-cp311-manylinux_2_28_x86_64.whl") -> MetadataKey:
+    return MetadataKey(page_url=page_url, filename=filename, sha256="ab" * 32)
+
+
+def test_metadata_answers_only_for_the_exact_file_identity(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings)
+    cache.metadata.put(_key("https://a.example/simple/numpy/"), b"Metadata-Version: 2.1\nName: numpy\n")
+    cache.close()
+    reopened = _open(tmp_path, clock, warnings)
+    assert reopened.metadata.get(_key("https://a.example/simple/numpy/")) == (
+        b"Metadata-Version: 2.1\nName: numpy\n"
+    )
+    # Same filename and claimed hash on another index, or another file on the same page: no answer.
+    assert reopened.metadata.get(_key("https://b.example/simple/numpy/")) is None
+    assert reopened.metadata.get(_key("https://a.example/simple/numpy/", "numpy-2.0.0.tar.gz")) is None
+    reopened.close()
+    assert warnings == []
+
+
+def test_pages_are_served_within_their_ttl_and_not_after(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings, page_ttl=600)
+    page = PageBody(body=b"{}", content_type="application/vnd.pypi.simple.v1+json", url="https://x/simple/a/")
+    cache.pages.put("https://x/simple/a/", page)
+    cache.close()
+    clock.now += 599
+    cache = _open(tmp_path, clock, warnings, page_ttl=600)
+    assert cache.pages.get("https://x/simple/a/") == page
+    cache.close()
+    clock.now += 2
+    cache = _open(tmp_path, clock, warnings, page_ttl=600)
+    assert cache.pages.get("https://x/simple/a/") is None
+    cache.close()
+    # A TTL of 0 neither serves nor keeps pages.
+    cache = _open(tmp_path, clock, warnings, page_ttl=0)
+    cache.pages.put("https://x/simple/b/", page)
+    assert cache.pages.get("https://x/simple/b/") is None
+    cache.close()
+
+
+def test_the_file_stays_under_its_bound_and_keeps_what_was_used_last(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)
+    cache.hashes.put("first", "0" * 64)
+    cache.close()
+    for round_ in range(8):
+        clock.now += 7200  # each round later than the last use is rewritten (hourly)
+        cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)
+        assert cache.hashes.get("first") == "0" * 64  # used every round: never the oldest
+        for n in range(4):
+            cache.metadata.put(_key(f"https://x/simple/p{round_}-{n}/"), bytes(200 * 1024))
+        cache.close()
+    with sqlite3.connect(tmp_path / CACHE_FILE_NAME) as conn:
+        stored = conn.execute("SELECT total(size), count(*) FROM entries").fetchone()
+    conn.close()
+    assert stored[0] <= 2 * _MIB and stored[1] < 33
+    cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)
+    assert cache.hashes.get("first") == "0" * 64
+    assert cache.metadata.get(_key("https://x/simple/p0-0/")) is None  # the oldest went
+    assert cache.metadata.get(_key("https://x/simple/p7-3/")) is not None
+    cache.close()
+    assert warnings == []
+
+
+def test_two_open_caches_on_one_file_both_write(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    first, second = _open(tmp_path, clock, warnings), _open(tmp_path, clock, warnings)
+    first.metadata.put(_key("https://x/simple/a/"), b"a")
+    second.metadata.put(_key("https://x/simple/b/"), b"b")
+    first.flush()
+    second.flush()
+    assert second.metadata.get(_key("https://x/simple/a/")) == b"a"
+    first.close()
+    second.close()
+    assert warnings == []
+
+
+def test_a_file_corrupted_while_in_use_turns_the_cache_off_and_is_rebuilt_next_time(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings)
+    for n in range(64):
+        cache.metadata.put(_key(f"https://x/simple/p{n}/"), bytes(8192))
+    cache.close()
+    # Garbage over every page but the header: the file still opens, reading it fails.
+    path = tmp_path / CACHE_FILE_NAME
+    data = bytearray(path.read_bytes())
+    data[4096:] = b"\xa5" * (len(data) - 4096)
+    path.write_bytes(bytes(data))
+    broken = _open(tmp_path, clock, warnings)
+    assert broken.metadata.get(_key("https://x/simple/p3/")) is None
+    broken.metadata.put(_key("https://x/simple/new/"), b"new")
+    broken.close()
+    assert len(warnings) == 1 and "it will be rebuilt" in warnings[0]
+    rebuilt = _open(tmp_path, clock, warnings)
+    rebuilt.metadata.put(_key("https://x/simple/new/"), b"new")
+    rebuilt.close()
+    last = _open(tmp_path, clock, warnings)
+    assert last.metadata.get(_key("https://x/simple/new/")) == b"new"
+    last.close()
+    assert len(warnings) == 1
+
+
+def test_an_unusable_directory_means_no_cache_and_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file where the directory should be")
+    warnings: list[str] = []
+    cache = open_user_cache(tmp_path / "file" / "lockd", page_ttl=600, max_bytes=_MIB, warn=warnings.append)
+    assert cache is None
+    assert len(warnings) == 1 and "continuing without a cache" in warnings[0]
