@@ -89,6 +89,14 @@ def _sized(cases: list[str]) -> list[tuple[int, str]]:
     return sorted((int(m.group(1)), c) for c in cases if (m := _SIZED.match(c)))
 
 
+def _largest(ix: _Index, sized: list[tuple[int, str]]) -> tuple[int, str] | None:
+    """The largest generated stack, else (fixture runs) the case with the most pins."""
+    if sized:
+        return sized[-1]
+    counted = sorted((ix.pins(c) or 0, c) for c in ix.cases)
+    return counted[-1] if counted else None
+
+
 def _ratio_target(
     ix: _Index, tool: str, *, mode: str, uv_mode: str, limit: float, name: str, build: str
 ) -> Verdict16:
@@ -170,13 +178,13 @@ def issue16_verdicts(rows: list[Measurement], suffixes: list[str]) -> list[Verdi
                              figures=_s(med) if med is not None else (start.headline if start else "not measured")))  # fmt: skip
         out.append(_serving(rows, sfx, build))
         out.append(_drift(rows, sfx, build))
-        out.append(_rss(ix, sized, http, build))
+        out.append(_rss(ix, _largest(ix, sized), http, build))
     return out
 
 
 def _serving(rows: list[Measurement], sfx: str, build: str) -> Verdict16:
     name = f"PostgreSQL cache hits, 2 workers ≥ {SERVING_RPS:,.0f} req/s, p99 < {SERVING_P99_MS:g} ms"
-    mine = [r for r in rows if r.section == "serving" and r.case == f"postgresql, 2 workers{sfx}"]
+    mine = [r for r in rows if r.section == "issue16-serving" and r.case == f"postgresql, 2 workers{sfx}"]
     ok = [r for r in mine if r.status == OK]
     if not ok:
         return Verdict16(
@@ -217,11 +225,11 @@ def _drift(rows: list[Measurement], sfx: str, build: str) -> Verdict16:
     return Verdict16(target=name, build=build, met=secs < DRIFT_LIMIT_S, figures=figures)
 
 
-def _rss(ix: _Index, sized: list[tuple[int, str]], http: str, build: str) -> Verdict16:
+def _rss(ix: _Index, largest: tuple[int, str] | None, http: str, build: str) -> Verdict16:
     name = "peak RSS of the server worker during the largest resolution < 300 MB"
-    if not sized:
-        return Verdict16(target=name, build=build, met=None, figures="needs a pypi-N case")
-    n, case = sized[-1]
+    if largest is None:
+        return Verdict16(target=name, build=build, met=None, figures="nothing resolved")
+    n, case = largest
     row = ix.get("footing", case, http, "cold")
     peaks = [int(s.extra.get("worker_peak_rss_kib", 0)) for s in (row.samples if row else ())]
     if not peaks or not any(peaks):
