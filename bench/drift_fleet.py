@@ -2,7 +2,8 @@
 
 The locks are stored once, through ``POST /lock`` to a server of the first build (the baseline when
 there is one, so every later build's ``lockd migrate`` can bring the database up to its schema):
-distinct inputs (`with_nonce`) of the fixture cases in turn, four at a time. Each build then gets
+distinct inputs (`with_nonce`) of the fixture cases in turn, four at a time to a server with two
+workers. Each build then gets
 a copy of that SQLite database (its metadata cache filled by the storing: a warm drift run) and
 one timed ``python -m lockd drift run`` over all of it, as cron would start it.
 """
@@ -27,6 +28,7 @@ from bench.timing import FAILED, NOT_AVAILABLE, Measurement, Sample, Unavailable
 __all__ = ["run_drift_fleet"]
 
 STORE_THREADS = 4
+STORE_WORKERS = 2  # storing is setup: both cores, two requests in flight per worker
 
 
 def _store(
@@ -39,7 +41,8 @@ def _store(
     log: Callable[[str], None],
 ) -> float:
     started = time.perf_counter()
-    with LockdServer.start(f"sqlite:///{database}", index, database.parent, root=build.root) as server:
+    url = f"sqlite:///{database}"
+    with LockdServer.start(url, index, database.parent, root=build.root, workers=STORE_WORKERS) as server:
 
         def one(n: int) -> None:
             case = cases[n % len(cases)]
