@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "--drift-locks", type=int, default=10_000, help="issue16: stored locks of the drift run (0: skip)"
     )
     run.add_argument(
-        "--drift-timeout", type=float, default=600.0, help="issue16: seconds before a drift run is stopped"
+        "--drift-timeout", type=float, default=360.0, help="issue16: seconds before a drift run is stopped"
     )
     run.add_argument("--no-flamegraph", action="store_true", help="issue16: skip the py-spy flame graph")
     return parser
