@@ -260,6 +260,33 @@ def _footing_table(ix: _Index, suffixes: list[str]) -> list[str]:
     return lines
 
 
+def _before_after(ix: _Index, suffixes: list[str]) -> list[str]:
+    """The baseline against the build under test, per case and mode (only with a baseline)."""
+    base = next((x for x in suffixes if x), None)
+    if base is None:
+        return []
+    lines = [
+        "| case | tool, mode | uv | lockd" + base + " | lockd | lockd / lockd" + base + " |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in ix.cases:
+        for tool, mode in (("lockd-http", "cold"), ("lockd-http", "warm"), ("lockd-http", "cached"),
+                           ("lockd-cli", "cold"), ("lockd-cli", "warm")):  # fmt: skip
+            before, after = ix.med(case, tool + base, mode), ix.med(case, tool, mode)
+            if before is None and after is None:
+                continue
+            cells = [
+                case,
+                f"{tool} {mode}",
+                _s(ix.med(case, "uv", mode)),
+                _s(before),
+                _s(after),
+                _x(_ratio(after, before)),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _short(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:90]
 
@@ -302,6 +329,9 @@ def issue16_markdown(rows: list[Measurement], suffixes: list[str]) -> str:
         *_footing_table(ix, suffixes),
         "",
     ]
+    compared = _before_after(ix, suffixes)
+    if compared:
+        parts += ["### Issue 16: before and after (same run, medians)", *compared, ""]
     phases = _phase_table(rows)
     if phases:
         parts += ["### Issue 16: where lockd's time goes (Service.lock in process, medians)", *phases, ""]
