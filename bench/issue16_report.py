@@ -110,6 +110,10 @@ def _ratio_target(
         judged += 1
         met = met and r <= limit
         parts.append(f"{case} {_x(r)} ({_s(ix.med(case, tool, mode))} vs {_s(ix.med(case, 'uv', uv_mode))})")
+    if not judged and ix.cases:
+        reasons = {ix.why(case, tool, mode) for case in ix.cases}
+        if len(reasons) == 1:  # one reason for every case: said once
+            return Verdict16(target=name, build=build, met=None, figures=f"every case: {reasons.pop()[:200]}")
     return Verdict16(
         target=name, build=build, met=met if judged else None, figures="; ".join(parts) or "not measured"
     )
