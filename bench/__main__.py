@@ -1,11 +1,14 @@
 """``python -m bench run``: every benchmark section in one run, a Markdown report and a JSON file.
 
     python -m bench run [--cases NAME ...] [--real-pypi] [--repeat N] [--out bench/results/<name>.json]
-                        [--sections resolution,bytes,serving,scaling] [--tools lockd-http,...,uv,pip-compile]
+                        [--sections resolution,bytes,serving,scaling,issue16] [--tools lockd-http,...,uv,pip-compile]
+                        [--lockd-rev REV] [--baseline-rev REV]   (or --lockd-rev BASE --lockd-rev HEAD)
 
 Fixture-index cases (``bench/cases``) always run, against a fixture index with ``--latency-ms``
 (20 ms) injected per request; ``--real-pypi`` adds ``../shared/bench/cases`` on real PyPI and the
-pin-scaling sets. A piece of lockd that is not there yet becomes a "not available" row.
+pin-scaling sets. A piece of lockd that is not there yet becomes a "not available" row. The
+``issue16`` section (`bench.issue16`) ends the report with one VERDICT line per target of issue 16,
+for the build under test and, with ``--baseline-rev``, for the baseline measured in the same run.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.builds import LockdBuild, current_build, export_rev, exported_build
 from bench.cases import FIXTURE_CASES, SHARED_CASES, Case, load_cases
 from bench.fetching import bytes_rows
 from bench.indexes import FixtureIndexProcess, fixture_setup, pypi_setup
+from bench.issue16 import Issue16Options, run_issue16
+from bench.issue16_report import issue16_markdown, issue16_verdicts
 from bench.peers import venv_tool
 from bench.report import markdown, verdicts
 from bench.resolution import TOOLS, run_case
@@ -34,7 +40,7 @@ from bench.timing import NOT_AVAILABLE, Measurement, Unavailable, load_note
 
 __all__ = ["main"]
 
-SECTIONS = ("resolution", "bytes", "serving", "scaling")
+SECTIONS = ("resolution", "bytes", "serving", "scaling", "issue16")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -71,10 +77,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     run.add_argument(
         "--lockd-rev",
+        action="append",
         default=None,
         help="benchmark a committed revision (e.g. HEAD): run everything from a `git archive` export of it, "
-        "not from the working tree other engineers are editing",
+        "not from the working tree other engineers are editing; given twice (BASE, then HEAD), "
+        "the first is the baseline (--baseline-rev)",
     )
+    run.add_argument(
+        "--baseline-rev",
+        default=None,
+        help="issue16 section: also measure lockd from an export of this revision, interleaved run by run, "
+        "so before and after come from one run on one machine",
+    )
+    run.add_argument(
+        "--phase-repeat", type=int, default=1, help="issue16: Service.lock runs per mode for phases"
+    )
+    run.add_argument("--startup-repeat", type=int, default=5, help="issue16: CLI start-up measurements")
+    run.add_argument(
+        "--drift-locks", type=int, default=10_000, help="issue16: stored locks of the drift run (0: skip)"
+    )
+    run.add_argument(
+        "--drift-timeout", type=float, default=360.0, help="issue16: seconds before a drift run is stopped"
+    )
+    run.add_argument("--no-flamegraph", action="store_true", help="issue16: skip the py-spy flame graph")
     return parser
 
 
@@ -149,13 +174,32 @@ def run(args: argparse.Namespace) -> int:
             rows += _serving(args, fixture, workroot, log)
         if "scaling" in sections:
             rows += _scaling(args, fixture, workroot, notes, log)
+        if "issue16" in sections:
+            builds = [current_build()]
+            if args.baseline_rev:
+                builds.append(_baseline(args.baseline_rev, workroot))
+            rows += _issue16(
+                args,
+                fixture,
+                fixture_cases=fixture_cases,
+                shared_cases=shared_cases,
+                builds=builds,
+                workroot=workroot,
+                notes=notes,
+            )
     finally:
         if fixture is not None:
             fixture.stop()
         if not args.keep:
             shutil.rmtree(workroot, ignore_errors=True)
     notes.append(f"end: {load_note()}")
-    report = markdown(rows, torch_cases, notes)
+    suffixes = list(dict.fromkeys([""] + (["@base"] if args.baseline_rev else [])))
+    if sections - {"issue16"}:
+        report = markdown(rows, torch_cases, notes)
+    else:  # the issue-8 tables and targets would only say "not measured"
+        report = "\n".join(["Notes:", *[f"- {n}" for n in notes], ""])
+    if "issue16" in sections:
+        report += "\n" + issue16_markdown(rows, suffixes)
     print(report)
     out = args.out or RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
         "notes": notes,
         "torch_cases": sorted(torch_cases),
         "targets": [v.to_json() for v in verdicts(rows, torch_cases)],
+        "issue16_verdicts": [v.to_json() for v in issue16_verdicts(rows, suffixes)]
+        if "issue16" in sections
+        else [],
         "measurements": [r.to_json() for r in rows],
         "report_markdown": report,
     }
@@ -253,29 +300,99 @@ def _scaling(
     return rows
 
 
-def _reexec_from(rev: str, argv: list[str]) -> int:
-    """Export ``rev`` with ``git archive`` and run this same command from there."""
-    checkout = Path(__file__).resolve().parent.parent
-    export = Path(tempfile.mkdtemp(prefix=f"lockd-bench-{rev.replace('/', '_')}-"))
-    archive = subprocess.run(["git", "archive", rev], cwd=checkout, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", rev], cwd=checkout, capture_output=True, text=True, check=True
+def _issue16(
+    args: argparse.Namespace,
+    fixture: FixtureIndexProcess | None,
+    *,
+    fixture_cases: list[Case],
+    shared_cases: list[Case],
+    builds: list[LockdBuild],
+    workroot: Path,
+    notes: list[str],
+) -> list[Measurement]:
+    if args.real_pypi:
+        sized = sorted(
+            load_cases(FIXTURE_CASES, "pypi", args.cases), key=lambda c: int(c.name.split("-")[-1])
+        )
+        cases, index = [*shared_cases, *sized], pypi_setup(fixture)
+    elif fixture is not None:
+        cases, index = fixture_cases, fixture_setup(fixture)
+    else:
+        notes.append("issue16: no fixture index and no --real-pypi: nothing to resolve")
+        cases, index = [], pypi_setup(None)
+    serving = load_cases(FIXTURE_CASES, "fixture", [args.serving_case])
+    drift_names = None if args.drift_cases == "all" else args.drift_cases.split(",")
+    options = Issue16Options(
+        times=args.repeat,
+        phase_times=args.phase_repeat,
+        startup_times=args.startup_repeat,
+        drift_locks=args.drift_locks,
+        drift_timeout=args.drift_timeout,
+        serving_duration=args.serving_duration,
+        serving_connections=_ints(args.serving_connections),
+        flamegraph_dir=None if args.no_flamegraph else RESULTS,
     )
-    rest = list(argv)
-    at = rest.index("--lockd-rev")
-    del rest[at : at + 2]
+    return run_issue16(
+        cases,
+        index,
+        fixture=None if fixture is None else fixture_setup(fixture),
+        serving_case=serving[0] if serving else None,
+        drift_cases=load_cases(FIXTURE_CASES, "fixture", drift_names),
+        builds=builds,
+        workroot=workroot / "issue16",
+        options=options,
+        notes=notes,
+        log=log,
+    )
+
+
+def _baseline(rev: str, workroot: Path) -> LockdBuild:
+    """The `--baseline-rev` build: exported by the checkout before a `--lockd-rev` re-run, else now."""
+    root = os.environ.get("LOCKD_BENCH_BASELINE_ROOT")
+    if root:
+        return LockdBuild(
+            suffix="@base", root=Path(root), description=os.environ["LOCKD_BENCH_BASELINE_DESC"]
+        )
+    return exported_build(rev, workroot)
+
+
+def _without(argv: list[str], *options: str) -> list[str]:
+    """``argv`` without ``--option VALUE`` / ``--option=VALUE`` for each of ``options``."""
+    rest: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not any(arg.startswith(f"{o}=") for o in options):
+            rest.append(arg)
+    return rest
+
+
+def _reexec_from(rev: str, argv: list[str], baseline: str | None = None) -> int:
+    """Export ``rev`` with ``git archive`` and run this same command from there."""
+    export, sha = export_rev(rev)
+    env = dict(os.environ, PYTHONPATH=str(export), LOCKD_BENCH_SHARED_CASES=str(SHARED_CASES))
+    rest = _without(argv, "--lockd-rev", "--baseline-rev")
+    base_export: Path | None = None
+    if baseline is not None:
+        base_export, base_sha = export_rev(baseline)
+        env["LOCKD_BENCH_BASELINE_ROOT"] = str(base_export)
+        env["LOCKD_BENCH_BASELINE_DESC"] = f"{baseline} = {base_sha} (exported to {base_export})"
+        rest += ["--baseline-rev", baseline]
     if "--out" not in rest:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         rest += ["--out", str(RESULTS / f"{stamp}.json")]
     else:
         at = rest.index("--out")
         rest[at + 1] = str(Path(rest[at + 1]).resolve())
-    env = dict(os.environ, PYTHONPATH=str(export), LOCKD_BENCH_SHARED_CASES=str(SHARED_CASES))
-    env["LOCKD_BENCH_REV"] = f"{rev} = {sha.stdout.strip()} (exported to {export})"
+    env["LOCKD_BENCH_REV"] = f"{rev} = {sha} (exported to {export})"
     log(f"running from {env['LOCKD_BENCH_REV']}")
     done = subprocess.run([sys.executable, "-m", "bench", *rest], cwd=export, env=env, check=False)
     shutil.rmtree(export, ignore_errors=True)
+    if base_export is not None:
+        shutil.rmtree(base_export, ignore_errors=True)
     return done.returncode
 
 
@@ -283,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(raw)
     if args.command == "run" and args.lockd_rev:
-        return _reexec_from(args.lockd_rev, raw)
+        revs: list[str] = args.lockd_rev
+        baseline = revs[0] if len(revs) > 1 else args.baseline_rev
+        return _reexec_from(revs[-1], raw, baseline)
     if args.command == "run":
         return run(args)
     return 2

@@ -3,6 +3,8 @@
 Two sources: the public cases in ``../shared/bench/cases`` (real stacks, resolved against real PyPI,
 with a PyTorch index that has to be the fixture index here because download.pytorch.org is
 unreachable) and ``bench/cases`` (stacks the fixture index can serve, resolved with injected latency).
+A ``bench/cases`` case whose target.toml says ``index = "pypi"`` (the generated ``pypi-N`` stacks of
+about N pins) is a real-PyPI case: it is loaded with source "pypi" only.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class IndexSetup:
         return f"{self.pytorch_base}/{variant}/"
 
 
+def _index_of(directory: Path) -> str:
+    return str(tomllib.loads((directory / "target.toml").read_text()).get("index", "fixture"))
+
+
 def _load_case(directory: Path, source: str) -> Case:
     target = tomllib.loads((directory / "target.toml").read_text())
     cuda = target.get("cuda")
@@ -92,14 +98,19 @@ def _load_case(directory: Path, source: str) -> Case:
 
 
 def load_cases(directory: Path, source: str, names: list[str] | None = None) -> list[Case]:
-    """Every case under ``directory`` (sorted), or only those named."""
+    """Every case under ``directory`` (sorted) for ``source``, or only those named.
+
+    In ``bench/cases``, source "fixture" skips the ``index = "pypi"`` cases and "pypi" takes only them."""
     if not directory.is_dir():
         return []
-    cases = [
-        _load_case(child, source)
+    found = [
+        child
         for child in sorted(directory.iterdir())
         if (child / "requirements.in").is_file() and (child / "target.toml").is_file()
     ]
+    if directory.resolve() == FIXTURE_CASES.resolve():
+        found = [child for child in found if (_index_of(child) == "pypi") == (source == "pypi")]
+    cases = [_load_case(child, source) for child in found]
     if names:
         cases = [case for case in cases if case.name in names]
     return cases

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -36,6 +37,7 @@ __all__ = [
     "lockd_cli_lock",
     "lockd_env",
     "lockd_migrate",
+    "lockd_root",
     "lockd_token",
     "peak_rss_kib",
     "post_lock",
@@ -56,8 +58,13 @@ def lockd_available(*modules: str) -> None:
             raise Unavailable(f"lockd.{module} is not available yet ({type(exc).__name__}: {exc})") from exc
 
 
-def lockd_env(database_url: str, index: IndexSetup) -> dict[str, str]:
+def lockd_env(database_url: str, index: IndexSetup, root: Path | None = None) -> dict[str, str]:
+    """The environment of a lockd subprocess; ``root``: the tree its ``lockd`` is imported from."""
     env = peer_env()
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    # The CLI's persistent cache defaults to the user's cache directory: never the real one here.
+    env.setdefault("XDG_CACHE_HOME", str(Path(tempfile.gettempdir()) / "lockd-bench-xdg-cache"))
     env["LOCKD_DATABASE_URL"] = database_url
     env["LOCKD_INDEX_URL"] = index.pypi_url
     env["LOCKD_PYTORCH_INDEX_URL"] = index.pytorch_base
@@ -65,11 +72,17 @@ def lockd_env(database_url: str, index: IndexSetup) -> dict[str, str]:
     return env
 
 
+def lockd_root(env: dict[str, str]) -> Path:
+    """Where a lockd subprocess runs: the tree its ``PYTHONPATH`` names (a `--lockd-rev` export), else this one."""
+    first = env.get("PYTHONPATH", "").split(os.pathsep)[0]
+    return Path(first) if first else ROOT
+
+
 def lockd_migrate(env: dict[str, str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "lockd", "migrate"],
         env=env,
-        cwd=ROOT,
+        cwd=lockd_root(env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -85,7 +98,7 @@ def lockd_token(env: dict[str, str]) -> str:
     """A fresh ``admin`` bearer token in the database ``env`` points at (POST /lock needs ``lock``)."""
     done = subprocess.run(
         [sys.executable, "-m", "lockd", "token", "create", "--scope", "admin", "--name", f"bench-{uuid.uuid4().hex[:6]}"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env=env, cwd=lockd_root(env), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     token = done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
     if done.returncode != 0 or not token:
@@ -96,9 +109,15 @@ def lockd_token(env: dict[str, str]) -> str:
 
 
 def lockd_cli_lock(
-    case: Case, requirements: str, index: IndexSetup, env: dict[str, str], workdir: Path
+    case: Case,
+    requirements: str,
+    index: IndexSetup,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """One ``python -m lockd lock`` for the case's target; returns the pin count."""
+    """One ``python -m lockd lock`` for the case's target (plus ``extra`` arguments); returns the pin count."""
     lockd_available("cli", "service")
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / "requirements.in"
@@ -110,8 +129,9 @@ def lockd_cli_lock(
     ]  # fmt: skip
     if case.cuda is not None:
         argv += ["--cuda", case.cuda]
+    argv += extra
     done = subprocess.run(
-        argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+        argv, env=env, cwd=lockd_root(env), capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"lockd lock exited {done.returncode}: {(done.stderr or done.stdout)[-1500:]}")
@@ -218,10 +238,22 @@ class LockdServer:
     peaks: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, database_url: str, index: IndexSetup, workdir: Path, *, workers: int = 1) -> LockdServer:
-        lockd_available("cli", "http", "service")
+    def start(
+        cls,
+        database_url: str,
+        index: IndexSetup,
+        workdir: Path,
+        *,
+        workers: int = 1,
+        root: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> LockdServer:
+        """``root``: the lockd tree to run (default this one); ``settings``: extra ``LOCKD_*`` variables."""
+        if root is None:
+            lockd_available("cli", "http", "service")
         workdir.mkdir(parents=True, exist_ok=True)
-        env = lockd_env(database_url, index)
+        env = lockd_env(database_url, index, root)
+        env.update(settings or {})
         lockd_migrate(env)
         token = lockd_token(env)
         port = _free_port()
@@ -231,7 +263,12 @@ class LockdServer:
         log = workdir / f"server-{port}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                argv, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                env=env,
+                cwd=lockd_root(env),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         server = cls(f"http://127.0.0.1:{port}", process, workers, database_url, log, token)
         server._wait_ready()

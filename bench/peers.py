@@ -96,8 +96,12 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     return done
 
 
-def uv_compile(case: Case, index: IndexSetup, workdir: Path, cache_dir: Path) -> dict[str, Any]:
-    """One ``uv pip compile --generate-hashes`` for the case's target; returns the pin count."""
+def uv_compile(
+    case: Case, index: IndexSetup, workdir: Path, cache_dir: Path, *, offline: bool = False
+) -> dict[str, Any]:
+    """One ``uv pip compile --generate-hashes`` for the case's target; returns the pin count.
+
+    ``offline``: ``--offline``, everything from ``cache_dir`` (the fully cached footing)."""
     uv = venv_tool("uv")
     workdir.mkdir(parents=True, exist_ok=True)
     if case.cuda is not None:
@@ -117,6 +121,8 @@ def uv_compile(case: Case, index: IndexSetup, workdir: Path, cache_dir: Path) ->
         "--no-header", "--quiet",
         "-o", str(out),
     ]  # fmt: skip
+    if offline:
+        argv.append("--offline")
     _run(argv, peer_env(cache_dir), workdir)
     return {"pins": count_pins(out.read_text())}
 

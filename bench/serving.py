@@ -110,13 +110,20 @@ def run_serving(
     connections: tuple[int, ...] = (4, 16),
     threads: int = 2,
     workers_list: tuple[int, ...] = (1, 2),
+    databases: tuple[str, ...] = ("sqlite", "postgresql"),
+    root: Path | None = None,
+    suffix: str = "",
     log: Callable[[str], None] = print,
 ) -> list[Measurement]:
-    """wrk against both cache-hit endpoints, per database and worker count."""
+    """wrk against both cache-hit endpoints, per database and worker count.
+
+    ``root``: the lockd tree to serve (default this one); ``suffix`` marks its rows ("@base")."""
     rows: list[Measurement] = []
     for db_name, database in _databases(workdir):
+        if db_name not in databases:
+            continue
         for workers in workers_list:
-            label = f"{db_name}, {workers} worker{'s' if workers > 1 else ''}"
+            label = f"{db_name}, {workers} worker{'s' if workers > 1 else ''}{suffix}"
             log(f"  serving: {label}")
             rows.extend(
                 _one_server(
@@ -129,6 +136,7 @@ def run_serving(
                     duration=duration,
                     connections=connections,
                     threads=threads,
+                    root=root,
                 )
             )
     return rows
@@ -145,11 +153,15 @@ def _one_server(
     duration: float,
     connections: tuple[int, ...],
     threads: int,
+    root: Path | None = None,
 ) -> list[Measurement]:
     common: dict[str, Any] = {"section": "serving", "case": label, "index": index.label}
     endpoints = ("POST /lock (stored input)", "GET /v1/blobs/{digest}/requirements.txt")
     try:
-        with database() as url, LockdServer.start(url, index, workdir / "server", workers=workers) as server:
+        with (
+            database() as url,
+            LockdServer.start(url, index, workdir / "server", workers=workers, root=root) as server,
+        ):
             stored = server.post_lock(case, case.requirements)
             if stored.lock_digest is None:
                 raise RuntimeError("POST /lock answered without a Lock-Digest header")

@@ -7,8 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.cases import with_nonce
+import pytest
+
+from bench.builds import current_build
+from bench.cases import FIXTURE_CASES, load_cases, with_nonce
+from bench.indexes import FixtureIndexProcess, fixture_setup
+from bench.issue16_report import issue16_markdown, issue16_verdicts
+from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
+from bench.timing import Measurement, Sample
 from lockd.inputs import parse_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,3 +78,58 @@ def test_harness_runs_one_tiny_case_end_to_end(tmp_path: Path) -> None:
     fetched = [m for m in report["measurements"] if m["section"] == "bytes"]
     assert fetched and fetched[0]["sample_extra"][0]["bytes_fetched"] > 0
     assert "| fx-tiny | lockd-inproc |" in done.stdout and "### Targets" in done.stdout
+
+
+def _row(section: str, case: str, tool: str, mode: str, seconds: float, **extra: object) -> Measurement:
+    return Measurement(section, case, "pypi", tool, mode, (Sample(seconds, dict(extra)),), extra=dict(extra))
+
+
+def test_issue16_verdicts_judge_each_target_with_its_figures() -> None:
+    rows = []
+    for case, uv, lockd, pins in (("pypi-25", 1.0, 0.9, 25), ("pypi-300", 2.0, 3.0, 301)):
+        rows += [
+            _row("footing", case, "uv", "cold", uv, pins=pins),
+            _row("footing", case, "uv", "warm", uv / 2),
+            _row("footing", case, "uv", "cached", 0.05),
+            _row("footing", case, "lockd-http", "cold", lockd, pins=pins, worker_peak_rss_kib=250 * 1024),
+            _row("footing", case, "lockd-http", "warm", lockd / 8),
+            _row("footing", case, "lockd-http", "cached", 0.1),
+            _row("footing", case, "lockd-cli", "cold", lockd),
+        ]
+    rows.append(Measurement("footing", "pypi-25", "pypi", "lockd-cli", "warm", status="not available", detail="no --cache-dir"))  # fmt: skip
+    rows.append(_row("startup", "requests", "lockd-cli", "start-up", 0.12))
+    rows.append(_row("drift", "10000 locks", "lockd drift run", "warm", 150.0, locks=10_000, store_s=1))
+    for conns, rps, p99 in ((4, 1800.0, 5.0), (16, 2500.0, 15.0)):
+        for endpoint in ("POST /lock (stored input)", "GET /v1/blobs/{digest}/requirements.txt"):
+            rows.append(_row("issue16-serving", "postgresql, 2 workers", f"{endpoint}, {conns} conn.", "hit", 0.01,
+                             connections=conns, requests_per_s=rps, p99_ms=p99, errors=0))  # fmt: skip
+    lines = {v.target.split(" ≤")[0].split(" <")[0].split(" ≥")[0]: v for v in issue16_verdicts(rows, [""])}
+    assert lines["HTTP cold"].met is False and "pypi-300 1.50×" in lines["HTTP cold"].figures
+    assert lines["HTTP warm (pages refetched, metadata cached)"].met is True
+    assert lines["HTTP fully cached"].met is True  # 2× uv --offline
+    ratio = next(v for k, v in lines.items() if k.startswith("ratio to uv at 300 pins"))
+    assert ratio.met is False and "cold 1.50× at 300 vs 0.90× at 25" in ratio.figures
+    assert lines["CLI warm"].met is None and lines["CLI start-up to first request"].met is True
+    assert lines["PostgreSQL cache hits, 2 workers"].met is True
+    assert lines["drift run over 10,000 stored locks (warm)"].met is True
+    assert lines["peak RSS of the server worker during the largest resolution"].met is True
+    report = issue16_markdown(rows, [""])
+    assert "VERDICT FAIL [lockd] HTTP cold ≤ 1.0× uv cold at every size: pypi-25 0.90×" in report
+    assert "| pypi-300 | 301 | lockd | 2.00 s | 3.00 s | 1.50× |" in report
+
+
+def test_phase_worker_accounts_a_cold_and_a_cached_lock_by_phase(tmp_path: Path) -> None:
+    case = load_cases(FIXTURE_CASES, "fixture", ["fx-tiny"])[0]
+    with FixtureIndexProcess.start(0) as index:
+        rows = run_phases(
+            case, fixture_setup(index), current_build(), tmp_path / "w", times=1, modes=("cold", "cached")
+        )
+    assert [r.mode for r in rows] == ["cold", "cached"]
+    for row in rows:
+        assert row.status == "ok", row.detail
+        assert row.extra["missing_hooks"] == []  # every phase lockd has today is hooked
+        run = row.samples[0].extra
+        assert run["pins"] == 5
+        # On the resolving thread phases exclude one another, so they add up to the wall clock.
+        assert sum(run["phases"].values()) == pytest.approx(run["wall_s"], rel=0.05)
+    assert median_phases(rows[0])["page fetch"] > 0 and median_phases(rows[1])["page fetch"] < median_phases(rows[0])["page fetch"]  # fmt: skip
