@@ -47,6 +47,7 @@ from lockd.index.credentials import IndexCredentials
 from lockd.index.fetcher import Fetcher
 from lockd.index.metadata_reader import MetadataReader
 from lockd.index.options import ClientOptions
+from lockd.index.page_reuse import ParsedPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.index_text import check_metadata
@@ -119,6 +120,8 @@ class IndexClient:
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
+        # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
+        self._parsed_pages = ParsedPages(options.page_cache_bytes)
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -201,7 +204,15 @@ class IndexClient:
             content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             page_url = str(response.url)
         self._counters.add("pages")
-        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
+        page = self._parsed_pages.page(
+            url,
+            body,
+            content_type,
+            page_url,
+            lambda: _parse_page(
+                body, content_type, page_url, name, url, max_files=self.options.max_page_files
+            ),
+        )
         self._pages.put(url, page)
         return page
 
