@@ -32,7 +32,7 @@ from lockd.resolver.candidates import (
 )
 from lockd.resolver.dependencies import marker_true, split_extras
 from lockd.resolver.explain import explain_impossible
-from lockd.resolver.provider import IndexSource, Provider
+from lockd.resolver.provider import PREFETCH_WIDTH, IndexSource, Provider
 
 __all__ = ["ResolveReporter", "resolve"]
 
@@ -88,7 +88,7 @@ def resolve(
     # workers mostly wait on the network.
     with (
         deadline_scope(deadline),
-        ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockd-resolve") as pool,
+        ThreadPoolExecutor(max_workers=PREFETCH_WIDTH, thread_name_prefix="lockd-resolve") as pool,
     ):
         provider = Provider(request, index, pool, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []
