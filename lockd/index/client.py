@@ -226,7 +226,7 @@ class IndexClient:
     def fetch_metadata(self, file: DistFile) -> bytes:
         """Raw METADATA (wheels) or static PKG-INFO (sdists) of one file, checked against it.
 
-        Costs nothing when cached; otherwise one `.metadata` GET, or two or three range
+        Costs nothing when cached; otherwise one `.metadata` GET, or (usually) one to three range
         requests into a wheel, or one streamed download. Joins an in-flight prefetch. Raises
         `UnusableMetadata` (`MetadataMismatch` among them) when the file's metadata cannot be used.
         """
