@@ -4,8 +4,8 @@
 the end of central directory record (zip64 too) in the tail, reads the central directory, then
 the chosen member's local header and data, asking `read_range` only for bytes it does not yet
 hold; the tail (`tail_bytes`) and a directory read reach far enough that one request, at most
-two, usually serve all three. `metadata_from_zip_stream` reads a wheel whose server ignores `Range` from its first byte,
-skipping each member's data as it streams past and stopping at the METADATA: only as far as
+two, usually serve all three. `metadata_from_zip_stream` reads a wheel whose server ignores
+`Range` from its first byte, skipping each member's data as it streams past and stopping at the METADATA: only as far as
 needed, nothing kept but that member. Both bound what the file can make them hold (members,
 central directory, METADATA size: `ResponseTooLarge`) and check the deadline as they walk;
 any structure that points outside the file, is cut short or does not decompress raises
