@@ -18,7 +18,6 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
 from types import TracebackType
@@ -50,6 +49,7 @@ from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
+from lockd.index.threads import started_pool
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
 from lockd.sdist_sources import MetadataBuilder
@@ -133,9 +133,7 @@ class IndexClient:
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
         # As wide as the connections: a prefetch thread mostly waits on the network.
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, options.max_connections), thread_name_prefix="lockd-fetch"
-        )
+        self._pool = started_pool(max(1, options.max_connections), "lockd-fetch")
         # Every page is filtered by a table built once per process (~0.3 s): built here, off the
         # pool, so a server has it before its first request and the CLI while it waits on the network.
         self._pool.submit(lockable_anywhere, frozenset())

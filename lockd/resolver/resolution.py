@@ -8,7 +8,6 @@ enforces the deadline at every round, translates resolvelib's exceptions into `L
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
@@ -20,6 +19,7 @@ from resolvelib.resolvers import Criterion, ResolverException
 from lockd import accelerator
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionImpossible
+from lockd.index.threads import started_pool
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
 from lockd.resolver.build import build_lock
@@ -88,7 +88,7 @@ def resolve(
     # workers mostly wait on the network.
     with (
         deadline_scope(deadline),
-        ThreadPoolExecutor(max_workers=PREFETCH_WIDTH, thread_name_prefix="lockd-resolve") as pool,
+        started_pool(PREFETCH_WIDTH, "lockd-resolve") as pool,
     ):
         provider = Provider(request, index, pool, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []
