@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     torch_family: str = ",".join(sorted(TORCH_FAMILY))
     page_ttl: float = Field(default=600.0, ge=0)
     http_timeout: float = Field(default=30.0, gt=0)
-    http_max_connections: int = Field(default=32, ge=1)
+    http_max_connections: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     max_requirements: int = Field(default=500, ge=1)
     # Constraints files are long (Apache Airflow's is ~700 lines) and cost linear time.

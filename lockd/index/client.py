@@ -18,7 +18,6 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
 from types import TracebackType
@@ -49,8 +48,10 @@ from lockd.index.credentials import IndexCredentials
 from lockd.index.fetcher import Fetcher
 from lockd.index.metadata_reader import MetadataReader
 from lockd.index.options import ClientOptions
+from lockd.index.page_reuse import ParsedPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
+from lockd.index.threads import started_pool
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
 from lockd.sdist_sources import MetadataBuilder
@@ -62,6 +63,7 @@ from lockd.simple import (
     parse_html_page,
     parse_json_page,
 )
+from lockd.target import lockable_anywhere
 
 __all__ = ["IndexClient"]
 
@@ -123,6 +125,8 @@ class IndexClient:
         self._hash_cache: HashCache = hash_cache
         self._page_store = page_store  # the CLI's pages beyond this process; None on the server
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
+        # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
+        self._parsed_pages = ParsedPages(options.page_cache_bytes)
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -132,9 +136,11 @@ class IndexClient:
         self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, min(options.max_connections, 16)), thread_name_prefix="lockd-fetch"
-        )
+        # As wide as the connections: a prefetch thread mostly waits on the network.
+        self._pool = started_pool(max(1, options.max_connections), "lockd-fetch")
+        # Every page is filtered by a table built once per process (~0.3 s): built here, off the
+        # pool, so a server has it before its first request and the CLI while it waits on the network.
+        self._pool.submit(lockable_anywhere, frozenset())
         self._closed = False
 
     @classmethod
@@ -213,7 +219,15 @@ class IndexClient:
             content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             page_url = str(response.url)
         self._counters.add("pages")
-        page = _parse_page(body, content_type, page_url, name, url, max_files=self.options.max_page_files)
+        page = self._parsed_pages.page(
+            url,
+            body,
+            content_type,
+            page_url,
+            lambda: _parse_page(
+                body, content_type, page_url, name, url, max_files=self.options.max_page_files
+            ),
+        )
         self._pages.put(url, page)
         if self._page_store is not None:  # only a page that parsed is kept
             self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
@@ -236,7 +250,7 @@ class IndexClient:
     def fetch_metadata(self, file: DistFile) -> bytes:
         """Raw METADATA (wheels) or static PKG-INFO (sdists) of one file, checked against it.
 
-        Costs nothing when cached; otherwise one `.metadata` GET, or two or three range
+        Costs nothing when cached; otherwise one `.metadata` GET, or (usually) one to three range
         requests into a wheel, or one streamed download. Joins an in-flight prefetch. Raises
         `UnusableMetadata` (`MetadataMismatch` among them) when the file's metadata cannot be used.
         """

@@ -24,7 +24,7 @@ from lockd.errors import IndexUnavailable, ResponseTooLarge, SdistNeedsBuild, Ta
 from lockd.index.body import HashedStream
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
-from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_stream
+from lockd.index.remote_zip import RemoteZip, metadata_from_zip_stream, tail_bytes
 from lockd.index.stats import FetchCounters
 from lockd.sdist_metadata import static_pkg_info
 from lockd.sdist_sources import MetadataBuilder, metadata_without_pkg_info
@@ -80,7 +80,8 @@ class MetadataReader:
     def _ranged_wheel_metadata(self, file: DistFile) -> bytes:
         limit = self._options.max_metadata_bytes
         members = self._options.max_archive_members
-        headers = {"Range": f"bytes=-{TAIL_BYTES}", **_IDENTITY}
+        tail_length = tail_bytes(file.size)
+        headers = {"Range": f"bytes=-{tail_length}", **_IDENTITY}
         with self._fetcher.request("GET", file.url, headers=headers) as response:
             if response.status_code == 200:
                 # The server ignored the range: read the wheel from its start, only up to its METADATA.
@@ -97,7 +98,7 @@ class MetadataReader:
                     context={"url": file.url},
                 )
             self._counters.add("range_requests")
-            tail, total = self._fetcher.range_body(response, file, TAIL_BYTES)
+            tail, total = self._fetcher.range_body(response, file, tail_length)
 
         def read_range(start: int, end: int) -> bytes:
             return self._fetcher.read_range(file, start, end)

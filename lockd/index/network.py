@@ -17,6 +17,7 @@ import httpcore
 import httpx
 
 from lockd.deadline import seconds_left
+from lockd.index.connections import ConnectionSlots
 
 __all__ = ["DeadlineBackend", "deadline_transport"]
 
@@ -89,15 +90,15 @@ class DeadlineBackend(httpcore.NetworkBackend):
 def deadline_transport(*, max_connections: int, retries: int = 1) -> httpx.HTTPTransport:
     """An `httpx.HTTPTransport` as httpx would build it, on `DeadlineBackend` sockets.
 
-    httpx 0.28 takes no network backend, so the connection pool it built is replaced by the same
-    pool on ours (tests/index/test_network.py checks that it is still used).
+    httpx 0.28 takes no network backend, so the connection pool it built is replaced by
+    `ConnectionSlots` on ours (tests/index/test_network.py checks that it is still used).
     """
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     transport = httpx.HTTPTransport(retries=retries, limits=limits)
-    transport._pool = httpcore.ConnectionPool(
+    # httpx only calls handle_request and close on its pool, which `ConnectionSlots` has.
+    transport._pool = ConnectionSlots(  # type: ignore[assignment]  # httpx types it as its own pool
         ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
+        max_connections=max_connections,
         keepalive_expiry=limits.keepalive_expiry,
         retries=retries,
         network_backend=DeadlineBackend(),

@@ -26,7 +26,9 @@ class ClientOptions:
     """Timeouts, connection limits, cache bounds and credentials of one `IndexClient`."""
 
     timeout: float = 30.0
-    max_connections: int = 32
+    # Connections to the indexes, and so fetches in flight: the prefetch walk fans out this wide
+    # (uv keeps about 50 in flight).
+    max_connections: int = 64
     # PyPI strips caching headers, so pages are kept for a TTL rather than revalidated.
     page_ttl: float = 600.0
     # Parsed pages, by their estimated size in memory; one page over an eighth is never kept.

@@ -3,8 +3,9 @@
 `RemoteZip` is given a range-reading callable and the file's size, never a client: it finds
 the end of central directory record (zip64 too) in the tail, reads the central directory, then
 the chosen member's local header and data, asking `read_range` only for bytes it does not yet
-hold. `metadata_from_zip_stream` reads a wheel whose server ignores `Range` from its first byte,
-skipping each member's data as it streams past and stopping at the METADATA: only as far as
+hold; the tail (`tail_bytes`) and a directory read reach far enough that one request, at most
+two, usually serve all three. `metadata_from_zip_stream` reads a wheel whose server ignores
+`Range` from its first byte, skipping each member's data as it streams past and stopping at the METADATA: only as far as
 needed, nothing kept but that member. Both bound what the file can make them hold (members,
 central directory, METADATA size: `ResponseTooLarge`) and check the deadline as they walk;
 any structure that points outside the file, is cut short or does not decompress raises
@@ -26,7 +27,15 @@ from packaging.version import Version
 from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, ResponseTooLarge
 
-__all__ = ["TAIL_BYTES", "RangeReader", "RemoteZip", "ZipMember", "metadata_from_zip_stream", "metadata_rank"]
+__all__ = [
+    "TAIL_BYTES",
+    "RangeReader",
+    "RemoteZip",
+    "ZipMember",
+    "metadata_from_zip_stream",
+    "metadata_rank",
+    "tail_bytes",
+]
 
 RangeReader = Callable[[int, int], bytes]
 """Bytes [start, end) of the file; fewer or more than asked for is treated as a corrupt file."""
@@ -34,6 +43,18 @@ RangeReader = Callable[[int, int], bytes]
 # One suffix request usually covers the EOCD, the central directory of an ordinary wheel and,
 # because wheel builders write .dist-info last, the METADATA member itself.
 TAIL_BYTES = 64 * 1024
+# For a file of known size the suffix grows with it: the central directory and RECORD grow with
+# the number of members, and a second and third round trip cost more than the bytes. Measured
+# on PyPI's big wheels (numpy, pandas, scipy, scikit-learn, mypy, babel), METADATA starts 90-250 KiB
+# before the end: 1-2 % of the file, under 256 KiB.
+_TAIL_FLOOR = 128 * 1024
+_TAIL_CAP = 256 * 1024
+_TAIL_DIVISOR = 24
+# RECORD (deflated, about half the central directory's size) and METADATA usually sit just in
+# front of the central directory: a directory read reaches back this much further (plus its
+# size, up to `_MAX_LEAD`).
+_DIRECTORY_LEAD = 16 * 1024
+_MAX_LEAD = 1024 * 1024
 
 _EOCD = struct.Struct("<4s4H2LH")
 _EOCD_SIG = b"PK\x05\x06"
@@ -64,6 +85,13 @@ class ZipMember:
     method: int
     compressed_size: int
     local_offset: int
+
+
+def tail_bytes(size: int | None) -> int:
+    """How many bytes from the end of a wheel of `size` bytes the first range request asks for."""
+    if size is None:
+        return TAIL_BYTES  # HTML pages give no size; without one the suffix stays small
+    return max(_TAIL_FLOOR, min(_TAIL_CAP, size // _TAIL_DIVISOR))
 
 
 class RemoteZip:
@@ -104,6 +132,11 @@ class RemoteZip:
         offset, size = self._central_directory()
         if size > self._max_members * _DIRECTORY_BYTES_PER_MEMBER:
             raise self._too_large(f"its central directory of {size:,} bytes is implausibly large")
+        if not self._holds(offset, offset + size) and 0 <= offset <= self._size:
+            # One request for the directory and what usually lies just before it (RECORD, then
+            # METADATA), rather than a second one for the member; at most twice the directory.
+            lead = min(size, _MAX_LEAD) + _DIRECTORY_LEAD
+            self._bytes(max(0, offset - lead), min(offset + size, self._size))
         directory = self._bytes(offset, offset + size)
         members: dict[str, ZipMember] = {}
         pos = count = 0
@@ -176,6 +209,9 @@ class RemoteZip:
                 return start, tail
         start = max(0, self._size - _EOCD.size - _MAX_COMMENT)
         return start, self._bytes(start, self._size)
+
+    def _holds(self, start: int, end: int) -> bool:
+        return any(held_start <= start and end <= held_start + len(held) for held_start, held in self._held)
 
     def _bytes(self, start: int, end: int) -> bytes:
         """Bytes [start, end): from what is held, else by exactly one range request."""

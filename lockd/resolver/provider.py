@@ -55,7 +55,11 @@ from lockd.resolver.metadata import MetadataReader
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
-__all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo"]
+__all__ = ["PREFETCH_WIDTH", "IndexSource", "Preference", "Provider", "RequirementInfo"]
+
+# Walk tasks running at once. Each mostly waits on the network, so this is how many fetches the
+# walk keeps in flight; the index client's connection limit bounds it further.
+PREFETCH_WIDTH = 64
 
 # resolvelib defines RequirementInformation as a generic NamedTuple for type checkers only.
 RequirementInfo: TypeAlias = "RequirementInformation[AnyRequirement, AnyCandidate]"

@@ -10,7 +10,6 @@ remembered, which otherwise dominates the resolver's time on graphs of hundreds 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
@@ -23,6 +22,7 @@ from resolvelib.resolvers.resolution import _build_result as build_result  # for
 from lockd import accelerator
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionImpossible
+from lockd.index.threads import started_pool
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
 from lockd.resolver.build import ResolverResult, build_lock
@@ -35,7 +35,7 @@ from lockd.resolver.candidates import (
 )
 from lockd.resolver.dependencies import marker_true, split_extras
 from lockd.resolver.explain import explain_impossible
-from lockd.resolver.provider import IndexSource, Provider
+from lockd.resolver.provider import PREFETCH_WIDTH, IndexSource, Provider
 
 __all__ = ["ResolveReporter", "resolve"]
 
@@ -129,7 +129,7 @@ def resolve(
     # workers mostly wait on the network.
     with (
         deadline_scope(deadline),
-        ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockd-resolve") as pool,
+        started_pool(PREFETCH_WIDTH, "lockd-resolve") as pool,
     ):
         provider = Provider(request, index, pool, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []

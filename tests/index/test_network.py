@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
-import httpcore
 import httpx
 import pytest
 from packaging.utils import canonicalize_name
@@ -14,6 +13,7 @@ from packaging.utils import canonicalize_name
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout
 from lockd.index import IndexClient
+from lockd.index.connections import ConnectionSlots
 from lockd.index.network import DeadlineBackend, deadline_transport
 from tests.support import loopback_http
 
@@ -61,9 +61,9 @@ def drip() -> Iterator[str]:
 
 def test_the_transport_is_httpx_own_on_deadline_sockets() -> None:
     transport = deadline_transport(max_connections=4)
-    pool = transport._pool
-    assert isinstance(pool, httpcore.ConnectionPool)
-    assert isinstance(pool._network_backend, DeadlineBackend)  # httpx upgrades must keep this working
+    pool: object = transport._pool
+    assert isinstance(pool, ConnectionSlots)  # httpx upgrades must keep this working
+    assert isinstance(pool._network_backend, DeadlineBackend)
     assert pool._max_connections == 4
 
 

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from lockd.errors import IndexUnavailable, ResponseTooLarge
-from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_stream
+from lockd.index.remote_zip import TAIL_BYTES, RemoteZip, metadata_from_zip_stream, tail_bytes
 
 PROJECT = canonicalize_name("demo")
 VERSION = Version("1.0")
@@ -273,3 +273,24 @@ def test_central_directory_limits() -> None:
                                 max_members=40)  # fmt: skip
     with pytest.raises(ResponseTooLarge, match="more than 40 members"):
         small_directory.dist_info_metadata(PROJECT, VERSION)
+
+
+def test_a_directory_beyond_the_tail_is_read_with_the_metadata_in_front_of_it() -> None:
+    # Big wheels (numpy, pandas, scipy) have central directories past the first suffix read;
+    # .dist-info comes last, so the directory read that reaches back covers METADATA too.
+    members = {f"demo/module_{n:05}.py": b"x = 1\n" for n in range(3000)}
+    members["demo-1.0.dist-info/METADATA"] = METADATA
+    members["demo-1.0.dist-info/RECORD"] = b"".join(
+        f"demo/module_{n:05}.py,,\n".encode() for n in range(3000)
+    )
+    data = _wheel(members, padding=4 * TAIL_BYTES)
+    reader, ranges = _reader(data, tail=data[-TAIL_BYTES:])
+    assert reader.dist_info_metadata(PROJECT, VERSION) == METADATA
+    assert len(ranges.asked) == 1, ranges.asked
+
+
+def test_the_first_suffix_grows_with_the_file_within_bounds() -> None:
+    assert tail_bytes(None) == TAIL_BYTES
+    assert tail_bytes(10_000) == 128 * 1024  # the whole of a small wheel
+    assert tail_bytes(4 * 1024 * 1024) == 4 * 1024 * 1024 // 24
+    assert tail_bytes(800 * 1024 * 1024) == 256 * 1024

@@ -1,0 +1,184 @@
+"""Keep-alive HTTP/1.1 connections to the indexes, handed out in constant time.
+
+httpcore's `ConnectionPool` re-examines every connection and every queued request under one
+lock on each request and each response close (a poll syscall per idle connection). With the
+prefetch walk's 64 fetches in flight and page parsing holding the GIL, threads queued on that
+lock were a third of a resolution's samples. Here a request takes a slot (at most
+`max_connections` at once, waiting no longer than its pool timeout), then the most recently
+used idle connection to its origin, checked once, or a new one; closing the response gives the
+connection back. Open connections never exceed `max_connections`: the longest idle one of
+another origin is closed to make room. Sockets come from the network backend given
+(`network.DeadlineBackend`), so every socket operation still ends at the caller's deadline.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+import httpcore
+
+__all__ = ["ConnectionSlots"]
+
+_Origin = tuple[bytes, bytes, int]  # scheme, host, port
+
+
+class ConnectionSlots:
+    """A minimal `httpcore` connection pool: bounded, per-origin LIFO reuse, no lock held while waiting."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        max_connections: int,
+        keepalive_expiry: float | None,
+        retries: int,
+        network_backend: httpcore.NetworkBackend,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._retries = retries
+        self._network_backend = network_backend
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._lock = threading.Lock()
+        self._idle: dict[_Origin, deque[httpcore.HTTPConnection]] = {}
+        self._idle_order: deque[tuple[_Origin, httpcore.HTTPConnection]] = deque()  # oldest first
+        self._open = 0
+        self._closed = False
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        timeouts = request.extensions.get("timeout", {})
+        wait = timeouts.get("pool")
+        if not self._slots.acquire(timeout=wait):
+            raise httpcore.PoolTimeout("no free connection to the index in time")
+        origin = _origin_key(request)
+        try:
+            connection = self._checkout(request, origin)
+            try:
+                response = connection.handle_request(request)
+            except BaseException:
+                connection.close()
+                self._forget(connection)
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+        stream = response.stream
+        assert isinstance(stream, Iterable)  # synchronous connections give synchronous bodies
+        return httpcore.Response(
+            status=response.status,
+            headers=response.headers,
+            content=_ReturnedOnClose(stream, self, origin, connection),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle = [connection for _origin, connection in self._idle_order]
+            self._idle.clear()
+            self._idle_order.clear()
+            self._open -= len(idle)
+        for connection in idle:
+            connection.close()
+
+    def __enter__(self) -> ConnectionSlots:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ---
+
+    def _checkout(self, request: httpcore.Request, origin: _Origin) -> httpcore.HTTPConnection:
+        evicted: list[httpcore.HTTPConnection] = []
+        try:
+            while True:
+                with self._lock:
+                    stack = self._idle.get(origin)
+                    connection = stack.pop() if stack else None
+                    if connection is not None:
+                        self._idle_order.remove((origin, connection))
+                    elif self._open >= self._max_connections and self._idle_order:
+                        # Room for this origin: the longest idle connection of another one goes.
+                        other, oldest = self._idle_order.popleft()
+                        self._idle[other].remove(oldest)
+                        self._open -= 1
+                        evicted.append(oldest)
+                    if connection is None:
+                        self._open += 1
+                        return httpcore.HTTPConnection(
+                            origin=request.url.origin,
+                            ssl_context=self._ssl_context,
+                            keepalive_expiry=self._keepalive_expiry,
+                            retries=self._retries,
+                            network_backend=self._network_backend,
+                        )
+                if connection.is_idle() and not connection.has_expired():
+                    return connection
+                connection.close()  # the server closed it, or it idled past the keep-alive expiry
+                self._forget(connection)
+        finally:
+            for old in evicted:
+                old.close()
+
+    def _give_back(self, origin: _Origin, connection: httpcore.HTTPConnection) -> None:
+        try:
+            keep = connection.is_idle() and not connection.is_closed()
+            if keep:
+                with self._lock:
+                    if not self._closed:
+                        self._idle.setdefault(origin, deque()).append(connection)
+                        self._idle_order.append((origin, connection))
+                        return
+            connection.close()
+            self._forget(connection)
+        finally:
+            self._slots.release()
+
+    def _forget(self, connection: httpcore.HTTPConnection) -> None:
+        with self._lock:
+            self._open -= 1
+
+
+class _ReturnedOnClose(Iterable[bytes]):
+    """A response body that gives its connection back to the pool once closed."""
+
+    def __init__(
+        self,
+        stream: Iterable[bytes],
+        pool: ConnectionSlots,
+        origin: _Origin,
+        connection: httpcore.HTTPConnection,
+    ) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._origin = origin
+        self._connection = connection
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            close = getattr(self._stream, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._pool._give_back(self._origin, self._connection)
+
+
+def _origin_key(request: httpcore.Request) -> _Origin:
+    origin = request.url.origin
+    return (origin.scheme, origin.host, origin.port)

@@ -1,0 +1,112 @@
+"""`lockd.index.connections`: keep-alive reuse, the connection bound, and connections given back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from lockd.index.network import deadline_transport
+from tests.support import loopback_http
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """Answers 64 KiB; notes each client port it saw and how many requests ran at once."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    lock = threading.Lock()
+    ports: ClassVar[set[int]] = set()
+    running = 0
+    most_running = 0
+    close_each = False
+    body = b"x" * 65536
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.ports.add(self.client_address[1])
+            cls.running += 1
+            cls.most_running = max(cls.most_running, cls.running)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.body)))
+            if cls.close_each:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(self.body)
+        finally:
+            with cls.lock:
+                cls.running -= 1
+
+
+def _handler(*, close_each: bool = False) -> type[_Counting]:
+    return type(
+        "Handler", (_Counting,), {"ports": set(), "running": 0, "most_running": 0, "close_each": close_each}
+    )
+
+
+@pytest.fixture
+def counting() -> Iterator[tuple[str, type[_Counting]]]:
+    handler = _handler()
+    with loopback_http(handler) as host:
+        yield f"http://{host}/", handler
+
+
+def test_requests_one_after_another_reuse_one_connection(counting: tuple[str, type[_Counting]]) -> None:
+    url, handler = counting
+    with httpx.Client(transport=deadline_transport(max_connections=8), timeout=5.0) as client:
+        for _ in range(20):
+            assert len(client.get(url).content) == 65536
+    assert len(handler.ports) == 1
+
+
+def test_parallel_requests_never_exceed_the_bound(counting: tuple[str, type[_Counting]]) -> None:
+    url, handler = counting
+    with (
+        httpx.Client(transport=deadline_transport(max_connections=3), timeout=5.0) as client,
+        ThreadPoolExecutor(12) as pool,
+    ):
+        sizes = list(pool.map(lambda _: len(client.get(url).content), range(60)))
+    assert sizes == [65536] * 60
+    assert handler.most_running <= 3
+    assert len(handler.ports) <= 3  # connections are reused, not opened per request
+
+
+def test_a_connection_the_server_closes_is_replaced() -> None:
+    handler = _handler(close_each=True)
+    with (
+        loopback_http(handler) as host,
+        httpx.Client(transport=deadline_transport(max_connections=1), timeout=5.0) as client,
+    ):
+        for _ in range(5):
+            assert client.get(f"http://{host}/").status_code == 200
+    assert len(handler.ports) == 5
+
+
+def test_a_body_left_unread_gives_its_slot_back(counting: tuple[str, type[_Counting]]) -> None:
+    url, handler = counting
+    with httpx.Client(transport=deadline_transport(max_connections=1), timeout=2.0) as client:
+        with client.stream("GET", url) as response:
+            assert response.status_code == 200  # closed without reading: the connection is dropped
+        assert len(client.get(url).content) == 65536
+    assert len(handler.ports) == 2
+
+
+def test_waiting_for_a_connection_ends_at_the_pool_timeout(counting: tuple[str, type[_Counting]]) -> None:
+    url, _handler_class = counting
+    timeout = httpx.Timeout(5.0, pool=0.2)
+    with httpx.Client(transport=deadline_transport(max_connections=1), timeout=timeout) as client:
+        with client.stream("GET", url):
+            with pytest.raises(httpx.PoolTimeout):
+                client.get(url)
+        assert client.get(url).status_code == 200

@@ -1,0 +1,48 @@
+"""Pages past their TTL are fetched again, and parsed again only when the index sent other bytes."""
+
+from __future__ import annotations
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from fixtures.served_index import ControlledIndex, WatchedIndex
+from lockd.index import IndexClient
+from lockd.index.page_reuse import ParsedPages
+from lockd.simple import ProjectPage
+
+
+def test_the_same_bytes_fetched_again_give_the_page_already_parsed(fixture_index: WatchedIndex) -> None:
+    name = canonicalize_name("lockd-fx-yanked")
+    with IndexClient(timeout=5.0, page_ttl=0) as client:
+        first = client.project_page(fixture_index.pypi_url, name)
+        second = client.project_page(fixture_index.pypi_url, name)
+        assert client.stats.pages == 2  # fetched twice: a TTL of 0 keeps nothing
+    assert second is first
+
+
+def test_a_changed_page_is_parsed_again(mutable_index: ControlledIndex) -> None:
+    name = canonicalize_name("lockd-fx-plain")
+    with IndexClient(timeout=5.0, page_ttl=0) as client:
+        before = client.project_page(mutable_index.pypi_url, name)
+        mutable_index.publish("lockd-fx-plain", "9.0")
+        after = client.project_page(mutable_index.pypi_url, name)
+    assert Version("9.0") in after.versions
+    assert Version("9.0") not in before.versions
+
+
+def test_only_the_same_body_content_type_and_final_url_reuse_a_parse() -> None:
+    pages = ParsedPages(1024 * 1024)
+    parsed: list[ProjectPage] = []
+
+    def parse() -> ProjectPage:
+        parsed.append(ProjectPage(name=canonicalize_name("p"), index_url="u", files=()))
+        return parsed[-1]
+
+    url, json = "https://i/simple/p/", "application/vnd.pypi.simple.v1+json"
+    first = pages.page(url, b"body", json, url, parse)
+    assert pages.page(url, b"body", json, url, parse) is first
+    assert pages.page(url, b"other", json, url, parse) is parsed[1]
+    assert pages.page(url, b"other", "text/html", url, parse) is parsed[2]
+    assert pages.page(url, b"other", "text/html", url + "moved/", parse) is parsed[3]
+    assert pages.page("https://i/simple/q/", b"other", "text/html", url + "moved/", parse) is parsed[4]
+    assert len(parsed) == 5
