@@ -90,7 +90,7 @@ CHROMIUM_ARGS = [
 ]
 _counter = itertools.count(1)
 # Connections dropping a session's databases at once (PostgreSQL's default limit is 100).
-_DROP_CONNECTIONS = 8
+_DROP_CONNECTIONS = 24
 
 
 def wait_until(
