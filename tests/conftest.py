@@ -46,6 +46,72 @@ from tests.support import (
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgres")
+# Seconds each module (20 s or more) took in one `-n 2 --dist loadfile` run on a loaded 2-core
+# machine (Dec 2026; `--junitxml`, summed per module), for the order below. A module missing here
+# is estimated from its test count; stale figures only cost wall time, never coverage.
+MODULE_SECONDS = {
+    "tests/test_real_pypi_targets.py": 810,
+    "tests/test_docker.py": 432,
+    "tests/test_story_advisories.py": 316,
+    "tests/test_http_concurrency.py": 308,
+    "tests/test_differential.py": 279,
+    "tests/test_faults.py": 257,
+    "tests/test_load.py": 256,
+    "tests/test_security.py": 223,
+    "tests/test_cli.py": 198,
+    "tests/test_dashboard.py": 172,
+    "tests/test_http_errors.py": 170,
+    "tests/test_install.py": 143,
+    "tests/test_bad_input.py": 96,
+    "tests/test_kill.py": 92,
+    "tests/test_http_targets.py": 89,
+    "tests/test_differential_variants.py": 82,
+    "tests/test_hostile_index.py": 79,
+    "tests/test_names.py": 64,
+    "tests/test_drift.py": 63,
+    "tests/test_advisories_osv_api.py": 52,
+    "tests/index/test_hostile_client.py": 52,
+    "tests/test_http_locks.py": 51,
+    "tests/test_http_names.py": 47,
+    "tests/test_differential_targets.py": 46,
+    "tests/test_story_names.py": 34,
+    "tests/test_real_pypi.py": 33,
+    "tests/test_hostile_fixture.py": 31,
+    "tests/test_dashboard_names_browser.py": 29,
+    "tests/test_service.py": 28,
+    "tests/test_real_pypi_stacks.py": 28,
+    "tests/test_fixture_index.py": 27,
+    "tests/test_dashboard_browser.py": 26,
+    "tests/test_properties.py": 26,
+    "tests/test_http_lock_warnings.py": 23,
+    "tests/test_tokens.py": 23,
+    "tests/test_http_openapi.py": 23,
+    "tests/test_http_tokens.py": 22,
+    "tests/test_consumer_image.py": 20,
+    "tests/test_advisories.py": 20,
+}
+# Most modules not listed take well under a second a test; the cap keeps a large table of
+# parametrised pure-function cases from outranking the server modules above.
+SECONDS_PER_TEST = 0.5
+UNLISTED_SECONDS_CAP = 20.0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The costliest modules first (longest-processing-time order): with `--dist loadfile` a
+    worker runs whole modules, and one long module started last would run alone at the end.
+    Needs `--no-loadscope-reorder` (pyproject addopts), which stops xdist ordering modules by
+    their test count instead. The order within a module is left as pytest made it."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.location[0]] = counts.get(item.location[0], 0) + 1
+
+    def cost(item: pytest.Item) -> tuple[float, str]:
+        module = item.location[0]
+        estimate = min(counts[module] * SECONDS_PER_TEST, UNLISTED_SECONDS_CAP)
+        return -MODULE_SECONDS.get(module, estimate), module
+
+    items.sort(key=cost)
 
 
 def _postgres_admin_url() -> str:
