@@ -1,0 +1,295 @@
+"""The per-file rules of the Simple Repository API, shared by the JSON and HTML page parsers.
+
+`DistFile` / `ProjectPage` values, file-name parsing with `packaging.utils` (memoised per
+component, so everything downstream works with shared `Version` and `Tag` values), the
+lockable-target filter, URL absolutisation and the checks on hashes, yanks and requires-python.
+A file whose name, version or requires-python does not parse within bounds (`lockd.index_text`)
+is skipped, or keeps no requires-python, as pip does; it never fails the page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urldefrag, urljoin
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from lockd.errors import ResponseTooLarge
+from lockd.index_text import parse_specifier
+from lockd.target import lockable_anywhere
+
+__all__ = [
+    "DistFile",
+    "FileHead",
+    "ProjectPage",
+    "absolute_url",
+    "dist_file",
+    "file_head",
+    "hex_digest",
+    "parse_upload_time",
+    "requires_python_of",
+    "too_many_files",
+    "yank_reason",
+]
+
+_HEX = "0123456789abcdef"
+
+
+@dataclass(frozen=True, slots=True)
+class DistFile:
+    """One installable file of a project as an index lists it."""
+
+    name: NormalizedName
+    version: Version
+    filename: str
+    url: str
+    kind: Literal["wheel", "sdist"]
+    tags: frozenset[Tag]
+    sha256: str | None
+    size: int | None
+    requires_python: SpecifierSet | None
+    yanked: str | None  # None when not yanked; the reason (possibly "") when yanked
+    upload_time: datetime | None
+    metadata_url: str | None  # PEP 658/714: where `<file>.metadata` lives, if advertised
+    metadata_sha256: str | None
+    index_url: str = field(default="", compare=False)
+
+    @property
+    def is_yanked(self) -> bool:
+        return self.yanked is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPage:
+    """A project's files that some lockable target can install (wheels), or build from (sdists).
+
+    Wheels that install on no target in `lockd.target`'s table are not kept as files: their
+    versions are listed in `foreign_versions`, so an error can still say why they do not fit.
+    """
+
+    name: NormalizedName
+    index_url: str
+    files: tuple[DistFile, ...]
+    foreign_versions: frozenset[Version] = frozenset()
+    # What is derived from the page for one target (`lockd.resolver.finder.Finder.of`), kept
+    # with the page so it lives exactly as long as the page's cache entry. Not part of the value.
+    derived: dict[Hashable, object] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
+
+    @property
+    def versions(self) -> frozenset[Version]:
+        return frozenset(f.version for f in self.files) | self.foreign_versions
+
+
+def parse_upload_time(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def requires_python_of(text: object) -> SpecifierSet | None:
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return _parsed_requires_python(text)
+
+
+# A project lists the same few requires-python texts, versions and tag sets on thousands of
+# files (grpcio, aiohttp); parsing each once per process made page parsing several times faster.
+# Files sharing the parsed value also lets callers memoise per value by identity.
+@lru_cache(maxsize=4096)
+def _parsed_requires_python(text: str) -> SpecifierSet | None:
+    try:
+        return parse_specifier(text)
+    except InvalidSpecifier:
+        # pip ignores a requires-python it cannot parse and keeps the file (`>=3.6.*` on
+        # datatest 0.11.1, symengine 0.7.x): the file counts as having none.
+        return None
+
+
+# parse_wheel_filename's checks are per component (name, version, build tag, tag set), so each
+# component is validated by that same function once, on a filename built around it.
+@lru_cache(maxsize=8192)
+def _wheel_head(name_part: str, version_part: str) -> tuple[NormalizedName, Version] | None:
+    try:
+        name, version, _build, _tags = parse_wheel_filename(f"{name_part}-{version_part}-py3-none-any.whl")
+    except ValueError:  # InvalidWheelFilename, or a number past Python's 4,300-digit limit
+        return None
+    return name, version
+
+
+@lru_cache(maxsize=1024)
+def _wheel_build_ok(build_part: str) -> bool:
+    try:
+        parse_wheel_filename(f"x-0-{build_part}-py3-none-any.whl")
+    except ValueError:
+        return False
+    return True
+
+
+# With whether a target could install them: the same tag set recurs on every version's wheels.
+@lru_cache(maxsize=4096)
+def _wheel_tags(tag_part: str) -> tuple[frozenset[Tag], bool] | None:
+    try:
+        tags = parse_wheel_filename(f"x-0-{tag_part}.whl")[3]
+    except ValueError:
+        return None
+    return tags, lockable_anywhere(tags)
+
+
+def _parse_wheel_name(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag], bool] | None:
+    """`packaging.utils.parse_wheel_filename` memoised per component, and `lockable_anywhere`.
+
+    None where parse_wheel_filename raises.
+    """
+    stem = filename[:-4]
+    dashes = stem.count("-")
+    if dashes not in (4, 5):
+        return None
+    parts = stem.split("-", dashes - 2)
+    head = _wheel_head(parts[0], parts[1])
+    if head is None or (dashes == 5 and not _wheel_build_ok(parts[2])):
+        return None
+    tags = _wheel_tags(parts[-1])
+    if tags is None:
+        return None
+    return head[0], head[1], tags[0], tags[1]
+
+
+@lru_cache(maxsize=8192)
+def _sdist_head(name_part: str, version_part: str, suffix: str) -> tuple[NormalizedName, Version] | None:
+    try:
+        return parse_sdist_filename(f"{name_part}-{version_part}{suffix}")
+    except ValueError:  # InvalidSdistFilename, or a number past Python's 4,300-digit limit
+        return None
+
+
+def _parse_sdist_name(filename: str) -> tuple[NormalizedName, Version] | None:
+    """`packaging.utils.parse_sdist_filename`, memoised per (name, version); None where it raises."""
+    suffix = ".tar.gz" if filename.endswith(".tar.gz") else ".zip"
+    name_part, sep, version_part = filename[: -len(suffix)].rpartition("-")
+    if not sep:
+        return None
+    return _sdist_head(name_part, version_part, suffix)
+
+
+def absolute_url(page_url: str, url: str) -> str:
+    """`urldefrag(urljoin(page_url, url))[0]`, without the cost for plain absolute URLs.
+
+    urljoin returns an absolute http(s) URL re-assembled from its parts, which is the same
+    string unless it has a query, params, fragment, whitespace or control characters.
+    """
+    if _PLAIN_URL.fullmatch(url):
+        return url
+    return urldefrag(urljoin(page_url, url))[0]
+
+
+# http(s), a host, printable ASCII without whitespace, query, params, fragment, brackets or backslash.
+_PLAIN_URL = re.compile(
+    r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*"
+)
+
+
+FileHead = tuple[Literal["wheel", "sdist"], Version, frozenset[Tag]]
+
+
+def file_head(project: NormalizedName, filename: str, foreign: set[Version]) -> FileHead | None:
+    """Kind, version and tags of a file of `project` that pip would install and some target could.
+
+    None for anything else. The version of a wheel of `project` that installs on no lockable
+    target is added to `foreign`. This runs for every file of a page, before anything else
+    about the file is read: most files of a big page stop here.
+    """
+    if filename.endswith(".whl"):
+        wheel = _parse_wheel_name(filename)
+        if wheel is None or wheel[0] != project:
+            return None
+        if not wheel[3]:
+            foreign.add(wheel[1])
+            return None
+        return "wheel", wheel[1], wheel[2]
+    if filename.endswith((".tar.gz", ".zip")):
+        sdist = _parse_sdist_name(filename)
+        if sdist is None or sdist[0] != project:
+            return None
+        return "sdist", sdist[1], frozenset()
+    return None  # .egg, .exe, .msi: nothing pip would install
+
+
+def dist_file(
+    head: FileHead,
+    project: NormalizedName,
+    filename: str,
+    url: str,
+    *,
+    sha256: str | None,
+    size: int | None,
+    requires_python: object,
+    yanked: str | None,
+    upload_time: object,
+    metadata: object,
+    index_url: str,
+) -> DistFile:
+    kind, version, tags = head
+    metadata_url: str | None = None
+    metadata_sha256: str | None = None
+    if metadata is True or isinstance(metadata, Mapping):
+        metadata_url = url + ".metadata"
+        if isinstance(metadata, Mapping):
+            metadata_sha256 = hex_digest(metadata.get("sha256"))
+    return DistFile(
+        name=project,
+        version=version,
+        filename=filename,
+        url=url,
+        kind=kind,
+        tags=tags,
+        sha256=hex_digest(sha256),
+        size=size,
+        requires_python=requires_python_of(requires_python),
+        yanked=yanked,
+        upload_time=parse_upload_time(upload_time),
+        metadata_url=metadata_url,
+        metadata_sha256=metadata_sha256,
+        index_url=index_url,
+    )
+
+
+def hex_digest(value: object) -> str | None:
+    """A sha256 as 64 lowercase hex digits; anything else an index calls a sha256 counts as none."""
+    if not isinstance(value, str):
+        return None
+    value = value.lower()
+    # `[0-9a-f]{64}` in full, without a regex call per file.
+    return value if len(value) == 64 and not value.strip(_HEX) else None
+
+
+def yank_reason(value: object) -> str | None:
+    if value is True:
+        return ""
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def too_many_files(page_url: str, count: int, max_files: int) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{page_url} lists {count:,} files, more than lockd reads ({max_files:,})",
+        hint="a page this large is an attack or a mistake; if it is real, raise LOCKD_MAX_PAGE_FILES",
+        context={"url": page_url, "files": count, "limit": max_files},
+    )
