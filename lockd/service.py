@@ -28,12 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
 from sqlalchemy import Connection, Engine
 
+from lockd.accelerator import Accelerator
 from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck
 from lockd.config import Settings
 from lockd.drift import Finding, check_files
@@ -44,6 +45,7 @@ from lockd.intake import build_request
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.lock_reads import LockReads, no_lock
+from lockd.memory_cache import BoundedCache
 from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
@@ -63,7 +65,7 @@ from lockd.store import (
 )
 from lockd.store import proposals as proposal_rows
 from lockd.stored import LockResult, Revision
-from lockd.target import Target
+from lockd.target import Target, VariantOffers
 from lockd.tokens import Tokens
 
 __all__ = ["LockResult", "RefreshResult", "Service", "render_files"]
@@ -108,6 +110,19 @@ def _why_pins_moved(lock: Lock, index: IndexClient) -> list[Finding]:
         return []
 
 
+_INTAKE_CACHED = 4096
+
+
+def _intake_key(
+    requirements: str,
+    target: Mapping[str, object],
+    constraints: str,
+    options: LockOptions | None,
+    indexes: Sequence[str],
+) -> tuple[object, ...]:
+    return (requirements, repr(sorted(target.items())), constraints, options, tuple(indexes))
+
+
 class Service(LockReads):
     """lockd's lock operations over one database and one shared index client. Thread-safe."""
 
@@ -122,6 +137,7 @@ class Service(LockReads):
         self.on_resolution: Callable[[str, float], None] | None = None
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
         self.advisories = AdvisoryCheck.from_settings(settings)
+        self._intake: BoundedCache[tuple[object, ...], LockRequest] = BoundedCache(_INTAKE_CACHED)
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -141,6 +157,7 @@ class Service(LockReads):
         self.flush_metadata()
         self.advisories.close()
         self.index.close()
+        self.close_reads()
         self.engine.dispose()
 
     def fresh_index(self) -> IndexClient:
@@ -189,13 +206,33 @@ class Service(LockReads):
         options: LockOptions | None = None,
         indexes: Sequence[str] = (),
     ) -> LockRequest:
-        """`indexes` selects configured private indexes by name (never by URL)."""
+        """`indexes` selects configured private indexes by name (never by URL).
+
+        A request whose target did not depend on what an index offers (no `cuda=auto`) is kept
+        by what was asked, so a repeated one (a cache hit's intake) parses nothing again.
+        """
+        key = _intake_key(requirements, target, constraints, options, indexes)
+        known = self._intake.get(key)
+        if known is not None:
+            return known
         settings = self.settings
+        consulted: list[bool] = []
 
         def index_plan(target: Target) -> IndexPlan:
             return settings.index_plan(target, indexes)
 
-        return build_request(
+        offers_for = variant_offers(self.index, index_plan)
+
+        def offers(*args: Any) -> VariantOffers:
+            answer = offers_for(*args)
+
+            def asked(base: Target, variant: Accelerator) -> str | None:
+                consulted.append(True)  # the index's current pages chose the target: not kept
+                return answer(base, variant)
+
+            return asked
+
+        built = build_request(
             requirements=requirements,
             target=target,
             index_plan=index_plan,
@@ -205,8 +242,23 @@ class Service(LockReads):
             max_constraints=settings.max_constraints,
             url_hosts=settings.allowed_url_hosts,
             metadata_overrides=settings.dependency_metadata,
-            offers=variant_offers(self.index, index_plan),
+            offers=offers,
         )
+        if not consulted:
+            self._intake.put(key, built)
+        return built
+
+    def known_request(
+        self,
+        *,
+        requirements: str,
+        target: Mapping[str, object],
+        constraints: str = "",
+        options: LockOptions | None = None,
+        indexes: Sequence[str] = (),
+    ) -> LockRequest | None:
+        """What `build_request` would answer, if it has answered it before; never blocks."""
+        return self._intake.get(_intake_key(requirements, target, constraints, options, indexes))
 
     def _take_turn(
         self, digest: str, stored: Callable[[Connection, bool], RevisionRecord | None]

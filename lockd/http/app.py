@@ -28,6 +28,7 @@ from lockd.http import (
     docs,
     drift_routes,
     health,
+    lock_writes,
     locks,
     name_pages,
     names,
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     install_problem_handlers(app)
     for router in (
+        lock_writes.router,
         locks.router,
         advisory_routes.router,
         why_routes.router,

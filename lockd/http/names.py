@@ -1,6 +1,6 @@
 """The names resource: named locks, their history and files, proposals and promotion, and status.
 
-`POST /lock?name=…` (in `lockd.http.locks`) moves a name; here a name is read
+`POST /lock?name=…` (in `lockd.http.lock_writes`) moves a name; here a name is read
 (`GET /v1/names/{name}`, its files, `…/history`), refreshed into a proposal (`…/refresh`),
 and its proposals listed and promoted (`…/proposals/{n}/promote`, lock scope, 409 when the
 name moved since). `…/status` (and `/v1/locks/{digest}/status`) is the per-lock gate CI
