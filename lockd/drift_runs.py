@@ -97,6 +97,7 @@ class DriftRuns:
 
     def __init__(self, service: Service) -> None:
         self._service = service
+        self._leading: set[int] = set()  # runs this object started: it works on them already
 
     # -- running ----------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class DriftRuns:
         lease_ttl: float | None = None,
         index_factory: Callable[[], IndexClient] | None = None,
         on_started: Callable[[int], None] | None = None,
+        batch_size: int = _BATCH_SIZE,
     ) -> DriftRunView | None:
         """One drift run over every stored input's current revision; stored, then returned.
 
@@ -164,10 +166,12 @@ class DriftRuns:
             trigger,
             scheduled_for,
             inputs,
+            batch_size,
         )
         if begun is None:
             log.info("drift tick %s already covered by another run", scheduled_for)
             return None
+        self._leading.add(begun.run_id)
         if on_started is not None:
             on_started(begun.run_id)
         started = time.monotonic()
@@ -185,6 +189,8 @@ class DriftRuns:
             self._finish(begun, status="failed", started=started, error=error)
             log.error("drift run %s failed: %s", begun.run_id, error)
             raise
+        finally:
+            self._leading.discard(begun.run_id)
         view = self._finish(begun, status="complete", started=started, error=None)
         log.info(
             "drift run %s complete in %.1f s: %s",
@@ -209,7 +215,7 @@ class DriftRuns:
         now = datetime.now(UTC)
         with transaction(self._service.engine, write=False) as conn:
             run_id = batches.run_to_help(conn, now=now, alive_since=drift_store.stale_cutoff(now, ttl))
-        if run_id is None:
+        if run_id is None or run_id in self._leading:
             return None
         log.info("drift run %s: helping with its batches", run_id)
         self._service.advisories.refresh()
@@ -222,7 +228,12 @@ class DriftRuns:
         return run_id
 
     def _begin(
-        self, leases: Leases, trigger: str, scheduled_for: datetime | None, inputs: builtins.list[BatchLock]
+        self,
+        leases: Leases,
+        trigger: str,
+        scheduled_for: datetime | None,
+        inputs: builtins.list[BatchLock],
+        batch_size: int,
     ) -> _Progress | None:
         """Take the lease, retire dead runs and record ours with its batches; None when
         `scheduled_for` is already covered."""
@@ -247,7 +258,7 @@ class DriftRuns:
                 locks_total=len(inputs),
                 scheduled_for=scheduled_for,
             )
-            batches.put_batches(conn, run_id, inputs, size=_BATCH_SIZE)
+            batches.put_batches(conn, run_id, inputs, size=batch_size)
         return _Progress(run_id, lease, self._service.advisories.for_run())
 
     def _stored_inputs(self) -> builtins.list[BatchLock]:

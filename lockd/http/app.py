@@ -44,7 +44,7 @@ from lockd.http.middleware import BodyLimits, RequestObserver
 from lockd.http.problems import install_problem_handlers
 from lockd.http.unknown import reject_unknown_query
 from lockd.names import Names
-from lockd.scheduler import start_drift_scheduler
+from lockd.scheduler import start_drift_helper, start_drift_scheduler
 from lockd.service import Service
 
 __all__ = ["app_from_env", "create_app"]
@@ -68,12 +68,15 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
         app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
         scheduler = start_drift_scheduler(settings, drift_runs)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        helper = start_drift_helper(settings, drift_runs)  # None on SQLite
         active.advisories.start_refreshing(settings.advisories_refresh_seconds)
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if helper is not None:
+                helper.stop()
             if owned:
                 active.close()
 
