@@ -61,3 +61,26 @@ def test_a_refresh_through_one_server_is_served_by_another_within_a_second(
     assert (file_revision, post_revision) == ("2", "2"), f"the second server still serves {seen[-1]}"
     assert when < _FRESH_WITHIN, f"the second server served the new revision after {when:.2f} s"
     assert b"lockd-fx-plain==9.0" in _current(second, digest).content
+
+
+def test_a_repeated_post_is_answered_from_memory_exactly_as_the_route_answers_it(
+    lockd_server: LockdServer, unique_requirements: str
+) -> None:
+    answers = []
+    with lockd_server.client() as client:
+        for _ in range(4):  # created, then the route's hit (remembered), then hits answered before routing
+            response = client.post(f"/lock?{TARGET}", content=unique_requirements.encode())
+            headers = {k: v for k, v in response.headers.items() if k != "x-request-id"}
+            answers.append((response.status_code, headers, response.content))
+        metrics = client.get("/metrics").text
+        # Another token's scope still counts: a read token may not lock, hot or not.
+        refused = httpx.post(
+            f"{lockd_server.url}/lock?{TARGET}",
+            content=unique_requirements.encode(),
+            headers={"Authorization": f"Bearer {lockd_server.tokens['read']}"},
+        )
+    assert answers[0][0] == 201
+    assert answers[1] == answers[2] == answers[3]
+    assert answers[1][0] == 200
+    assert 'route="/lock"' in metrics
+    assert refused.status_code == 403

@@ -38,6 +38,7 @@ from lockd.http import (
 )
 from lockd.http.admission import Admission
 from lockd.http.drift_routes import DriftCollector
+from lockd.http.hot_hits import HotHits, HotHitsMiddleware
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
 from lockd.http.middleware import BodyLimits, RequestObserver
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.state.service = active
     app.state.drift_runs = drift_runs
     app.state.names = Names(active)
+    app.state.hot_hits = HotHits()
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
@@ -121,6 +123,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     limits = BodyLimits(
         max_bytes=settings.max_body_bytes, timeout=settings.body_timeout, max_reads=settings.max_body_reads
     )
+    # Inside the observer (added last, so outermost): limits, logs and metrics cover hot hits too.
+    app.add_middleware(HotHitsMiddleware, hits=app.state.hot_hits, service=active, metrics=metrics)
     app.add_middleware(RequestObserver, limits=limits, metrics=metrics)
     return app
 

@@ -53,7 +53,7 @@ from lockd.render import DEFAULT_FORMAT, FORMATS
 from lockd.service import LockResult, Service
 from lockd.stored import LockFile, StoredInput
 
-__all__ = ["router"]
+__all__ = ["hit_headers", "router"]
 
 router = APIRouter(tags=["locks"])
 
@@ -96,6 +96,23 @@ async def _run_lock(
         )
     request.app.state.metrics.observe_lock(result)
     return result
+
+
+def hit_headers(
+    result: LockResult, lock_request: LockRequest, canonical: bytes, advisories: dict[str, str]
+) -> dict[str, str]:
+    """The headers of a `POST /lock` answer (the route's, and `lockd.http.hot_hits`'s)."""
+    return {
+        "Input-Digest": result.input_digest,
+        "Lock-Digest": result.lock_digest,
+        "Lock-Revision": str(result.revision.n),
+        "Location": f"/v1/locks/{result.input_digest}",
+        "Cache-Control": "no-cache",
+        **advisories,
+        "Lock-Accelerator": accelerator_header(
+            accelerator_info(lock_request, accelerator_runtime_of(canonical))
+        ),
+    }
 
 
 class UnsupportedMediaType(InvalidRequest):
@@ -213,6 +230,7 @@ async def post_lock(
         locked = service.lock(lock_request)
         return locked, service.lock_file(locked.lock_digest, fmt)
 
+    known: LockRequest | None = None
     if name is not None or upgrade is not None:
         built: list[LockRequest] = []
 
@@ -241,17 +259,11 @@ async def post_lock(
         if kept is not None
         else await in_read_thread(request, lambda: service.lock_file(result.lock_digest, "json").content)
     )
-    headers = {
-        "Input-Digest": result.input_digest,
-        "Lock-Digest": result.lock_digest,
-        "Lock-Revision": str(result.revision.n),
-        "Location": f"/v1/locks/{result.input_digest}",
-        "Cache-Control": "no-cache",
-        **await advisory_headers(request, service, result.lock_digest),
-        "Lock-Accelerator": accelerator_header(
-            accelerator_info(lock_request, accelerator_runtime_of(canonical))
-        ),
-    }
+    advisories = await advisory_headers(request, service, result.lock_digest)
+    headers = hit_headers(result, lock_request, canonical, advisories)
+    if name is None and known is not None and result.stats is None:
+        # The next byte-identical request is answered before routing (`lockd.http.hot_hits`).
+        request.app.state.hot_hits.remember(request, body, known, fmt)
     if name is not None:
         headers.update({"Lock-Name": name, "Location": f"/v1/names/{name}"})
     return file_response(request, record, status=201 if result.created else 200, headers=headers)
