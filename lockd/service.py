@@ -18,6 +18,8 @@ are `lockd.lock_reads.LockReads`, which `Service` is; tokens are `lockd.tokens`,
 A refresh reads the index afresh (`fresh_index`) and never changes what the input serves by
 itself: a changed lock becomes a proposal (`lockd.proposals`), promoted at once only when the
 operator's policy says so. `lock` takes preferences (a name's current pins, `lockd.names`).
+A request asked before is built from memory (`lockd.request_memo`). Past 400 lines this is
+still one job, the lock operations; the reads, proposals and intake memo are modules of their own.
 """
 
 from __future__ import annotations
@@ -28,27 +30,26 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
 from sqlalchemy import Connection, Engine
 
-from lockd.accelerator import Accelerator
 from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck
 from lockd.config import Settings
 from lockd.drift import Finding, check_files
 from lockd.errors import LockdError
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
-from lockd.intake import build_request
+from lockd.intake import OffersFor, build_request
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.lock_reads import LockReads, no_lock
-from lockd.memory_cache import BoundedCache
 from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
+from lockd.request_memo import RequestMemo, request_key
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.routing import IndexPlan
 from lockd.sandbox_builds import metadata_builder_for
@@ -65,7 +66,7 @@ from lockd.store import (
 )
 from lockd.store import proposals as proposal_rows
 from lockd.stored import LockResult, Revision
-from lockd.target import Target, VariantOffers
+from lockd.target import Target
 from lockd.tokens import Tokens
 
 __all__ = ["LockResult", "RefreshResult", "Service", "render_files"]
@@ -110,19 +111,6 @@ def _why_pins_moved(lock: Lock, index: IndexClient) -> list[Finding]:
         return []
 
 
-_INTAKE_CACHED = 4096
-
-
-def _intake_key(
-    requirements: str,
-    target: Mapping[str, object],
-    constraints: str,
-    options: LockOptions | None,
-    indexes: Sequence[str],
-) -> tuple[object, ...]:
-    return (requirements, repr(sorted(target.items())), constraints, options, tuple(indexes))
-
-
 class Service(LockReads):
     """lockd's lock operations over one database and one shared index client. Thread-safe."""
 
@@ -137,7 +125,7 @@ class Service(LockReads):
         self.on_resolution: Callable[[str, float], None] | None = None
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
         self.advisories = AdvisoryCheck.from_settings(settings)
-        self._intake: BoundedCache[tuple[object, ...], LockRequest] = BoundedCache(_INTAKE_CACHED)
+        self._requests = RequestMemo()
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -206,47 +194,32 @@ class Service(LockReads):
         options: LockOptions | None = None,
         indexes: Sequence[str] = (),
     ) -> LockRequest:
-        """`indexes` selects configured private indexes by name (never by URL).
-
-        A request whose target did not depend on what an index offers (no `cuda=auto`) is kept
-        by what was asked, so a repeated one (a cache hit's intake) parses nothing again.
-        """
-        key = _intake_key(requirements, target, constraints, options, indexes)
-        known = self._intake.get(key)
+        """`indexes` selects configured private indexes by name (never by URL). A request asked
+        before is answered from memory (`lockd.request_memo`)."""
+        key = request_key(requirements, target, constraints, options, indexes)
+        known = self._requests.get(key)
         if known is not None:
             return known
         settings = self.settings
-        consulted: list[bool] = []
 
         def index_plan(target: Target) -> IndexPlan:
             return settings.index_plan(target, indexes)
 
-        offers_for = variant_offers(self.index, index_plan)
+        def build(offers: OffersFor) -> LockRequest:
+            return build_request(
+                requirements=requirements,
+                target=target,
+                index_plan=index_plan,
+                constraints=constraints,
+                options=options,
+                max_requirements=settings.max_requirements,
+                max_constraints=settings.max_constraints,
+                url_hosts=settings.allowed_url_hosts,
+                metadata_overrides=settings.dependency_metadata,
+                offers=offers,
+            )
 
-        def offers(*args: Any) -> VariantOffers:
-            answer = offers_for(*args)
-
-            def asked(base: Target, variant: Accelerator) -> str | None:
-                consulted.append(True)  # the index's current pages chose the target: not kept
-                return answer(base, variant)
-
-            return asked
-
-        built = build_request(
-            requirements=requirements,
-            target=target,
-            index_plan=index_plan,
-            constraints=constraints,
-            options=options,
-            max_requirements=settings.max_requirements,
-            max_constraints=settings.max_constraints,
-            url_hosts=settings.allowed_url_hosts,
-            metadata_overrides=settings.dependency_metadata,
-            offers=offers,
-        )
-        if not consulted:
-            self._intake.put(key, built)
-        return built
+        return self._requests.build(key, build, variant_offers(self.index, index_plan))
 
     def known_request(
         self,
@@ -258,7 +231,7 @@ class Service(LockReads):
         indexes: Sequence[str] = (),
     ) -> LockRequest | None:
         """What `build_request` would answer, if it has answered it before; never blocks."""
-        return self._intake.get(_intake_key(requirements, target, constraints, options, indexes))
+        return self._requests.get(request_key(requirements, target, constraints, options, indexes))
 
     def _take_turn(
         self, digest: str, stored: Callable[[Connection, bool], RevisionRecord | None]
