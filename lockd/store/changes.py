@@ -31,7 +31,7 @@ import time
 from collections.abc import Hashable
 from typing import Generic, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event, text
 
 __all__ = [
     "CHANNEL",
@@ -58,11 +58,15 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+_CHANGED = "lockd_changed"
+
+
 def notify_change(conn: Connection) -> None:
     """Tell every process watching this database, when the caller's transaction commits, that
     what some input or name serves changed. On SQLite the commit itself is the signal."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"NOTIFY {CHANNEL}"))
+        conn.info[_CHANGED] = True  # this process forgets at commit, before its own NOTIFY is back
 
 
 class ChangeWatch(Protocol):
@@ -115,10 +119,14 @@ class SqliteWatch:
 
 
 class PostgresWatch:
-    """A `LISTEN` thread with its own connection, reconnecting until closed."""
+    """A `LISTEN` thread with its own connection, reconnecting until closed. A change committed
+    through `engine` starts a new generation at once, so this process reads its own writes."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, engine: Engine | None = None) -> None:
         self._conninfo = conninfo
+        if engine is not None:
+            event.listen(engine, "commit", self._committed)
+            event.listen(engine, "rollback", _rolled_back)
         self._generation = 0
         self._proved_at = float("-inf")  # when the last heartbeat was sent, all changes before it seen
         self._stopped = threading.Event()
@@ -141,6 +149,10 @@ class PostgresWatch:
 
     def _changed(self) -> None:
         self._generation += 1
+
+    def _committed(self, conn: Connection) -> None:
+        if conn.info.pop(_CHANGED, False):
+            self._changed()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -175,11 +187,15 @@ class PostgresWatch:
             self._thread.join(timeout=5)
 
 
+def _rolled_back(conn: Connection) -> None:
+    conn.info.pop(_CHANGED, None)
+
+
 def watch_for(engine: Engine) -> ChangeWatch:
     """The watch that fits the engine's database."""
     url = engine.url
     if url.get_backend_name() == "postgresql":
-        return PostgresWatch(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        return PostgresWatch(url.set(drivername="postgresql").render_as_string(hide_password=False), engine)
     database = url.database or ""
     if url.get_backend_name() == "sqlite" and database and database != ":memory:":
         return SqliteWatch(database.removeprefix("file:"))
