@@ -74,6 +74,18 @@ class LockReads:
         self._watch = watch_for(engine)
         self._current: FreshCache[str, Revision] = FreshCache(self._watch)
         self._inputs: FreshCache[str, StoredInput] = FreshCache(self._watch)
+        self._names: FreshCache[str, str] = FreshCache(self._watch)
+
+    def cached_name_input(self, name: str) -> str | None:
+        """The input digest a lock name serves, if this process saw it since the last change."""
+        return self._names.get(name)
+
+    def name_input_generation(self) -> int | None:
+        """Take before reading a name from the database; give to `remember_name_input`."""
+        return self._names.generation()
+
+    def remember_name_input(self, name: str, input_digest: str, generation: int | None) -> None:
+        self._names.put(name, input_digest, generation)
 
     def close_reads(self) -> None:
         """Stop watching the database for changes (the listener thread and its connection)."""

@@ -84,3 +84,36 @@ def test_a_repeated_post_is_answered_from_memory_exactly_as_the_route_answers_it
     assert answers[1][0] == 200
     assert 'route="/lock"' in metrics
     assert refused.status_code == 403
+
+
+def test_a_name_moved_through_one_server_is_served_by_another_within_a_second(
+    start_lockd: StartLockd, database_url: str, unique_requirements: str
+) -> None:
+    first = start_lockd(database_url)
+    second = start_lockd(database_url)
+    name = "fresh/served"
+    with first.client() as client:
+        made = client.post(f"/lock?{TARGET}&name={name}", content=unique_requirements.encode())
+    assert made.status_code in (200, 201), made.text
+    with second.client(scope="read") as client:
+        for _ in range(3):  # served, then kept
+            assert (
+                client.get(f"/v1/names/{name}/requirements.txt").headers["input-digest"]
+                == made.headers["input-digest"]
+            )
+    with first.client() as client:
+        moved = client.post(
+            f"/lock?{TARGET}&name={name}", content=(unique_requirements + "lockd-fx-plain\n").encode()
+        )
+    moved_at = time.monotonic()
+    assert moved.status_code in (200, 201), moved.text
+    assert moved.headers["input-digest"] != made.headers["input-digest"]
+    with second.client(scope="read") as client:
+        while True:
+            served = client.get(f"/v1/names/{name}/requirements.txt")
+            waited = time.monotonic() - moved_at
+            if served.headers["input-digest"] == moved.headers["input-digest"] or waited > 5 * _FRESH_WITHIN:
+                break
+            time.sleep(0.02)
+    assert served.headers["input-digest"] == moved.headers["input-digest"], "the old input is still served"
+    assert waited < _FRESH_WITHIN, f"the second server served the moved name after {waited:.2f} s"

@@ -202,10 +202,18 @@ async def name_file(
     request: Request, service: ServiceDep, names: NamesDep, name: str, file: FileName
 ) -> Response:
     allow_name(request, name)
-    view = await in_read_thread(request, lambda: names.get(name))
-    current, record = await in_read_thread(
-        request, lambda: service.current_file(view.input_digest, FILE_FORMATS[file])
-    )
+    fmt = FILE_FORMATS[file]
+    # What a name serves changes only with a change the database announces (`lockd.store.changes`).
+    digest = service.cached_name_input(name)
+    if digest is None:
+        generation = service.name_input_generation()
+        digest = (await in_read_thread(request, lambda: names.get(name))).input_digest
+        service.remember_name_input(name, digest, generation)
+    input_digest = digest
+    found = service.cached_current_file(input_digest, fmt)
+    if found is None:
+        found = await in_read_thread(request, lambda: service.current_file(input_digest, fmt))
+    current, record = found
     headers = {
         "Lock-Name": name,
         "Input-Digest": current.input_digest,
