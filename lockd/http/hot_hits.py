@@ -35,7 +35,7 @@ _MAX_BODY = 64 * 1024  # a requirements.in of a few hundred lines; larger ones t
 _Key = tuple[bytes, bytes, str, str]
 
 
-def _key(scope: Scope, body: bytes) -> _Key | None:
+def _key(scope: Scope, body: bytes) -> _Key:
     content_type = accept = ""
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -52,13 +52,11 @@ class HotHits:
         self._asked: BoundedCache[_Key, tuple[LockRequest, str]] = BoundedCache(_REMEMBERED)
 
     def remember(self, request: Request, body: bytes, lock_request: LockRequest, fmt: str) -> None:
-        key = _key(request.scope, body)
-        if key is not None and len(body) <= _MAX_BODY:
-            self._asked.put(key, (lock_request, fmt))
+        if len(body) <= _MAX_BODY:
+            self._asked.put(_key(request.scope, body), (lock_request, fmt))
 
     def find(self, scope: Scope, body: bytes) -> tuple[LockRequest, str] | None:
-        key = _key(scope, body)
-        return None if key is None else self._asked.get(key)
+        return self._asked.get(_key(scope, body))
 
 
 class HotHitsMiddleware:
