@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
     drift_lease_ttl: float = Field(default=60.0, gt=0)
     drift_workers: int = Field(default=4, ge=1, le=64)
+    # On PostgreSQL every replica looks this often for batches of a running drift run to claim (0: never).
+    drift_help_interval: float = Field(default=2.0, ge=0)
     # Advisory sources (off unless one is set): a tree of OSV files and/or an OSV-compatible API.
     advisories_dir: Path | None = None
     osv_url: str | None = None

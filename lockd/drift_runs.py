@@ -4,8 +4,12 @@
 at a time across replicas: a run takes the drift lease (`lockd.leases`) without waiting and
 renews it, with the run's heartbeat, every LOCKD_DRIFT_LEASE_TTL / 4 seconds; a run whose
 heartbeat is older than the TTL is dead (killed, OOM, power loss) and is shown and recorded as
-abandoned. The locks are checked LOCKD_DRIFT_WORKERS at a time and each verdict is stored as it
-arrives. Each lock has its own budget (LOCKD_DRIFT_LOCK_TIMEOUT), past which it is reported
+abandoned. The run's locks are written as batches that every replica may claim
+(`lockd.drift_checks`): the replica that started the run checks batches too and finishes the
+run once all are done; other replicas join through `help_running` (`lockd.scheduler` calls it
+every LOCKD_DRIFT_HELP_INTERVAL seconds on PostgreSQL), so N replicas take about 1/N of the
+time. Counts and progress are read from the verdicts in the database, whoever stored them.
+Each replica checks LOCKD_DRIFT_WORKERS locks at a time. Each lock has its own budget (LOCKD_DRIFT_LOCK_TIMEOUT), past which it is reported
 unresolvable and not waited for (`lockd.work_deadlines`): one lock that an index never finishes
 serving cannot hold the run, nor the drift lease and so every later run. Each lock is also
 checked against the advisory sources (`lockd.advisory_check`); a source that cannot answer
@@ -32,29 +36,22 @@ from sqlalchemy import Connection
 
 from lockd.advisory_check import RunAdvisories
 from lockd.drift import (
-    FINDING_KINDS,
-    DriftReport,
     DriftRunInProgress,
-    Finding,
-    FindingKind,
-    check_files,
-    drift_for,
 )
+from lockd.drift_checks import BatchChecker
 from lockd.drift_views import DriftRunView, stale_before
 from lockd.drift_webhook import notify
-from lockd.errors import IndexUnavailable, LockdError, NotFound, ResolutionTimeout
+from lockd.errors import LockdError, NotFound
 from lockd.index import IndexClient
-from lockd.inputs import LockRequest
 from lockd.leases import HeldLease, Leases
-from lockd.lock import Lock
 from lockd.periodic import Periodic
-from lockd.proposals import propose
 from lockd.retirement import retire_unused
-from lockd.service import Service, render_files
-from lockd.store import LockFileRecord, LockSummary, queries, transaction
+from lockd.service import Service
 from lockd.store import drift as drift_store
+from lockd.store import drift_batches as batches
 from lockd.store import names as name_rows
-from lockd.work_deadlines import run_within_deadlines
+from lockd.store import queries, transaction
+from lockd.store.drift_batches import BatchLock
 
 __all__ = ["DriftRuns"]
 
@@ -62,37 +59,9 @@ log = logging.getLogger(__name__)
 
 _DRIFT_PAGE_SIZE = 500
 _LEASE_KEY = "drift"
-# Checks given up on whose threads still run, per worker, before the rest go unchecked.
-_STUCK_PER_WORKER = 2
-
-
-def _timed_out(summary: LockSummary, budget: float) -> DriftReport:
-    message = f"not checked within {budget:g} s (the index was too slow); the next run checks it again"
-    return _unresolvable(summary, message, ResolutionTimeout.code)
-
-
-def _unchecked(summary: LockSummary, stuck: int) -> DriftReport:
-    message = f"not checked: {stuck} checks of this run are stuck on the index; the next run checks it again"
-    return _unresolvable(summary, message, IndexUnavailable.code)
-
-
-def _unresolvable(summary: LockSummary, message: str, code: str) -> DriftReport:
-    return DriftReport(
-        input_digest=summary.input_digest,
-        lock_digest=summary.lock_digest,
-        status="unresolvable",
-        findings=(Finding(kind="unresolvable", message=message, code=code),),
-        fresh_lock_digest=None,
-    )
-
-
-class _Checked:
-    """One lock's verdict, and the fresh lock (rendered) when it differs from the stored one."""
-
-    def __init__(self, report: DriftReport, fresh: Lock | None) -> None:
-        self.report = report
-        self.fresh = fresh
-        self.files: builtins.list[LockFileRecord] = [] if fresh is None else render_files(fresh)
+# Locks per claimed batch: small enough that N replicas finish together, large enough that
+# claiming (one write transaction) is noise next to checking.
+_BATCH_SIZE = 25
 
 
 class _Progress:
@@ -102,11 +71,11 @@ class _Progress:
         self.run_id = run_id
         self.lease = lease
         self.advisories = advisories
-        self.checked = 0
-        self.counts: dict[FindingKind, int] = dict.fromkeys(FINDING_KINDS, 0)
 
     def heartbeat(self, conn: Connection) -> None:
-        drift_store.heartbeat(conn, self.run_id, now=datetime.now(UTC), locks_checked=self.checked)
+        # Verdicts of every replica count: they are all in the database.
+        checked = sum(batches.verdict_counts(conn, self.run_id).values())
+        drift_store.heartbeat(conn, self.run_id, now=datetime.now(UTC), locks_checked=checked)
 
 
 class _Start:
@@ -128,6 +97,7 @@ class DriftRuns:
 
     def __init__(self, service: Service) -> None:
         self._service = service
+        self._leading: set[int] = set()  # runs this object started: it works on them already
 
     # -- running ----------------------------------------------------------------------------
 
@@ -171,6 +141,7 @@ class DriftRuns:
         lease_ttl: float | None = None,
         index_factory: Callable[[], IndexClient] | None = None,
         on_started: Callable[[int], None] | None = None,
+        batch_size: int = _BATCH_SIZE,
     ) -> DriftRunView | None:
         """One drift run over every stored input's current revision; stored, then returned.
 
@@ -178,7 +149,9 @@ class DriftRuns:
         `scheduled_for`, returns None without running when a run already started since that tick.
         `on_started(run_id)` is called once the run is recorded. The index is read through a
         client of its own, so no page cached before the run hides a change; metadata is still
-        shared through the database cache (it is keyed by file hash).
+        shared through the database cache (it is keyed by file hash). Other replicas may claim
+        batches of the run meanwhile (`help_running`); this one checks batches too, and
+        finishes the run once every batch is done, taking over those whose claim expired.
         """
         settings = self._service.settings
         workers = workers or settings.drift_workers
@@ -192,11 +165,13 @@ class DriftRuns:
             Leases(self._service.engine, "drift", ttl=ttl, renew_every=ttl / 4),
             trigger,
             scheduled_for,
-            len(inputs),
+            inputs,
+            batch_size,
         )
         if begun is None:
             log.info("drift tick %s already covered by another run", scheduled_for)
             return None
+        self._leading.add(begun.run_id)
         if on_started is not None:
             on_started(begun.run_id)
         started = time.monotonic()
@@ -206,12 +181,16 @@ class DriftRuns:
         factory = index_factory or self._service.fresh_index
         try:
             with begun.lease.renewing(also=begun.heartbeat), factory() as index:
-                self._check_all(begun, inputs, index, workers=workers)
+                BatchChecker(self._service).work(
+                    begun.run_id, index, begun.advisories, workers=workers, claim_ttl=ttl, lease=begun.lease
+                )
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
             self._finish(begun, status="failed", started=started, error=error)
             log.error("drift run %s failed: %s", begun.run_id, error)
             raise
+        finally:
+            self._leading.discard(begun.run_id)
         view = self._finish(begun, status="complete", started=started, error=None)
         log.info(
             "drift run %s complete in %.1f s: %s",
@@ -222,10 +201,42 @@ class DriftRuns:
         notify(self._service, view)
         return view
 
+    def help_running(
+        self,
+        *,
+        workers: int | None = None,
+        claim_ttl: float | None = None,
+        index_factory: Callable[[], IndexClient] | None = None,
+    ) -> int | None:
+        """Check batches of the run in progress (started by any replica) until none is left to
+        claim; returns the run's id, or None when no live run has a batch to claim."""
+        settings = self._service.settings
+        ttl = claim_ttl or settings.drift_lease_ttl
+        now = datetime.now(UTC)
+        with transaction(self._service.engine, write=False) as conn:
+            run_id = batches.run_to_help(conn, now=now, alive_since=drift_store.stale_cutoff(now, ttl))
+        if run_id is None or run_id in self._leading:
+            return None
+        log.info("drift run %s: helping with its batches", run_id)
+        self._service.advisories.refresh()
+        factory = index_factory or self._service.fresh_index
+        with factory() as index:
+            advisories = self._service.advisories.for_run()
+            BatchChecker(self._service).work(
+                run_id, index, advisories, workers=workers or settings.drift_workers, claim_ttl=ttl
+            )
+        return run_id
+
     def _begin(
-        self, leases: Leases, trigger: str, scheduled_for: datetime | None, total: int
+        self,
+        leases: Leases,
+        trigger: str,
+        scheduled_for: datetime | None,
+        inputs: builtins.list[BatchLock],
+        batch_size: int,
     ) -> _Progress | None:
-        """Take the lease, retire dead runs and record ours; None when `scheduled_for` is already covered."""
+        """Take the lease, retire dead runs and record ours with its batches; None when
+        `scheduled_for` is already covered."""
         with transaction(self._service.engine, write=True) as conn:
             lease = leases.try_take(_LEASE_KEY, budget=None, conn=conn)
             if lease is None:
@@ -244,133 +255,42 @@ class DriftRuns:
                 trigger=trigger,
                 holder=lease.holder,
                 now=datetime.now(UTC),
-                locks_total=total,
+                locks_total=len(inputs),
                 scheduled_for=scheduled_for,
             )
+            batches.put_batches(conn, run_id, inputs, size=batch_size)
         return _Progress(run_id, lease, self._service.advisories.for_run())
 
-    def _stored_inputs(self) -> builtins.list[LockSummary]:
+    def _stored_inputs(self) -> builtins.list[BatchLock]:
         """Every live input: retired ones (no name points at them any longer) are out of drift."""
-        found: builtins.list[LockSummary] = []
+        found: builtins.list[BatchLock] = []
         after: str | None = None
         while True:
             with transaction(self._service.engine, write=False) as conn:
                 page = queries.list_locks(conn, limit=_DRIFT_PAGE_SIZE, after=after)
                 retired = name_rows.retired_digests(conn)
-            found.extend(summary for summary in page if summary.input_digest not in retired)
+            found.extend(
+                BatchLock(summary.input_digest, summary.revision, summary.lock_digest)
+                for summary in page
+                if summary.input_digest not in retired
+            )
             if len(page) < _DRIFT_PAGE_SIZE:
                 return found
             after = page[-1].input_digest
-
-    def _check_one(self, summary: LockSummary, index: IndexClient, advisories: RunAdvisories) -> _Checked:
-        """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
-        with transaction(self._service.engine, write=False) as conn:
-            canonical = queries.get_lock_canonical(conn, summary.lock_digest)
-            stored = queries.get_input(conn, summary.input_digest)
-        if canonical is None or stored is None:
-            raise NotFound(f"lock {summary.lock_digest} vanished during the drift run")
-        lock = Lock.from_json(canonical)
-        try:
-            file_findings = check_files(lock, index)
-        except LockdError as exc:
-            message = f"could not re-check the pinned files: {exc.message}"
-            file_findings = [Finding(kind="unresolvable", message=message, code=exc.code)]
-        fresh: Lock | LockdError
-        try:
-            fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored.canonical), index)
-        except LockdError as exc:
-            fresh = exc
-        answer = advisories.check(lock)
-        report = drift_for(
-            lock,
-            fresh,
-            file_findings,
-            vulnerabilities=answer.vulnerabilities,
-            advisories=answer.status,
-            order=self._service.settings.severity_order,
-        )
-        changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
-        return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
-
-    def _lock_budget(self) -> float:
-        settings = self._service.settings
-        return settings.drift_lock_timeout or settings.resolve_timeout + settings.lease_ttl
-
-    def _check_all(
-        self, run: _Progress, inputs: builtins.list[LockSummary], index: IndexClient, *, workers: int
-    ) -> None:
-        budget = self._lock_budget()
-
-        def overdue(summary: LockSummary) -> None:
-            log.warning(
-                "drift run %s: %s not checked within %g s", run.run_id, summary.input_digest[:12], budget
-            )
-            self._record(run, summary, _timed_out(summary, budget), total=len(inputs))
-
-        run_within_deadlines(
-            inputs,
-            lambda summary: self._check_one(summary, index, run.advisories),
-            workers=max(1, workers),
-            budget=budget,
-            max_stuck=max(1, workers) * _STUCK_PER_WORKER,
-            on_done=lambda summary, report: self._record(run, summary, report, total=len(inputs)),
-            on_overdue=overdue,
-            on_skipped=lambda summary, stuck: self._record(
-                run, summary, _unchecked(summary, stuck), total=len(inputs)
-            ),
-            name=f"lockd-drift-{run.run_id}",
-        )
-
-    def _record(
-        self, run: _Progress, summary: LockSummary, outcome: _Checked | DriftReport, *, total: int
-    ) -> None:
-        report = outcome.report if isinstance(outcome, _Checked) else outcome
-        with transaction(self._service.engine, write=True) as conn:
-            now = datetime.now(UTC)
-            drift_store.put_report(conn, run.run_id, summary.revision, report, now=now)
-            if isinstance(outcome, _Checked) and outcome.fresh is not None:
-                self._propose(conn, summary, outcome, now)
-        run.counts[report.status] += 1
-        run.checked += 1
-        log.info(
-            "drift run %s: %d/%d locks checked; %s is %s",
-            run.run_id,
-            run.checked,
-            total,
-            summary.input_digest[:12],
-            report.status,
-        )
-        if run.lease.lost:
-            raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
-
-    def _propose(self, conn: Connection, summary: LockSummary, checked: _Checked, now: datetime) -> None:
-        """The fresh resolution as a proposal against the revision this run checked."""
-        assert checked.fresh is not None
-        self._service.put_lock(conn, checked.fresh, checked.files, now)
-        propose(
-            conn,
-            input_digest=summary.input_digest,
-            new=checked.fresh,
-            findings=checked.report.findings,
-            source="drift",
-            actor=None,
-            default_policy=self._service.settings.auto_promote,
-            now=now,
-            base_revision=summary.revision,
-        )
 
     def _finish(
         self, run: _Progress, *, status: drift_store.RunStatus, started: float, error: str | None
     ) -> DriftRunView:
         with transaction(self._service.engine, write=True) as conn:
+            counts = batches.verdict_counts(conn, run.run_id)
             drift_store.finish_run(
                 conn,
                 run.run_id,
                 status=status,
                 now=datetime.now(UTC),
                 duration_seconds=time.monotonic() - started,
-                counts=run.counts,
-                locks_checked=sum(run.counts.values()),
+                counts=counts,
+                locks_checked=sum(counts.values()),
                 error=error,
                 advisories=run.advisories.status,
                 advisories_error=run.advisories.error,

@@ -1,8 +1,13 @@
 """The reads of stored locks: revisions, inputs, listings, and rendered files from memory.
 
-Serving a stored lock is one read transaction: the current revision, and the rendered file
-from a process-local cache bounded in bytes (a lock digest's files are written once and never
-change, so the cache is never stale). Reads return `lockd.stored` values, never store rows.
+Serving a stored lock asks the database nothing when this process has seen it lately: rendered
+files and warnings are kept by lock digest in a cache bounded in bytes (written once, never
+changed, so never stale); the current revision and the canonical input of an input digest are
+kept until the database says something changed (`lockd.store.changes`: LISTEN/NOTIFY on
+PostgreSQL, `data_version` on SQLite), so a promotion or refresh made through any replica is
+served by every other within `MAX_STALENESS` plus a notification's delivery. The `cached_*`
+methods never block: the HTTP layer answers with them on the event loop, and hops to a thread
+only when they miss. Reads return `lockd.stored` values, never store rows.
 `lockd.service.Service` is a `LockReads`: these are its read methods, kept apart from locking.
 """
 
@@ -19,12 +24,14 @@ from lockd.lock import Lock, LockWarning, accelerator_runtime_of
 from lockd.memory_cache import BoundedCache
 from lockd.render import FORMATS, render
 from lockd.store import LockFileRecord, queries, read
+from lockd.store.changes import FreshCache, watch_for
 from lockd.stored import LockFile, LockResult, Revision, StoredInput, StoredLock
 
 __all__ = ["LockReads", "no_lock"]
 
 # Rendered files kept in memory per process, by total size (a torch lock's pylock.toml is ~100 KiB).
 _FILE_CACHE_BYTES = 64 * 1024 * 1024
+_WARNINGS_CACHED = 10_000
 
 
 def _check_format(fmt: str) -> None:
@@ -51,6 +58,10 @@ def _file_size(file: LockFile) -> int:
     return len(file.content)
 
 
+def _stored_result(input_digest: str, revision: Revision) -> LockResult:
+    return LockResult(input_digest=input_digest, revision=revision, created=False, stats=None)
+
+
 class LockReads:
     """Reads of the stored locks of one database. Thread-safe."""
 
@@ -59,12 +70,38 @@ class LockReads:
         self._files: BoundedCache[tuple[str, str], LockFile] = BoundedCache(
             _FILE_CACHE_BYTES, sizeof=_file_size
         )
+        self._warnings: BoundedCache[str, tuple[LockWarning, ...]] = BoundedCache(_WARNINGS_CACHED)
+        self._watch = watch_for(engine)
+        self._current: FreshCache[str, Revision] = FreshCache(self._watch)
+        self._inputs: FreshCache[str, StoredInput] = FreshCache(self._watch)
+        self._names: FreshCache[str, str] = FreshCache(self._watch)
+
+    def cached_name_input(self, name: str) -> str | None:
+        """The input digest a lock name serves, if this process saw it since the last change."""
+        return self._names.get(name)
+
+    def name_input_generation(self) -> int | None:
+        """Take before reading a name from the database; give to `remember_name_input`."""
+        return self._names.generation()
+
+    def remember_name_input(self, name: str, input_digest: str, generation: int | None) -> None:
+        self._names.put(name, input_digest, generation)
+
+    def close_reads(self) -> None:
+        """Stop watching the database for changes (the listener thread and its connection)."""
+        self._watch.close()
 
     def current(self, input_digest: str) -> Revision:
-        found = read(self.engine, lambda conn: queries.current_revision(conn, input_digest))
-        if found is None:
+        found = self._current.get(input_digest)
+        if found is not None:
+            return found
+        generation = self._current.generation()
+        record = read(self.engine, lambda conn: queries.current_revision(conn, input_digest))
+        if record is None:
             raise no_lock(input_digest)
-        return Revision.of(found)
+        found = Revision.of(record)
+        self._current.put(input_digest, found, generation)
+        return found
 
     def revision(self, input_digest: str, n: int) -> Revision:
         found = read(self.engine, lambda conn: queries.revision(conn, input_digest, n))
@@ -82,10 +119,20 @@ class LockReads:
         return [Revision.of(record) for record in found]
 
     def stored_input(self, input_digest: str) -> StoredInput:
+        found = self._inputs.get(input_digest)
+        if found is not None:
+            return found
+        generation = self._inputs.generation()
         stored = read(self.engine, lambda conn: queries.get_input(conn, input_digest))
         if stored is None:
             raise no_lock(input_digest)
-        return StoredInput.of(stored)
+        found = StoredInput.of(stored)
+        self._inputs.put(input_digest, found, generation)
+        return found
+
+    def cached_stored_input(self, input_digest: str) -> StoredInput | None:
+        """The canonical input if this process has it in memory and it is still stored; never blocks."""
+        return self._inputs.get(input_digest)
 
     def lock_file(self, lock_digest: str, fmt: str) -> LockFile:
         _check_format(fmt)
@@ -98,29 +145,62 @@ class LockReads:
 
     def lock_warnings(self, lock_digest: str) -> tuple[LockWarning, ...]:
         """What the consumer of a stored lock must know (sdist and yanked pins)."""
-        data = json.loads(self.lock_file(lock_digest, "json").content)
-        return tuple(LockWarning.from_json(w) for w in data.get("warnings", ()))
+        found = self.cached_warnings(lock_digest)
+        if found is None:
+            data = json.loads(self.lock_file(lock_digest, "json").content)
+            found = tuple(LockWarning.from_json(w) for w in data.get("warnings", ()))
+            self._warnings.put(lock_digest, found)
+        return found
+
+    def cached_warnings(self, lock_digest: str) -> tuple[LockWarning, ...] | None:
+        """`lock_warnings` if this process has worked them out already; never blocks."""
+        return self._warnings.get(lock_digest)
 
     def cached_file(self, lock_digest: str, fmt: str) -> LockFile | None:
         """The rendered file if this process has it in memory; never blocks."""
         return self._files.get((lock_digest, fmt))
 
+    def cached_current_file(self, input_digest: str, fmt: str) -> tuple[Revision, LockFile] | None:
+        """The current revision and its file in `fmt` if both are in memory and fresh; never blocks."""
+        current = self._current.get(input_digest)
+        if current is None:
+            return None
+        found = self._files.get((current.lock_digest, fmt))
+        return None if found is None else (current, found)
+
     def current_file(self, input_digest: str, fmt: str) -> tuple[Revision, LockFile]:
-        """The current revision of a stored input and its file in `fmt`, in one read."""
+        """The current revision of a stored input and its file in `fmt`, in one read (or none)."""
         _check_format(fmt)
-        found = read(self.engine, lambda conn: self._read_current_file(conn, input_digest, fmt))
+        found = self._current_file(input_digest, fmt)
         if found is None:
             raise no_lock(input_digest)
         return found
+
+    def cached_lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFile] | None:
+        """`stored_lock_and_file` if this process can answer it from memory; never blocks."""
+        if fmt not in FORMATS:
+            return None
+        found = self.cached_current_file(request.digest, fmt)
+        return None if found is None else (_stored_result(request.digest, found[0]), found[1])
 
     def stored_lock_and_file(self, request: LockRequest, fmt: str) -> tuple[LockResult, LockFile] | None:
         """The current revision of a stored input and its file in `fmt`, in one read; None if never locked."""
         _check_format(fmt)
         digest = request.digest
-        stored = read(self.engine, lambda conn: self._read_current_file(conn, digest, fmt))
+        stored = self._current_file(digest, fmt)
         if stored is None:
             return None
-        return LockResult(input_digest=digest, revision=stored[0], created=False, stats=None), stored[1]
+        return _stored_result(digest, stored[0]), stored[1]
+
+    def _current_file(self, input_digest: str, fmt: str) -> tuple[Revision, LockFile] | None:
+        found = self.cached_current_file(input_digest, fmt)
+        if found is not None:
+            return found
+        generation = self._current.generation()
+        found = read(self.engine, lambda conn: self._read_current_file(conn, input_digest, fmt))
+        if found is not None:
+            self._current.put(input_digest, found[0], generation)
+        return found
 
     def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> LockFile | None:
         record = queries.get_lock_file(conn, lock_digest, fmt) or _render_later_format(conn, lock_digest, fmt)

@@ -5,6 +5,9 @@ a scheduler; the run itself takes a database lease, so at most one drift run hap
 time across replicas, and the run callable is told which tick it serves so that a replica
 waking late does not repeat a run another replica already made for the same tick.
 
+`start_drift_helper` runs in every replica on PostgreSQL: it claims batches of the run in
+progress, whichever replica started it, so N replicas take about 1/N of a run.
+
 Cron expressions are the classic five fields (minute hour day-of-month month day-of-week),
 evaluated in UTC by `croniter`: `*`, lists, ranges, steps, month and weekday names, 0 or 7
 for Sunday, and Vixie cron's rule that a restricted day-of-month and a restricted day-of-week
@@ -36,6 +39,7 @@ __all__ = [
     "Schedule",
     "parse_cron",
     "schedule_from_settings",
+    "start_drift_helper",
     "start_drift_scheduler",
 ]
 
@@ -230,3 +234,19 @@ def start_drift_scheduler(settings: Settings, runs: DriftRuns) -> DriftScheduler
     scheduler = DriftScheduler(schedule, lambda tick: runs.run(trigger="schedule", scheduled_for=tick))
     scheduler.start()
     return scheduler
+
+
+def start_drift_helper(settings: Settings, runs: DriftRuns) -> Periodic | None:
+    """Every LOCKD_DRIFT_HELP_INTERVAL seconds, claim batches of a drift run another replica
+    started (`DriftRuns.help_running`), so N replicas share a run. PostgreSQL only: on SQLite
+    one process runs the whole run, writes being serialised anyway. None when off."""
+    if settings.drift_help_interval <= 0 or not settings.database_url.startswith("postgresql"):
+        return None
+
+    def help_once() -> None:
+        try:
+            runs.help_running()
+        except LockdError as exc:
+            log.warning("could not help with a drift run: %s (%s)", exc.message, exc.code)
+
+    return Periodic("lockd-drift-helper", settings.drift_help_interval, help_once).start()

@@ -18,6 +18,8 @@ are `lockd.lock_reads.LockReads`, which `Service` is; tokens are `lockd.tokens`,
 A refresh reads the index afresh (`fresh_index`) and never changes what the input serves by
 itself: a changed lock becomes a proposal (`lockd.proposals`), promoted at once only when the
 operator's policy says so. `lock` takes preferences (a name's current pins, `lockd.names`).
+A request asked before is built from memory (`lockd.request_memo`). Past 400 lines this is
+still one job, the lock operations; the reads, proposals and intake memo are modules of their own.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from lockd.drift import Finding, check_files
 from lockd.errors import LockdError
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
-from lockd.intake import build_request
+from lockd.intake import OffersFor, build_request
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.lock_reads import LockReads, no_lock
 from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
 from lockd.render import FORMATS, render
+from lockd.request_memo import RequestMemo, request_key
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.routing import IndexPlan
 from lockd.sandbox_builds import metadata_builder_for
@@ -122,6 +125,7 @@ class Service(LockReads):
         self.on_resolution: Callable[[str, float], None] | None = None
         self._leases = Leases(engine, "resolution", ttl=settings.lease_ttl)
         self.advisories = AdvisoryCheck.from_settings(settings)
+        self._requests = RequestMemo()
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
@@ -141,6 +145,7 @@ class Service(LockReads):
         self.flush_metadata()
         self.advisories.close()
         self.index.close()
+        self.close_reads()
         self.engine.dispose()
 
     def fresh_index(self) -> IndexClient:
@@ -189,24 +194,44 @@ class Service(LockReads):
         options: LockOptions | None = None,
         indexes: Sequence[str] = (),
     ) -> LockRequest:
-        """`indexes` selects configured private indexes by name (never by URL)."""
+        """`indexes` selects configured private indexes by name (never by URL). A request asked
+        before is answered from memory (`lockd.request_memo`)."""
+        key = request_key(requirements, target, constraints, options, indexes)
+        known = self._requests.get(key)
+        if known is not None:
+            return known
         settings = self.settings
 
         def index_plan(target: Target) -> IndexPlan:
             return settings.index_plan(target, indexes)
 
-        return build_request(
-            requirements=requirements,
-            target=target,
-            index_plan=index_plan,
-            constraints=constraints,
-            options=options,
-            max_requirements=settings.max_requirements,
-            max_constraints=settings.max_constraints,
-            url_hosts=settings.allowed_url_hosts,
-            metadata_overrides=settings.dependency_metadata,
-            offers=variant_offers(self.index, index_plan),
-        )
+        def build(offers: OffersFor) -> LockRequest:
+            return build_request(
+                requirements=requirements,
+                target=target,
+                index_plan=index_plan,
+                constraints=constraints,
+                options=options,
+                max_requirements=settings.max_requirements,
+                max_constraints=settings.max_constraints,
+                url_hosts=settings.allowed_url_hosts,
+                metadata_overrides=settings.dependency_metadata,
+                offers=offers,
+            )
+
+        return self._requests.build(key, build, variant_offers(self.index, index_plan))
+
+    def known_request(
+        self,
+        *,
+        requirements: str,
+        target: Mapping[str, object],
+        constraints: str = "",
+        options: LockOptions | None = None,
+        indexes: Sequence[str] = (),
+    ) -> LockRequest | None:
+        """What `build_request` would answer, if it has answered it before; never blocks."""
+        return self._requests.get(request_key(requirements, target, constraints, options, indexes))
 
     def _take_turn(
         self, digest: str, stored: Callable[[Connection, bool], RevisionRecord | None]

@@ -28,6 +28,7 @@ from lockd.http import (
     docs,
     drift_routes,
     health,
+    lock_writes,
     locks,
     name_pages,
     names,
@@ -37,13 +38,14 @@ from lockd.http import (
 )
 from lockd.http.admission import Admission
 from lockd.http.drift_routes import DriftCollector
+from lockd.http.hot_hits import HotHits, HotHitsMiddleware
 from lockd.http.logs import configure_logging
 from lockd.http.metrics import Metrics
 from lockd.http.middleware import BodyLimits, RequestObserver
 from lockd.http.problems import install_problem_handlers
 from lockd.http.unknown import reject_unknown_query
 from lockd.names import Names
-from lockd.scheduler import start_drift_scheduler
+from lockd.scheduler import start_drift_helper, start_drift_scheduler
 from lockd.service import Service
 
 __all__ = ["app_from_env", "create_app"]
@@ -67,12 +69,15 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         app.state.limiter = anyio.CapacityLimiter(_THREADS)
         app.state.read_limiter = anyio.CapacityLimiter(_READ_THREADS)
         scheduler = start_drift_scheduler(settings, drift_runs)  # None unless LOCKD_DRIFT_CRON/INTERVAL
+        helper = start_drift_helper(settings, drift_runs)  # None on SQLite
         active.advisories.start_refreshing(settings.advisories_refresh_seconds)
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if helper is not None:
+                helper.stop()
             if owned:
                 active.close()
 
@@ -90,6 +95,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.state.service = active
     app.state.drift_runs = drift_runs
     app.state.names = Names(active)
+    app.state.hot_hits = HotHits()
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = anyio.CapacityLimiter(_THREADS)
@@ -99,6 +105,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     install_problem_handlers(app)
     for router in (
+        lock_writes.router,
         locks.router,
         advisory_routes.router,
         why_routes.router,
@@ -116,6 +123,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     limits = BodyLimits(
         max_bytes=settings.max_body_bytes, timeout=settings.body_timeout, max_reads=settings.max_body_reads
     )
+    # Inside the observer (added last, so outermost): limits, logs and metrics cover hot hits too.
+    app.add_middleware(HotHitsMiddleware, hits=app.state.hot_hits, service=active, metrics=metrics)
     app.add_middleware(RequestObserver, limits=limits, metrics=metrics)
     return app
 

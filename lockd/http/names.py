@@ -1,6 +1,6 @@
 """The names resource: named locks, their history and files, proposals and promotion, and status.
 
-`POST /lock?name=…` (in `lockd.http.locks`) moves a name; here a name is read
+`POST /lock?name=…` (in `lockd.http.lock_writes`) moves a name; here a name is read
 (`GET /v1/names/{name}`, its files, `…/history`), refreshed into a proposal (`…/refresh`),
 and its proposals listed and promoted (`…/proposals/{n}/promote`, lock scope, 409 when the
 name moved since). `…/status` (and `/v1/locks/{digest}/status`) is the per-lock gate CI
@@ -202,10 +202,18 @@ async def name_file(
     request: Request, service: ServiceDep, names: NamesDep, name: str, file: FileName
 ) -> Response:
     allow_name(request, name)
-    view = await in_read_thread(request, lambda: names.get(name))
-    current, record = await in_read_thread(
-        request, lambda: service.current_file(view.input_digest, FILE_FORMATS[file])
-    )
+    fmt = FILE_FORMATS[file]
+    # What a name serves changes only with a change the database announces (`lockd.store.changes`).
+    digest = service.cached_name_input(name)
+    if digest is None:
+        generation = service.name_input_generation()
+        digest = (await in_read_thread(request, lambda: names.get(name))).input_digest
+        service.remember_name_input(name, digest, generation)
+    input_digest = digest
+    found = service.cached_current_file(input_digest, fmt)
+    if found is None:
+        found = await in_read_thread(request, lambda: service.current_file(input_digest, fmt))
+    current, record = found
     headers = {
         "Lock-Name": name,
         "Input-Digest": current.input_digest,

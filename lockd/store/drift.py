@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from lockd.advisories import Vulnerability
 from lockd.drift import FINDING_KINDS, AdvisoryStatus, ChangeKind, DriftReport, Finding, FindingKind
 from lockd.store import schema
-from lockd.store.queries import where_target
+from lockd.store.queries import insert_if_absent, where_target
 
 __all__ = [
     "DriftResultRecord",
@@ -138,7 +138,7 @@ def abandon_stale_runs(conn: Connection, *, now: datetime) -> list[int]:
             .values(status="abandoned", error="interrupted: the process stopped before the run finished")
         )
     # Findings of an abandoned run are partial: keep the run row as evidence, drop the rest.
-    for table in (schema.drift_findings, schema.drift_results):
+    for table in (schema.drift_findings, schema.drift_results, schema.drift_batches):
         if stale:
             conn.execute(delete(table).where(table.c.run_id.in_(stale)))
     return stale
@@ -232,19 +232,20 @@ def run_covers(conn: Connection, moment: datetime) -> bool:
 # -- results and findings -------------------------------------------------------------------
 
 
-def put_report(conn: Connection, run_id: int, revision: int, report: DriftReport, *, now: datetime) -> None:
-    conn.execute(
-        insert(schema.drift_results).values(
-            run_id=run_id,
-            input_digest=report.input_digest,
-            revision=revision,
-            lock_digest=report.lock_digest,
-            status=report.status,
-            fresh_lock_digest=report.fresh_lock_digest,
-            checked_at=now,
-            advisories=report.advisories,
-        )
-    )
+def put_report(conn: Connection, run_id: int, revision: int, report: DriftReport, *, now: datetime) -> bool:
+    """Store a lock's verdict in the run with its findings; False (nothing written) if it has one."""
+    values = {
+        "run_id": run_id,
+        "input_digest": report.input_digest,
+        "revision": revision,
+        "lock_digest": report.lock_digest,
+        "status": report.status,
+        "fresh_lock_digest": report.fresh_lock_digest,
+        "checked_at": now,
+        "advisories": report.advisories,
+    }
+    if not insert_if_absent(conn, schema.drift_results, values):
+        return False  # another replica checked this lock first (a claim taken over)
     rows = [
         {
             "run_id": run_id,
@@ -265,6 +266,7 @@ def put_report(conn: Connection, run_id: int, revision: int, report: DriftReport
     ]
     if rows:
         conn.execute(insert(schema.drift_findings), rows)
+    return True
 
 
 def _result_statement() -> Any:

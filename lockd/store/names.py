@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from lockd.store import schema
+from lockd.store.changes import notify_change
 from lockd.store.queries import insert_if_absent
 
 __all__ = [
@@ -142,12 +143,15 @@ def put_name(conn: Connection, name: str, input_digest: str, *, now: datetime) -
         "updated_at": now,
         "last_used_at": now,
     }
+    notify_change(conn)
     return insert_if_absent(conn, schema.names, values)
 
 
 def set_name(conn: Connection, name: str, **values: Any) -> None:
     """Update columns of one name: `input_digest`, `status`, `auto_promote`, `updated_at`, `last_used_at`."""
     conn.execute(update(schema.names).where(schema.names.c.name == name).values(**values))
+    if set(values) - {"last_used_at"}:
+        notify_change(conn)
 
 
 def touch_name(conn: Connection, name: str, *, now: datetime, not_since: datetime) -> None:
@@ -172,6 +176,7 @@ def stale_names(conn: Connection, *, unused_since: datetime) -> list[NameRecord]
 def delete_name(conn: Connection, name: str) -> None:
     conn.execute(delete(schema.name_events).where(schema.name_events.c.name == name))
     conn.execute(delete(schema.names).where(schema.names.c.name == name))
+    notify_change(conn)
 
 
 # -- history ---------------------------------------------------------------------------------

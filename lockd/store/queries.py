@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
 from lockd.store import schema
+from lockd.store.changes import notify_change
 
 __all__ = [
     "InputRecord",
@@ -237,6 +238,7 @@ def put_revision(
             input_digest=input_digest, n=n, lock_digest=lock_digest, created_at=now, reason=reason
         )
     )
+    notify_change(conn)  # delivered at commit: other processes stop serving the previous revision
     return RevisionRecord(input_digest, n, lock_digest, now, reason)
 
 

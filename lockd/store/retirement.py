@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, delete, select
 
 from lockd.store import schema
+from lockd.store.changes import notify_change
 
 __all__ = ["delete_input", "gc_candidates"]
 
@@ -49,4 +50,5 @@ def delete_input(conn: Connection, input_digest: str) -> int:
         conn.execute(delete(schema.locks).where(schema.locks.c.digest.in_(locks)))
     conn.execute(delete(schema.retired_inputs).where(schema.retired_inputs.c.input_digest == input_digest))
     conn.execute(delete(schema.inputs).where(schema.inputs.c.digest == input_digest))
+    notify_change(conn)
     return len(locks)

@@ -39,6 +39,7 @@ __all__ = [
     "PROPOSAL_SOURCES",
     "PROPOSAL_STATUSES",
     "dist_metadata",
+    "drift_batches",
     "drift_findings",
     "drift_lease",
     "drift_results",
@@ -273,6 +274,21 @@ drift_findings = Table(
 
 # At most one drift run at a time across replicas: one row, taken when free or expired and
 # kept alive by the running run's heartbeat. `expires_at` is epoch seconds, as for leases.
+# The locks of a drift run in batches that replicas claim (`FOR UPDATE SKIP LOCKED` on
+# PostgreSQL): `locks` is JSON, [[input_digest, revision, lock_digest], …]; a claim past
+# `claimed_until` (its replica died) may be taken by another; `done_at` once every lock of the
+# batch has its verdict in `drift_results`.
+drift_batches = Table(
+    "drift_batches",
+    metadata,
+    Column("run_id", Integer, ForeignKey("drift_runs.id"), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("locks", Text, nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+)
+
 drift_lease = Table(
     "drift_lease",
     metadata,
