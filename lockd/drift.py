@@ -55,6 +55,7 @@ __all__ = [
     "parse_kinds",
     "severity_order",
     "vulnerable_findings",
+    "why_pins_moved",
     "worst",
 ]
 
@@ -266,6 +267,17 @@ def check_files(lock: Lock, index: IndexSource) -> list[Finding]:
         for locked in package.files:
             findings.extend(_file_findings(package, locked, listed.get(locked.filename), index))
     return findings
+
+
+def why_pins_moved(lock: Lock, index: IndexSource) -> list[Finding]:
+    """The file findings on an old lock (yanked, missing, tampered): the reasons in a proposal.
+
+    Cheap after a resolution on the same client: its pages are in memory. An index that cannot
+    answer leaves the reasons to the diff itself (newer, older, required…)."""
+    try:
+        return check_files(lock, index)
+    except LockdError:
+        return []
 
 
 def compare_locks(old: Lock, new: Lock) -> list[Finding]:

@@ -24,7 +24,6 @@ still one job, the lock operations; the reads, proposals and intake memo are mod
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,17 +37,17 @@ from sqlalchemy import Connection, Engine
 
 from lockd.advisory_check import AdvisoriesRefused, AdvisoryCheck
 from lockd.config import Settings
-from lockd.drift import Finding, check_files
+from lockd.drift import Finding, why_pins_moved
 from lockd.errors import LockdError
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
 from lockd.intake import OffersFor, build_request
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
+from lockd.lock_files import render_files
 from lockd.lock_reads import LockReads, no_lock
 from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
-from lockd.render import FORMATS, render
 from lockd.request_memo import RequestMemo, request_key
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
 from lockd.routing import IndexPlan
@@ -88,27 +87,6 @@ class RefreshResult:
     @property
     def changed(self) -> bool:
         return self.revision.n != self.previous.n
-
-
-def render_files(lock: Lock) -> list[LockFileRecord]:
-    files = []
-    for name, spec in FORMATS.items():
-        content = render(lock, name)
-        files.append(
-            LockFileRecord(lock.digest, name, hashlib.sha256(content).hexdigest(), spec.media_type, content)
-        )
-    return files
-
-
-def _why_pins_moved(lock: Lock, index: IndexClient) -> list[Finding]:
-    """The file findings on the old lock (yanked, missing, tampered): the reasons in a proposal.
-
-    Cheap after a resolution on the same client: its pages are in memory. An index that cannot
-    answer leaves the reasons to the diff itself (newer, older, required…)."""
-    try:
-        return check_files(lock, index)
-    except LockdError:
-        return []
 
 
 class Service(LockReads):
@@ -376,7 +354,7 @@ class Service(LockReads):
             with self.fresh_index() as index:
                 lock, stats = self.resolve_in_budget(request, index, preferences)
                 if lock.digest != before.digest:
-                    findings.extend(_why_pins_moved(before, index))
+                    findings.extend(why_pins_moved(before, index))
             return lock, stats
 
         def store(
