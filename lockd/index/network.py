@@ -17,6 +17,7 @@ import httpcore
 import httpx
 
 from lockd.deadline import seconds_left
+from lockd.index.addresses import HostAddresses
 from lockd.index.connections import ConnectionSlots
 
 __all__ = ["DeadlineBackend", "deadline_transport"]
@@ -59,8 +60,9 @@ class _DeadlineStream(httpcore.NetworkStream):
 class DeadlineBackend(httpcore.NetworkBackend):
     """httpcore's synchronous sockets, each operation bounded by the caller's deadline."""
 
-    def __init__(self) -> None:
+    def __init__(self, addresses: HostAddresses | None = None) -> None:
         self._backend = httpcore.SyncBackend()
+        self._addresses = HostAddresses() if addresses is None else addresses
 
     def connect_tcp(
         self,
@@ -71,7 +73,19 @@ class DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         timeout = _clamped(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+        try:
+            addresses = self._addresses.addresses(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        options = list(socket_options or [])
+        for address in addresses[:-1]:
+            try:
+                stream = self._backend.connect_tcp(address, port, timeout, local_address, options)
+            except httpcore.ConnectError:
+                continue  # as socket.create_connection does: the next address of the host
+            return _DeadlineStream(stream)
+        last = self._backend.connect_tcp(addresses[-1], port, timeout, local_address, options)
+        return _DeadlineStream(last)
 
     def connect_unix_socket(
         self,
