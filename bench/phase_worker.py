@@ -36,7 +36,6 @@ from typing import Any
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
-from packaging.requirements import Requirement
 
 # (phase, module, attribute path, kind): kind "call" wraps a function, "cm" a context manager factory.
 HOOKS: tuple[tuple[str, str, str, str], ...] = (
@@ -125,22 +124,6 @@ def install(clock: PhaseClock) -> list[str]:
     return missing
 
 
-def with_nonce(requirements: str, nonce: int) -> str:
-    """The same stack with a new input digest (as `bench.cases.with_nonce`)."""
-    out: list[str] = []
-    done = False
-    for raw in requirements.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line and not done:
-            req = Requirement(line)
-            req.specifier &= f"!=0.0.0.{nonce}"
-            out.append(str(req))
-            done = True
-        else:
-            out.append(raw)
-    return "\n".join(out) + "\n"
-
-
 def main(argv: list[str]) -> int:
     job: dict[str, Any] = json.loads(Path(argv[0]).read_text())
     clock = PhaseClock()
@@ -152,7 +135,8 @@ def main(argv: list[str]) -> int:
     target = job["target"]
     text: str = job["requirements"]
     times = int(job.get("times", 3))
-    nonce = [int(job.get("nonce_base", 100000))]
+    # Inputs never seen before, made by the bench (`bench.cases.with_nonce`): one per primed or timed run.
+    fresh_inputs: Iterator[str] = iter(job["fresh_inputs"])
     result: dict[str, Any] = {"missing": missing, "runs": {}, "errors": {}}
 
     def open_service(database: Path, page_ttl: float | None) -> Any:
@@ -186,8 +170,7 @@ def main(argv: list[str]) -> int:
         }
 
     def fresh() -> str:
-        nonce[0] += 1
-        return with_nonce(text, nonce[0])
+        return next(fresh_inputs)
 
     last_db: Path | None = None
     for mode in job["modes"]:

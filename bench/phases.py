@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.builds import LockdBuild
-from bench.cases import Case, IndexSetup
+from bench.cases import Case, IndexSetup, with_nonce
 from bench.lockd_process import lockd_env
 from bench.peers import venv_tool
 from bench.timing import FAILED, Measurement, Sample, Unavailable
@@ -43,8 +43,11 @@ WORKER_TIMEOUT = 1800.0
 
 def _job(case: Case, index: IndexSetup, workdir: Path, modes: tuple[str, ...], times: int) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
+    # Each warm or cached mode primes once, then times `times` runs, each with an unseen input.
+    fresh = sum(times + 1 for mode in modes if mode != "cold")
     job = {
         "requirements": case.requirements,
+        "fresh_inputs": [with_nonce(case.requirements, 100000 + n) for n in range(1, fresh + 1)],
         "target": {"platform": case.platform, "python": case.python, "cuda": case.cuda},
         "index_url": index.pypi_url,
         "pytorch_base": index.pytorch_base,
