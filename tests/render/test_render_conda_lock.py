@@ -82,21 +82,26 @@ def test_the_best_wheel_for_the_target_is_chosen_else_the_sdist() -> None:
     assert best is not None and best.kind == "sdist"
 
 
-def test_yaml_lookalike_versions_stay_strings(sample_lock: tuple[str, Lock], tmp_path: Path) -> None:
-    _, lock = sample_lock
-    first = lock.packages[0]
-    odd = LockedPackage(
-        first.name, Version("1.0"), first.index, first.files, (), first.via, first.requires_python
-    )
-    tweaked = Lock.build(
+def _with_only(lock: Lock, package: LockedPackage) -> Lock:
+    """`lock`'s input, target and plan with `package` as its one pin."""
+    return Lock.build(
         input_digest="0" * 64,
         target=lock.target,
         plan=lock.plan,
         requirements=lock.requirements,
         constraints=lock.constraints,
         options=lock.options,
-        packages=[odd],
+        packages=[package],
     )
+
+
+def test_yaml_lookalike_versions_stay_strings(sample_lock: tuple[str, Lock], tmp_path: Path) -> None:
+    _, lock = sample_lock
+    first = lock.packages[0]
+    odd = LockedPackage(
+        first.name, Version("1.0"), first.index, first.files, (), first.via, first.requires_python
+    )
+    tweaked = _with_only(lock, odd)
     data = yaml.safe_load(render_conda_lock_yml(tweaked))
     assert data["package"][0]["version"] == "1.0"
     assert data["metadata"]["content_hash"] == {lock.target.platform.conda_platform: "0" * 64}
@@ -136,13 +141,5 @@ def test_text_libyaml_would_write_differently_goes_through_pyyaml(sample_lock: t
         first.files[0].filename, "https://x/é\x85/" + first.files[0].filename, "0" * 64, 1, "wheel"
     )
     odd = LockedPackage(first.name, first.version, "https://x/\u2028", (odd_file,), (), first.via)
-    tweaked = Lock.build(
-        input_digest="0" * 64,
-        target=lock.target,
-        plan=lock.plan,
-        requirements=lock.requirements,
-        constraints=lock.constraints,
-        options=lock.options,
-        packages=[odd],
-    )
+    tweaked = _with_only(lock, odd)
     assert render_conda_lock_yml(tweaked) == _pure_python(tweaked)
