@@ -17,7 +17,7 @@ import httpcore
 import httpx
 
 from lockd.deadline import seconds_left
-from lockd.index.addresses import HostAddresses
+from lockd.index.addresses import HostAddresses, LookupTimeout
 from lockd.index.connections import ConnectionSlots
 
 __all__ = ["DeadlineBackend", "deadline_transport"]
@@ -74,7 +74,9 @@ class DeadlineBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         timeout = _clamped(timeout, httpcore.ConnectTimeout)
         try:
-            addresses = self._addresses.addresses(host, port)
+            addresses = self._addresses.addresses(host, port, timeout)
+        except LookupTimeout as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         options = list(socket_options or [])

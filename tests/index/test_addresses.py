@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpcore
 import httpx
 import pytest
 
-from lockd.index.addresses import HostAddresses
-from lockd.index.network import deadline_transport
+from lockd.deadline import deadline_scope
+from lockd.index.addresses import HostAddresses, LookupTimeout
+from lockd.index.network import DeadlineBackend, deadline_transport
 
 
 class _Resolver:
@@ -98,3 +101,63 @@ def test_a_host_name_still_reaches_a_real_server() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _SlowResolver:
+    """Answers only once released, as a system resolver waiting out a dropped reply does."""
+
+    def __init__(self, answer: list[str]) -> None:
+        self.answer = answer
+        self.release = threading.Event()
+        self.asked = 0
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked += 1
+        self.release.wait(30)
+        return self.answer
+
+
+def test_a_slow_lookup_ends_at_the_callers_timeout_and_its_answer_is_kept() -> None:
+    resolver = _SlowResolver(["192.0.2.7"])
+    addresses = HostAddresses(lookup=resolver)
+    started = time.monotonic()
+    with pytest.raises(LookupTimeout):
+        addresses.addresses("slow.example", 443, timeout=0.2)
+    assert time.monotonic() - started < 2.0
+    resolver.release.set()
+    assert addresses.addresses("slow.example", 443, timeout=5.0) == ["192.0.2.7"]
+    assert addresses.addresses("slow.example", 443, timeout=0.0) == ["192.0.2.7"]  # kept: no wait
+    assert resolver.asked == 1
+
+
+def test_a_connection_under_a_deadline_does_not_wait_for_the_system_resolver() -> None:
+    resolver = _SlowResolver(["127.0.0.1"])
+    backend = DeadlineBackend(HostAddresses(lookup=resolver))
+    started = time.monotonic()
+    with deadline_scope(time.monotonic() + 0.3), pytest.raises(httpcore.ConnectTimeout):
+        backend.connect_tcp("slow.example", 9, timeout=20.0)
+    assert time.monotonic() - started < 2.0
+    resolver.release.set()
+
+
+def test_every_waiter_gets_its_own_copy_of_a_failure() -> None:
+    resolver = _Resolver({})
+    addresses = HostAddresses(lookup=resolver)
+    raised: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def ask() -> None:
+        start.wait()
+        try:
+            addresses.addresses("gone.example", 443, timeout=5.0)
+        except socket.gaierror as exc:
+            raised.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(raised) == 4
+    assert len({id(exc) for exc in raised}) == 4
+    assert all("gone.example" in str(exc) for exc in raised)
