@@ -70,7 +70,7 @@ class HostAddresses:
         self._lock = threading.Lock()
         self._known: dict[tuple[str, int], tuple[float, list[str]]] = {}
         # One lookup per host at a time: 64 threads opening connections at once ask once.
-        self._asking: dict[tuple[str, int], threading.Lock] = {}
+        self._asking: dict[tuple[str, int], _Asking] = {}
 
     def addresses(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         """`host` itself when it is an address literal, else its addresses.
