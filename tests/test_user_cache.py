@@ -4,10 +4,12 @@ that breaks while in use. Real SQLite files in a temporary directory; the clock 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from lockd.cli.user_cache import CACHE_FILE_NAME, UserCache, open_user_cache
 from lockd.index import MetadataKey, PageBody
+from tests.support import wait_until
 
 _MIB = 1024 * 1024
 
@@ -148,3 +150,22 @@ def test_an_unusable_directory_means_no_cache_and_a_warning(tmp_path: Path) -> N
     cache = open_user_cache(tmp_path / "file" / "lockd", page_ttl=600, max_bytes=_MIB, warn=warnings.append)
     assert cache is None
     assert len(warnings) == 1 and "continuing without a cache" in warnings[0]
+
+
+def test_entries_reach_the_file_during_the_run_and_close_leaves_no_writer(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings)
+    cache.metadata.put(_key("https://a.example/simple/numpy/"), b"Metadata-Version: 2.1\nName: numpy\n")
+    # Another process (here: another connection) sees the entry before this run closes its cache.
+    other = sqlite3.connect(tmp_path / CACHE_FILE_NAME)
+    try:
+        wait_until(
+            lambda: other.execute("SELECT count(*) FROM entries").fetchone()[0] == 1,
+            10.0,
+            "the writer thread did not write the queued entry",
+        )
+    finally:
+        other.close()
+    cache.close()
+    assert not [thread for thread in threading.enumerate() if thread.name == "lockd-cache"]
+    assert warnings == []

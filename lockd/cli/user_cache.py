@@ -11,8 +11,12 @@ the file no further than the server trusts its database cache (`lockd.store.cach
 - a hash is stored under URL + size + ETag, as the server stores it.
 
 Many CLI processes may share the directory: the file is in WAL mode (readers never wait for a
-writer), writes are batched into a few `BEGIN IMMEDIATE` transactions that wait for each other
-(busy timeout), and the schema is created under the same write lock. The file is bounded in
+writer), writes are batched into `BEGIN IMMEDIATE` transactions that wait for each other
+(busy timeout), and the schema is created under the same write lock. Writes happen on a writer
+thread while the run goes on, not on the fetch thread whose entry crossed a threshold: there,
+every fetch thread that queued an entry during that write waited for it too, and a cold 200-pin
+run writes about 75 MB of pages. SQLite releases the GIL while it writes, so the writes overlap
+with parsing. The file is bounded in
 bytes: past the bound, the least recently used entries go. A file that is not lockd's cache
 of this version (another version, another program, corruption) is discarded and rebuilt with
 a warning; an error while the cache is in use turns it off for the rest of the run (and
@@ -39,8 +43,7 @@ _APPLICATION_ID = 0x6C6F636B  # "lock": tells lockd's cache from any other SQLit
 CACHE_FILE_NAME = f"index-cache-v{_SCHEMA_VERSION}.sqlite3"  # another version keeps its own file
 
 _BUSY_SECONDS = 10.0  # how long a write waits for another process's write
-_FLUSH_BYTES = 16 * 1024 * 1024  # queued bytes that force a write during a run
-_FLUSH_ENTRIES = 512
+_BACKLOG_BYTES = 64 * 1024 * 1024  # queued bytes past which a writer waits for the file (memory bound)
 _TOUCH_AFTER = 3600.0  # an entry's last use is rewritten at most hourly: warm runs write nothing
 _KEEP_FRACTION = 0.8  # eviction goes below the bound, so the next runs do not evict again at once
 _MEMORY_BYTES = 64 * 1024 * 1024  # what this process has read, in front of the file
@@ -111,6 +114,9 @@ class UserCache:
         self._recent: BoundedCache[_Key, _Entry] = BoundedCache(_MEMORY_BYTES, sizeof=lambda e: len(e[0]))
         self._failed = False
         self._corrupt = False
+        self._wake = threading.Condition(self._state_lock)
+        self._closing = False
+        self._writer_thread: threading.Thread | None = None
         self.metadata = _MetadataView(self)
         self.pages = _PageView(self)
         self.hashes = _HashView(self)
@@ -150,8 +156,24 @@ class UserCache:
         with self._state_lock:
             self._pending[(kind, key)] = (value, detail, self._clock())
             self._pending_bytes += len(value)
-            due = self._pending_bytes >= _FLUSH_BYTES or len(self._pending) >= _FLUSH_ENTRIES
-        if due:
+            behind = self._pending_bytes >= _BACKLOG_BYTES
+            if self._writer_thread is None and not self._closing:
+                self._writer_thread = threading.Thread(
+                    target=self._write_behind, name="lockd-cache", daemon=True
+                )
+                self._writer_thread.start()
+            self._wake.notify()
+        if behind:
+            self.flush()
+
+    def _write_behind(self) -> None:
+        """Writes what is queued as it comes, until `close`."""
+        while True:
+            with self._state_lock:
+                while not (self._pending or self._touched or self._closing or self._failed):
+                    self._wake.wait()
+                if self._closing or self._failed:
+                    return
             self.flush()
 
     def page_is_fresh(self, stored_at: float) -> bool:
@@ -211,6 +233,12 @@ class UserCache:
 
     def close(self) -> None:
         """Writes what is queued and closes the file; discards it if it turned out corrupt."""
+        with self._state_lock:
+            self._closing = True
+            self._wake.notify()
+            writer = self._writer_thread
+        if writer is not None:
+            writer.join()
         self.flush()
         for conn in (self._reader, self._writer):
             # Closing cannot lose anything: every write was committed or rolled back.
