@@ -91,4 +91,7 @@ def parse_json_page(
                 page_url,
             )
         )
-    return ProjectPage(name, page_url, tuple(files), frozenset(foreign - {f.version for f in files}))
+    # Most pages have no foreign-only versions: hashing every file's version for nothing was a
+    # tenth of a big page's parse.
+    kept = frozenset(foreign - {f.version for f in files}) if foreign else frozenset()
+    return ProjectPage(name, page_url, tuple(files), kept)
