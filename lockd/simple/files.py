@@ -122,15 +122,33 @@ def _parsed_requires_python(text: str) -> SpecifierSet | None:
         return None
 
 
-# parse_wheel_filename's checks are per component (name, version, build tag, tag set), so each
-# component is validated by that same function once, on a filename built around it.
+# parse_wheel_filename's and parse_sdist_filename's checks are per component (name, version,
+# build tag, tag set), so each component is validated by that same function once, on a filename
+# built around it. The version check is `Version(text)` in both: one cache serves wheels and
+# sdists, so a release's files share one `Version`, and a page's thousands of versions are each
+# parsed once instead of once per kind with a throwaway tag set (half a cold parse of botocore).
 @lru_cache(maxsize=8192)
-def _wheel_head(name_part: str, version_part: str) -> tuple[NormalizedName, Version] | None:
+def _version(text: str) -> Version | None:
     try:
-        name, version, _build, _tags = parse_wheel_filename(f"{name_part}-{version_part}-py3-none-any.whl")
-    except ValueError:  # InvalidWheelFilename, or a number past Python's 4,300-digit limit
+        return Version(text)
+    except ValueError:  # InvalidVersion, or a number past Python's 4,300-digit limit
         return None
-    return name, version
+
+
+@lru_cache(maxsize=1024)
+def _wheel_name(name_part: str) -> NormalizedName | None:
+    try:
+        return parse_wheel_filename(f"{name_part}-0-py3-none-any.whl")[0]
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=1024)
+def _sdist_name(name_part: str) -> NormalizedName | None:
+    try:
+        return parse_sdist_filename(f"{name_part}-0.tar.gz")[0]
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=1024)
@@ -162,30 +180,29 @@ def _parse_wheel_name(filename: str) -> tuple[NormalizedName, Version, frozenset
     if dashes not in (4, 5):
         return None
     parts = stem.split("-", dashes - 2)
-    head = _wheel_head(parts[0], parts[1])
-    if head is None or (dashes == 5 and not _wheel_build_ok(parts[2])):
+    name = _wheel_name(parts[0])
+    if name is None:
+        return None
+    version = _version(parts[1])
+    if version is None or (dashes == 5 and not _wheel_build_ok(parts[2])):
         return None
     tags = _wheel_tags(parts[-1])
     if tags is None:
         return None
-    return head[0], head[1], tags[0], tags[1]
-
-
-@lru_cache(maxsize=8192)
-def _sdist_head(name_part: str, version_part: str, suffix: str) -> tuple[NormalizedName, Version] | None:
-    try:
-        return parse_sdist_filename(f"{name_part}-{version_part}{suffix}")
-    except ValueError:  # InvalidSdistFilename, or a number past Python's 4,300-digit limit
-        return None
+    return name, version, tags[0], tags[1]
 
 
 def _parse_sdist_name(filename: str) -> tuple[NormalizedName, Version] | None:
-    """`packaging.utils.parse_sdist_filename`, memoised per (name, version); None where it raises."""
+    """`packaging.utils.parse_sdist_filename`, memoised per component; None where it raises."""
     suffix = ".tar.gz" if filename.endswith(".tar.gz") else ".zip"
     name_part, sep, version_part = filename[: -len(suffix)].rpartition("-")
     if not sep:
         return None
-    return _sdist_head(name_part, version_part, suffix)
+    name = _sdist_name(name_part)
+    version = _version(version_part)
+    if name is None or version is None:
+        return None
+    return name, version
 
 
 def absolute_url(page_url: str, url: str) -> str:

@@ -103,4 +103,7 @@ def parse_html_page(
             index_url=page_url,
         )
         files.append(dist)
-    return ProjectPage(name, page_url, tuple(files), frozenset(foreign - {f.version for f in files}))
+    # Most pages have no foreign-only versions: hashing every file's version for nothing was a
+    # tenth of a big page's parse.
+    kept = frozenset(foreign - {f.version for f in files}) if foreign else frozenset()
+    return ProjectPage(name, page_url, tuple(files), kept)

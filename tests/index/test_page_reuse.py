@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from fixtures.served_index import ControlledIndex, WatchedIndex
+from lockd.deadline import deadline_scope
+from lockd.errors import ResolutionTimeout
 from lockd.index import IndexClient
 from lockd.index.page_reuse import ParsedPages
 from lockd.simple import ProjectPage
@@ -46,3 +52,64 @@ def test_only_the_same_body_content_type_and_final_url_reuse_a_parse() -> None:
     assert pages.page(url, b"other", "text/html", url + "moved/", parse) is parsed[3]
     assert pages.page("https://i/simple/q/", b"other", "text/html", url + "moved/", parse) is parsed[4]
     assert len(parsed) == 5
+
+
+def _page() -> ProjectPage:
+    return ProjectPage(name=canonicalize_name("p"), index_url="u", files=())
+
+
+def test_pages_are_parsed_one_at_a_time() -> None:
+    pages = ParsedPages(1024 * 1024)
+    first_inside, second_inside = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first() -> ProjectPage:
+        first_inside.set()
+        # Long enough for the second thread to be waiting at the parse: it must not get in.
+        overlapped = second_inside.wait(0.5)
+        order.append(f"first out, overlapped={overlapped}")
+        return _page()
+
+    def second() -> ProjectPage:
+        second_inside.set()
+        order.append("second in")
+        return _page()
+
+    json = "application/vnd.pypi.simple.v1+json"
+    one = threading.Thread(
+        target=pages.page, args=("https://i/simple/a/", b"a", json, "https://i/simple/a/", first)
+    )
+    one.start()
+    assert first_inside.wait(5.0)
+    two = threading.Thread(
+        target=pages.page, args=("https://i/simple/b/", b"b", json, "https://i/simple/b/", second)
+    )
+    two.start()
+    one.join(5.0)
+    two.join(5.0)
+    assert order == ["first out, overlapped=False", "second in"]
+
+
+def test_a_thread_waiting_to_parse_ends_at_its_deadline() -> None:
+    pages = ParsedPages(1024 * 1024)
+    inside, waiter_done = threading.Event(), threading.Event()
+
+    def slow() -> ProjectPage:
+        inside.set()
+        assert waiter_done.wait(5.0)
+        return _page()
+
+    json = "application/vnd.pypi.simple.v1+json"
+    holder = threading.Thread(
+        target=pages.page, args=("https://i/simple/a/", b"a", json, "https://i/simple/a/", slow)
+    )
+    holder.start()
+    assert inside.wait(5.0)
+    started = time.monotonic()
+    try:
+        with deadline_scope(time.monotonic() + 0.2), pytest.raises(ResolutionTimeout):
+            pages.page("https://i/simple/b/", b"b", json, "https://i/simple/b/", _page)
+    finally:
+        waiter_done.set()
+        holder.join(5.0)
+    assert time.monotonic() - started < 3.0
