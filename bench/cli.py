@@ -10,6 +10,10 @@
   pages refetched (lockd with ``LOCKD_PAGE_TTL=0``; uv with ``--refresh-package`` of every pin's
   page is not the same thing, so uv's warm is the reference). The runs alternate, medians of
   ``--repeat``. Default index: real PyPI.
+
+lockd runs from bytecode compiled beforehand into a temporary cache, as an installed lockd does;
+``--source`` leaves the environment's bytecode settings as they are (a checkout with
+``PYTHONDONTWRITEBYTECODE=1`` then compiles lockd's modules on every run, as this bench did before).
 """
 
 from __future__ import annotations
@@ -36,11 +40,32 @@ _PYPI = "https://pypi.org/simple/"
 
 
 _TREE = [_ROOT]  # the lockd checkout measured (`--tree`: another one, e.g. main, for a before/after)
+# Where the measured processes keep their bytecode (`--source`: nowhere). An installed lockd has
+# its .pyc (pip compiles on install); a checkout run with PYTHONDONTWRITEBYTECODE=1 has none, and
+# compiled its ~60 start-up modules from source on every run: about a third of `lockd lock`'s
+# start-up, paid by no user.
+_PYCACHE: list[Path | None] = [None]
 
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKD_", "UV_", "PIP_"))}
+    pycache = _PYCACHE[0]
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return {**env, "PYTHONPATH": str(_TREE[0]), **extra}
+
+
+def _compile_beforehand() -> None:
+    """Fills the bytecode cache, as installing lockd would: its package, and (one untimed run) every
+    module `lockd lock` loads up to its first request."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(_TREE[0] / "lockd")],
+        env=_env(),
+        capture_output=True,
+        check=True,
+    )
+    _first_request()
 
 
 def _has_cache() -> bool:
@@ -186,16 +211,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-startup", action="store_true")
     parser.add_argument("--tree", type=Path, default=_ROOT, help="the lockd checkout to measure")
+    parser.add_argument(
+        "--source",
+        action="store_true",
+        help="no bytecode cache of the bench's own: with PYTHONDONTWRITEBYTECODE=1, every run compiles lockd",
+    )
     args = parser.parse_args(argv)
     _TREE[0] = args.tree.resolve()
+    footing = "bytecode as the environment has it" if args.source else "its bytecode compiled beforehand"
     print(
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; uv at {_uv()}; lockd from {_TREE[0]}"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; uv at {_uv()}; "
+        f"lockd from {_TREE[0]}, {footing}"
     )
-    if not args.no_startup:
-        _startup(args.repeat)
-    cases = args.cases if args.cases is not None else sorted(p for p in _CASES.iterdir() if p.is_dir())
-    for case in cases:
-        _case(case, args.index_url, args.repeat)
+    with tempfile.TemporaryDirectory(prefix="lockd-bench-pycache-") as pycache:
+        if not args.source:
+            _PYCACHE[0] = Path(pycache)
+            _compile_beforehand()
+        if not args.no_startup:
+            _startup(args.repeat)
+        cases = args.cases if args.cases is not None else sorted(p for p in _CASES.iterdir() if p.is_dir())
+        for case in cases:
+            _case(case, args.index_url, args.repeat)
     return 0
 
 

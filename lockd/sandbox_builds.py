@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -18,8 +19,10 @@ from lockd.config import Settings
 from lockd.errors import IndexUnavailable
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
-from lockd.sdist_sandbox import BuildWheel, SandboxedMetadataBuilder, SandboxLimits
 from lockd.target import target_from_spec
+
+if TYPE_CHECKING:
+    from lockd.sdist_sandbox import BuildWheel, SandboxedMetadataBuilder
 
 __all__ = ["metadata_builder_for"]
 
@@ -28,6 +31,9 @@ def metadata_builder_for(settings: Settings) -> SandboxedMetadataBuilder | None:
     """The sandbox builder under sandbox mode; None (sdists need static metadata) otherwise."""
     if settings.sdist_metadata != "sandbox":
         return None
+    # Here, not at the top: the sandbox (tarfile, subprocess limits) only where an operator opted in.
+    from lockd.sdist_sandbox import SandboxedMetadataBuilder, SandboxLimits  # noqa: PLC0415
+
     limits = SandboxLimits(
         seconds=settings.sandbox_timeout,
         cpu_seconds=max(1, int(settings.sandbox_timeout)),

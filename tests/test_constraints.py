@@ -19,7 +19,7 @@ _TARGET = {"platform": "linux_x86_64", "python": "3.11"}
 
 
 def _settings(index: FixtureIndex, **overrides: object) -> Settings:
-    return Settings(index_url=index.pypi_url, pytorch_index_url=index.pytorch_base, **overrides)  # type: ignore[arg-type]
+    return Settings(index_url=index.pypi_url, pytorch_index_url=index.pytorch_base, **overrides)
 
 
 def test_a_700_line_constraints_file_locks(fixture_index: FixtureIndex) -> None:

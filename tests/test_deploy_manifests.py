@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lockd.config import Settings
+from lockd.config import setting_names
 from lockd.scheduler import parse_cron
 
 __all__: list[str] = []
@@ -56,7 +56,7 @@ def test_contract_routes_are_known() -> None:
 
 
 def _settings_variables() -> set[str]:
-    return {f"LOCKD_{name.upper()}" for name in Settings.model_fields}
+    return {f"LOCKD_{name.upper()}" for name in setting_names()}
 
 
 # ---------------------------------------------------------------- Dockerfiles

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from lockd.config import Settings, load_settings
+from lockd.config import load_settings, setting_names
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "api" / "examples" / "k8s"
-SETTINGS = {f"LOCKD_{name.upper()}" for name in Settings.model_fields}
+SETTINGS = {f"LOCKD_{name.upper()}" for name in setting_names()}
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 

@@ -1,25 +1,26 @@
 """The `lockd` command: one module per command group, and the table that joins them.
 
-Each subcommand is one `(name, help, add_arguments, run)` entry in `_COMMANDS`: `server`
+Each subcommand is one `_Command` in `_COMMANDS`, naming the module that holds it: `server`
 (serve, migrate, openapi), `admin` (token, gc), `lock` (no server needed; its persistent
-cache is `user_cache`), `why`, and `drift` (drift, check). Settings are built here, once,
+cache is `user_cache`), `why`, and `drift` (drift, check). Only the chosen command's module is
+imported, and only its arguments are added: `lockd --help` lists every command from the table
+alone, and `lockd lock` never loads drift, the web stack or the database stack
+(`tests/test_cli_startup.py` checks which modules it loads). Settings are built here, once,
 from `LOCKD_*`, after the arguments parsed. Errors print their message and hint and exit
-non-zero; tracebacks are for bugs. What only some subcommands need (the web stack, the
-database stack, the resolver) is imported inside them, so `lockd --help` and `lockd lock`
-start without what they do not use (`tests/test_cli.py` checks which packages they load).
+non-zero; tracebacks are for bugs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from lockd import __version__
-from lockd.cli import admin, drift, lock, server, why
 from lockd.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED
-from lockd.cli.server import openapi_document
 from lockd.errors import LockdError
 
 if TYPE_CHECKING:
@@ -27,43 +28,78 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "openapi_document"]
 
-_Command = tuple[
-    str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, "Settings"], int]
-]
-
-_COMMANDS: list[_Command] = [
-    ("serve", "run the HTTP server", server.serve_arguments, server.serve),
-    ("migrate", "upgrade the database schema to head", server.migrate_arguments, server.migrate),
-    ("token", "manage bearer tokens", admin.token_arguments, admin.token),
-    ("lock", "resolve a requirements.in without a server", lock.lock_arguments, lock.lock),
-    ("why", "show every path from a requirement to a package of a lock", why.why_arguments, why.why),
-    ("openapi", "print the OpenAPI document", server.openapi_arguments, server.openapi),
-    ("drift", "run drift detection, or gate CI on the latest run", drift.drift_arguments, drift.drift),
-    ("check", "gate CI on one lock's drift status, asking a server", drift.check_arguments, drift.check),
-    ("gc", "retire unused names and delete long-retired inputs", admin.gc_arguments, admin.gc),
-]
+_AddArguments = Callable[[argparse.ArgumentParser], None]
+_Run = Callable[[argparse.Namespace, "Settings"], int]
 
 
-def _parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Command:
+    """One subcommand: its name and help, and where its code is (imported only when chosen)."""
+
+    name: str
+    help: str
+    module: str  # under lockd.cli
+    run: str  # the function that runs it; its arguments are added by `{run}_arguments`
+
+    def load(self) -> tuple[_AddArguments, _Run]:
+        module = importlib.import_module(f"lockd.cli.{self.module}")
+        add_arguments = cast("_AddArguments", getattr(module, f"{self.run}_arguments"))
+        return add_arguments, cast("_Run", getattr(module, self.run))
+
+
+_COMMANDS: tuple[_Command, ...] = (
+    _Command(name="serve", help="run the HTTP server", module="server", run="serve"),
+    _Command(name="migrate", help="upgrade the database schema to head", module="server", run="migrate"),
+    _Command(name="token", help="manage bearer tokens", module="admin", run="token"),
+    _Command(name="lock", help="resolve a requirements.in without a server", module="lock", run="lock"),
+    _Command(
+        name="why", help="show every path from a requirement to a package of a lock", module="why", run="why"
+    ),
+    _Command(name="openapi", help="print the OpenAPI document", module="server", run="openapi"),
+    _Command(
+        name="drift", help="run drift detection, or gate CI on the latest run", module="drift", run="drift"
+    ),
+    _Command(
+        name="check", help="gate CI on one lock's drift status, asking a server", module="drift", run="check"
+    ),
+    _Command(name="gc", help="retire unused names and delete long-retired inputs", module="admin", run="gc"),
+)
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv`: its first word that is not an option (`lockd` itself takes
+    only -h and --version, neither with a value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def _parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lockd", description="Dependency locks for ML images.")
     parser.add_argument("--version", action="version", version=f"lockd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, help_text, add_arguments, run in _COMMANDS:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        add_arguments(sub)
-        sub.set_defaults(run=run)
+    for command in _COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        if command.name == chosen:
+            add_arguments, run = command.load()
+            add_arguments(sub)
+            sub.set_defaults(run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_chosen(words)).parse_args(words)
     # httpx imports its own command line (httpx._main) when click, pygments and rich are
     # installed: in a development environment, a third of `lockd lock`'s start-up, for a command
     # lockd never runs. A None entry makes that import fail, which httpx expects (it installs a
     # stub). Does nothing once httpx is loaded.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
-        # Settings (pydantic) and the accelerator table load only once a command is to run.
+        # Settings and the accelerator table load only once a command is to run.
         from lockd.accelerator import install_table  # noqa: PLC0415
         from lockd.config import load_settings  # noqa: PLC0415
 
@@ -78,3 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return result
+
+
+def openapi_document(settings: Settings) -> str:
+    """The app's OpenAPI schema as committed in `api/openapi.json` (`lockd.cli.server`'s)."""
+    from lockd.cli.server import openapi_document as document  # noqa: PLC0415
+
+    return document(settings)

@@ -4,7 +4,7 @@ The same intake, resolver and renderer as the server, with one index client whos
 pages and hashes persist in the user's cache directory (`lockd.cli.user_cache`; `--no-cache`
 keeps them in memory for this run only), no lease, and a progress line on a TTY. What only the
 resolution needs is imported inside `lock`, after the arguments are parsed, so `--help` and a
-usage error cost no more than argparse.
+usage error cost no more than argparse and the format table (`tests/test_cli_startup.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-
-from packaging.utils import canonicalize_name
 
 from lockd.render import DEFAULT_FORMAT, FORMATS
 
@@ -184,6 +182,8 @@ def _prefetch_roots(index: IndexClient, request: LockRequest) -> None:
     to report. A requirement with a marker may not apply to the target, one with a URL has no
     page: neither is asked for.
     """
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
     from lockd.errors import LockdError  # noqa: PLC0415
 
     def fetch(name: NormalizedName) -> None:

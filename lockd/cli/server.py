@@ -92,7 +92,7 @@ def openapi_document(settings: Settings) -> str:
     from lockd.config import load_settings  # noqa: PLC0415
     from lockd.http.app import create_app  # noqa: PLC0415 (the web stack only where it is needed)
 
-    offline = load_settings(**{**settings.model_dump(), "database_url": "sqlite://"})
+    offline = load_settings(**{**settings.as_dict(), "database_url": "sqlite://"})
     app = create_app(offline)
     try:
         return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -18,6 +18,7 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
 from types import TracebackType
@@ -51,7 +52,7 @@ from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
-from lockd.index.threads import started_pool
+from lockd.index.threads import starting_pool
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
 from lockd.sdist_sources import MetadataBuilder
@@ -79,6 +80,12 @@ _FileIdentity = tuple[str, str, str, str | None]
 
 def _identity(file: DistFile) -> _FileIdentity:
     return (file.index_url, file.url, file.filename, file.sha256)
+
+
+def _build_coverage(pool: Future[ThreadPoolExecutor]) -> None:
+    if pool.exception() is None:
+        with suppress(RuntimeError):  # closed already: no page will be filtered
+            pool.result().submit(lockable_anywhere, frozenset())
 
 
 class IndexClient:
@@ -136,11 +143,12 @@ class IndexClient:
         self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
-        # As wide as the connections: a prefetch thread mostly waits on the network.
-        self._pool = started_pool(max(1, options.max_connections), "lockd-fetch")
-        # Every page is filtered by a table built once per process (~0.3 s): built here, off the
-        # pool, so a server has it before its first request and the CLI while it waits on the network.
-        self._pool.submit(lockable_anywhere, frozenset())
+        # As wide as the connections: a prefetch thread mostly waits on the network. Started
+        # beside the caller (~10 ms of thread starts), which may meanwhile ask for pages.
+        self._pool = starting_pool(max(1, options.max_connections), "lockd-fetch")
+        # Every page is filtered by a table built once per process: built on the pool once it
+        # runs, so a server has it before its first request and the CLI while it waits on the network.
+        self._pool.add_done_callback(_build_coverage)
         self._closed = False
 
     @classmethod
@@ -175,7 +183,7 @@ class IndexClient:
         if self._closed:
             return
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.result().shutdown(wait=True, cancel_futures=True)
         self._fetcher.close()
 
     @property
@@ -272,7 +280,7 @@ class IndexClient:
             if self._cached_metadata(file) is not None or self._metadata_flight.is_running(_identity(file)):
                 continue
             try:
-                self._pool.submit(carry_deadline(self._prefetch_one), file)
+                self._pool.result().submit(carry_deadline(self._prefetch_one), file)
             except RuntimeError:
                 return  # the pool is shutting down: prefetching is only an optimisation
 

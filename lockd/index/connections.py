@@ -9,6 +9,9 @@ used idle connection to its origin, checked once, or a new one; closing the resp
 connection back. Open connections never exceed `max_connections`: the longest idle one of
 another origin is closed to make room. Sockets come from the network backend given
 (`network.DeadlineBackend`), so every socket operation still ends at the caller's deadline.
+The TLS context is made when the first https connection is opened: loading the CA bundle costs
+~20 ms of CPU, which a plain-http index never needs and which `lockd lock` would otherwise pay
+before its first request (the load releases the GIL, so it overlaps the CLI's own imports).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import ssl
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import httpcore
 
@@ -31,13 +34,15 @@ class ConnectionSlots:
     def __init__(
         self,
         *,
-        ssl_context: ssl.SSLContext,
+        tls_context: Callable[[], ssl.SSLContext],
         max_connections: int,
         keepalive_expiry: float | None,
         retries: int,
         network_backend: httpcore.NetworkBackend,
     ) -> None:
-        self._ssl_context = ssl_context
+        self._make_tls_context = tls_context
+        self._tls_context: ssl.SSLContext | None = None
+        self._tls_lock = threading.Lock()
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._retries = retries
@@ -93,7 +98,16 @@ class ConnectionSlots:
 
     # --- internals ---
 
+    def _tls_for(self, origin: _Origin) -> ssl.SSLContext | None:
+        if origin[0] != b"https":
+            return None
+        with self._tls_lock:  # made once; https requests arriving meanwhile wait for it
+            if self._tls_context is None:
+                self._tls_context = self._make_tls_context()
+            return self._tls_context
+
     def _checkout(self, request: httpcore.Request, origin: _Origin) -> httpcore.HTTPConnection:
+        tls_context = self._tls_for(origin)
         evicted: list[httpcore.HTTPConnection] = []
         try:
             while True:
@@ -112,7 +126,7 @@ class ConnectionSlots:
                         self._open += 1
                         return httpcore.HTTPConnection(
                             origin=request.url.origin,
-                            ssl_context=self._ssl_context,
+                            ssl_context=tls_context,
                             keepalive_expiry=self._keepalive_expiry,
                             retries=self._retries,
                             network_backend=self._network_backend,

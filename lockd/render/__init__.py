@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lockd.errors import InvalidRequest
-from lockd.lock import Lock
-from lockd.render.conda_lock import render_conda_lock_yml
-from lockd.render.cyclonedx import CYCLONEDX_MEDIA_TYPE, render_cyclonedx
-from lockd.render.pylock import render_pylock_toml
-from lockd.render.requirements_txt import render_requirements_txt
+
+if TYPE_CHECKING:
+    from lockd.lock import Lock
 
 __all__ = [
+    "CYCLONEDX_MEDIA_TYPE",
     "DEFAULT_FORMAT",
     "FILE_NAMES",
     "FORMATS",
@@ -29,11 +29,10 @@ __all__ = [
     "Format",
     "media_type",
     "render",
-    "render_conda_lock_yml",
-    "render_cyclonedx",
-    "render_pylock_toml",
-    "render_requirements_txt",
 ]
+
+# CycloneDX's registered type, with the spec version `lockd.render.cyclonedx` writes.
+CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json; version=1.6"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,11 +51,31 @@ class Format:
         return (self.media_type.split(";", 1)[0].strip(), *self.also_accepted)
 
 
-def _utf8(render_text: Callable[[Lock], str]) -> Callable[[Lock], bytes]:
-    def render_bytes(lock: Lock) -> bytes:
-        return render_text(lock).encode("utf-8")
+# Each renderer is imported when its format is first rendered: the table alone (names, file
+# names, media types) is what `lockd lock --help`, argument parsing and the HTTP routes need,
+# and `lockd lock` asks the index before it renders anything.
+def _requirements_txt(lock: Lock) -> bytes:
+    from lockd.render.requirements_txt import render_requirements_txt  # noqa: PLC0415
 
-    return render_bytes
+    return render_requirements_txt(lock).encode("utf-8")
+
+
+def _pylock_toml(lock: Lock) -> bytes:
+    from lockd.render.pylock import render_pylock_toml  # noqa: PLC0415
+
+    return render_pylock_toml(lock).encode("utf-8")
+
+
+def _conda_lock_yml(lock: Lock) -> bytes:
+    from lockd.render.conda_lock import render_conda_lock_yml  # noqa: PLC0415
+
+    return render_conda_lock_yml(lock).encode("utf-8")
+
+
+def _cyclonedx(lock: Lock) -> bytes:
+    from lockd.render.cyclonedx import render_cyclonedx  # noqa: PLC0415
+
+    return render_cyclonedx(lock)
 
 
 def _canonical_json(lock: Lock) -> bytes:
@@ -71,14 +90,14 @@ FORMATS: Mapping[str, Format] = {
             name="requirements.txt",
             file_name="requirements.txt",
             media_type="text/plain; charset=utf-8",
-            renderer=_utf8(render_requirements_txt),
+            renderer=_requirements_txt,
         ),
         # The IANA-registered TOML type.
         Format(
             name="pylock.toml",
             file_name="pylock.toml",
             media_type="application/toml",
-            renderer=_utf8(render_pylock_toml),
+            renderer=_pylock_toml,
         ),
         # RFC 9512; clients still send the types that were in use before it.
         Format(
@@ -86,7 +105,7 @@ FORMATS: Mapping[str, Format] = {
             file_name="conda-lock.yml",
             media_type="application/yaml",
             also_accepted=("application/x-yaml", "text/yaml"),
-            renderer=_utf8(render_conda_lock_yml),
+            renderer=_conda_lock_yml,
         ),
         Format(name="json", file_name="lock.json", media_type="application/json", renderer=_canonical_json),
         # CycloneDX 1.6 (the SBOM security teams ask for); its registered type, version parameter
@@ -95,7 +114,7 @@ FORMATS: Mapping[str, Format] = {
             name="cyclonedx.json",
             file_name="cyclonedx.json",
             media_type=CYCLONEDX_MEDIA_TYPE,
-            renderer=render_cyclonedx,
+            renderer=_cyclonedx,
         ),
     )
 }

@@ -16,7 +16,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import yaml
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -130,6 +129,8 @@ def _libyaml_safe(data: object, *, key: bool = False) -> bool:
 
 
 def render_conda_lock_yml(lock: Lock) -> str:
+    import yaml  # noqa: PLC0415 (~10 ms to load: only a conda-lock.yml pays it, not every `lockd lock`)
+
     document = _document(lock)
     # The C emitter is ten times faster; PyYAML's own stays the reference for anything else.
     fast = getattr(yaml, "CSafeDumper", None) if _libyaml_safe(document) else None

@@ -22,10 +22,9 @@ from urllib.parse import quote
 from lockd.lock import ROOT, Lock, LockedPackage
 from lockd.routing import DEFAULT_INDEX_URL
 
-__all__ = ["CYCLONEDX_MEDIA_TYPE", "SPEC_VERSION", "package_url", "render_cyclonedx", "serial_number"]
+__all__ = ["SPEC_VERSION", "package_url", "render_cyclonedx", "serial_number"]
 
 SPEC_VERSION = "1.6"
-CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json; version=1.6"
 _LOCK_REF = "lock"
 # Names a UUIDv5 namespace of lockd's own, so the serial of a lock is nobody else's UUID.
 _SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://lockd.invalid/cyclonedx/serial")

@@ -217,8 +217,11 @@ def absolute_url(page_url: str, url: str) -> str:
 
 
 # http(s), a host, printable ASCII without whitespace, query, params, fragment, brackets or backslash.
+# The classes list what is allowed (! " $-: <-> @-Z ^-~, and no / first): written as "anything but"
+# up to U+10FFFF, the same pattern took ~9 ms to compile, at every start.
 _PLAIN_URL = re.compile(
-    r"https?://[^\x00-\x20\x7f-\U0010ffff?;#\[\]\\/][^\x00-\x20\x7f-\U0010ffff?;#\[\]\\]*"
+    r"https?://[\x21\x22\x24-\x2e\x30-\x3a\x3c-\x3e\x40-\x5a\x5e-\x7e]"
+    r"[\x21\x22\x24-\x3a\x3c-\x3e\x40-\x5a\x5e-\x7e]*"
 )
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
+import httpcore
 import httpx
 import pytest
 
-from lockd.index.network import deadline_transport
+from lockd.index.connections import ConnectionSlots
+from lockd.index.network import DeadlineBackend, deadline_transport
 from tests.support import loopback_http
 
 
@@ -110,3 +113,35 @@ def test_waiting_for_a_connection_ends_at_the_pool_timeout(counting: tuple[str, 
             with pytest.raises(httpx.PoolTimeout):
                 client.get(url)
         assert client.get(url).status_code == 200
+
+
+def test_the_tls_context_is_made_at_the_first_https_connection_and_only_then(
+    counting: tuple[str, type[_Counting]],
+) -> None:
+    url, _handler = counting
+    host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
+    made: list[ssl.SSLContext] = []
+
+    def tls_context() -> ssl.SSLContext:
+        made.append(httpx.create_ssl_context())
+        return made[-1]
+
+    slots = ConnectionSlots(
+        tls_context=tls_context,
+        max_connections=2,
+        keepalive_expiry=5.0,
+        retries=0,
+        network_backend=DeadlineBackend(),
+    )
+    with slots:
+        for _ in range(2):
+            response = slots.handle_request(httpcore.Request("GET", url, headers=host))
+            assert len(response.read()) == 65536
+            response.close()
+        assert made == []  # a plain-http index never loads the CA bundle
+        for _ in range(2):
+            with pytest.raises(httpcore.ConnectError):  # the loopback server speaks no TLS
+                slots.handle_request(
+                    httpcore.Request("GET", url.replace("http://", "https://"), headers=host)
+                )
+        assert len(made) == 1

@@ -14,7 +14,8 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from lockd.lock import ROOT, Lock
-from lockd.render.cyclonedx import package_url, render_cyclonedx, serial_number
+from lockd.render import FORMATS
+from lockd.render.cyclonedx import SPEC_VERSION, package_url, render_cyclonedx, serial_number
 from tests.render.conftest import SAMPLES, check_golden
 
 
@@ -36,6 +37,11 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def sbom(lock: Lock) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(render_cyclonedx(lock))
     return document
+
+
+def test_the_served_media_type_names_the_spec_version_written() -> None:
+    # The format table holds the media type without importing this renderer.
+    assert FORMATS["cyclonedx.json"].media_type == f"application/vnd.cyclonedx+json; version={SPEC_VERSION}"
 
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES))

@@ -1,7 +1,11 @@
 """Typed settings from `LOCKD_*` environment variables, built once by the entry points.
 
 Nothing here runs at import: `Settings()` is constructed by `lockd.cli` (or a test) and
-passed down. Bad values fail fast with `InvalidConfiguration`, naming the variable.
+passed down. Each field `x` is read from `LOCKD_X` (an empty variable counts as unset; values
+given to `Settings(...)` win over the environment), converted by `lockd.config.coercion` and
+checked by `lockd.config.checks`. Bad values fail fast with `InvalidConfiguration`, naming every
+bad variable. No pydantic: `lockd lock` builds settings before its first request, and
+pydantic-settings cost it more start-up than the rest of its imports.
 
 Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are split off here,
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
@@ -14,82 +18,61 @@ from __future__ import annotations
 
 import functools
 import os
+import typing
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import (
-    Field,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
+from lockd.accelerator import TORCH_FAMILY, AcceleratorTable
+from lockd.config.checks import (
+    AFTER,
+    BEFORE,
+    INDEX_URL_FIELDS,
+    InvalidConfiguration,
+    read_accelerators_file,
+    read_overrides,
+    read_private_indexes,
+    split_index_credentials,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from lockd.accelerator import TORCH_FAMILY, AcceleratorTable, InvalidAcceleratorTable, load_table
-from lockd.drift import FINDING_KINDS, FindingKind, severity_order
-from lockd.errors import InvalidRequest, LockdError
-from lockd.index.credentials import IndexCredentials, split_credentials
+from lockd.config.coercion import Bounds, check_number, coerce
+from lockd.errors import InvalidRequest
+from lockd.finding_kinds import FINDING_KINDS, FindingKind, severity_order
+from lockd.index.credentials import IndexCredentials
 from lockd.index.options import ClientOptions
-from lockd.metadata_overrides import MetadataOverride, MetadataOverrideError, parse_overrides
-from lockd.private_indexes import NamedIndex, PrivateIndexError, parse_private_indexes
+from lockd.metadata_overrides import MetadataOverride
+from lockd.private_indexes import NamedIndex
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
-from lockd.target import PLATFORMS, Target
+from lockd.target import Target
 
-__all__ = ["DEFAULT_DATABASE_URL", "InvalidConfiguration", "Settings", "load_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings", "setting_names"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
 _CLIENT_DEFAULTS = ClientOptions()
-_INDEX_URL_FIELDS = ("index_url", "pytorch_index_url")
+_PREFIX = "lockd_"
+_T = TypeVar("_T")
 
 
-@functools.cache
-def _read_private_indexes(path: Path) -> tuple[tuple[NamedIndex, IndexCredentials], ...]:
-    try:
-        configured = parse_private_indexes(path.read_text(encoding="utf-8"))
-        found = []
-        for index, url in configured:
-            bare, credentials = split_credentials(url)
-            found.append((replace(index, url=bare if bare.endswith("/") else bare + "/"), credentials))
-        return tuple(found)
-    except (OSError, UnicodeDecodeError, PrivateIndexError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+def _bounded(default: _T, *, gt: float | None = None, ge: float | None = None, le: float | None = None) -> _T:
+    """A number setting's default and limits."""
+    return field(default=default, metadata={"bounds": Bounds(gt=gt, ge=ge, le=le)})
 
 
-@functools.cache
-def _read_overrides(path: Path) -> tuple[MetadataOverride, ...]:
-    try:
-        return parse_overrides(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, MetadataOverrideError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-
-
-class InvalidConfiguration(LockdError):
-    code = "invalid-configuration"
-    status = 500
-    title = "Invalid configuration"
-
-
-class Settings(BaseSettings):
+@dataclass(frozen=True, slots=True, init=False)
+class Settings:
     """Every knob of lockd. Field `x` is read from `LOCKD_X`; lists are comma-separated."""
-
-    # An empty variable counts as unset: compose passes `${LOCKD_X:-}` for settings left off.
-    model_config = SettingsConfigDict(env_prefix="LOCKD_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     index_url: str = DEFAULT_INDEX_URL
     pytorch_index_url: str = DEFAULT_PYTORCH_BASE
     torch_family: str = ",".join(sorted(TORCH_FAMILY))
-    page_ttl: float = Field(default=600.0, ge=0)
-    http_timeout: float = Field(default=30.0, gt=0)
-    http_max_connections: int = Field(default=64, ge=1)
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    max_requirements: int = Field(default=500, ge=1)
+    page_ttl: float = _bounded(600.0, ge=0)
+    http_timeout: float = _bounded(30.0, gt=0)
+    http_max_connections: int = _bounded(64, ge=1)
+    max_body_bytes: int = _bounded(1024 * 1024, ge=1)
+    max_requirements: int = _bounded(500, ge=1)
     # Constraints files are long (Apache Airflow's is ~700 lines) and cost linear time.
-    max_constraints: int = Field(default=5000, ge=1)
+    max_constraints: int = _bounded(5000, ge=1)
     # A TOML file of `[[dependency-metadata]]` for sdists nothing else describes (lockd.metadata_overrides).
     metadata_overrides: Path | None = None
     # A TOML file of `[[index]]` private indexes (name, url, projects): lockd.private_indexes.
@@ -98,34 +81,34 @@ class Settings(BaseSettings):
     url_hosts: str = ""
     # `sandbox`: an sdist nothing else describes gets its PEP 517 metadata hook run under bubblewrap.
     sdist_metadata: Literal["static", "sandbox"] = "static"
-    sandbox_timeout: float = Field(default=60.0, gt=0)
-    sandbox_memory_mb: int = Field(default=1024, ge=64)
+    sandbox_timeout: float = _bounded(60.0, gt=0)
+    sandbox_memory_mb: int = _bounded(1024, ge=64)
     # The interpreter the sandbox runs is this server's; its build requirements are locked for it.
     sandbox_platform: str = "linux_x86_64"
-    resolve_timeout: float = Field(default=120.0, gt=0)
+    resolve_timeout: float = _bounded(120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.
-    lease_ttl: float = Field(default=15.0, gt=0)
+    lease_ttl: float = _bounded(15.0, gt=0)
     anonymous_read: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Drift schedule: off unless one of these is set (see the drift issue).
-    drift_interval: float | None = Field(default=None, gt=0)
+    drift_interval: float | None = _bounded(None, gt=0)
     drift_cron: str | None = None
     webhook_url: str | None = None
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
-    drift_lease_ttl: float = Field(default=60.0, gt=0)
-    drift_workers: int = Field(default=4, ge=1, le=64)
+    drift_lease_ttl: float = _bounded(60.0, gt=0)
+    drift_workers: int = _bounded(4, ge=1, le=64)
     # On PostgreSQL every replica looks this often for batches of a running drift run to claim (0: never).
-    drift_help_interval: float = Field(default=2.0, ge=0)
+    drift_help_interval: float = _bounded(2.0, ge=0)
     # Advisory sources (off unless one is set): a tree of OSV files and/or an OSV-compatible API.
     advisories_dir: Path | None = None
     osv_url: str | None = None
-    osv_timeout: float = Field(default=10.0, gt=0)  # each request to the API
-    osv_deadline: float = Field(default=60.0, gt=0)  # all requests for one lock
-    osv_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    osv_timeout: float = _bounded(10.0, gt=0)  # each request to the API
+    osv_deadline: float = _bounded(60.0, gt=0)  # all requests for one lock
+    osv_max_response_bytes: int = _bounded(16 * 1024 * 1024, ge=1024)
     # How old advisory data may get: `lockd serve` re-reads the directory this often (when its
     # files changed), and answers (per lock, and the API's per pin) are kept this long.
-    advisories_refresh_seconds: float = Field(default=300.0, gt=0)
+    advisories_refresh_seconds: float = _bounded(300.0, gt=0)
     # The finding kind `vulnerable` ranks just below in severity; `none` ranks it above all.
     vulnerable_after: str = "missing"
     # Refuse to store a new lock with an advisory at or above this level (409); `any` refuses
@@ -133,165 +116,105 @@ class Settings(BaseSettings):
     refuse_advisories_at: Literal["any", "low", "medium", "high", "critical"] | None = None
     # What lockd reads from an index at most (see `ClientOptions` for why each default fits
     # real indexes): past a limit, a page is refused and a file's version ruled out.
-    max_page_bytes: int = Field(default=_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
-    max_page_files: int = Field(default=_CLIENT_DEFAULTS.max_page_files, ge=1)
-    max_compression_ratio: int = Field(default=_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
-    max_metadata_bytes: int = Field(default=_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
-    max_requires_dist: int = Field(default=_CLIENT_DEFAULTS.max_requires_dist, ge=1)
-    max_sdist_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
-    max_archive_members: int = Field(default=_CLIENT_DEFAULTS.max_archive_members, ge=1)
-    max_sdist_member_bytes: int = Field(default=_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
-    max_download_bytes: int = Field(default=_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
+    max_page_bytes: int = _bounded(_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
+    max_page_files: int = _bounded(_CLIENT_DEFAULTS.max_page_files, ge=1)
+    max_compression_ratio: int = _bounded(_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
+    max_metadata_bytes: int = _bounded(_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
+    max_requires_dist: int = _bounded(_CLIENT_DEFAULTS.max_requires_dist, ge=1)
+    max_sdist_bytes: int = _bounded(_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
+    max_archive_members: int = _bounded(_CLIENT_DEFAULTS.max_archive_members, ge=1)
+    max_sdist_member_bytes: int = _bounded(_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
+    max_download_bytes: int = _bounded(_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
     # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
     # checked at start, installed by the entry points in place of the shipped one.
     accelerators_file: Path | None = None
     # Named locks: which proposals promote themselves (`lockd.lock_diff.AUTO_PROMOTE`; a name may
     # override it), when an unused name retires, and how long `lockd gc` keeps a retired input.
     auto_promote: Literal["never", "patch", "minor", "always"] = "never"
-    name_retire_after: float = Field(default=90 * 86400.0, gt=0)
-    gc_after: float = Field(default=30 * 86400.0, gt=0)
+    name_retire_after: float = _bounded(90 * 86400.0, gt=0)
+    gc_after: float = _bounded(30 * 86400.0, gt=0)
     # Where people reach this server (links in webhooks), and the webhook's body format.
     public_url: str | None = None
     webhook_format: Literal["json", "slack"] = "json"
     # How long a dashboard sign-in (a read token exchanged for a cookie) lasts.
-    session_ttl: float = Field(default=3600.0, gt=0, le=7 * 86400.0)
+    session_ttl: float = _bounded(3600.0, gt=0, le=7 * 86400.0)
     # How long a drift run waits for one lock before reporting it unresolvable and moving on;
     # unset: the resolution budget plus one lease TTL.
-    drift_lock_timeout: float | None = Field(default=None, gt=0)
+    drift_lock_timeout: float | None = _bounded(None, gt=0)
     # Hostile clients (each limit per process): the whole request body must arrive within
     # body_timeout seconds (408); at most max_body_reads bodies are read at once and at most
     # max_resolutions new resolutions run at once (503 with Retry-After); with
     # token_resolutions_per_minute, one token starts at most that many a minute (429);
     # max_connections is uvicorn's --limit-concurrency (unset: no limit).
-    body_timeout: float = Field(default=30.0, gt=0)
-    max_body_reads: int = Field(default=256, ge=1)
-    max_resolutions: int = Field(default=32, ge=1)
-    token_resolutions_per_minute: float | None = Field(default=None, gt=0)
-    max_connections: int | None = Field(default=None, ge=1)
+    body_timeout: float = _bounded(30.0, gt=0)
+    max_body_reads: int = _bounded(256, ge=1)
+    max_resolutions: int = _bounded(32, ge=1)
+    token_resolutions_per_minute: float | None = _bounded(None, gt=0)
+    max_connections: int | None = _bounded(None, ge=1)
     # /readyz fails when the SQLite database's disk has less free space than this.
-    min_free_disk_mb: int = Field(default=256, ge=0)
+    min_free_disk_mb: int = _bounded(256, ge=0)
     # `lockd lock`'s persistent cache (metadata, pages, hashes): unset, $XDG_CACHE_HOME/lockd
     # (~/.cache/lockd); least recently used entries go past cache_max_bytes.
     cache_dir: Path | None = None
-    cache_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
-    # The userinfo split off each index URL field, by field; never dumped, never in a repr.
-    _credentials: dict[str, IndexCredentials] = PrivateAttr(default_factory=dict)
-    _accelerators: AcceleratorTable | None = PrivateAttr(default=None)
+    cache_max_bytes: int = _bounded(1024 * 1024 * 1024, ge=1024 * 1024)
+    # The userinfo split off each index URL field, by field; never shown, never compared.
+    _credentials: dict[str, IndexCredentials] = field(default_factory=dict, repr=False, compare=False)
+    _accelerators: AcceleratorTable | None = field(default=None, repr=False, compare=False)
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _split_index_credentials(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
-        if not isinstance(data, dict):
-            return handler(data)
-        data = dict(data)
-        credentials = {}
-        for name in _INDEX_URL_FIELDS:
-            value = data.get(name)
-            if isinstance(value, str):
-                try:
-                    data[name], credentials[name] = split_credentials(value)
-                except ValueError as exc:
-                    raise InvalidConfiguration(
-                        f"invalid configuration: LOCKD_{name.upper()}: {exc}",
-                        hint="fix the LOCKD_* environment variables named above",
-                        context={"problems": [f"LOCKD_{name.upper()}: {exc}"]},
-                    ) from None
-        settings = handler(data)
-        settings._credentials = credentials
-        return settings
+    def __init__(self, **given: object) -> None:
+        """`LOCKD_*` from the environment, overridden by `given`; `InvalidConfiguration` lists every bad one.
 
-    @model_validator(mode="after")
-    def _read_accelerators_file(self) -> Settings:
-        if self.accelerators_file is None:
-            return self
-        try:
-            table = load_table(self.accelerators_file)
-        except InvalidAcceleratorTable as exc:
-            problem = f"LOCKD_ACCELERATORS_FILE: {exc.message}"
+        Names that are no setting are ignored, in the environment and in `given` alike.
+        """
+        values = {**_environment(), **given}
+        credentials = split_index_credentials(values)
+        problems = []
+        for name, (annotation, bounds, default) in _fields().items():
+            if name not in values:
+                object.__setattr__(self, name, default)
+                continue
+            try:
+                object.__setattr__(self, name, _checked(name, values[name], annotation, bounds))
+            except ValueError as exc:
+                problems.append(f"LOCKD_{name.upper()}: {exc}")
+        if problems:
             raise InvalidConfiguration(
-                f"invalid configuration: {problem}",
-                hint="fix the file, or unset LOCKD_ACCELERATORS_FILE to use the shipped table",
-                context={"problems": [problem]},
-            ) from None
-        unknown = sorted({p for v in table.variants.values() for p in v.platforms} - set(PLATFORMS))
-        if unknown:
-            problem = f"LOCKD_ACCELERATORS_FILE: unknown platforms {', '.join(unknown)} (known: {', '.join(PLATFORMS)})"
-            raise InvalidConfiguration(f"invalid configuration: {problem}", context={"problems": [problem]})
-        self._accelerators = table
-        return self
+                "invalid configuration: " + "; ".join(problems),
+                hint="fix the LOCKD_* environment variables named above",
+                context={"problems": problems},
+            )
+        object.__setattr__(self, "_credentials", credentials)
+        object.__setattr__(self, "_accelerators", read_accelerators_file(self.accelerators_file))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by name (index URLs without their credentials): `Settings(**as_dict())` is equal."""
+        return {name: getattr(self, name) for name in _fields()}
 
     @property
     def accelerator_table(self) -> AcceleratorTable | None:
         """The operator's accelerator table; None: the shipped one."""
         return self._accelerators
 
-    @field_validator("database_url")
-    @classmethod
-    def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
-            raise ValueError("use sqlite:///path or postgresql+psycopg://user@host/db")
-        return value
-
-    @field_validator("vulnerable_after")
-    @classmethod
-    def _known_kind(cls, value: str) -> str:
-        value = value.strip().lower()
-        allowed = [k for k in FINDING_KINDS if k not in ("vulnerable", "current")]
-        if value != "none" and value not in allowed:
-            raise ValueError("use `none` (most severe) or one of: " + ", ".join(allowed))
-        return value
-
-    @field_validator("refuse_advisories_at", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() or None if isinstance(value, str) else value
-
-    @field_validator("index_url", "pytorch_index_url", "webhook_url", "osv_url", "public_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-    @field_validator("metadata_overrides")
-    @classmethod
-    def _readable_overrides(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            _read_overrides(value)  # fail at start, not at the first lock that needs one
-        return value
-
-    @field_validator("private_indexes")
-    @classmethod
-    def _readable_private_indexes(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            _read_private_indexes(value)
-        return value
-
     @property
     def named_indexes(self) -> tuple[NamedIndex, ...]:
         """The configured private indexes, their URLs without credentials."""
         if self.private_indexes is None:
             return ()
-        return tuple(index for index, _credentials in _read_private_indexes(self.private_indexes))
+        return tuple(index for index, _credentials in read_private_indexes(self.private_indexes))
 
     @property
     def dependency_metadata(self) -> tuple[MetadataOverride, ...]:
         """The operator's metadata overrides, read from `metadata_overrides` (cached by path)."""
-        return () if self.metadata_overrides is None else _read_overrides(self.metadata_overrides)
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+        return () if self.metadata_overrides is None else read_overrides(self.metadata_overrides)
 
     @property
     def index_credentials(self) -> IndexCredentials:
         """The HTTP Basic credentials of both indexes, default index first."""
         found = IndexCredentials()
-        for name in _INDEX_URL_FIELDS:
+        for name in INDEX_URL_FIELDS:
             found += self._credentials.get(name, IndexCredentials())
         if self.private_indexes is not None:
-            for _index, credentials in _read_private_indexes(self.private_indexes):
+            for _index, credentials in read_private_indexes(self.private_indexes):
                 found += credentials
         return found
 
@@ -347,12 +270,12 @@ class Settings(BaseSettings):
         """
         given = {
             name: url
-            for name, url in zip(_INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True)
+            for name, url in zip(INDEX_URL_FIELDS, (index_url, pytorch_index_url), strict=True)
             if url
         }
-        updated = load_settings(**{**self.model_dump(), **given})
+        updated = Settings(**{**self.as_dict(), **given})
         kept = {name: found for name, found in self._credentials.items() if name not in given}
-        updated._credentials = {**updated._credentials, **kept}
+        object.__setattr__(updated, "_credentials", {**updated._credentials, **kept})
         return updated
 
     @property
@@ -392,17 +315,46 @@ class Settings(BaseSettings):
         return None if path in ("", ":memory:") else Path(path)
 
 
-def load_settings(**overrides: Any) -> Settings:
+def _environment() -> dict[str, str]:
+    """`LOCKD_*` variables by field name; names are matched without case, empty values are unset."""
+    found = {}
+    for key, value in os.environ.items():
+        lowered = key.lower()
+        if lowered.startswith(_PREFIX) and value:
+            found[lowered.removeprefix(_PREFIX)] = value
+    return found
+
+
+@functools.cache
+def _fields() -> dict[str, tuple[Any, Bounds | None, Any]]:
+    """Each setting's evaluated type, limits and default, in declaration order (errors list in it)."""
+    hints = typing.get_type_hints(Settings)
+    return {
+        spec.name: (hints[spec.name], spec.metadata.get("bounds"), spec.default)
+        for spec in fields(Settings)
+        if not spec.name.startswith("_")
+    }
+
+
+def _checked(name: str, value: object, annotation: Any, bounds: Bounds | None) -> object:
+    before, after = BEFORE.get(name), AFTER.get(name)
+    if before is not None:
+        value = before(value)
+    value = coerce(value, annotation)
+    check_number(value, bounds)
+    if after is not None:
+        try:
+            value = after(value)
+        except ValueError as exc:
+            raise ValueError(f"Value error, {exc}") from None
+    return value
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every setting's field name; its variable is `LOCKD_` and the name in capitals."""
+    return tuple(_fields())
+
+
+def load_settings(**overrides: object) -> Settings:
     """Settings from the environment (plus overrides), or `InvalidConfiguration` naming the variable."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            problems.append(f"LOCKD_{field.upper()}: {error['msg']}")
-        raise InvalidConfiguration(
-            "invalid configuration: " + "; ".join(problems),
-            hint="fix the LOCKD_* environment variables named above",
-            context={"problems": problems},
-        ) from None
+    return Settings(**overrides)

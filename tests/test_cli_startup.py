@@ -1,0 +1,147 @@
+"""What `lockd` loads to start: module sets, never timings (`bench/cli.py` times the start-up).
+
+`lockd --help` is the command table alone; `lockd lock --help` adds its arguments and the format
+table; a `lockd lock` run asks the index for its first page without pydantic, PyYAML, drift,
+the store or the web stack, and never loads them at all when the format needs none of them.
+Each was once imported on that path and together they were most of its start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockd.cli import _COMMANDS, _Command
+from tests.support import ROOT
+
+# Never imported by `lockd lock` writing requirements.txt: the settings are plain dataclasses,
+# the database stack is the server's, and a renderer loads when its format is rendered.
+_NEVER_FOR_LOCK = (
+    "alembic",
+    "fastapi",
+    "jinja2",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+    "yaml",
+    "lockd.advisories",
+    "lockd.drift",
+    "lockd.http",
+    "lockd.render.conda_lock",
+    "lockd.render.cyclonedx",
+    "lockd.render.pylock",
+    "lockd.service",
+    "lockd.store",
+)
+# Not needed to show help: the index client and what it reads with.
+_NOT_FOR_HELP = (
+    *_NEVER_FOR_LOCK,
+    "httpx",
+    "httpcore",
+    "packaging",
+    "resolvelib",
+    "lockd.config",
+    "lockd.lock",
+)
+
+
+def _loaded(names: list[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in packages))
+
+
+def _probe(code: str, cwd: Path | None = None) -> dict[str, list[str]]:
+    """Runs `code` in a fresh interpreter; it prints a JSON object of module lists."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, list[str]] = json.loads(done.stdout.splitlines()[-1])
+    return found
+
+
+_HELP_PROBE = """
+import contextlib, io, json, sys
+import lockd.cli
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    lockd.cli.main({argv!r})
+print(json.dumps({{"modules": list(sys.modules)}}))
+"""
+
+
+def test_help_loads_the_command_table_and_nothing_of_any_command() -> None:
+    modules = _probe(_HELP_PROBE.format(argv=["--help"]))["modules"]
+    assert _loaded(modules, ("lockd",)) == ["lockd", "lockd.cli", "lockd.cli.exits", "lockd.errors"]
+    assert _loaded(modules, _NOT_FOR_HELP) == []
+
+
+def test_lock_help_loads_its_arguments_and_the_format_names_only() -> None:
+    modules = _probe(_HELP_PROBE.format(argv=["lock", "--help"]))["modules"]
+    assert set(_loaded(modules, ("lockd",))) <= {
+        "lockd",
+        "lockd.cli",
+        "lockd.cli.exits",
+        "lockd.cli.lock",
+        "lockd.errors",
+        "lockd.render",
+    }
+    assert _loaded(modules, _NOT_FOR_HELP) == []
+
+
+_LOCK_PROBE = """
+import contextlib, io, json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import lockd.cli
+
+at_first_request = []
+
+class NoProjects(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if not at_first_request:
+            at_first_request.append(list(sys.modules))  # one C call: no import interleaves
+        self.send_error(404)
+
+    def log_message(self, format, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), NoProjects)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
+with contextlib.redirect_stderr(io.StringIO()):
+    code = lockd.cli.main(["lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11",
+                           "--index-url", url, "--cache-dir", "cache"])
+server.shutdown()
+print(json.dumps({"code": [str(code)], "first": at_first_request[0] if at_first_request else [],
+                  "asked": [str(bool(at_first_request))], "end": list(sys.modules)}))
+"""
+
+
+def test_a_lock_run_asks_the_index_without_pydantic_yaml_drift_or_the_store(tmp_path: Path) -> None:
+    (tmp_path / "requirements.in").write_text("numpy\n")
+    found = _probe(_LOCK_PROBE, cwd=tmp_path)
+    assert found["asked"] == ["True"]
+    assert found["code"] == ["1"]  # the index knows no numpy
+    assert "sqlite3" in found["end"]  # the persistent cache was used: SQLite, not SQLAlchemy
+    assert _loaded(found["first"], _NEVER_FOR_LOCK) == []
+    assert _loaded(found["end"], _NEVER_FOR_LOCK) == []
+
+
+@pytest.mark.parametrize("command", _COMMANDS, ids=[command.name for command in _COMMANDS])
+def test_every_command_in_the_table_names_code_that_exists(command: _Command) -> None:
+    add_arguments, run = command.load()
+    assert callable(add_arguments)
+    assert callable(run)
