@@ -25,7 +25,6 @@ from typing import TypeVar
 
 from packaging.utils import NormalizedName
 
-from lockd.deadline import carry_deadline
 from lockd.errors import (
     IndexUnavailable,
     LockdError,
@@ -51,7 +50,7 @@ from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
-from lockd.index.threads import started_pool
+from lockd.index.threads import WorkerPool
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
 from lockd.sdist_sources import MetadataBuilder
@@ -101,6 +100,7 @@ class IndexClient:
         credentials: IndexCredentials | None = None,
         metadata_builder: MetadataBuilder | None = None,
         page_store: PageStore | None = None,
+        workers: WorkerPool | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -136,11 +136,17 @@ class IndexClient:
         self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
-        # As wide as the connections: a prefetch thread mostly waits on the network.
-        self._pool = started_pool(max(1, options.max_connections), "lockd-fetch")
-        # Every page is filtered by a table built once per process (~0.3 s): built here, off the
-        # pool, so a server has it before its first request and the CLI while it waits on the network.
-        self._pool.submit(lockable_anywhere, frozenset())
+        # `workers` given: another client's (a service's fresh clients share its threads), and
+        # that client closes them. Otherwise this client's own, as wide as the connections: a
+        # prefetch thread mostly waits on the network.
+        self._owns_workers = workers is None
+        if workers is None:
+            workers = WorkerPool(max(1, options.max_connections), "lockd-fetch")
+            # Every page is filtered by a table built once per process (~0.3 s): built here, off
+            # the caller's thread, so a server has it before its first request and the CLI while
+            # it waits on the network.
+            workers.submit(lockable_anywhere, frozenset())
+        self._workers = workers
         self._closed = False
 
     @classmethod
@@ -152,14 +158,18 @@ class IndexClient:
         hash_cache: HashCache | None = None,
         metadata_builder: MetadataBuilder | None = None,
         page_store: PageStore | None = None,
+        workers: WorkerPool | None = None,
     ) -> IndexClient:
-        """A client configured by `options`, remembering metadata, hashes and pages in the given caches."""
+        """A client configured by `options`, remembering metadata, hashes and pages in the given caches.
+
+        `workers`: the threads of another client that outlives this one, else its own."""
         return cls(
             options,
             metadata_cache=metadata_cache,
             hash_cache=hash_cache,
             metadata_builder=metadata_builder,
             page_store=page_store,
+            workers=workers,
         )
 
     def __enter__(self) -> IndexClient:
@@ -171,16 +181,22 @@ class IndexClient:
         self.close()
 
     def close(self) -> None:
-        """Cancels queued prefetches, waits for running ones, closes connections."""
+        """Cancels queued prefetches, waits for running ones, ends its own threads, closes connections."""
         if self._closed:
             return
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._owns_workers:
+            self._workers.close()
         self._fetcher.close()
 
     @property
     def stats(self) -> FetchStats:
         return self._counters.snapshot()
+
+    @property
+    def workers(self) -> WorkerPool:
+        """The threads this client prefetches on; a resolution runs its prefetch walk there too."""
+        return self._workers
 
     # -- project pages -------------------------------------------------------------------
 
@@ -271,10 +287,8 @@ class IndexClient:
                 continue  # refused before: `fetch_metadata` says why
             if self._cached_metadata(file) is not None or self._metadata_flight.is_running(_identity(file)):
                 continue
-            try:
-                self._pool.submit(carry_deadline(self._prefetch_one), file)
-            except RuntimeError:
-                return  # the pool is shutting down: prefetching is only an optimisation
+            # In the caller's resolution's scope, under its deadline; dropped once that ended.
+            self._workers.submit(self._prefetch_one, file)
 
     def _prefetch_one(self, file: DistFile) -> None:
         if self._closed:
