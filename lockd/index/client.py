@@ -71,6 +71,8 @@ V = TypeVar("V")
 
 _HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
 _IDENTITY = {"Accept-Encoding": "identity"}
+# As many as a resolution's fetch threads can finish around one check of the cache, and more.
+_JUST_LOADED = 256
 
 # A file as this client keeps it apart from others: listing page, URL, name and claimed hash.
 _FileIdentity = tuple[str, str, str, str | None]
@@ -133,6 +135,11 @@ class IndexClient:
             options.metadata_by_url_bytes, sizeof=len
         )
         self._refusals: BoundedCache[_FileIdentity, LockdError] = BoundedCache(options.refusal_entries)
+        # Metadata this client loaded last, for a fetch that checked the cache just before one of
+        # them arrived and started its flight just after it ended. Asking the metadata cache
+        # again instead is a database query per file on the server, each a wait for the GIL
+        # between fetch threads: half the queries of a cold resolution, on its critical path.
+        self._just_loaded: BoundedCache[_FileIdentity, bytes] = BoundedCache(_JUST_LOADED)
         self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
@@ -306,7 +313,11 @@ class IndexClient:
         return self._metadata_cache.get(key)
 
     def _load_metadata(self, file: DistFile) -> bytes:
-        cached = self._cached_metadata(file)  # a concurrent fetch may have finished meanwhile
+        identity = _identity(file)
+        refused = self._refusals.get(identity)  # a concurrent fetch may have finished meanwhile
+        if refused is not None:
+            raise refused
+        cached = self._just_loaded.get(identity)
         if cached is not None:
             return cached
         self._counters.add("metadata_fetches")
@@ -325,16 +336,17 @@ class IndexClient:
                 hint=exc.hint,
                 context={**exc.context, "filename": file.filename},
             )
-            self._refusals.put(_identity(file), refusal)
+            self._refusals.put(identity, refusal)
             raise refusal from None
         except (SdistNeedsBuild, UnusableMetadata) as refusal:
-            self._refusals.put(_identity(file), refusal)
+            self._refusals.put(identity, refusal)
             raise
         key = MetadataKey.of(file)
         if key is None:
-            self._metadata_unhashed.put(_identity(file), metadata)
+            self._metadata_unhashed.put(identity, metadata)
         else:
             self._metadata_cache.put(key, metadata)
+        self._just_loaded.put(identity, metadata)
         return metadata
 
     # -- hashes --------------------------------------------------------------------------
