@@ -4,7 +4,8 @@ A resolution sets its deadline once (`deadline_scope`); the index client's socke
 until it (`seconds_left`), and loops over index-supplied data (page entries, tar members,
 Requires-Dist lines) call `check_deadline` as they go, so a drip-fed response or a page of
 250,000 files ends at the deadline instead of whenever the index lets go. Worker threads do not
-inherit context variables: work handed to a pool is wrapped with `carry_deadline`.
+inherit context variables: work handed to a plain pool is wrapped with `carry_deadline`; the
+index's shared threads (`lockd.index.threads`) run each task in its submitter's context.
 """
 
 from __future__ import annotations

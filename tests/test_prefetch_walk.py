@@ -15,6 +15,7 @@ from packaging.utils import NormalizedName
 
 from fixtures.served_index import ControlledIndex
 from lockd.index import IndexClient
+from lockd.index.threads import WorkerPool
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.resolver import resolve
 from lockd.routing import plan_for
@@ -70,6 +71,10 @@ class _Timeline:
 
     def file_sha256(self, file: DistFile) -> str:
         return self._client.file_sha256(file)
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self._client.workers
 
     def sequential_round_trips(self) -> int:
         """The most index calls of which each began after the one before it ended."""

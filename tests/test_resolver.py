@@ -26,6 +26,7 @@ from lockd.errors import (
     UnknownProject,
 )
 from lockd.index import IndexClient
+from lockd.index.threads import WorkerPool
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import ROOT, Lock
 from lockd.resolver import CONSTRAINTS_VIA, resolve
@@ -365,6 +366,10 @@ class _PageLog:
 
     def file_sha256(self, file: DistFile) -> str:
         return self._client.file_sha256(file)
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self._client.workers
 
 
 def test_the_probable_graph_is_fetched_before_the_resolver_reaches_it(fixture_index: WatchedIndex) -> None:

@@ -140,3 +140,31 @@ def test_metadata_a_resolution_fetched_is_in_the_database_when_the_lock_is(
         replica.close()
     fetched = mutable_index.counters().requests
     assert fetched.get("page") and not {kind: n for kind, n in fetched.items() if kind != "page"}
+
+
+def test_locks_and_refreshes_run_on_the_threads_the_service_started_and_close_ends_them(
+    database_url: str, mutable_index: ControlledIndex
+) -> None:
+    def fetch_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("lockd-fetch")}
+
+    before = fetch_threads()
+    opened = Service.open(
+        Settings(
+            database_url=database_url,
+            index_url=mutable_index.pypi_url,
+            pytorch_index_url=mutable_index.pytorch_base,
+        )
+    )
+    try:
+        started = fetch_threads() - before
+        assert started
+        first = opened.lock(_request(opened, "lockd-fx-plain\n"))
+        opened.lock(_request(opened, "lockd-fx-plain\nlockd-fx-plain>=1\n"))
+        with opened.fresh_index() as fresh:  # what a refresh or a drift run resolves with
+            assert fresh.workers is opened.index.workers
+        opened.refresh(first.input_digest)
+        assert fetch_threads() - before == started
+    finally:
+        opened.close()
+    assert fetch_threads() == before

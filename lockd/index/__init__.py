@@ -5,7 +5,8 @@ core metadata is read), `fetcher` (the HTTP, every read counted and checked), `b
 (sockets that end at the caller's deadline), `remote_zip` (a wheel's METADATA through byte
 ranges, or front to back), `caches` (what is remembered, always bounded, metadata by the file's
 identity), `credentials` (HTTP Basic per index host, as pip applies them), `options` (how a
-client is configured, as values, limits included), `single_flight` and `stats`. Settings import
+client is configured, as values, limits included), `threads` (the fetch threads, shared by
+resolutions), `single_flight` and `stats`. Settings import
 `credentials` and `options` directly, never the client. Every httpx error becomes a `LockdError`.
 """
 
@@ -24,6 +25,7 @@ from lockd.index.client import IndexClient
 from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials, split_credentials
 from lockd.index.options import DEFAULT_USER_AGENT, ClientOptions
 from lockd.index.stats import FetchStats
+from lockd.index.threads import TaskScope, WorkerPool
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -38,6 +40,8 @@ __all__ = [
     "MetadataKey",
     "PageBody",
     "PageStore",
+    "TaskScope",
+    "WorkerPool",
     "memory_hash_cache",
     "memory_metadata_cache",
     "split_credentials",

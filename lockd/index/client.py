@@ -18,15 +18,14 @@ decides what to fetch and what to remember; `fetcher` does the HTTP.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
+from functools import partial
 from types import TracebackType
 from typing import TypeVar
 
 from packaging.utils import NormalizedName
 
-from lockd.deadline import carry_deadline
 from lockd.errors import (
     IndexUnavailable,
     LockdError,
@@ -52,7 +51,7 @@ from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
-from lockd.index.threads import starting_pool
+from lockd.index.threads import WorkerPool
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
 from lockd.sdist_sources import MetadataBuilder
@@ -73,6 +72,8 @@ V = TypeVar("V")
 
 _HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
 _IDENTITY = {"Accept-Encoding": "identity"}
+# As many as a resolution's fetch threads can finish around one check of the cache, and more.
+_JUST_LOADED = 256
 
 # A file as this client keeps it apart from others: listing page, URL, name and claimed hash.
 _FileIdentity = tuple[str, str, str, str | None]
@@ -80,12 +81,6 @@ _FileIdentity = tuple[str, str, str, str | None]
 
 def _identity(file: DistFile) -> _FileIdentity:
     return (file.index_url, file.url, file.filename, file.sha256)
-
-
-def _build_coverage(pool: Future[ThreadPoolExecutor]) -> None:
-    if pool.exception() is None:
-        with suppress(RuntimeError):  # closed already: no page will be filtered
-            pool.result().submit(lockable_anywhere, frozenset())
 
 
 class IndexClient:
@@ -108,6 +103,7 @@ class IndexClient:
         credentials: IndexCredentials | None = None,
         metadata_builder: MetadataBuilder | None = None,
         page_store: PageStore | None = None,
+        workers: WorkerPool | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -140,15 +136,28 @@ class IndexClient:
             options.metadata_by_url_bytes, sizeof=len
         )
         self._refusals: BoundedCache[_FileIdentity, LockdError] = BoundedCache(options.refusal_entries)
+        # Metadata this client loaded last, for a fetch that checked the cache just before one of
+        # them arrived and started its flight just after it ended. Asking the metadata cache
+        # again instead is a database query per file on the server, each a wait for the GIL
+        # between fetch threads: half the queries of a cold resolution, on its critical path.
+        self._just_loaded: BoundedCache[_FileIdentity, bytes] = BoundedCache(_JUST_LOADED)
         self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
-        # As wide as the connections: a prefetch thread mostly waits on the network. Started
-        # beside the caller (~10 ms of thread starts), which may meanwhile ask for pages.
-        self._pool = starting_pool(max(1, options.max_connections), "lockd-fetch")
-        # Every page is filtered by a table built once per process: built on the pool once it
-        # runs, so a server has it before its first request and the CLI while it waits on the network.
-        self._pool.add_done_callback(_build_coverage)
+        # `workers` given: another client's (a service's fresh clients share its threads), and
+        # that client closes them. Otherwise this client's own, as wide as the connections: a
+        # prefetch thread mostly waits on the network.
+        self._owns_workers = workers is None
+        if workers is None:
+            # Every page is filtered by a table built once per process (~0.3 s): built on the
+            # pool once it runs, so a server has it before its first request and the CLI while it
+            # waits on the network.
+            workers = WorkerPool(
+                max(1, options.max_connections),
+                "lockd-fetch",
+                warm_up=partial(lockable_anywhere, frozenset()),
+            )
+        self._workers = workers
         self._closed = False
 
     @classmethod
@@ -160,14 +169,18 @@ class IndexClient:
         hash_cache: HashCache | None = None,
         metadata_builder: MetadataBuilder | None = None,
         page_store: PageStore | None = None,
+        workers: WorkerPool | None = None,
     ) -> IndexClient:
-        """A client configured by `options`, remembering metadata, hashes and pages in the given caches."""
+        """A client configured by `options`, remembering metadata, hashes and pages in the given caches.
+
+        `workers`: the threads of another client that outlives this one, else its own."""
         return cls(
             options,
             metadata_cache=metadata_cache,
             hash_cache=hash_cache,
             metadata_builder=metadata_builder,
             page_store=page_store,
+            workers=workers,
         )
 
     def __enter__(self) -> IndexClient:
@@ -179,16 +192,22 @@ class IndexClient:
         self.close()
 
     def close(self) -> None:
-        """Cancels queued prefetches, waits for running ones, closes connections."""
+        """Cancels queued prefetches, waits for running ones, ends its own threads, closes connections."""
         if self._closed:
             return
         self._closed = True
-        self._pool.result().shutdown(wait=True, cancel_futures=True)
+        if self._owns_workers:
+            self._workers.close()
         self._fetcher.close()
 
     @property
     def stats(self) -> FetchStats:
         return self._counters.snapshot()
+
+    @property
+    def workers(self) -> WorkerPool:
+        """The threads this client prefetches on; a resolution runs its prefetch walk there too."""
+        return self._workers
 
     # -- project pages -------------------------------------------------------------------
 
@@ -279,10 +298,8 @@ class IndexClient:
                 continue  # refused before: `fetch_metadata` says why
             if self._cached_metadata(file) is not None or self._metadata_flight.is_running(_identity(file)):
                 continue
-            try:
-                self._pool.result().submit(carry_deadline(self._prefetch_one), file)
-            except RuntimeError:
-                return  # the pool is shutting down: prefetching is only an optimisation
+            # In the caller's resolution's scope, under its deadline; dropped once that ended.
+            self._workers.submit(self._prefetch_one, file)
 
     def _prefetch_one(self, file: DistFile) -> None:
         if self._closed:
@@ -300,7 +317,11 @@ class IndexClient:
         return self._metadata_cache.get(key)
 
     def _load_metadata(self, file: DistFile) -> bytes:
-        cached = self._cached_metadata(file)  # a concurrent fetch may have finished meanwhile
+        identity = _identity(file)
+        refused = self._refusals.get(identity)  # a concurrent fetch may have finished meanwhile
+        if refused is not None:
+            raise refused
+        cached = self._just_loaded.get(identity)
         if cached is not None:
             return cached
         self._counters.add("metadata_fetches")
@@ -319,16 +340,17 @@ class IndexClient:
                 hint=exc.hint,
                 context={**exc.context, "filename": file.filename},
             )
-            self._refusals.put(_identity(file), refusal)
+            self._refusals.put(identity, refusal)
             raise refusal from None
         except (SdistNeedsBuild, UnusableMetadata) as refusal:
-            self._refusals.put(_identity(file), refusal)
+            self._refusals.put(identity, refusal)
             raise
         key = MetadataKey.of(file)
         if key is None:
-            self._metadata_unhashed.put(_identity(file), metadata)
+            self._metadata_unhashed.put(identity, metadata)
         else:
             self._metadata_cache.put(key, metadata)
+        self._just_loaded.put(identity, metadata)
         return metadata
 
     # -- hashes --------------------------------------------------------------------------

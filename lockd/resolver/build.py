@@ -11,15 +11,14 @@ compiler) or a yanked version taken because something pins it with `==`.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeAlias
 
 from packaging.utils import NormalizedName
 from resolvelib.resolvers import Result
 
-from lockd.deadline import carry_deadline
 from lockd.errors import TamperedFile
+from lockd.index.threads import TaskScope
 from lockd.inputs import LockRequest
 from lockd.lock import ROOT, Lock, LockedFile, LockedPackage, LockWarning
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier, Identity, ProjectCandidate
@@ -39,9 +38,10 @@ def build_lock(
     provider: Provider,
     result: ResolverResult,
     index: IndexSource,
-    pool: ThreadPoolExecutor,
+    tasks: TaskScope,
 ) -> Lock:
-    """The lock of `result`; every file's sha256 is read through `index`, in parallel on `pool`."""
+    """The lock of `result`; every file's sha256 the index does not give is read through `index`,
+    in parallel on `tasks`."""
     pinned = {
         c.name: c for c in result.mapping.values() if isinstance(c, ProjectCandidate) and c.extra is None
     }
@@ -52,9 +52,11 @@ def build_lock(
     files = {name: _lock_files(candidate) for name, candidate in pinned.items()}
     warnings = [w for name, c in pinned.items() if (w := _warning(c, files[name], via[name])) is not None]
     all_files = [f for chosen in files.values() for f in chosen]
-    hashes = dict(
-        zip((f.url for f in all_files), pool.map(carry_deadline(index.file_sha256), all_files), strict=True)
-    )
+    # A file the index gives a sha256 for is locked with it, as `file_sha256` would answer: a
+    # fully cached resolution of 200 pins sent hundreds through the pool, 6% of its samples.
+    hashes = {f.url: f.sha256 for f in all_files if f.sha256 is not None}
+    unhashed = [f for f in all_files if f.sha256 is None]
+    hashes.update(zip((f.url for f in unhashed), tasks.map(index.file_sha256, unhashed), strict=True))
     direct = {name for name in pinned if provider.is_direct(name)}
     for name in direct:
         for file in files[name]:

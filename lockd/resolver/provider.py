@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import NamedTuple, Protocol, TypeAlias
 
@@ -32,8 +31,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
-from lockd.deadline import carry_deadline
 from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
+from lockd.index.threads import TaskScope, WorkerPool
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
     PYTHON,
@@ -55,11 +54,7 @@ from lockd.resolver.metadata import MetadataReader
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
-__all__ = ["PREFETCH_WIDTH", "IndexSource", "Preference", "Provider", "RequirementInfo"]
-
-# Walk tasks running at once. Each mostly waits on the network, so this is how many fetches the
-# walk keeps in flight; the index client's connection limit bounds it further.
-PREFETCH_WIDTH = 64
+__all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo"]
 
 # resolvelib defines RequirementInformation as a generic NamedTuple for type checkers only.
 RequirementInfo: TypeAlias = "RequirementInformation[AnyRequirement, AnyCandidate]"
@@ -75,6 +70,11 @@ class IndexSource(Protocol):
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None: ...
 
     def file_sha256(self, file: DistFile) -> str: ...
+
+    @property
+    def workers(self) -> WorkerPool:
+        """Threads for the prefetch walk and hashing; they outlive a resolution."""
+        ...
 
 
 class Preference(NamedTuple):
@@ -95,14 +95,14 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self,
         request: LockRequest,
         index: IndexSource,
-        pool: ThreadPoolExecutor,
+        tasks: TaskScope,
         deadline: float | None,
         *,
         preferences: Mapping[NormalizedName, Version] | None = None,
     ) -> None:
         self._request = request
         self._index = index
-        self._pool = pool
+        self._tasks = tasks
         self._deadline = deadline
         self._finders: dict[NormalizedName, Finder] = {}
         self._finder_lock = threading.Lock()
@@ -240,10 +240,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 if not self._warming or requirement.identity in self._seen:
                     continue
                 self._seen.add(requirement.identity)
-            try:
-                self._pool.submit(carry_deadline(self._warm), requirement)
-            except RuntimeError:
-                return  # the pool is shutting down
+            # Under the resolution's deadline; dropped once the resolution ended.
+            self._tasks.submit(self._warm, requirement)
 
     def stop_warming(self) -> None:
         """Queued prefetches return at once: the resolution no longer needs them."""

@@ -22,7 +22,6 @@ from resolvelib.resolvers.resolution import _build_result as build_result  # for
 from lockd import accelerator
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionImpossible
-from lockd.index.threads import started_pool
 from lockd.inputs import LockRequest
 from lockd.lock import Lock
 from lockd.resolver.build import ResolverResult, build_lock
@@ -35,7 +34,7 @@ from lockd.resolver.candidates import (
 )
 from lockd.resolver.dependencies import marker_true, split_extras
 from lockd.resolver.explain import explain_impossible
-from lockd.resolver.provider import PREFETCH_WIDTH, IndexSource, Provider
+from lockd.resolver.provider import IndexSource, Provider
 
 __all__ = ["ResolveReporter", "resolve"]
 
@@ -124,14 +123,14 @@ def resolve(
     `IndexUnavailable`, `TamperedFile`, `CudaMismatch`. `preferences` are versions tried first
     where they still satisfy and install (a name's current pins: only what a change needs moves).
     """
-    # Every network read and long loop under this call ends at `deadline` (`lockd.deadline`);
-    # the provider hands it to its pool threads. Wide enough for the prefetch walk: its
-    # workers mostly wait on the network.
+    # Every network read and long loop under this call ends at `deadline` (`lockd.deadline`),
+    # also on the index's threads: the scope's tasks run under it. The threads outlive this
+    # call; what it queued there and did not need is cancelled when the scope closes.
     with (
         deadline_scope(deadline),
-        started_pool(PREFETCH_WIDTH, "lockd-resolve") as pool,
+        index.workers.scope() as tasks,
     ):
-        provider = Provider(request, index, pool, deadline, preferences=preferences)
+        provider = Provider(request, index, tasks, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []
         for item in request.requirements:
             marker = item.requirement.marker
@@ -161,6 +160,6 @@ def resolve(
             raise ResolutionImpossible(f"the resolver failed: {exc}", context={}) from None
         finally:
             provider.stop_warming()
-        lock = build_lock(request, provider, result, index, pool)
+        lock = build_lock(request, provider, result, index, tasks)
     accelerator.check_consistency(lock)
     return lock

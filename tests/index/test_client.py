@@ -118,6 +118,32 @@ def test_metadata_via_pep658(fixture_index: WatchedIndex, client: IndexClient) -
     assert counters.requests == {"metadata": 1}
 
 
+class _AskedCache:
+    """A real in-memory metadata cache that counts the lookups (the server's each query a database)."""
+
+    def __init__(self) -> None:
+        self._cache = memory_metadata_cache(1 << 20)
+        self.asked = 0
+
+    def get(self, key: MetadataKey, /) -> bytes | None:
+        self.asked += 1
+        return self._cache.get(key)
+
+    def put(self, key: MetadataKey, metadata: bytes, /) -> object:
+        return self._cache.put(key, metadata)
+
+
+def test_a_metadata_fetch_asks_the_metadata_cache_once(fixture_index: WatchedIndex) -> None:
+    cache = _AskedCache()
+    with IndexClient(timeout=5.0, metadata_cache=cache) as fresh:
+        wheel = _file(fresh, fixture_index.pypi_url, "torch", TORCH_WHEEL)
+        assert MetadataKey.of(wheel) is not None
+        first = fresh.fetch_metadata(wheel)
+        assert cache.asked == 1 and fresh.stats.metadata_fetches == 1
+        assert fresh.fetch_metadata(wheel) == first  # from the cache this time
+        assert cache.asked == 2 and fresh.stats.metadata_fetches == 1
+
+
 def test_metadata_by_range_requests_never_downloads_the_wheel(
     fixture_index: WatchedIndex, client: IndexClient
 ) -> None:

@@ -1,0 +1,131 @@
+"""Resolutions share the index client's threads: started once, each resolution's work its own.
+
+The prefetch walk and metadata prefetches run on the client's `WorkerPool`. A second resolution
+starts no thread; one that fails leaves nothing queued there; a deadline bounds the work of its
+own resolution on those threads, and no other's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+import pytest
+from packaging.utils import NormalizedName
+
+from fixtures.served_index import ControlledIndex, WatchedIndex
+from lockd.deadline import check_deadline, seconds_left
+from lockd.errors import IndexUnavailable, ResolutionTimeout
+from lockd.index import IndexClient, WorkerPool
+from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.resolver import resolve
+from lockd.routing import plan_for
+from lockd.simple import DistFile, ProjectPage
+from lockd.target import Target
+
+_DOWN = "lockd-fx-zzz-down"  # after every real name, so the resolver asks for it last
+
+
+def _request(index: WatchedIndex, text: str) -> LockRequest:
+    target = Target.of("linux_x86_64", "3.11", None)
+    return LockRequest(
+        requirements=parse_requirements(text),
+        constraints=(),
+        target=target,
+        plan=plan_for(target, default_url=index.pypi_url, pytorch_base=index.pytorch_base),
+        options=LockOptions(),
+    )
+
+
+class _Threads:
+    """An `IndexSource` passing everything to a real client, noting which threads asked what."""
+
+    def __init__(self, client: IndexClient, *, hold: str | None = None) -> None:
+        self._client = client
+        self._hold = hold  # a page that a pool thread asks for waits until the deadline
+        self.asking: set[int] = set()
+        self.prefetched: list[str] = []
+
+    def project_page(self, index_url: str, name: NormalizedName) -> ProjectPage:
+        on_pool = threading.current_thread() is not threading.main_thread()
+        if on_pool:
+            self.asking.add(threading.get_ident())
+        if name == _DOWN and not on_pool:
+            raise IndexUnavailable(f"{name}: the index is down", context={})
+        if name == self._hold and on_pool:
+            left = seconds_left()
+            threading.Event().wait(10.0 if left is None else max(0.0, left))
+            check_deadline("holding a walk thread")
+        return self._client.project_page(index_url, name)
+
+    def fetch_metadata(self, file: DistFile) -> bytes:
+        return self._client.fetch_metadata(file)
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        files = list(files)
+        self.prefetched.extend(f.filename for f in files)
+        self._client.prefetch_metadata(files)
+
+    def file_sha256(self, file: DistFile) -> str:
+        return self._client.file_sha256(file)
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self._client.workers
+
+
+def _fetch_threads() -> set[int]:
+    return {t.ident for t in threading.enumerate() if t.name.startswith("lockd-fetch") and t.ident}
+
+
+def test_two_resolutions_run_on_the_threads_the_client_started(fixture_index: WatchedIndex) -> None:
+    before = _fetch_threads()
+    with IndexClient(timeout=10.0) as client:
+        started = _fetch_threads() - before
+        assert len(started) == client.options.max_connections
+        first = _Threads(client)
+        resolve(_request(fixture_index, "fastapi"), first)
+        second = _Threads(client)
+        client.drop_pages()  # pages again, so the walk runs again
+        resolve(_request(fixture_index, "fastapi\nrequests"), second)
+        assert first.asking and second.asking
+        assert first.asking | second.asking <= started
+        assert _fetch_threads() - before == started  # no thread started, none ended
+    assert _fetch_threads() == before  # closing the client ends them
+
+
+def test_a_failed_resolution_leaves_no_prefetch_queued(fixture_index: WatchedIndex) -> None:
+    # One thread, held by the walk until the deadline: the metadata prefetch that the resolver
+    # asks for meanwhile waits behind it, and the resolution fails with it queued.
+    workers = WorkerPool(1, "test-failed")
+    try:
+        with IndexClient(timeout=10.0, workers=workers) as client:
+            source = _Threads(client, hold="lockd-fx-plain")
+            with pytest.raises(IndexUnavailable):
+                resolve(
+                    _request(fixture_index, f"lockd-fx-plain\n{_DOWN}"), source, deadline=time.monotonic() + 1
+                )
+            assert any(name.startswith("lockd_fx_plain-") for name in source.prefetched)
+            after_failure = client.stats
+            # Behind anything still queued on the one thread; it would have fetched the metadata.
+            with workers.scope() as tasks:
+                tasks.map(lambda _: None, [0])
+            assert client.stats.metadata_fetches == after_failure.metadata_fetches == 0
+    finally:
+        workers.close()
+
+
+def test_a_deadline_bounds_its_resolution_on_the_shared_threads_and_no_other(
+    mutable_index: ControlledIndex,
+) -> None:
+    with IndexClient(timeout=30.0) as client:
+        mutable_index.set_latency(5000)  # every request: longer than the deadline
+        started = time.monotonic()
+        with pytest.raises(ResolutionTimeout):
+            resolve(_request(mutable_index, "fastapi"), client, deadline=started + 0.5)
+        # The walk's threads stopped at the deadline too: the resolution waited for them.
+        assert time.monotonic() - started < 4.0
+        mutable_index.set_latency(0)
+        lock = resolve(_request(mutable_index, "fastapi"), client)  # same threads, no deadline left over
+    assert "fastapi" in lock.pins
