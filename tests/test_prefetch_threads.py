@@ -82,6 +82,7 @@ def _fetch_threads() -> set[int]:
 def test_two_resolutions_run_on_the_threads_the_client_started(fixture_index: WatchedIndex) -> None:
     before = _fetch_threads()
     with IndexClient(timeout=10.0) as client:
+        client.workers.wait_started()  # they start beside the caller
         started = _fetch_threads() - before
         assert len(started) == client.options.max_connections
         first = _Threads(client)

@@ -157,6 +157,7 @@ def test_locks_and_refreshes_run_on_the_threads_the_service_started_and_close_en
         )
     )
     try:
+        opened.index.workers.wait_started()  # they start on a thread of their own
         started = fetch_threads() - before
         assert started
         first = opened.lock(_request(opened, "lockd-fx-plain\n"))

@@ -101,7 +101,11 @@ class WorkerPool:
             if warm_up is not None:
                 self._unscoped.submit(warm_up)
 
-        threading.Thread(target=start, name=f"{name}-start", daemon=True).start()
+        threading.Thread(target=start, name=f"lockd-start-{name}", daemon=True).start()
+
+    def wait_started(self) -> None:
+        """Returns once every thread runs (or the pool was closed first)."""
+        self._started.wait()
 
     @contextmanager
     def scope(self) -> Iterator[TaskScope]:
@@ -123,6 +127,6 @@ class WorkerPool:
 
     def close(self) -> None:
         """Cancels queued work, waits for running work, and ends the threads."""
-        self._started.wait()
+        self.wait_started()
         self._unscoped.close()
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -18,6 +18,7 @@ def _pool_threads(name: str) -> set[int]:
 
 def test_every_thread_runs_from_the_start_and_scopes_reuse_them_until_close() -> None:
     pool = WorkerPool(4, "test-reuse")
+    pool.wait_started()  # started on a thread of their own, while the caller goes on
     started = _pool_threads("test-reuse")
     assert len(started) == 4
     seen: set[int] = set()
@@ -108,3 +109,16 @@ def test_work_outside_a_scope_runs_until_the_pool_closes() -> None:
         pool.close()
     pool.submit(done.clear)  # dropped: the pool is closed
     assert done.is_set()
+
+
+def test_a_task_submitted_while_the_threads_start_waits_for_them_and_runs() -> None:
+    pool = WorkerPool(8, "test-early")
+    try:
+        ran: Future[int] = Future()
+        with pool.scope() as tasks:  # at once: the starting thread may not have started any yet
+            tasks.submit(lambda: ran.set_result(threading.get_ident()))
+            assert ran.result(timeout=_WAIT_S) in _pool_threads("test-early")
+        assert len(_pool_threads("test-early")) == 8
+    finally:
+        pool.close()
+    assert _pool_threads("test-early") == set()
