@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
@@ -26,11 +27,13 @@ from lockd.advisory_check import RunAdvisories
 from lockd.drift import DriftReport, DriftRunInProgress, Finding, check_files, drift_for
 from lockd.errors import IndexUnavailable, LockdError, NotFound, ResolutionTimeout
 from lockd.index import IndexClient
+from lockd.index.threads import started_pool
 from lockd.inputs import LockRequest
 from lockd.leases import HeldLease
 from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.proposals import propose
+from lockd.resolver.provider import PREFETCH_WIDTH
 from lockd.service import Service, render_files
 from lockd.store import LockFileRecord, queries, transaction
 from lockd.store import drift as drift_store
@@ -122,6 +125,25 @@ class BatchChecker:
         """Claim and check batches of the run until none is left to claim. The replica that holds
         the run's `lease` stays until every batch is done, taking over expired claims."""
         holder = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        # One prefetch pool for every resolution of this replica's share: a pool per resolution
+        # started 64 threads per lock, more than half of a warm check's time.
+        with started_pool(PREFETCH_WIDTH, f"lockd-drift-resolve-{run_id}") as pool:
+            self._work(
+                run_id, holder, index, advisories, pool, workers=workers, claim_ttl=claim_ttl, lease=lease
+            )
+
+    def _work(
+        self,
+        run_id: int,
+        holder: str,
+        index: IndexClient,
+        advisories: RunAdvisories,
+        pool: ThreadPoolExecutor,
+        *,
+        workers: int,
+        claim_ttl: float,
+        lease: HeldLease | None,
+    ) -> None:
         while True:
             if lease is not None and lease.lost:
                 raise DriftRunInProgress("the drift lease was lost to another run; this run stops")
@@ -131,7 +153,9 @@ class BatchChecker:
                 batch = batches.claim_batch(conn, run_id, holder=holder, now=now, until=until)
                 left = 0 if batch is not None or lease is None else batches.open_batches(conn, run_id)
             if batch is not None:
-                self._check_batch(batch, holder, index, advisories, workers=workers, claim_ttl=claim_ttl)
+                self._check_batch(
+                    batch, holder, index, advisories, pool, workers=workers, claim_ttl=claim_ttl
+                )
             elif left == 0:
                 return
             else:  # batches claimed by others: wait for them, or for their claims to expire
@@ -143,6 +167,7 @@ class BatchChecker:
         holder: str,
         index: IndexClient,
         advisories: RunAdvisories,
+        pool: ThreadPoolExecutor,
         *,
         workers: int,
         claim_ttl: float,
@@ -174,7 +199,7 @@ class BatchChecker:
         with Periodic(f"lockd-drift-claim-{batch.run_id}-{batch.n}", claim_ttl / 4, renew):
             run_within_deadlines(
                 pending,
-                lambda lock: self._check_one(lock, index, advisories),
+                lambda lock: self._check_one(lock, index, advisories, pool),
                 workers=max(1, workers),
                 budget=budget,
                 max_stuck=max(1, workers) * _STUCK_PER_WORKER,
@@ -188,7 +213,9 @@ class BatchChecker:
             batches.finish_batch(conn, batch, now=datetime.now(UTC))
         log.info("drift run %s: batch %d checked (%d locks)", batch.run_id, batch.n, len(pending))
 
-    def _check_one(self, summary: BatchLock, index: IndexClient, advisories: RunAdvisories) -> _Checked:
+    def _check_one(
+        self, summary: BatchLock, index: IndexClient, advisories: RunAdvisories, pool: ThreadPoolExecutor
+    ) -> _Checked:
         """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
         with transaction(self._service.engine, write=False) as conn:
             canonical = queries.get_lock_canonical(conn, summary.lock_digest)
@@ -203,7 +230,8 @@ class BatchChecker:
             file_findings = [Finding(kind="unresolvable", message=message, code=exc.code)]
         fresh: Lock | LockdError
         try:
-            fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored.canonical), index)
+            request = LockRequest.from_json(stored.canonical)
+            fresh, _stats = self._service.resolve_in_budget(request, index, pool=pool)
         except LockdError as exc:
             fresh = exc
         answer = advisories.check(lock)

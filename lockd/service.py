@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -133,11 +134,19 @@ class Service(LockReads):
         return IndexClient.from_options(options, metadata_cache=self.metadata_cache)
 
     def resolve_in_budget(
-        self, request: LockRequest, index: IndexClient, preferences: Preferences | None = None
+        self,
+        request: LockRequest,
+        index: IndexClient,
+        preferences: Preferences | None = None,
+        *,
+        pool: ThreadPoolExecutor | None = None,
     ) -> tuple[Lock, ResolveStats]:
-        """Resolve within the time budget, then write the metadata it fetched to the database."""
+        """Resolve within the time budget, then write the metadata it fetched to the database.
+        `pool`: a running prefetch pool to share (`lockd.resolver.resolve`)."""
         try:
-            return timed_resolve(request, index, self.settings.resolve_timeout, preferences=preferences)
+            return timed_resolve(
+                request, index, self.settings.resolve_timeout, preferences=preferences, pool=pool
+            )
         finally:
             self.flush_metadata()
 

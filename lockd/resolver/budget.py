@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,14 +52,15 @@ def timed_resolve(
     reporter: ResolveReporter | None = None,
     *,
     preferences: Mapping[NormalizedName, Version] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> tuple[Lock, ResolveStats]:
     """Resolve within `budget` seconds or raise `ResolutionTimeout` (the resolver checks CUDA mixing).
 
-    `preferences`: versions tried first (see `resolve`)."""
+    `preferences`: versions tried first; `pool`: a running pool to share (see `resolve`)."""
     before = index.stats
     started = time.monotonic()
     deadline = started + budget
-    lock = resolve(request, index, reporter=reporter, deadline=deadline, preferences=preferences)
+    lock = resolve(request, index, reporter=reporter, deadline=deadline, preferences=preferences, pool=pool)
     elapsed = time.monotonic() - started
     if elapsed > budget:
         raise ResolutionTimeout(

@@ -10,6 +10,8 @@ remembered, which otherwise dominates the resolver's time on graphs of hundreds 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Protocol
 
@@ -116,6 +118,7 @@ def resolve(
     reporter: ResolveReporter | None = None,
     deadline: float | None = None,
     preferences: Mapping[NormalizedName, Version] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> Lock:
     """The lock pip would install on `request.target`, with every file's sha256.
 
@@ -123,15 +126,19 @@ def resolve(
     `UnknownProject`, `NoMatchingDistribution`, `ResolutionImpossible`, `SdistNeedsBuild`,
     `IndexUnavailable`, `TamperedFile`, `CudaMismatch`. `preferences` are versions tried first
     where they still satisfy and install (a name's current pins: only what a change needs moves).
+    `pool` runs the prefetch walk and the hashing, and is left running: a caller that resolves
+    many requests in a row (a drift run) passes one, since starting the 64 threads of a new one
+    cost more than a warm resolution itself. Its tasks never wait on one another, so resolutions
+    may share it; prefetches a finished resolution left queued return at once (`stop_warming`).
     """
     # Every network read and long loop under this call ends at `deadline` (`lockd.deadline`);
     # the provider hands it to its pool threads. Wide enough for the prefetch walk: its
     # workers mostly wait on the network.
     with (
         deadline_scope(deadline),
-        started_pool(PREFETCH_WIDTH, "lockd-resolve") as pool,
+        started_pool(PREFETCH_WIDTH, "lockd-resolve") if pool is None else nullcontext(pool) as running,
     ):
-        provider = Provider(request, index, pool, deadline, preferences=preferences)
+        provider = Provider(request, index, running, deadline, preferences=preferences)
         roots: list[AnyRequirement] = []
         for item in request.requirements:
             marker = item.requirement.marker
@@ -161,6 +168,6 @@ def resolve(
             raise ResolutionImpossible(f"the resolver failed: {exc}", context={}) from None
         finally:
             provider.stop_warming()
-        lock = build_lock(request, provider, result, index, pool)
+        lock = build_lock(request, provider, result, index, running)
     accelerator.check_consistency(lock)
     return lock
