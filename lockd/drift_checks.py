@@ -35,10 +35,10 @@ from lockd.periodic import Periodic
 from lockd.proposals import propose
 from lockd.resolver.provider import PREFETCH_WIDTH
 from lockd.service import Service, render_files
-from lockd.store import LockFileRecord, queries, transaction
+from lockd.store import LockFileRecord, transaction
 from lockd.store import drift as drift_store
 from lockd.store import drift_batches as batches
-from lockd.store.drift_batches import BatchLock, ClaimedBatch
+from lockd.store.drift_batches import BatchLock, BatchRows, ClaimedBatch
 from lockd.work_deadlines import run_within_deadlines
 
 __all__ = ["BatchChecker"]
@@ -185,8 +185,8 @@ class BatchChecker:
             return kept
 
         with transaction(self._service.engine, write=False) as conn:
-            done = batches.verdicts_among(conn, batch.run_id, [lock.input_digest for lock in batch.locks])
-        pending = [lock for lock in batch.locks if lock.input_digest not in done]
+            rows = batches.batch_rows(conn, batch.run_id, batch.locks)
+        pending = [lock for lock in batch.locks if lock.input_digest not in rows.done]
         verdicts = _Verdicts(self, batch.run_id)
         budget = self._lock_budget()
 
@@ -199,7 +199,7 @@ class BatchChecker:
         with Periodic(f"lockd-drift-claim-{batch.run_id}-{batch.n}", claim_ttl / 4, renew):
             run_within_deadlines(
                 pending,
-                lambda lock: self._check_one(lock, index, advisories, pool),
+                lambda lock: self._check_one(lock, rows, index, advisories, pool),
                 workers=max(1, workers),
                 budget=budget,
                 max_stuck=max(1, workers) * _STUCK_PER_WORKER,
@@ -214,12 +214,16 @@ class BatchChecker:
         log.info("drift run %s: batch %d checked (%d locks)", batch.run_id, batch.n, len(pending))
 
     def _check_one(
-        self, summary: BatchLock, index: IndexClient, advisories: RunAdvisories, pool: ThreadPoolExecutor
+        self,
+        summary: BatchLock,
+        rows: BatchRows,
+        index: IndexClient,
+        advisories: RunAdvisories,
+        pool: ThreadPoolExecutor,
     ) -> _Checked:
         """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
-        with transaction(self._service.engine, write=False) as conn:
-            canonical = queries.get_lock_canonical(conn, summary.lock_digest)
-            stored = queries.get_input(conn, summary.input_digest)
+        canonical = rows.locks.get(summary.lock_digest)
+        stored = rows.inputs.get(summary.input_digest)
         if canonical is None or stored is None:
             raise NotFound(f"lock {summary.lock_digest} vanished during the drift run")
         lock = Lock.from_json(canonical)
@@ -230,7 +234,7 @@ class BatchChecker:
             file_findings = [Finding(kind="unresolvable", message=message, code=exc.code)]
         fresh: Lock | LockdError
         try:
-            request = LockRequest.from_json(stored.canonical)
+            request = LockRequest.from_json(stored)
             fresh, _stats = self._service.resolve_in_budget(request, index, pool=pool)
         except LockdError as exc:
             fresh = exc
@@ -243,7 +247,7 @@ class BatchChecker:
             advisories=answer.status,
             order=self._service.settings.severity_order,
         )
-        changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
+        changed = isinstance(fresh, Lock) and report.fresh_lock_digest != report.lock_digest
         return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
 
     def _lock_budget(self) -> float:
