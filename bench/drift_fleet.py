@@ -182,10 +182,23 @@ def run_drift_replicas(
             finally:
                 for helper in helpers:
                     helper.stop()
-            extra.update({"locks": locks, "replicas": count, "load": load, "store_s": round(stored_s, 1)})
+            extra.update({"locks": locks, "replicas": count, "load": load, "store_s": round(stored_s, 1),
+                          "batches_by_replica": _batches_by_replica(url)})  # fmt: skip
             log(f"  drift: {count} replica(s): {extra['seconds']:.1f} s ({load})")
             results.append(extra)
     return results
+
+
+def _batches_by_replica(url: str) -> list[int]:
+    """How many batches of the latest run each replica (process) finished, most first."""
+    import psycopg  # noqa: PLC0415  (only this section needs PostgreSQL)
+
+    query = (
+        "SELECT split_part(claimed_by, ':', 2), count(*) FROM drift_batches"
+        " WHERE run_id = (SELECT max(id) FROM drift_runs) GROUP BY 1 ORDER BY 2 DESC"
+    )
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return [int(row[1]) for row in conn.execute(query)]
 
 
 # A helping replica looks for a run to join every half second (the default is 2 s).
