@@ -7,8 +7,9 @@ seconds, like the drift lease), checks the batch's locks `workers` at a time, ea
 own budget (`lockd.work_deadlines`), and writes verdicts `_FLUSH_EVERY` to a transaction. A
 lock that already has a verdict (its batch was taken over from a replica that died after
 storing part of it) is not checked again. A batch's stored locks and inputs are read in one
-transaction, and every resolution of the replica's share runs its prefetches on one pool. The replica that holds the run's lease stays until
-every batch is done, so a batch whose replica died is taken over once its claim expires.
+transaction, and every resolution of the replica's share runs its prefetches on one pool. The
+replica that holds the run's lease stays until every batch is done, so a batch whose replica
+died is taken over once its claim expires.
 """
 
 from __future__ import annotations
