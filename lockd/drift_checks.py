@@ -6,8 +6,11 @@ on a run does, the one that started it included. It claims one batch at a time
 seconds, like the drift lease), checks the batch's locks `workers` at a time, each within its
 own budget (`lockd.work_deadlines`), and writes verdicts `_FLUSH_EVERY` to a transaction. A
 lock that already has a verdict (its batch was taken over from a replica that died after
-storing part of it) is not checked again. The replica that holds the run's lease stays until
-every batch is done, so a batch whose replica died is taken over once its claim expires.
+storing part of it) is not checked again. A batch's stored locks and inputs are read in one
+transaction, and every resolution runs its prefetches on the service's fetch threads
+(`Service.fresh_index`, `lockd.index.threads`), started once per process, not once per lock. The
+replica that holds the run's lease stays until every batch is done, so a batch whose replica
+died is taken over once its claim expires.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from lockd.lock import Lock
 from lockd.periodic import Periodic
 from lockd.proposals import propose
 from lockd.service import Service, render_files
-from lockd.store import LockFileRecord, queries, transaction
+from lockd.store import LockFileRecord, transaction
 from lockd.store import drift as drift_store
 from lockd.store import drift_batches as batches
-from lockd.store.drift_batches import BatchLock, ClaimedBatch
+from lockd.store.drift_batches import BatchLock, BatchRows, ClaimedBatch
 from lockd.work_deadlines import run_within_deadlines
 
 __all__ = ["BatchChecker"]
@@ -160,8 +163,8 @@ class BatchChecker:
             return kept
 
         with transaction(self._service.engine, write=False) as conn:
-            done = batches.verdicts_among(conn, batch.run_id, [lock.input_digest for lock in batch.locks])
-        pending = [lock for lock in batch.locks if lock.input_digest not in done]
+            rows = batches.batch_rows(conn, batch.run_id, batch.locks)
+        pending = [lock for lock in batch.locks if lock.input_digest not in rows.done]
         verdicts = _Verdicts(self, batch.run_id)
         budget = self._lock_budget()
 
@@ -174,7 +177,7 @@ class BatchChecker:
         with Periodic(f"lockd-drift-claim-{batch.run_id}-{batch.n}", claim_ttl / 4, renew):
             run_within_deadlines(
                 pending,
-                lambda lock: self._check_one(lock, index, advisories),
+                lambda lock: self._check_one(lock, rows, index, advisories),
                 workers=max(1, workers),
                 budget=budget,
                 max_stuck=max(1, workers) * _STUCK_PER_WORKER,
@@ -188,11 +191,12 @@ class BatchChecker:
             batches.finish_batch(conn, batch, now=datetime.now(UTC))
         log.info("drift run %s: batch %d checked (%d locks)", batch.run_id, batch.n, len(pending))
 
-    def _check_one(self, summary: BatchLock, index: IndexClient, advisories: RunAdvisories) -> _Checked:
+    def _check_one(
+        self, summary: BatchLock, rows: BatchRows, index: IndexClient, advisories: RunAdvisories
+    ) -> _Checked:
         """Files, a fresh resolution and advisories for one lock. Never raises a LockdError: failures become findings."""
-        with transaction(self._service.engine, write=False) as conn:
-            canonical = queries.get_lock_canonical(conn, summary.lock_digest)
-            stored = queries.get_input(conn, summary.input_digest)
+        canonical = rows.locks.get(summary.lock_digest)
+        stored = rows.inputs.get(summary.input_digest)
         if canonical is None or stored is None:
             raise NotFound(f"lock {summary.lock_digest} vanished during the drift run")
         lock = Lock.from_json(canonical)
@@ -203,7 +207,7 @@ class BatchChecker:
             file_findings = [Finding(kind="unresolvable", message=message, code=exc.code)]
         fresh: Lock | LockdError
         try:
-            fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored.canonical), index)
+            fresh, _stats = self._service.resolve_in_budget(LockRequest.from_json(stored), index)
         except LockdError as exc:
             fresh = exc
         answer = advisories.check(lock)
@@ -215,7 +219,7 @@ class BatchChecker:
             advisories=answer.status,
             order=self._service.settings.severity_order,
         )
-        changed = isinstance(fresh, Lock) and fresh.digest != lock.digest
+        changed = isinstance(fresh, Lock) and report.fresh_lock_digest != report.lock_digest
         return _Checked(report, fresh if changed and isinstance(fresh, Lock) else None)
 
     def _lock_budget(self) -> float:

@@ -11,12 +11,17 @@ import pytest
 
 from bench.builds import current_build
 from bench.cases import FIXTURE_CASES, load_cases, with_nonce
+from bench.drift_fleet import store_drift_locks
 from bench.indexes import FixtureIndexProcess, fixture_setup
 from bench.issue16_report import issue16_markdown, issue16_verdicts
 from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
 from bench.timing import Measurement, Sample
+from lockd.config import load_settings
 from lockd.inputs import parse_requirements
+from lockd.render import FORMATS
+from lockd.service import Service
+from lockd.store import queries, transaction
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,3 +138,37 @@ def test_phase_worker_accounts_a_cold_and_a_cached_lock_by_phase(tmp_path: Path)
         # On the resolving thread phases exclude one another, so they add up to the wall clock.
         assert sum(run["phases"].values()) == pytest.approx(run["wall_s"], rel=0.05)
     assert median_phases(rows[0])["page fetch"] > 0 and median_phases(rows[1])["page fetch"] < median_phases(rows[0])["page fetch"]  # fmt: skip
+
+
+def _open_service(database: Path, base: str) -> Service:
+    settings = load_settings(
+        database_url=f"sqlite:///{database}", index_url=f"{base}/simple/", pytorch_index_url=f"{base}/whl"
+    )
+    service = Service.open(settings)
+    service.migrate()
+    return service
+
+
+def test_drift_store_stores_the_locks_post_lock_would(tmp_path: Path) -> None:
+    cases = load_cases(FIXTURE_CASES, "fixture", ["fx-api", "fx-tiny"])
+    with FixtureIndexProcess.start(0) as index:
+        stored = tmp_path / "stored.db"
+        store_drift_locks(cases, fixture_setup(index), current_build(), database_url=f"sqlite:///{stored}",
+                          count=9, workdir=tmp_path)  # fmt: skip
+        fast, real = _open_service(stored, index.base), _open_service(tmp_path / "real.db", index.base)
+        try:
+            with transaction(fast.engine, write=False) as conn:
+                assert len(queries.list_locks(conn, limit=100, after=None)) == 9
+            for n in (2, 3, 8):  # derived (not the first nonce input of its case, which is resolved)
+                case = cases[n % len(cases)]
+                target = {"platform": case.platform, "python": case.python, "cuda": case.cuda}
+                text = with_nonce(case.requirements, n)
+                found = fast.lock(fast.build_request(requirements=text, target=target))
+                resolved = real.lock(real.build_request(requirements=text, target=target))
+                assert not found.created and resolved.created
+                assert found.lock_digest == resolved.lock_digest
+                for fmt in FORMATS:
+                    assert fast.lock_file(found.lock_digest, fmt) == real.lock_file(resolved.lock_digest, fmt)
+        finally:
+            fast.close()
+            real.close()
