@@ -41,7 +41,7 @@ from lockd.drift import Finding, why_pins_moved
 from lockd.errors import LockdError
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
-from lockd.intake import OffersFor, build_request
+from lockd.intake import OffersFor
 from lockd.leases import HeldLease, Leases
 from lockd.lock import Lock
 from lockd.lock_files import render_files
@@ -50,7 +50,6 @@ from lockd.proposals import ProposalView, propose
 from lockd.readiness import Readiness, check_readiness
 from lockd.request_memo import RequestMemo, request_key
 from lockd.resolver import ResolveStats, timed_resolve, variant_offers
-from lockd.routing import IndexPlan
 from lockd.sandbox_builds import metadata_builder_for
 from lockd.store import (
     DatabaseHashCache,
@@ -65,7 +64,6 @@ from lockd.store import (
 )
 from lockd.store import proposals as proposal_rows
 from lockd.stored import LockResult, Revision
-from lockd.target import Target
 from lockd.tokens import Tokens
 
 __all__ = ["LockResult", "RefreshResult", "Service", "render_files"]
@@ -184,24 +182,17 @@ class Service(LockReads):
             return known
         settings = self.settings
 
-        def index_plan(target: Target) -> IndexPlan:
-            return settings.index_plan(target, indexes)
-
         def build(offers: OffersFor) -> LockRequest:
-            return build_request(
+            return settings.build_request(
                 requirements=requirements,
                 target=target,
-                index_plan=index_plan,
                 constraints=constraints,
                 options=options,
-                max_requirements=settings.max_requirements,
-                max_constraints=settings.max_constraints,
-                url_hosts=settings.allowed_url_hosts,
-                metadata_overrides=settings.dependency_metadata,
+                indexes=indexes,
                 offers=offers,
             )
 
-        return self._requests.build(key, build, variant_offers(self.index, index_plan))
+        return self._requests.build(key, build, variant_offers(self.index, settings.index_plan_for(indexes)))
 
     def known_request(
         self,

@@ -33,15 +33,12 @@ from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest
-from lockd.intake import build_request
 from lockd.lock import Lock
 from lockd.resolver import ResolveStats, timed_resolve
-from lockd.routing import IndexPlan
 from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
-from lockd.target import Target
 
 __all__ = [
     "CHROMIUM",
@@ -435,20 +432,12 @@ def request_for(
     indexes: Sequence[str] = (),
 ) -> LockRequest:
     """The request `lockd lock` builds under `settings` (its limits, URL hosts, overrides, indexes)."""
-
-    def index_plan(resolved: Target) -> IndexPlan:
-        return settings.index_plan(resolved, indexes)
-
-    return build_request(
+    return settings.build_request(
         requirements=requirements,
         target=target,
-        index_plan=index_plan,
         constraints=constraints,
         options=options,
-        max_requirements=settings.max_requirements,
-        max_constraints=settings.max_constraints,
-        url_hosts=settings.allowed_url_hosts,
-        metadata_overrides=settings.dependency_metadata,
+        indexes=indexes,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -169,3 +170,16 @@ def test_locks_and_refreshes_run_on_the_threads_the_service_started_and_close_en
     finally:
         opened.close()
     assert fetch_threads() == before
+
+
+def test_the_service_builds_requests_as_its_settings_do(service: Service) -> None:
+    # One builder (`Settings.build_request`) for the service, `lockd lock` and the tests: the same
+    # input gives the same request, and a limit of the settings holds on the service's path too.
+    target = {"platform": "linux_x86_64", "python": "3.11"}
+    text = "lockd-fx-plain>=1\nlockd-fx-extras[fast]\n"
+    assert service.build_request(requirements=text, target=target) == service.settings.build_request(
+        requirements=text, target=target
+    )
+    limited = Service(replace(service.settings, max_requirements=1), service.engine, service.index)
+    with pytest.raises(InputTooLarge):
+        limited.build_request(requirements=text, target=target)

@@ -235,7 +235,6 @@ def _lazy_offers(index: IndexClient, plan: Callable[[Target], IndexPlan]) -> Off
 def lock(args: argparse.Namespace, settings: Settings) -> int:
     from lockd.index import IndexClient  # noqa: PLC0415
     from lockd.inputs import LockOptions, parse_as_of  # noqa: PLC0415
-    from lockd.intake import build_request  # noqa: PLC0415
     from lockd.local_includes import inline_includes  # noqa: PLC0415
     from lockd.sandbox_builds import metadata_builder_for  # noqa: PLC0415
 
@@ -259,10 +258,6 @@ def lock(args: argparse.Namespace, settings: Settings) -> int:
     if args.constraints is not None:
         constraints += inline_includes(args.constraints, constraints=True).text(constraints=True)
     indexes = tuple(args.index)
-
-    def index_plan(target: Target) -> IndexPlan:
-        return settings.index_plan(target, indexes)
-
     cache = _open_cache(args, settings)
     try:
         with IndexClient.from_options(
@@ -272,21 +267,17 @@ def lock(args: argparse.Namespace, settings: Settings) -> int:
             hash_cache=None if cache is None else cache.hashes,
             page_store=None if cache is None else cache.pages,
         ) as index:
-            request = build_request(
+            request = settings.build_request(
                 requirements=inlined.text(constraints=False),
                 constraints=constraints,
                 target=target,
-                index_plan=index_plan,
                 options=LockOptions(
                     prereleases=args.pre,
                     as_of=None if args.as_of is None else parse_as_of(args.as_of),
                     only_binary=args.only_binary,
                 ),
-                max_requirements=settings.max_requirements,
-                max_constraints=settings.max_constraints,
-                url_hosts=settings.allowed_url_hosts,
-                metadata_overrides=settings.dependency_metadata,
-                offers=_lazy_offers(index, index_plan),
+                indexes=indexes,
+                offers=_lazy_offers(index, settings.index_plan_for(indexes)),
             )
             _prefetch_roots(index, request)
             if request.selection is not None and sys.stderr.isatty():

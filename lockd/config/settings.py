@@ -19,10 +19,10 @@ from __future__ import annotations
 import functools
 import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lockd.accelerator import TORCH_FAMILY, AcceleratorTable
 from lockd.config.checks import (
@@ -44,6 +44,10 @@ from lockd.metadata_overrides import MetadataOverride
 from lockd.private_indexes import NamedIndex
 from lockd.routing import DEFAULT_INDEX_URL, DEFAULT_PYTORCH_BASE, IndexPlan, plan_for
 from lockd.target import Target
+
+if TYPE_CHECKING:
+    from lockd.inputs import LockOptions, LockRequest
+    from lockd.intake import OffersFor
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings", "setting_names"]
 
@@ -259,6 +263,47 @@ class Settings:
             pytorch_base=self.pytorch_index_url,
             family=self.torch_family_names,
             named=named,
+        )
+
+    def index_plan_for(self, indexes: Sequence[str] = ()) -> Callable[[Target], IndexPlan]:
+        """`index_plan` with these private indexes selected, for any target a request resolves to."""
+        selected = tuple(indexes)
+
+        def plan(target: Target) -> IndexPlan:
+            return self.index_plan(target, selected)
+
+        return plan
+
+    def build_request(
+        self,
+        *,
+        requirements: str,
+        target: typing.Mapping[str, object],
+        constraints: str = "",
+        options: LockOptions | None = None,
+        indexes: Sequence[str] = (),
+        offers: OffersFor | None = None,
+    ) -> LockRequest:
+        """The `LockRequest` for this input under these settings: their requirement and constraint
+        limits, URL hosts, metadata overrides and index plan (`indexes` selects private indexes).
+
+        The one place a request meets the settings: the service, `lockd lock` and the tests build
+        through it, so a new limit cannot be applied by one and forgotten by another. `offers`
+        answers `cuda=auto` (built by the caller on `index_plan_for(indexes)`, from its index).
+        """
+        from lockd.intake import build_request  # noqa: PLC0415 (settings load without the request parser)
+
+        return build_request(
+            requirements=requirements,
+            target=target,
+            index_plan=self.index_plan_for(indexes),
+            constraints=constraints,
+            options=options,
+            max_requirements=self.max_requirements,
+            max_constraints=self.max_constraints,
+            url_hosts=self.allowed_url_hosts,
+            metadata_overrides=self.dependency_metadata,
+            offers=offers,
         )
 
     def with_index_urls(
