@@ -330,7 +330,11 @@ def _issue16(
         drift_timeout=args.drift_timeout,
         serving_duration=args.serving_duration,
         serving_connections=_ints(args.serving_connections),
-        flamegraph_dir=None if args.no_flamegraph else RESULTS,
+        # Beside the JSON: a `--lockd-rev` re-run passes the invoking checkout's results path as
+        # --out, and its own RESULTS is inside the export, which is deleted when the run ends.
+        flamegraph_dir=None
+        if args.no_flamegraph
+        else (Path(args.out).resolve().parent if args.out else RESULTS),
     )
     return run_issue16(
         cases,
