@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,15 +28,17 @@ from typing import Any, Protocol, TypeVar
 import httpx
 import pytest
 import sqlalchemy as sa
+from packaging.utils import NormalizedName
 
 from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
-from lockd.index import IndexClient
+from lockd.index import IndexClient, WorkerPool
 from lockd.inputs import LockOptions, LockRequest
 from lockd.lock import Lock
 from lockd.resolver import ResolveStats, timed_resolve
 from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service
+from lockd.simple import DistFile, ProjectPage
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
 
@@ -446,3 +448,27 @@ def resolve_offline(settings: Settings, request: LockRequest) -> tuple[Lock, Res
     options = settings.client_options()
     with IndexClient.from_options(options, metadata_builder=metadata_builder_for(settings)) as index:
         return timed_resolve(request, index, settings.resolve_timeout)
+
+
+class PassThroughIndex:
+    """An `IndexSource` that passes every call to a real client: tests that watch the resolver's
+    index calls subclass it and override only the calls they note."""
+
+    def __init__(self, client: IndexClient) -> None:
+        self._client = client
+
+    def project_page(self, index_url: str, name: NormalizedName) -> ProjectPage:
+        return self._client.project_page(index_url, name)
+
+    def fetch_metadata(self, file: DistFile) -> bytes:
+        return self._client.fetch_metadata(file)
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        self._client.prefetch_metadata(files)
+
+    def file_sha256(self, file: DistFile) -> str:
+        return self._client.file_sha256(file)
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self._client.workers

@@ -23,6 +23,7 @@ from lockd.resolver import resolve
 from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
+from tests.support import PassThroughIndex
 
 _DOWN = "lockd-fx-zzz-down"  # after every real name, so the resolver asks for it last
 
@@ -38,11 +39,11 @@ def _request(index: WatchedIndex, text: str) -> LockRequest:
     )
 
 
-class _Threads:
+class _Threads(PassThroughIndex):
     """An `IndexSource` passing everything to a real client, noting which threads asked what."""
 
     def __init__(self, client: IndexClient, *, hold: str | None = None) -> None:
-        self._client = client
+        super().__init__(client)
         self._hold = hold  # a page that a pool thread asks for waits until the deadline
         self.asking: set[int] = set()
         self.prefetched: list[str] = []
@@ -59,16 +60,10 @@ class _Threads:
             check_deadline("holding a walk thread")
         return self._client.project_page(index_url, name)
 
-    def fetch_metadata(self, file: DistFile) -> bytes:
-        return self._client.fetch_metadata(file)
-
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
         files = list(files)
         self.prefetched.extend(f.filename for f in files)
         self._client.prefetch_metadata(files)
-
-    def file_sha256(self, file: DistFile) -> str:
-        return self._client.file_sha256(file)
 
     @property
     def workers(self) -> WorkerPool:

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 
 from packaging.utils import NormalizedName
 
 from fixtures.served_index import ControlledIndex
 from lockd.index import IndexClient
-from lockd.index.threads import WorkerPool
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.resolver import resolve
 from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
+from tests.support import PassThroughIndex
 
 _LATENCY_MS = 100
 # A call that took this long went to the index (or joined a fetch that did), not to a cache.
@@ -29,11 +28,11 @@ _NETWORK_S = _LATENCY_MS / 1000 * 0.8
 _MIN_IN_FLIGHT = 32
 
 
-class _Timeline:
+class _Timeline(PassThroughIndex):
     """An `IndexSource` passing everything to a real client, noting when each index call ran."""
 
     def __init__(self, client: IndexClient) -> None:
-        self._client = client
+        super().__init__(client)
         self._lock = threading.Lock()
         self._running = 0
         self.most_running = 0
@@ -65,16 +64,6 @@ class _Timeline:
             return self._client.fetch_metadata(file)
         finally:
             self._timed(started)
-
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        self._client.prefetch_metadata(files)
-
-    def file_sha256(self, file: DistFile) -> str:
-        return self._client.file_sha256(file)
-
-    @property
-    def workers(self) -> WorkerPool:
-        return self._client.workers
 
     def sequential_round_trips(self) -> int:
         """The most index calls of which each began after the one before it ended."""

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,8 +31,9 @@ from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import ROOT, Lock
 from lockd.resolver import CONSTRAINTS_VIA, resolve
 from lockd.routing import plan_for
-from lockd.simple import DistFile, ProjectPage
+from lockd.simple import ProjectPage
 from lockd.target import Target
+from tests.support import PassThroughIndex
 
 
 def make_request(
@@ -344,11 +345,11 @@ def test_cuda_consistency(fixture_index: WatchedIndex, client: IndexClient) -> N
     assert "nvidia-nccl-cu11 2.21.5 (expected -cu12)" in raised.value.message
 
 
-class _PageLog:
+class _PageLog(PassThroughIndex):
     """An `IndexSource` that passes everything to a real client and notes which pages were asked for."""
 
     def __init__(self, client: IndexClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.asked: set[str] = set()
         self.changed = threading.Condition()
 
@@ -357,15 +358,6 @@ class _PageLog:
             self.asked.add(name)
             self.changed.notify_all()
         return self._client.project_page(index_url, name)
-
-    def fetch_metadata(self, file: DistFile) -> bytes:
-        return self._client.fetch_metadata(file)
-
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        self._client.prefetch_metadata(files)
-
-    def file_sha256(self, file: DistFile) -> str:
-        return self._client.file_sha256(file)
 
     @property
     def workers(self) -> WorkerPool:
