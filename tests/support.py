@@ -33,14 +33,16 @@ from packaging.utils import NormalizedName
 from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
 from lockd.index import IndexClient, WorkerPool
-from lockd.inputs import LockOptions, LockRequest
+from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.resolver import ResolveStats, timed_resolve
+from lockd.routing import plan_for
 from lockd.sandbox_builds import metadata_builder_for
 from lockd.service import Service
 from lockd.simple import DistFile, ProjectPage
 from lockd.store import migrate, open_engine
 from lockd.store.schema import metadata
+from lockd.target import Target
 
 __all__ = [
     "CHROMIUM",
@@ -472,3 +474,15 @@ class PassThroughIndex:
     @property
     def workers(self) -> WorkerPool:
         return self._client.workers
+
+
+def linux_request(index: ServedIndex, text: str, *, only_binary: bool = False) -> LockRequest:
+    """A request for linux x86_64 / CPython 3.11 against `index`, built without settings."""
+    target = Target.of("linux_x86_64", "3.11", None)
+    return LockRequest(
+        requirements=parse_requirements(text),
+        constraints=(),
+        target=target,
+        plan=plan_for(target, default_url=index.pypi_url, pytorch_base=index.pytorch_base),
+        options=LockOptions(only_binary=only_binary),
+    )

@@ -18,25 +18,11 @@ from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.deadline import check_deadline, seconds_left
 from lockd.errors import IndexUnavailable, ResolutionTimeout
 from lockd.index import IndexClient, WorkerPool
-from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.resolver import resolve
-from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
-from lockd.target import Target
-from tests.support import PassThroughIndex
+from tests.support import PassThroughIndex, linux_request
 
 _DOWN = "lockd-fx-zzz-down"  # after every real name, so the resolver asks for it last
-
-
-def _request(index: WatchedIndex, text: str) -> LockRequest:
-    target = Target.of("linux_x86_64", "3.11", None)
-    return LockRequest(
-        requirements=parse_requirements(text),
-        constraints=(),
-        target=target,
-        plan=plan_for(target, default_url=index.pypi_url, pytorch_base=index.pytorch_base),
-        options=LockOptions(),
-    )
 
 
 class _Threads(PassThroughIndex):
@@ -81,10 +67,10 @@ def test_two_resolutions_run_on_the_threads_the_client_started(fixture_index: Wa
         started = _fetch_threads() - before
         assert len(started) == client.options.max_connections
         first = _Threads(client)
-        resolve(_request(fixture_index, "fastapi"), first)
+        resolve(linux_request(fixture_index, "fastapi"), first)
         second = _Threads(client)
         client.drop_pages()  # pages again, so the walk runs again
-        resolve(_request(fixture_index, "fastapi\nrequests"), second)
+        resolve(linux_request(fixture_index, "fastapi\nrequests"), second)
         assert first.asking and second.asking
         assert first.asking | second.asking <= started
         assert _fetch_threads() - before == started  # no thread started, none ended
@@ -100,7 +86,9 @@ def test_a_failed_resolution_leaves_no_prefetch_queued(fixture_index: WatchedInd
             source = _Threads(client, hold="lockd-fx-plain")
             with pytest.raises(IndexUnavailable):
                 resolve(
-                    _request(fixture_index, f"lockd-fx-plain\n{_DOWN}"), source, deadline=time.monotonic() + 1
+                    linux_request(fixture_index, f"lockd-fx-plain\n{_DOWN}"),
+                    source,
+                    deadline=time.monotonic() + 1,
                 )
             assert any(name.startswith("lockd_fx_plain-") for name in source.prefetched)
             after_failure = client.stats
@@ -119,9 +107,9 @@ def test_a_deadline_bounds_its_resolution_on_the_shared_threads_and_no_other(
         mutable_index.set_latency(5000)  # every request: longer than the deadline
         started = time.monotonic()
         with pytest.raises(ResolutionTimeout):
-            resolve(_request(mutable_index, "fastapi"), client, deadline=started + 0.5)
+            resolve(linux_request(mutable_index, "fastapi"), client, deadline=started + 0.5)
         # The walk's threads stopped at the deadline too: the resolution waited for them.
         assert time.monotonic() - started < 4.0
         mutable_index.set_latency(0)
-        lock = resolve(_request(mutable_index, "fastapi"), client)  # same threads, no deadline left over
+        lock = resolve(linux_request(mutable_index, "fastapi"), client)  # same threads, no deadline left over
     assert "fastapi" in lock.pins
