@@ -15,13 +15,15 @@ from urllib.parse import urldefrag, urljoin
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
 from fixtures.served_index import WatchedIndex
 from lockd.index_text import parse_specifier
-from lockd.simple import DistFile, ProjectPage, parse_html_page, parse_json_page, parse_upload_time
+from lockd.simple import DistFile, ProjectPage, json_page, parse_html_page, parse_json_page, parse_upload_time
 from lockd.target import lockable_anywhere
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -153,3 +155,147 @@ def test_every_fixture_page_parses_as_the_reference_does(fixture_index: WatchedI
             html = client.get(url, headers={"Accept": "text/html"}).text
             html_files = {f.filename: f for f in parse_html_page(html, url, name).files}
             assert set(html_files) == {f.filename for f in page.files}, name
+
+
+# Values an index might send for each key: what PEP 691 says, and what it does not.
+_ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+)
+_HASHES = st.one_of(
+    st.fixed_dictionaries(
+        {}, optional={"sha256": st.sampled_from(["a" * 64, "A" * 64, "g" * 64, "", None, 3])}
+    ),
+    _ODD,
+)
+_ENTRY = st.fixed_dictionaries(
+    {},
+    optional={
+        "url": st.one_of(
+            st.sampled_from(["https://h/f", "../../files/f#sha256=" + "b" * 64, "f?x=1", "https://h/a b"]),
+            _ODD,
+        ),
+        "filename": st.one_of(
+            st.sampled_from(
+                [
+                    "demo-1.0.tar.gz",
+                    "demo-1.1-py3-none-any.whl",
+                    "demo-2.0-cp27-cp27mu-linux_ppc64le.whl",
+                    "x.egg",
+                    "",
+                ]
+            ),
+            _ODD,
+        ),
+        "hashes": _HASHES,
+        "size": _ODD,
+        "requires-python": st.one_of(st.sampled_from([">=3.8", ">=3.6.*", " "]), _ODD),
+        "yanked": _ODD,
+        "upload-time": st.one_of(st.sampled_from(["2024-01-01T00:00:00Z", "2024-13-01T00:00Z"]), _ODD),
+        "core-metadata": _HASHES,
+        "dist-info-metadata": _HASHES,
+        "provenance": _ODD,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.lists(st.one_of(_ENTRY, _ODD), max_size=6), extra=st.booleans())
+def test_any_page_parses_as_the_reference_does(entries: list[object], extra: bool) -> None:
+    """The typed fast decode and the tolerant one agree with the reference on any shape of page."""
+    data: dict[str, object] = {"meta": {"api-version": "1.1"}, "files": entries}
+    if extra:
+        data["versions"] = ["1.0"]
+    body = json.dumps(data)
+    url = "https://pypi.example/simple/demo/"
+    assert _fields(parse_json_page(body, url, "demo")) == _fields(_reference_json(body, url, "demo"))
+    assert _fields(parse_json_page(body.encode(), url, "demo")) == _fields(_reference_json(body, url, "demo"))
+
+
+def test_json_that_only_json_loads_reads_still_parses() -> None:
+    """NaN and UTF-16 are not JSON msgspec decodes; the page parsed before, so it still does."""
+    url = "https://pypi.example/simple/demo/"
+    body = '{"files": [{"filename": "demo-1.0.tar.gz", "url": "https://h/d.tar.gz", "size": NaN}]}'
+    page = parse_json_page(body, url, "demo")
+    assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
+    assert page.files[0].size is None
+    assert _fields(parse_json_page(body.encode("utf-16"), url, "demo")) == _fields(page)
+
+
+def test_a_well_formed_page_is_not_decoded_by_json_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyPI's pages take the typed decode: the tolerant path is for pages that need it."""
+
+    entry = {
+        "filename": "demo-1.0-py3-none-any.whl",
+        "url": "https://h/demo-1.0-py3-none-any.whl",
+        "hashes": {"sha256": "c" * 64},
+        "requires-python": ">=3.8",
+        "core-metadata": {"sha256": "d" * 64},
+        "size": 10,
+        "upload-time": "2024-01-01T00:00:00.123456Z",
+        "yanked": False,
+        "provenance": None,
+    }
+    body = json.dumps({"meta": {"api-version": "1.4"}, "name": "demo", "files": [entry], "versions": ["1.0"]})
+    expected = _reference_json(body, "https://pypi.example/simple/demo/", "demo")
+    monkeypatch.setattr(json_page, "json", _NoJson())
+    page = parse_json_page(body, "https://pypi.example/simple/demo/", "demo")
+    assert _fields(page) == _fields(expected)
+    assert page.files[0].metadata_sha256 == "d" * 64
+
+
+_SHA = st.sampled_from(["a" * 64, "A" * 64, "g" * 64, ""])
+_TYPED_HASHES = st.one_of(
+    st.none(), st.fixed_dictionaries({}, optional={"sha256": st.one_of(st.none(), _SHA)})
+)
+# Every key as PEP 691 types it (present, absent or null): the pages the typed decode takes.
+_TYPED_ENTRY = st.fixed_dictionaries(
+    {"url": st.sampled_from(["https://h/f", "../../files/f#sha256=" + "b" * 64, "f?x=1", "https://h/a b"])},
+    optional={
+        "filename": st.one_of(
+            st.none(),
+            st.sampled_from(
+                [
+                    "demo-1.0.tar.gz",
+                    "demo-1.1-py3-none-any.whl",
+                    "demo-2.0-cp27-cp27mu-linux_ppc64le.whl",
+                    "x.egg",
+                    "",
+                ]
+            ),
+        ),
+        "hashes": _TYPED_HASHES,
+        "size": st.one_of(st.none(), st.integers(min_value=0, max_value=2**70)),
+        "requires-python": st.one_of(st.none(), st.sampled_from([">=3.8", ">=3.6.*", " ", ""])),
+        "yanked": st.one_of(st.none(), st.booleans(), st.text(max_size=4)),
+        "upload-time": st.one_of(
+            st.none(), st.sampled_from(["2024-01-01T00:00:00Z", "2024-13-01T00:00Z", ""])
+        ),
+        "core-metadata": st.one_of(st.booleans(), _TYPED_HASHES),
+        "dist-info-metadata": st.one_of(st.booleans(), _TYPED_HASHES),
+        "provenance": _ODD,
+    },
+)
+
+
+class _NoJson:
+    """Stands in for the json module where a page must not reach `json.loads`."""
+
+    @staticmethod
+    def loads(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("json.loads decoded a well-typed page")
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.lists(_TYPED_ENTRY, max_size=6))
+def test_any_well_typed_page_takes_the_typed_decode_and_agrees(entries: list[object]) -> None:
+    body = json.dumps({"meta": {"api-version": "1.1"}, "files": entries})
+    url = "https://pypi.example/simple/demo/"
+    expected = _fields(_reference_json(body, url, "demo"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_page, "json", _NoJson())
+        assert _fields(parse_json_page(body, url, "demo")) == expected

@@ -4,6 +4,15 @@ A page may list at most `max_files` files (`ResponseTooLarge` past that, counted
 before decoding) and parsing checks the deadline as it goes (`lockd.deadline`). Each file goes
 through the per-file rules of `lockd.simple.files`; the loop is written out here because it runs
 for tens of thousands of entries per resolution.
+
+Pages are decoded by msgspec into structs of the keys lockd reads, typed as PEP 691 writes
+them: it skips every other key without building it, and on PyPI's pages it decodes in about
+two thirds of `json.loads`' time, with attribute reads in the loop instead of dict lookups.
+A page whose shape the types do not describe (an entry that is not an object, a size that is
+not an integer, a hash that is not a string…), or that msgspec does not decode at all, is
+decoded again by `json.loads` and read by the tolerant rules below it, entry by entry, so an odd
+entry is still skipped, never the page.
+Both paths give the same `ProjectPage` for every page (`tests/test_simple_reference.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from packaging.utils import canonicalize_name
+import msgspec
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from lockd.deadline import within_deadline
@@ -32,18 +42,98 @@ __all__ = ["JSON_CONTENT_TYPE", "parse_json_page"]
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
+class _Hashes(msgspec.Struct):
+    sha256: str | None = None
+
+
+class _Entry(msgspec.Struct):
+    url: str
+    filename: str | None = None
+    hashes: _Hashes | None = None
+    size: int | None = None
+    requires_python: str | None = msgspec.field(default=None, name="requires-python")
+    yanked: bool | str | None = None
+    upload_time: str | None = msgspec.field(default=None, name="upload-time")
+    # UNSET keeps "absent" apart from null: PEP 714 reads dist-info-metadata only when
+    # core-metadata is absent, not when it is null.
+    core_metadata: bool | _Hashes | msgspec.UnsetType | None = msgspec.field(
+        default=msgspec.UNSET, name="core-metadata"
+    )
+    dist_info_metadata: bool | _Hashes | msgspec.UnsetType | None = msgspec.field(
+        default=msgspec.UNSET, name="dist-info-metadata"
+    )
+
+
+class _Page(msgspec.Struct):
+    files: list[_Entry] = msgspec.field(default_factory=list)
+
+
+_DECODER = msgspec.json.Decoder(_Page)
+
+
 def parse_json_page(
     body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
 ) -> ProjectPage:
     """A PEP 691 project page. Relative URLs resolve against `page_url`."""
     if max_files is not None:
         # Every file has a "url" key: counted in the text, a page of too many tiny entries is
-        # refused before json.loads turns each into a dict (~1 KiB apiece).
+        # refused before anything is decoded.
         keys = (body if isinstance(body, bytes) else body.encode()).count(b'"url"')
         if keys > max_files:
             raise too_many_files(page_url, keys, max_files)
-    data: dict[str, Any] = json.loads(body)
     name = canonicalize_name(project)
+    try:
+        page = _DECODER.decode(body)
+    except msgspec.MsgspecError:
+        # Also what msgspec refuses and json.loads takes (NaN, UTF-16 bodies): json.loads
+        # decides, so a page that parsed before still parses, and one that failed still fails.
+        return _parse_tolerantly(body, page_url, name, max_files)
+    if max_files is not None and len(page.files) > max_files:
+        raise too_many_files(page_url, len(page.files), max_files)
+    files: list[DistFile] = []
+    foreign: set[Version] = set()
+    for entry in within_deadline(page.files, f"parsing {page_url}"):
+        raw_url = entry.url
+        url: str | None = None
+        filename = entry.filename
+        if not filename:
+            url = absolute_url(page_url, raw_url)
+            filename = url.rsplit("/", 1)[-1]
+        head = file_head(name, filename, foreign)
+        if head is None:
+            continue
+        url = url or absolute_url(page_url, raw_url)
+        hashes = entry.hashes
+        metadata = entry.core_metadata
+        if metadata is msgspec.UNSET:
+            metadata = entry.dist_info_metadata
+        # `dist_file`'s rules, spelled out: a keyword call per file was a tenth of the parse.
+        files.append(
+            DistFile(
+                name,
+                head[1],
+                filename,
+                url,
+                head[0],
+                head[2],
+                None if hashes is None else hex_digest(hashes.sha256),
+                entry.size,
+                requires_python_of(entry.requires_python),
+                yank_reason(entry.yanked),
+                parse_upload_time(entry.upload_time),
+                url + ".metadata" if metadata is True or isinstance(metadata, _Hashes) else None,
+                hex_digest(metadata.sha256) if isinstance(metadata, _Hashes) else None,
+                page_url,
+            )
+        )
+    return _page(name, page_url, files, foreign)
+
+
+def _parse_tolerantly(
+    body: bytes | str, page_url: str, name: NormalizedName, max_files: int | None
+) -> ProjectPage:
+    """The page entry by entry from `json.loads`' dicts: what does not fit is skipped, as pip does."""
+    data: dict[str, Any] = json.loads(body)
     files: list[DistFile] = []
     foreign: set[Version] = set()
     entries = data.get("files", [])
@@ -73,7 +163,6 @@ def parse_json_page(
         # json.loads makes every object a dict: the check on Mapping, an ABC, cost ~1 µs a file.
         metadata_hashes = metadata if isinstance(metadata, dict) else None
         has_metadata = metadata is True or metadata_hashes is not None
-        # `dist_file`'s rules, spelled out: a keyword call per file was a tenth of the parse.
         files.append(
             DistFile(
                 name,
@@ -92,6 +181,10 @@ def parse_json_page(
                 page_url,
             )
         )
+    return _page(name, page_url, files, foreign)
+
+
+def _page(name: NormalizedName, page_url: str, files: list[DistFile], foreign: set[Version]) -> ProjectPage:
     # Most pages have no foreign-only versions: hashing every file's version for nothing was a
     # tenth of a big page's parse.
     kept = frozenset(foreign - {f.version for f in files}) if foreign else frozenset()
