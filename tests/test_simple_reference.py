@@ -96,8 +96,27 @@ def _reference_json(body: str, page_url: str, project: str) -> ProjectPage:
     return ProjectPage(name, page_url, tuple(files), frozenset(foreign - {f.version for f in files}))
 
 
+# Every field of a file, `index_url` included (equality leaves it out).
+_FILE_FIELDS = (
+    "name",
+    "version",
+    "filename",
+    "url",
+    "kind",
+    "tags",
+    "sha256",
+    "size",
+    "requires_python",
+    "yanked",
+    "upload_time",
+    "metadata_url",
+    "metadata_sha256",
+    "index_url",
+)
+
+
 def _fields(page: ProjectPage) -> tuple[Any, ...]:
-    files = [tuple(getattr(f, slot) for slot in DistFile.__slots__) for f in page.files]
+    files = [tuple(getattr(f, name) for name in _FILE_FIELDS) for f in page.files]
     return page.name, page.index_url, files, page.foreign_versions
 
 

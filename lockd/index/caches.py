@@ -116,7 +116,7 @@ def page_size_estimate(page: ProjectPage) -> int:
     """About how many bytes `page` holds in memory (within 10 % on PyPI-shaped pages)."""
     size = _VERSION_OVERHEAD * len(page.foreign_versions)
     for file in page.files:
-        size += _FILE_OVERHEAD + len(file.url) + len(file.filename) + len(file.metadata_url or "")
+        size += _FILE_OVERHEAD + file.text_length()  # never reads a file's details to count them
     return size
 
 

@@ -11,7 +11,6 @@ compiler) or a yanked version taken because something pins it with `==`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TypeAlias
 
 from packaging.utils import NormalizedName
@@ -136,7 +135,7 @@ def _warning(candidate: ProjectCandidate, files: tuple[DistFile, ...], via: set[
 
 def _verified(index: IndexSource, file: DistFile) -> str:
     """A URL wheel's sha256 as streamed; it must equal the `#sha256=` the request gave, if any."""
-    streamed = index.file_sha256(replace(file, sha256=None))
+    streamed = index.file_sha256(file.replace(sha256=None))
     if file.sha256 is not None and streamed.lower() != file.sha256.lower():
         raise TamperedFile(
             f"{file.url} does not match the sha256 its requirement gives",

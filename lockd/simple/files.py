@@ -28,6 +28,7 @@ from packaging.version import Version
 
 from lockd.errors import ResponseTooLarge
 from lockd.index_text import parse_specifier
+from lockd.simple.dist_file import DistFile
 from lockd.target import lockable_anywhere
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "dist_file",
     "file_head",
     "hex_digest",
+    "is_plain_url",
     "parse_upload_time",
     "requires_python_of",
     "too_many_files",
@@ -45,30 +47,6 @@ __all__ = [
 ]
 
 _HEX = "0123456789abcdef"
-
-
-@dataclass(frozen=True, slots=True)
-class DistFile:
-    """One installable file of a project as an index lists it."""
-
-    name: NormalizedName
-    version: Version
-    filename: str
-    url: str
-    kind: Literal["wheel", "sdist"]
-    tags: frozenset[Tag]
-    sha256: str | None
-    size: int | None
-    requires_python: SpecifierSet | None
-    yanked: str | None  # None when not yanked; the reason (possibly "") when yanked
-    upload_time: datetime | None
-    metadata_url: str | None  # PEP 658/714: where `<file>.metadata` lives, if advertised
-    metadata_sha256: str | None
-    index_url: str = field(default="", compare=False)
-
-    @property
-    def is_yanked(self) -> bool:
-        return self.yanked is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +192,11 @@ def absolute_url(page_url: str, url: str) -> str:
     if _PLAIN_URL.fullmatch(url):
         return url
     return urldefrag(urljoin(page_url, url))[0]
+
+
+def is_plain_url(url: str) -> bool:
+    """Whether `absolute_url` gives `url` itself, whatever the page: it can then never fail."""
+    return _PLAIN_URL.fullmatch(url) is not None
 
 
 # http(s), a host, printable ASCII without whitespace, query, params, fragment, brackets or backslash.

@@ -25,12 +25,13 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from lockd.deadline import within_deadline
+from lockd.simple.dist_file import Details, DistFile
 from lockd.simple.files import (
-    DistFile,
     ProjectPage,
     absolute_url,
     file_head,
     hex_digest,
+    is_plain_url,
     parse_upload_time,
     requires_python_of,
     too_many_files,
@@ -63,6 +64,26 @@ class _Entry(msgspec.Struct):
         default=msgspec.UNSET, name="dist-info-metadata"
     )
 
+    def details(self, page_url: str) -> Details:
+        """`DistFile`'s details, read from this entry when the file is first used."""
+        url = absolute_url(page_url, self.url)
+        metadata = self.core_metadata
+        if metadata is msgspec.UNSET:
+            metadata = self.dist_info_metadata
+        return (
+            url,
+            None if self.hashes is None else hex_digest(self.hashes.sha256),
+            self.size,
+            parse_upload_time(self.upload_time),
+            url + ".metadata" if metadata is True or isinstance(metadata, _Hashes) else None,
+            hex_digest(metadata.sha256) if isinstance(metadata, _Hashes) else None,
+        )
+
+    def text_length(self) -> int:
+        metadata = self.core_metadata if self.core_metadata is not msgspec.UNSET else self.dist_info_metadata
+        listed = metadata is True or isinstance(metadata, _Hashes)
+        return len(self.url) * (2 if listed else 1)
+
 
 class _Page(msgspec.Struct):
     files: list[_Entry] = msgspec.field(default_factory=list)
@@ -92,38 +113,29 @@ def parse_json_page(
         raise too_many_files(page_url, len(page.files), max_files)
     files: list[DistFile] = []
     foreign: set[Version] = set()
+    listed = DistFile.listed
     for entry in within_deadline(page.files, f"parsing {page_url}"):
         raw_url = entry.url
-        url: str | None = None
         filename = entry.filename
         if not filename:
-            url = absolute_url(page_url, raw_url)
-            filename = url.rsplit("/", 1)[-1]
+            filename = absolute_url(page_url, raw_url).rsplit("/", 1)[-1]
         head = file_head(name, filename, foreign)
         if head is None:
             continue
-        url = url or absolute_url(page_url, raw_url)
-        hashes = entry.hashes
-        metadata = entry.core_metadata
-        if metadata is msgspec.UNSET:
-            metadata = entry.dist_info_metadata
-        # `dist_file`'s rules, spelled out: a keyword call per file was a tenth of the parse.
+        if not is_plain_url(raw_url):
+            absolute_url(page_url, raw_url)  # a URL urljoin refuses fails the page now, not at first use
+        # What ranking needs now; the URL, hashes, size, upload time and metadata when first read.
         files.append(
-            DistFile(
+            listed(
                 name,
                 head[1],
                 filename,
-                url,
                 head[0],
                 head[2],
-                None if hashes is None else hex_digest(hashes.sha256),
-                entry.size,
                 requires_python_of(entry.requires_python),
                 yank_reason(entry.yanked),
-                parse_upload_time(entry.upload_time),
-                url + ".metadata" if metadata is True or isinstance(metadata, _Hashes) else None,
-                hex_digest(metadata.sha256) if isinstance(metadata, _Hashes) else None,
                 page_url,
+                entry,
             )
         )
     return _page(name, page_url, files, foreign)

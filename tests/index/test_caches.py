@@ -117,3 +117,14 @@ def test_metadata_is_bounded_in_bytes_and_hashes_in_entries() -> None:
         hashes.put(f"https://files.example/{n}.whl size=1 etag=", f"{n:064x}")
     assert sum(hashes.get(f"https://files.example/{n}.whl size=1 etag=") is not None for n in range(40)) == 16
     assert hashes.get("https://files.example/39.whl size=1 etag=") == f"{39:064x}"
+
+
+def test_counting_a_page_reads_no_file_details() -> None:
+    """A file's URL, hashes and upload time are worked out when a resolution reads them, not to weigh a page."""
+    page = _page("lazy", 3)
+    before = page_size_estimate(page)
+    assert not any(type(file._details) is tuple for file in page.files)
+    for file in page.files:
+        assert file.url.endswith(file.filename)
+    after = page_size_estimate(page)
+    assert 0.9 * after <= before <= 1.1 * after, (before, after)
