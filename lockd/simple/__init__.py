@@ -1,7 +1,8 @@
 """The Simple Repository API as data. No I/O.
 
 Parses project pages in PEP 691 JSON (`json_page`) and PEP 503 HTML (`html_page`) into
-`ProjectPage` / `DistFile` values (`files`, which holds the per-file rules both share),
+`ProjectPage` / `DistFile` values (`files`, which holds the per-file rules both share;
+`dist_file`, the file value, whose details a JSON page's file reads late),
 including PEP 592 yanks, PEP 658/714 core-metadata availability, PEP 700 `upload-time` and
 `versions`, and `#sha256=` URL fragments.
 """
