@@ -43,11 +43,11 @@ __all__ = ["JSON_CONTENT_TYPE", "parse_json_page"]
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
-class _Hashes(msgspec.Struct):
+class _Hashes(msgspec.Struct, gc=False):
     sha256: str | None = None
 
 
-class _Entry(msgspec.Struct):
+class _Entry(msgspec.Struct, gc=False):
     url: str
     filename: str | None = None
     hashes: _Hashes | None = None
