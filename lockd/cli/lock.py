@@ -201,8 +201,10 @@ def _resolve_without_server(
     settings: Settings, request: LockRequest, index: IndexClient
 ) -> tuple[Lock, ResolveStats, FetchStats]:
     """No database, no lease: one index client, a progress line on a TTY."""
+    from lockd.collector import tune_collector  # noqa: PLC0415
     from lockd.resolver import timed_resolve  # noqa: PLC0415 (imported while the roots' pages arrive)
 
+    tune_collector()
     if sys.stderr.isatty():
         with _Progress(sys.stderr, index) as progress:
             lock, stats = timed_resolve(request, index, settings.resolve_timeout, progress)

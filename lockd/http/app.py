@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI
 from lockd import __version__
 from lockd.accelerator import install_table
 from lockd.allocator import return_freed_memory
+from lockd.collector import tune_collector
 from lockd.config import Settings, load_settings
 from lockd.drift_runs import DriftRuns
 from lockd.http import (
@@ -135,4 +136,6 @@ def app_from_env() -> FastAPI:
     return_freed_memory()
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_collector()  # after start-up's imports, which it freezes
+    return app
