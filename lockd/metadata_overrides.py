@@ -17,7 +17,6 @@ records `metadata: override` for the package.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +67,8 @@ def find_override(
 
 def parse_overrides(text: str) -> tuple[MetadataOverride, ...]:
     """The `[[dependency-metadata]]` entries of an overrides file, checked."""
+    import tomllib  # noqa: PLC0415 (TOML is read only from a file the operator names)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -16,7 +16,6 @@ request naming one of them is refused instead of being served by PyPI.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -68,6 +67,8 @@ def _pattern(text: str) -> str:
 
 def parse_private_indexes(text: str) -> tuple[tuple[NamedIndex, str], ...]:
     """(index, URL as configured, with any credentials) for each `[[index]]` entry, checked."""
+    import tomllib  # noqa: PLC0415 (TOML is read only from a file the operator names)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +34,7 @@ from lockd.inputs import LockOptions
 from lockd.lock import ROOT, Lock, LockedPackage, accelerator_runtime_of
 from lockd.routing import plan_for
 from lockd.target import PLATFORMS, Target
+from tests.support import ROOT as CHECKOUT
 
 
 @pytest.mark.parametrize(
@@ -301,6 +306,33 @@ def test_the_shipped_table_is_package_data_and_every_variant_is_complete() -> No
             assert table.naming(variant.cuda_major) is not None
             assert variant.minimum_driver("windows") is not None
     assert table.naming(13) is not None and table.naming(13).toolkit == "cuda-toolkit"  # type: ignore[union-attr]
+
+
+_FIRST_ASK_PROBE = """
+import json, sys
+import lockd.accelerator
+imported = "tomllib" in sys.modules
+variants = list(lockd.accelerator.VARIANTS)
+print(json.dumps({"read_at_import": imported, "read_when_asked": "tomllib" in sys.modules, "variants": variants}))
+"""
+
+
+def test_the_shipped_table_is_read_when_first_asked_for_not_at_import() -> None:
+    # `lockd lock` without --cuda asks the index for its first page before anything needs the table.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LOCKD_")}, "PYTHONPATH": str(CHECKOUT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_ASK_PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["read_at_import"] is False
+    assert found["read_when_asked"] is True
+    assert found["variants"] == list(shipped_table().variants)
 
 
 def test_an_operator_table_replaces_the_shipped_one(tmp_path: Path) -> None:

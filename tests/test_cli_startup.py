@@ -41,6 +41,10 @@ _NEVER_FOR_LOCK = (
     "lockd.service",
     "lockd.store",
 )
+# Loaded after the first request, when something needs them: the TOML parser when an operator's
+# file is read or the shipped accelerator table first asked for (`lockd lock` without --cuda asks
+# the index first), the HTML page parser with the first HTML page (PyPI answers JSON).
+_AFTER_FIRST_REQUEST = ("tomllib", "html.parser", "lockd.simple.html_page")
 # Not needed to show help: the index client and what it reads with.
 _NOT_FOR_HELP = (
     *_NEVER_FOR_LOCK,
@@ -138,6 +142,33 @@ def test_a_lock_run_asks_the_index_without_pydantic_yaml_drift_or_the_store(tmp_
     assert "sqlite3" in found["end"]  # the persistent cache was used: SQLite, not SQLAlchemy
     assert _loaded(found["first"], _NEVER_FOR_LOCK) == []
     assert _loaded(found["end"], _NEVER_FOR_LOCK) == []
+
+
+def test_a_lock_run_asks_the_index_before_reading_toml_or_parsing_html(tmp_path: Path) -> None:
+    (tmp_path / "requirements.in").write_text("numpy\n")
+    found = _probe(_LOCK_PROBE, cwd=tmp_path)
+    assert found["asked"] == ["True"]
+    assert _loaded(found["first"], _AFTER_FIRST_REQUEST) == []
+
+
+_SETTINGS_PROBE = """
+import json, sys
+from lockd.config import load_settings
+load_settings()
+print(json.dumps({"modules": list(sys.modules)}))
+"""
+
+
+def test_settings_load_without_the_index_client_or_the_page_parsers() -> None:
+    # `lockd migrate` and `lockd token` build settings too: importing `lockd.index.credentials`
+    # runs `lockd/index/__init__.py`, which must not bring the client in with it.
+    modules = _probe(_SETTINGS_PROBE)["modules"]
+    assert _loaded(modules, ("lockd.index",)) == [
+        "lockd.index",
+        "lockd.index.credentials",
+        "lockd.index.options",
+    ]
+    assert _loaded(modules, ("lockd.simple", "tomllib")) == []
 
 
 @pytest.mark.parametrize("command", _COMMANDS, ids=[command.name for command in _COMMANDS])

@@ -3,17 +3,16 @@
 An operator replaces the shipped table with a file of the same shape
 (`LOCKD_ACCELERATORS_FILE`, read by `lockd.config` at start, installed by the entry points), to
 add a variant the PyTorch index has started to publish or drop one a mirror does not carry.
-Every mistake in a file is an `InvalidAcceleratorTable` that names the key.
+Every mistake in a file is an `InvalidAcceleratorTable` that names the key. The TOML parser
+and the package-data reader load when a table is read (`lockd.accelerator.registry` reads the
+shipped one when first asked for), not when this module is imported.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
-from importlib import resources
-from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -29,6 +28,9 @@ from lockd.accelerator.table import (
     KindInfo,
     OsFamily,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["load_table", "parse_table", "shipped_table"]
 
@@ -179,6 +181,8 @@ def parse_table(data: Mapping[str, Any], *, source: str) -> AcceleratorTable:
 
 def load_table(path: Path) -> AcceleratorTable:
     """An operator's table file; `InvalidAcceleratorTable` if it cannot be read or used."""
+    import tomllib  # noqa: PLC0415
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -188,5 +192,8 @@ def load_table(path: Path) -> AcceleratorTable:
 
 def shipped_table() -> AcceleratorTable:
     """The table shipped in the package (`lockd/accelerator/variants.toml`)."""
+    import tomllib  # noqa: PLC0415
+    from importlib import resources  # noqa: PLC0415
+
     text = resources.files("lockd.accelerator").joinpath("variants.toml").read_text(encoding="utf-8")
     return parse_table(tomllib.loads(text), source="lockd/accelerator/variants.toml")

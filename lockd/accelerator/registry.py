@@ -2,11 +2,14 @@
 
 The shipped table is in use until an entry point installs the operator's (`install_table`,
 once, at start). `VARIANTS` is a live view of the table in use, so every user derives from
-the one table.
+the one table. The shipped table is read when it is first asked for, not at import: `lockd
+lock` without `--cuda` asks the index for its first page before anything reads the table, and
+reading it (TOML, package data, every variant checked) was a tenth of that start-up.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -19,20 +22,31 @@ __all__ = ["VARIANTS", "current_table", "install_table", "parse_variant"]
 
 _CUDA_DOTTED = re.compile(r"^(?:cuda)?[-_ ]?(\d{1,2})\.(\d)$")
 
-_SHIPPED = shipped_table()
-_installed: list[AcceleratorTable] = [_SHIPPED]
+_installed: list[AcceleratorTable] = []  # empty: the shipped one, read when first asked for
 _install_lock = threading.Lock()
+
+
+@functools.cache
+def _shipped() -> AcceleratorTable:
+    return shipped_table()
 
 
 def current_table() -> AcceleratorTable:
     """The table in use: the operator's if one was installed, else the shipped one."""
-    return _installed[-1]
+    try:
+        return _installed[-1]
+    except IndexError:  # nothing installed yet, or `install_table(None)` just ran
+        pass
+    with _install_lock:
+        if not _installed:
+            _installed.append(_shipped())
+        return _installed[-1]
 
 
 def install_table(table: AcceleratorTable | None) -> None:
     """Use `table` from now on (None: the shipped one). Entry points call it once, at start."""
     with _install_lock:
-        _installed[:] = [table or _SHIPPED]
+        _installed[:] = [] if table is None else [table]
 
 
 class _CurrentVariants(Mapping[str, Accelerator]):

@@ -1,7 +1,8 @@
 """lockd's settings: `LOCKD_*` variables read once into a frozen `Settings`, or a fail-fast error.
 
-`settings` holds the fields and what derives from them, `coercion` turns a variable's text into
-its type, `checks` what a value must satisfy beyond its type and the files settings name.
+`settings` holds the fields and what derives from them, `variables` reads `LOCKD_*` into them,
+`coercion` turns a variable's text into its type, `checks` what a value must satisfy beyond its
+type and the files settings name.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 Nothing here runs at import: `Settings()` is constructed by `lockd.cli` (or a test) and
 passed down. Each field `x` is read from `LOCKD_X` (an empty variable counts as unset; values
-given to `Settings(...)` win over the environment), converted by `lockd.config.coercion` and
-checked by `lockd.config.checks`. Bad values fail fast with `InvalidConfiguration`, naming every
-bad variable. No pydantic: `lockd lock` builds settings before its first request, and
-pydantic-settings cost it more start-up than the rest of its imports.
+given to `Settings(...)` win over the environment) as `lockd.config.variables` reads a field:
+converted by `lockd.config.coercion`, checked by `lockd.config.checks`. Bad values fail fast
+with `InvalidConfiguration`, naming every bad variable. No pydantic: `lockd lock` builds
+settings before its first request, and pydantic-settings cost it more start-up than the rest
+of its imports.
 
 Index URLs may carry credentials (`https://user:token@mirror/simple/`). They are split off here,
 once: `index_url` and `pytorch_index_url` never hold them, so neither does anything built from
@@ -16,18 +17,15 @@ credentials and options modules, never its client; `index_plan()` routes a targe
 
 from __future__ import annotations
 
-import functools
 import os
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from lockd.accelerator import TORCH_FAMILY, AcceleratorTable
 from lockd.config.checks import (
-    AFTER,
-    BEFORE,
     INDEX_URL_FIELDS,
     InvalidConfiguration,
     read_accelerators_file,
@@ -35,7 +33,7 @@ from lockd.config.checks import (
     read_private_indexes,
     split_index_credentials,
 )
-from lockd.config.coercion import Bounds, check_number, coerce
+from lockd.config.variables import bounded, checked, environment, field_specs
 from lockd.errors import InvalidRequest
 from lockd.finding_kinds import FINDING_KINDS, FindingKind, severity_order
 from lockd.index.credentials import IndexCredentials
@@ -53,13 +51,6 @@ __all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings", "setting_names"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lockd.db"
 _CLIENT_DEFAULTS = ClientOptions()
-_PREFIX = "lockd_"
-_T = TypeVar("_T")
-
-
-def _bounded(default: _T, *, gt: float | None = None, ge: float | None = None, le: float | None = None) -> _T:
-    """A number setting's default and limits."""
-    return field(default=default, metadata={"bounds": Bounds(gt=gt, ge=ge, le=le)})
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -70,13 +61,13 @@ class Settings:
     index_url: str = DEFAULT_INDEX_URL
     pytorch_index_url: str = DEFAULT_PYTORCH_BASE
     torch_family: str = ",".join(sorted(TORCH_FAMILY))
-    page_ttl: float = _bounded(600.0, ge=0)
-    http_timeout: float = _bounded(30.0, gt=0)
-    http_max_connections: int = _bounded(64, ge=1)
-    max_body_bytes: int = _bounded(1024 * 1024, ge=1)
-    max_requirements: int = _bounded(500, ge=1)
+    page_ttl: float = bounded(600.0, ge=0)
+    http_timeout: float = bounded(30.0, gt=0)
+    http_max_connections: int = bounded(64, ge=1)
+    max_body_bytes: int = bounded(1024 * 1024, ge=1)
+    max_requirements: int = bounded(500, ge=1)
     # Constraints files are long (Apache Airflow's is ~700 lines) and cost linear time.
-    max_constraints: int = _bounded(5000, ge=1)
+    max_constraints: int = bounded(5000, ge=1)
     # A TOML file of `[[dependency-metadata]]` for sdists nothing else describes (lockd.metadata_overrides).
     metadata_overrides: Path | None = None
     # A TOML file of `[[index]]` private indexes (name, url, projects): lockd.private_indexes.
@@ -85,34 +76,34 @@ class Settings:
     url_hosts: str = ""
     # `sandbox`: an sdist nothing else describes gets its PEP 517 metadata hook run under bubblewrap.
     sdist_metadata: Literal["static", "sandbox"] = "static"
-    sandbox_timeout: float = _bounded(60.0, gt=0)
-    sandbox_memory_mb: int = _bounded(1024, ge=64)
+    sandbox_timeout: float = bounded(60.0, gt=0)
+    sandbox_memory_mb: int = bounded(1024, ge=64)
     # The interpreter the sandbox runs is this server's; its build requirements are locked for it.
     sandbox_platform: str = "linux_x86_64"
-    resolve_timeout: float = _bounded(120.0, gt=0)
+    resolve_timeout: float = bounded(120.0, gt=0)
     # A resolution's single-flight lease, renewed every third of it while the holder lives: a
     # server killed mid-resolution blocks that input for at most this long.
-    lease_ttl: float = _bounded(15.0, gt=0)
+    lease_ttl: float = bounded(15.0, gt=0)
     anonymous_read: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Drift schedule: off unless one of these is set (see the drift issue).
-    drift_interval: float | None = _bounded(None, gt=0)
+    drift_interval: float | None = bounded(None, gt=0)
     drift_cron: str | None = None
     webhook_url: str | None = None
     # A drift run renews its lease every quarter of this; a heartbeat older than it is a dead run.
-    drift_lease_ttl: float = _bounded(60.0, gt=0)
-    drift_workers: int = _bounded(4, ge=1, le=64)
+    drift_lease_ttl: float = bounded(60.0, gt=0)
+    drift_workers: int = bounded(4, ge=1, le=64)
     # On PostgreSQL every replica looks this often for batches of a running drift run to claim (0: never).
-    drift_help_interval: float = _bounded(2.0, ge=0)
+    drift_help_interval: float = bounded(2.0, ge=0)
     # Advisory sources (off unless one is set): a tree of OSV files and/or an OSV-compatible API.
     advisories_dir: Path | None = None
     osv_url: str | None = None
-    osv_timeout: float = _bounded(10.0, gt=0)  # each request to the API
-    osv_deadline: float = _bounded(60.0, gt=0)  # all requests for one lock
-    osv_max_response_bytes: int = _bounded(16 * 1024 * 1024, ge=1024)
+    osv_timeout: float = bounded(10.0, gt=0)  # each request to the API
+    osv_deadline: float = bounded(60.0, gt=0)  # all requests for one lock
+    osv_max_response_bytes: int = bounded(16 * 1024 * 1024, ge=1024)
     # How old advisory data may get: `lockd serve` re-reads the directory this often (when its
     # files changed), and answers (per lock, and the API's per pin) are kept this long.
-    advisories_refresh_seconds: float = _bounded(300.0, gt=0)
+    advisories_refresh_seconds: float = bounded(300.0, gt=0)
     # The finding kind `vulnerable` ranks just below in severity; `none` ranks it above all.
     vulnerable_after: str = "missing"
     # Refuse to store a new lock with an advisory at or above this level (409); `any` refuses
@@ -120,47 +111,47 @@ class Settings:
     refuse_advisories_at: Literal["any", "low", "medium", "high", "critical"] | None = None
     # What lockd reads from an index at most (see `ClientOptions` for why each default fits
     # real indexes): past a limit, a page is refused and a file's version ruled out.
-    max_page_bytes: int = _bounded(_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
-    max_page_files: int = _bounded(_CLIENT_DEFAULTS.max_page_files, ge=1)
-    max_compression_ratio: int = _bounded(_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
-    max_metadata_bytes: int = _bounded(_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
-    max_requires_dist: int = _bounded(_CLIENT_DEFAULTS.max_requires_dist, ge=1)
-    max_sdist_bytes: int = _bounded(_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
-    max_archive_members: int = _bounded(_CLIENT_DEFAULTS.max_archive_members, ge=1)
-    max_sdist_member_bytes: int = _bounded(_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
-    max_download_bytes: int = _bounded(_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
+    max_page_bytes: int = bounded(_CLIENT_DEFAULTS.max_page_bytes, ge=1024)
+    max_page_files: int = bounded(_CLIENT_DEFAULTS.max_page_files, ge=1)
+    max_compression_ratio: int = bounded(_CLIENT_DEFAULTS.max_compression_ratio, ge=1)
+    max_metadata_bytes: int = bounded(_CLIENT_DEFAULTS.max_metadata_bytes, ge=1024)
+    max_requires_dist: int = bounded(_CLIENT_DEFAULTS.max_requires_dist, ge=1)
+    max_sdist_bytes: int = bounded(_CLIENT_DEFAULTS.max_sdist_bytes, ge=1024)
+    max_archive_members: int = bounded(_CLIENT_DEFAULTS.max_archive_members, ge=1)
+    max_sdist_member_bytes: int = bounded(_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
+    max_download_bytes: int = bounded(_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
     # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
     # checked at start, installed by the entry points in place of the shipped one.
     accelerators_file: Path | None = None
     # Named locks: which proposals promote themselves (`lockd.lock_diff.AUTO_PROMOTE`; a name may
     # override it), when an unused name retires, and how long `lockd gc` keeps a retired input.
     auto_promote: Literal["never", "patch", "minor", "always"] = "never"
-    name_retire_after: float = _bounded(90 * 86400.0, gt=0)
-    gc_after: float = _bounded(30 * 86400.0, gt=0)
+    name_retire_after: float = bounded(90 * 86400.0, gt=0)
+    gc_after: float = bounded(30 * 86400.0, gt=0)
     # Where people reach this server (links in webhooks), and the webhook's body format.
     public_url: str | None = None
     webhook_format: Literal["json", "slack"] = "json"
     # How long a dashboard sign-in (a read token exchanged for a cookie) lasts.
-    session_ttl: float = _bounded(3600.0, gt=0, le=7 * 86400.0)
+    session_ttl: float = bounded(3600.0, gt=0, le=7 * 86400.0)
     # How long a drift run waits for one lock before reporting it unresolvable and moving on;
     # unset: the resolution budget plus one lease TTL.
-    drift_lock_timeout: float | None = _bounded(None, gt=0)
+    drift_lock_timeout: float | None = bounded(None, gt=0)
     # Hostile clients (each limit per process): the whole request body must arrive within
     # body_timeout seconds (408); at most max_body_reads bodies are read at once and at most
     # max_resolutions new resolutions run at once (503 with Retry-After); with
     # token_resolutions_per_minute, one token starts at most that many a minute (429);
     # max_connections is uvicorn's --limit-concurrency (unset: no limit).
-    body_timeout: float = _bounded(30.0, gt=0)
-    max_body_reads: int = _bounded(256, ge=1)
-    max_resolutions: int = _bounded(32, ge=1)
-    token_resolutions_per_minute: float | None = _bounded(None, gt=0)
-    max_connections: int | None = _bounded(None, ge=1)
+    body_timeout: float = bounded(30.0, gt=0)
+    max_body_reads: int = bounded(256, ge=1)
+    max_resolutions: int = bounded(32, ge=1)
+    token_resolutions_per_minute: float | None = bounded(None, gt=0)
+    max_connections: int | None = bounded(None, ge=1)
     # /readyz fails when the SQLite database's disk has less free space than this.
-    min_free_disk_mb: int = _bounded(256, ge=0)
+    min_free_disk_mb: int = bounded(256, ge=0)
     # `lockd lock`'s persistent cache (metadata, pages, hashes): unset, $XDG_CACHE_HOME/lockd
     # (~/.cache/lockd); least recently used entries go past cache_max_bytes.
     cache_dir: Path | None = None
-    cache_max_bytes: int = _bounded(1024 * 1024 * 1024, ge=1024 * 1024)
+    cache_max_bytes: int = bounded(1024 * 1024 * 1024, ge=1024 * 1024)
     # The userinfo split off each index URL field, by field; never shown, never compared.
     _credentials: dict[str, IndexCredentials] = field(default_factory=dict, repr=False, compare=False)
     _accelerators: AcceleratorTable | None = field(default=None, repr=False, compare=False)
@@ -170,15 +161,15 @@ class Settings:
 
         Names that are no setting are ignored, in the environment and in `given` alike.
         """
-        values = {**_environment(), **given}
+        values = {**environment(), **given}
         credentials = split_index_credentials(values)
         problems = []
-        for name, (annotation, bounds, default) in _fields().items():
+        for name, (annotation, bounds, default) in field_specs(Settings).items():
             if name not in values:
                 object.__setattr__(self, name, default)
                 continue
             try:
-                object.__setattr__(self, name, _checked(name, values[name], annotation, bounds))
+                object.__setattr__(self, name, checked(name, values[name], annotation, bounds))
             except ValueError as exc:
                 problems.append(f"LOCKD_{name.upper()}: {exc}")
         if problems:
@@ -192,7 +183,7 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         """Every setting by name (index URLs without their credentials): `Settings(**as_dict())` is equal."""
-        return {name: getattr(self, name) for name in _fields()}
+        return {name: getattr(self, name) for name in field_specs(Settings)}
 
     @property
     def accelerator_table(self) -> AcceleratorTable | None:
@@ -360,44 +351,9 @@ class Settings:
         return None if path in ("", ":memory:") else Path(path)
 
 
-def _environment() -> dict[str, str]:
-    """`LOCKD_*` variables by field name; names are matched without case, empty values are unset."""
-    found = {}
-    for key, value in os.environ.items():
-        lowered = key.lower()
-        if lowered.startswith(_PREFIX) and value:
-            found[lowered.removeprefix(_PREFIX)] = value
-    return found
-
-
-@functools.cache
-def _fields() -> dict[str, tuple[Any, Bounds | None, Any]]:
-    """Each setting's evaluated type, limits and default, in declaration order (errors list in it)."""
-    hints = typing.get_type_hints(Settings)
-    return {
-        spec.name: (hints[spec.name], spec.metadata.get("bounds"), spec.default)
-        for spec in fields(Settings)
-        if not spec.name.startswith("_")
-    }
-
-
-def _checked(name: str, value: object, annotation: Any, bounds: Bounds | None) -> object:
-    before, after = BEFORE.get(name), AFTER.get(name)
-    if before is not None:
-        value = before(value)
-    value = coerce(value, annotation)
-    check_number(value, bounds)
-    if after is not None:
-        try:
-            value = after(value)
-        except ValueError as exc:
-            raise ValueError(f"Value error, {exc}") from None
-    return value
-
-
 def setting_names() -> tuple[str, ...]:
     """Every setting's field name; its variable is `LOCKD_` and the name in capitals."""
-    return tuple(_fields())
+    return tuple(field_specs(Settings))
 
 
 def load_settings(**overrides: object) -> Settings:

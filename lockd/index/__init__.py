@@ -8,24 +8,32 @@ identity), `credentials` (HTTP Basic per index host, as pip applies them), `opti
 client is configured, as values, limits included), `threads` (the fetch threads, shared by
 resolutions), `single_flight` and `stats`. Settings import
 `credentials` and `options` directly, never the client. Every httpx error becomes a `LockdError`.
+
+The names below load with their module on first use (PEP 562), not with this package: every
+`lockd.index.<module>` import runs this file first, and an eager client here made the settings
+(`lockd migrate`, `lockd token`) load the client, the page parsers and the HTTP stack.
 """
 
 from __future__ import annotations
 
-from lockd.index.caches import (
-    HashCache,
-    MetadataCache,
-    MetadataKey,
-    PageBody,
-    PageStore,
-    memory_hash_cache,
-    memory_metadata_cache,
-)
-from lockd.index.client import IndexClient
-from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials, split_credentials
-from lockd.index.options import DEFAULT_USER_AGENT, ClientOptions
-from lockd.index.stats import FetchStats
-from lockd.index.threads import TaskScope, WorkerPool
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lockd.index.caches import (
+        HashCache,
+        MetadataCache,
+        MetadataKey,
+        PageBody,
+        PageStore,
+        memory_hash_cache,
+        memory_metadata_cache,
+    )
+    from lockd.index.client import IndexClient
+    from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials, split_credentials
+    from lockd.index.options import DEFAULT_USER_AGENT, ClientOptions
+    from lockd.index.stats import FetchStats
+    from lockd.index.threads import TaskScope, WorkerPool
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -46,3 +54,38 @@ __all__ = [
     "memory_metadata_cache",
     "split_credentials",
 ]
+
+_MODULE_OF = {
+    **dict.fromkeys(
+        (
+            "HashCache",
+            "MetadataCache",
+            "MetadataKey",
+            "PageBody",
+            "PageStore",
+            "memory_hash_cache",
+            "memory_metadata_cache",
+        ),
+        "caches",
+    ),
+    "IndexClient": "client",
+    **dict.fromkeys(
+        ("BasicCredential", "IndexCredential", "IndexCredentials", "split_credentials"), "credentials"
+    ),
+    **dict.fromkeys(("DEFAULT_USER_AGENT", "ClientOptions"), "options"),
+    "FetchStats": "stats",
+    **dict.fromkeys(("TaskScope", "WorkerPool"), "threads"),
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
