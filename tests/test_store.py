@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event
 
 from lockd.errors import StoreUnavailable
 from lockd.index import MetadataKey
@@ -123,6 +124,24 @@ FILENAME = "x-1.0-py3-none-any.whl"
 
 def _key(sha256: str) -> MetadataKey:
     return MetadataKey(page_url=PAGE, filename=FILENAME, sha256=sha256)
+
+
+def test_a_metadata_lookup_is_one_statement_without_a_transaction(database_url: str) -> None:
+    # Every file's first lookup of a cold resolution misses memory: BEGIN and COMMIT around its
+    # one SELECT were two more statements (round trips on PostgreSQL) per file.
+    engine = open_engine(database_url)
+    try:
+        writer = DatabaseMetadataCache(engine)
+        writer.put(_key("4" * 64), b"Metadata-Version: 2.1\nName: x\n")
+        writer.flush()
+        commits: list[object] = []
+        event.listen(engine, "commit", commits.append)
+        reader = DatabaseMetadataCache(engine)
+        assert reader.get(_key("4" * 64)) == b"Metadata-Version: 2.1\nName: x\n"
+        assert reader.get(_key("5" * 64)) is None
+        assert commits == []
+    finally:
+        engine.dispose()
 
 
 def test_metadata_cache_is_shared_through_the_database(database_url: str) -> None:
