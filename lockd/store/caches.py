@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from lockd.index.caches import MetadataKey
 from lockd.memory_cache import BoundedCache
@@ -103,8 +104,10 @@ class DatabaseMetadataCache:
                 key=lambda row: str(row["key"]),
             )
             with transaction(self._engine, write=True) as conn:
-                for row in rows:
-                    insert_if_absent(conn, schema.dist_metadata, row)
+                # One executemany, not a statement per row: ~30 -> ~5 ms of CPU for 205 rows,
+                # on the resolution's critical path (the service flushes before answering).
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                conn.execute(dialect.insert(schema.dist_metadata).on_conflict_do_nothing(), rows)
             with self._pending_lock:
                 for key in batch:
                     self._pending.pop(key, None)
