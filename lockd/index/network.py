@@ -44,7 +44,8 @@ class _DeadlineStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
         sock = stream.get_extra_info("socket")
-        self._socket: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        # A plain socket's recv already takes all it holds: only TLS reads are gathered.
+        self._socket: socket.socket | None = sock if isinstance(sock, ssl.SSLSocket) else None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = self._stream.read(max_bytes, _clamped(timeout, httpcore.ReadTimeout))
