@@ -128,7 +128,7 @@ class Fetcher:
         """
         # Callers name headers as `_headers` does ("Accept-Encoding"), so a plain dict overrides.
         fields = self._headers if headers is None else {**self._headers, **headers}
-        target = httpx.URL(url)
+        target = _http_only(httpx.URL(url))
         for _ in range(_MAX_REDIRECTS + 1):
             request = httpx.Request(method, target, headers=fields, extensions={"timeout": timeout})
             response = self._transport.handle_request(request)
@@ -245,8 +245,18 @@ def _redirect_target(url: httpx.URL, location: str) -> httpx.URL:
         target = target.copy_with(host=url.host)
     if target.is_relative_url:
         target = url.join(target)
-    if target.scheme not in ("http", "https"):
-        raise httpx.UnsupportedProtocol(f"a redirect to {target.scheme or 'no'} scheme")
     if url.fragment and not target.fragment:
         target = target.copy_with(fragment=url.fragment)
-    return target
+    return _http_only(target)
+
+
+def _http_only(url: httpx.URL) -> httpx.URL:
+    """`url` if it is http or https; an index's `file:`, `ftp:` or `data:` link (or redirect) is refused.
+
+    httpcore met other schemes with a KeyError, which escaped as a crash.
+    """
+    if url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(
+            f"lockd reads indexes over http and https only, not {url.scheme or 'no'} scheme"
+        )
+    return url

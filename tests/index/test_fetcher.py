@@ -72,7 +72,7 @@ def test_a_redirect_loop_or_to_another_scheme_is_an_unavailable_index(hops: tupl
     with pytest.raises(IndexUnavailable, match="redirects"):
         _get(fetcher, base + "/loop/")
     assert len(_Hops.seen) == 21  # the first request and httpx's 20 redirects
-    with pytest.raises(IndexUnavailable, match="ftp"):
+    with pytest.raises(IndexUnavailable, match="not ftp scheme"):
         _get(fetcher, base + "/ftp/")
 
 
@@ -82,3 +82,16 @@ def test_an_index_cookie_is_never_sent_back(hops: tuple[str, Fetcher]) -> None:
     for _ in range(2):
         assert _get(fetcher, base + "/simple/demo/")[0] == 200
     assert _Hops.seen == [("/simple/demo/", None)] * 2
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/x", "data:text/plain,hi", "//nohost/x"]
+)
+def test_a_link_of_another_scheme_is_refused_not_a_crash(url: str) -> None:
+    # Links come from index pages; httpcore met these with a KeyError.
+    fetcher = Fetcher(ClientOptions(timeout=5.0), FetchCounters())
+    try:
+        with pytest.raises(IndexUnavailable, match="http and https only"):
+            _get(fetcher, url)
+    finally:
+        fetcher.close()
