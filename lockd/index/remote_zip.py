@@ -135,8 +135,7 @@ class RemoteZip:
         return self._walk(None)
 
     def _walk(self, wanted: Callable[[bytes, int, int], bool] | None) -> dict[str, ZipMember]:
-        """The central directory's members for which `wanted(directory, start, end)` of the raw
-        name holds (all when None); every member is counted and bounded, only those are decoded."""
+        """Members whose raw name `wanted(directory, start, end)` accepts (None: all); all are counted."""
         offset, size = self._central_directory()
         if size > self._max_members * _DIRECTORY_BYTES_PER_MEMBER:
             raise self._too_large(f"its central directory of {size:,} bytes is implausibly large")
@@ -370,11 +369,8 @@ def _no_metadata(name: str, url: str) -> IndexUnavailable:
 
 
 def _maybe_dist_info_metadata(directory: bytes, start: int, end: int) -> bool:
-    """Whether the raw name at [start, end) can be a top-level `.dist-info/METADATA`.
-
-    Its suffix and slash are ASCII, the same bytes in UTF-8 and cp437, so the thousands of other
-    members of a big wheel are never decoded (once 3 % of a cold resolution's samples).
-    """
+    """Whether the raw name at [start, end) can be a top-level `.dist-info/METADATA`: ASCII, the
+    same bytes in UTF-8 and cp437, so a big wheel's other members are never decoded (was 3 % of cold)."""
     return directory.endswith(_METADATA_SUFFIX, start, end) and directory.count(b"/", start, end) == 1
 
 
