@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from fixtures.index import FixtureIndex
 from lockd.drift import check_files
@@ -21,8 +23,10 @@ from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.render import render
 from lockd.resolver import resolve
+from lockd.resolver.finder import Finder
 from lockd.routing import plan_for
-from lockd.target import Target
+from lockd.simple import DistFile, ProjectPage
+from lockd.target import Target, target_from_spec
 
 
 def _lock(index: FixtureIndex, client: IndexClient, text: str, target: Target) -> Lock:
@@ -140,3 +144,38 @@ def test_drift_checks_the_newer_hosts_wheels_too(published: tuple[FixtureIndex, 
     assert [(f.kind, f.filename) for f in findings] == [
         ("missing", "lockd_fx_newlibc-1.0-cp39-abi3-manylinux_2_31_x86_64.whl")
     ]
+
+
+def _wheel(filename: str, version: str, tags: str, yanked: str | None = None) -> DistFile:
+    return DistFile(
+        name=canonicalize_name("demo"), version=Version(version), filename=filename,
+        url=f"https://files.example/{filename}", kind="wheel", tags=frozenset(parse_tag(tags)),
+        sha256=None, size=None, requires_python=None, yanked=yanked, upload_time=None,
+        metadata_url=None, metadata_sha256=None,
+    )  # fmt: skip
+
+
+def test_equal_versions_and_tag_sets_as_distinct_objects_make_one_release() -> None:
+    # The finder judges tag sets by value and groups files by version object, then merges equal
+    # versions: a page whose parsed values are not shared objects gives the same releases.
+    target = target_from_spec({"platform": "linux_x86_64", "python": "3.11"})
+    files = (
+        _wheel("demo-1.0-py3-none-any.whl", "1.0", "py3-none-any"),
+        _wheel("demo-2.0-py3-none-any.whl", "2.0", "py3-none-any"),
+        _wheel(
+            "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "1.0.0", "cp311-cp311-manylinux_2_17_x86_64"
+        ),
+        _wheel("demo-1.0-cp311-cp311-manylinux_2_39_x86_64.whl", "1.0", "cp311-cp311-manylinux_2_39_x86_64"),
+        _wheel("demo-1.0-1-py3-none-any.whl", "1", "py3-none-any", yanked=""),
+        _wheel("demo-1.0-cp311-cp311-win_amd64.whl", "1.0", "cp311-cp311-win_amd64"),
+    )
+    page = ProjectPage(canonicalize_name("demo"), "https://files.example/simple/demo/", files)
+    finder = Finder(canonicalize_name("demo"), page, target, as_of=None, prereleases=False)
+    assert list(finder.releases) == [Version("1.0"), Version("2.0")]
+    one = finder.releases[Version("1.0")]
+    assert [f.filename for f in one.files] == [
+        "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "demo-1.0-py3-none-any.whl"
+    ]  # fmt: skip
+    assert [f.filename for f in one.yanked] == ["demo-1.0-1-py3-none-any.whl"]
+    assert [f.filename for f in one.newer] == ["demo-1.0-cp311-cp311-manylinux_2_39_x86_64.whl"]
+    assert [f.filename for f in finder.releases[Version("2.0")].files] == ["demo-2.0-py3-none-any.whl"]

@@ -5,10 +5,16 @@ byte a second never trips a 30 s read timeout. Here every connect, read, write a
 handshake gets at most the seconds left before the deadline of the calling thread, and none
 starts once it has passed, so a drip-fed body ends at the deadline (httpcore raises its
 timeout, which the fetcher reports as `ResolutionTimeout`). Without a deadline nothing changes.
+
+A read also takes, without waiting, whatever else the socket already holds, up to the size
+httpcore asks for (64 KiB): a TLS socket hands over one 16 KiB record per `recv`, and each
+chunk then passes through h11, httpcore, httpx and the body limits. Measured on five of PyPI's
+JSON pages (10.6 MB, 10 interleaved runs, medians): 33 → 27 ms of CPU to fetch them.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -37,9 +43,15 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        sock = stream.get_extra_info("socket")
+        # A plain socket's recv already takes all it holds: only TLS reads are gathered.
+        self._socket: socket.socket | None = sock if isinstance(sock, ssl.SSLSocket) else None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _clamped(timeout, httpcore.ReadTimeout))
+        data = self._stream.read(max_bytes, _clamped(timeout, httpcore.ReadTimeout))
+        if self._socket is None or not data or len(data) >= max_bytes:
+            return data
+        return _gathered(self._socket, data, max_bytes)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, _clamped(timeout, httpcore.WriteTimeout))
@@ -55,6 +67,31 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
+
+
+def _gathered(sock: socket.socket, first: bytes, max_bytes: int) -> bytes:
+    """`first` and what `sock` holds already, up to `max_bytes` in all; never waits.
+
+    An error here is left for the next read to meet: nothing was taken from the socket by a
+    `recv` that raised, and the bytes gathered so far are the caller's.
+    """
+    parts = [first]
+    total = len(first)
+    previous = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        while total < max_bytes:
+            try:
+                more = sock.recv(max_bytes - total)
+            except OSError:  # nothing more yet (SSLWantReadError, BlockingIOError), or a failure
+                break
+            if not more:
+                break  # the end: the next read sees it again
+            parts.append(more)
+            total += len(more)
+    finally:
+        sock.settimeout(previous)
+    return first if len(parts) == 1 else b"".join(parts)
 
 
 class DeadlineBackend(httpcore.NetworkBackend):

@@ -40,6 +40,9 @@ _SHOWN_TAGS = 8
 # of distinct specifiers; past this many the finder forgets them all and starts over (a list
 # of a project with thousands of versions is a few hundred KiB).
 _KEPT_CANDIDATE_LISTS = 64
+# What `Finder._verdict` says of a file: the target does not take it, installs it, or only a
+# machine at a newer level does.
+_SKIP, _INSTALLS, _NEWER = 0, 1, 2
 
 
 def wheel_tags_text(wheels: list[DistFile]) -> str:
@@ -123,11 +126,13 @@ class Finder:
         # None lets packaging apply PEP 440's rule: pre-releases only when the specifier names
         # one or no final version matches. That is pip's rule too.
         self._prereleases: bool | None = True if prereleases else None
-        # Pages with thousands of files share a few requires-python values and tag sets (the
-        # parsed values are shared objects, see lockd.simple): answer each once, by identity.
+        # Pages with thousands of files share a few requires-python values (shared objects,
+        # see lockd.simple): answer each once, by identity.
         self._python_ok: dict[int, tuple[SpecifierSet, bool]] = {}
-        self._ranks: dict[int, tuple[frozenset[Tag], int | None]] = {}
-        self._newer_ok: dict[int, tuple[frozenset[Tag], bool]] = {}
+        # Tag sets by value: equal sets are not always one object (30,051 objects for 701 sets
+        # on 303 PyPI pages), and a frozenset keeps its hash.
+        self._ranks: dict[frozenset[Tag], int | None] = {}
+        self._newer_ok: dict[frozenset[Tag], bool] = {}
         self.releases = self._releases()
         self._newest_first = sorted(self.releases, reverse=True)
         self._found: dict[tuple[str, bool | None, NormalizedName | None], tuple[ProjectCandidate, ...]] = {}
@@ -150,11 +155,10 @@ class Finder:
         )
 
     def _on_newer_host(self, tags: frozenset[Tag]) -> bool:
-        known = self._newer_ok.get(id(tags))
+        known = self._newer_ok.get(tags)
         if known is None:
-            known = (tags, self._target.installs_on_newer_host(tags))
-            self._newer_ok[id(tags)] = known
-        return known[1]
+            known = self._newer_ok[tags] = self._target.installs_on_newer_host(tags)
+        return known
 
     def _available(self, file: DistFile) -> bool:
         if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
@@ -250,11 +254,11 @@ class Finder:
         return known[1]
 
     def _rank(self, tags: frozenset[Tag]) -> int | None:
-        known = self._ranks.get(id(tags))
-        if known is None:
-            known = (tags, self._target.wheel_rank(tags))
-            self._ranks[id(tags)] = known
-        return known[1]
+        try:
+            return self._ranks[tags]
+        except KeyError:
+            rank = self._ranks[tags] = self._target.wheel_rank(tags)
+            return rank
 
     def _file_order(self, file: DistFile) -> tuple[int, int, str]:
         if file.kind == "wheel":
@@ -266,22 +270,57 @@ class Finder:
         return (self._target.newer_host_rank(file.tags), file.filename)
 
     def _releases(self) -> dict[Version, Release]:
-        grouped: dict[Version, list[DistFile]] = {}
-        newer: dict[Version, list[DistFile]] = {}
+        # A page of thousands of files has a few (requires-python, tags, kind) combinations:
+        # each is judged once (requires-python by identity while the page holds it, tags by
+        # value). Files are grouped by their version object's identity (hashing a Version is
+        # a Python call), then equal versions merged: interning is not relied on.
+        # 303 PyPI pages, 122k files: 210-280 -> 135-170 ms of CPU (same releases, checked).
+        verdicts: dict[tuple[int, frozenset[Tag], str], int] = {}
+        grouped: dict[int, list[DistFile]] = {}
+        newer: dict[int, list[DistFile]] = {}
+        as_of = self._as_of
         for file in self.page.files:
-            if self.installs(file):
-                grouped.setdefault(file.version, []).append(file)
-            elif self.installs_on_newer_host(file):
-                newer.setdefault(file.version, []).append(file)
+            if as_of is not None and file.upload_time is not None and file.upload_time > as_of:
+                continue
+            key = (id(file.requires_python), file.tags, file.kind)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = self._verdict(file)
+            if verdict == _INSTALLS:
+                grouped.setdefault(id(file.version), []).append(file)
+            elif verdict == _NEWER:
+                newer.setdefault(id(file.version), []).append(file)
+        later_by_version = _by_version(newer)
         releases: dict[Version, Release] = {}
-        for version, files in grouped.items():
-            ordered = sorted(files, key=self._file_order)
-            later = sorted(newer.get(version, ()), key=self._newer_order)
+        for version, files in _by_version(grouped).items():
+            ordered = files if len(files) == 1 else sorted(files, key=self._file_order)
+            later = later_by_version.get(version)
+            later = sorted(later, key=self._newer_order) if later else []
             releases[version] = Release(
                 version=version,
-                files=tuple(f for f in ordered if not f.is_yanked),
-                yanked=tuple(f for f in ordered if f.is_yanked),
-                newer=tuple(f for f in later if not f.is_yanked),
-                newer_yanked=tuple(f for f in later if f.is_yanked),
+                files=tuple(f for f in ordered if f.yanked is None),
+                yanked=tuple(f for f in ordered if f.yanked is not None),
+                newer=tuple(f for f in later if f.yanked is None),
+                newer_yanked=tuple(f for f in later if f.yanked is not None),
             )
         return releases
+
+    def _verdict(self, file: DistFile) -> int:
+        """`installs` and `installs_on_newer_host` in one, leaving out the upload time."""
+        if file.requires_python is not None and not self._python_allows(file.requires_python):
+            return _SKIP
+        if file.kind != "wheel":
+            return _SKIP if self._only_binary else _INSTALLS
+        if self._rank(file.tags) is not None:
+            return _INSTALLS
+        return _NEWER if self._on_newer_host(file.tags) else _SKIP
+
+
+def _by_version(groups: dict[int, list[DistFile]]) -> dict[Version, list[DistFile]]:
+    """Groups keyed by version object merged by equal version, in order of first appearance."""
+    merged: dict[Version, list[DistFile]] = {}
+    for files in groups.values():
+        kept = merged.setdefault(files[0].version, files)
+        if kept is not files:
+            kept.extend(files)
+    return merged

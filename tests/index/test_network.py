@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 from packaging.utils import canonicalize_name
@@ -15,7 +21,7 @@ from lockd.errors import IndexUnavailable, ResolutionTimeout
 from lockd.index import IndexClient
 from lockd.index.connections import ConnectionSlots
 from lockd.index.network import DeadlineBackend, deadline_transport
-from tests.support import loopback_http
+from tests.support import QuietHandler, loopback_http
 
 _PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
 
@@ -109,3 +115,62 @@ def test_a_silent_server_ends_at_the_deadline_or_at_the_timeout() -> None:
             with pytest.raises(ResolutionTimeout):
                 patient.project_page(f"http://{host}/simple/", canonicalize_name("quiet"))
         assert time.monotonic() - started < 1.0
+
+
+class _Big(QuietHandler):
+    """Answers 512 KiB at once."""
+
+    protocol_version = "HTTP/1.1"
+    body = bytes(range(256)) * 2048
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+@pytest.fixture
+def tls_loopback(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """A TLS server on loopback with a self-signed certificate, and a client context trusting it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Big)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/", ssl.create_default_context(cafile=cert)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tls_read_takes_every_record_already_received(tls_loopback: tuple[str, ssl.SSLContext]) -> None:
+    # TLS hands over one 16 KiB record per recv; each chunk then costs a pass through h11,
+    # httpcore, httpx and the body limits. A read takes what is already there, up to 64 KiB.
+    url, context = tls_loopback
+    slots = ConnectionSlots(
+        tls_context=lambda: context,
+        max_connections=1,
+        keepalive_expiry=5.0,
+        retries=0,
+        network_backend=DeadlineBackend(),
+    )
+    host = [("Host", url.split("/")[2])]
+    with slots:
+        response = slots.handle_request(httpcore.Request("GET", url, headers=host))
+        time.sleep(0.3)  # the body is on its way: the socket holds many records
+        chunks = list(response.iter_stream())
+        response.close()
+    assert b"".join(chunks) == _Big.body
+    assert max(len(chunk) for chunk in chunks) > 16384
+    assert len(chunks) <= len(_Big.body) // 32768

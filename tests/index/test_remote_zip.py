@@ -90,6 +90,25 @@ def test_the_projects_own_dist_info_wins_over_a_vendored_one() -> None:
     assert sorted(reader.members()) == ["demo-1.0.dist-info/METADATA", "vendored-9.dist-info/METADATA"]
 
 
+def test_only_names_that_can_be_metadata_are_decoded() -> None:
+    # A big wheel has thousands of members; decoding every name (and building an entry for it)
+    # cost ~7 us each. Only a name ending `.dist-info/METADATA` is decoded now, so a broken name
+    # elsewhere no longer makes the METADATA unreachable; a broken candidate still does.
+    data = _wheel({"demo/\u00e9.py": b"", "demo-1.0.dist-info/METADATA": METADATA})
+    broken = data.replace("demo/\u00e9.py".encode(), b"demo/\xff\xfe.py")  # flagged UTF-8, not UTF-8
+    assert broken.count(b"demo/\xff\xfe.py") == 2  # local header and central directory
+    reader, _ = _reader(broken)
+    assert reader.dist_info_metadata(PROJECT, VERSION) == METADATA
+    with pytest.raises(IndexUnavailable, match="not valid UTF-8"):
+        reader.members()
+    candidate = _wheel(
+        {"demo-1.0.dist-info/METADATA": METADATA, "d\u00e9mo-1.0.dist-info/METADATA": METADATA}
+    )
+    reader, _ = _reader(candidate.replace("d\u00e9mo".encode(), b"d\xff\xfemo"))
+    with pytest.raises(IndexUnavailable, match="not valid UTF-8"):
+        reader.dist_info_metadata(PROJECT, VERSION)
+
+
 def test_zip64_records_and_extra_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     # zipfile writes zip64 structures past ZIP64_LIMIT; lowering it makes a small zip64 wheel,
     # with sizes and offsets of 0xFFFFFFFF in the central directory and the real ones in extras.
