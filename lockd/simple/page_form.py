@@ -17,6 +17,8 @@ may be damaged: a sha256 of the payload is checked before anything is decoded, t
 `marshal` of plain tuples, strings, ints and None only (marshal builds objects, never runs
 code; pickle would), and every column's types, lengths and indexes are checked before a value
 is built. Anything off gives None, which the caller treats as a miss and parses the body.
+A form's bytes are not deterministic (marshal shares an object by reference only while
+something else holds it too); what they decode to is.
 """
 
 from __future__ import annotations
