@@ -167,7 +167,7 @@ def _page() -> ProjectPage:
     return parse_json_page(json.dumps({"files": entries}), "https://i/simple/demo/", "demo")
 
 
-def _reform(form: bytes, change: Callable[[list[object]], None]) -> bytes:
+def _reform(form: bytes, change: Callable[[list[object]], object]) -> bytes:
     """`form` with its fields changed, written with a valid digest: damage only the checks can catch."""
     fields = list(marshal.loads(form[_HEAD:]))
     change(fields)

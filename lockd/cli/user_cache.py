@@ -24,6 +24,9 @@ bytes: past the bound, the least recently used entries go. A file that is not lo
 of this version (another version, another program, corruption) is discarded and rebuilt with
 a warning; an error while the cache is in use turns it off for the rest of the run (and
 discards it if it is corrupt). The cache can make a run faster, never make it fail.
+
+Past 400 lines, still one job: one file and its format; the views at the end are only what the
+index client's protocols see of it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from lockd.index.caches import MetadataKey, PageBody, PageHead
 from lockd.memory_cache import BoundedCache
@@ -129,57 +133,46 @@ class UserCache:
     # -- reads and writes by (kind, key) ---------------------------------------------------
 
     def get(self, kind: str, key: str) -> _Entry | None:
-        with self._state_lock:
-            entry = self._pending.get((kind, key))
-        if entry is None:
-            entry = self._recent.get((kind, key))
+        entry = self._held(kind, key)
         if entry is not None or self._failed:
             return entry
-        try:
-            with self._read_lock:
-                row = self._reader.execute(
-                    "SELECT value, detail, stored_at, used_at FROM entries WHERE kind = ? AND key = ?",
-                    (kind, key),
-                ).fetchone()
-        except sqlite3.Error as exc:
-            self._fail(exc)
-            return None
+        row = self._select("value, detail, stored_at", kind, key)
         if row is None:
             return None
-        value, detail, stored_at, used_at = bytes(row[0]), str(row[1]), float(row[2]), float(row[3])
-        entry = (value, detail, stored_at)
+        entry = (bytes(row[0]), str(row[1]), float(row[2]))
         if kind not in (_PAGE, _FORM):  # the client keeps the parsed page; its bytes need not stay too
             self._recent.put((kind, key), entry)
-        self._used(kind, key, used_at)
         return entry
 
     def head(self, kind: str, key: str) -> tuple[str, float] | None:
         """An entry's detail and time of storing, without reading its value."""
-        with self._state_lock:
-            entry = self._pending.get((kind, key))
-        if entry is None:
-            entry = self._recent.get((kind, key))
+        entry = self._held(kind, key)
         if entry is not None:
             return entry[1], entry[2]
-        if self._failed:
-            return None
+        row = None if self._failed else self._select("detail, stored_at", kind, key)
+        return None if row is None else (str(row[0]), float(row[1]))
+
+    def _held(self, kind: str, key: str) -> _Entry | None:
+        with self._state_lock:
+            entry = self._pending.get((kind, key))
+        return self._recent.get((kind, key)) if entry is None else entry
+
+    def _select(self, columns: str, kind: str, key: str) -> tuple[Any, ...] | None:
+        """The entry's `columns` from the file, noting its use; None if absent or unreadable."""
         try:
             with self._read_lock:
                 row = self._reader.execute(
-                    "SELECT detail, stored_at, used_at FROM entries WHERE kind = ? AND key = ?", (kind, key)
+                    f"SELECT {columns}, used_at FROM entries WHERE kind = ? AND key = ?", (kind, key)
                 ).fetchone()
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
         if row is None:
             return None
-        self._used(kind, key, float(row[2]))
-        return str(row[0]), float(row[1])
-
-    def _used(self, kind: str, key: str, used_at: float) -> None:
-        if self._clock() - used_at > _TOUCH_AFTER:
+        if self._clock() - float(row[-1]) > _TOUCH_AFTER:
             with self._state_lock:
                 self._touched.add((kind, key))
+        return tuple(row[:-1])
 
     def put(self, kind: str, key: str, value: bytes, detail: str = "") -> None:
         if self._failed or len(value) > self._max_bytes // 4:
@@ -335,8 +328,9 @@ class _PageView:
             sha256 = hashlib.sha256(page.body).hexdigest()
             self._cache.put(_PAGE, url, page.body, f"{page.content_type} {page.url}{_SHA256}{sha256}")
 
-    # Forms are kept whatever the page TTL: one is used only for the very body it was made from,
-    # so a page fetched again (LOCKD_PAGE_TTL=0, or past its TTL) with the same bytes is not parsed.
+    # Forms are kept whatever the page TTL (0 with credentials too): one is used only for the very
+    # body it was made from, which the run must have fetched, as metadata is bound to its file. So
+    # a page fetched again (LOCKD_PAGE_TTL=0, or past its TTL) with the same bytes is not parsed.
 
     def get_form(self, url: str, /) -> bytes | None:
         entry = self._cache.get(_FORM, url)
