@@ -19,8 +19,9 @@ resolution's deadline.
 With a `PageStore` (the CLI's, on disk), each parse is also kept there as a form
 (`lockd.simple.page_form`) for the next process: a stored page still fresh is built from its
 form without reading its body (`stored_page`), and a page fetched again whose bytes did not change
-is built from it instead of parsed. Measured on `bench/cases/pypi-200` (204 pages, 73 MB of JSON,
-95,000 files kept): parsing 1.35 s of CPU, building from forms 0.3 s, writing the forms 0.4 s.
+is built from it instead of parsed. Measured on `bench/cases/pypi-200`'s 204 pages (73 MB of
+JSON, 95,000 files kept; one process, CPU time, a shared machine): parsing 1.1-1.8 s, building
+the pages from forms 0.4-0.6 s, writing the forms 0.3-0.5 s (paid once, where the page is parsed).
 A form is bound to everything the parse was given (`_source`): body, content type, final URL,
 project, file limit; `page_form` adds the parser's own identity.
 """

@@ -4,7 +4,7 @@ Parsing PyPI's JSON pages is most of a warm `lockd lock`'s CPU (200 pins: 73 MB 
 1.3 s), and most of what it decodes is thrown away (files no target can install). The form
 holds only the page's kept files, column by column, with each distinct version, tag set and
 requires-python written once; loading it builds the same `DistFile` values without reading the
-JSON (measured on the 200-pin case: see `decode_page`).
+JSON (measured in `lockd.index.page_reuse`).
 
 A form stands for one parse only: it names the parser that made it (`parser_identity`: the
 source of every module whose code decides what a page parses to, and the versions of lockd,
