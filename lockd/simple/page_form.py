@@ -9,8 +9,10 @@ JSON (measured in `lockd.index.page_reuse`).
 A form stands for one parse only: it names the parser that made it (`parser_identity`: the
 source of every module whose code decides what a page parses to, and the versions of lockd,
 packaging and Python) and the caller's `source` (which body, content type, URL, project, limit),
-and `decode_page` gives None for any other. It is written only when it decodes to a page equal to
-the parsed one, field by field (`index_url` too, which `DistFile` equality leaves out).
+and `decode_page` gives None for any other. Fields are written as they are, except versions and
+requires-pythons (as text) and tag sets (as triples); a form is written only when each of those
+reads back equal and every field has a type the decoder accepts (`encode_page`), and the tests
+check whole pages read back equal field by field, `index_url` too (`DistFile` equality skips it).
 
 The bytes are read back from the user's own cache directory, and are still treated as data that
 may be damaged: a sha256 of the payload is checked before anything is decoded, the payload is
