@@ -85,8 +85,13 @@ def test_a_pypi_shaped_page_with_foreign_only_versions_reads_back_exactly() -> N
     entries.append(
         {"filename": "demo_pkg-2.1.tar.gz", "url": "../../packages/demo_pkg-2.1.tar.gz", "yanked": True}
     )
+    # A URL that does not end in its filename: stored whole.
+    entries.append(
+        {"filename": "demo_pkg-2.1-py2.py3-none-any.whl", "url": "https://mirror.example/get?id=7"}
+    )
     body = json.dumps({"meta": {"api-version": "1.1"}, "name": "demo-pkg", "files": entries})
     page = parse_json_page(body, "https://pypi.example/simple/demo-pkg/", "demo-pkg")
+    assert page.files[-1].url == "https://mirror.example/get?id=7"
     assert {str(v) for v in page.foreign_versions} == {"1.0"}
     assert {f.yanked for f in page.files} == {"broken", None, ""}
     _reads_back(page)
@@ -125,9 +130,14 @@ _OPTIONAL = {
 @st.composite
 def _entries(draw: st.DrawFn) -> dict[str, object]:
     filename = draw(_FILENAMES)
-    url = draw(
-        st.sampled_from([f"https://files.example/p/{filename}", f"../../p/{filename}", f"{filename}#x"])
-    )
+    urls = [
+        f"https://files.example/p/{filename}",
+        f"../../p/{filename}",
+        f"{filename}#x",
+        "https://files.example/p/another-name",  # a URL that does not end in the filename
+        "https://files.example/p/",
+    ]
+    url = draw(st.sampled_from(urls))
     entry: dict[str, object] = {"url": url}
     if draw(st.booleans()):
         entry["filename"] = filename
@@ -208,13 +218,16 @@ def test_damaged_forms_and_forms_for_anything_else_are_misses() -> None:
         _reform(form, _set(5, ("1.0", "not a version"))),
         _reform(form, _set(6, ((("py3", "none"),),))),  # a tag of two parts
         _reform(form, _set(7, ("not a specifier",))),
-        _reform(form, _set(8, ("a", "b"))),  # filenames: a column of another length
-        _reform(form, _set(9, (1, 2, 3, 4, 5, 6))),  # URLs that are not strings
-        _reform(form, _set(11, (0, 0, 0, 0, 0, 99))),  # a version index out of range
-        _reform(form, _set(11, (0, 0, 0, 0, 0, -1))),
-        _reform(form, _set(14, (None, None, None, None, None, 3.5))),  # a size that is a float
-        _reform(form, _set(17, ("x",) * 6)),  # upload times that are not times
-        _reform(form, _set(18, (False,) * 6)),  # metadata: only True or a URL
+        _reform(form, _set(8, None)),  # the URL base
+        _reform(form, _set(9, (6,))),  # a file stored whole that is not there
+        _reform(form, _set(9, ("0",))),
+        _reform(form, _set(10, ("a", "b"))),  # filenames: a column of another length
+        _reform(form, _set(11, (1, 2, 3, 4, 5, 6))),  # URLs that are not strings
+        _reform(form, _set(13, (0, 0, 0, 0, 0, 99))),  # a version index out of range
+        _reform(form, _set(13, (0, 0, 0, 0, 0, -1))),
+        _reform(form, _set(16, (None, None, None, None, None, 3.5))),  # a size that is a float
+        _reform(form, _set(19, ("x",) * 6)),  # upload times that are not times
+        _reform(form, _set(20, (False,) * 6)),  # metadata: only True or a URL
     ]
     for bad in reformed:
         assert decode_page(bad, _SOURCE) is None

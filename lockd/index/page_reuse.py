@@ -105,12 +105,9 @@ class ParsedPages:
             return None
         page = self._from_store(url, name, head.sha256, head.content_type, head.url)
         if page is not None:
-            parsed = _Parsed(
-                digest=bytes.fromhex(head.sha256),
-                content_type=head.content_type,
-                page_url=head.url,
-                page=page,
-            )
+            # Remembered as if parsed here: the body, fetched again unchanged, reuses it at once.
+            digest = bytes.fromhex(head.sha256)  # a form stood for it, so it is the hex of a sha256
+            parsed = _Parsed(digest=digest, content_type=head.content_type, page_url=head.url, page=page)
             self._parsed.put(url, parsed)
         return page
 

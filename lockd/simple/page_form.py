@@ -31,6 +31,7 @@ import marshal
 import sys
 from datetime import datetime
 from functools import lru_cache
+from os.path import commonprefix
 from typing import Literal, TypeVar, cast
 
 import packaging
@@ -140,15 +141,17 @@ def _data(form: bytes, max_bytes: int | None) -> _Columns | None:
     return cast(_Columns, data)
 
 
-# -- the layout: 22 fields ----------------------------------------------------------------------
-# identity, source, name, index_url, foreign versions, versions, tag sets, requires-pythons, then
-# one column per file field: filename, url, kind, version, tags, sha256, size, requires-python,
-# yanked, upload time, metadata URL (True: the file's URL + ".metadata"), metadata sha256,
-# name (None: the page's), index URL (None: the page's). The two last and the URL rule keep
-# repeated strings out; the columns let `_page` check each field's types in one pass.
+# -- the layout: 24 fields ----------------------------------------------------------------------
+# identity, source, name, index_url, foreign versions, versions, tag sets, requires-pythons, the
+# URL base and the files whose URL is stored whole, then one column per file field: filename,
+# URL (base + this + filename, or base + this for the files stored whole), kind, version, tags,
+# sha256, size, requires-python, yanked, upload time, metadata URL (True: the file's URL +
+# ".metadata"), metadata sha256, name (None: the page's), index URL (None: the page's). These
+# rules keep repeated strings out (URLs were half a form); the columns let `_files` check each
+# field's types in one pass.
 
 _Columns = tuple[object, ...]
-_FIELDS = 22
+_FIELDS = 24
 
 
 def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
@@ -160,6 +163,10 @@ def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
     specs = [f.requires_python for f in files]
     requires = _distinct([s for s in specs if s is not None])
     uploads = [None if f.upload_time is None else f.upload_time.isoformat() for f in files]
+    # A file's URL is mostly a path shared by the page's files, one of its own, then its name.
+    heads = [f.url[: len(f.url) - len(f.filename)] if f.url.endswith(f.filename) else f.url for f in files]
+    url_base = commonprefix(heads)  # noqa: RUF071  # character by character: any shared start
+    whole = tuple(i for i, f in enumerate(files) if not f.url.endswith(f.filename))
     metadata: list[object] = []
     for f in files:
         url, metadata_url = f.url, f.metadata_url
@@ -168,7 +175,7 @@ def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
         )
     columns = (
         tuple(f.filename for f in files),
-        tuple(f.url for f in files),
+        tuple(head[len(url_base) :] for head in heads),
         tuple(_KINDS.index(f.kind) for f in files),
         tuple(versions[id(f.version)][0] for f in files),
         tuple(tag_sets[id(f.tags)][0] for f in files),
@@ -189,6 +196,8 @@ def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
             tuple(sorted((t.interpreter, t.abi, t.platform) for t in tags)) for _, tags in tag_sets.values()
         ),
         tuple(str(spec) for _, spec in requires.values()),
+        url_base,
+        whole,
     )
     kept = ([v for _, v in versions.values()], [s for _, s in requires.values()])
     if not _reads_back(page, tables, kept, columns):
@@ -207,14 +216,14 @@ def _distinct(values: list[_T]) -> dict[int, tuple[int, _T]]:
 
 def _reads_back(
     page: ProjectPage,
-    tables: tuple[_S, _S, object, _S],
+    tables: tuple[_S, _S, object, _S, str, _I],
     kept: tuple[list[Version], list[SpecifierSet]],
     columns: tuple[object, ...],
 ) -> bool:
     """Whether what `_columns` wrote as text, or re-typed, decodes to the values it came from."""
     if type(page.name) is not str or type(page.index_url) is not str or not _typed(columns):
         return False
-    foreign, versions, _, requires = tables
+    foreign, versions, _, requires, _, _ = tables
     if frozenset(map(Version, foreign)) != page.foreign_versions:
         return False
     if any(_version(text) != version for text, version in zip(versions, kept[0], strict=True)):
@@ -223,8 +232,8 @@ def _reads_back(
 
 
 def _page(data: _Columns) -> ProjectPage | None:
-    name, index_url, foreign, version_texts, tag_texts, require_texts = data[2:8]
-    if not (type(name) is str and type(index_url) is str):
+    name, index_url, foreign, version_texts, tag_texts, require_texts, url_base, whole = data[2:10]
+    if not (type(name) is str and type(index_url) is str and type(url_base) is str and type(whole) is tuple):
         return None
     if not (_strings(foreign) and _strings(version_texts) and _strings(require_texts)):
         return None
@@ -234,9 +243,10 @@ def _page(data: _Columns) -> ProjectPage | None:
     if tag_sets is None or None in requires:
         return None
     files = _files(
-        data[8:],
+        data[10:],
         name=NormalizedName(name),
         index_url=index_url,
+        url_rule=(url_base, whole),
         versions=versions,
         tag_sets=tag_sets,
         requires=requires,
@@ -251,6 +261,7 @@ def _files(
     *,
     name: NormalizedName,
     index_url: str,
+    url_rule: tuple[str, tuple[object, ...]],
     versions: list[Version],
     tag_sets: list[frozenset[Tag]],
     requires: list[SpecifierSet | None],
@@ -258,13 +269,20 @@ def _files(
     if not _typed(columns):
         return None
     checked = cast(tuple[tuple[object, ...], ...], columns)
-    bounds = (len(_KINDS), len(versions), len(tag_sets), len(requires))
-    for column, bound in zip((checked[2], checked[3], checked[4], checked[7]), bounds, strict=True):
+    url_base, whole = url_rule
+    bounds = (len(_KINDS), len(versions), len(tag_sets), len(requires), len(checked[0]))
+    indexes = (checked[2], checked[3], checked[4], checked[7], whole)
+    if set(map(type, whole)) - _INDEX:
+        return None
+    for column, bound in zip(indexes, bounds, strict=True):
         numbers = [i for i in cast(_IN, column) if i is not None]
         if numbers and (min(numbers) < 0 or max(numbers) >= bound):
             return None
     # The types are checked above: what follows only reads them back.
-    (filenames, urls, kinds, version_ix, tag_ix, sha256s, sizes, require_ix, yanks, uploads, metadata, metadata_sha256s, names, index_urls) = cast(_Typed, checked)  # fmt: skip
+    (filenames, url_parts, kinds, version_ix, tag_ix, sha256s, sizes, require_ix, yanks, uploads, metadata, metadata_sha256s, names, index_urls) = cast(_Typed, checked)  # fmt: skip
+    urls = [url_base + part + filename for part, filename in zip(url_parts, filenames, strict=True)]
+    for i in cast(_I, whole):
+        urls[i] = url_base + url_parts[i]
     files = map(
         DistFile,
         [name if n is None else NormalizedName(n) for n in names],
