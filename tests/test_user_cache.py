@@ -205,7 +205,7 @@ def test_a_page_names_its_body_hash_and_its_form_outlives_the_page_ttl(tmp_path:
     assert warnings == []
 
 
-def test_a_page_stored_before_pages_named_their_hash_is_served_but_has_no_head(tmp_path: Path) -> None:
+def test_a_page_entry_naming_no_body_hash_is_served_but_has_no_head(tmp_path: Path) -> None:
     clock, warnings = _Clock(), _warnings()
     url = "https://x/simple/a/"
     page = PageBody(body=b"{}", content_type="application/vnd.pypi.simple.v1+json", url=url)

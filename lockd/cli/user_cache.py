@@ -46,7 +46,9 @@ from lockd.memory_cache import BoundedCache
 
 __all__ = ["CACHE_FILE_NAME", "UserCache", "open_user_cache"]
 
-_SCHEMA_VERSION = 1
+# 2: a page entry's detail ends with its body's sha256, which lockd of version 1, splitting the
+# detail at its first space, would read as part of the page's URL.
+_SCHEMA_VERSION = 2
 _APPLICATION_ID = 0x6C6F636B  # "lock": tells lockd's cache from any other SQLite file
 CACHE_FILE_NAME = f"index-cache-v{_SCHEMA_VERSION}.sqlite3"  # another version keeps its own file
 
@@ -319,7 +321,7 @@ class _PageView:
         if found is None or not self._cache.page_is_fresh(found[1]):
             return None
         content_type, page_url, sha256 = _page_detail(found[0])
-        if sha256 is None:  # stored before pages named their body's hash
+        if sha256 is None:  # not written by this version: no form can be matched to it
             return None
         return PageHead(sha256=sha256, content_type=content_type, url=page_url)
 
@@ -344,7 +346,7 @@ _SHA256 = " sha256="
 
 
 def _page_detail(detail: str) -> tuple[str, str, str | None]:
-    """A page entry's content type, final URL and body sha256 (None in entries from before it was kept)."""
+    """A page entry's content type, final URL and body sha256 (None if the detail names none)."""
     content_type, _, rest = detail.partition(" ")
     page_url, found, sha256 = rest.rpartition(_SHA256)
     if not found or len(sha256) != 64 or sha256.strip("0123456789abcdef"):
