@@ -14,10 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from fixtures.served_index import ControlledIndex, WatchedIndex
+from lockd import simple
 from lockd.cli import main
 from lockd.cli.user_cache import CACHE_FILE_NAME
+from lockd.index import client as client_module
+from lockd.simple import ProjectPage
 from tests.support import ROOT
 
 _REQUIREMENTS = "torch==2.5.1\nnumpy\n"
@@ -99,6 +103,43 @@ def test_a_second_lock_fetches_no_metadata_and_no_cache_fetches_it_again(
     uncached, _ = _lock(mutable_index, tmp_path, capsys, *cache, "--no-cache")
     assert uncached == first
     assert _pinned_files_read(mutable_index, first)
+
+
+def test_a_warm_lock_builds_stored_pages_from_their_forms_and_parses_only_changed_bytes(
+    mutable_index: ControlledIndex,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = ("--cache-dir", str(tmp_path / "cache"))
+    first, _ = _lock(mutable_index, tmp_path, capsys, *cache)
+    # Watches the JSON parser at the one place the client calls it; it still parses.
+    parsed: list[str] = []
+
+    def parse_json_page(
+        body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
+    ) -> ProjectPage:
+        parsed.append(project)
+        return simple.parse_json_page(body, page_url, project, max_files=max_files)
+
+    monkeypatch.setattr(client_module, "parse_json_page", parse_json_page)
+    mutable_index.reset_counters()
+    again, _ = _lock(mutable_index, tmp_path, capsys, *cache)
+    assert again == first
+    assert mutable_index.counters().requests.get("page", 0) == 0
+    assert parsed == []  # every stored page came from its form
+    # Pages fetched again, byte for byte the same: their forms still stand.
+    monkeypatch.setenv("LOCKD_PAGE_TTL", "0")
+    mutable_index.reset_counters()
+    refetched, _ = _lock(mutable_index, tmp_path, capsys, *cache)
+    assert refetched == first
+    assert mutable_index.counters().requests.get("page", 0) > 0
+    assert parsed == []
+    # One page changed: that page, and only it, is parsed again.
+    oldest = min(mutable_index.files("numpy"), key=lambda artifact: Version(artifact.version))
+    mutable_index.yank(oldest.filename, "changed")
+    _lock(mutable_index, tmp_path, capsys, *cache)
+    assert parsed == ["numpy"]
 
 
 def test_the_cache_lives_in_xdg_cache_home_unless_lockd_cache_dir_says_otherwise(

@@ -3,12 +3,16 @@ that breaks while in use. Real SQLite files in a temporary directory; the clock 
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
+from fixtures.served_index import WatchedIndex
 from lockd.cli.user_cache import CACHE_FILE_NAME, UserCache, open_user_cache
-from lockd.index import MetadataKey, PageBody
+from lockd.index import ClientOptions, IndexClient, MetadataKey, PageBody, PageHead
 from tests.support import wait_until
 
 _MIB = 1024 * 1024
@@ -168,4 +172,83 @@ def test_entries_reach_the_file_during_the_run_and_close_leaves_no_writer(tmp_pa
         other.close()
     cache.close()
     assert not [thread for thread in threading.enumerate() if thread.name == "lockd-cache"]
+    assert warnings == []
+
+
+def test_a_page_names_its_body_hash_and_its_form_outlives_the_page_ttl(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    url = "https://x/simple/a/"
+    page = PageBody(
+        body=b'{"files": []}', content_type="application/vnd.pypi.simple.v1+json", url=url + "?moved"
+    )
+    cache = _open(tmp_path, clock, warnings)
+    cache.pages.put(url, page)
+    cache.pages.put_form(url, b"the form")
+    head = PageHead(
+        sha256=hashlib.sha256(page.body).hexdigest(), content_type=page.content_type, url=page.url
+    )
+    assert cache.pages.head(url) == head  # from what is queued
+    cache.close()
+    cache = _open(tmp_path, clock, warnings)
+    assert cache.pages.head(url) == head  # from the file, without the body
+    assert cache.pages.get(url) == page
+    cache.close()
+    # Past the TTL, or with pages not kept at all, the page is gone but its form is not: a form
+    # stands only for the body it was made from, which the client must have fetched again.
+    clock.now += 601
+    for ttl, form in ((600.0, b"the form"), (0.0, b"another form")):
+        cache = _open(tmp_path, clock, warnings, page_ttl=ttl)
+        assert cache.pages.head(url) is None and cache.pages.get(url) is None
+        assert cache.pages.get_form(url) == form
+        cache.pages.put_form(url, b"another form")
+        cache.close()
+    assert warnings == []
+
+
+def test_a_page_entry_naming_no_body_hash_is_served_but_has_no_head(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    url = "https://x/simple/a/"
+    page = PageBody(body=b"{}", content_type="application/vnd.pypi.simple.v1+json", url=url)
+    cache = _open(tmp_path, clock, warnings)
+    cache.pages.put(url, page)
+    cache.close()
+    with sqlite3.connect(tmp_path / CACHE_FILE_NAME) as conn:
+        conn.execute("UPDATE entries SET detail = ? WHERE kind = 'page'", (f"{page.content_type} {url}",))
+    conn.close()
+    cache = _open(tmp_path, clock, warnings)
+    assert cache.pages.get(url) == page
+    assert cache.pages.head(url) is None
+    cache.close()
+
+
+def test_a_damaged_form_in_the_file_is_a_miss_and_is_written_again(
+    tmp_path: Path, fixture_index: WatchedIndex
+) -> None:
+    clock, warnings = _Clock(), _warnings()
+    name = canonicalize_name("numpy")
+    cache = _open(tmp_path, clock, warnings)
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=cache.pages) as client:
+        fetched = client.project_page(fixture_index.pypi_url, name)
+    cache.close()
+    path = tmp_path / CACHE_FILE_NAME
+    with sqlite3.connect(path) as conn:
+        (form,) = conn.execute("SELECT value FROM entries WHERE kind = 'form'").fetchone()
+        damaged = bytes(form[: len(form) // 2])
+        conn.execute("UPDATE entries SET value = ? WHERE kind = 'form'", (damaged,))
+    conn.close()
+    cache = _open(tmp_path, clock, warnings)
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=cache.pages) as client:
+        assert client.project_page(fixture_index.pypi_url, name) == fetched
+        assert client.stats.pages == 0 and client.stats.cache_hits == 1  # from the stored body
+    cache.close()
+    # The form was written again: a later client builds the page from it, without the body
+    # (here made unparseable, with the entry still naming the original body's hash).
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE entries SET value = ? WHERE kind = 'page'", (b"not json",))
+    conn.close()
+    cache = _open(tmp_path, clock, warnings)
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=cache.pages) as client:
+        assert client.project_page(fixture_index.pypi_url, name) == fetched
+        assert client.stats.pages == 0
+    cache.close()
     assert warnings == []

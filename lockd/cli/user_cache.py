@@ -8,6 +8,9 @@ the file no further than the server trusts its database cache (`lockd.store.cach
   listing page, filename, claimed sha256, compared as text, never through a digest), and only
   after the client checked it against that file, so it never answers for another index's file;
 - a page is served only while it is younger than the page TTL (wall clock, from its fetch);
+  beside it is kept the form of its parse (`lockd.simple.page_form`), so a warm run reads
+  neither the page's body nor its JSON: the page's entry names its body's sha256, and the form
+  is used only for that body, by that parser (the form checks both, and its own integrity);
 - a hash is stored under URL + size + ETag, as the server stores it.
 
 Many CLI processes may share the directory: the file is in WAL mode (readers never wait for a
@@ -21,10 +24,14 @@ bytes: past the bound, the least recently used entries go. A file that is not lo
 of this version (another version, another program, corruption) is discarded and rebuilt with
 a warning; an error while the cache is in use turns it off for the rest of the run (and
 discards it if it is corrupt). The cache can make a run faster, never make it fail.
+
+Past 400 lines, still one job: one file and its format; the views at the end are only what the
+index client's protocols see of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -32,13 +39,16 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
-from lockd.index.caches import MetadataKey, PageBody
+from lockd.index.caches import MetadataKey, PageBody, PageHead
 from lockd.memory_cache import BoundedCache
 
 __all__ = ["CACHE_FILE_NAME", "UserCache", "open_user_cache"]
 
-_SCHEMA_VERSION = 1
+# 2: a page entry's detail ends with its body's sha256, which lockd of version 1, splitting the
+# detail at its first space, would read as part of the page's URL.
+_SCHEMA_VERSION = 2
 _APPLICATION_ID = 0x6C6F636B  # "lock": tells lockd's cache from any other SQLite file
 CACHE_FILE_NAME = f"index-cache-v{_SCHEMA_VERSION}.sqlite3"  # another version keeps its own file
 
@@ -50,6 +60,7 @@ _MEMORY_BYTES = 64 * 1024 * 1024  # what this process has read, in front of the 
 
 _METADATA = "metadata"
 _PAGE = "page"
+_FORM = "form"  # a page's parsed form, by the page's URL
 _HASH = "hash"
 
 _SCHEMA = (
@@ -124,31 +135,46 @@ class UserCache:
     # -- reads and writes by (kind, key) ---------------------------------------------------
 
     def get(self, kind: str, key: str) -> _Entry | None:
-        with self._state_lock:
-            entry = self._pending.get((kind, key))
-        if entry is None:
-            entry = self._recent.get((kind, key))
+        entry = self._held(kind, key)
         if entry is not None or self._failed:
             return entry
+        row = self._select("value, detail, stored_at", kind, key)
+        if row is None:
+            return None
+        entry = (bytes(row[0]), str(row[1]), float(row[2]))
+        if kind not in (_PAGE, _FORM):  # the client keeps the parsed page; its bytes need not stay too
+            self._recent.put((kind, key), entry)
+        return entry
+
+    def head(self, kind: str, key: str) -> tuple[str, float] | None:
+        """An entry's detail and time of storing, without reading its value."""
+        entry = self._held(kind, key)
+        if entry is not None:
+            return entry[1], entry[2]
+        row = None if self._failed else self._select("detail, stored_at", kind, key)
+        return None if row is None else (str(row[0]), float(row[1]))
+
+    def _held(self, kind: str, key: str) -> _Entry | None:
+        with self._state_lock:
+            entry = self._pending.get((kind, key))
+        return self._recent.get((kind, key)) if entry is None else entry
+
+    def _select(self, columns: str, kind: str, key: str) -> tuple[Any, ...] | None:
+        """The entry's `columns` from the file, noting its use; None if absent or unreadable."""
         try:
             with self._read_lock:
                 row = self._reader.execute(
-                    "SELECT value, detail, stored_at, used_at FROM entries WHERE kind = ? AND key = ?",
-                    (kind, key),
+                    f"SELECT {columns}, used_at FROM entries WHERE kind = ? AND key = ?", (kind, key)
                 ).fetchone()
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
         if row is None:
             return None
-        value, detail, stored_at, used_at = bytes(row[0]), str(row[1]), float(row[2]), float(row[3])
-        entry = (value, detail, stored_at)
-        if kind != _PAGE:  # the client keeps the parsed page; its bytes need not stay too
-            self._recent.put((kind, key), entry)
-        if self._clock() - used_at > _TOUCH_AFTER:
+        if self._clock() - float(row[-1]) > _TOUCH_AFTER:
             with self._state_lock:
                 self._touched.add((kind, key))
-        return entry
+        return tuple(row[:-1])
 
     def put(self, kind: str, key: str, value: bytes, detail: str = "") -> None:
         if self._failed or len(value) > self._max_bytes // 4:
@@ -274,7 +300,7 @@ class _MetadataView:
 
 
 class _PageView:
-    """The cache as a `lockd.index.PageStore`: pages by the URL asked for, within the TTL."""
+    """The cache as a `lockd.index.PageStore`: pages by the URL asked for, within the TTL, and their forms."""
 
     def __init__(self, cache: UserCache) -> None:
         self._cache = cache
@@ -285,12 +311,47 @@ class _PageView:
         entry = self._cache.get(_PAGE, url)
         if entry is None or not self._cache.page_is_fresh(entry[2]):
             return None
-        content_type, _, page_url = entry[1].partition(" ")
+        content_type, page_url, _ = _page_detail(entry[1])
         return PageBody(body=entry[0], content_type=content_type, url=page_url)
+
+    def head(self, url: str, /) -> PageHead | None:
+        if not self._cache.keeps_pages:
+            return None
+        found = self._cache.head(_PAGE, url)
+        if found is None or not self._cache.page_is_fresh(found[1]):
+            return None
+        content_type, page_url, sha256 = _page_detail(found[0])
+        if sha256 is None:  # not written by this version: no form can be matched to it
+            return None
+        return PageHead(sha256=sha256, content_type=content_type, url=page_url)
 
     def put(self, url: str, page: PageBody, /) -> None:
         if self._cache.keeps_pages:
-            self._cache.put(_PAGE, url, page.body, f"{page.content_type} {page.url}")
+            sha256 = hashlib.sha256(page.body).hexdigest()
+            self._cache.put(_PAGE, url, page.body, f"{page.content_type} {page.url}{_SHA256}{sha256}")
+
+    # Forms are kept whatever the page TTL (0 with credentials too): one is used only for the very
+    # body it was made from, which the run must have fetched, as metadata is bound to its file. So
+    # a page fetched again (LOCKD_PAGE_TTL=0, or past its TTL) with the same bytes is not parsed.
+
+    def get_form(self, url: str, /) -> bytes | None:
+        entry = self._cache.get(_FORM, url)
+        return None if entry is None else entry[0]
+
+    def put_form(self, url: str, form: bytes, /) -> None:
+        self._cache.put(_FORM, url, form)
+
+
+_SHA256 = " sha256="
+
+
+def _page_detail(detail: str) -> tuple[str, str, str | None]:
+    """A page entry's content type, final URL and body sha256 (None if the detail names none)."""
+    content_type, _, rest = detail.partition(" ")
+    page_url, found, sha256 = rest.rpartition(_SHA256)
+    if not found or len(sha256) != 64 or sha256.strip("0123456789abcdef"):
+        return content_type, rest, None
+    return content_type, page_url, sha256
 
 
 class _HashView:

@@ -28,6 +28,7 @@ __all__ = [
     "MetadataCache",
     "MetadataKey",
     "PageBody",
+    "PageHead",
     "PageStore",
     "memory_hash_cache",
     "memory_metadata_cache",
@@ -91,15 +92,33 @@ class PageBody:
     url: str  # the page's URL after redirects: relative file links resolve against it
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageHead:
+    """A stored page without its body: enough to find the parsed form kept for that body."""
+
+    sha256: str  # the body's, as hex
+    content_type: str
+    url: str
+
+
 class PageStore(Protocol):
     """Project pages by the URL asked for, each fresh for the store's TTL. `put`'s result is ignored.
 
-    `get` answers only while the page is fresh; only pages the client could parse are put.
+    `get` and `head` answer only while the page is fresh; only pages the client could parse are
+    put. Beside each page the store may keep a form of its parse (`lockd.simple.page_form`),
+    by the same URL; the form says which body it stands for, so it is kept past the page's TTL
+    (a page fetched again with the same bytes reuses it) and a store may drop it at any time.
     """
 
     def get(self, url: str, /) -> PageBody | None: ...
 
     def put(self, url: str, page: PageBody, /) -> object: ...
+
+    def head(self, url: str, /) -> PageHead | None: ...
+
+    def get_form(self, url: str, /) -> bytes | None: ...
+
+    def put_form(self, url: str, form: bytes, /) -> object: ...
 
 
 def memory_metadata_cache(max_bytes: int) -> BoundedCache[MetadataKey, bytes]:

@@ -129,7 +129,10 @@ class IndexClient:
         self._page_store = page_store  # the CLI's pages beyond this process; None on the server
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
         # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
-        self._parsed_pages = ParsedPages(options.page_cache_bytes)
+        # With a page store, each parse is also kept there for the next process (`page_reuse`).
+        self._parsed_pages = ParsedPages(
+            options.page_cache_bytes, store=page_store, max_files=options.max_page_files
+        )
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -254,6 +257,7 @@ class IndexClient:
             lambda: _parse_page(
                 body, content_type, page_url, name, url, max_files=self.options.max_page_files
             ),
+            name=name,
         )
         self._pages.put(url, page)
         if self._page_store is not None:  # only a page that parsed is kept
@@ -261,14 +265,29 @@ class IndexClient:
         return page
 
     def _stored_page(self, url: str, name: NormalizedName) -> ProjectPage | None:
-        """The page from the page store, parsed as if just fetched, while the store holds it fresh."""
-        stored = None if self._page_store is None else self._page_store.get(url)
-        if stored is None:
+        """The page from the page store, parsed as if just fetched, while the store holds it fresh.
+
+        Built from the form of its last parse when the store kept one (`page_reuse`): the body is
+        then not even read."""
+        if self._page_store is None:
             return None
+        page = self._parsed_pages.stored_page(url, name)
+        if page is None:
+            stored = self._page_store.get(url)
+            if stored is None:
+                return None
+            max_files = self.options.max_page_files
+            page = self._parsed_pages.page(
+                url,
+                stored.body,
+                stored.content_type,
+                stored.url,
+                lambda: _parse_page(
+                    stored.body, stored.content_type, stored.url, name, url, max_files=max_files
+                ),
+                name=name,
+            )
         self._counters.add("cache_hits")
-        page = _parse_page(
-            stored.body, stored.content_type, stored.url, name, url, max_files=self.options.max_page_files
-        )
         self._pages.put(url, page)
         return page
 

@@ -23,6 +23,7 @@ from lockd.index import (
     FetchStats,
     IndexClient,
     PageBody,
+    PageHead,
     memory_hash_cache,
     memory_metadata_cache,
 )
@@ -343,12 +344,27 @@ class _DictPageStore:
 
     def __init__(self) -> None:
         self.pages: dict[str, PageBody] = {}
+        self.forms: dict[str, bytes] = {}
 
     def get(self, url: str, /) -> PageBody | None:
         return self.pages.get(url)
 
     def put(self, url: str, page: PageBody, /) -> None:
         self.pages[url] = page
+
+    def head(self, url: str, /) -> PageHead | None:
+        page = self.pages.get(url)
+        if page is None:
+            return None
+        return PageHead(
+            sha256=hashlib.sha256(page.body).hexdigest(), content_type=page.content_type, url=page.url
+        )
+
+    def get_form(self, url: str, /) -> bytes | None:
+        return self.forms.get(url)
+
+    def put_form(self, url: str, form: bytes, /) -> None:
+        self.forms[url] = form
 
 
 def test_a_page_store_keeps_fetched_pages_and_answers_a_later_client(mutable_index: ControlledIndex) -> None:

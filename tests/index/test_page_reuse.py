@@ -45,12 +45,14 @@ def test_only_the_same_body_content_type_and_final_url_reuse_a_parse() -> None:
         return parsed[-1]
 
     url, json = "https://i/simple/p/", "application/vnd.pypi.simple.v1+json"
-    first = pages.page(url, b"body", json, url, parse)
-    assert pages.page(url, b"body", json, url, parse) is first
-    assert pages.page(url, b"other", json, url, parse) is parsed[1]
-    assert pages.page(url, b"other", "text/html", url, parse) is parsed[2]
-    assert pages.page(url, b"other", "text/html", url + "moved/", parse) is parsed[3]
-    assert pages.page("https://i/simple/q/", b"other", "text/html", url + "moved/", parse) is parsed[4]
+    first = pages.page(url, b"body", json, url, parse, name="p")
+    assert pages.page(url, b"body", json, url, parse, name="p") is first
+    assert pages.page(url, b"other", json, url, parse, name="p") is parsed[1]
+    assert pages.page(url, b"other", "text/html", url, parse, name="p") is parsed[2]
+    assert pages.page(url, b"other", "text/html", url + "moved/", parse, name="p") is parsed[3]
+    assert (
+        pages.page("https://i/simple/q/", b"other", "text/html", url + "moved/", parse, name="q") is parsed[4]
+    )
     assert len(parsed) == 5
 
 
@@ -77,12 +79,16 @@ def test_pages_are_parsed_one_at_a_time() -> None:
 
     json = "application/vnd.pypi.simple.v1+json"
     one = threading.Thread(
-        target=pages.page, args=("https://i/simple/a/", b"a", json, "https://i/simple/a/", first)
+        target=pages.page,
+        args=("https://i/simple/a/", b"a", json, "https://i/simple/a/", first),
+        kwargs={"name": "a"},
     )
     one.start()
     assert first_inside.wait(5.0)
     two = threading.Thread(
-        target=pages.page, args=("https://i/simple/b/", b"b", json, "https://i/simple/b/", second)
+        target=pages.page,
+        args=("https://i/simple/b/", b"b", json, "https://i/simple/b/", second),
+        kwargs={"name": "b"},
     )
     two.start()
     one.join(5.0)
@@ -101,14 +107,16 @@ def test_a_thread_waiting_to_parse_ends_at_its_deadline() -> None:
 
     json = "application/vnd.pypi.simple.v1+json"
     holder = threading.Thread(
-        target=pages.page, args=("https://i/simple/a/", b"a", json, "https://i/simple/a/", slow)
+        target=pages.page,
+        args=("https://i/simple/a/", b"a", json, "https://i/simple/a/", slow),
+        kwargs={"name": "a"},
     )
     holder.start()
     assert inside.wait(5.0)
     started = time.monotonic()
     try:
         with deadline_scope(time.monotonic() + 0.2), pytest.raises(ResolutionTimeout):
-            pages.page("https://i/simple/b/", b"b", json, "https://i/simple/b/", _page)
+            pages.page("https://i/simple/b/", b"b", json, "https://i/simple/b/", _page, name="b")
     finally:
         waiter_done.set()
         holder.join(5.0)

@@ -1,0 +1,366 @@
+"""A parsed `ProjectPage` as compact bytes: what a cache keeps beside a page's body, to skip its parse.
+
+Parsing PyPI's JSON pages is most of a warm `lockd lock`'s CPU (200 pins: 73 MB of JSON, about
+1.3 s), and most of what it decodes is thrown away (files no target can install). The form
+holds only the page's kept files, column by column, with each distinct version, tag set and
+requires-python written once; loading it builds the same `DistFile` values without reading the
+JSON (measured in `lockd.index.page_reuse`).
+
+A form stands for one parse only: it names the parser that made it (`parser_identity`: the
+source of every module whose code decides what a page parses to, and the versions of lockd,
+packaging and Python) and the caller's `source` (which body, content type, URL, project, limit),
+and `decode_page` gives None for any other. Fields are written as they are, except versions and
+requires-pythons (as text) and tag sets (as triples); a form is written only when each of those
+reads back equal and every field has a type the decoder accepts (`encode_page`), and the tests
+check whole pages read back equal field by field, `index_url` too (`DistFile` equality skips it).
+
+The bytes are read back from the user's own cache directory, and are still treated as data that
+may be damaged: a sha256 of the payload is checked before anything is decoded, the payload is
+`marshal` of plain tuples, strings, ints and None only (marshal builds objects, never runs
+code; pickle would), and every column's types, lengths and indexes are checked before a value
+is built. Anything off gives None, which the caller treats as a miss and parses the body.
+A form's bytes are not deterministic (marshal shares an object by reference only while
+something else holds it too); what they decode to is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import marshal
+import sys
+from datetime import datetime
+from functools import lru_cache
+from os.path import commonprefix
+from typing import Literal, TypeVar, cast
+
+import packaging
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockd.simple.files import DistFile, ProjectPage, requires_python_of
+
+__all__ = ["decode_page", "encode_page", "parser_identity"]
+
+_MAGIC = b"lockd-page-form\x01"  # the encoding's own version, in the last byte
+_DIGEST = 32
+_MARSHAL_VERSION = 4
+
+# Every module whose code decides what a body parses to: the parsers, the per-file rules, the
+# specifier bounds, the target table that filters wheels, and this encoding.
+_PARSER_MODULES = (
+    "lockd.simple.files",
+    "lockd.simple.json_page",
+    "lockd.simple.html_page",
+    "lockd.simple.page_form",
+    "lockd.index_text",
+    "lockd.limits",
+    "lockd.target.coverage",
+    "lockd.target.platforms",
+    "lockd.target.python",
+    "lockd.target.target",
+    "lockd.target.aliases",
+)
+
+_Kind = Literal["wheel", "sdist"]
+_KINDS: tuple[_Kind, _Kind] = ("wheel", "sdist")
+_NONE = type(None)
+_T = TypeVar("_T")
+
+
+@lru_cache(maxsize=1)
+def parser_identity() -> str | None:
+    """What parsed a page, as a digest; None (no forms at all) when a parser's source cannot be read."""
+    from lockd import __version__  # noqa: PLC0415  # lockd's package imports nothing else
+
+    digest = hashlib.sha256()
+    for part in (__version__, packaging.__version__, sys.version):
+        digest.update(part.encode() + b"\0")
+    for name in _PARSER_MODULES:
+        origin = getattr(importlib.import_module(name).__spec__, "origin", None)
+        if not origin:
+            return None
+        try:
+            with open(origin, "rb") as source:
+                digest.update(source.read() + b"\0")
+        except OSError:
+            return None
+    return digest.hexdigest()
+
+
+def encode_page(page: ProjectPage, source: str) -> bytes | None:
+    """`page` as a form for `source`; None when it would not decode to exactly `page` (then none is kept).
+
+    Each file's fields are written as they are (strings, ints, None), so what could decode to
+    something else is a field of another type (checked as `decode_page` checks it) or a value
+    written as text: each distinct version and requires-python is checked to read back equal
+    (an upload time's `isoformat` reads back equal by `datetime`'s contract). Decoding the whole
+    form again to compare it cost as much as parsing the page did.
+    """
+    identity = parser_identity()
+    if identity is None:
+        return None
+    columns = _columns(page, identity, source)
+    if columns is None:
+        return None
+    try:
+        payload = marshal.dumps(cast(tuple[str, ...], columns), _MARSHAL_VERSION)  # plain values only
+    except ValueError:  # a value marshal cannot write: nothing a parser gives, but never a crash
+        return None
+    return _MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def decode_page(form: bytes, source: str, *, max_bytes: int | None = None) -> ProjectPage | None:
+    """The page `form` holds, if it is intact and was made by this parser for `source`; else None."""
+    data = _data(form, max_bytes)
+    identity = parser_identity()
+    if data is None or identity is None or data[0] != identity or data[1] != source:
+        return None
+    try:
+        return _page(data)
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def _data(form: bytes, max_bytes: int | None) -> _Columns | None:
+    """The form's fields, once its digest says it is the payload written."""
+    head = len(_MAGIC) + _DIGEST
+    if len(form) <= head or not form.startswith(_MAGIC) or (max_bytes is not None and len(form) > max_bytes):
+        return None
+    payload = memoryview(form)[head:]
+    if hashlib.sha256(payload).digest() != form[len(_MAGIC) : head]:
+        return None
+    try:
+        data = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(data) is not tuple or len(data) != _FIELDS:
+        return None
+    return cast(_Columns, data)
+
+
+# -- the layout: 24 fields ----------------------------------------------------------------------
+# identity, source, name, index_url, foreign versions, versions, tag sets, requires-pythons, the
+# URL base and the files whose URL is stored whole, then one column per file field: filename,
+# URL (base + this + filename, or base + this for the files stored whole), kind, version, tags,
+# sha256, size, requires-python, yanked, upload time, metadata URL (True: the file's URL +
+# ".metadata"), metadata sha256, name (None: the page's), index URL (None: the page's). These
+# rules keep repeated strings out (URLs were half a form); the columns let `_files` check each
+# field's types in one pass.
+
+_Columns = tuple[object, ...]
+_FIELDS = 24
+
+
+def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
+    files = page.files
+    # By identity: the parser shares one value among the files that have it, and hashing a
+    # SpecifierSet canonicalises every specifier in it (most of this function's time, by value).
+    versions = _distinct([f.version for f in files])
+    tag_sets = _distinct([f.tags for f in files])
+    specs = [f.requires_python for f in files]
+    requires = _distinct([s for s in specs if s is not None])
+    uploads = [None if f.upload_time is None else f.upload_time.isoformat() for f in files]
+    # A file's URL is mostly a path shared by the page's files, one of its own, then its name.
+    heads = [f.url[: len(f.url) - len(f.filename)] if f.url.endswith(f.filename) else f.url for f in files]
+    url_base = commonprefix(heads)  # noqa: RUF071  # character by character: any shared start
+    whole = tuple(i for i, f in enumerate(files) if not f.url.endswith(f.filename))
+    metadata: list[object] = []
+    for f in files:
+        url, metadata_url = f.url, f.metadata_url
+        metadata.append(
+            True if metadata_url is not None and metadata_url == url + ".metadata" else metadata_url
+        )
+    columns = (
+        tuple(f.filename for f in files),
+        tuple(head[len(url_base) :] for head in heads),
+        tuple(_KINDS.index(f.kind) for f in files),
+        tuple(versions[id(f.version)][0] for f in files),
+        tuple(tag_sets[id(f.tags)][0] for f in files),
+        tuple(f.sha256 for f in files),
+        tuple(f.size for f in files),
+        tuple(None if s is None else requires[id(s)][0] for s in specs),
+        tuple(f.yanked for f in files),
+        tuple(uploads),
+        tuple(metadata),
+        tuple(f.metadata_sha256 for f in files),
+        tuple(None if f.name == page.name else f.name for f in files),
+        tuple(None if f.index_url == page.index_url else f.index_url for f in files),
+    )
+    tables = (
+        tuple(sorted(str(v) for v in page.foreign_versions)),
+        tuple(str(v) for _, v in versions.values()),
+        tuple(
+            tuple(sorted((t.interpreter, t.abi, t.platform) for t in tags)) for _, tags in tag_sets.values()
+        ),
+        tuple(str(spec) for _, spec in requires.values()),
+        url_base,
+        whole,
+    )
+    kept = ([v for _, v in versions.values()], [s for _, s in requires.values()])
+    if not _reads_back(page, tables, kept, columns):
+        return None
+    return (identity, source, page.name, page.index_url, *tables, *columns)
+
+
+def _distinct(values: list[_T]) -> dict[int, tuple[int, _T]]:
+    """Each distinct object in `values` (by identity) with its index in the table written."""
+    table: dict[int, tuple[int, _T]] = {}
+    for value in values:
+        if id(value) not in table:
+            table[id(value)] = (len(table), value)
+    return table
+
+
+def _reads_back(
+    page: ProjectPage,
+    tables: tuple[_S, _S, object, _S, str, _I],
+    kept: tuple[list[Version], list[SpecifierSet]],
+    columns: tuple[object, ...],
+) -> bool:
+    """Whether what `_columns` wrote as text, or re-typed, decodes to the values it came from."""
+    if type(page.name) is not str or type(page.index_url) is not str or not _typed(columns):
+        return False
+    foreign, versions, _, requires, _, _ = tables
+    if frozenset(map(Version, foreign)) != page.foreign_versions:
+        return False
+    if any(_version(text) != version for text, version in zip(versions, kept[0], strict=True)):
+        return False
+    return all(requires_python_of(text) == spec for text, spec in zip(requires, kept[1], strict=True))
+
+
+def _page(data: _Columns) -> ProjectPage | None:
+    name, index_url, foreign, version_texts, tag_texts, require_texts, url_base, whole = data[2:10]
+    if not (type(name) is str and type(index_url) is str and type(url_base) is str and type(whole) is tuple):
+        return None
+    if not (_strings(foreign) and _strings(version_texts) and _strings(require_texts)):
+        return None
+    versions = [_version(text) for text in cast(_S, version_texts)]
+    tag_sets = _tag_sets(tag_texts)
+    requires = [requires_python_of(text) for text in cast(_S, require_texts)]
+    if tag_sets is None or None in requires:
+        return None
+    files = _files(
+        data[10:],
+        name=NormalizedName(name),
+        index_url=index_url,
+        url_rule=(url_base, whole),
+        versions=versions,
+        tag_sets=tag_sets,
+        requires=requires,
+    )
+    if files is None:
+        return None
+    return ProjectPage(NormalizedName(name), index_url, files, frozenset(map(_version, cast(_S, foreign))))
+
+
+def _files(
+    columns: tuple[object, ...],
+    *,
+    name: NormalizedName,
+    index_url: str,
+    url_rule: tuple[str, tuple[object, ...]],
+    versions: list[Version],
+    tag_sets: list[frozenset[Tag]],
+    requires: list[SpecifierSet | None],
+) -> tuple[DistFile, ...] | None:
+    if not _typed(columns):
+        return None
+    checked = cast(tuple[tuple[object, ...], ...], columns)
+    url_base, whole = url_rule
+    bounds = (len(_KINDS), len(versions), len(tag_sets), len(requires), len(checked[0]))
+    indexes = (checked[2], checked[3], checked[4], checked[7], whole)
+    if set(map(type, whole)) - _INDEX:
+        return None
+    for column, bound in zip(indexes, bounds, strict=True):
+        numbers = [i for i in cast(_IN, column) if i is not None]
+        if numbers and (min(numbers) < 0 or max(numbers) >= bound):
+            return None
+    # The types are checked above: what follows only reads them back.
+    (filenames, url_parts, kinds, version_ix, tag_ix, sha256s, sizes, require_ix, yanks, uploads, metadata, metadata_sha256s, names, index_urls) = cast(_Typed, checked)  # fmt: skip
+    urls = [url_base + part + filename for part, filename in zip(url_parts, filenames, strict=True)]
+    for i in cast(_I, whole):
+        urls[i] = url_base + url_parts[i]
+    files = map(
+        DistFile,
+        [name if n is None else NormalizedName(n) for n in names],
+        [versions[i] for i in version_ix],
+        filenames,
+        urls,
+        [_KINDS[i] for i in kinds],
+        [tag_sets[i] for i in tag_ix],
+        sha256s,
+        sizes,
+        [None if i is None else requires[i] for i in require_ix],
+        yanks,
+        [None if t is None else datetime.fromisoformat(t) for t in uploads],
+        [url + ".metadata" if m is True else m for url, m in zip(urls, metadata, strict=True)],
+        metadata_sha256s,
+        [index_url if u is None else u for u in index_urls],
+    )
+    return tuple(files)
+
+
+_S = tuple[str, ...]
+_SN = tuple[str | None, ...]
+_IN = tuple[int | None, ...]
+_I = tuple[int, ...]
+_Typed = tuple[_S, _S, _I, _I, _I, _SN, _IN, _IN, _SN, _SN, tuple[str | bool | None, ...], _SN, _SN, _SN]
+_STR: frozenset[type] = frozenset({str})
+_OPT_STR: frozenset[type] = frozenset({str, _NONE})
+_INDEX: frozenset[type] = frozenset({int})
+_OPT_INDEX: frozenset[type] = frozenset({int, _NONE})
+_TYPES: tuple[frozenset[type], ...] = (
+    _STR,  # filename
+    _STR,  # url
+    _INDEX,  # kind
+    _INDEX,  # version
+    _INDEX,  # tags
+    _OPT_STR,  # sha256
+    _OPT_INDEX,  # size
+    _OPT_INDEX,  # requires-python
+    _OPT_STR,  # yanked
+    _OPT_STR,  # upload time
+    frozenset({str, bool, _NONE}),  # metadata URL (not False: see `_typed`)
+    _OPT_STR,  # metadata sha256
+    _OPT_STR,  # name
+    _OPT_STR,  # index URL
+)
+
+
+# Many projects share version texts ("1.0.0"): parsed once, and their files share the value.
+_version = lru_cache(maxsize=16384)(Version)
+
+
+def _typed(columns: tuple[object, ...]) -> bool:
+    """Whether the file columns are tuples of one length, each holding only its field's types."""
+    if len(columns) != len(_TYPES) or not all(type(column) is tuple for column in columns):
+        return False
+    checked = cast(tuple[tuple[object, ...], ...], columns)
+    if any(len(column) != len(checked[0]) for column in checked):
+        return False
+    if not all(set(map(type, column)) <= allowed for column, allowed in zip(checked, _TYPES, strict=True)):
+        return False
+    return False not in checked[10]  # the metadata column: True or a URL, never False
+
+
+def _strings(table: object) -> bool:
+    return type(table) is tuple and set(map(type, table)) <= {str}
+
+
+def _tag_sets(table: object) -> list[frozenset[Tag]] | None:
+    if type(table) is not tuple:
+        return None
+    tag_sets: list[frozenset[Tag]] = []
+    for triples in table:
+        if type(triples) is not tuple:
+            return None
+        tags: list[Tag] = []
+        for triple in triples:
+            if type(triple) is not tuple or len(triple) != 3 or set(map(type, triple)) != {str}:
+                return None
+            tags.append(Tag(*triple))
+        tag_sets.append(frozenset(tags))
+    return tag_sets
