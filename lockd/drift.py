@@ -178,7 +178,7 @@ def _file_findings(
 
 def _direct_file(package: LockedPackage, locked: LockedFile, index: IndexSource) -> DistFile | None:
     """A wheel named by URL, as if listed without a hash (so it is streamed); None when it is gone."""
-    file = DistFile(
+    file = DistFile.of(
         name=package.name, version=package.version, filename=locked.filename, url=locked.url, kind="wheel",
         tags=frozenset(), sha256=None, size=locked.size, requires_python=None, yanked=None, upload_time=None,
         metadata_url=None, metadata_sha256=None,

@@ -147,7 +147,7 @@ def test_drift_checks_the_newer_hosts_wheels_too(published: tuple[FixtureIndex, 
 
 
 def _wheel(filename: str, version: str, tags: str, yanked: str | None = None) -> DistFile:
-    return DistFile(
+    return DistFile.of(
         name=canonicalize_name("demo"), version=Version(version), filename=filename,
         url=f"https://files.example/{filename}", kind="wheel", tags=frozenset(parse_tag(tags)),
         sha256=None, size=None, requires_python=None, yanked=yanked, upload_time=None,

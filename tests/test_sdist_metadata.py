@@ -19,7 +19,7 @@ LIMIT = 1024 * 1024
 
 
 def _sdist(filename: str = "demo-1.0.tar.gz") -> DistFile:
-    return DistFile(
+    return DistFile.of(
         name=canonicalize_name("demo"), version=Version("1.0"), filename=filename,
         url=f"https://files.example/{filename}", kind="sdist", tags=frozenset(), sha256=None, size=None,
         requires_python=None, yanked=None, upload_time=None, metadata_url=None, metadata_sha256=None,

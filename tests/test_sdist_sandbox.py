@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 def _file(project: str, version: str) -> DistFile:
     filename = f"{project.replace('-', '_')}-{version}.tar.gz"
-    return DistFile(
+    return DistFile.of(
         name=canonicalize_name(project), version=Version(version), filename=filename,
         url=f"https://files.example/{filename}", kind="sdist", tags=frozenset(), sha256=None, size=None,
         requires_python=None, yanked=None, upload_time=None, metadata_url=None, metadata_sha256=None,

@@ -20,7 +20,7 @@ LIMIT = 1024 * 1024
 
 def _file(project: str = "promise", version: str = "2.3") -> DistFile:
     filename = f"{project}-{version}.tar.gz"
-    return DistFile(
+    return DistFile.of(
         name=canonicalize_name(project), version=Version(version), filename=filename,
         url=f"https://files.example/{filename}", kind="sdist", tags=frozenset(), sha256=None, size=None,
         requires_python=None, yanked=None, upload_time=None, metadata_url=None, metadata_sha256=None,

@@ -76,7 +76,7 @@ def _reference_json(body: str, page_url: str, project: str) -> ProjectPage:
         size = entry.get("size")
         has_metadata = metadata is True or isinstance(metadata, dict)
         files.append(
-            DistFile(
+            DistFile.of(
                 name=name,
                 version=version,
                 filename=filename,

@@ -47,7 +47,7 @@ def direct_candidate(
             context={"url": url, "project": name, "target": target.to_json()},
         )
     sha256 = parts.fragment.split("=", 1)[1].lower() if parts.fragment.startswith("sha256=") else None
-    file = DistFile(
+    file = DistFile.of(
         name=name,
         version=version,
         filename=filename,

@@ -255,7 +255,7 @@ def dist_file(
         metadata_url = url + ".metadata"
         if isinstance(metadata, Mapping):
             metadata_sha256 = hex_digest(metadata.get("sha256"))
-    return DistFile(
+    return DistFile.of(
         name=project,
         version=version,
         filename=filename,

@@ -176,7 +176,7 @@ def _parse_tolerantly(
         metadata_hashes = metadata if isinstance(metadata, dict) else None
         has_metadata = metadata is True or metadata_hashes is not None
         files.append(
-            DistFile(
+            DistFile.of(
                 name,
                 head[1],
                 filename,

@@ -283,22 +283,27 @@ def _files(
     urls = [url_base + part + filename for part, filename in zip(url_parts, filenames, strict=True)]
     for i in cast(_I, whole):
         urls[i] = url_base + url_parts[i]
+    details = zip(
+        urls,
+        sha256s,
+        sizes,
+        [None if t is None else datetime.fromisoformat(t) for t in uploads],
+        [url + ".metadata" if m is True else m for url, m in zip(urls, metadata, strict=True)],
+        metadata_sha256s,
+        strict=True,
+    )
+    # The struct's own constructor, in its field order: one C call per file (`DistFile.of` in Python).
     files = map(
         DistFile,
         [name if n is None else NormalizedName(n) for n in names],
         [versions[i] for i in version_ix],
         filenames,
-        urls,
         [_KINDS[i] for i in kinds],
         [tag_sets[i] for i in tag_ix],
-        sha256s,
-        sizes,
         [None if i is None else requires[i] for i in require_ix],
         yanks,
-        [None if t is None else datetime.fromisoformat(t) for t in uploads],
-        [url + ".metadata" if m is True else m for url, m in zip(urls, metadata, strict=True)],
-        metadata_sha256s,
         [index_url if u is None else u for u in index_urls],
+        details,
     )
     return tuple(files)
 

@@ -169,7 +169,7 @@ def test_metadata_falls_back_to_a_download_when_ranges_are_ignored(
     (tmp_path / source.filename).write_bytes(fixture_index.content(source.filename))
     with loopback_http(partial(SimpleHTTPRequestHandler, directory=str(tmp_path))) as host:
         original = _file(client, fixture_index.pypi_url, name, source.filename)
-        moved = DistFile(
+        moved = DistFile.of(
             name=original.name, version=original.version, filename=original.filename,
             url=f"http://{host}/{source.filename}", kind="wheel",
             tags=original.tags, sha256=None, size=None, requires_python=None, yanked=None,
