@@ -24,8 +24,10 @@ def test_tuning_freezes_start_up_and_raises_the_thresholds() -> None:
 
 def test_a_server_worker_is_tuned_when_its_app_is_made() -> None:
     code = (
-        "import gc; from lockd.http.app import app_from_env; app_from_env(); "
-        "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+        "import gc, os; from lockd.http.app import app_from_env; app_from_env(); "
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 0, flush=True); "
+        # The app's service is never closed here (no lifespan ran): leave without joining its threads.
+        "os._exit(0)"
     )
     env = {**os.environ, "LOCKD_DATABASE_URL": "sqlite:///:memory:", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
