@@ -226,7 +226,7 @@ def test_damaged_forms_and_forms_for_anything_else_are_misses() -> None:
         _reform(form, _set(13, (0, 0, 0, 0, 0, 99))),  # a version index out of range
         _reform(form, _set(13, (0, 0, 0, 0, 0, -1))),
         _reform(form, _set(16, (None, None, None, None, None, 3.5))),  # a size that is a float
-        _reform(form, _set(19, ("x",) * 6)),  # upload times that are not times
+        _reform(form, _set(19, (5,) * 6)),  # upload times that are not text (any text is, as written)
         _reform(form, _set(20, (False,) * 6)),  # metadata: only True or a URL
     ]
     for bad in reformed:
@@ -242,3 +242,34 @@ def test_the_parser_identity_names_the_parsing_code() -> None:
 def test_a_page_holding_values_the_form_does_not_carry_gets_no_form() -> None:
     page = ProjectPage(_page().name, object(), ())  # type: ignore[arg-type]
     assert encode_page(page, _SOURCE) is None
+
+
+def _worked_out(page: ProjectPage) -> list[bool]:
+    return [type(file._details) is tuple for file in page.files]
+
+
+def test_a_form_is_written_and_read_without_working_out_any_file_s_details() -> None:
+    """Writing a fresh page's form keeps its files' details as the index wrote them, and so does reading it."""
+    entries = [
+        {
+            "filename": f"demo-1.{minor}-py3-none-any.whl",
+            "url": f"../../files/demo-1.{minor}-py3-none-any.whl",
+            "hashes": {"sha256": "AB" * 32},
+            "upload-time": "2024-10-18T15:21:02Z",
+            "core-metadata": {"sha256": "cd" * 32},
+        }
+        for minor in range(4)
+    ]
+    body = json.dumps({"meta": {"api-version": "1.1"}, "files": entries})
+    page = parse_json_page(body, "https://i/simple/demo/", "demo")
+    form = encode_page(page, _SOURCE)
+    assert form is not None
+    assert not any(_worked_out(page))
+    again = decode_page(form, _SOURCE)
+    assert again is not None and not any(_worked_out(again))
+    # Worked out on first read, by the parser's rules: the same values as the parse gives.
+    assert [f.url for f in again.files] == [
+        f"https://i/files/demo-1.{minor}-py3-none-any.whl" for minor in range(4)
+    ]
+    assert again.files == page.files and all(_worked_out(again))
+    assert again.files[0].sha256 == "ab" * 32 and again.files[0].upload_time is not None

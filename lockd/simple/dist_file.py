@@ -25,16 +25,27 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-__all__ = ["Details", "DistFile", "PendingDetails"]
+__all__ = ["Details", "DistFile", "PendingDetails", "RawDetails"]
 
 # url, sha256, size, upload_time, metadata_url, metadata_sha256
 Details = tuple[str, str | None, int | None, datetime | None, str | None, str | None]
+
+
+# What the details are worked out from, as an index wrote them: the URL (maybe relative), the
+# sha256, size and upload time as given, whether metadata is listed (True) or where (a URL), and
+# its sha256. `details_from_raw` turns them into `Details`; for details already worked out, the
+# raw form below gives them back unchanged (each rule leaves its own output as it is).
+RawDetails = tuple[str, str | None, int | None, str | None, bool | str | None, str | None]
 
 
 class PendingDetails(Protocol):
     """An index's entry for one file, decoded but not yet read for its details."""
 
     def details(self, page_url: str) -> Details: ...
+
+    def raw(self) -> RawDetails:
+        """The entry's details as written, without working them out."""
+        ...
 
     def text_length(self) -> int:
         """About the characters of the URL and metadata URL, without working them out."""
@@ -141,6 +152,24 @@ class DistFile(msgspec.Struct, frozen=True, gc=False, eq=False, repr_omit_defaul
     @property
     def metadata_sha256(self) -> str | None:
         return self._read()[5]
+
+    def raw_details(self) -> RawDetails:
+        """The details as an index would write them, without working out any still pending."""
+        details = self._details
+        if type(details) is not tuple:
+            return details.raw()  # type: ignore[union-attr]
+        url, sha256, size, upload_time, metadata_url, metadata_sha256 = details
+        listed: bool | str | None = (
+            True if metadata_url is not None and metadata_url == url + ".metadata" else metadata_url
+        )
+        return (
+            url,
+            sha256,
+            size,
+            None if upload_time is None else upload_time.isoformat(),
+            listed,
+            metadata_sha256,
+        )
 
     def text_length(self) -> int:
         """Characters of the URL, file name and metadata URL: what a cache counts, read or not."""

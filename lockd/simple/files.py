@@ -28,7 +28,7 @@ from packaging.version import Version
 
 from lockd.errors import ResponseTooLarge
 from lockd.index_text import parse_specifier
-from lockd.simple.dist_file import DistFile
+from lockd.simple.dist_file import Details, DistFile, RawDetails
 from lockd.target import lockable_anywhere
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "FileHead",
     "ProjectPage",
     "absolute_url",
+    "details_from_raw",
     "dist_file",
     "file_head",
     "hex_digest",
@@ -270,6 +271,20 @@ def dist_file(
         metadata_url=metadata_url,
         metadata_sha256=metadata_sha256,
         index_url=index_url,
+    )
+
+
+def details_from_raw(raw: RawDetails, page_url: str) -> Details:
+    """A file's details from what its index wrote (`RawDetails`), by the rules above."""
+    raw_url, sha256, size, upload_time, metadata, metadata_sha256 = raw
+    url = absolute_url(page_url, raw_url)
+    return (
+        url,
+        hex_digest(sha256),
+        size,
+        parse_upload_time(upload_time),
+        url + ".metadata" if metadata is True else metadata or None,
+        hex_digest(metadata_sha256),
     )
 
 

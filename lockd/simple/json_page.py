@@ -25,10 +25,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from lockd.deadline import within_deadline
-from lockd.simple.dist_file import Details, DistFile
+from lockd.simple.dist_file import Details, DistFile, RawDetails
 from lockd.simple.files import (
     ProjectPage,
     absolute_url,
+    details_from_raw,
     file_head,
     hex_digest,
     is_plain_url,
@@ -66,17 +67,20 @@ class _Entry(msgspec.Struct, gc=False):
 
     def details(self, page_url: str) -> Details:
         """`DistFile`'s details, read from this entry when the file is first used."""
-        url = absolute_url(page_url, self.url)
+        return details_from_raw(self.raw(), page_url)
+
+    def raw(self) -> RawDetails:
         metadata = self.core_metadata
         if metadata is msgspec.UNSET:
             metadata = self.dist_info_metadata
+        hashes = metadata if isinstance(metadata, _Hashes) else None
         return (
-            url,
-            None if self.hashes is None else hex_digest(self.hashes.sha256),
+            self.url,
+            None if self.hashes is None else self.hashes.sha256,
             self.size,
-            parse_upload_time(self.upload_time),
-            url + ".metadata" if metadata is True or isinstance(metadata, _Hashes) else None,
-            hex_digest(metadata.sha256) if isinstance(metadata, _Hashes) else None,
+            self.upload_time,
+            metadata is True or hashes is not None,
+            None if hashes is None else hashes.sha256,
         )
 
     def text_length(self) -> int:

@@ -29,18 +29,19 @@ import hashlib
 import importlib
 import marshal
 import sys
-from datetime import datetime
 from functools import lru_cache
 from os.path import commonprefix
 from typing import Literal, TypeVar, cast
 
+import msgspec
 import packaging
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from lockd.simple.files import DistFile, ProjectPage, requires_python_of
+from lockd.simple.dist_file import Details, DistFile, RawDetails
+from lockd.simple.files import ProjectPage, details_from_raw, requires_python_of
 
 __all__ = ["decode_page", "encode_page", "parser_identity"]
 
@@ -51,6 +52,7 @@ _MARSHAL_VERSION = 4
 # Every module whose code decides what a body parses to: the parsers, the per-file rules, the
 # specifier bounds, the target table that filters wheels, and this encoding.
 _PARSER_MODULES = (
+    "lockd.simple.dist_file",
     "lockd.simple.files",
     "lockd.simple.json_page",
     "lockd.simple.html_page",
@@ -93,11 +95,15 @@ def parser_identity() -> str | None:
 def encode_page(page: ProjectPage, source: str) -> bytes | None:
     """`page` as a form for `source`; None when it would not decode to exactly `page` (then none is kept).
 
-    Each file's fields are written as they are (strings, ints, None), so what could decode to
-    something else is a field of another type (checked as `decode_page` checks it) or a value
-    written as text: each distinct version and requires-python is checked to read back equal
-    (an upload time's `isoformat` reads back equal by `datetime`'s contract). Decoding the whole
-    form again to compare it cost as much as parsing the page did.
+    Each file's details are written as its index wrote them (`DistFile.raw_details`: the URL,
+    hashes and upload time as given), and worked out by the parser's own rules when a file read
+    back is first used, as a freshly parsed file's are; a file whose details were already worked
+    out is written in a form those rules leave unchanged. So writing a form works out nothing
+    (it was half a cold `lockd lock`'s form cost, and more than parsing the page again). Other
+    fields are written as they are, so what could decode to something else is a field of another
+    type (checked as `decode_page` checks it) or a value written as text: each distinct version
+    and requires-python is checked to read back equal. Decoding the whole form again to compare
+    it cost as much as parsing the page did.
     """
     identity = parser_identity()
     if identity is None:
@@ -146,7 +152,7 @@ def _data(form: bytes, max_bytes: int | None) -> _Columns | None:
 # URL base and the files whose URL is stored whole, then one column per file field: filename,
 # URL (base + this + filename, or base + this for the files stored whole), kind, version, tags,
 # sha256, size, requires-python, yanked, upload time, metadata URL (True: the file's URL +
-# ".metadata"), metadata sha256, name (None: the page's), index URL (None: the page's). These
+# ".metadata"), metadata sha256 (URL, hashes, upload time and metadata as the index wrote them), name (None: the page's), index URL (None: the page's). These
 # rules keep repeated strings out (URLs were half a form); the columns let `_files` check each
 # field's types in one pass.
 
@@ -162,30 +168,32 @@ def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
     tag_sets = _distinct([f.tags for f in files])
     specs = [f.requires_python for f in files]
     requires = _distinct([s for s in specs if s is not None])
-    uploads = [None if f.upload_time is None else f.upload_time.isoformat() for f in files]
+    # The details as the index wrote them: a file the resolution has not read yet is never worked
+    # out here (`DistFile.raw_details`); reading one back applies the parser's rules then.
+    raws = [f.raw_details() for f in files]
     # A file's URL is mostly a path shared by the page's files, one of its own, then its name.
-    heads = [f.url[: len(f.url) - len(f.filename)] if f.url.endswith(f.filename) else f.url for f in files]
+    urls = [raw[0] for raw in raws]
+    heads = [
+        url[: len(url) - len(f.filename)] if url.endswith(f.filename) else url
+        for url, f in zip(urls, files, strict=True)
+    ]
     url_base = commonprefix(heads)  # noqa: RUF071  # character by character: any shared start
-    whole = tuple(i for i, f in enumerate(files) if not f.url.endswith(f.filename))
-    metadata: list[object] = []
-    for f in files:
-        url, metadata_url = f.url, f.metadata_url
-        metadata.append(
-            True if metadata_url is not None and metadata_url == url + ".metadata" else metadata_url
-        )
+    whole = tuple(
+        i for i, (url, f) in enumerate(zip(urls, files, strict=True)) if not url.endswith(f.filename)
+    )
     columns = (
         tuple(f.filename for f in files),
         tuple(head[len(url_base) :] for head in heads),
         tuple(_KINDS.index(f.kind) for f in files),
         tuple(versions[id(f.version)][0] for f in files),
         tuple(tag_sets[id(f.tags)][0] for f in files),
-        tuple(f.sha256 for f in files),
-        tuple(f.size for f in files),
+        tuple(raw[1] for raw in raws),
+        tuple(raw[2] for raw in raws),
         tuple(None if s is None else requires[id(s)][0] for s in specs),
         tuple(f.yanked for f in files),
-        tuple(uploads),
-        tuple(metadata),
-        tuple(f.metadata_sha256 for f in files),
+        tuple(raw[3] for raw in raws),
+        tuple(raw[4] or None for raw in raws),  # True, a URL, or None (never False: see `_typed`)
+        tuple(raw[5] for raw in raws),
         tuple(None if f.name == page.name else f.name for f in files),
         tuple(None if f.index_url == page.index_url else f.index_url for f in files),
     )
@@ -280,32 +288,103 @@ def _files(
             return None
     # The types are checked above: what follows only reads them back.
     (filenames, url_parts, kinds, version_ix, tag_ix, sha256s, sizes, require_ix, yanks, uploads, metadata, metadata_sha256s, names, index_urls) = cast(_Typed, checked)  # fmt: skip
-    urls = [url_base + part + filename for part, filename in zip(url_parts, filenames, strict=True)]
-    for i in cast(_I, whole):
-        urls[i] = url_base + url_parts[i]
-    details = zip(
-        urls,
+    # Name, version, kind, tags, requires-python and yank state now: what ranking reads. The rest
+    # is worked out from the row when the file is first read, as a parsed page's files are.
+    rows = _Rows(
+        url_base,
+        frozenset(cast(_I, whole)),
+        url_parts,
+        filenames,
         sha256s,
         sizes,
-        [None if t is None else datetime.fromisoformat(t) for t in uploads],
-        [url + ".metadata" if m is True else m for url, m in zip(urls, metadata, strict=True)],
+        uploads,
+        metadata,
         metadata_sha256s,
-        strict=True,
     )
-    # The struct's own constructor, in its field order: one C call per file (`DistFile.of` in Python).
-    files = map(
-        DistFile,
-        [name if n is None else NormalizedName(n) for n in names],
-        [versions[i] for i in version_ix],
-        filenames,
-        [_KINDS[i] for i in kinds],
-        [tag_sets[i] for i in tag_ix],
-        [None if i is None else requires[i] for i in require_ix],
-        yanks,
-        [index_url if u is None else u for u in index_urls],
-        details,
+    return tuple(
+        map(
+            DistFile,
+            [name if n is None else NormalizedName(n) for n in names],
+            [versions[i] for i in version_ix],
+            filenames,
+            [_KINDS[i] for i in kinds],
+            [tag_sets[i] for i in tag_ix],
+            [None if i is None else requires[i] for i in require_ix],
+            yanks,
+            [index_url if u is None else u for u in index_urls],
+            [_Row(rows, i) for i in range(len(filenames))],
+        )
     )
-    return tuple(files)
+
+
+class _Rows:
+    """A form's detail columns, shared by its files' `_Row`s."""
+
+    __slots__ = (
+        "filenames",
+        "metadata",
+        "metadata_sha256s",
+        "sha256s",
+        "sizes",
+        "uploads",
+        "url_base",
+        "url_parts",
+        "whole",
+    )
+
+    def __init__(  # noqa: PLR0917 (the columns, in the form's order)
+        self,
+        url_base: str,
+        whole: frozenset[int],
+        url_parts: _S,
+        filenames: _S,
+        sha256s: _SN,
+        sizes: _IN,
+        uploads: _SN,
+        metadata: tuple[str | bool | None, ...],
+        metadata_sha256s: _SN,
+    ) -> None:
+        self.url_base = url_base
+        self.whole = whole
+        self.url_parts = url_parts
+        self.filenames = filenames
+        self.sha256s = sha256s
+        self.sizes = sizes
+        self.uploads = uploads
+        self.metadata = metadata
+        self.metadata_sha256s = metadata_sha256s
+
+    def url(self, i: int) -> str:
+        if i in self.whole:
+            return self.url_base + self.url_parts[i]
+        return self.url_base + self.url_parts[i] + self.filenames[i]
+
+
+class _Row(msgspec.Struct, frozen=True, gc=False):
+    """One file of a form, as `PendingDetails`: built in C, one per file, read when the file is."""
+
+    rows: _Rows
+    i: int
+
+    def raw(self) -> RawDetails:
+        rows, i = self.rows, self.i
+        return (
+            rows.url(i),
+            rows.sha256s[i],
+            rows.sizes[i],
+            rows.uploads[i],
+            rows.metadata[i],
+            rows.metadata_sha256s[i],
+        )
+
+    def details(self, page_url: str) -> Details:
+        return details_from_raw(self.raw(), page_url)
+
+    def text_length(self) -> int:
+        rows, i = self.rows, self.i
+        url = len(rows.url_base) + len(rows.url_parts[i]) + (0 if i in rows.whole else len(rows.filenames[i]))
+        metadata = rows.metadata[i]
+        return url + (0 if metadata is None else url + 9 if metadata is True else len(cast(str, metadata)))
 
 
 _S = tuple[str, ...]
