@@ -33,15 +33,15 @@ from functools import lru_cache
 from os.path import commonprefix
 from typing import Literal, TypeVar, cast
 
-import msgspec
 import packaging
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from lockd.simple.dist_file import Details, DistFile, RawDetails
-from lockd.simple.files import ProjectPage, details_from_raw, requires_python_of
+from lockd.simple.dist_file import DistFile
+from lockd.simple.files import ProjectPage, requires_python_of
+from lockd.simple.form_rows import Row, Rows
 
 __all__ = ["decode_page", "encode_page", "parser_identity"]
 
@@ -54,6 +54,7 @@ _MARSHAL_VERSION = 4
 _PARSER_MODULES = (
     "lockd.simple.dist_file",
     "lockd.simple.files",
+    "lockd.simple.form_rows",
     "lockd.simple.json_page",
     "lockd.simple.html_page",
     "lockd.simple.page_form",
@@ -152,7 +153,8 @@ def _data(form: bytes, max_bytes: int | None) -> _Columns | None:
 # URL base and the files whose URL is stored whole, then one column per file field: filename,
 # URL (base + this + filename, or base + this for the files stored whole), kind, version, tags,
 # sha256, size, requires-python, yanked, upload time, metadata URL (True: the file's URL +
-# ".metadata"), metadata sha256 (URL, hashes, upload time and metadata as the index wrote them), name (None: the page's), index URL (None: the page's). These
+# ".metadata"), metadata sha256 (URL, hashes, upload time and metadata as the index wrote
+# them), name (None: the page's), index URL (None: the page's). These
 # rules keep repeated strings out (URLs were half a form); the columns let `_files` check each
 # field's types in one pass.
 
@@ -290,7 +292,7 @@ def _files(
     (filenames, url_parts, kinds, version_ix, tag_ix, sha256s, sizes, require_ix, yanks, uploads, metadata, metadata_sha256s, names, index_urls) = cast(_Typed, checked)  # fmt: skip
     # Name, version, kind, tags, requires-python and yank state now: what ranking reads. The rest
     # is worked out from the row when the file is first read, as a parsed page's files are.
-    rows = _Rows(
+    rows = Rows(
         url_base,
         frozenset(cast(_I, whole)),
         url_parts,
@@ -312,79 +314,9 @@ def _files(
             [None if i is None else requires[i] for i in require_ix],
             yanks,
             [index_url if u is None else u for u in index_urls],
-            [_Row(rows, i) for i in range(len(filenames))],
+            [Row(rows, i) for i in range(len(filenames))],
         )
     )
-
-
-class _Rows:
-    """A form's detail columns, shared by its files' `_Row`s."""
-
-    __slots__ = (
-        "filenames",
-        "metadata",
-        "metadata_sha256s",
-        "sha256s",
-        "sizes",
-        "uploads",
-        "url_base",
-        "url_parts",
-        "whole",
-    )
-
-    def __init__(  # noqa: PLR0917 (the columns, in the form's order)
-        self,
-        url_base: str,
-        whole: frozenset[int],
-        url_parts: _S,
-        filenames: _S,
-        sha256s: _SN,
-        sizes: _IN,
-        uploads: _SN,
-        metadata: tuple[str | bool | None, ...],
-        metadata_sha256s: _SN,
-    ) -> None:
-        self.url_base = url_base
-        self.whole = whole
-        self.url_parts = url_parts
-        self.filenames = filenames
-        self.sha256s = sha256s
-        self.sizes = sizes
-        self.uploads = uploads
-        self.metadata = metadata
-        self.metadata_sha256s = metadata_sha256s
-
-    def url(self, i: int) -> str:
-        if i in self.whole:
-            return self.url_base + self.url_parts[i]
-        return self.url_base + self.url_parts[i] + self.filenames[i]
-
-
-class _Row(msgspec.Struct, frozen=True, gc=False):
-    """One file of a form, as `PendingDetails`: built in C, one per file, read when the file is."""
-
-    rows: _Rows
-    i: int
-
-    def raw(self) -> RawDetails:
-        rows, i = self.rows, self.i
-        return (
-            rows.url(i),
-            rows.sha256s[i],
-            rows.sizes[i],
-            rows.uploads[i],
-            rows.metadata[i],
-            rows.metadata_sha256s[i],
-        )
-
-    def details(self, page_url: str) -> Details:
-        return details_from_raw(self.raw(), page_url)
-
-    def text_length(self) -> int:
-        rows, i = self.rows, self.i
-        url = len(rows.url_base) + len(rows.url_parts[i]) + (0 if i in rows.whole else len(rows.filenames[i]))
-        metadata = rows.metadata[i]
-        return url + (0 if metadata is None else url + 9 if metadata is True else len(cast(str, metadata)))
 
 
 _S = tuple[str, ...]

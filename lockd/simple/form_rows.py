@@ -1,0 +1,92 @@
+"""A page form's files, read back with their details pending (`lockd.simple.page_form`).
+
+A form keeps each file's URL, hashes, size, upload time and metadata as the index wrote them,
+column by column. `Rows` holds a form's columns; each file gets a `Row` (its index into them) as
+its `PendingDetails`, so reading a form builds no URL, hash or time until the file is read, and
+then by the parser's own rules (`details_from_raw`), as for a file parsed from the page itself.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import msgspec
+
+from lockd.simple.dist_file import Details, RawDetails
+from lockd.simple.files import details_from_raw
+
+__all__ = ["Row", "Rows"]
+
+_S = tuple[str, ...]
+_SN = tuple[str | None, ...]
+_IN = tuple[int | None, ...]
+
+
+class Rows:
+    """A form's detail columns, shared by its files' `Row`s."""
+
+    __slots__ = (
+        "filenames",
+        "metadata",
+        "metadata_sha256s",
+        "sha256s",
+        "sizes",
+        "uploads",
+        "url_base",
+        "url_parts",
+        "whole",
+    )
+
+    def __init__(  # noqa: PLR0917 (the columns, in the form's order)
+        self,
+        url_base: str,
+        whole: frozenset[int],
+        url_parts: _S,
+        filenames: _S,
+        sha256s: _SN,
+        sizes: _IN,
+        uploads: _SN,
+        metadata: tuple[str | bool | None, ...],
+        metadata_sha256s: _SN,
+    ) -> None:
+        self.url_base = url_base
+        self.whole = whole
+        self.url_parts = url_parts
+        self.filenames = filenames
+        self.sha256s = sha256s
+        self.sizes = sizes
+        self.uploads = uploads
+        self.metadata = metadata
+        self.metadata_sha256s = metadata_sha256s
+
+    def url(self, i: int) -> str:
+        if i in self.whole:
+            return self.url_base + self.url_parts[i]
+        return self.url_base + self.url_parts[i] + self.filenames[i]
+
+
+class Row(msgspec.Struct, frozen=True, gc=False):
+    """One file of a form, as `PendingDetails`: built in C, one per file, read when the file is."""
+
+    rows: Rows
+    i: int
+
+    def raw(self) -> RawDetails:
+        rows, i = self.rows, self.i
+        return (
+            rows.url(i),
+            rows.sha256s[i],
+            rows.sizes[i],
+            rows.uploads[i],
+            rows.metadata[i],
+            rows.metadata_sha256s[i],
+        )
+
+    def details(self, page_url: str) -> Details:
+        return details_from_raw(self.raw(), page_url)
+
+    def text_length(self) -> int:
+        rows, i = self.rows, self.i
+        url = len(rows.url_base) + len(rows.url_parts[i]) + (0 if i in rows.whole else len(rows.filenames[i]))
+        metadata = rows.metadata[i]
+        return url + (0 if metadata is None else url + 9 if metadata is True else len(cast(str, metadata)))
