@@ -176,6 +176,12 @@ def test_every_fixture_page_parses_as_the_reference_does(fixture_index: WatchedI
             assert set(html_files) == {f.filename for f in page.files}, name
 
 
+# File names and URLs of every kind a page rule tells apart: an sdist, a wheel, a wheel no
+# target installs, a file pip never installs, none; absolute, relative, with a query, unquoted.
+_FILENAMES = st.sampled_from(
+    ["demo-1.0.tar.gz", "demo-1.1-py3-none-any.whl", "demo-2.0-cp27-cp27mu-linux_ppc64le.whl", "x.egg", ""]
+)
+_URLS = st.sampled_from(["https://h/f", "../../files/f#sha256=" + "b" * 64, "f?x=1", "https://h/a b"])
 # Values an index might send for each key: what PEP 691 says, and what it does not.
 _ODD = st.one_of(
     st.none(),
@@ -195,19 +201,11 @@ _ENTRY = st.fixed_dictionaries(
     {},
     optional={
         "url": st.one_of(
-            st.sampled_from(["https://h/f", "../../files/f#sha256=" + "b" * 64, "f?x=1", "https://h/a b"]),
+            _URLS,
             _ODD,
         ),
         "filename": st.one_of(
-            st.sampled_from(
-                [
-                    "demo-1.0.tar.gz",
-                    "demo-1.1-py3-none-any.whl",
-                    "demo-2.0-cp27-cp27mu-linux_ppc64le.whl",
-                    "x.egg",
-                    "",
-                ]
-            ),
+            _FILENAMES,
             _ODD,
         ),
         "hashes": _HASHES,
@@ -273,19 +271,11 @@ _TYPED_HASHES = st.one_of(
 )
 # Every key as PEP 691 types it (present, absent or null): the pages the typed decode takes.
 _TYPED_ENTRY = st.fixed_dictionaries(
-    {"url": st.sampled_from(["https://h/f", "../../files/f#sha256=" + "b" * 64, "f?x=1", "https://h/a b"])},
+    {"url": _URLS},
     optional={
         "filename": st.one_of(
             st.none(),
-            st.sampled_from(
-                [
-                    "demo-1.0.tar.gz",
-                    "demo-1.1-py3-none-any.whl",
-                    "demo-2.0-cp27-cp27mu-linux_ppc64le.whl",
-                    "x.egg",
-                    "",
-                ]
-            ),
+            _FILENAMES,
         ),
         "hashes": _TYPED_HASHES,
         "size": st.one_of(st.none(), st.integers(min_value=0, max_value=2**70)),
