@@ -185,21 +185,8 @@ class DistFile(msgspec.Struct, frozen=True, gc=False, eq=False, repr_omit_defaul
     def replace(self, *, sha256: str | None) -> DistFile:
         """This file with another sha256 (None: to be hashed from the bytes)."""
         url, _, size, upload_time, metadata_url, metadata_sha256 = self._read()
-        return DistFile.of(
-            self.name,
-            self.version,
-            self.filename,
-            url,
-            self.kind,
-            self.tags,
-            sha256,
-            size,
-            self.requires_python,
-            self.yanked,
-            upload_time,
-            metadata_url,
-            metadata_sha256,
-            self.index_url,
+        return msgspec.structs.replace(
+            self, _details=(url, sha256, size, upload_time, metadata_url, metadata_sha256)
         )
 
     def _key(self) -> tuple[object, ...]:

@@ -8,6 +8,7 @@ then by the parser's own rules (`details_from_raw`), as for a file parsed from t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 import msgspec
@@ -22,42 +23,19 @@ _SN = tuple[str | None, ...]
 _IN = tuple[int | None, ...]
 
 
+@dataclass(frozen=True, slots=True)
 class Rows:
     """A form's detail columns, shared by its files' `Row`s."""
 
-    __slots__ = (
-        "filenames",
-        "metadata",
-        "metadata_sha256s",
-        "sha256s",
-        "sizes",
-        "uploads",
-        "url_base",
-        "url_parts",
-        "whole",
-    )
-
-    def __init__(  # noqa: PLR0917 (the columns, in the form's order)
-        self,
-        url_base: str,
-        whole: frozenset[int],
-        url_parts: _S,
-        filenames: _S,
-        sha256s: _SN,
-        sizes: _IN,
-        uploads: _SN,
-        metadata: tuple[str | bool | None, ...],
-        metadata_sha256s: _SN,
-    ) -> None:
-        self.url_base = url_base
-        self.whole = whole
-        self.url_parts = url_parts
-        self.filenames = filenames
-        self.sha256s = sha256s
-        self.sizes = sizes
-        self.uploads = uploads
-        self.metadata = metadata
-        self.metadata_sha256s = metadata_sha256s
+    url_base: str
+    whole: frozenset[int]
+    url_parts: _S
+    filenames: _S
+    sha256s: _SN
+    sizes: _IN
+    uploads: _SN
+    metadata: tuple[str | bool | None, ...]
+    metadata_sha256s: _SN
 
     def url(self, i: int) -> str:
         if i in self.whole:
@@ -87,6 +65,6 @@ class Row(msgspec.Struct, frozen=True, gc=False):
 
     def text_length(self) -> int:
         rows, i = self.rows, self.i
-        url = len(rows.url_base) + len(rows.url_parts[i]) + (0 if i in rows.whole else len(rows.filenames[i]))
+        url = len(rows.url(i))
         metadata = rows.metadata[i]
         return url + (0 if metadata is None else url + 9 if metadata is True else len(cast(str, metadata)))

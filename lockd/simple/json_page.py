@@ -56,8 +56,7 @@ class _Entry(msgspec.Struct, gc=False):
     requires_python: str | None = msgspec.field(default=None, name="requires-python")
     yanked: bool | str | None = None
     upload_time: str | None = msgspec.field(default=None, name="upload-time")
-    # UNSET keeps "absent" apart from null: PEP 714 reads dist-info-metadata only when
-    # core-metadata is absent, not when it is null.
+    # UNSET keeps "absent" apart from null (`_metadata`).
     core_metadata: bool | _Hashes | msgspec.UnsetType | None = msgspec.field(
         default=msgspec.UNSET, name="core-metadata"
     )
@@ -69,10 +68,14 @@ class _Entry(msgspec.Struct, gc=False):
         """`DistFile`'s details, read from this entry when the file is first used."""
         return details_from_raw(self.raw(), page_url)
 
+    def _metadata(self) -> bool | _Hashes | None:
+        # PEP 714: dist-info-metadata only where core-metadata is absent (not where it is null).
+        if self.core_metadata is msgspec.UNSET:
+            return None if self.dist_info_metadata is msgspec.UNSET else self.dist_info_metadata
+        return self.core_metadata
+
     def raw(self) -> RawDetails:
-        metadata = self.core_metadata
-        if metadata is msgspec.UNSET:
-            metadata = self.dist_info_metadata
+        metadata = self._metadata()
         hashes = metadata if isinstance(metadata, _Hashes) else None
         return (
             self.url,
@@ -84,7 +87,7 @@ class _Entry(msgspec.Struct, gc=False):
         )
 
     def text_length(self) -> int:
-        metadata = self.core_metadata if self.core_metadata is not msgspec.UNSET else self.dist_info_metadata
+        metadata = self._metadata()
         listed = metadata is True or isinstance(metadata, _Hashes)
         return len(self.url) * (2 if listed else 1)
 
