@@ -13,9 +13,8 @@
   page is not the same thing, so uv's warm is the reference). The runs alternate, medians of
   ``--repeat``. Default index: real PyPI.
 
-lockd runs from bytecode compiled beforehand into a temporary cache, as an installed lockd does;
-``--source`` leaves the environment's bytecode settings as they are (a checkout with
-``PYTHONDONTWRITEBYTECODE=1`` then compiles lockd's modules on every run, as this bench did before).
+lockd runs from bytecode compiled beforehand beside its sources (`compile_beforehand`), as an
+installed lockd does; ``--source`` compiles every module from source in every run instead.
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from bench.lockd_process import compile_beforehand
+
 __all__ = ["main"]
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +43,8 @@ _PYPI = "https://pypi.org/simple/"
 
 
 _TREE = [_ROOT]  # the lockd checkout measured (`--tree`: another one, e.g. main, for a before/after)
-# Where the measured processes keep their bytecode (`--source`: nowhere). An installed lockd has
-# its .pyc (pip compiles on install); a checkout run with PYTHONDONTWRITEBYTECODE=1 has none, and
-# compiled its ~60 start-up modules from source on every run: about a third of `lockd lock`'s
-# start-up, paid by no user.
+# `--source`: an empty bytecode cache nothing is written to, so every process compiles every module
+# it imports (lockd's and the venv's) from source, on every run. No user pays that.
 _PYCACHE: list[Path | None] = [None]
 
 
@@ -53,21 +52,9 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKD_", "UV_", "PIP_"))}
     pycache = _PYCACHE[0]
     if pycache is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return {**env, "PYTHONPATH": str(_TREE[0]), **extra}
-
-
-def _compile_beforehand() -> None:
-    """Fills the bytecode cache, as installing lockd would: its package, and (one untimed run) every
-    module `lockd lock` loads up to its first request."""
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(_TREE[0] / "lockd")],
-        env=_env(),
-        capture_output=True,
-        check=True,
-    )
-    _first_request()
 
 
 def _has_cache() -> bool:
@@ -224,19 +211,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source",
         action="store_true",
-        help="no bytecode cache of the bench's own: with PYTHONDONTWRITEBYTECODE=1, every run compiles lockd",
+        help="no bytecode: every run compiles every module it imports from source",
     )
     args = parser.parse_args(argv)
     _TREE[0] = args.tree.resolve()
-    footing = "bytecode as the environment has it" if args.source else "its bytecode compiled beforehand"
+    footing = (
+        "every module compiled from source in every run"
+        if args.source
+        else "its bytecode compiled beforehand"
+    )
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; uv at {_uv()}; "
         f"lockd from {_TREE[0]}, {footing}"
     )
     with tempfile.TemporaryDirectory(prefix="lockd-bench-pycache-") as pycache:
-        if not args.source:
+        if args.source:
             _PYCACHE[0] = Path(pycache)
-            _compile_beforehand()
+        else:
+            compile_beforehand(_TREE[0])
         if not args.no_startup:
             _startup(args.repeat)
         cases = args.cases if args.cases is not None else sorted(p for p in _CASES.iterdir() if p.is_dir())
