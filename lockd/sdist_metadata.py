@@ -19,6 +19,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from email.parser import BytesHeaderParser
 from typing import IO
 
@@ -28,7 +29,16 @@ from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, SdistNeedsBuild, UnusableMetadata
 from lockd.simple import DistFile
 
-__all__ = ["static_pkg_info", "trusted_pkg_info"]
+__all__ = [
+    "ARCHIVE_ERRORS",
+    "ArchiveLimits",
+    "is_pkg_info",
+    "no_pkg_info",
+    "static_pkg_info",
+    "tar_members",
+    "trusted_pkg_info",
+    "unreadable_archive",
+]
 
 _STATIC_METADATA_VERSION = Version("2.2")
 _BUILD_HINT = "lockd never runs build backends; pin a version that has wheels for the target"
@@ -37,6 +47,8 @@ _EOCD = struct.Struct("<4s4H2LH")
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CHECK_EVERY = 256
+# What a damaged or hostile archive raises while it is read.
+ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, struct.error)
 
 
 def static_pkg_info(
@@ -48,7 +60,7 @@ def static_pkg_info(
     max_member_bytes: int = 256 * 1024 * 1024,
 ) -> bytes:
     """The PKG-INFO of the sdist `file` read from `archive`, if its dependencies are static."""
-    limits = _Limits(file, max_bytes, max_members, max_member_bytes)
+    limits = ArchiveLimits(file, max_bytes, max_members, max_member_bytes)
     return trusted_pkg_info(file, _read_pkg_info(file, archive, limits))
 
 
@@ -75,7 +87,7 @@ def trusted_pkg_info(file: DistFile, pkg_info: bytes) -> bytes:
     )
 
 
-class _Limits:
+class ArchiveLimits:
     """What one sdist may make lockd walk and read; each refusal names the setting that raises it."""
 
     def __init__(self, file: DistFile, max_bytes: int, max_members: int, max_member_bytes: int) -> None:
@@ -91,7 +103,7 @@ class _Limits:
             check_deadline(f"reading {self.file.filename}")
 
     def check_size(self, name: str, size: int) -> None:
-        if _is_pkg_info(name) and size > self.max_bytes:
+        if is_pkg_info(name) and size > self.max_bytes:
             raise self.refuse(f"has a PKG-INFO of {size:,} bytes", "LOCKD_MAX_METADATA_BYTES")
         if size > self.max_member_bytes:
             raise self.refuse(f"has a member of {size:,} bytes", "LOCKD_MAX_SDIST_MEMBER_BYTES")
@@ -110,7 +122,7 @@ class _Limits:
         )
 
 
-def _read_pkg_info(file: DistFile, archive: IO[bytes], limits: _Limits) -> bytes:
+def _read_pkg_info(file: DistFile, archive: IO[bytes], limits: ArchiveLimits) -> bytes:
     """The top-level `<dir>/PKG-INFO` of a tar or zip sdist."""
     try:
         found = (
@@ -118,13 +130,21 @@ def _read_pkg_info(file: DistFile, archive: IO[bytes], limits: _Limits) -> bytes
             if file.filename.endswith(".zip")
             else _tar_pkg_info(archive, limits)
         )
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, struct.error) as exc:
-        raise IndexUnavailable(
-            f"{file.filename} is not a readable source archive: {exc}", context={"url": file.url}
-        ) from None
+    except ARCHIVE_ERRORS as exc:
+        raise unreadable_archive(file, exc) from None
     if found is not None:
         return found
-    raise SdistNeedsBuild(
+    raise no_pkg_info(file)
+
+
+def unreadable_archive(file: DistFile, exc: BaseException) -> IndexUnavailable:
+    return IndexUnavailable(
+        f"{file.filename} is not a readable source archive: {exc}", context={"url": file.url}
+    )
+
+
+def no_pkg_info(file: DistFile) -> SdistNeedsBuild:
+    return SdistNeedsBuild(
         f"{file.name} {file.version} is a source distribution without PKG-INFO; its dependencies are "
         "known only after a build",
         hint=_BUILD_HINT,
@@ -132,34 +152,41 @@ def _read_pkg_info(file: DistFile, archive: IO[bytes], limits: _Limits) -> bytes
     )
 
 
-def _is_pkg_info(name: str) -> bool:
+def is_pkg_info(name: str) -> bool:
+    """Whether a member is the sdist's own PKG-INFO: `<dir>/PKG-INFO`."""
     return name.count("/") == 1 and name.endswith("/PKG-INFO")
 
 
-def _tar_pkg_info(archive: IO[bytes], limits: _Limits) -> bytes | None:
+def tar_members(tarred: tarfile.TarFile, limits: ArchiveLimits) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar opened in stream mode, in order, each within `limits` before it is yielded."""
+    count = 0
+    while (info := tarred.next()) is not None:
+        count += 1
+        limits.check_count(count)
+        # tarfile keeps every member it passes in `members` (not in typeshed); a walk of
+        # 200,000 would hold them all, and sequential `next()` never reads them back.
+        vars(tarred)["members"].clear()
+        limits.check_size(info.name, info.size)
+        yield info
+
+
+def _tar_pkg_info(archive: IO[bytes], limits: ArchiveLimits) -> bytes | None:
     # Stream mode: the archive is read once, front to back, and may be a network stream.
     with tarfile.open(fileobj=archive, mode="r|*") as tarred:
-        count = 0
-        while (info := tarred.next()) is not None:
-            count += 1
-            limits.check_count(count)
-            # tarfile keeps every member it passes in `members` (not in typeshed); a walk of
-            # 200,000 would hold them all, and sequential `next()` never reads them back.
-            vars(tarred)["members"].clear()
-            limits.check_size(info.name, info.size)
-            if info.isfile() and _is_pkg_info(info.name):
+        for info in tar_members(tarred, limits):
+            if info.isfile() and is_pkg_info(info.name):
                 extracted = tarred.extractfile(info)
                 if extracted is not None:
                     return limits.read(extracted)
     return None
 
 
-def _zip_pkg_info(archive: IO[bytes], limits: _Limits) -> bytes | None:
+def _zip_pkg_info(archive: IO[bytes], limits: ArchiveLimits) -> bytes | None:
     # zipfile reads the whole central directory into objects first: count its entries before.
     limits.check_count(_zip_entries(archive))
     archive.seek(0)
     with zipfile.ZipFile(archive) as zipped:
-        names = sorted(info.filename for info in zipped.infolist() if _is_pkg_info(info.filename))
+        names = sorted(info.filename for info in zipped.infolist() if is_pkg_info(info.filename))
         if not names:
             return None
         info = zipped.getinfo(names[0])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
-import zlib
 from email.parser import BytesHeaderParser
 from typing import IO, Protocol
 
@@ -29,7 +28,16 @@ from packaging.utils import canonicalize_name
 
 from lockd.egg_info import RequiresTxtError, core_metadata, requires_dist
 from lockd.errors import SdistNeedsBuild
-from lockd.sdist_metadata import static_pkg_info
+from lockd.sdist_metadata import (
+    ARCHIVE_ERRORS,
+    ArchiveLimits,
+    is_pkg_info,
+    no_pkg_info,
+    static_pkg_info,
+    tar_members,
+    trusted_pkg_info,
+    unreadable_archive,
+)
 from lockd.simple import DistFile
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "metadata_source",
     "metadata_without_pkg_info",
     "sdist_core_metadata",
+    "tar_sdist_metadata",
 ]
 
 SOURCE_HEADER = "Lockd-Metadata-Source"
@@ -95,23 +104,107 @@ def metadata_without_pkg_info(
 
 
 def _egg_info_metadata(file: DistFile, archive: IO[bytes], max_bytes: int) -> bytes | None:
-    members = _egg_info_members(file, archive, max_bytes)
-    if members is None:
-        return None
-    pkg_info, requires_txt = members
+    found = _EggInfo(file.name)
     try:
-        requires = requires_dist(requires_txt.decode("utf-8", "replace"))
-    except RequiresTxtError:
-        return None  # not what setuptools writes: trust none of it
-    requires_python = BytesHeaderParser().parsebytes(pkg_info).get("Requires-Python") if pkg_info else None
-    return core_metadata(
-        name=file.name,
-        version=str(file.version),
-        requires=requires,
-        requires_python=str(requires_python).strip() if requires_python else None,
-        source="egg-info",
-        source_header=SOURCE_HEADER,
-    )
+        if file.filename.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zipped:
+                for info in zipped.infolist():
+                    if not info.is_dir() and found.wanted(info.filename):
+                        with zipped.open(info) as member:
+                            found.keep(info.filename, member.read(max_bytes))
+        else:
+            with tarfile.open(fileobj=archive, mode="r:*") as tarred:
+                for entry in tarred:
+                    if entry.isfile() and found.wanted(entry.name):
+                        found.keep(entry.name, _read_tar(tarred, entry, max_bytes))
+    except ARCHIVE_ERRORS:
+        return None  # the static reader already said what is wrong with the archive
+    return found.metadata(file)
+
+
+def tar_sdist_metadata(
+    file: DistFile, archive: IO[bytes], *, max_bytes: int, max_members: int, max_member_bytes: int
+) -> bytes:
+    """Static PKG-INFO, else egg-info metadata, of a tar sdist read once, front to back.
+
+    `archive` may be a network stream still arriving. The walk stops at a static PKG-INFO, as
+    `static_pkg_info` does; past one that is not static, it goes on to the end for the egg-info
+    members, collecting those it met before too, within the same member limits. So a tar that
+    needs its egg-info is inflated once, as it arrives, never copied to disk and read again.
+    No builder here: a caller with one reads a copy of the archive (`metadata_without_pkg_info`).
+    """
+    limits = ArchiveLimits(file, max_bytes, max_members, max_member_bytes)
+    found = _EggInfo(file.name)
+    refusal: SdistNeedsBuild | None = None
+    try:
+        with tarfile.open(fileobj=archive, mode="r|*") as tarred:
+            for info in tar_members(tarred, limits):
+                if not info.isfile():
+                    continue
+                if refusal is None and is_pkg_info(info.name):
+                    extracted = tarred.extractfile(info)
+                    if extracted is None:
+                        continue
+                    try:
+                        return trusted_pkg_info(file, limits.read(extracted))
+                    except SdistNeedsBuild as exc:
+                        refusal = exc
+                elif found.wanted(info.name):
+                    found.keep(info.name, _read_tar(tarred, info, max_bytes))
+    except ARCHIVE_ERRORS as exc:
+        if refusal is None:
+            raise unreadable_archive(file, exc) from None
+        raise refusal from None  # as when the egg-info walk of a copy fails
+    from_egg_info = found.metadata(file)
+    if from_egg_info is not None:
+        return from_egg_info
+    raise no_pkg_info(file) if refusal is None else refusal
+
+
+class _EggInfo:
+    """The PKG-INFO and requires.txt of each egg-info directory an archive walk passes."""
+
+    def __init__(self, project: str) -> None:
+        self._project = project
+        self._found: dict[str, dict[str, bytes]] = {}
+        self._dirs: list[str] = []
+
+    def wanted(self, path: str) -> bool:
+        """Notes the egg-info directory of `path`; True for the two members worth reading."""
+        directory = _egg_info_dir(path, self._project)
+        if directory is None:
+            return False
+        if directory not in self._dirs:
+            self._dirs.append(directory)
+        return path[len(directory) + 1 :] in ("PKG-INFO", "requires.txt")
+
+    def keep(self, path: str, data: bytes) -> None:
+        directory = _egg_info_dir(path, self._project)
+        assert directory is not None
+        self._found.setdefault(directory, {})[path[len(directory) + 1 :]] = data
+
+    def metadata(self, file: DistFile) -> bytes | None:
+        """Core metadata from the shallowest egg-info directory (then by name); None without one."""
+        if not self._dirs:
+            return None
+        chosen = sorted(self._dirs, key=lambda d: (d.count("/"), d))[0]
+        members = self._found.get(chosen, {})
+        pkg_info, requires_txt = members.get("PKG-INFO", b""), members.get("requires.txt", b"")
+        try:
+            requires = requires_dist(requires_txt.decode("utf-8", "replace"))
+        except RequiresTxtError:
+            return None  # not what setuptools writes: trust none of it
+        requires_python = (
+            BytesHeaderParser().parsebytes(pkg_info).get("Requires-Python") if pkg_info else None
+        )
+        return core_metadata(
+            name=file.name,
+            version=str(file.version),
+            requires=requires,
+            requires_python=str(requires_python).strip() if requires_python else None,
+            source="egg-info",
+            source_header=SOURCE_HEADER,
+        )
 
 
 def _egg_info_dir(path: str, project: str) -> str | None:
@@ -125,46 +218,6 @@ def _egg_info_dir(path: str, project: str) -> str | None:
         if part.endswith(".egg-info") and canonicalize_name(part.removesuffix(".egg-info")) == project:
             return "/".join(parts[: depth + 1])
     return None
-
-
-def _egg_info_members(file: DistFile, archive: IO[bytes], max_bytes: int) -> tuple[bytes, bytes] | None:
-    """(egg-info PKG-INFO, requires.txt) of the first egg-info directory; None without one."""
-    found: dict[str, dict[str, bytes]] = {}
-    seen_dirs: list[str] = []
-
-    def wanted(path: str) -> bool:
-        """Notes the egg-info directory of `path`; True for the two members worth reading."""
-        directory = _egg_info_dir(path, file.name)
-        if directory is None:
-            return False
-        if directory not in seen_dirs:
-            seen_dirs.append(directory)
-        return path[len(directory) + 1 :] in ("PKG-INFO", "requires.txt")
-
-    def keep(path: str, data: bytes) -> None:
-        directory = _egg_info_dir(path, file.name)
-        assert directory is not None
-        found.setdefault(directory, {})[path[len(directory) + 1 :]] = data
-
-    try:
-        if file.filename.endswith(".zip"):
-            with zipfile.ZipFile(archive) as zipped:
-                for info in zipped.infolist():
-                    if not info.is_dir() and wanted(info.filename):
-                        with zipped.open(info) as member:
-                            keep(info.filename, member.read(max_bytes))
-        else:
-            with tarfile.open(fileobj=archive, mode="r:*") as tarred:
-                for entry in tarred:
-                    if entry.isfile() and wanted(entry.name):
-                        keep(entry.name, _read_tar(tarred, entry, max_bytes))
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error):
-        return None  # the static reader already said what is wrong with the archive
-    if not seen_dirs:
-        return None
-    chosen = sorted(seen_dirs, key=lambda d: (d.count("/"), d))[0]
-    members = found.get(chosen, {})
-    return members.get("PKG-INFO", b""), members.get("requires.txt", b"")
 
 
 def _read_tar(tarred: tarfile.TarFile, member: tarfile.TarInfo, max_bytes: int) -> bytes:

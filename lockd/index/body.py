@@ -15,7 +15,7 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -26,7 +26,7 @@ from lockd.index.stats import FetchCounters
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["ACCEPT_ENCODING", "BodyLimit", "HashedStream", "limited_chunks", "read_limited"]
+__all__ = ["ACCEPT_ENCODING", "BodyLimit", "HashedStream", "Hasher", "limited_chunks", "read_limited"]
 
 ACCEPT_ENCODING = "gzip, deflate"
 CHUNK = 256 * 1024
@@ -94,6 +94,14 @@ def _too_large(url: str, limit: BodyLimit, what: str) -> ResponseTooLarge:
     )
 
 
+class Hasher(Protocol):
+    """What `HashedStream` needs of a sha256 (`hashlib.sha256()`)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
 class HashedStream(io.RawIOBase):
     """A file's chunks as a read-only stream (for `tarfile`'s stream mode), hashed as they pass.
 
@@ -101,10 +109,12 @@ class HashedStream(io.RawIOBase):
     when the chunks broke off (a failed read): a partial hash proves nothing.
     """
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], *, hashed_by: Hasher | None = None) -> None:
+        """`hashed_by`: a sha256 that whatever yields `chunks` updates with each (`ReadAhead`)."""
         self._chunks = chunks
         self._pending = memoryview(b"")
-        self._hasher = hashlib.sha256()
+        self._hasher = hashlib.sha256() if hashed_by is None else hashed_by
+        self._hashes = hashed_by is None
         self._broken = False
 
     def readable(self) -> bool:
@@ -136,7 +146,7 @@ class HashedStream(io.RawIOBase):
         except BaseException:
             self._broken = True
             raise
-        if chunk is not None:
+        if chunk is not None and self._hashes:
             self._hasher.update(chunk)
         return chunk
 

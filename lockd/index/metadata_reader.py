@@ -6,8 +6,9 @@ the advertised hash: `TamperedFile`), else from HTTP range requests into the whe
 ignores `Range`, from the wheel read front to back only as far as its METADATA. An sdist yields
 static PKG-INFO (`lockd.sdist_metadata`, PEP 643): a tar is read as it arrives up to its
 PKG-INFO (then the rest only to check a listed hash), a zip from a temporary file, both within
-the member limits. Without it, the other sources of `lockd.sdist_sources` (egg-info, the
-operator's sandboxed builder) read a copy of the whole archive; nothing is executed here. What is read is not yet trusted: the
+the member limits. Without it, a tar's egg-info is read in the same pass, as the rest arrives
+(`lockd.sdist_sources`); a zip's egg-info and the operator's sandboxed builder read a copy of
+the whole archive; nothing is executed here. What is read is not yet trusted: the
 client checks it against the file and decides what to remember.
 """
 
@@ -24,10 +25,11 @@ from lockd.errors import IndexUnavailable, ResponseTooLarge, SdistNeedsBuild, Ta
 from lockd.index.body import HashedStream
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
+from lockd.index.read_ahead import ReadAhead
 from lockd.index.remote_zip import RemoteZip, metadata_from_zip_stream, tail_bytes
 from lockd.index.stats import FetchCounters
 from lockd.sdist_metadata import static_pkg_info
-from lockd.sdist_sources import MetadataBuilder, metadata_without_pkg_info
+from lockd.sdist_sources import MetadataBuilder, metadata_without_pkg_info, tar_sdist_metadata
 from lockd.simple import DistFile
 
 __all__ = ["MetadataReader"]
@@ -36,6 +38,10 @@ __all__ = ["MetadataReader"]
 _SPOOL_BYTES = 1024 * 1024
 _READ_BYTES = 64 * 1024
 _IDENTITY = {"Accept-Encoding": "identity"}
+# An sdist this big is received on a thread of its own while it is read (`read_ahead`); a small
+# one is not worth the thread.
+_READ_AHEAD_FROM = 16 * 1024 * 1024
+_READ_AHEAD_BYTES = 8 * 1024 * 1024
 
 
 class MetadataReader:
@@ -113,10 +119,16 @@ class MetadataReader:
         with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
             self._counters.add("whole_downloads")
             self._fetcher.raise_for_status(response, file.url)
-            # Without static PKG-INFO the other sources (`lockd.sdist_sources`) need the whole
-            # archive again, so what passes is kept; the common case still stops at PKG-INFO.
+            chunks = self._fetcher.file_chunks(response, file, self._fetcher.sdist_limit)
+            if self._builder is None and not file.filename.endswith(".zip"):
+                if (file.size or 0) < _READ_AHEAD_FROM:
+                    return self._tar_sdist_metadata(file, HashedStream(chunks))
+                hasher = hashlib.sha256()
+                with ReadAhead(chunks, max_bytes=_READ_AHEAD_BYTES, hasher=hasher) as received:
+                    return self._tar_sdist_metadata(file, HashedStream(received, hashed_by=hasher))
+            # Without static PKG-INFO the builder needs the whole archive again, so what passes
+            # is kept; the common case still stops at PKG-INFO.
             with SpooledTemporaryFile(max_size=_SPOOL_BYTES) as copy:
-                chunks = self._fetcher.file_chunks(response, file, self._fetcher.sdist_limit)
                 stream = HashedStream(_copied(chunks, copy))
                 try:
                     return self._static_sdist_metadata(file, stream)
@@ -125,6 +137,21 @@ class MetadataReader:
                     return metadata_without_pkg_info(
                         file, copy, refusal, max_bytes=self._options.max_metadata_bytes, builder=self._builder
                     )
+
+    def _tar_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
+        """Static PKG-INFO or egg-info, from the tar as it arrives (`tar_sdist_metadata`), then the rest checked."""
+        options = self._options
+        try:
+            metadata = tar_sdist_metadata(
+                file, io.BufferedReader(stream, _READ_BYTES), max_bytes=options.max_metadata_bytes,
+                max_members=options.max_archive_members, max_member_bytes=options.max_sdist_member_bytes,
+            )  # fmt: skip
+        except (IndexUnavailable, SdistNeedsBuild) as exc:
+            if not isinstance(exc, ResponseTooLarge):
+                self._verify_rest(file, stream)  # tampering explains an unreadable archive best
+            raise
+        self._verify_rest(file, stream)
+        return metadata
 
     def _static_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
         if file.filename.endswith(".zip"):
