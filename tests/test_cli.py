@@ -313,3 +313,34 @@ def test_as_of_is_the_api_option_and_the_header_command_reproduces_the_lock(
     assert f"# input digest: sha256:{api.digest}\n" in before_2_0.stdout
     bad = _lockd(*args, "--as-of", "yesterday", cwd=tmp_path)
     assert bad.returncode == 1 and "ISO 8601" in bad.stderr and "hint: " in bad.stderr
+
+
+def test_lock_ends_its_process_once_its_output_and_cache_are_written(
+    fixture_index: WatchedIndex, tmp_path: Path
+) -> None:
+    # Interpreter shutdown would free a resolution's heap object by object: `lockd lock` ends at
+    # once instead (no atexit handler runs), after its lock, its warnings and its cache are out.
+    (tmp_path / "requirements.in").write_text("torch==2.5.1\n")
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('interpreter shutdown', file=sys.stderr))\n"
+        "from lockd.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    argv = ["lock", "requirements.in", "--platform", "linux_x86_64", "--python", "3.11", "--cuda", "cu124"]
+    argv += ["--index-url", fixture_index.pypi_url, "--pytorch-index-url", fixture_index.pytorch_base]
+    argv += ["--cache-dir", str(tmp_path / "cache")]
+    first = _python("-c", script, *argv, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "torch==2.5.1+cu124" in first.stdout and first.stdout.endswith("\n")
+    assert "interpreter shutdown" not in first.stderr
+    fixture_index.reset_counters()
+    second = _python("-c", script, *argv, cwd=tmp_path)
+    assert second.stdout == first.stdout
+    assert fixture_index.counters().requests.get("page", 0) == 0, "the cache was not written before the exit"
+    # A failure still goes through the ordinary exit, and so does `main(argv)` called in a program.
+    failed = _python("-c", script, "lock", "missing.in", *argv[2:], cwd=tmp_path)
+    assert failed.returncode != 0 and "cannot read missing.in" in failed.stderr
+    assert "interpreter shutdown" in failed.stderr
+    in_process = _python("-c", script.replace("main()", f"main({argv!r})"), cwd=tmp_path)
+    assert in_process.returncode == 0 and "interpreter shutdown" in in_process.stderr

@@ -66,8 +66,11 @@ class ReadAhead(Iterator[bytes]):
             while not self._ready and not self._done:
                 self._changed.wait()
             if self._ready:
-                chunk = self._ready.popleft()
-                self._held -= len(chunk)
+                # Everything received so far, at once: each wake-up of the reader takes the GIL
+                # again, so one per arrival would wait on other threads once per 64 KiB.
+                chunk = self._ready.popleft() if len(self._ready) == 1 else b"".join(self._ready)
+                self._ready.clear()
+                self._held = 0
                 self._changed.notify_all()
                 return chunk
             if self._error is not None:
