@@ -10,7 +10,9 @@ the file no further than the server trusts its database cache (`lockd.store.cach
 - a page is served only while it is younger than the page TTL (wall clock, from its fetch);
   beside it is kept the form of its parse (`lockd.simple.page_form`), so a warm run reads
   neither the page's body nor its JSON: the page's entry names its body's sha256, and the form
-  is used only for that body, by that parser (the form checks both, and its own integrity);
+  is used only for that body, by that parser (the form checks both, and its own integrity).
+  A page with a form is kept without its body (a form that cannot be read means a fetch); a
+  body kept is served only if it still hashes to the sha256 its entry names;
 - a hash is stored under URL + size + ETag, as the server stores it.
 
 Many CLI processes may share the directory: the file is in WAL mode (readers never wait for a
@@ -311,7 +313,10 @@ class _PageView:
         entry = self._cache.get(_PAGE, url)
         if entry is None or not self._cache.page_is_fresh(entry[2]):
             return None
-        content_type, page_url, _ = _page_detail(entry[1])
+        content_type, page_url, sha256 = _page_detail(entry[1])
+        # A page kept by its head alone (`put_head`) has no body here; nor has a damaged entry.
+        if sha256 is not None and hashlib.sha256(entry[0]).hexdigest() != sha256:
+            return None
         return PageBody(body=entry[0], content_type=content_type, url=page_url)
 
     def head(self, url: str, /) -> PageHead | None:
@@ -329,6 +334,11 @@ class _PageView:
         if self._cache.keeps_pages:
             sha256 = hashlib.sha256(page.body).hexdigest()
             self._cache.put(_PAGE, url, page.body, f"{page.content_type} {page.url}{_SHA256}{sha256}")
+
+    def put_head(self, url: str, head: PageHead, /) -> None:
+        # The body is most of a page's bytes (a cold 300-pin run: 90 MB of bodies, 25 MB of forms).
+        if self._cache.keeps_pages:
+            self._cache.put(_PAGE, url, b"", f"{head.content_type} {head.url}{_SHA256}{head.sha256}")
 
     # Forms are kept whatever the page TTL (0 with credentials too): one is used only for the very
     # body it was made from, which the run must have fetched, as metadata is bound to its file. So

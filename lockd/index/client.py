@@ -39,6 +39,7 @@ from lockd.index.caches import (
     MetadataCache,
     MetadataKey,
     PageBody,
+    PageHead,
     PageStore,
     memory_hash_cache,
     memory_metadata_cache,
@@ -261,7 +262,13 @@ class IndexClient:
         )
         self._pages.put(url, page)
         if self._page_store is not None:  # only a page that parsed is kept
-            self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
+            formed = self._parsed_pages.formed(url)
+            if formed is None:
+                self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
+            else:  # the form stands for the body, at a fraction of its size
+                self._page_store.put_head(
+                    url, PageHead(sha256=formed, content_type=content_type, url=page_url)
+                )
         return page
 
     def _stored_page(self, url: str, name: NormalizedName) -> ProjectPage | None:

@@ -49,6 +49,7 @@ class _Parsed:
     content_type: str
     page_url: str  # after redirects: relative file URLs resolve against it
     page: ProjectPage
+    formed: bool = False  # the store holds a form of this parse (read from it, or written)
 
 
 class ParsedPages:
@@ -92,11 +93,20 @@ class ParsedPages:
         ):
             return last.page
         page = self._from_store(url, name, digest.hex(), content_type, page_url)
+        formed = page is not None
         if page is None:
             page = self._parse_alone(parse, page_url)
-            self._keep_form(url, page, self._source(url, name, digest.hex(), content_type, page_url))
-        self._parsed.put(url, _Parsed(digest=digest, content_type=content_type, page_url=page_url, page=page))
+            formed = self._keep_form(url, page, self._source(url, name, digest.hex(), content_type, page_url))
+        parsed = _Parsed(
+            digest=digest, content_type=content_type, page_url=page_url, page=page, formed=formed
+        )
+        self._parsed.put(url, parsed)
         return page
+
+    def formed(self, url: str) -> str | None:
+        """The sha256 (hex) of the body last parsed for `url` when the store holds a form of that parse."""
+        last = self._parsed.get(url)
+        return last.digest.hex() if last is not None and last.formed else None
 
     def stored_page(self, url: str, name: str) -> ProjectPage | None:
         """The store's fresh page of `url` built from its form, without reading its body; None if it has none."""
@@ -107,7 +117,9 @@ class ParsedPages:
         if page is not None:
             # Remembered as if parsed here: the body, fetched again unchanged, reuses it at once.
             digest = bytes.fromhex(head.sha256)  # a form stood for it, so it is the hex of a sha256
-            parsed = _Parsed(digest=digest, content_type=head.content_type, page_url=head.url, page=page)
+            parsed = _Parsed(
+                digest=digest, content_type=head.content_type, page_url=head.url, page=page, formed=True
+            )
             self._parsed.put(url, parsed)
         return page
 
@@ -120,12 +132,14 @@ class ParsedPages:
         source = self._source(url, name, sha256, content_type, page_url)
         return decode_page(form, source, max_bytes=self._form_bytes)
 
-    def _keep_form(self, url: str, page: ProjectPage, source: str) -> None:
+    def _keep_form(self, url: str, page: ProjectPage, source: str) -> bool:
         if self._store is None:
-            return
+            return False
         form = encode_page(page, source)
-        if form is not None:
-            self._store.put_form(url, form)
+        if form is None:
+            return False
+        self._store.put_form(url, form)
+        return True
 
     def _source(self, url: str, name: str, sha256: str, content_type: str, page_url: str) -> str:
         """Everything a parse of the page was given, as the text a form must name to stand for it."""

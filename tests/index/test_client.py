@@ -344,6 +344,7 @@ class _DictPageStore:
 
     def __init__(self) -> None:
         self.pages: dict[str, PageBody] = {}
+        self.heads: dict[str, PageHead] = {}
         self.forms: dict[str, bytes] = {}
 
     def get(self, url: str, /) -> PageBody | None:
@@ -351,14 +352,16 @@ class _DictPageStore:
 
     def put(self, url: str, page: PageBody, /) -> None:
         self.pages[url] = page
-
-    def head(self, url: str, /) -> PageHead | None:
-        page = self.pages.get(url)
-        if page is None:
-            return None
-        return PageHead(
+        self.heads[url] = PageHead(
             sha256=hashlib.sha256(page.body).hexdigest(), content_type=page.content_type, url=page.url
         )
+
+    def put_head(self, url: str, head: PageHead, /) -> None:
+        self.pages.pop(url, None)
+        self.heads[url] = head
+
+    def head(self, url: str, /) -> PageHead | None:
+        return self.heads.get(url)
 
     def get_form(self, url: str, /) -> bytes | None:
         return self.forms.get(url)
@@ -373,15 +376,23 @@ def test_a_page_store_keeps_fetched_pages_and_answers_a_later_client(mutable_ind
     with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as first:
         fetched = first.project_page(mutable_index.pypi_url, name)
         assert first.stats.pages == 1
-    assert list(store.pages) == [f"{mutable_index.pypi_url}{name}/"]
+    url = f"{mutable_index.pypi_url}{name}/"
+    # Kept by its head and the form of its parse: the form stands for the body, which is not kept.
+    assert list(store.heads) == [url] and list(store.forms) == [url] and store.pages == {}
     mutable_index.reset_counters()
     with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as later:
         assert later.project_page(mutable_index.pypi_url, name) == fetched
         assert later.stats.pages == 0 and later.stats.cache_hits == 1
     assert _counters(mutable_index).requests == {}
+    # Without its form the page is fetched again (and its form written again).
+    del store.forms[url]
+    with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as again:
+        assert again.project_page(mutable_index.pypi_url, name) == fetched
+        assert again.stats.pages == 1
+    assert list(store.forms) == [url] and store.pages == {}
     # A page the client cannot parse is refused, and never kept.
     mutable_index.set_fault("garbage", path_prefix="/simple/filelock/")
     with IndexClient.from_options(ClientOptions(timeout=5.0), page_store=store) as broken:
         with pytest.raises(IndexUnavailable):
             broken.project_page(mutable_index.pypi_url, canonicalize_name("filelock"))
-    assert len(store.pages) == 1
+    assert list(store.heads) == [url]
