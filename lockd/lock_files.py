@@ -1,4 +1,9 @@
-"""A lock's rendered files as the store keeps them: every format of the table, with its sha256."""
+"""A lock's rendered files as the store keeps them, each with its sha256.
+
+The eager formats (`Format.eager`: requirements.txt, pylock.toml, lock.json) are rendered when
+the lock is stored; the others when first asked for (`lockd.lock_reads`), then stored too. Renderers
+are pure, so either way a lock's file is the same bytes, and once stored it is served as stored.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ from lockd.lock import Lock
 from lockd.render import FORMATS, render
 from lockd.store import LockFileRecord
 
-__all__ = ["render_files"]
+__all__ = ["render_file", "render_files"]
 
 
 def render_files(lock: Lock) -> list[LockFileRecord]:
-    """Every format of `FORMATS` rendered from `lock`: byte-identical for the same lock, forever."""
-    files = []
-    for name, spec in FORMATS.items():
-        content = render(lock, name)
-        files.append(
-            LockFileRecord(lock.digest, name, hashlib.sha256(content).hexdigest(), spec.media_type, content)
-        )
-    return files
+    """The eager formats of `FORMATS` rendered from `lock`: byte-identical for the same lock, forever."""
+    return [render_file(lock, name) for name, spec in FORMATS.items() if spec.eager]
+
+
+def render_file(lock: Lock, fmt: str) -> LockFileRecord:
+    """`lock` in format `fmt`, as a record the store keeps."""
+    content = render(lock, fmt)
+    return LockFileRecord(
+        lock.digest, fmt, hashlib.sha256(content).hexdigest(), FORMATS[fmt].media_type, content
+    )

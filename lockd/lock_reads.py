@@ -7,27 +7,32 @@ kept until the database says something changed (`lockd.store.changes`: LISTEN/NO
 PostgreSQL, `data_version` on SQLite), so a promotion or refresh made through any replica is
 served by every other within `MAX_STALENESS` plus a notification's delivery. The `cached_*`
 methods never block: the HTTP layer answers with them on the event loop, and hops to a thread
-only when they miss. Reads return `lockd.stored` values, never store rows.
+only when they miss. Reads return `lockd.stored` values, never store rows. A format not stored
+with its lock (`Format.eager` False, or added after the lock was stored) is rendered on its first
+read and stored then, so it is those bytes forever (the one stored first wins).
 `lockd.service.Service` is a `LockReads`: these are its read methods, kept apart from locking.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 
 from sqlalchemy import Connection, Engine
 
-from lockd.errors import NotFound
+from lockd.errors import NotFound, StoreUnavailable
 from lockd.inputs import LockRequest
 from lockd.lock import Lock, LockWarning, accelerator_runtime_of
+from lockd.lock_files import render_file
 from lockd.memory_cache import BoundedCache
-from lockd.render import FORMATS, render
-from lockd.store import LockFileRecord, queries, read
+from lockd.render import FORMATS
+from lockd.store import LockFileRecord, queries, read, transaction
 from lockd.store.changes import FreshCache, watch_for
 from lockd.stored import LockFile, LockResult, Revision, StoredInput, StoredLock
 
 __all__ = ["LockReads", "no_lock"]
+
+log = logging.getLogger(__name__)
 
 # Rendered files kept in memory per process, by total size (a torch lock's pylock.toml is ~100 KiB).
 _FILE_CACHE_BYTES = 64 * 1024 * 1024
@@ -43,15 +48,15 @@ def no_lock(input_digest: str) -> NotFound:
     return NotFound(f"no lock for input {input_digest}", context={"input_digest": input_digest})
 
 
-def _render_later_format(conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
-    """A format added after this lock was stored, rendered from the lock (renderers are pure, so
-    every process renders the same bytes); kept in memory, never written on a read."""
+def _render_missing(conn: Connection, lock_digest: str, fmt: str) -> LockFileRecord | None:
+    """A format not stored with the lock (rendered when first asked for, or added after the lock
+    was stored), rendered from the lock: renderers are pure, so every process renders the same bytes."""
     canonical = queries.get_lock_canonical(conn, lock_digest)
-    if canonical is None:
-        return None
-    content = render(Lock.from_json(canonical), fmt)
-    sha256 = hashlib.sha256(content).hexdigest()
-    return LockFileRecord(lock_digest, fmt, sha256, FORMATS[fmt].media_type, content)
+    return None if canonical is None else render_file(Lock.from_json(canonical), fmt)
+
+
+# A file as read: the record, and whether the store holds it (False: rendered by this read).
+_Read = tuple[LockFileRecord, bool]
 
 
 def _file_size(file: LockFile) -> int:
@@ -138,7 +143,8 @@ class LockReads:
         _check_format(fmt)
         found = self._files.get((lock_digest, fmt))
         if found is None:
-            found = read(self.engine, lambda conn: self._read_file(conn, lock_digest, fmt))
+            read_now = read(self.engine, lambda conn: self._read_file(conn, lock_digest, fmt))
+            found = None if read_now is None else self._kept(read_now)
         if found is None:
             raise NotFound(f"no lock {lock_digest}", context={"lock_digest": lock_digest})
         return found
@@ -197,22 +203,48 @@ class LockReads:
         if found is not None:
             return found
         generation = self._current.generation()
-        found = read(self.engine, lambda conn: self._read_current_file(conn, input_digest, fmt))
-        if found is not None:
-            self._current.put(input_digest, found[0], generation)
-        return found
-
-    def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> LockFile | None:
-        record = queries.get_lock_file(conn, lock_digest, fmt) or _render_later_format(conn, lock_digest, fmt)
-        if record is None:
+        read_now = read(self.engine, lambda conn: self._read_current_file(conn, input_digest, fmt))
+        if read_now is None:
             return None
-        found = LockFile.of(record)
-        self._files.put((lock_digest, fmt), found)
-        return found
+        revision, file = read_now
+        self._current.put(input_digest, revision, generation)
+        return revision, file if isinstance(file, LockFile) else self._kept(file)
+
+    def _read_file(self, conn: Connection, lock_digest: str, fmt: str) -> _Read | None:
+        record = queries.get_lock_file(conn, lock_digest, fmt)
+        if record is not None:
+            return record, True
+        rendered = _render_missing(conn, lock_digest, fmt)
+        return None if rendered is None else (rendered, False)
+
+    def _kept(self, found: _Read) -> LockFile:
+        """The file as this process serves it from now on: a rendered one is stored first."""
+        record, stored = found
+        if not stored:
+            record = self._store_rendered(record)
+        file = LockFile.of(record)
+        self._files.put((record.lock_digest, record.format), file)
+        return file
+
+    def _store_rendered(self, record: LockFileRecord) -> LockFileRecord:
+        """Stores a file rendered on a read, so it is these bytes forever; the one stored first wins."""
+        try:
+            with transaction(self.engine, write=True) as conn:
+                if queries.put_lock_file(conn, record):
+                    return record
+                stored = queries.get_lock_file(conn, record.lock_digest, record.format)
+        except StoreUnavailable:
+            # A store that takes no write now (read-only, failing over): the rendered bytes are
+            # the ones any process renders, so the read is answered; a later read stores them.
+            log.warning(
+                "rendered file not stored", extra={"lock_digest": record.lock_digest, "format": record.format}
+            )
+            return record
+        return record if stored is None else stored
 
     def _read_current_file(
         self, conn: Connection, input_digest: str, fmt: str
-    ) -> tuple[Revision, LockFile] | None:
+    ) -> tuple[Revision, LockFile | _Read] | None:
         current = queries.current_revision(conn, input_digest)
         if current is None:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,7 +13,11 @@ from fixtures.served_index import ControlledIndex
 from lockd.config import Settings
 from lockd.errors import InputTooLarge, InvalidRequest, NotFound, ResolutionImpossible
 from lockd.inputs import LockRequest
+from lockd.lock import Lock
+from lockd.lock_files import render_file
+from lockd.render import FORMATS, render
 from lockd.service import RefreshResult, Service
+from lockd.store import queries, read, transaction
 
 
 @pytest.fixture
@@ -183,3 +188,35 @@ def test_the_service_builds_requests_as_its_settings_do(service: Service) -> Non
     limited = Service(replace(service.settings, max_requirements=1), service.engine, service.index)
     with pytest.raises(InputTooLarge):
         limited.build_request(requirements=text, target=target)
+
+
+def test_costly_formats_are_rendered_when_first_read_then_stored_and_the_first_stored_wins(
+    database_url: str, service: Service, mutable_index: ControlledIndex
+) -> None:
+    created = service.lock(_request(service, "lockd-fx-plain\n"))
+    digest = created.revision.lock_digest
+    lazy = [name for name, spec in FORMATS.items() if not spec.eager]
+    assert lazy == ["conda-lock.yml", "cyclonedx.json"]
+
+    def stored(fmt: str) -> bytes | None:
+        found = read(service.engine, lambda conn: queries.get_lock_file(conn, digest, fmt))
+        return None if found is None else found.content
+
+    assert [stored(name) for name in lazy] == [None, None]  # locking rendered only the eager formats
+    lock = Lock.from_json(service.lock_file(digest, "json").content)
+    conda = service.lock_file(digest, "conda-lock.yml")
+    assert conda.content == render(lock, "conda-lock.yml") == stored("conda-lock.yml")
+    assert conda.sha256 == hashlib.sha256(conda.content).hexdigest()
+    # Bytes stored first are served for ever, by every process: here another lockd's rendering
+    # of the SBOM got there before this process's first read of it.
+    earlier = render_file(lock, "cyclonedx.json")
+    with transaction(service.engine, write=True) as conn:
+        assert queries.put_lock_file(
+            conn, replace(earlier, content=b"{}", sha256=hashlib.sha256(b"{}").hexdigest())
+        )
+    other = Service.open(Settings(database_url=database_url, index_url=mutable_index.pypi_url))
+    try:
+        _, sbom = other.current_file(created.input_digest, "cyclonedx.json")
+        assert sbom.content == b"{}" == stored("cyclonedx.json")
+    finally:
+        other.close()

@@ -291,27 +291,31 @@ def test_the_sbom_is_served_like_every_format(database_url: str, start_lockd: St
     assert current.content == blob.content == negotiated.content == created.content
     assert current.headers["etag"] == created.headers["etag"] and sbom["serialNumber"] == serial_number(lock)
 
-    # A lock stored before the format existed has no stored SBOM: it is rendered on read, same bytes.
+    # A new lock's SBOM is not rendered while it locks: it is rendered when first asked for, in
+    # any process, and stored then; a lock stored before the format existed is served the same way.
     older = post_lock(server, "lockd-fx-plain\n")
+    older_digest = older.headers["lock-digest"]
+    sbom_row = sa.select(lock_files.c.content).where(
+        sa.and_(lock_files.c.lock_digest == older_digest, lock_files.c.format == "cyclonedx.json")
+    )
     engine = open_engine(database_url)
     try:
         with engine.begin() as conn:
-            gone = conn.execute(
-                sa.delete(lock_files).where(
-                    sa.and_(
-                        lock_files.c.lock_digest == older.headers["lock-digest"],
-                        lock_files.c.format == "cyclonedx.json",
-                    )
-                )
-            )
-            assert gone.rowcount == 1
+            assert conn.execute(sbom_row).first() is None
     finally:
         engine.dispose()
-    server.restart()  # no process still holds it in memory
+    server.restart()  # no process holds anything of it in memory
     with server.client("read") as client:
         rendered = client.get(f"/v1/locks/{older.headers['input-digest']}/cyclonedx.json")
-        older_lock = Lock.from_json(client.get(f"/v1/blobs/{older.headers['lock-digest']}/lock.json").content)
+        older_lock = Lock.from_json(client.get(f"/v1/blobs/{older_digest}/lock.json").content)
     assert rendered.status_code == 200 and rendered.content == render_cyclonedx(older_lock)
+    engine = open_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            stored = conn.execute(sbom_row).first()
+    finally:
+        engine.dispose()
+    assert stored is not None and bytes(stored.content) == rendered.content
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

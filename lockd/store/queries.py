@@ -37,6 +37,7 @@ __all__ = [
     "list_tokens",
     "put_input",
     "put_lock",
+    "put_lock_file",
     "put_revision",
     "revision",
     "revoke_token",
@@ -178,6 +179,22 @@ def put_lock(
                 content=record.content,
             )
         )
+
+
+def put_lock_file(conn: Connection, record: LockFileRecord) -> bool:
+    """Store one rendered file of a stored lock (a format rendered when first asked for); True if
+    written, False if one was stored already (that one is served: its bytes never change)."""
+    return insert_if_absent(
+        conn,
+        schema.lock_files,
+        {
+            "lock_digest": record.lock_digest,
+            "format": record.format,
+            "sha256": record.sha256,
+            "media_type": record.media_type,
+            "content": record.content,
+        },
+    )
 
 
 def get_lock_canonical(conn: Connection, digest: str) -> bytes | None:
