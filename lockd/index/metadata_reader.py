@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from tempfile import SpooledTemporaryFile
 from typing import IO
 
@@ -141,30 +141,31 @@ class MetadataReader:
     def _tar_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
         """Static PKG-INFO or egg-info, from the tar as it arrives (`tar_sdist_metadata`), then the rest checked."""
         options = self._options
-        try:
-            metadata = tar_sdist_metadata(
-                file, io.BufferedReader(stream, _READ_BYTES), max_bytes=options.max_metadata_bytes,
-                max_members=options.max_archive_members, max_member_bytes=options.max_sdist_member_bytes,
-            )  # fmt: skip
-        except (IndexUnavailable, SdistNeedsBuild) as exc:
-            if not isinstance(exc, ResponseTooLarge):
-                self._verify_rest(file, stream)  # tampering explains an unreadable archive best
-            raise
-        self._verify_rest(file, stream)
-        return metadata
+        return self._read_then_verify(
+            file, stream, lambda archive: tar_sdist_metadata(
+                file, archive, max_bytes=options.max_metadata_bytes, max_members=options.max_archive_members,
+                max_member_bytes=options.max_sdist_member_bytes,
+            ),
+        )  # fmt: skip
 
     def _static_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
         if file.filename.endswith(".zip"):
             return self._zip_sdist_metadata(file, stream)
+        # A tar is read as it arrives, only up to its PKG-INFO (or a limit).
+        return self._read_then_verify(file, stream, lambda archive: self._pkg_info(file, archive))
+
+    def _read_then_verify(
+        self, file: DistFile, stream: HashedStream, read: Callable[[IO[bytes]], bytes]
+    ) -> bytes:
+        """`read` of the archive as it arrives, then the rest of the file checked against its listed hash."""
         try:
-            # A tar is read as it arrives, only up to its PKG-INFO (or a limit).
-            pkg_info = self._pkg_info(file, io.BufferedReader(stream, _READ_BYTES))
+            found = read(io.BufferedReader(stream, _READ_BYTES))
         except (IndexUnavailable, SdistNeedsBuild) as exc:
             if not isinstance(exc, ResponseTooLarge):
                 self._verify_rest(file, stream)  # tampering explains an unreadable archive best
             raise
         self._verify_rest(file, stream)
-        return pkg_info
+        return found
 
     def _zip_sdist_metadata(self, file: DistFile, stream: HashedStream) -> bytes:
         """A zip's directory is at its end: it is spooled to a temporary file, whole and verified, first."""
