@@ -169,15 +169,14 @@ class _EggInfo:
     def __init__(self, project: str) -> None:
         self._project = project
         self._found: dict[str, dict[str, bytes]] = {}
-        self._dirs: list[str] = []
+        self._dirs: set[str] = set()  # a set: a hostile tar may hold 200,000 egg-info directories
 
     def wanted(self, path: str) -> bool:
         """Notes the egg-info directory of `path`; True for the two members worth reading."""
         directory = _egg_info_dir(path, self._project)
         if directory is None:
             return False
-        if directory not in self._dirs:
-            self._dirs.append(directory)
+        self._dirs.add(directory)
         return path[len(directory) + 1 :] in ("PKG-INFO", "requires.txt")
 
     def keep(self, path: str, data: bytes) -> None:

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import time
 from collections.abc import Callable
 from typing import IO
 
@@ -232,3 +233,22 @@ def test_one_pass_reports_a_broken_archive_as_the_reading_a_copy_does() -> None:
         _one_pass(_file(), cut)
     with pytest.raises(IndexUnavailable, match="not a readable source archive"):
         _one_pass(_file(), b"\x1f\x8b\x08 not a tar at all")
+
+
+def test_one_pass_over_many_egg_info_directories_stays_linear() -> None:
+    # A hostile tar may name a new egg-info directory in every member: noting each must not
+    # compare it with all those before (30,000 members: ~4.5e8 comparisons that way).
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        pkg_info = b"Metadata-Version: 2.1\nName: promise\nVersion: 2.3\n"
+        info = tarfile.TarInfo("promise-2.3/PKG-INFO")
+        info.size = len(pkg_info)
+        archive.addfile(info, io.BytesIO(pkg_info))
+        for i in range(30_000):
+            archive.addfile(tarfile.TarInfo(f"promise-2.3/d{i}.egg-info/SOURCES.txt"), io.BytesIO(b""))
+    started = time.monotonic()
+    metadata = tar_sdist_metadata(
+        _file(), io.BytesIO(buffer.getvalue()), max_bytes=LIMIT, max_members=100_000, max_member_bytes=LIMIT
+    )
+    assert time.monotonic() - started < 5.0
+    assert metadata_source("sdist", metadata) == "egg-info" and b"Requires-Dist" not in metadata
