@@ -6,7 +6,7 @@ thread those take turns: receiving (TLS, HTTP framing) about 0.6 s of CPU, hashi
 inflating 1.2 s. All three release the GIL for most of their work, so receiving and hashing on a
 second thread run beside the inflating. pyspark 4.3.0's metadata from real PyPI
 (`python -m bench.sdist_metadata pyspark 4.3.0`): 2.4-2.8 s when the archive was spooled to disk
-and read again, 2.05 s in one pass, 1.4-1.7 s in one pass with the read-ahead.
+and read again, 2.05 s in one pass, 1.4-1.9 s in one pass with the read-ahead.
 
 The reader is never more than `max_bytes` behind (memory stays bounded); the receiving thread
 runs in a copy of the caller's context, so the caller's deadline (`lockd.deadline`) bounds it
