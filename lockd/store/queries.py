@@ -169,32 +169,24 @@ def put_lock(
             insert(schema.lock_packages),
             [{"lock_digest": digest, "name": name, "version": version} for name, version in packages.items()],
         )
-    for record in files:
-        conn.execute(
-            insert(schema.lock_files).values(
-                lock_digest=digest,
-                format=record.format,
-                sha256=record.sha256,
-                media_type=record.media_type,
-                content=record.content,
-            )
-        )
+    if files:
+        conn.execute(insert(schema.lock_files), [_lock_file_row(digest, record) for record in files])
 
 
 def put_lock_file(conn: Connection, record: LockFileRecord) -> bool:
     """Store one rendered file of a stored lock (a format rendered when first asked for); True if
     written, False if one was stored already (that one is served: its bytes never change)."""
-    return insert_if_absent(
-        conn,
-        schema.lock_files,
-        {
-            "lock_digest": record.lock_digest,
-            "format": record.format,
-            "sha256": record.sha256,
-            "media_type": record.media_type,
-            "content": record.content,
-        },
-    )
+    return insert_if_absent(conn, schema.lock_files, _lock_file_row(record.lock_digest, record))
+
+
+def _lock_file_row(lock_digest: str, record: LockFileRecord) -> dict[str, Any]:
+    return {
+        "lock_digest": lock_digest,
+        "format": record.format,
+        "sha256": record.sha256,
+        "media_type": record.media_type,
+        "content": record.content,
+    }
 
 
 def get_lock_canonical(conn: Connection, digest: str) -> bytes | None:
