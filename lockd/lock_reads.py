@@ -235,7 +235,8 @@ class LockReads:
                 stored = queries.get_lock_file(conn, record.lock_digest, record.format)
         except StoreUnavailable:
             # A store that takes no write now (read-only, failing over): the rendered bytes are
-            # the ones any process renders, so the read is answered; a later read stores them.
+            # the ones any process renders, so the read is answered; this process keeps them in
+            # memory, and another process's first read stores them.
             log.warning(
                 "rendered file not stored", extra={"lock_digest": record.lock_digest, "format": record.format}
             )
