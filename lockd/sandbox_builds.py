@@ -13,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import httpx
-
 from lockd.config import Settings
 from lockd.errors import IndexUnavailable
 from lockd.index import IndexClient
@@ -57,6 +55,8 @@ def _build_wheels(settings: Settings, requires: Sequence[str]) -> list[BuildWhee
         plan=settings.index_plan(target),
         options=LockOptions(only_binary=True),
     )
+    import httpx  # noqa: PLC0415  (only a sandboxed build downloads this way; `lockd lock` never loads it)
+
     found: list[BuildWheel] = []
     # Build requirements never build: this client has no metadata builder.
     with (

@@ -33,6 +33,7 @@ from packaging.utils import NormalizedName
 from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
 from lockd.index import IndexClient, WorkerPool
+from lockd.index.fetcher import Fetcher
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.resolver import ResolveStats, timed_resolve
@@ -486,3 +487,9 @@ def linux_request(index: ServedIndex, text: str, *, only_binary: bool = False) -
         plan=plan_for(target, default_url=index.pypi_url, pytorch_base=index.pytorch_base),
         options=LockOptions(only_binary=only_binary),
     )
+
+
+def fetched(fetcher: Fetcher, url: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """One request through lockd's fetcher: the status, the URL that answered, and the raw body."""
+    with fetcher.request("GET", url, headers=headers) as response:
+        return response.status_code, response.url, b"".join(response.iter_raw())

@@ -105,10 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The `lockd` command; `argv` None: this process's own arguments, and the process is the command's."""
     words = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_chosen(words)).parse_args(words)
-    # httpx imports its own command line (httpx._main) when click, pygments and rich are
-    # installed: in a development environment, a third of `lockd lock`'s start-up, for a command
-    # lockd never runs. A None entry makes that import fail, which httpx expects (it installs a
-    # stub). Does nothing once httpx is loaded.
+    # httpx (which `why`, `check` and `drift` use; `lockd lock` does not) imports its own command
+    # line (httpx._main) when click, pygments and rich are installed: in a development
+    # environment, a third of those commands' start-up, for a command lockd never runs. A None
+    # entry makes that import fail, which httpx expects (it installs a stub). Does nothing once
+    # httpx is loaded.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         # Settings and the accelerator table load only once a command is to run.

@@ -2,7 +2,7 @@
 
 lockd asks for gzip or deflate only (`ACCEPT_ENCODING`) and decodes them itself from the raw
 bytes, a bounded slice at a time, so a small compressed body never inflates past its limit in
-memory (httpx's decoders hand over whatever one chunk inflates to: a 10 MB gzip bomb became
+memory (generic decoders, httpx's among them, hand over whatever one chunk inflates to: a 10 MB gzip bomb became
 10 GB). The limit is checked before the bytes are kept, the ratio once the body is past 1 MiB,
 the deadline between chunks. Anything over a limit raises `ResponseTooLarge`, naming the setting
 that raises it.
@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import httpx
-
 from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, ResponseTooLarge
 from lockd.index.stats import FetchCounters
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+
+    from lockd.index.answers import Answer
 
 __all__ = ["ACCEPT_ENCODING", "BodyLimit", "HashedStream", "Hasher", "limited_chunks", "read_limited"]
 
@@ -43,13 +43,13 @@ class BodyLimit:
     max_ratio: int | None = None
 
 
-def read_limited(response: httpx.Response, url: str, limit: BodyLimit, counters: FetchCounters) -> bytes:
+def read_limited(response: Answer, url: str, limit: BodyLimit, counters: FetchCounters) -> bytes:
     """The whole decoded body, or `ResponseTooLarge` as soon as it passes `limit`."""
     return b"".join(limited_chunks(response, url, limit, counters))
 
 
 def limited_chunks(
-    response: httpx.Response, url: str, limit: BodyLimit, counters: FetchCounters, *, decode: bool = True
+    response: Answer, url: str, limit: BodyLimit, counters: FetchCounters, *, decode: bool = True
 ) -> Iterator[bytes]:
     """The body as it arrives (decoded in slices of at most `CHUNK` bytes), within `limit` and the deadline.
 
@@ -62,7 +62,6 @@ def limited_chunks(
     encoding = response.headers.get("content-encoding", "").strip().lower() if decode else ""
     inflater = _inflater(encoding, url)
     received = decoded = 0
-    # Unchunked: httpx would otherwise wait for a full chunk before lockd could check anything.
     for raw in response.iter_raw():
         check_deadline(f"reading {url}")
         received += len(raw)

@@ -3,8 +3,8 @@
 They are split from a configured URL's userinfo once (`split_credentials`, at the configuration
 edge), then sent with every request to that index's host (pages, `.metadata`, ranges, downloads)
 and to no other host, redirects included. URLs themselves never carry them, so neither do locks,
-digests or messages. Values only, plus the httpx transport that adds them: nothing here knows the
-index client, so settings can hold credentials without importing it.
+digests or messages. Values only (the fetcher adds them to each request): nothing here knows the
+index client or the HTTP stack, so settings can hold credentials without importing either.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import base64
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-import httpx
+from lockd.index.urls import BadUrl, RequestUrl, parse_request_url
 
 __all__ = [
-    "BasicAuthTransport",
     "BasicCredential",
     "IndexCredential",
     "IndexCredentials",
-    "host_key",
     "split_credentials",
 ]
 
@@ -70,11 +68,14 @@ class IndexCredentials:
         """Every host with a credential, `host[:port]`, in configuration order (safe to show)."""
         return tuple(dict.fromkeys(entry.host for entry in self.indexes))
 
-    def for_url(self, url: str | httpx.URL) -> BasicCredential | None:
-        """The credential a request to `url` carries, or None. Cost: one URL parse per request."""
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-        host = host_key(parsed)
-        text = str(parsed)
+    def for_url(self, url: str | RequestUrl) -> BasicCredential | None:
+        """The credential a request to `url` carries, or None (also for a URL lockd would not ask for)."""
+        try:
+            parsed = url if isinstance(url, RequestUrl) else parse_request_url(url)
+        except BadUrl:
+            return None
+        host = parsed.host_key
+        text = parsed.text
         best: IndexCredential | None = None
         best_prefix = -1
         for entry in self.indexes:
@@ -110,42 +111,16 @@ def split_credentials(url: str) -> tuple[str, IndexCredentials]:
     if not userinfo:
         return clean, IndexCredentials()
     try:
-        parsed = httpx.URL(clean)
-    except httpx.InvalidURL:
+        parsed = parse_request_url(clean)
+    except BadUrl:
         raise ValueError("the host of this URL cannot be parsed") from None
     username, _, password = userinfo.partition(":")
     credential = BasicCredential(username=unquote(username), password=unquote(password))
     entry = IndexCredential(
-        index_url=str(parsed), host=host_key(parsed), secure=parsed.scheme == "https", credential=credential
+        index_url=parsed.text, host=parsed.host_key, secure=parsed.scheme == "https", credential=credential
     )
     return clean, IndexCredentials(indexes=(entry,))
 
 
-def host_key(url: httpx.URL) -> str:
-    """`host[:port]`, the unit credentials are given for (another port is another host, as for pip)."""
-    return url.host if url.port is None else f"{url.host}:{url.port}"
-
-
 def _with_slash(url: str) -> str:
     return url if url.endswith("/") else url + "/"
-
-
-class BasicAuthTransport(httpx.BaseTransport):
-    """Adds an index host's credential to each request sent there, redirect hops included.
-
-    httpx already drops `Authorization` when a redirect leaves the origin; this only ever adds
-    the credential of the host a request actually goes to.
-    """
-
-    def __init__(self, inner: httpx.BaseTransport, credentials: IndexCredentials) -> None:
-        self._inner = inner
-        self._credentials = credentials
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        credential = self._credentials.for_url(request.url)
-        if credential is not None:
-            request.headers["Authorization"] = credential.header
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()

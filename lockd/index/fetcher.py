@@ -1,8 +1,8 @@
 """HTTP to package indexes: one streamed request at a time, every answer read within limits and checked.
 
-Builds the httpx transport (connection limits, the credentials transport, sockets bounded by
-the current deadline: `network`) and sends requests straight to it, following redirects itself
-and keeping no cookies; translates every httpx error into `IndexUnavailable` (or
+Sends requests over its own keep-alive connections (bounded in number, sockets bounded by the
+current deadline: `network`), adding an index host's credential, following redirects itself
+and keeping no cookies; translates every transport error into `IndexUnavailable` (or
 `ResolutionTimeout` when the deadline ended it), explains 401/403 without showing a secret, reads
 pages and metadata within their limits (`body`), hashes whole files while they stream
 (`TamperedFile` on a mismatch) and reads byte ranges for the remote zip reader. Every read from
@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
-import httpx
+import httpcore
 
 from lockd.deadline import check_deadline, seconds_left
 from lockd.errors import IndexUnavailable, ResolutionTimeout, TamperedFile
+from lockd.index.answers import Answer
 from lockd.index.body import ACCEPT_ENCODING, BodyLimit, limited_chunks, read_limited
-from lockd.index.credentials import BasicAuthTransport, host_key
-from lockd.index.network import deadline_transport
+from lockd.index.network import index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
+from lockd.index.urls import BadUrl, RequestUrl, parse_request_url, redirect_target
 from lockd.simple import DistFile
 
 __all__ = ["Fetcher"]
@@ -41,7 +42,20 @@ _WRONG_CREDENTIALS_HINT = (
 # A timeout this close to the deadline was the deadline's doing, not the index's slowness.
 _DEADLINE_SLACK = 0.05
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_MAX_REDIRECTS = 20  # httpx's default
+_MAX_REDIRECTS = 20  # as httpx and requests
+# What a failed exchange raises below the fetcher: each becomes `IndexUnavailable`.
+_TRANSPORT_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+    httpcore.ConnectionNotAvailable,
+    BadUrl,
+)
+
+
+class _TooManyRedirects(Exception):
+    pass
 
 
 class Fetcher:
@@ -65,11 +79,8 @@ class Fetcher:
         self.download_limit = BodyLimit(
             max_bytes=options.max_download_bytes, setting="LOCKD_MAX_DOWNLOAD_BYTES"
         )
-        transport: httpx.BaseTransport = deadline_transport(max_connections=options.max_connections)
-        if self._credentials:
-            transport = BasicAuthTransport(transport, self._credentials)
-        self._transport = transport
-        # What httpx.Client sent by default, with lockd's agent and encodings.
+        self._connections = index_connections(max_connections=options.max_connections)
+        # What httpx.Client sent by default (lockd's client before this one), with lockd's agent and encodings.
         self._headers = {
             "Accept": "*/*",
             "Accept-Encoding": ACCEPT_ENCODING,
@@ -78,26 +89,25 @@ class Fetcher:
         }
 
     def close(self) -> None:
-        self._transport.close()
+        self._connections.close()
 
     @contextmanager
-    def request(
-        self, method: str, url: str, headers: dict[str, str] | None = None
-    ) -> Iterator[httpx.Response]:
+    def request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Iterator[Answer]:
         """One streamed request; transport failures become `IndexUnavailable`, the deadline's `ResolutionTimeout`."""
         check_deadline(f"asking {url}")
         self._counters.add("requests")
         left = seconds_left()
         # Sockets end at the deadline by themselves (`network`); waiting for a free connection does not.
         pool = self._timeout if left is None else max(0.0, min(self._timeout, left))
-        timeout = httpx.Timeout(self._timeout, pool=pool).as_dict()
+        each = self._timeout
+        timeout: dict[str, float | None] = {"connect": each, "read": each, "write": each, "pool": pool}
         try:
             response = self._send(method, url, headers, timeout)
             try:
                 yield response
             finally:
                 response.close()
-        except httpx.TimeoutException as exc:
+        except httpcore.TimeoutException as exc:
             left = seconds_left()
             if left is not None and left <= _DEADLINE_SLACK:
                 raise ResolutionTimeout(
@@ -108,8 +118,7 @@ class Fetcher:
             raise IndexUnavailable(
                 f"{url} did not answer in time ({type(exc).__name__})", context={"url": url}
             ) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            # InvalidURL (e.g. "URL too long") is not an HTTPError but is just as much the index's problem.
+        except (*_TRANSPORT_ERRORS, _TooManyRedirects) as exc:
             shown = url if len(url) <= 300 else url[:300] + "…"
             raise IndexUnavailable(
                 f"cannot reach {shown}: {exc or type(exc).__name__}", context={"url": shown}
@@ -117,35 +126,55 @@ class Fetcher:
 
     def _send(
         self, method: str, url: str, headers: dict[str, str] | None, timeout: dict[str, float | None]
-    ) -> httpx.Response:
+    ) -> Answer:
         """The answer at the end of at most `_MAX_REDIRECTS` redirects, its body not yet read.
 
-        Straight to the transport: httpx.Client's request building, cookie jar and auth and
-        redirect generators cost ~0.3 ms of CPU per request, a tenth of a warm resolution's.
-        Redirects are followed as httpx follows them for GET and HEAD: same method, the
-        `Location` resolved against the URL that answered, http and https only. Credentials
-        are the transport's to add, per host, so nothing here can carry them to another host.
+        Redirects are followed for GET and HEAD as browsers do: same method, the `Location`
+        resolved against the URL that answered, http and https only (`lockd.index.urls`). The
+        credential added is the one for the host each hop goes to, so none reaches another host.
         """
         # Callers name headers as `_headers` does ("Accept-Encoding"), so a plain dict overrides.
         fields = self._headers if headers is None else {**self._headers, **headers}
-        target = _http_only(httpx.URL(url))
+        target = parse_request_url(url)
         for _ in range(_MAX_REDIRECTS + 1):
-            request = httpx.Request(method, target, headers=fields, extensions={"timeout": timeout})
-            response = self._transport.handle_request(request)
-            response.request = request
-            location = response.headers.get("location") if response.status_code in _REDIRECTS else None
-            if location is None:
-                return response
-            response.close()
-            target = _redirect_target(target, location)
-        raise httpx.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects", request=request)
+            answer = self._send_once(method, target, fields, timeout)
+            location = answer.headers.get("location") if answer.status_code in _REDIRECTS else ""
+            if not location:
+                return answer
+            answer.close()
+            target = redirect_target(target, location)
+        raise _TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")
 
-    def read_ok(self, response: httpx.Response, url: str, limit: BodyLimit) -> bytes:
+    def _send_once(
+        self, method: str, target: RequestUrl, fields: dict[str, str], timeout: dict[str, float | None]
+    ) -> Answer:
+        sent = [(b"Host", target.netloc.encode("ascii"))]
+        sent += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields.items()]
+        credential = self._credentials.for_url(target) if self._credentials else None
+        if credential is not None:
+            sent.append((b"Authorization", credential.header.encode("latin-1")))
+        request = httpcore.Request(
+            method.encode("ascii"),
+            httpcore.URL(
+                scheme=target.scheme.encode("ascii"),
+                host=target.host.encode("ascii"),
+                port=target.port,
+                target=target.target.encode("ascii"),
+            ),
+            headers=sent,
+            extensions={"timeout": timeout},
+        )
+        response = self._connections.handle_request(request)
+        body = response.stream
+        assert isinstance(body, Iterable)  # synchronous connections give synchronous bodies
+        return Answer(response.status, response.headers, target.text, body)
+
+    def read_ok(self, response: Answer, url: str, limit: BodyLimit) -> bytes:
         """The decoded body of a successful answer, within `limit`; an error status raises `IndexUnavailable`."""
         self.raise_for_status(response, url)
         return read_limited(response, url, limit, self._counters)
 
-    def raise_for_status(self, response: httpx.Response, url: str) -> None:
+    def raise_for_status(self, response: Answer, url: str) -> None:
         if response.status_code in (401, 403):
             raise self._refused(url, str(response.url), response.status_code)
         if response.status_code >= 400:
@@ -154,12 +183,12 @@ class Fetcher:
                 context={"url": url, "status": response.status_code},
             )
 
-    def file_chunks(self, response: httpx.Response, file: DistFile, limit: BodyLimit) -> Iterator[bytes]:
+    def file_chunks(self, response: Answer, file: DistFile, limit: BodyLimit) -> Iterator[bytes]:
         """A file's bytes as they arrive (not decoded: they are what its hash is of), within `limit`."""
         return limited_chunks(response, file.url, limit, self._counters, decode=False)
 
     def stream_verified(
-        self, response: httpx.Response, file: DistFile, sink: IO[bytes] | None, limit: BodyLimit
+        self, response: Answer, file: DistFile, sink: IO[bytes] | None, limit: BodyLimit
     ) -> str:
         """Streams a whole file into `sink` (or nowhere), within `limit`, returning its sha256.
 
@@ -188,7 +217,7 @@ class Fetcher:
                 },
             )
 
-    def range_body(self, response: httpx.Response, file: DistFile, length: int) -> tuple[bytes, int]:
+    def range_body(self, response: Answer, file: DistFile, length: int) -> tuple[bytes, int]:
         """The body of a 206 answer to a request for `length` bytes, and the file's total size."""
         limit = BodyLimit(max_bytes=length)
         body = b"".join(self.file_chunks(response, file, limit))
@@ -215,7 +244,7 @@ class Fetcher:
 
     def _refused(self, url: str, answered: str, status: int) -> IndexUnavailable:
         """401/403: says whether lockd sent credentials to the host that refused, never what they are."""
-        host = host_key(httpx.URL(answered))
+        host = parse_request_url(answered).host_key
         where = url if answered == url else f"{url} (redirected to {answered})"
         if self._credentials.for_url(answered) is None:
             why, hint = f"lockd has no credentials for {host}", _NO_CREDENTIALS_HINT
@@ -233,30 +262,3 @@ def _content_range_total(header: str | None) -> int | None:
         return None
     match = _CONTENT_RANGE.match(header.strip())
     return int(match.group(1)) if match else None
-
-
-def _redirect_target(url: httpx.URL, location: str) -> httpx.URL:
-    """Where a `Location` sends a request for `url` (httpx's rules: relative, schemeless, fragment)."""
-    try:
-        target = httpx.URL(location)
-    except httpx.InvalidURL as exc:
-        raise httpx.RemoteProtocolError(f"invalid redirect location: {exc}") from None
-    if target.scheme and not target.host:  # "https:/path" or "https:path": the same host
-        target = target.copy_with(host=url.host)
-    if target.is_relative_url:
-        target = url.join(target)
-    if url.fragment and not target.fragment:
-        target = target.copy_with(fragment=url.fragment)
-    return _http_only(target)
-
-
-def _http_only(url: httpx.URL) -> httpx.URL:
-    """`url` if it is http or https; an index's `file:`, `ftp:` or `data:` link (or redirect) is refused.
-
-    httpcore met other schemes with a KeyError, which escaped as a crash.
-    """
-    if url.scheme not in ("http", "https"):
-        raise httpx.UnsupportedProtocol(
-            f"lockd reads indexes over http and https only, not {url.scheme or 'no'} scheme"
-        )
-    return url

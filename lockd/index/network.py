@@ -1,6 +1,6 @@
-"""The sockets under httpx, made to wait no longer than the current deadline (`lockd.deadline`).
+"""The sockets under the index client, made to wait no longer than the current deadline (`lockd.deadline`).
 
-httpx timeouts bound each socket operation, never a whole response: a server that sends one
+Socket timeouts bound each socket operation, never a whole response: a server that sends one
 byte a second never trips a 30 s read timeout. Here every connect, read, write and TLS
 handshake gets at most the seconds left before the deadline of the calling thread, and none
 starts once it has passed, so a drip-fed body ends at the deadline (httpcore raises its
@@ -8,25 +8,27 @@ timeout, which the fetcher reports as `ResolutionTimeout`). Without a deadline n
 
 A read also takes, without waiting, whatever else the socket already holds, up to the size
 httpcore asks for (64 KiB): a TLS socket hands over one 16 KiB record per `recv`, and each
-chunk then passes through h11, httpcore, httpx and the body limits. Measured on five of PyPI's
+chunk then passes through h11, httpcore and the body limits. Measured on five of PyPI's
 JSON pages (10.6 MB, 10 interleaved runs, medians): 33 → 27 ms of CPU to fetch them.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore
-import httpx
 
 from lockd.deadline import seconds_left
 from lockd.index.addresses import HostAddresses, LookupTimeout
 from lockd.index.connections import ConnectionSlots
 
-__all__ = ["DeadlineBackend", "deadline_transport"]
+__all__ = ["DeadlineBackend", "index_connections", "tls_context"]
+
+_KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default, which lockd had)
 
 
 def _clamped(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
@@ -140,23 +142,30 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds if left is None else max(0.0, min(seconds, left)))
 
 
-def deadline_transport(*, max_connections: int, retries: int = 1) -> httpx.HTTPTransport:
-    """An `httpx.HTTPTransport` as httpx would build it, on `DeadlineBackend` sockets.
+def tls_context() -> ssl.SSLContext:
+    """The context https connections verify with, as httpx and pip build it.
 
-    httpx 0.28 takes no network backend, so the connection pool it built is replaced by
-    `ConnectionSlots` on ours (tests/index/test_network.py checks that it is still used).
+    `SSL_CERT_FILE` or `SSL_CERT_DIR` when set (an operator's own CA), else certifi's bundle.
+    Made once per client, when its first https connection opens (`ConnectionSlots`).
     """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    # The pool httpx builds is replaced below, so its TLS context is one that trusts nothing
-    # (and costs nothing): the default would load the CA bundle, ~20 ms of CPU, for no use.
-    unused = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    transport = httpx.HTTPTransport(verify=unused, retries=retries, limits=limits)
-    # httpx only calls handle_request and close on its pool, which `ConnectionSlots` has.
-    transport._pool = ConnectionSlots(  # type: ignore[assignment]  # httpx types it as its own pool
-        tls_context=httpx.create_ssl_context,
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi  # noqa: PLC0415  (a plain-http index never needs the bundle)
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def index_connections(*, max_connections: int, retries: int = 1) -> ConnectionSlots:
+    """Keep-alive connections to the indexes on `DeadlineBackend` sockets, verified by `tls_context`.
+
+    `retries`: a connection that fails to open is tried again this many times, as httpx did.
+    """
+    return ConnectionSlots(
+        tls_context=tls_context,
         max_connections=max_connections,
-        keepalive_expiry=limits.keepalive_expiry,
+        keepalive_expiry=_KEEPALIVE_EXPIRY,
         retries=retries,
         network_backend=DeadlineBackend(),
     )
-    return transport

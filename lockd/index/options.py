@@ -15,7 +15,7 @@ from lockd.index.credentials import IndexCredentials
 
 __all__ = ["DEFAULT_USER_AGENT", "ClientOptions"]
 
-DEFAULT_USER_AGENT = "lockd/0.1 (+https://github.com/lockd; httpx)"
+DEFAULT_USER_AGENT = "lockd/0.1 (+https://github.com/lockd)"
 
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB

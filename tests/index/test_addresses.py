@@ -8,12 +8,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpcore
-import httpx
 import pytest
 
 from lockd.deadline import deadline_scope
 from lockd.index.addresses import HostAddresses, LookupTimeout
-from lockd.index.network import DeadlineBackend, deadline_transport
+from lockd.index.fetcher import Fetcher
+from lockd.index.network import DeadlineBackend
+from lockd.index.options import ClientOptions
+from lockd.index.stats import FetchCounters
+from tests.support import fetched
 
 
 class _Resolver:
@@ -95,8 +98,11 @@ def test_a_host_name_still_reaches_a_real_server() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        with httpx.Client(transport=deadline_transport(max_connections=4)) as client:
-            assert client.get(f"http://localhost:{port}/").text == "ok"
+        fetcher = Fetcher(ClientOptions(max_connections=4), FetchCounters())
+        try:
+            assert fetched(fetcher, f"http://localhost:{port}/")[2] == b"ok"
+        finally:
+            fetcher.close()
         assert seen == [f"localhost:{port}"]
     finally:
         server.shutdown()

@@ -8,11 +8,11 @@ import tracemalloc
 import zlib
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout, ResponseTooLarge
+from lockd.index.answers import Answer
 from lockd.index.body import CHUNK, BodyLimit, limited_chunks, read_limited
 from lockd.index.stats import FetchCounters
 
@@ -20,7 +20,7 @@ URL = "https://index.example/simple/demo/"
 MIB = 1024 * 1024
 
 
-class _Chunks(httpx.SyncByteStream):
+class _Chunks:
     """A body arriving in the given chunks; `sent` counts the chunks the reader pulled."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -33,13 +33,13 @@ class _Chunks(httpx.SyncByteStream):
             yield chunk
 
 
-def _response(chunks: Iterator[bytes], **headers: str) -> tuple[httpx.Response, _Chunks]:
+def _response(chunks: Iterator[bytes], **headers: str) -> tuple[Answer, _Chunks]:
     stream = _Chunks(chunks)
-    named = {name.replace("_", "-"): value for name, value in headers.items()}
-    return httpx.Response(200, headers=named, stream=stream), stream
+    named = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+    return Answer(200, named, URL, stream), stream
 
 
-def _read(response: httpx.Response, limit: BodyLimit) -> bytes:
+def _read(response: Answer, limit: BodyLimit) -> bytes:
     return read_limited(response, URL, limit, FetchCounters())
 
 

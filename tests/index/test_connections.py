@@ -6,16 +6,19 @@ import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import httpcore
-import httpx
 import pytest
 
 from lockd.index.connections import ConnectionSlots
-from lockd.index.network import DeadlineBackend, deadline_transport
-from tests.support import loopback_http
+from lockd.index.fetcher import Fetcher
+from lockd.index.network import DeadlineBackend, index_connections, tls_context
+from lockd.index.options import ClientOptions
+from lockd.index.stats import FetchCounters
+from tests.support import fetched, loopback_http
 
 
 class _Counting(BaseHTTPRequestHandler):
@@ -58,6 +61,25 @@ def _handler(*, close_each: bool = False) -> type[_Counting]:
     )
 
 
+@contextmanager
+def _fetcher(max_connections: int) -> Iterator[Fetcher]:
+    fetcher = Fetcher(ClientOptions(timeout=5.0, max_connections=max_connections), FetchCounters())
+    try:
+        yield fetcher
+    finally:
+        fetcher.close()
+
+
+def _size(fetcher: Fetcher, url: str) -> int:
+    return len(fetched(fetcher, url)[2])
+
+
+def _get(slots: ConnectionSlots, url: str, *, pool: float | None = None) -> httpcore.Response:
+    host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
+    timeout = {"pool": pool} if pool is not None else {}
+    return slots.handle_request(httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout}))
+
+
 @pytest.fixture
 def counting() -> Iterator[tuple[str, type[_Counting]]]:
     handler = _handler()
@@ -67,19 +89,19 @@ def counting() -> Iterator[tuple[str, type[_Counting]]]:
 
 def test_requests_one_after_another_reuse_one_connection(counting: tuple[str, type[_Counting]]) -> None:
     url, handler = counting
-    with httpx.Client(transport=deadline_transport(max_connections=8), timeout=5.0) as client:
+    with _fetcher(8) as fetcher:
         for _ in range(20):
-            assert len(client.get(url).content) == 65536
+            assert _size(fetcher, url) == 65536
     assert len(handler.ports) == 1
 
 
 def test_parallel_requests_never_exceed_the_bound(counting: tuple[str, type[_Counting]]) -> None:
     url, handler = counting
     with (
-        httpx.Client(transport=deadline_transport(max_connections=3), timeout=5.0) as client,
+        _fetcher(3) as fetcher,
         ThreadPoolExecutor(12) as pool,
     ):
-        sizes = list(pool.map(lambda _: len(client.get(url).content), range(60)))
+        sizes = list(pool.map(lambda _: _size(fetcher, url), range(60)))
     assert sizes == [65536] * 60
     assert handler.most_running <= 3
     assert len(handler.ports) <= 3  # connections are reused, not opened per request
@@ -89,45 +111,46 @@ def test_a_connection_the_server_closes_is_replaced() -> None:
     handler = _handler(close_each=True)
     with (
         loopback_http(handler) as host,
-        httpx.Client(transport=deadline_transport(max_connections=1), timeout=5.0) as client,
+        _fetcher(1) as fetcher,
     ):
         for _ in range(5):
-            assert client.get(f"http://{host}/").status_code == 200
+            assert fetched(fetcher, f"http://{host}/")[0] == 200
     assert len(handler.ports) == 5
 
 
 def test_a_body_left_unread_gives_its_slot_back(counting: tuple[str, type[_Counting]]) -> None:
     url, handler = counting
-    with httpx.Client(transport=deadline_transport(max_connections=1), timeout=2.0) as client:
-        with client.stream("GET", url) as response:
+    with _fetcher(1) as fetcher:
+        with fetcher.request("GET", url) as response:
             assert response.status_code == 200  # closed without reading: the connection is dropped
-        assert len(client.get(url).content) == 65536
+        assert _size(fetcher, url) == 65536
     assert len(handler.ports) == 2
 
 
 def test_waiting_for_a_connection_ends_at_the_pool_timeout(counting: tuple[str, type[_Counting]]) -> None:
     url, _handler_class = counting
-    timeout = httpx.Timeout(5.0, pool=0.2)
-    with httpx.Client(transport=deadline_transport(max_connections=1), timeout=timeout) as client:
-        with client.stream("GET", url):
-            with pytest.raises(httpx.PoolTimeout):
-                client.get(url)
-        assert client.get(url).status_code == 200
+    with index_connections(max_connections=1) as slots:
+        response = _get(slots, url)
+        with pytest.raises(httpcore.PoolTimeout):
+            _get(slots, url, pool=0.2)
+        response.close()
+        response = _get(slots, url, pool=0.2)
+        assert response.status == 200
+        response.close()
 
 
 def test_the_tls_context_is_made_at_the_first_https_connection_and_only_then(
     counting: tuple[str, type[_Counting]],
 ) -> None:
     url, _handler = counting
-    host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
     made: list[ssl.SSLContext] = []
 
-    def tls_context() -> ssl.SSLContext:
-        made.append(httpx.create_ssl_context())
+    def counted_tls_context() -> ssl.SSLContext:
+        made.append(tls_context())
         return made[-1]
 
     slots = ConnectionSlots(
-        tls_context=tls_context,
+        tls_context=counted_tls_context,
         max_connections=2,
         keepalive_expiry=5.0,
         retries=0,
@@ -135,13 +158,11 @@ def test_the_tls_context_is_made_at_the_first_https_connection_and_only_then(
     )
     with slots:
         for _ in range(2):
-            response = slots.handle_request(httpcore.Request("GET", url, headers=host))
+            response = _get(slots, url)
             assert len(response.read()) == 65536
             response.close()
         assert made == []  # a plain-http index never loads the CA bundle
         for _ in range(2):
             with pytest.raises(httpcore.ConnectError):  # the loopback server speaks no TLS
-                slots.handle_request(
-                    httpcore.Request("GET", url.replace("http://", "https://"), headers=host)
-                )
+                _get(slots, url.replace("http://", "https://"))
         assert len(made) == 1

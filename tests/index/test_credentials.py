@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from packaging.utils import canonicalize_name
 
 from fixtures.served_index import ControlledIndex, ServedIndex
 from lockd.errors import IndexUnavailable
 from lockd.index import IndexClient, IndexCredentials, split_credentials
-from lockd.index.credentials import BasicAuthTransport
+from lockd.index.fetcher import Fetcher
+from lockd.index.options import ClientOptions
+from lockd.index.stats import FetchCounters
 from lockd.simple import DistFile
-from tests.support import QuietHandler, loopback_http
+from tests.support import QuietHandler, fetched, loopback_http
 
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 
@@ -159,16 +160,23 @@ def test_credentials_match_host_and_port_longest_index_first_never_https_to_http
     assert found is not None and (found.username, found.password) == ("u", "p@ss:")
 
 
-def test_the_transport_adds_a_credential_only_for_its_own_host() -> None:
+def test_the_fetcher_adds_a_credential_only_for_its_own_host() -> None:
     seen: list[tuple[str, str | None]] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append((request.url.host, request.headers.get("Authorization")))
-        return httpx.Response(200)
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:
+            seen.append((self.headers["Host"], self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    _, credentials = split_credentials("https://u:p@mirror.internal/simple/")
-    with httpx.Client(transport=BasicAuthTransport(httpx.MockTransport(answer), credentials)) as client:
-        client.get("https://mirror.internal/simple/idna/")
-        client.get("https://files.example/idna-3.10-py3-none-any.whl")
-        client.get("http://mirror.internal/simple/idna/")  # configured for https only
-    assert seen == [("mirror.internal", "Basic dTpw"), ("files.example", None), ("mirror.internal", None)]
+    with loopback_http(Handler) as mirror, loopback_http(Handler) as files:
+        _, credentials = split_credentials(f"http://u:p@{mirror}/simple/")
+        fetcher = Fetcher(ClientOptions(timeout=5.0, credentials=credentials), FetchCounters())
+        try:
+            fetched(fetcher, f"http://{mirror}/simple/idna/")
+            fetched(fetcher, f"http://{files}/idna-3.10-py3-none-any.whl")  # another port: another host
+            fetched(fetcher, f"http://{mirror}/packages/idna-3.10-py3-none-any.whl")  # same host, no prefix
+        finally:
+            fetcher.close()
+    assert seen == [(mirror, "Basic dTpw"), (files, None), (mirror, "Basic dTpw")]

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpcore
-import httpx
 import pytest
 from packaging.utils import canonicalize_name
 
@@ -20,8 +19,11 @@ from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout
 from lockd.index import IndexClient
 from lockd.index.connections import ConnectionSlots
-from lockd.index.network import DeadlineBackend, deadline_transport
-from tests.support import QuietHandler, loopback_http
+from lockd.index.fetcher import Fetcher
+from lockd.index.network import DeadlineBackend, index_connections
+from lockd.index.options import ClientOptions
+from lockd.index.stats import FetchCounters
+from tests.support import QuietHandler, fetched, loopback_http
 
 _PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
 
@@ -65,29 +67,38 @@ def drip() -> Iterator[str]:
         yield f"http://{host}/simple/"
 
 
-def test_the_transport_is_httpx_own_on_deadline_sockets() -> None:
-    transport = deadline_transport(max_connections=4)
-    pool: object = transport._pool
-    assert isinstance(pool, ConnectionSlots)  # httpx upgrades must keep this working
-    assert isinstance(pool._network_backend, DeadlineBackend)
-    assert pool._max_connections == 4
+def _read(slots: ConnectionSlots, url: str) -> bytes:
+    host = [("Host", url.split("/")[2])]
+    timeout = {"connect": 5.0, "read": 5.0, "write": 5.0}
+    response = slots.handle_request(
+        httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout})
+    )
+    try:
+        return response.read()
+    finally:
+        response.close()
+
+
+def test_the_fetchers_connections_are_on_deadline_sockets() -> None:
+    fetcher = Fetcher(ClientOptions(max_connections=4), FetchCounters())
+    slots = fetcher._connections
+    assert isinstance(slots._network_backend, DeadlineBackend)
+    assert slots._max_connections == 4
+    fetcher.close()
 
 
 def test_a_drip_fed_body_ends_at_the_deadline_not_at_the_read_timeout(drip: str) -> None:
-    with httpx.Client(transport=deadline_transport(max_connections=1), timeout=5.0) as client:
+    with index_connections(max_connections=1) as slots:
         started = time.monotonic()
-        with deadline_scope(started + 0.8), pytest.raises(httpx.ReadTimeout):
-            with client.stream("GET", drip + "drip/") as response:
-                for _ in response.iter_raw():
-                    pass
+        with deadline_scope(started + 0.8), pytest.raises(httpcore.ReadTimeout):
+            _read(slots, drip + "drip/")
         elapsed = time.monotonic() - started
     assert 0.75 < elapsed < 1.6, f"{elapsed:.2f} s for a 0.8 s deadline"
 
 
 def test_without_a_deadline_a_slow_body_is_read_whole() -> None:
-    with loopback_http(_ShortDrip) as host:
-        with httpx.Client(transport=deadline_transport(max_connections=1), timeout=5.0) as client:
-            assert client.get(f"http://{host}/").content == _ShortDrip.body
+    with loopback_http(_ShortDrip) as host, index_connections(max_connections=1) as slots:
+        assert _read(slots, f"http://{host}/") == _ShortDrip.body
 
 
 def test_the_client_reports_the_deadline_as_resolution_timeout(drip: str) -> None:
@@ -156,7 +167,7 @@ def tls_loopback(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
 
 def test_a_tls_read_takes_every_record_already_received(tls_loopback: tuple[str, ssl.SSLContext]) -> None:
     # TLS hands over one 16 KiB record per recv; each chunk then costs a pass through h11,
-    # httpcore, httpx and the body limits. A read takes what is already there, up to 64 KiB.
+    # httpcore and the body limits. A read takes what is already there, up to 64 KiB.
     url, context = tls_loopback
     slots = ConnectionSlots(
         tls_context=lambda: context,
@@ -174,3 +185,23 @@ def test_a_tls_read_takes_every_record_already_received(tls_loopback: tuple[str,
     assert b"".join(chunks) == _Big.body
     assert max(len(chunk) for chunk in chunks) > 16384
     assert len(chunks) <= len(_Big.body) // 32768
+
+
+def test_https_verifies_with_certifi_or_the_operators_ssl_cert_file(
+    tls_loopback: tuple[str, ssl.SSLContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _context = tls_loopback
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    fetcher = Fetcher(ClientOptions(timeout=5.0), FetchCounters())
+    try:
+        with pytest.raises(IndexUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            fetched(fetcher, url)  # a self-signed certificate is no public CA's
+    finally:
+        fetcher.close()
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    fetcher = Fetcher(ClientOptions(timeout=5.0), FetchCounters())
+    try:
+        assert fetched(fetcher, url) == (200, url, _Big.body)
+    finally:
+        fetcher.close()
