@@ -8,7 +8,8 @@ static PKG-INFO (`lockd.sdist_metadata`, PEP 643): a tar is read as it arrives u
 PKG-INFO (then the rest only to check a listed hash), a zip from a temporary file, both within
 the member limits. Without it, a tar's egg-info is read in the same pass, as the rest arrives
 (`lockd.sdist_sources`); a zip's egg-info and the operator's sandboxed builder read a copy of
-the whole archive; nothing is executed here. What is read is not yet trusted: the
+the whole archive; nothing is executed here. A tar listed as big is read the same way by a
+process of its own (`sdist_worker`), off this process's GIL. What is read is not yet trusted: the
 client checks it against the file and decides what to remember.
 """
 
@@ -27,6 +28,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
 from lockd.index.read_ahead import ReadAhead
 from lockd.index.remote_zip import RemoteZip, metadata_from_zip_stream, tail_bytes
+from lockd.index.sdist_worker import metadata_in_worker
 from lockd.index.stats import FetchCounters
 from lockd.sdist_metadata import static_pkg_info
 from lockd.sdist_sources import MetadataBuilder, metadata_without_pkg_info, tar_sdist_metadata
@@ -116,6 +118,15 @@ class MetadataReader:
         return archive.dist_info_metadata(file.name, file.version)
 
     def _sdist_metadata(self, file: DistFile) -> bytes:
+        worker_from = self._options.sdist_worker_from
+        if (
+            worker_from is not None
+            and self._builder is None
+            and file.size is not None
+            and file.size >= worker_from
+            and not file.filename.endswith(".zip")
+        ):
+            return metadata_in_worker(file, self._options, self._counters)
         with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
             self._counters.add("whole_downloads")
             self._fetcher.raise_for_status(response, file.url)

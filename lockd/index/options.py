@@ -56,6 +56,9 @@ class ClientOptions:
     # the size of any one sdist member walked past (skipping it inflates all of it).
     max_archive_members: int = 200_000
     max_sdist_member_bytes: int = 256 * _MIB
+    # A tar sdist listed at this size or more is read by a process of its own
+    # (`lockd.index.sdist_worker`); None: always in this process.
+    sdist_worker_from: int | None = 16 * _MIB
     # A whole file streamed through, never kept: a hash, or a wheel from a server ignoring Range.
     max_download_bytes: int = 8 * _GIB
     user_agent: str = DEFAULT_USER_AGENT
