@@ -1,13 +1,16 @@
 """Package indexes over HTTP: project pages, core metadata and file hashes (PEP 503, 691, 658, 714).
 
 One module per job: `client` (what to fetch and remember), `metadata_reader` (how one file's
-core metadata is read), `fetcher` (the HTTP, every read counted and checked; `urls` and `answers` are its values), `body` (an answer read within byte and compression limits), `network`
-(sockets that end at the caller's deadline), `remote_zip` (a wheel's METADATA through byte
-ranges, or front to back), `caches` (what is remembered, always bounded, metadata by the file's
-identity), `credentials` (HTTP Basic per index host, as pip applies them), `options` (how a
-client is configured, as values, limits included), `threads` (the fetch threads, shared by
-resolutions), `single_flight` and `stats`. Settings import
-`credentials` and `options` directly, never the client. Every transport error becomes a `LockdError`.
+core metadata is read), `sdist_worker` (a big tar sdist read by a child process), `fetcher`
+(the HTTP, every read counted and checked; `urls` and `answers` are its values), `body` (an
+answer read within byte and compression limits), `network` (sockets that end at the caller's
+deadline), `connections` (the keep-alive pool), `remote_zip` (a wheel's METADATA through byte
+ranges, or front to back), `read_ahead` (a download received on its own thread), `caches`
+(what is remembered, always bounded, metadata by the file's identity), `credentials` (HTTP
+Basic per index host, as pip applies them), `options` (how a client is configured, as values,
+limits included), `threads` (the fetch threads, shared by resolutions), `single_flight` and
+`stats`. Settings import `credentials` and `options` directly, never the client. Every
+transport error becomes a `LockdError`.
 
 The names below load with their module on first use (PEP 562), not with this package: every
 `lockd.index.<module>` import runs this file first, and an eager client here made the settings
