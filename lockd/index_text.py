@@ -13,7 +13,7 @@ and it may hold only so many `Requires-Dist` lines (core metadata 2.x, PEP 566).
 from __future__ import annotations
 
 import re
-from email.parser import BytesHeaderParser
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -22,10 +22,14 @@ from packaging.version import InvalidVersion, Version
 
 from lockd.errors import MetadataMismatch, UnusableMetadata
 
+if TYPE_CHECKING:
+    from email.message import Message
+
 __all__ = [
     "MAX_MARKER_DEPTH",
     "MAX_REQUIREMENT_CHARS",
     "check_metadata",
+    "header_fields",
     "marker_depth",
     "parse_requirement",
     "parse_specifier",
@@ -99,6 +103,14 @@ def marker_depth(text: str) -> int:
     return deepest
 
 
+def header_fields(raw: bytes) -> Message:
+    """The RFC 822 header fields of core metadata (PKG-INFO, METADATA), the body left unread."""
+    # Imported here: `lockd lock` loads this module before its first request, the parser after it.
+    from email.parser import BytesHeaderParser  # noqa: PLC0415
+
+    return BytesHeaderParser().parsebytes(raw)
+
+
 def check_metadata(
     raw: bytes, *, filename: str, name: NormalizedName, version: Version, max_requires_dist: int
 ) -> None:
@@ -115,7 +127,7 @@ def check_metadata(
             hint="raise LOCKD_MAX_REQUIRES_DIST if a real package needs more",
             context={"filename": filename, "requires_dist": lines, "limit": max_requires_dist},
         )
-    headers = BytesHeaderParser().parsebytes(head + b"\n\n")
+    headers = header_fields(head + b"\n\n")
     said_name = str(headers.get("Name", "")).strip()
     said_version = str(headers.get("Version", "")).strip()
     if canonicalize_name(said_name) == name and _same_version(said_version, version):

@@ -20,13 +20,13 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from email.parser import BytesHeaderParser
 from typing import IO
 
 from packaging.version import Version
 
 from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, SdistNeedsBuild, UnusableMetadata
+from lockd.index_text import header_fields
 from lockd.simple import DistFile
 
 __all__ = [
@@ -66,7 +66,7 @@ def static_pkg_info(
 
 def trusted_pkg_info(file: DistFile, pkg_info: bytes) -> bytes:
     """`pkg_info` itself when PEP 643 lets lockd trust its Requires-Dist, else `SdistNeedsBuild`."""
-    headers = BytesHeaderParser().parsebytes(pkg_info)
+    headers = header_fields(pkg_info)
     version_text = headers.get("Metadata-Version", "").strip()
     dynamic = {value.strip().lower() for value in headers.get_all("Dynamic") or []}
     try:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
-from email.parser import BytesHeaderParser
 from typing import IO, Protocol
 
 from packaging.utils import canonicalize_name
 
 from lockd.egg_info import RequiresTxtError, core_metadata, requires_dist
 from lockd.errors import SdistNeedsBuild
+from lockd.index_text import header_fields
 from lockd.sdist_metadata import (
     ARCHIVE_ERRORS,
     ArchiveLimits,
@@ -62,7 +62,7 @@ def metadata_source(kind: str, raw: bytes) -> str | None:
     """Where a file's metadata came from: None for a wheel, else `pkg-info`, `egg-info`, `sandbox`…"""
     if kind == "wheel":
         return None
-    stamped = BytesHeaderParser().parsebytes(raw).get(SOURCE_HEADER)
+    stamped = header_fields(raw).get(SOURCE_HEADER)
     return str(stamped).strip() if stamped else "pkg-info"
 
 
@@ -195,9 +195,7 @@ class _EggInfo:
             requires = requires_dist(requires_txt.decode("utf-8", "replace"))
         except RequiresTxtError:
             return None  # not what setuptools writes: trust none of it
-        requires_python = (
-            BytesHeaderParser().parsebytes(pkg_info).get("Requires-Python") if pkg_info else None
-        )
+        requires_python = header_fields(pkg_info).get("Requires-Python") if pkg_info else None
         return core_metadata(
             name=file.name,
             version=str(file.version),
