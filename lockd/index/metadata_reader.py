@@ -126,7 +126,9 @@ class MetadataReader:
             and file.size >= worker_from
             and not file.filename.endswith(".zip")
         ):
-            return metadata_in_worker(file, self._options, self._counters)
+            read_there = metadata_in_worker(file, self._options, self._counters)
+            if read_there is not None:
+                return read_there
         with self._fetcher.request("GET", file.url, headers=_IDENTITY) as response:
             self._counters.add("whole_downloads")
             self._fetcher.raise_for_status(response, file.url)

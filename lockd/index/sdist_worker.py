@@ -52,8 +52,11 @@ _CHILD = (
 )
 
 
-def metadata_in_worker(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes:
-    """The raw core metadata of tar sdist `file`, as `MetadataReader.read` gives it, read by a child process."""
+def metadata_in_worker(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes | None:
+    """The raw core metadata of tar sdist `file`, as `MetadataReader.read` gives it, read by a child process.
+
+    None when no process could be started (a container's process limit, no memory to fork):
+    the caller then reads the archive itself, as it would a small one."""
     check_deadline(f"reading {file.filename}")
     left = seconds_left()
     if not _RUNNING.acquire(timeout=-1 if left is None else max(0.0, left)):
@@ -64,15 +67,19 @@ def metadata_in_worker(file: DistFile, options: ClientOptions, counters: FetchCo
         _RUNNING.release()
 
 
-def _run_child(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes:
+def _run_child(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes | None:
     left = seconds_left()
     job = json.dumps({"file": _file_json(file), "options": _options_json(options), "seconds_left": left})
-    with subprocess.Popen(
-        [sys.executable, "-c", _CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as child:
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError:
+        return None
+    with child:
         try:
             # Past the deadline the child ends itself; the slack covers its start and its answer.
             out, err = child.communicate(job.encode(), timeout=None if left is None else left + 2.0)
@@ -83,20 +90,32 @@ def _run_child(file: DistFile, options: ClientOptions, counters: FetchCounters) 
         except BaseException:
             child.kill()
             raise
-    try:
-        answer: dict[str, Any] = json.loads(out)
-    except ValueError:
+    answer = _answer(out)
+    if answer is None:
         shown = err.decode("utf-8", "replace")[-_STDERR_SHOWN:]
         raise LockdError(
             f"the process reading {file.filename} ended without an answer (exit status {child.returncode})",
             context={"filename": file.filename, "stderr": shown},
-        ) from None
-    for name, value in (answer.get("counters") or {}).items():
+        )
+    for name, value in answer.get("counters", {}).items():
         if name in _COUNTER_NAMES and isinstance(value, int) and value > 0:
             counters.add(name, value)
     if "error" in answer:
         raise LockdError.from_json(answer["error"])
     return base64.b64decode(answer["metadata"])
+
+
+def _answer(out: bytes) -> dict[str, Any] | None:
+    """The child's answer: metadata or an error, and its counters; None for anything else."""
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("counters", {}), dict):
+        return None
+    if isinstance(answer.get("error"), dict) or isinstance(answer.get("metadata"), str):
+        return answer
+    return None
 
 
 def _timeout(file: DistFile) -> ResolutionTimeout:

@@ -8,6 +8,7 @@ from a real child process.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ def workers_ran(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     ran: list[str] = []
     real = sdist_worker.metadata_in_worker
 
-    def counted(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes:
+    def counted(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes | None:
         ran.append(file.filename)
         return real(file, options, counters)
 
@@ -164,6 +165,22 @@ def test_the_child_ends_at_the_callers_deadline(workers_ran: list[str]) -> None:
     assert 1.4 < elapsed < 4.5, f"{elapsed:.2f} s for a 1.5 s deadline"
     assert workers_ran == [sdist.filename]
     assert _children() <= children  # killed, not left behind
+
+
+def test_without_a_process_to_start_the_client_reads_the_archive_itself(
+    mutable_index: FixtureIndex, workers_ran: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a container at its process limit does to fork: EAGAIN.
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    publish_legacy_sdist(mutable_index, PROJECT, "4.3", requires_txt="py4j==0.10\n")
+    with _client() as client:
+        sdist = _sdist(client, mutable_index)
+        assert b"Requires-Dist: py4j==0.10\n" in client.fetch_metadata(sdist)
+        assert client.stats.whole_downloads == 1
+    assert workers_ran == [sdist.filename]
 
 
 def test_options_cross_to_the_child_whole() -> None:
