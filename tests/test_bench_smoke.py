@@ -17,6 +17,7 @@ from bench.issue16_report import issue16_markdown, issue16_verdicts
 from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
 from bench.timing import Measurement, Sample
+from fixtures.served_index import WatchedIndex
 from lockd.config import load_settings
 from lockd.inputs import parse_requirements
 from lockd.render import FORMATS
@@ -172,3 +173,17 @@ def test_drift_store_stores_the_locks_post_lock_would(tmp_path: Path) -> None:
         finally:
             fast.close()
             real.close()
+
+
+def test_timeline_shows_a_cold_lock_as_it_goes(fixture_index: WatchedIndex) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.timeline", str(FIXTURE_CASES / "fx-tiny"), "--every", "2",
+         "--index-url", fixture_index.pypi_url],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = [line.split("ms", 1)[1].strip() for line in done.stderr.splitlines() if " ms  " in line]
+    # The roots' pages are asked for on threads of their own, before or after the resolution starts.
+    assert {"request #1", "request #2"} <= set(events)
+    assert events.index("resolution: start") < events.index("resolution: end")
+    assert events[-1].startswith("done: exit 0, 5 pins, ")
