@@ -29,9 +29,6 @@ class Headers:
     def get(self, name: str, default: str = "") -> str:
         return self._values.get(name.lower(), default)
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._values
-
 
 class Answer:
     """One response, its body not yet read. `close` (the fetcher's `request` calls it) ends it."""
