@@ -29,7 +29,7 @@ from lockd.index.stats import FetchCounters
 from lockd.index.urls import BadUrl, RequestUrl, parse_request_url, redirect_target
 from lockd.simple import DistFile
 
-__all__ = ["Fetcher"]
+__all__ = ["Fetcher", "budget_spent_reading"]
 
 _CONTENT_RANGE = re.compile(r"bytes\s+\d{1,20}-\d{1,20}/(\d{1,20})")
 _NO_CREDENTIALS_HINT = (
@@ -110,11 +110,7 @@ class Fetcher:
         except httpcore.TimeoutException as exc:
             left = seconds_left()
             if left is not None and left <= _DEADLINE_SLACK:
-                raise ResolutionTimeout(
-                    f"resolution exceeded its time budget while reading {url}",
-                    hint="the index answers too slowly for the budget; retry later, or raise LOCKD_RESOLVE_TIMEOUT",
-                    context={"url": url},
-                ) from None
+                raise budget_spent_reading(url) from None
             raise IndexUnavailable(
                 f"{url} did not answer in time ({type(exc).__name__})", context={"url": url}
             ) from None
@@ -255,6 +251,15 @@ class Fetcher:
             hint=hint,
             context={"url": url, "status": status, "host": host},
         )
+
+
+def budget_spent_reading(url: str) -> ResolutionTimeout:
+    """What a read from an index that the resolution's deadline ended raises."""
+    return ResolutionTimeout(
+        f"resolution exceeded its time budget while reading {url}",
+        hint="the index answers too slowly for the budget; retry later, or raise LOCKD_RESOLVE_TIMEOUT",
+        context={"url": url},
+    )
 
 
 def _content_range_total(header: str | None) -> int | None:

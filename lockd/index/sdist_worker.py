@@ -5,7 +5,7 @@ hashing and inflating all of it, tens of thousands of C calls that each let go o
 must win it back. Inside a resolution whose fetch threads parse pages, every one of those waits
 its turn: measured on a 300-pin stack, pyspark's 2.7 s alone became 5.8 s, and it was the
 resolution's critical path (`python -m bench.sdist_metadata pyspark 4.3.0` times it alone).
-Here a child process (`python -m lockd.index.sdist_worker`) runs the same reader, with the same
+Here a child process (`main`, started as `python -c` with the same interpreter) runs the same reader, with the same
 limits and checks (`MetadataReader`, read-ahead, hash verified), and answers the metadata or the
 error it raised; the caller's threads go on meanwhile, on the other core.
 
@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from lockd.deadline import check_deadline, deadline_scope, seconds_left
-from lockd.errors import LockdError, ResolutionTimeout
+from lockd.errors import LockdError
 from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials
+from lockd.index.fetcher import Fetcher, budget_spent_reading
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.simple import DistFile
@@ -60,7 +61,7 @@ def metadata_in_worker(file: DistFile, options: ClientOptions, counters: FetchCo
     check_deadline(f"reading {file.filename}")
     left = seconds_left()
     if not _RUNNING.acquire(timeout=-1 if left is None else max(0.0, left)):
-        raise _timeout(file)
+        raise budget_spent_reading(file.url)
     try:
         return _run_child(file, options, counters)
     finally:
@@ -86,7 +87,7 @@ def _run_child(file: DistFile, options: ClientOptions, counters: FetchCounters) 
         except subprocess.TimeoutExpired:
             child.kill()
             child.communicate()
-            raise _timeout(file) from None
+            raise budget_spent_reading(file.url) from None
         except BaseException:
             child.kill()
             raise
@@ -118,18 +119,9 @@ def _answer(out: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _timeout(file: DistFile) -> ResolutionTimeout:
-    return ResolutionTimeout(
-        f"resolution exceeded its time budget while reading {file.url}",
-        hint="the index answers too slowly for the budget; retry later, or raise LOCKD_RESOLVE_TIMEOUT",
-        context={"url": file.url},
-    )
-
-
 def main() -> int:
     """The child: one job from stdin, one answer to stdout."""
-    from lockd.index.fetcher import Fetcher  # noqa: PLC0415  (the caller never needs these)
-    from lockd.index.metadata_reader import MetadataReader  # noqa: PLC0415
+    from lockd.index.metadata_reader import MetadataReader  # noqa: PLC0415  (it imports this module)
 
     job = json.loads(sys.stdin.buffer.read(_MAX_JOB_BYTES))
     options = replace(_options_from(job["options"]), sdist_worker_from=None)  # never a grandchild

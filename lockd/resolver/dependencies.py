@@ -12,7 +12,6 @@ evaluated also rules the version out, and the deadline is checked as the lines a
 from __future__ import annotations
 
 from contextlib import suppress
-from email.parser import BytesHeaderParser
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -20,7 +19,7 @@ from packaging.specifiers import InvalidSpecifier
 from packaging.utils import NormalizedName, canonicalize_name
 
 from lockd.deadline import within_deadline
-from lockd.index_text import parse_requirement, parse_specifier
+from lockd.index_text import header_fields, parse_requirement, parse_specifier
 from lockd.inputs import InputRequirement
 from lockd.resolver.candidates import (
     AnyRequirement,
@@ -61,7 +60,7 @@ def parse_dependencies(
     target: Target, candidate: ProjectCandidate, raw: bytes, extra: NormalizedName | None
 ) -> ParsedMetadata:
     """(Requires-Python text, dependencies on the target) of `candidate` or of its `extra`."""
-    headers = BytesHeaderParser().parsebytes(raw)
+    headers = header_fields(raw)
     found: list[AnyRequirement] = []
     requires_python = headers.get("Requires-Python")
     requires_python_text = str(requires_python).strip() if requires_python else None
