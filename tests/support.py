@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import httpcore
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -33,6 +34,7 @@ from packaging.utils import NormalizedName
 from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
 from lockd.index import IndexClient, WorkerPool
+from lockd.index.connections import ConnectionSlots
 from lockd.index.fetcher import Fetcher
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
@@ -493,3 +495,10 @@ def fetched(fetcher: Fetcher, url: str, headers: dict[str, str] | None = None) -
     """One request through lockd's fetcher: the status, the URL that answered, and the raw body."""
     with fetcher.request("GET", url, headers=headers) as response:
         return response.status_code, response.url, b"".join(response.iter_raw())
+
+
+def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None = None) -> httpcore.Response:
+    """One GET straight on a connection pool, its body not read (the caller closes the response)."""
+    host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
+    request = httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout or {}})
+    return slots.handle_request(request)

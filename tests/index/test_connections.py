@@ -18,7 +18,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.network import DeadlineBackend, index_connections, tls_context
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
-from tests.support import fetched, loopback_http
+from tests.support import fetched, loopback_http, slots_get
 
 
 class _Counting(BaseHTTPRequestHandler):
@@ -75,9 +75,7 @@ def _size(fetcher: Fetcher, url: str) -> int:
 
 
 def _get(slots: ConnectionSlots, url: str, *, pool: float | None = None) -> httpcore.Response:
-    host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
-    timeout = {"pool": pool} if pool is not None else {}
-    return slots.handle_request(httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout}))
+    return slots_get(slots, url, None if pool is None else {"pool": pool})
 
 
 @pytest.fixture

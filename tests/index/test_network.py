@@ -23,7 +23,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.network import DeadlineBackend, index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
-from tests.support import QuietHandler, fetched, loopback_http
+from tests.support import QuietHandler, fetched, loopback_http, slots_get
 
 _PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
 
@@ -68,11 +68,7 @@ def drip() -> Iterator[str]:
 
 
 def _read(slots: ConnectionSlots, url: str) -> bytes:
-    host = [("Host", url.split("/")[2])]
-    timeout = {"connect": 5.0, "read": 5.0, "write": 5.0}
-    response = slots.handle_request(
-        httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout})
-    )
+    response = slots_get(slots, url, {"connect": 5.0, "read": 5.0, "write": 5.0})
     try:
         return response.read()
     finally:
@@ -176,9 +172,8 @@ def test_a_tls_read_takes_every_record_already_received(tls_loopback: tuple[str,
         retries=0,
         network_backend=DeadlineBackend(),
     )
-    host = [("Host", url.split("/")[2])]
     with slots:
-        response = slots.handle_request(httpcore.Request("GET", url, headers=host))
+        response = slots_get(slots, url)
         time.sleep(0.3)  # the body is on its way: the socket holds many records
         chunks = list(response.iter_stream())
         response.close()
