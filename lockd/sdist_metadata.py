@@ -20,14 +20,16 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from packaging.version import Version
 
 from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, SdistNeedsBuild, UnusableMetadata
 from lockd.index_text import header_fields
-from lockd.simple import DistFile
+
+if TYPE_CHECKING:
+    from lockd.simple import DistFile
 
 __all__ = [
     "ARCHIVE_ERRORS",

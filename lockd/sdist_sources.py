@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from packaging.utils import canonicalize_name
 
@@ -38,7 +38,9 @@ from lockd.sdist_metadata import (
     trusted_pkg_info,
     unreadable_archive,
 )
-from lockd.simple import DistFile
+
+if TYPE_CHECKING:
+    from lockd.simple import DistFile
 
 __all__ = [
     "SOURCE_HEADER",

@@ -20,7 +20,6 @@ from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd import simple
 from lockd.cli import main
 from lockd.cli.user_cache import CACHE_FILE_NAME
-from lockd.index import client as client_module
 from lockd.simple import ProjectPage
 from tests.support import ROOT
 
@@ -113,16 +112,17 @@ def test_a_warm_lock_builds_stored_pages_from_their_forms_and_parses_only_change
 ) -> None:
     cache = ("--cache-dir", str(tmp_path / "cache"))
     first, _ = _lock(mutable_index, tmp_path, capsys, *cache)
-    # Watches the JSON parser at the one place the client calls it; it still parses.
+    # Watches the JSON parser where the client's pages look it up when they parse; it still parses.
     parsed: list[str] = []
+    parse = simple.parse_json_page
 
     def parse_json_page(
         body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
     ) -> ProjectPage:
         parsed.append(project)
-        return simple.parse_json_page(body, page_url, project, max_files=max_files)
+        return parse(body, page_url, project, max_files=max_files)
 
-    monkeypatch.setattr(client_module, "parse_json_page", parse_json_page)
+    monkeypatch.setattr(simple, "parse_json_page", parse_json_page)
     mutable_index.reset_counters()
     again, _ = _lock(mutable_index, tmp_path, capsys, *cache)
     assert again == first

@@ -182,3 +182,57 @@ def test_every_command_in_the_table_names_code_that_exists(command: _Command) ->
     add_arguments, run = command.load()
     assert callable(add_arguments)
     assert callable(run)
+
+
+_CLIENT_PROBE = """
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from lockd.errors import UnknownProject
+from lockd.index import ClientOptions, IndexClient
+
+at_request = []
+
+class NoProjects(BaseHTTPRequestHandler):
+    def do_GET(self):
+        at_request.append(list(sys.modules))
+        self.send_error(404)
+
+    def log_message(self, format, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), NoProjects)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+with IndexClient.from_options(ClientOptions()) as client:
+    client.workers.wait_started()  # its warm-up table is built on a pool thread meanwhile
+    try:
+        client.project_page(f"http://127.0.0.1:{server.server_address[1]}/simple/", "numpy")
+    except UnknownProject:
+        pass
+server.shutdown()
+print(json.dumps({"at_request": at_request[0], "end": list(sys.modules)}))
+"""
+
+# What a page request never waits for: the page parsers (msgspec, datetime) load with the first
+# page parsed, the archive readers with the first metadata read. `lockd lock` sends its first
+# request sooner by their import time (~40 ms), and loads them while the page travels.
+_AFTER_PAGE_REQUEST = (
+    "msgspec",
+    "tarfile",
+    "zipfile",
+    "lockd.index.metadata_reader",
+    "lockd.index.remote_zip",
+    "lockd.index.sdist_worker",
+    "lockd.sdist_metadata",
+    "lockd.sdist_sources",
+    "lockd.simple.files",
+    "lockd.simple.json_page",
+    "lockd.simple.page_form",
+)
+
+
+def test_an_index_client_asks_for_a_page_before_loading_the_parsers_or_archive_readers() -> None:
+    found = _probe(_CLIENT_PROBE)
+    assert _loaded(found["at_request"], _AFTER_PAGE_REQUEST) == []
+    assert "httpcore" in found["at_request"]
+    # Nothing parsed a page or read metadata: a 404 loads neither.
+    assert _loaded(found["end"], ("lockd.index.metadata_reader", "lockd.simple.json_page")) == []

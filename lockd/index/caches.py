@@ -18,10 +18,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lockd.memory_cache import BoundedCache
-from lockd.simple import DistFile, ProjectPage
+
+if TYPE_CHECKING:
+    from lockd.simple import DistFile, ProjectPage
 
 __all__ = [
     "HashCache",

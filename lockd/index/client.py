@@ -1,8 +1,7 @@
 """`IndexClient`: project pages, core metadata and file hashes from Simple Repository API indexes.
 
-Project pages come by PEP 691 content negotiation with a PEP 503 HTML fallback and are kept
-in memory for a TTL, bounded in bytes (PyPI here strips caching headers, so revalidation
-would never hit). Core metadata is read by `metadata_reader` (PEP 658 `.metadata`, ranges into
+Project pages are `pages`' job (PEP 691 content negotiation with a PEP 503 HTML fallback, kept
+for a TTL). Core metadata is read by `metadata_reader` (PEP 658 `.metadata`, ranges into
 the wheel, a wheel streamed up to its METADATA, an sdist's static PKG-INFO), then used only once
 it is bound to its file (`lockd.index_text.check_metadata`: its Name and Version are the
 filename's) and remembered only under that file's identity on its index (`MetadataKey`);
@@ -12,66 +11,58 @@ is refused with the reason (`UnusableMetadata`), and the refusal remembered.
 Every read is bounded (`ClientOptions.max_*`) and ends at the caller's deadline
 (`lockd.deadline`), also while it waits for another caller's identical fetch: those coalesce,
 and `prefetch_metadata` runs them on a thread pool so the resolver rarely waits. This module
-decides what to fetch and what to remember; `fetcher` does the HTTP.
+decides what to fetch and what to remember; `fetcher` does the HTTP. The metadata reader is
+made with the first metadata read: `lockd lock`'s first request is for a page, sent before the
+archive readers load.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable, Iterable
 from contextlib import suppress
 from dataclasses import replace
 from functools import partial
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.utils import NormalizedName
 
 from lockd.errors import (
-    IndexUnavailable,
     LockdError,
     ResponseTooLarge,
     SdistNeedsBuild,
-    UnknownProject,
     UnusableMetadata,
 )
 from lockd.index.caches import (
     HashCache,
     MetadataCache,
     MetadataKey,
-    PageBody,
-    PageHead,
     PageStore,
     memory_hash_cache,
     memory_metadata_cache,
-    page_cache,
 )
 from lockd.index.credentials import IndexCredentials
 from lockd.index.fetcher import Fetcher
-from lockd.index.metadata_reader import MetadataReader
 from lockd.index.options import ClientOptions
-from lockd.index.page_reuse import ParsedPages
+from lockd.index.pages import ProjectPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
 from lockd.index.threads import WorkerPool
 from lockd.index_text import check_metadata
 from lockd.memory_cache import BoundedCache
-from lockd.sdist_sources import MetadataBuilder
-from lockd.simple import (
-    ACCEPT_HEADER,
-    JSON_CONTENT_TYPE,
-    DistFile,
-    ProjectPage,
-    parse_html_page,
-    parse_json_page,
-)
 from lockd.target import lockable_anywhere
+
+if TYPE_CHECKING:
+    from lockd.index.metadata_reader import MetadataReader
+    from lockd.sdist_sources import MetadataBuilder
+    from lockd.simple import DistFile, ProjectPage
 
 __all__ = ["IndexClient"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-_HTML_CONTENT_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html", "application/xhtml+xml")
 _IDENTITY = {"Accept-Encoding": "identity"}
 # As many as a resolution's fetch threads can finish around one check of the cache, and more.
 _JUST_LOADED = 256
@@ -119,7 +110,9 @@ class IndexClient:
         self._counters = FetchCounters()
         self._fetcher = Fetcher(options, self._counters)
         # LOCKD_SDIST_METADATA=sandbox: the builder is the last resort for sdists (lockd.sdist_sources).
-        self._reader = MetadataReader(self._fetcher, options, self._counters, metadata_builder)
+        self._metadata_builder = metadata_builder
+        self._reader: MetadataReader | None = None  # made with the first metadata read (`_metadata_reader`)
+        self._reader_lock = threading.Lock()
         # `is None`, not `or`: an empty cache has a length of 0, so it is falsy, and is still the cache.
         if metadata_cache is None:
             metadata_cache = memory_metadata_cache(options.metadata_cache_bytes)
@@ -128,12 +121,7 @@ class IndexClient:
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
         self._page_store = page_store  # the CLI's pages beyond this process; None on the server
-        self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
-        # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
-        # With a page store, each parse is also kept there for the next process (`page_reuse`).
-        self._parsed_pages = ParsedPages(
-            options.page_cache_bytes, store=page_store, max_files=options.max_page_files
-        )
+        self._pages = ProjectPages(self._fetcher, options, self._counters, store=page_store)
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -145,7 +133,6 @@ class IndexClient:
         # again instead is a database query per file on the server, each a wait for the GIL
         # between fetch threads: half the queries of a cold resolution, on its critical path.
         self._just_loaded: BoundedCache[_FileIdentity, bytes] = BoundedCache(_JUST_LOADED)
-        self._page_flight: SingleFlight[str, ProjectPage] = SingleFlight()
         self._metadata_flight: SingleFlight[_FileIdentity, bytes] = SingleFlight()
         self._hash_flight: SingleFlight[str, str] = SingleFlight()
         # `workers` given: another client's (a service's fresh clients share its threads), and
@@ -216,87 +203,12 @@ class IndexClient:
     # -- project pages -------------------------------------------------------------------
 
     def project_page(self, index_url: str, name: NormalizedName) -> ProjectPage:
-        """The project's files on one index; cached for `page_ttl` seconds.
-
-        Raises `UnknownProject` on 404, `IndexUnavailable` when the index cannot answer (its
-        `ResponseTooLarge` when the page is over a limit), `ResolutionTimeout` at the deadline.
-        """
-        url = _page_url(index_url, name)
-        cached = self._pages.get(url)
-        if cached is not None:
-            self._counters.add("cache_hits")
-            return cached
-        return self._page_flight.run_within_deadline(
-            url, lambda: self._fetch_page(index_url, url, name), f"fetching {url}"
-        )
+        """The project's files on one index; cached for `page_ttl` seconds (`pages.ProjectPages.page`)."""
+        return self._pages.page(index_url, name)
 
     def drop_pages(self) -> None:
         """Forgets every cached project page (drift checks want the index as it is now)."""
         self._pages.clear()
-
-    def _fetch_page(self, index_url: str, url: str, name: NormalizedName) -> ProjectPage:
-        stored = self._stored_page(url, name)
-        if stored is not None:
-            return stored
-        with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
-            if response.status_code == 404:
-                raise UnknownProject(
-                    f"{name} is not on the index {index_url}",
-                    hint="check the spelling; lockd takes the torch family only from the PyTorch index "
-                    "and every other project only from the default index",
-                    context={"project": name, "index": index_url, "url": url},
-                )
-            body = self._fetcher.read_ok(response, url, self._fetcher.page_limit)
-            content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            page_url = str(response.url)
-        self._counters.add("pages")
-        page = self._parsed_pages.page(
-            url,
-            body,
-            content_type,
-            page_url,
-            lambda: _parse_page(
-                body, content_type, page_url, name, url, max_files=self.options.max_page_files
-            ),
-            name=name,
-        )
-        self._pages.put(url, page)
-        if self._page_store is not None:  # only a page that parsed is kept
-            formed = self._parsed_pages.formed(url)
-            if formed is None:
-                self._page_store.put(url, PageBody(body=body, content_type=content_type, url=page_url))
-            else:  # the form stands for the body, at a fraction of its size
-                self._page_store.put_head(
-                    url, PageHead(sha256=formed, content_type=content_type, url=page_url)
-                )
-        return page
-
-    def _stored_page(self, url: str, name: NormalizedName) -> ProjectPage | None:
-        """The page from the page store, parsed as if just fetched, while the store holds it fresh.
-
-        Built from the form of its last parse when the store kept one (`page_reuse`): the body is
-        then not even read."""
-        if self._page_store is None:
-            return None
-        page = self._parsed_pages.stored_page(url, name)
-        if page is None:
-            stored = self._page_store.get(url)
-            if stored is None:
-                return None
-            max_files = self.options.max_page_files
-            page = self._parsed_pages.page(
-                url,
-                stored.body,
-                stored.content_type,
-                stored.url,
-                lambda: _parse_page(
-                    stored.body, stored.content_type, stored.url, name, url, max_files=max_files
-                ),
-                name=name,
-            )
-        self._counters.add("cache_hits")
-        self._pages.put(url, page)
-        return page
 
     # -- core metadata -------------------------------------------------------------------
 
@@ -333,6 +245,18 @@ class IndexClient:
         with suppress(LockdError):  # the resolver asks again and then reports it
             self.fetch_metadata(file)
 
+    def _metadata_reader(self) -> MetadataReader:
+        # Made on first use: its archive readers (tarfile, zipfile, the sdist child) are not
+        # needed to send `lockd lock`'s first request, which is for a page.
+        with self._reader_lock:
+            if self._reader is None:
+                from lockd.index.metadata_reader import MetadataReader  # noqa: PLC0415
+
+                self._reader = MetadataReader(
+                    self._fetcher, self.options, self._counters, self._metadata_builder
+                )
+            return self._reader
+
     def _cached_metadata(self, file: DistFile) -> bytes | None:
         refusal = self._refusals.get(_identity(file))
         if refusal is not None:
@@ -352,7 +276,7 @@ class IndexClient:
             return cached
         self._counters.add("metadata_fetches")
         try:
-            metadata = self._reader.read(file)
+            metadata = self._metadata_reader().read(file)
             check_metadata(
                 metadata,
                 filename=file.filename,
@@ -418,27 +342,3 @@ class IndexClient:
             size = response.headers.get("content-length") or (str(file.size) if file.size is not None else "")
             etag = response.headers.get("etag", "")
         return f"{file.url} size={size} etag={etag}"
-
-
-def _page_url(index_url: str, name: NormalizedName) -> str:
-    base = index_url if index_url.endswith("/") else index_url + "/"
-    return f"{base}{name}/"
-
-
-def _parse_page(
-    body: bytes, content_type: str, page_url: str, name: NormalizedName, url: str, *, max_files: int
-) -> ProjectPage:
-    try:
-        if content_type in (JSON_CONTENT_TYPE, "application/json"):
-            return parse_json_page(body, page_url, name, max_files=max_files)
-        if content_type in _HTML_CONTENT_TYPES:
-            return parse_html_page(body, page_url, name, max_files=max_files)
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        # RecursionError: json.loads of a page nested thousands of arrays deep.
-        raise IndexUnavailable(
-            f"{url} returned a page lockd cannot parse ({type(exc).__name__})", context={"url": url}
-        ) from None
-    raise IndexUnavailable(
-        f"{url} returned {content_type or 'no content type'}, not a Simple API page",
-        context={"url": url, "content_type": content_type},
-    )

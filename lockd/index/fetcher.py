@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpcore
 
@@ -27,7 +27,9 @@ from lockd.index.network import index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.index.urls import BadUrl, RequestUrl, parse_request_url, redirect_target
-from lockd.simple import DistFile
+
+if TYPE_CHECKING:
+    from lockd.simple import DistFile
 
 __all__ = ["Fetcher", "budget_spent_reading"]
 

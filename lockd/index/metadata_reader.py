@@ -20,7 +20,7 @@ import io
 import shutil
 from collections.abc import Callable, Iterator
 from tempfile import SpooledTemporaryFile
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from lockd.errors import IndexUnavailable, ResponseTooLarge, SdistNeedsBuild, TamperedFile
 from lockd.index.body import HashedStream
@@ -32,7 +32,9 @@ from lockd.index.sdist_worker import metadata_in_worker
 from lockd.index.stats import FetchCounters
 from lockd.sdist_metadata import static_pkg_info
 from lockd.sdist_sources import MetadataBuilder, metadata_without_pkg_info, tar_sdist_metadata
-from lockd.simple import DistFile
+
+if TYPE_CHECKING:
+    from lockd.simple import DistFile
 
 __all__ = ["MetadataReader"]
 

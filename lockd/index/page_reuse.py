@@ -23,7 +23,9 @@ is built from it instead of parsed. Measured on `bench/cases/pypi-200`'s 204 pag
 JSON, 95,000 files kept; one process, CPU time, a shared machine): parsing 1.1-1.8 s, building
 the pages from forms 0.4-0.6 s, writing the forms 0.3-0.5 s (paid once, where the page is parsed).
 A form is bound to everything the parse was given (`_source`): body, content type, final URL,
-project, file limit; `page_form` adds the parser's own identity.
+project, file limit; `page_form` adds the parser's own identity. `page_form` loads with the
+first form read or written: it brings the page parsers, which `lockd lock` loads after sending
+its first request.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lockd.deadline import check_deadline, seconds_left
 from lockd.index.caches import PageStore, page_size_estimate
 from lockd.memory_cache import BoundedCache
-from lockd.simple import ProjectPage
-from lockd.simple.page_form import decode_page, encode_page
+
+if TYPE_CHECKING:
+    from lockd.simple import ProjectPage
 
 __all__ = ["ParsedPages"]
 
@@ -129,12 +133,16 @@ class ParsedPages:
         form = None if self._store is None else self._store.get_form(url)
         if form is None:
             return None
+        from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
+
         source = self._source(url, name, sha256, content_type, page_url)
         return decode_page(form, source, max_bytes=self._form_bytes)
 
     def _keep_form(self, url: str, page: ProjectPage, source: str) -> bool:
         if self._store is None:
             return False
+        from lockd.simple.page_form import encode_page  # noqa: PLC0415 (see the module's docstring)
+
         form = encode_page(page, source)
         if form is None:
             return False

@@ -4,14 +4,24 @@ Parses project pages in PEP 691 JSON (`json_page`) and PEP 503 HTML (`html_page`
 `ProjectPage` / `DistFile` values (`files`, which holds the per-file rules both share;
 `dist_file`, the file value, whose details a JSON page's file reads late),
 including PEP 592 yanks, PEP 658/714 core-metadata availability, PEP 700 `upload-time` and
-`versions`, and `#sha256=` URL fragments. `html_page` and `html.parser` load with the first
-HTML page: PyPI answers JSON, and `lockd lock` asks for its first page sooner without them.
+`versions`, and `#sha256=` URL fragments. `media_types` names what an index is asked for.
+
+The names below load with their module on first use (PEP 562), not with this package: every
+`lockd.simple.<module>` import runs this file first, and `lockd lock` sends its first request
+(with `media_types.ACCEPT_HEADER`) before msgspec, datetime and the parsers are loaded. Likewise
+`html_page` and `html.parser` load with the first HTML page: PyPI answers JSON.
 """
 
 from __future__ import annotations
 
-from lockd.simple.files import DistFile, ProjectPage, parse_upload_time
-from lockd.simple.json_page import JSON_CONTENT_TYPE, parse_json_page
+import importlib
+from typing import TYPE_CHECKING
+
+from lockd.simple.media_types import ACCEPT_HEADER, JSON_CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from lockd.simple.files import DistFile, ProjectPage, parse_upload_time
+    from lockd.simple.json_page import parse_json_page
 
 __all__ = [
     "ACCEPT_HEADER",
@@ -23,8 +33,23 @@ __all__ = [
     "parse_upload_time",
 ]
 
-# JSON preferred, HTML accepted: PyPI answers JSON, the PyTorch index only HTML.
-ACCEPT_HEADER = f"{JSON_CONTENT_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+_MODULE_OF = {
+    **dict.fromkeys(("DistFile", "ProjectPage", "parse_upload_time"), "files"),
+    "parse_json_page": "json_page",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def parse_html_page(

@@ -38,10 +38,9 @@ from lockd.simple.files import (
     too_many_files,
     yank_reason,
 )
+from lockd.simple.media_types import JSON_CONTENT_TYPE
 
 __all__ = ["JSON_CONTENT_TYPE", "parse_json_page"]
-
-JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
 class _Hashes(msgspec.Struct, gc=False):

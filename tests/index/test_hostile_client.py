@@ -176,7 +176,7 @@ def test_big_pages_stay_within_the_page_cache_bound(
     with IndexClient(ClientOptions(page_cache_bytes=8 * MIB)) as client:
         sizes = [page_size_estimate(client.project_page(url, project)) for project in projects]
         assert min(sizes) > MIB // 2 and max(sizes) < MIB  # each fits (an eighth of the bound), not all
-        assert client._pages.size <= 8 * MIB < sum(sizes)
+        assert client._pages.cached_bytes <= 8 * MIB < sum(sizes)
         before = client.stats
         client.project_page(url, projects[-1])
         assert client.stats.cache_hits == before.cache_hits + 1  # the newest is kept

@@ -1,0 +1,166 @@
+"""Project pages: fetched by PEP 691 content negotiation (PEP 503 HTML accepted), parsed, kept.
+
+A page is kept in memory for the TTL, bounded in bytes (PyPI here strips caching headers, so
+revalidation would never hit); a body fetched again unchanged reuses its last parse
+(`page_reuse`), and with a `PageStore` (the CLI's, on disk) pages outlive the process.
+Concurrent asks for one page share one fetch, each ending at its own deadline.
+
+The parsers (`lockd.simple`'s json and html pages, with msgspec and datetime) load with the
+first page parsed, not with this module: `lockd lock` builds its client and sends its first
+request before them, and loads them while the page travels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lockd.errors import IndexUnavailable, UnknownProject
+from lockd.index.caches import PageBody, PageHead, PageStore, page_cache
+from lockd.index.fetcher import Fetcher
+from lockd.index.options import ClientOptions
+from lockd.index.page_reuse import ParsedPages
+from lockd.index.single_flight import SingleFlight
+from lockd.index.stats import FetchCounters
+from lockd.simple.media_types import ACCEPT_HEADER, HTML_CONTENT_TYPES, JSON_CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from packaging.utils import NormalizedName
+
+    from lockd.simple import ProjectPage
+
+__all__ = ["ProjectPages"]
+
+
+class ProjectPages:
+    """The project pages one index client reads. Thread-safe."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        options: ClientOptions,
+        counters: FetchCounters,
+        *,
+        store: PageStore | None = None,
+    ) -> None:
+        self._fetcher = fetcher
+        self._counters = counters
+        self._max_files = options.max_page_files
+        self._store = store  # the CLI's pages beyond this process; None on the server
+        self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
+        # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
+        # With a page store, each parse is also kept there for the next process (`page_reuse`).
+        self._parsed = ParsedPages(options.page_cache_bytes, store=store, max_files=options.max_page_files)
+        self._flight: SingleFlight[str, ProjectPage] = SingleFlight()
+
+    @property
+    def cached_bytes(self) -> int:
+        """What the pages kept in memory are estimated to hold."""
+        return self._pages.size
+
+    def page(self, index_url: str, name: NormalizedName) -> ProjectPage:
+        """The project's files on one index; cached for the TTL.
+
+        Raises `UnknownProject` on 404, `IndexUnavailable` when the index cannot answer (its
+        `ResponseTooLarge` when the page is over a limit), `ResolutionTimeout` at the deadline.
+        """
+        url = page_url(index_url, name)
+        cached = self._pages.get(url)
+        if cached is not None:
+            self._counters.add("cache_hits")
+            return cached
+        return self._flight.run_within_deadline(
+            url, lambda: self._fetch(index_url, url, name), f"fetching {url}"
+        )
+
+    def clear(self) -> None:
+        """Forgets every page kept in memory."""
+        self._pages.clear()
+
+    def _fetch(self, index_url: str, url: str, name: NormalizedName) -> ProjectPage:
+        stored = self._stored(url, name)
+        if stored is not None:
+            return stored
+        with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
+            if response.status_code == 404:
+                raise UnknownProject(
+                    f"{name} is not on the index {index_url}",
+                    hint="check the spelling; lockd takes the torch family only from the PyTorch index "
+                    "and every other project only from the default index",
+                    context={"project": name, "index": index_url, "url": url},
+                )
+            body = self._fetcher.read_ok(response, url, self._fetcher.page_limit)
+            content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            final_url = str(response.url)
+        self._counters.add("pages")
+        max_files = self._max_files
+        page = self._parsed.page(
+            url,
+            body,
+            content_type,
+            final_url,
+            lambda: parse_page(body, content_type, final_url, name, url, max_files=max_files),
+            name=name,
+        )
+        self._pages.put(url, page)
+        if self._store is not None:  # only a page that parsed is kept
+            formed = self._parsed.formed(url)
+            if formed is None:
+                self._store.put(url, PageBody(body=body, content_type=content_type, url=final_url))
+            else:  # the form stands for the body, at a fraction of its size
+                self._store.put_head(url, PageHead(sha256=formed, content_type=content_type, url=final_url))
+        return page
+
+    def _stored(self, url: str, name: NormalizedName) -> ProjectPage | None:
+        """The page from the page store, parsed as if just fetched, while the store holds it fresh.
+
+        Built from the form of its last parse when the store kept one (`page_reuse`): the body is
+        then not even read."""
+        if self._store is None:
+            return None
+        page = self._parsed.stored_page(url, name)
+        if page is None:
+            stored = self._store.get(url)
+            if stored is None:
+                return None
+            max_files = self._max_files
+            page = self._parsed.page(
+                url,
+                stored.body,
+                stored.content_type,
+                stored.url,
+                lambda: parse_page(
+                    stored.body, stored.content_type, stored.url, name, url, max_files=max_files
+                ),
+                name=name,
+            )
+        self._counters.add("cache_hits")
+        self._pages.put(url, page)
+        return page
+
+
+def page_url(index_url: str, name: NormalizedName) -> str:
+    """Where a project's page is on an index (PEP 503: the normalized name, then a slash)."""
+    base = index_url if index_url.endswith("/") else index_url + "/"
+    return f"{base}{name}/"
+
+
+def parse_page(
+    body: bytes, content_type: str, final_url: str, name: NormalizedName, url: str, *, max_files: int
+) -> ProjectPage:
+    """The page `body` is, by its content type; `IndexUnavailable` when it is none lockd reads."""
+    from lockd.simple import parse_html_page, parse_json_page  # noqa: PLC0415 (see the module's docstring)
+
+    try:
+        if content_type in (JSON_CONTENT_TYPE, "application/json"):
+            return parse_json_page(body, final_url, name, max_files=max_files)
+        if content_type in HTML_CONTENT_TYPES:
+            return parse_html_page(body, final_url, name, max_files=max_files)
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # RecursionError: json.loads of a page nested thousands of arrays deep.
+        raise IndexUnavailable(
+            f"{url} returned a page lockd cannot parse ({type(exc).__name__})", context={"url": url}
+        ) from None
+    raise IndexUnavailable(
+        f"{url} returned {content_type or 'no content type'}, not a Simple API page",
+        context={"url": url, "content_type": content_type},
+    )
