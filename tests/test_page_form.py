@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import subprocess
+import sys
 from collections.abc import Callable
 
 import httpx
@@ -237,6 +239,29 @@ def test_damaged_forms_and_forms_for_anything_else_are_misses() -> None:
 def test_the_parser_identity_names_the_parsing_code() -> None:
     identity = parser_identity()
     assert identity is not None and len(identity) == 64
+
+
+_IDENTITY_PROBE = """
+import json, sys
+from lockd.simple.page_form import parser_identity
+before = parser_identity()
+loaded = [name for name in ("html.parser", "lockd.simple.html_page") if name in sys.modules]
+import lockd.simple.html_page
+parser_identity.cache_clear()
+print(json.dumps({"before": before, "loaded": loaded, "after": parser_identity()}))
+"""
+
+
+def test_the_parser_identity_reads_the_html_parser_s_source_without_loading_it() -> None:
+    # A run on PyPI alone parses no HTML page: html.parser is not loaded for the identity either,
+    # and the identity is the same whether the HTML parser was loaded or not.
+    done = subprocess.run(
+        [sys.executable, "-c", _IDENTITY_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    found = json.loads(done.stdout)
+    assert found["loaded"] == []
+    assert found["before"] is not None
+    assert found["before"] == found["after"] == parser_identity()
 
 
 def test_a_page_holding_values_the_form_does_not_carry_gets_no_form() -> None:
