@@ -120,7 +120,7 @@ class IndexClient:
             hash_cache = memory_hash_cache(options.hash_cache_entries)
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
-        self._page_store = page_store  # the CLI's pages beyond this process; None on the server
+        # `page_store`: the CLI's pages beyond this process; None on the server.
         self._pages = ProjectPages(self._fetcher, options, self._counters, store=page_store)
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.

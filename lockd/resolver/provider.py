@@ -122,6 +122,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._depth: dict[Identifier, int] = {}
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._python_ok: dict[int, tuple[AnyRequirement, bool]] = {}
+        self._pinning: dict[int, tuple[AnyRequirement, bool]] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
@@ -285,11 +286,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         Called O(n) times per round; everything here is a dict lookup.
         """
         infos = list(information[identifier])
-        pinned = any(
-            isinstance(info.requirement, ProjectRequirement)
-            and any(s.operator in ("==", "===") for s in info.requirement.specifier)
-            for info in infos
-        )
+        pinned = any(self._pins(info.requirement) for info in infos)
         depth = self._depth.get(identifier)
         if depth is None:
             parents = [info.parent for info in infos]
@@ -351,6 +348,17 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             with suppress(LockdError):
                 self._index.prefetch_metadata([first.metadata_file])
         return found
+
+    def _pins(self, requirement: AnyRequirement) -> bool:
+        """Whether a requirement pins with == or ===; asked of every criterion's requirements each round, so kept."""
+        known = self._pinning.get(id(requirement))
+        if known is None:
+            pins = isinstance(requirement, ProjectRequirement) and any(
+                s.operator in ("==", "===") for s in requirement.specifier
+            )
+            known = (requirement, pins)  # holds the requirement: its id is not reused meanwhile
+            self._pinning[id(requirement)] = known
+        return known[1]
 
     def _python_allows(self, requirement: AnyRequirement) -> bool:
         """Whether the target's Python meets a `<python>` requirement; asked again every pin, so kept."""
