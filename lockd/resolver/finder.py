@@ -177,9 +177,12 @@ class Finder:
         """Newest first: versions with a usable file, filtered by pip's pre-release rule.
 
         Computed once per specifier and extra: what `filter` does with a specifier is decided
-        by its text and its `prereleases` (an override, or what its own versions imply).
+        by its specifiers' text and its `prereleases` (an override, or what its own versions
+        imply). Each one's text as written, sorted: `str(specifier)` canonicalises every version
+        in it, 12 µs a call here, asked at every `find_matches`; two spellings of one set only
+        cost a second entry.
         """
-        key = (str(specifier), specifier.prereleases, extra)
+        key = (",".join(sorted(map(str, specifier))), specifier.prereleases, extra)
         found = self._found.get(key)
         if found is None:
             found = tuple(self._candidates(specifier, extra))

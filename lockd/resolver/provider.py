@@ -123,6 +123,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._python_ok: dict[int, tuple[AnyRequirement, bool]] = {}
         self._pinning: dict[int, tuple[AnyRequirement, bool]] = {}
+        self._named: dict[Identifier, tuple[bool, Identifier, str]] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
@@ -283,7 +284,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     ) -> Preference:
         """pip's order: Python first, then backtrack causes, `==` pins, fewer candidates, shallower.
 
-        Called O(n) times per round; everything here is a dict lookup.
+        Called O(n) times per round; everything here is a dict lookup, and what depends on the
+        identifier alone (`_named`) is worked out once.
         """
         infos = list(information[identifier])
         pinned = any(self._pins(info.requirement) for info in infos)
@@ -296,16 +298,23 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 else 1 + min((self._depth.get(p.identity, 1) for p in parents if p is not None), default=0)
             )
             self._depth[identifier] = depth
-        causes = {info.requirement.identity for info in backtrack_causes}
-        # A conflict over a project also concerns each of its extras.
-        project = Identity(identifier.name, None) if isinstance(identifier, Identity) else identifier
+        named = self._named.get(identifier)
+        if named is None:
+            # A conflict over a project also concerns each of its extras.
+            project = Identity(identifier.name, None) if isinstance(identifier, Identity) else identifier
+            named = self._named[identifier] = (identifier != PYTHON, project, str(identifier))
+        not_python, project, text = named
+        not_cause = True
+        if backtrack_causes:
+            causes = {info.requirement.identity for info in backtrack_causes}
+            not_cause = identifier not in causes and project not in causes
         return Preference(
-            not_python=identifier != PYTHON,
-            not_backtrack_cause=identifier not in causes and project not in causes,
+            not_python=not_python,
+            not_backtrack_cause=not_cause,
             not_pinned=not pinned,
             candidates=self._counts.get(identifier, 1 << 20),
             depth=depth,
-            identifier=str(identifier),
+            identifier=text,
         )
 
     def find_matches(
