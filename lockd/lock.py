@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
@@ -189,6 +189,10 @@ class Lock:
     options: LockOptions
     packages: tuple[LockedPackage, ...]
     warnings: tuple[LockWarning, ...] = ()
+    # `canonical_bytes` once worked out: a request digests, renders and stores its lock about
+    # nine times, and each took ~4 ms of a 300-pin lock's. Not part of the value: not compared,
+    # hashed or shown, and `replace` gives a lock without it.
+    _canonical: bytes | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @classmethod
     def build(
@@ -255,7 +259,11 @@ class Lock:
         return found
 
     def canonical_bytes(self) -> bytes:
-        return canonical_json(self.to_json())
+        found = self._canonical
+        if found is None:  # two threads may both work it out: the same bytes either way
+            found = canonical_json(self.to_json())
+            object.__setattr__(self, "_canonical", found)
+        return found
 
     @property
     def digest(self) -> str:

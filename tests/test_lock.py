@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -114,6 +115,19 @@ def test_digest_is_the_sha256_of_canonical_json_and_tracks_content() -> None:
     bumped = [PACKAGES[0], LockedPackage(PACKAGES[1].name, Version("2.1.2"), *_rest(PACKAGES[1]))]
     assert _lock(bumped).digest != lock.digest
     assert _lock(PACKAGES, Target.of("linux_x86_64", "3.11", "cu121")).digest != lock.digest
+
+
+def test_canonical_bytes_are_worked_out_once_and_not_part_of_the_value() -> None:
+    lock = _lock(PACKAGES)
+    first = lock.canonical_bytes()
+    assert lock.canonical_bytes() is first  # kept: a request digests and renders a lock many times
+    assert lock == _lock(PACKAGES) and hash(lock) == hash(_lock(PACKAGES))  # fresh, nothing kept
+    assert "_canonical" not in repr(lock)
+    # `replace` gives another value, which works out its own bytes.
+    other = replace(lock, constraints=("numpy<2.1",))
+    assert other.canonical_bytes() != first
+    assert json.loads(other.canonical_bytes())["constraints"] == ["numpy<2.1"]
+    assert other.digest == hashlib.sha256(other.canonical_bytes()).hexdigest() != lock.digest
 
 
 def _rest(
