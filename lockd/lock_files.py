@@ -1,6 +1,6 @@
 """A lock's rendered files as the store keeps them, each with its sha256.
 
-The eager formats (`Format.eager`: requirements.txt, pylock.toml, lock.json) are rendered when
+The eager formats (`Format.eager`: requirements.txt, lock.json) are rendered when
 the lock is stored; the others when first asked for (`lockd.lock_reads`), then stored too. Renderers
 are pure, so either way a lock's file is the same bytes, and once stored it is served as stored.
 """

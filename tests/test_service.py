@@ -196,13 +196,13 @@ def test_costly_formats_are_rendered_when_first_read_then_stored_and_the_first_s
     created = service.lock(_request(service, "lockd-fx-plain\n"))
     digest = created.revision.lock_digest
     lazy = [name for name, spec in FORMATS.items() if not spec.eager]
-    assert lazy == ["conda-lock.yml", "cyclonedx.json"]
+    assert lazy == ["pylock.toml", "conda-lock.yml", "cyclonedx.json"]
 
     def stored(fmt: str) -> bytes | None:
         found = read(service.engine, lambda conn: queries.get_lock_file(conn, digest, fmt))
         return None if found is None else found.content
 
-    assert [stored(name) for name in lazy] == [None, None]  # locking rendered only the eager formats
+    assert [stored(name) for name in lazy] == [None, None, None]  # locking rendered only the eager formats
     lock = Lock.from_json(service.lock_file(digest, "json").content)
     conda = service.lock_file(digest, "conda-lock.yml")
     assert conda.content == render(lock, "conda-lock.yml") == stored("conda-lock.yml")

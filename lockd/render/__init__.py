@@ -45,8 +45,10 @@ class Format:
     also_accepted: tuple[str, ...] = ()  # other media types an Accept header selects it by
     renderer: Callable[[Lock], bytes]
     # Rendered and stored with the lock; otherwise rendered when first asked for, then stored
-    # (`lockd.lock_reads`): the costly formats of a big lock (conda-lock.yml, the SBOM: ~40 ms
-    # of 300 pins) stay out of the request that locks, and are the same bytes whenever rendered.
+    # (`lockd.lock_reads`): the costly formats of a big lock (pylock.toml ~20 ms of 300 pins,
+    # conda-lock.yml and the SBOM ~40 ms) stay out of the request that locks, and are the same
+    # bytes whenever rendered. What pip installs from (requirements.txt) and the lock itself
+    # (lock.json) are stored with it.
     eager: bool = True
 
     @property
@@ -102,6 +104,7 @@ FORMATS: Mapping[str, Format] = {
             file_name="pylock.toml",
             media_type="application/toml",
             renderer=_pylock_toml,
+            eager=False,
         ),
         # RFC 9512; clients still send the types that were in use before it.
         Format(
