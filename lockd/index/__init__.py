@@ -19,8 +19,9 @@ The names below load with their module on first use (PEP 562), not with this pac
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from lockd.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from lockd.index.caches import (
@@ -84,14 +85,4 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _MODULE_OF, globals())

@@ -14,9 +14,9 @@ The names below load with their module on first use (PEP 562), not with this pac
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from lockd.lazy_names import lazy_names
 from lockd.simple.media_types import ACCEPT_HEADER, JSON_CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -39,17 +39,7 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _MODULE_OF, globals())
 
 
 def parse_html_page(
