@@ -41,7 +41,6 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 HOOKS: tuple[tuple[str, str, str, str], ...] = (
     ("page fetch", "lockd.index.client", "IndexClient.project_page", "call"),
     ("page parse", "lockd.index.pages", "parse_page", "call"),
-    ("page parse", "lockd.index.client", "_parse_page", "call"),  # a build before 638356c
     ("metadata fetch", "lockd.index.client", "IndexClient.fetch_metadata", "call"),
     ("metadata parse", "lockd.resolver.metadata", "MetadataReader.parse", "call"),
     ("hashing", "lockd.index.client", "IndexClient.file_sha256", "call"),
