@@ -247,7 +247,11 @@ class IndexClient:
 
     def _metadata_reader(self) -> MetadataReader:
         # Made on first use: its archive readers (tarfile, zipfile, the sdist child) are not
-        # needed to send `lockd lock`'s first request, which is for a page.
+        # needed to send `lockd lock`'s first request, which is for a page. Once made, read
+        # without the lock: every metadata fetch comes here.
+        reader = self._reader
+        if reader is not None:
+            return reader
         with self._reader_lock:
             if self._reader is None:
                 from lockd.index.metadata_reader import MetadataReader  # noqa: PLC0415

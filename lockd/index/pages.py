@@ -92,15 +92,7 @@ class ProjectPages:
             content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             final_url = str(response.url)
         self._counters.add("pages")
-        max_files = self._max_files
-        page = self._parsed.page(
-            url,
-            body,
-            content_type,
-            final_url,
-            lambda: parse_page(body, content_type, final_url, name, url, max_files=max_files),
-            name=name,
-        )
+        page = self._parse(url, body, content_type, final_url, name)
         self._pages.put(url, page)
         if self._store is not None:  # only a page that parsed is kept
             formed = self._parsed.formed(url)
@@ -122,20 +114,24 @@ class ProjectPages:
             stored = self._store.get(url)
             if stored is None:
                 return None
-            max_files = self._max_files
-            page = self._parsed.page(
-                url,
-                stored.body,
-                stored.content_type,
-                stored.url,
-                lambda: parse_page(
-                    stored.body, stored.content_type, stored.url, name, url, max_files=max_files
-                ),
-                name=name,
-            )
+            page = self._parse(url, stored.body, stored.content_type, stored.url, name)
         self._counters.add("cache_hits")
         self._pages.put(url, page)
         return page
+
+    def _parse(
+        self, url: str, body: bytes, content_type: str, final_url: str, name: NormalizedName
+    ) -> ProjectPage:
+        """`body` as a page: its last parse when unchanged (`page_reuse`), else parsed now."""
+        max_files = self._max_files
+        return self._parsed.page(
+            url,
+            body,
+            content_type,
+            final_url,
+            lambda: parse_page(body, content_type, final_url, name, url, max_files=max_files),
+            name=name,
+        )
 
 
 def page_url(index_url: str, name: NormalizedName) -> str:
