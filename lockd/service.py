@@ -127,11 +127,14 @@ class Service(LockReads):
     def fresh_index(self) -> IndexClient:
         """A client that reads every page afresh (refresh, drift); metadata is shared by file hash.
 
-        It runs on the shared client's threads, so making one starts none."""
+        It runs on the shared client's threads and page process, so making one starts none."""
         ttl = max(self.settings.page_ttl, 3600.0)  # fresh when made, stable while it is used
         options = replace(self.settings.client_options(), page_ttl=ttl)
         return IndexClient.from_options(
-            options, metadata_cache=self.metadata_cache, workers=self.index.workers
+            options,
+            metadata_cache=self.metadata_cache,
+            workers=self.index.workers,
+            page_worker=self.index.page_worker,
         )
 
     def resolve_in_budget(

@@ -40,9 +40,21 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "DEBUG"
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, 128 * 1024), ("1048576", 1024 * 1024), ("0", None)])
+def test_the_page_worker_threshold_reaches_the_index_client(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv("LOCKD_PAGE_WORKER_FROM", raising=False)
+    else:
+        monkeypatch.setenv("LOCKD_PAGE_WORKER_FROM", value)
+    assert load_settings().client_options().page_worker_from == expected  # 0: no child process
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("LOCKD_PAGE_WORKER_FROM", "-1"),
         ("LOCKD_DATABASE_URL", "mysql://x"),
         ("LOCKD_INDEX_URL", "ftp://mirror/simple"),
         ("LOCKD_MAX_BODY_BYTES", "0"),

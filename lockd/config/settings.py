@@ -120,6 +120,9 @@ class Settings:
     max_archive_members: int = bounded(_CLIENT_DEFAULTS.max_archive_members, ge=1)
     max_sdist_member_bytes: int = bounded(_CLIENT_DEFAULTS.max_sdist_member_bytes, ge=1024)
     max_download_bytes: int = bounded(_CLIENT_DEFAULTS.max_download_bytes, ge=1024)
+    # A page (decoded) this big or bigger is parsed by a child process (`lockd.index.page_worker`),
+    # off the GIL the resolutions share; 0: every page in this process (no child is ever started).
+    page_worker_from: int = bounded(_CLIENT_DEFAULTS.page_worker_from or 0, ge=0)
     # The operator's accelerator table (the shape of lockd/accelerator/variants.toml); read and
     # checked at start, installed by the entry points in place of the shipped one.
     accelerators_file: Path | None = None
@@ -229,6 +232,7 @@ class Settings:
             max_archive_members=self.max_archive_members,
             max_sdist_member_bytes=self.max_sdist_member_bytes,
             max_download_bytes=self.max_download_bytes,
+            page_worker_from=self.page_worker_from or None,
         )
 
     def index_plan(self, target: Target, indexes: Sequence[str] = ()) -> IndexPlan:

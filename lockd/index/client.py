@@ -45,6 +45,7 @@ from lockd.index.caches import (
 from lockd.index.credentials import IndexCredentials
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
+from lockd.index.page_worker import PageWorker
 from lockd.index.pages import ProjectPages
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters, FetchStats
@@ -96,6 +97,7 @@ class IndexClient:
         metadata_builder: MetadataBuilder | None = None,
         page_store: PageStore | None = None,
         workers: WorkerPool | None = None,
+        page_worker: PageWorker | None = None,
     ) -> None:
         base = ClientOptions() if options is None else options
         self.options: ClientOptions = replace(
@@ -120,8 +122,18 @@ class IndexClient:
             hash_cache = memory_hash_cache(options.hash_cache_entries)
         self._metadata_cache: MetadataCache = metadata_cache
         self._hash_cache: HashCache = hash_cache
+        # `page_worker` given: another client's, which closes it (as `workers`). Otherwise this
+        # client's own, whose process starts with the first page big enough to need it.
+        self._owns_page_worker = page_worker is None
+        if page_worker is None and options.page_worker_from is not None:
+            page_worker = PageWorker(
+                from_bytes=options.page_worker_from, max_form_bytes=options.page_cache_bytes
+            )
+        self._page_worker = page_worker
         # `page_store`: the CLI's pages beyond this process; None on the server.
-        self._pages = ProjectPages(self._fetcher, options, self._counters, store=page_store)
+        self._pages = ProjectPages(
+            self._fetcher, options, self._counters, store=page_store, worker=page_worker
+        )
         # Files without an index hash cannot enter the metadata cache; their metadata, and
         # refusals of any file, are remembered by the file's identity, for this client only.
         self._metadata_unhashed: BoundedCache[_FileIdentity, bytes] = BoundedCache(
@@ -161,10 +173,12 @@ class IndexClient:
         metadata_builder: MetadataBuilder | None = None,
         page_store: PageStore | None = None,
         workers: WorkerPool | None = None,
+        page_worker: PageWorker | None = None,
     ) -> IndexClient:
         """A client configured by `options`, remembering metadata, hashes and pages in the given caches.
 
-        `workers`: the threads of another client that outlives this one, else its own."""
+        `workers`, `page_worker`: the threads and page process of another client that outlives
+        this one, else its own."""
         return cls(
             options,
             metadata_cache=metadata_cache,
@@ -172,6 +186,7 @@ class IndexClient:
             metadata_builder=metadata_builder,
             page_store=page_store,
             workers=workers,
+            page_worker=page_worker,
         )
 
     def __enter__(self) -> IndexClient:
@@ -189,11 +204,18 @@ class IndexClient:
         self._closed = True
         if self._owns_workers:
             self._workers.close()
+        if self._owns_page_worker and self._page_worker is not None:
+            self._page_worker.close()
         self._fetcher.close()
 
     @property
     def stats(self) -> FetchStats:
         return self._counters.snapshot()
+
+    @property
+    def page_worker(self) -> PageWorker | None:
+        """The process big pages are parsed in, shared with the clients made from this one."""
+        return self._page_worker
 
     @property
     def workers(self) -> WorkerPool:

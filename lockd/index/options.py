@@ -59,6 +59,9 @@ class ClientOptions:
     # A tar sdist listed at this size or more is read by a process of its own
     # (`lockd.index.sdist_worker`); None: always in this process.
     sdist_worker_from: int | None = 16 * _MIB
+    # A project page (decompressed) of this size or more is parsed by a process of its own
+    # (`lockd.index.page_worker`); None: every page in this process.
+    page_worker_from: int | None = 128 * 1024
     # A whole file streamed through, never kept: a hash, or a wheel from a server ignoring Range.
     max_download_bytes: int = 8 * _GIB
     user_agent: str = DEFAULT_USER_AGENT

@@ -14,7 +14,10 @@ the prefetch threads finish no sooner in total, while each holds its whole decod
 per file, ~16 MB for grpcio) at once. Measured on `bench/cases/pypi-300` (cold, real PyPI,
 `lockd serve`'s worker, 5 runs each, interleaved): peak RSS 231-268 MiB parsing side by side,
 234-241 MiB one at a time, with the same wall time. A thread waiting its turn still ends at the
-resolution's deadline.
+resolution's deadline. A page of `ClientOptions.page_worker_from` bytes or more goes to the
+client's child process instead (`page_worker`), which takes them one at a time too and answers
+the page's form: on a cold 200-pin `lockd lock`, parse and form (~1.4 s of CPU) then run on the
+other core, and building the pages from their forms costs this process ~0.25 s.
 
 With a `PageStore` (the CLI's, on disk), each parse is also kept there as a form
 (`lockd.simple.page_form`) for the next process: a stored page still fresh is built from its
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from lockd.deadline import check_deadline, seconds_left
 from lockd.index.caches import PageStore, page_size_estimate
+from lockd.index.page_worker import PageJob, PageWorker
 from lockd.memory_cache import BoundedCache
 
 if TYPE_CHECKING:
@@ -63,7 +67,12 @@ class ParsedPages:
     """
 
     def __init__(
-        self, max_bytes: int, *, store: PageStore | None = None, max_files: int | None = None
+        self,
+        max_bytes: int,
+        *,
+        store: PageStore | None = None,
+        max_files: int | None = None,
+        worker: PageWorker | None = None,
     ) -> None:
         self._parsed: BoundedCache[str, _Parsed] = BoundedCache(
             max_bytes, sizeof=lambda parsed: page_size_estimate(parsed.page)
@@ -72,6 +81,7 @@ class ParsedPages:
         self._store = store
         self._max_files = max_files
         self._form_bytes = max_bytes  # a form is smaller than the page it builds
+        self._worker = worker  # parses big pages in a process of its own, answering their forms
 
     def page(
         self,
@@ -99,8 +109,14 @@ class ParsedPages:
         page = self._from_store(url, name, digest.hex(), content_type, page_url)
         formed = page is not None
         if page is None:
-            page = self._parse_alone(parse, page_url)
-            formed = self._keep_form(url, page, self._source(url, name, digest.hex(), content_type, page_url))
+            source = self._source(url, name, digest.hex(), content_type, page_url)
+            page = self._from_worker(
+                url, body, name=name, content_type=content_type, page_url=page_url, source=source
+            )
+            formed = page is not None and self._store is not None
+            if page is None:
+                page = self._parse_alone(parse, page_url)
+                formed = self._keep_form(url, page, source)
         parsed = _Parsed(
             digest=digest, content_type=content_type, page_url=page_url, page=page, formed=formed
         )
@@ -137,6 +153,31 @@ class ParsedPages:
 
         source = self._source(url, name, sha256, content_type, page_url)
         return decode_page(form, source, max_bytes=self._form_bytes)
+
+    def _from_worker(
+        self, url: str, body: bytes, *, name: str, content_type: str, page_url: str, source: str
+    ) -> ProjectPage | None:
+        """The page built from the form the worker made of `body`; None: parse it here."""
+        worker = self._worker
+        if worker is None or len(body) < worker.from_bytes or self._max_files is None:
+            return None
+        job = PageJob(
+            url=url,
+            name=name,
+            content_type=content_type,
+            final_url=page_url,
+            max_files=self._max_files,
+            source=source,
+        )
+        form = worker.form(job, body)
+        if form is None:
+            return None
+        from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
+
+        page = decode_page(form, source, max_bytes=self._form_bytes)
+        if page is not None and self._store is not None:
+            self._store.put_form(url, form)
+        return page
 
     def _keep_form(self, url: str, page: ProjectPage, source: str) -> bool:
         if self._store is None:

@@ -19,6 +19,7 @@ from lockd.index.caches import PageBody, PageHead, PageStore, page_cache
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
+from lockd.index.page_worker import PageWorker
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters
 from lockd.simple.media_types import ACCEPT_HEADER, HTML_CONTENT_TYPES, JSON_CONTENT_TYPE
@@ -41,6 +42,7 @@ class ProjectPages:
         counters: FetchCounters,
         *,
         store: PageStore | None = None,
+        worker: PageWorker | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._counters = counters
@@ -49,7 +51,10 @@ class ProjectPages:
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
         # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
         # With a page store, each parse is also kept there for the next process (`page_reuse`).
-        self._parsed = ParsedPages(options.page_cache_bytes, store=store, max_files=options.max_page_files)
+        # A big page is parsed by `worker`'s process, when there is one (`page_worker`).
+        self._parsed = ParsedPages(
+            options.page_cache_bytes, store=store, max_files=options.max_page_files, worker=worker
+        )
         self._flight: SingleFlight[str, ProjectPage] = SingleFlight()
 
     @property

@@ -1,0 +1,312 @@
+"""Big pages parsed by a child process: the same pages, the same errors, and a parse here whenever the child fails.
+
+Every test runs a real child (`python -c`, this interpreter); `from_bytes=1` sends every page
+to it. The pages are PyPI-shaped JSON and PEP 503 HTML, built here or served by the fixture index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from fixtures.served_index import WatchedIndex
+from lockd.deadline import deadline_scope
+from lockd.errors import IndexUnavailable, LockdError, ResolutionTimeout, ResponseTooLarge
+from lockd.index import IndexClient, page_worker
+from lockd.index.options import ClientOptions
+from lockd.index.page_reuse import ParsedPages
+from lockd.index.page_worker import PageWorker
+from lockd.index.pages import parse_page
+from lockd.simple import ProjectPage
+
+_JSON = "application/vnd.pypi.simple.v1+json"
+_HTML = "text/html"
+_URL = "https://pypi.example/simple/demo-pkg/"
+_MAX_FILES = 1000
+
+
+def _json_page(versions: int = 40) -> bytes:
+    entries: list[dict[str, object]] = []
+    for minor in range(versions):
+        for tag in ("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", "cp311-cp311-win_amd64"):
+            filename = f"demo_pkg-1.{minor}-{tag}.whl"
+            entries.append(
+                {
+                    "filename": filename,
+                    "url": f"https://files.example/packages/ab/{filename}",
+                    "hashes": {"sha256": f"{minor:064x}"},
+                    "requires-python": ">=3.9" if minor % 2 else ">=3.8, <4",
+                    "size": 1024 + minor,
+                    "upload-time": "2024-10-18T15:21:02.123456Z",
+                    "yanked": minor == 3 and "broken",
+                    "core-metadata": {"sha256": "cd" * 32},
+                }
+            )
+        entries.append(
+            {"filename": f"demo_pkg-1.{minor}.tar.gz", "url": f"../../p/demo_pkg-1.{minor}.tar.gz"}
+        )
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "demo-pkg", "files": entries}).encode()
+
+
+def _html_page() -> bytes:
+    links = "".join(
+        f'<a href="/whl/demo_pkg-1.{m}-py3-none-any.whl#sha256={m:064x}" data-requires-python="&gt;=3.9">'
+        f"demo_pkg-1.{m}-py3-none-any.whl</a>\n"
+        for m in range(30)
+    )
+    return f"<!DOCTYPE html><html><body>{links}</body></html>".encode()
+
+
+def _here(body: bytes, content_type: str, max_files: int = _MAX_FILES) -> ProjectPage:
+    return parse_page(body, content_type, _URL, canonicalize_name("demo-pkg"), _URL, max_files=max_files)
+
+
+def _pages(worker: PageWorker, *, max_files: int = _MAX_FILES) -> ParsedPages:
+    return ParsedPages(64 * 1024 * 1024, max_files=max_files, worker=worker)
+
+
+def _read(
+    pages: ParsedPages, body: bytes, content_type: str = _JSON, *, parsed_here: list[str] | None = None
+) -> ProjectPage:
+    def parse() -> ProjectPage:
+        if parsed_here is not None:
+            parsed_here.append(content_type)
+        return _here(body, content_type)
+
+    return pages.page(_URL, body, content_type, _URL, parse, name="demo-pkg")
+
+
+def _same(found: ProjectPage, expected: ProjectPage) -> None:
+    assert found == expected
+    assert found.foreign_versions == expected.foreign_versions
+    # `DistFile` equality leaves out the listing page and the details worked out on first use.
+    assert [(f.index_url, f.url, f.upload_time, f.metadata_url, f.metadata_sha256) for f in found.files] == [
+        (f.index_url, f.url, f.upload_time, f.metadata_url, f.metadata_sha256) for f in expected.files
+    ]
+
+
+@pytest.fixture
+def worker() -> Iterator[PageWorker]:
+    made = PageWorker(from_bytes=1, max_form_bytes=64 * 1024 * 1024)
+    yield made
+    made.close()
+
+
+def _children() -> set[int]:
+    """This process's child processes still alive (Linux); other fixtures' servers among them."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return found
+
+
+@pytest.mark.parametrize(("content_type", "body"), [(_JSON, _json_page()), (_HTML, _html_page())])
+def test_a_page_parsed_by_the_child_is_the_page_parsed_here(
+    worker: PageWorker, content_type: str, body: bytes
+) -> None:
+    parsed_here: list[str] = []
+    page = _read(_pages(worker), body, content_type, parsed_here=parsed_here)
+    assert parsed_here == []  # the child's form built it
+    assert worker.started
+    _same(page, _here(body, content_type))
+    assert page.files[0].yanked is None and any(f.yanked == "broken" for f in page.files) == (
+        content_type == _JSON
+    )
+
+
+def test_a_small_page_is_parsed_here_and_starts_no_child() -> None:
+    small = PageWorker(from_bytes=10 * 1024 * 1024, max_form_bytes=64 * 1024 * 1024)
+    parsed_here: list[str] = []
+    before = _children()
+    try:
+        _read(_pages(small), _json_page(), parsed_here=parsed_here)
+        assert parsed_here == [_JSON]
+        assert not small.started
+        assert _children() <= before
+    finally:
+        small.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        (b'{"meta": {"api-version": "1.1"}, "files": [', _JSON, IndexUnavailable),
+        (b"<html>", "text/plain", IndexUnavailable),
+        (_json_page(versions=400), _JSON, ResponseTooLarge),  # 1,200 files, over the limit of 1,000
+    ],
+)
+def test_a_page_the_child_cannot_parse_raises_the_error_a_parse_here_raises(
+    worker: PageWorker, body: bytes, content_type: str, error: type[LockdError]
+) -> None:
+    with pytest.raises(error) as here:
+        _here(body, content_type)
+    parsed_here: list[str] = []
+    with pytest.raises(error) as through:
+        _read(_pages(worker), body, content_type, parsed_here=parsed_here)
+    assert parsed_here == [content_type]  # the child said no; the caller parsed it to say why
+    assert str(through.value) == str(here.value)
+    assert through.value.context == here.value.context
+    assert worker.started  # and the child is still there for the next page
+    _same(_read(_pages(worker), _json_page()), _here(_json_page(), _JSON))
+
+
+def test_a_child_that_dies_is_replaced_for_the_next_page(worker: PageWorker) -> None:
+    pages = _pages(worker)
+    _read(pages, _json_page(versions=5))
+    child = worker._child  # the process is what this test kills
+    assert child is not None
+    child._process.kill()
+    deadline = time.monotonic() + 5.0
+    while child.alive and time.monotonic() < deadline:  # its answer reader sees the pipe close
+        time.sleep(0.01)
+    assert not child.alive
+    parsed_here: list[str] = []
+    body = _json_page(versions=7)
+    _same(_read(pages, body, parsed_here=parsed_here), _here(body, _JSON))
+    assert parsed_here == []  # a new child's form
+    assert worker._child is not child
+
+
+def test_a_child_that_dies_with_the_page_leaves_it_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page_worker, "_CHILD", "import sys; sys.stdin.buffer.read(20); sys.exit(3)")
+    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
+    try:
+        for versions in (5, 6):  # the second page: a second child, which dies too
+            parsed_here: list[str] = []
+            body = _json_page(versions=versions)
+            _same(_read(_pages(worker), body, parsed_here=parsed_here), _here(body, _JSON))
+            assert parsed_here == [_JSON]
+    finally:
+        worker.close()
+
+
+def test_an_answer_outside_the_protocol_ends_the_child_and_the_caller_parses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A child that answers a form bigger than the bound, then junk.
+    liar = (
+        "import sys, struct; sys.stdin.buffer.read(20); "
+        "sys.stdout.buffer.write(struct.pack('<QBQ', 0, 0, 1 << 40) + b'x' * 100); sys.stdout.flush(); "
+        "sys.stdin.buffer.read()"
+    )
+    monkeypatch.setattr(page_worker, "_CHILD", liar)
+    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
+    try:
+        parsed_here: list[str] = []
+        body = _json_page()
+        _same(_read(_pages(worker), body, parsed_here=parsed_here), _here(body, _JSON))
+        assert parsed_here == [_JSON]
+        assert not worker.started
+    finally:
+        worker.close()
+
+
+def test_a_form_that_is_not_the_pages_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A child that answers a well-framed form for another source: it must not stand for this page.
+    forger = (
+        "import sys, struct, json\n"
+        "from lockd.simple.page_form import encode_page\n"
+        "from lockd.simple import ProjectPage\n"
+        "head = sys.stdin.buffer.read(20)\n"
+        "job, h, b = struct.unpack('<QIQ', head)\n"
+        "sys.stdin.buffer.read(h + b)\n"
+        "form = encode_page(ProjectPage(name='demo-pkg', index_url='https://evil/', files=()), 'other')\n"
+        "sys.stdout.buffer.write(struct.pack('<QBQ', job, 0, len(form)) + form); sys.stdout.flush()\n"
+        "sys.stdin.buffer.read()\n"
+    )
+    monkeypatch.setattr(page_worker, "_CHILD", forger)
+    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
+    try:
+        parsed_here: list[str] = []
+        body = _json_page()
+        page = _read(_pages(worker), body, parsed_here=parsed_here)
+        _same(page, _here(body, _JSON))
+        assert parsed_here == [_JSON]
+    finally:
+        worker.close()
+
+
+def test_without_a_process_to_start_pages_are_parsed_here_and_no_start_is_retried_at_once(
+    monkeypatch: pytest.MonkeyPatch, worker: PageWorker
+) -> None:
+    starts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        starts.append(args)
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN: a process limit
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    pages = _pages(worker)
+    for versions in (5, 6, 7):
+        parsed_here: list[str] = []
+        body = _json_page(versions=versions)
+        _same(_read(pages, body, parsed_here=parsed_here), _here(body, _JSON))
+        assert parsed_here == [_JSON]
+    assert len(starts) == 1
+
+
+def test_a_child_silent_past_the_deadline_is_killed_and_the_caller_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(page_worker, "_CHILD", "import time; time.sleep(120)")
+    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
+    try:
+        started = time.monotonic()
+        with deadline_scope(time.monotonic() + 0.3), pytest.raises(ResolutionTimeout) as raised:
+            _read(_pages(worker), _json_page())
+        assert time.monotonic() - started < 10.0
+        assert "parsing" in str(raised.value) or "waiting to parse" in str(raised.value)
+        assert not worker.started  # killed: the next page gets another child
+    finally:
+        worker.close()
+
+
+def test_the_child_honours_the_deadline_it_is_given(worker: PageWorker) -> None:
+    pages = _pages(worker)
+    _read(pages, _json_page(versions=3))  # the child is up
+    with deadline_scope(time.monotonic() - 1.0), pytest.raises(ResolutionTimeout):
+        _read(pages, _json_page(versions=300))
+    assert worker.started  # it answered "late" itself; it was not killed
+
+
+def test_a_client_sends_big_pages_to_its_child_and_ends_it_when_closed(fixture_index: WatchedIndex) -> None:
+    names = [canonicalize_name(n) for n in ("lockd-fx-plain", "lockd-fx-yanked", "lockd-fx-pyreq")]
+    with IndexClient(ClientOptions(timeout=10.0, page_worker_from=None)) as here:
+        expected = [here.project_page(fixture_index.pypi_url, name) for name in names]
+    before = _children()
+    client = IndexClient(ClientOptions(timeout=10.0, page_worker_from=1))
+    with client:
+        found = [client.project_page(fixture_index.pypi_url, name) for name in names]
+        assert client.page_worker is not None and client.page_worker.started
+        # A client made from it (a service's fresh client) shares the child and does not end it.
+        shared = IndexClient(
+            ClientOptions(timeout=10.0, page_worker_from=1),
+            workers=client.workers,
+            page_worker=client.page_worker,
+        )
+        with shared:
+            again = shared.project_page(fixture_index.pypi_url, names[0])
+        assert client.page_worker.started
+        assert len(_children() - before) == 1
+    for page, want in zip([*found, again], [*expected, expected[0]], strict=True):
+        _same(page, want)
+    assert not client.page_worker.started
+    deadline = time.monotonic() + 5.0
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _children() - before  # the child has ended
+
+
+def test_a_client_configured_without_a_worker_has_none() -> None:
+    with IndexClient(ClientOptions(page_worker_from=None)) as client:
+        assert client.page_worker is None
