@@ -212,6 +212,13 @@ class IndexClient:
     def stats(self) -> FetchStats:
         return self._counters.snapshot()
 
+    def start_page_worker(self) -> None:
+        """Starts the page process in the background now, when a resolution is sure to need it
+        (`lockd lock`); otherwise it starts with the first page big enough."""
+        worker = self._page_worker
+        if worker is not None:
+            threading.Thread(target=worker.start, name="lockd-page-worker-start", daemon=True).start()
+
     @property
     def page_worker(self) -> PageWorker | None:
         """The process big pages are parsed in, shared with the clients made from this one."""

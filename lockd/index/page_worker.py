@@ -84,6 +84,10 @@ class PageWorker:
         child = self._running()
         return None if child is None else child.ask(job, body)
 
+    def start(self) -> None:
+        """Starts the child now, not with the first big page (its imports take ~0.1 s of its core)."""
+        self._running()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -233,6 +237,14 @@ class _Child:
 
 def main() -> int:
     """The child: jobs from stdin, answers to stdout, until stdin ends."""
+    from lockd.allocator import return_freed_memory  # noqa: PLC0415
+
+    return_freed_memory()  # a server's child lives long: a big page's buffers go back after it
+    # The parsers load now, while the first body is still on its way, not with it.
+    from lockd.index.pages import parse_page  # noqa: F401, PLC0415
+    from lockd.simple.page_form import parser_identity  # noqa: PLC0415
+
+    parser_identity()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         head = stdin.read(_JOB.size)

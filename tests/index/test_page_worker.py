@@ -310,3 +310,17 @@ def test_a_client_sends_big_pages_to_its_child_and_ends_it_when_closed(fixture_i
 def test_a_client_configured_without_a_worker_has_none() -> None:
     with IndexClient(ClientOptions(page_worker_from=None)) as client:
         assert client.page_worker is None
+
+
+def test_a_client_can_start_its_child_before_any_page() -> None:
+    before = _children()
+    with IndexClient(ClientOptions(timeout=10.0, page_worker_from=1)) as client:
+        client.start_page_worker()  # what `lockd lock` does once its roots' pages are asked for
+        deadline = time.monotonic() + 5.0
+        while not (client.page_worker is not None and client.page_worker.started):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert len(_children() - before) == 1
+    with IndexClient(ClientOptions(page_worker_from=None)) as client:
+        client.start_page_worker()  # configured off: nothing to start
+        assert client.page_worker is None
