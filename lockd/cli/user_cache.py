@@ -115,13 +115,10 @@ class UserCache:
         self._max_bytes = max_bytes
         self._warn = warn
         self._clock = clock
-        # A reader per thread, and a writer: a read never queues behind a batch being written,
-        # nor behind another thread's read. With one shared reader, a cold 200-pin run's ~1,000
-        # lookups (each ~2 ms, most of it waiting for the GIL back from the parsing thread) queued
-        # one behind another: 140 ms on average before a page's request could go out.
-        self._readers = threading.local()
-        self._opened: list[sqlite3.Connection] = []
+        # Two connections: reads on the fetch threads never queue behind a batch being written.
+        self._reader = _connect(path)
         self._writer = _connect(path)
+        self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._pending: dict[_Key, _Entry] = {}
@@ -166,14 +163,11 @@ class UserCache:
 
     def _select(self, columns: str, kind: str, key: str) -> tuple[Any, ...] | None:
         """The entry's `columns` from the file, noting its use; None if absent or unreadable."""
-        if self._closing:  # a straggling thread's read after `close`: its connection may be gone
-            return None
         try:
-            row = (
-                self._reader()
-                .execute(f"SELECT {columns}, used_at FROM entries WHERE kind = ? AND key = ?", (kind, key))
-                .fetchone()
-            )
+            with self._read_lock:
+                row = self._reader.execute(
+                    f"SELECT {columns}, used_at FROM entries WHERE kind = ? AND key = ?", (kind, key)
+                ).fetchone()
         except sqlite3.Error as exc:
             self._fail(exc)
             return None
@@ -183,15 +177,6 @@ class UserCache:
             with self._state_lock:
                 self._touched.add((kind, key))
         return tuple(row[:-1])
-
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's reading connection, opened with its first read."""
-        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
-        if conn is None:
-            conn = self._readers.conn = _connect(self.path)
-            with self._state_lock:
-                self._opened.append(conn)
-        return conn
 
     def put(self, kind: str, key: str, value: bytes, detail: str = "") -> None:
         if self._failed or len(value) > self._max_bytes // 4:
@@ -283,9 +268,7 @@ class UserCache:
         if writer is not None:
             writer.join()
         self.flush()
-        with self._state_lock:
-            opened = [*self._opened, self._writer]
-        for conn in opened:
+        for conn in (self._reader, self._writer):
             # Closing cannot lose anything: every write was committed or rolled back.
             with suppress(sqlite3.Error):
                 conn.close()
