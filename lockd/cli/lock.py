@@ -282,8 +282,6 @@ def lock(args: argparse.Namespace, settings: Settings) -> int:
                 offers=_lazy_offers(index, settings.index_plan_for(indexes)),
             )
             _prefetch_roots(index, request)
-            # Its parsers load on the other core while the roots' pages travel and the resolver loads.
-            index.start_page_worker()
             if request.selection is not None and sys.stderr.isatty():
                 print(f"cuda=auto: {request.selection.reason}", file=sys.stderr)
             lock, stats, fetched = _resolve_without_server(settings, request, index)

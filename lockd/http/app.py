@@ -137,5 +137,8 @@ def app_from_env() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level)
     app = create_app(settings)
+    # A serving worker will parse big pages: its page process loads its parsers now, off the
+    # first resolution's path (an app made for a test starts it with its first big page).
+    app.state.service.index.start_page_worker()
     tune_collector()  # after start-up's imports, which it freezes
     return app

@@ -213,11 +213,10 @@ class IndexClient:
         return self._counters.snapshot()
 
     def start_page_worker(self) -> None:
-        """Starts the page process in the background now, when a resolution is sure to need it
-        (`lockd lock`); otherwise it starts with the first page big enough."""
-        worker = self._page_worker
-        if worker is not None:
-            threading.Thread(target=worker.start, name="lockd-page-worker-start", daemon=True).start()
+        """Starts the page process in the background now (a serving worker at start), not with
+        the first page big enough to need it."""
+        if self._page_worker is not None:
+            self._page_worker.start_soon()
 
     @property
     def page_worker(self) -> PageWorker | None:

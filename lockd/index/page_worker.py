@@ -75,6 +75,7 @@ class PageWorker:
         self._lock = threading.Lock()
         self._child: _Child | None = None
         self._unstartable_at: float | None = None
+        self._starting = False  # `start_soon` was called
         self._closed = False
 
     def form(self, job: PageJob, body: bytes) -> bytes | None:
@@ -84,9 +85,14 @@ class PageWorker:
         child = self._running()
         return None if child is None else child.ask(job, body)
 
-    def start(self) -> None:
-        """Starts the child now, not with the first big page (its imports take ~0.1 s of its core)."""
-        self._running()
+    def start_soon(self) -> None:
+        """Starts the child in the background now, not with the first big page (its imports take
+        ~0.1 s of its core); once, however often it is called."""
+        with self._lock:
+            if self._starting or self._closed:
+                return
+            self._starting = True
+        threading.Thread(target=self._running, name="lockd-page-worker-start", daemon=True).start()
 
     def close(self) -> None:
         with self._lock:

@@ -48,6 +48,7 @@ class ProjectPages:
         self._counters = counters
         self._max_files = options.max_page_files
         self._store = store  # the CLI's pages beyond this process; None on the server
+        self._worker = worker
         self._pages = page_cache(options.page_cache_bytes, options.page_ttl)
         # A page past its TTL is fetched again; when its bytes have not changed, not parsed again.
         # With a page store, each parse is also kept there for the next process (`page_reuse`).
@@ -85,6 +86,11 @@ class ProjectPages:
         stored = self._stored(url, name)
         if stored is not None:
             return stored
+        if self._store is not None and self._worker is not None:
+            # The CLI's store missed: pages come from the index this run, and the page process
+            # loads its parsers on the other core while they travel. A run its store answers
+            # (warm) starts none.
+            self._worker.start_soon()
         with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
             if response.status_code == 404:
                 raise UnknownProject(

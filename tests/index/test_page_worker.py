@@ -25,6 +25,7 @@ from lockd.index.page_reuse import ParsedPages
 from lockd.index.page_worker import PageWorker
 from lockd.index.pages import parse_page
 from lockd.simple import ProjectPage
+from tests.support import StartLockd
 
 _JSON = "application/vnd.pypi.simple.v1+json"
 _HTML = "text/html"
@@ -315,7 +316,7 @@ def test_a_client_configured_without_a_worker_has_none() -> None:
 def test_a_client_can_start_its_child_before_any_page() -> None:
     before = _children()
     with IndexClient(ClientOptions(timeout=10.0, page_worker_from=1)) as client:
-        client.start_page_worker()  # what `lockd lock` does once its roots' pages are asked for
+        client.start_page_worker()  # what a serving worker does at start
         deadline = time.monotonic() + 5.0
         while not (client.page_worker is not None and client.page_worker.started):
             assert time.monotonic() < deadline
@@ -324,3 +325,78 @@ def test_a_client_can_start_its_child_before_any_page() -> None:
     with IndexClient(ClientOptions(page_worker_from=None)) as client:
         client.start_page_worker()  # configured off: nothing to start
         assert client.page_worker is None
+
+
+def _page_children_of(pid: int) -> list[int]:
+    """Page-worker processes anywhere below `pid` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found: list[int] = []
+    for child, command in commands.items():
+        if b"lockd.index.page_worker" not in command:
+            continue
+        ancestor = parents.get(child, 0)
+        while ancestor > 1 and ancestor != pid:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == pid:
+            found.append(child)
+    return found
+
+
+@pytest.mark.parametrize(("setting", "children"), [("131072", 1), ("0", 0)])
+def test_a_serving_worker_starts_its_page_child_at_start_unless_configured_off(
+    start_lockd: StartLockd, tmp_path: Path, setting: str, children: int
+) -> None:
+    server = start_lockd(f"sqlite:///{tmp_path / 'lockd.db'}", tokens=False, LOCKD_PAGE_WORKER_FROM=setting)
+    assert server.process is not None
+    pid = server.process.pid
+    deadline = time.monotonic() + 10.0
+    while len(_page_children_of(pid)) < children and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # and no more than that
+    started = _page_children_of(pid)
+    assert len(started) == children
+    server.stop()
+    deadline = time.monotonic() + 10.0
+    while [p for p in started if _running(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in started if _running(p)]  # the child ends with its server
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_cli_run_starts_its_child_when_its_page_store_misses_and_not_when_it_answers(
+    fixture_index: WatchedIndex, tmp_path: Path
+) -> None:
+    from lockd.cli.user_cache import open_user_cache  # noqa: PLC0415  # the CLI's page store
+
+    name = canonicalize_name("lockd-fx-plain")
+    big = 10 * 1024 * 1024  # the fixture's pages are small: only the early start can start a child
+    for expect_child in (True, False):  # cold (the store misses), then warm (it answers)
+        cache = open_user_cache(tmp_path, page_ttl=600.0, max_bytes=1 << 30, warn=pytest.fail)
+        assert cache is not None
+        client = IndexClient(ClientOptions(timeout=10.0, page_worker_from=big), page_store=cache.pages)
+        with client:
+            client.project_page(fixture_index.pypi_url, name)
+            worker = client.page_worker
+            assert worker is not None
+            deadline = time.monotonic() + (5.0 if expect_child else 0.5)
+            while not worker.started and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert worker.started is expect_child
+        cache.close()
