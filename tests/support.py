@@ -61,6 +61,7 @@ __all__ = [
     "StartLockd",
     "advisory_database",
     "assert_problem",
+    "child_pids",
     "files_of",
     "free_port",
     "fresh_database",
@@ -185,6 +186,17 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         del format, args
+
+
+def child_pids() -> set[int]:
+    """This process's child processes still alive (Linux); other fixtures' servers among them."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return found
 
 
 @contextmanager

@@ -7,10 +7,10 @@ to it. The pages are PyPI-shaped JSON and PEP 503 HTML, built here or served by 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from lockd.index.page_reuse import ParsedPages
 from lockd.index.page_worker import PageWorker
 from lockd.index.pages import parse_page
 from lockd.simple import ProjectPage
-from tests.support import StartLockd
+from tests.support import StartLockd, child_pids
 
 _JSON = "application/vnd.pypi.simple.v1+json"
 _HTML = "text/html"
@@ -100,15 +100,23 @@ def worker() -> Iterator[PageWorker]:
     made.close()
 
 
-def _children() -> set[int]:
-    """This process's child processes still alive (Linux); other fixtures' servers among them."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        try:
-            found.update(int(pid) for pid in (task / "children").read_text().split())
-        except OSError:
-            continue  # a thread that ended meanwhile
-    return found
+@contextmanager
+def _impostor(monkeypatch: pytest.MonkeyPatch, code: str) -> Iterator[PageWorker]:
+    """A worker whose child runs `code` (`python -c`) instead of the page worker."""
+    monkeypatch.setattr(page_worker, "_CHILD", code)
+    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
+def _parsed_here(worker: PageWorker, versions: int = 40) -> list[str]:
+    """Reads a page through `worker`; what was parsed in this process (the page is checked either way)."""
+    parsed_here: list[str] = []
+    body = _json_page(versions=versions)
+    _same(_read(_pages(worker), body, parsed_here=parsed_here), _here(body, _JSON))
+    return parsed_here
 
 
 @pytest.mark.parametrize(("content_type", "body"), [(_JSON, _json_page()), (_HTML, _html_page())])
@@ -128,12 +136,12 @@ def test_a_page_parsed_by_the_child_is_the_page_parsed_here(
 def test_a_small_page_is_parsed_here_and_starts_no_child() -> None:
     small = PageWorker(from_bytes=10 * 1024 * 1024, max_form_bytes=64 * 1024 * 1024)
     parsed_here: list[str] = []
-    before = _children()
+    before = child_pids()
     try:
         _read(_pages(small), _json_page(), parsed_here=parsed_here)
         assert parsed_here == [_JSON]
         assert not small.started
-        assert _children() <= before
+        assert child_pids() <= before
     finally:
         small.close()
 
@@ -179,16 +187,9 @@ def test_a_child_that_dies_is_replaced_for_the_next_page(worker: PageWorker) -> 
 
 
 def test_a_child_that_dies_with_the_page_leaves_it_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(page_worker, "_CHILD", "import sys; sys.stdin.buffer.read(20); sys.exit(3)")
-    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
-    try:
+    with _impostor(monkeypatch, "import sys; sys.stdin.buffer.read(20); sys.exit(3)") as worker:
         for versions in (5, 6):  # the second page: a second child, which dies too
-            parsed_here: list[str] = []
-            body = _json_page(versions=versions)
-            _same(_read(_pages(worker), body, parsed_here=parsed_here), _here(body, _JSON))
-            assert parsed_here == [_JSON]
-    finally:
-        worker.close()
+            assert _parsed_here(worker, versions) == [_JSON]
 
 
 def test_an_answer_outside_the_protocol_ends_the_child_and_the_caller_parses(
@@ -200,16 +201,9 @@ def test_an_answer_outside_the_protocol_ends_the_child_and_the_caller_parses(
         "sys.stdout.buffer.write(struct.pack('<QBQ', 0, 0, 1 << 40) + b'x' * 100); sys.stdout.flush(); "
         "sys.stdin.buffer.read()"
     )
-    monkeypatch.setattr(page_worker, "_CHILD", liar)
-    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
-    try:
-        parsed_here: list[str] = []
-        body = _json_page()
-        _same(_read(_pages(worker), body, parsed_here=parsed_here), _here(body, _JSON))
-        assert parsed_here == [_JSON]
+    with _impostor(monkeypatch, liar) as worker:
+        assert _parsed_here(worker) == [_JSON]
         assert not worker.started
-    finally:
-        worker.close()
 
 
 def test_a_form_that_is_not_the_pages_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,16 +219,8 @@ def test_a_form_that_is_not_the_pages_is_not_used(monkeypatch: pytest.MonkeyPatc
         "sys.stdout.buffer.write(struct.pack('<QBQ', job, 0, len(form)) + form); sys.stdout.flush()\n"
         "sys.stdin.buffer.read()\n"
     )
-    monkeypatch.setattr(page_worker, "_CHILD", forger)
-    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
-    try:
-        parsed_here: list[str] = []
-        body = _json_page()
-        page = _read(_pages(worker), body, parsed_here=parsed_here)
-        _same(page, _here(body, _JSON))
-        assert parsed_here == [_JSON]
-    finally:
-        worker.close()
+    with _impostor(monkeypatch, forger) as worker:
+        assert _parsed_here(worker) == [_JSON]
 
 
 def test_without_a_process_to_start_pages_are_parsed_here_and_no_start_is_retried_at_once(
@@ -259,17 +245,13 @@ def test_without_a_process_to_start_pages_are_parsed_here_and_no_start_is_retrie
 def test_a_child_silent_past_the_deadline_is_killed_and_the_caller_times_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(page_worker, "_CHILD", "import time; time.sleep(120)")
-    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
-    try:
+    with _impostor(monkeypatch, "import time; time.sleep(120)") as worker:
         started = time.monotonic()
         with deadline_scope(time.monotonic() + 0.3), pytest.raises(ResolutionTimeout) as raised:
             _read(_pages(worker), _json_page())
         assert time.monotonic() - started < 10.0
         assert "parsing" in str(raised.value) or "waiting to parse" in str(raised.value)
         assert not worker.started  # killed: the next page gets another child
-    finally:
-        worker.close()
 
 
 def test_the_child_honours_the_deadline_it_is_given(worker: PageWorker) -> None:
@@ -284,7 +266,7 @@ def test_a_client_sends_big_pages_to_its_child_and_ends_it_when_closed(fixture_i
     names = [canonicalize_name(n) for n in ("lockd-fx-plain", "lockd-fx-yanked", "lockd-fx-pyreq")]
     with IndexClient(ClientOptions(timeout=10.0, page_worker_from=None)) as here:
         expected = [here.project_page(fixture_index.pypi_url, name) for name in names]
-    before = _children()
+    before = child_pids()
     client = IndexClient(ClientOptions(timeout=10.0, page_worker_from=1))
     with client:
         found = [client.project_page(fixture_index.pypi_url, name) for name in names]
@@ -298,14 +280,14 @@ def test_a_client_sends_big_pages_to_its_child_and_ends_it_when_closed(fixture_i
         with shared:
             again = shared.project_page(fixture_index.pypi_url, names[0])
         assert client.page_worker.started
-        assert len(_children() - before) == 1
+        assert len(child_pids() - before) == 1
     for page, want in zip([*found, again], [*expected, expected[0]], strict=True):
         _same(page, want)
     assert not client.page_worker.started
     deadline = time.monotonic() + 5.0
-    while _children() - before and time.monotonic() < deadline:
+    while child_pids() - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _children() - before  # the child has ended
+    assert not child_pids() - before  # the child has ended
 
 
 def test_a_client_configured_without_a_worker_has_none() -> None:
@@ -314,14 +296,14 @@ def test_a_client_configured_without_a_worker_has_none() -> None:
 
 
 def test_a_client_can_start_its_child_before_any_page() -> None:
-    before = _children()
+    before = child_pids()
     with IndexClient(ClientOptions(timeout=10.0, page_worker_from=1)) as client:
         client.start_page_worker()  # what a serving worker does at start
         deadline = time.monotonic() + 5.0
         while not (client.page_worker is not None and client.page_worker.started):
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        assert len(_children() - before) == 1
+        assert len(child_pids() - before) == 1
     with IndexClient(ClientOptions(page_worker_from=None)) as client:
         client.start_page_worker()  # configured off: nothing to start
         assert client.page_worker is None

@@ -7,11 +7,9 @@ from a real child process.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
@@ -26,7 +24,7 @@ from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.sdist_sources import metadata_source
 from lockd.simple import DistFile
-from tests.support import QuietHandler, loopback_http
+from tests.support import QuietHandler, child_pids, loopback_http
 
 PROJECT = "lockd-fx-bigspark"
 
@@ -54,17 +52,6 @@ def _sdist(client: IndexClient, index: FixtureIndex) -> DistFile:
     return next(f for f in page.files if f.kind == "sdist")
 
 
-def _children() -> set[int]:
-    """This process's child processes still alive (Linux); other fixtures' servers among them."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        try:
-            found.update(int(pid) for pid in (task / "children").read_text().split())
-        except OSError:
-            continue  # a thread that ended meanwhile
-    return found
-
-
 def test_a_child_reads_the_same_metadata_and_its_fetches_are_counted(
     mutable_index: FixtureIndex, workers_ran: list[str]
 ) -> None:
@@ -72,7 +59,7 @@ def test_a_child_reads_the_same_metadata_and_its_fetches_are_counted(
     with IndexClient(ClientOptions(timeout=10.0, sdist_worker_from=None)) as here:
         expected = here.fetch_metadata(_sdist(here, mutable_index))
     assert workers_ran == []
-    children = _children()
+    children = child_pids()
     with _client() as client:
         sdist = _sdist(client, mutable_index)
         before = client.stats
@@ -84,7 +71,7 @@ def test_a_child_reads_the_same_metadata_and_its_fetches_are_counted(
     assert after.whole_downloads - before.whole_downloads == 1
     assert after.requests - before.requests == 1
     assert after.bytes_fetched - before.bytes_fetched == sdist.size
-    assert _children() <= children  # the child has ended
+    assert child_pids() <= children  # the child has ended
 
 
 def test_a_tampered_sdist_is_refused_across_the_process_boundary(
@@ -149,7 +136,7 @@ class _Drip(QuietHandler):
 
 
 def test_the_child_ends_at_the_callers_deadline(workers_ran: list[str]) -> None:
-    children = _children()
+    children = child_pids()
     with loopback_http(_Drip) as host, _client() as client:
         sdist = DistFile.of(
             name=canonicalize_name("slow"), version=Version("1.0"), filename="slow-1.0.tar.gz",
@@ -164,7 +151,7 @@ def test_the_child_ends_at_the_callers_deadline(workers_ran: list[str]) -> None:
     assert raised.value.context["url"] == sdist.url
     assert 1.4 < elapsed < 4.5, f"{elapsed:.2f} s for a 1.5 s deadline"
     assert workers_ran == [sdist.filename]
-    assert _children() <= children  # killed, not left behind
+    assert child_pids() <= children  # killed, not left behind
 
 
 def test_without_a_process_to_start_the_client_reads_the_archive_itself(
