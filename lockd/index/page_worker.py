@@ -1,10 +1,11 @@
 """Big project pages parsed by a process of their own, handed back as their forms.
 
-Parsing a page holds the GIL from its first byte to its last DistFile, and on a cold resolution
-pages are most of the process's CPU (a cold 200-pin `lockd lock`: ~0.8 s parsing PyPI's JSON
-pages, ~0.5 s writing their forms for the cache, while fetch threads wait for the GIL to read
-their sockets). Here one child process, started as `python -c` with the same interpreter the
-first time a page is big enough, parses each big page with the same parser and limits
+Parsing a page holds the GIL from its first byte to its last DistFile, and a cold resolution is
+bound by that one GIL (a cold 200-pin `lockd lock` on PyPI: ~0.8 s of CPU parsing its pages and
+~0.5 s writing their forms for the cache, of ~5 s in all, while fetch threads wait for the GIL
+to read their sockets). Here one child process, started as `python -c` with the same interpreter
+(when a serving worker starts, when `lockd lock`'s page store first misses, otherwise with the
+first page big enough), parses each big page with the same parser and limits
 (`parse_page`) and answers the page's form (`lockd.simple.page_form`), which this process
 builds the page from in about a quarter of the parse's time; the parse itself runs on the
 other core. The form is also what the CLI's cache keeps, so there it is written only once.
