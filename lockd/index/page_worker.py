@@ -32,10 +32,10 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import IO
 
 from lockd.deadline import check_deadline, deadline_scope, seconds_left
+from lockd.index.child_code import child_code
 
 __all__ = ["PageJob", "PageWorker", "main"]
 
@@ -45,12 +45,7 @@ _FORM, _NO_FORM, _FAILED, _LATE = range(4)
 _MAX_HEADER = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # fewer wake-ups per page than the default 64 KiB
 _RESTART_AFTER = 30.0  # after a child could not be started, pages are parsed here this long
-# The child imports lockd as this process did (same interpreter, environment and working
-# directory); the directory this lockd is in is its last resort, after the standard library.
-_CHILD = (
-    f"import sys; sys.path.append({str(Path(__file__).resolve().parents[2])!r}); "
-    "from lockd.index.page_worker import main; sys.exit(main())"
-)
+_CHILD = child_code("lockd.index.page_worker")  # what the child runs: `python -c`, this interpreter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

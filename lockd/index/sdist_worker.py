@@ -27,11 +27,11 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, fields, replace
-from pathlib import Path
 from typing import Any
 
 from lockd.deadline import check_deadline, deadline_scope, seconds_left
 from lockd.errors import LockdError
+from lockd.index.child_code import child_code
 from lockd.index.credentials import BasicCredential, IndexCredential, IndexCredentials
 from lockd.index.fetcher import Fetcher, budget_spent_reading
 from lockd.index.options import ClientOptions
@@ -45,12 +45,7 @@ _MAX_JOB_BYTES = 1024 * 1024
 _STDERR_SHOWN = 2000
 # Children at once, per process: a hostile index listing many big sdists gets no more.
 _RUNNING = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
-# The child imports lockd as this process did (same interpreter, environment and working
-# directory); the directory this lockd is in is its last resort, after the standard library.
-_CHILD = (
-    f"import sys; sys.path.append({str(Path(__file__).resolve().parents[2])!r}); "
-    "from lockd.index.sdist_worker import main; sys.exit(main())"
-)
+_CHILD = child_code("lockd.index.sdist_worker")  # what the child runs: `python -c`, this interpreter
 
 
 def metadata_in_worker(file: DistFile, options: ClientOptions, counters: FetchCounters) -> bytes | None:
