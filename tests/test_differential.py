@@ -140,3 +140,30 @@ def test_host_locks_install_with_require_hashes(
         work = tmp_path / case.name
         work.mkdir()
         pip_install_lock(lock, work)
+
+
+def test_where_pip_and_uv_part_lockd_follows_pip(
+    fixture_index: WatchedIndex, client: IndexClient, tmp_path: Path
+) -> None:
+    """Both answers are valid; lockd's is pip's, by resolvelib's rule, which differs from uv's.
+
+    util is reached early (app → data → util) and sdk late (app2 → mid → sdk); sdk 2.0 needs
+    util<2, sdk 1.0 takes any util. resolvelib pins util to 2.0 first, and when pinning sdk 2.0
+    narrows util's criterion, util's pin no longer satisfies it and is made again (1.0): an earlier
+    pin gives way to a later, newer choice. uv's PubGrub keeps its earlier decision (util 2.0) and
+    picks the newest sdk compatible with it (1.0). Real PyPI showed the same split on the bench's
+    pypi-100 stack when python-dateutil 4.0 came out: pip and lockd keep boto3 1.44 with
+    python-dateutil 2.9; uv takes python-dateutil 4.0 and walks botocore back to 0.76 (boto3 0.0.3).
+    """
+    case = Case("revise", "lockd-fx-revise-app\nlockd-fx-revise-app2")
+    lock = _resolve(fixture_index, client, case, HOST)
+    pins = _lockd_pins(lock)
+    assert pins == pip_compile(case.requirements, fixture_index.pypi_url, tmp_path)
+    assert (pins["lockd-fx-revise-sdk"], pins["lockd-fx-revise-util"]) == ("2.0", "1.0")
+    uv = uv_compile(case.requirements, HOST, UvIndexes(fixture_index.pypi_url, None), tmp_path)
+    # If uv ever agrees, this case belongs in CASES with the others.
+    parting = ("lockd-fx-revise-sdk", "lockd-fx-revise-util")
+    assert {n: v for n, v in uv.items() if n not in parting} == {
+        n: v for n, v in pins.items() if n not in parting
+    }
+    assert (uv["lockd-fx-revise-sdk"], uv["lockd-fx-revise-util"]) == ("1.0", "2.0")
