@@ -29,7 +29,7 @@ from typing import Any
 from bench.builds import LockdBuild
 from bench.cases import Case, IndexSetup, with_nonce
 from bench.lockd_process import LockdServer, lockd_cli_lock, lockd_env, lockd_root
-from bench.peers import count_pins, uv_compile
+from bench.peers import answer, uv_compile
 from bench.timing import FAILED, NOT_AVAILABLE, OK, Measurement, Sample, Unavailable
 
 __all__ = ["MODES", "cli_has_cache_dir", "cli_startup", "run_footing"]
@@ -123,7 +123,7 @@ class _Http:
         self.database = directory / "lockd.db"
         return Sample(
             result.seconds,
-            {"pins": _pins(result.body), "worker_peak_rss_kib": max(peaks.values(), default=0)},
+            {**_answer(result.body), "worker_peak_rss_kib": max(peaks.values(), default=0)},
         )
 
     def open(self, mode: str) -> None:
@@ -140,7 +140,7 @@ class _Http:
         if self.server is None:
             raise Unavailable("the server did not start (see the cold row)")
         result = self.server.post_lock(self.case, self._fresh())
-        return Sample(result.seconds, {"pins": _pins(result.body)})
+        return Sample(result.seconds, _answer(result.body))
 
     def _fresh(self) -> str:
         self.nonce += 1
@@ -258,8 +258,8 @@ def _timed(action: Callable[[], dict[str, Any]]) -> Sample:
     return Sample(time.perf_counter() - start, extra)
 
 
-def _pins(body: bytes) -> int:
-    return count_pins(body.decode("utf-8", "replace"))
+def _answer(body: bytes) -> dict[str, Any]:
+    return answer(body.decode("utf-8", "replace"))
 
 
 class _FirstRequest(http.server.BaseHTTPRequestHandler):

@@ -80,6 +80,21 @@ class _Index:
                     return int(s.extra["pins"])
         return None
 
+    def answer(self, case: str, tool: str, mode: str) -> tuple[str, int] | None:
+        """The first timed run's answer (pins digest, pin count), if it reported one."""
+        row = self.get("footing", case, tool, mode)
+        for s in row.samples if row else ():
+            if isinstance(s.extra.get("answer"), str):
+                return str(s.extra["answer"]), int(s.extra.get("pins", 0))
+        return None
+
+    def parted(self, case: str, tool: str, mode: str, uv_mode: str | None = None) -> str | None:
+        """Why the case's times do not compare: the two tools found different answers."""
+        mine, theirs = self.answer(case, tool, mode), self.answer(case, "uv", uv_mode or mode)
+        if mine is None or theirs is None or mine[0] == theirs[0]:
+            return None
+        return f"different answers: {mine[1]} pins here, {theirs[1]} from uv"
+
     def why(self, case: str, tool: str, mode: str) -> str:
         row = self.get("footing", case, tool, mode)
         return "not run" if row is None else row.headline
@@ -106,6 +121,10 @@ def _ratio_target(
         r = ix.ratio(case, tool, mode, uv_mode)
         if r is None:
             parts.append(f"{case} n/a ({ix.why(case, tool, mode)[:80]})")
+            continue
+        parted = ix.parted(case, tool, mode, uv_mode)
+        if parted is not None:  # timing different work would flatter one side
+            parts.append(f"{case} n/a ({parted}; {_x(r)} not judged)")
             continue
         judged += 1
         met = met and r <= limit
@@ -154,6 +173,9 @@ def issue16_verdicts(rows: list[Measurement], suffixes: list[str]) -> list[Verdi
             parts, met, judged = [], True, 0
             for mode in ("cold", "warm", "cached"):
                 a, b = ix.ratio(large, http, mode), ix.ratio(small, http, mode)
+                if ix.parted(large, http, mode) or ix.parted(small, http, mode):
+                    parts.append(f"{mode} n/a (different answers)")
+                    continue
                 if a is None or b is None:
                     parts.append(f"{mode} n/a")
                     continue
@@ -254,7 +276,9 @@ def _footing_table(ix: _Index, suffixes: list[str]) -> list[str]:
             cold = ix.get("footing", case, http, "cold")
             peaks = [int(s.extra.get("worker_peak_rss_kib", 0)) for s in (cold.samples if cold else ())]
             rss = f"{max(peaks) / 1024:.0f} MiB" if peaks and any(peaks) else "—"
-            cells = [case, str(ix.pins(case) or "—"), f"lockd{sfx}"]
+            pins = str(ix.pins(case) or "—")
+            parted = ix.parted(case, http, "cold")
+            cells = [case, pins if parted is None else f"{pins} ({parted})", f"lockd{sfx}"]
             for mode in ("cold", "warm", "cached"):
                 mine = ix.med(case, http, mode)
                 cells += [_s(ix.med(case, "uv", mode)), _s(mine) if mine is not None else _short(ix.why(case, http, mode)),

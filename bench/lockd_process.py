@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cases import Case, IndexSetup
-from bench.peers import count_pins, peer_env
+from bench.peers import answer, peer_env
 from bench.timing import Unavailable
 
 __all__ = [
@@ -162,7 +162,7 @@ def lockd_cli_lock(
     )
     if done.returncode != 0:
         raise RuntimeError(f"lockd lock exited {done.returncode}: {(done.stderr or done.stdout)[-1500:]}")
-    return {"pins": count_pins(done.stdout)}
+    return answer(done.stdout)
 
 
 @contextlib.contextmanager

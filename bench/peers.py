@@ -13,7 +13,9 @@ it with torch), on real PyPI it gets PyPI alone (PyPI's Linux torch 2.5.1 *is* t
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from bench.cases import Case, IndexSetup
 from bench.timing import Unavailable
 from lockd.target import PLATFORMS
 
-__all__ = ["UV_ROUTED", "count_pins", "peer_env", "pip_compile", "uv_compile", "venv_tool"]
+__all__ = ["UV_ROUTED", "answer", "count_pins", "peer_env", "pip_compile", "uv_compile", "venv_tool"]
 
 VENV_BIN = Path(sys.executable).parent  # the venv the bench runs in (also under --lockd-rev)
 # What lockd routes for the fixture's variants; uv honours sources for these even when transitive.
@@ -62,6 +64,21 @@ def peer_env(cache_dir: Path | None = None) -> dict[str, str]:
 
 def count_pins(requirements_txt: str) -> int:
     return sum(1 for line in requirements_txt.splitlines() if "==" in line and line[:1].isalnum())
+
+
+_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+
+
+def answer(requirements_txt: str) -> dict[str, Any]:
+    """The pin count, and a digest of the pins (names normalised, sorted): two tools' timings
+    compare only where they found the same answer (pip and uv can part on valid answers)."""
+    pins = sorted(
+        f"{re.sub(r'[-_.]+', '-', m.group(1)).lower()}=={m.group(2)}"
+        for line in requirements_txt.splitlines()
+        if (m := _PIN.match(line))
+    )
+    digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:12]
+    return {"pins": count_pins(requirements_txt), "answer": digest}
 
 
 def _uv_pyproject(case: Case, index: IndexSetup) -> str:
@@ -124,7 +141,7 @@ def uv_compile(
     if offline:
         argv.append("--offline")
     _run(argv, peer_env(cache_dir), workdir)
-    return {"pins": count_pins(out.read_text())}
+    return answer(out.read_text())
 
 
 def pip_compile(case: Case, index: IndexSetup, workdir: Path, cache_dir: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bench.cases import FIXTURE_CASES, load_cases, with_nonce
 from bench.drift_fleet import store_drift_locks
 from bench.indexes import FixtureIndexProcess, fixture_setup
 from bench.issue16_report import issue16_markdown, issue16_verdicts
+from bench.peers import answer
 from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
 from bench.timing import Measurement, Sample
@@ -122,6 +123,23 @@ def test_issue16_verdicts_judge_each_target_with_its_figures() -> None:
     report = issue16_markdown(rows, [""])
     assert "VERDICT FAIL [lockd] HTTP cold ≤ 1.0× uv cold at every size: pypi-25 0.90×" in report
     assert "| pypi-300 | 301 | lockd | 2.00 s | 3.00 s | 1.50× |" in report
+
+
+def test_issue16_does_not_judge_a_case_where_lockd_and_uv_found_different_answers() -> None:
+    # pypi-100 on real PyPI, December 2026: uv took python-dateutil 4.0 and walked botocore back to
+    # 0.76 (99 pins, 47 s cold); lockd, as pip, kept python-dateutil 2.9 and boto3 1.44 (97 pins).
+    text = "alembic==1.20.1 \\\n    --hash=sha256:00\nPyYAML==6.0.4\n"
+    assert answer(text) == answer("pyyaml==6.0.4\nalembic==1.20.1\n")  # normalised, order-free
+    rows = []
+    for case, uv_pins, uv in (("pypi-25", "a==1\nb==1\n", 1.0), ("pypi-100", "a==1\nb==0.1\nc==1\n", 40.0)):
+        rows += [
+            _row("footing", case, "uv", "cold", uv, **answer(uv_pins)),
+            _row("footing", case, "lockd-http", "cold", 1.2, **answer("a==1\nb==1\n")),
+        ]
+    verdict = issue16_verdicts(rows, [""])[0]
+    assert verdict.target.startswith("HTTP cold") and verdict.met is False  # pypi-25 alone is judged
+    assert "pypi-100 n/a (different answers: 2 pins here, 3 from uv; 0.03× not judged)" in verdict.figures
+    assert "| pypi-100 | 3 (different answers: 2 pins here, 3 from uv) |" in issue16_markdown(rows, [""])
 
 
 def test_phase_worker_accounts_a_cold_and_a_cached_lock_by_phase(tmp_path: Path) -> None:
