@@ -3,12 +3,12 @@
 `ThreadPoolExecutor` starts a thread inside `submit`, holding its lock until the new thread
 has run; mid-resolution, with page parsing holding the GIL, that wait is long and every other
 `submit` (the prefetch walk announcing dependencies) queues behind it: a fifth of a warm
-resolution's samples. So all threads start up front, when nothing competes. Starting 64 of them
-still costs milliseconds, a tenth of a fully cached resolution, so they start once per
-`WorkerPool` (one per process: the service's or the CLI's index client) and outlive resolutions.
-They start on a thread of their own: `lockd lock` builds its client on the way to its first
-request, which it sends while they start; a `submit` waits until all of them run, so no task
-takes a thread the start-up is waiting for.
+resolution's samples. So the threads start up front, once per `WorkerPool` (one per process:
+the service's or the CLI's index client), and outlive resolutions. They start on a thread of
+their own, one after the other, and take tasks from one queue as soon as each runs: a `submit`
+never waits for them. (It used to wait until all 64 ran. In `lockd lock`, whose resolver loads
+while they start, each start waits for the GIL, and the first prefetch of a cold 25-pin run
+waited 100 ms, a sixth of the run.)
 
 Shared threads raise two questions a pool per resolution answered by itself. Whose deadline:
 a task runs in a copy of the context it was submitted from, so `lockd.deadline` (and the scope)
@@ -20,10 +20,11 @@ and work submitted after the close is dropped.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from concurrent.futures import Future, wait
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar, copy_context
 from typing import Any, TypeVar
 
@@ -36,9 +37,8 @@ R = TypeVar("R")
 class TaskScope:
     """One resolution's share of a `WorkerPool`: what it submitted, cancelled together at `close`."""
 
-    def __init__(self, executor: ThreadPoolExecutor, started: threading.Event) -> None:
+    def __init__(self, executor: _Threads) -> None:
         self._executor = executor
-        self._started = started
         self._lock = threading.Lock()
         self._futures: set[Future[Any]] = set()
         self._closed = False
@@ -46,7 +46,6 @@ class TaskScope:
     def submit(self, function: Callable[..., R], *args: Any) -> Future[R] | None:
         """Runs `function(*args)` on a pool thread under the caller's context; None once closed."""
         context = copy_context()
-        self._started.wait()
         with self._lock:
             if self._closed:
                 return None
@@ -81,36 +80,95 @@ class TaskScope:
 _current: ContextVar[TaskScope | None] = ContextVar("lockd_task_scope", default=None)
 
 
-class WorkerPool:
-    """`width` threads, all running from the start, until `close`. Thread-safe."""
+_Task = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
-    def __init__(self, width: int, name: str, *, warm_up: Callable[[], object] | None = None) -> None:
-        """`warm_up` runs on a pool thread once all have started (a table every task will need)."""
-        self._executor = ThreadPoolExecutor(max_workers=width, thread_name_prefix=name)
-        self._started = threading.Event()
-        # Work submitted outside any scope (a prefetch asked for between resolutions).
-        self._unscoped = TaskScope(self._executor, self._started)
+
+class _Threads:
+    """`width` threads taking tasks from one queue, started one by one on a thread of their own."""
+
+    def __init__(self, width: int, name: str, then: Callable[[], object] | None) -> None:
+        self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self.started = threading.Event()
 
         def start() -> None:
-            # Each task waits for all the others, so each `submit` finds no idle thread and starts one.
-            everyone = threading.Barrier(width)
             try:
-                wait([self._executor.submit(everyone.wait) for _ in range(width)])
+                for n in range(width):
+                    thread = threading.Thread(target=self._work, name=f"{name}_{n}", daemon=True)
+                    with self._lock:
+                        if self._closed:
+                            break
+                        self._threads.append(thread)
+                    # Outside the lock: a start waits for the new thread to run, and a `submit`
+                    # must not wait for that.
+                    thread.start()
             finally:
-                self._started.set()  # even if the pool was shut down meanwhile: nobody waits forever
-            if warm_up is not None:
-                self._unscoped.submit(warm_up)
+                self.started.set()  # even if the pool was closed meanwhile: nobody waits forever
+            if then is not None:
+                with suppress(RuntimeError):  # closed meanwhile
+                    self.submit(then)
 
         threading.Thread(target=start, name=f"lockd-start-{name}", daemon=True).start()
 
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            self._queue.put((future, function, args))
+        return future
+
+    def _work(self) -> None:
+        while (task := self._queue.get()) is not None:
+            future, function, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = function(*args)
+            except BaseException as exc:  # the future carries it to whoever waits
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del task, future, function, args  # nothing of a finished task stays alive here
+        self._queue.put(None)  # the next thread ends too
+
+    def shutdown(self) -> None:
+        """Cancels what is queued, lets what runs finish, and ends the threads."""
+        with self._lock:
+            self._closed = True
+        self.started.wait()  # then every thread listed has started: each can be joined
+        threads = list(self._threads)
+        while True:
+            try:
+                task = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task[0].cancel()
+        self._queue.put(None)
+        for thread in threads:
+            thread.join()
+
+
+class WorkerPool:
+    """`width` threads, started in the background, until `close`. Thread-safe."""
+
+    def __init__(self, width: int, name: str, *, warm_up: Callable[[], object] | None = None) -> None:
+        """`warm_up` runs on a pool thread once all have started (a table every task will need)."""
+        self._executor = _Threads(max(1, width), name, warm_up)
+        # Work submitted outside any scope (a prefetch asked for between resolutions).
+        self._unscoped = TaskScope(self._executor)
+
     def wait_started(self) -> None:
         """Returns once every thread runs (or the pool was closed first)."""
-        self._started.wait()
+        self._executor.started.wait()
 
     @contextmanager
     def scope(self) -> Iterator[TaskScope]:
         """A scope for one resolution, current (for `submit`) inside the block, closed at its end."""
-        tasks = TaskScope(self._executor, self._started)
+        tasks = TaskScope(self._executor)
         token = _current.set(tasks)
         try:
             yield tasks
@@ -127,6 +185,5 @@ class WorkerPool:
 
     def close(self) -> None:
         """Cancels queued work, waits for running work, and ends the threads."""
-        self.wait_started()
         self._unscoped.close()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown()

@@ -6,6 +6,8 @@ import threading
 import time
 from concurrent.futures import Future
 
+import pytest
+
 from lockd.deadline import current_deadline, deadline_scope
 from lockd.index.threads import WorkerPool
 
@@ -111,14 +113,31 @@ def test_work_outside_a_scope_runs_until_the_pool_closes() -> None:
     assert done.is_set()
 
 
-def test_a_task_submitted_while_the_threads_start_waits_for_them_and_runs() -> None:
+def test_a_task_submitted_while_the_threads_start_runs_on_the_first_without_waiting_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool's second thread does not start until the task has run: a submit that waited for
+    # every thread (as it once did), or for a thread being started, would wait here in vain.
+    release = threading.Event()
+
+    class _Held(threading.Thread):
+        def start(self) -> None:
+            if self.name.startswith("test-early_") and self.name != "test-early_0":
+                release.wait(_WAIT_S)
+            super().start()
+
+    monkeypatch.setattr(threading, "Thread", _Held)  # the module the pool starts its threads with
     pool = WorkerPool(8, "test-early")
     try:
-        ran: Future[int] = Future()
+        ran: Future[str] = Future()
         with pool.scope() as tasks:  # at once: the starting thread may not have started any yet
-            tasks.submit(lambda: ran.set_result(threading.get_ident()))
-            assert ran.result(timeout=_WAIT_S) in _pool_threads("test-early")
+            tasks.submit(lambda: ran.set_result(threading.current_thread().name))
+            assert ran.result(timeout=_WAIT_S) == "test-early_0"
+            assert not release.is_set() and len(_pool_threads("test-early")) == 1
+        release.set()
+        pool.wait_started()
         assert len(_pool_threads("test-early")) == 8
     finally:
+        release.set()
         pool.close()
     assert _pool_threads("test-early") == set()
