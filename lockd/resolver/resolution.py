@@ -3,8 +3,9 @@
 It runs resolvelib with the `Provider`, reports progress through `ResolveReporter` hooks and
 enforces the deadline at every round, translates resolvelib's exceptions into `LockdError`s
 (`explain`), builds the lock (`build`) and checks it holds one accelerator variant's builds.
-resolvelib runs with one addition (`_Resolution`): whether a pin satisfies a criterion is
-remembered, which otherwise dominates the resolver's time on graphs of hundreds of pins.
+resolvelib runs its own loop in `Rounds`, which keeps the unsatisfied criteria between rounds
+instead of asking every criterion twice a round: that dominated the resolver's time on graphs of
+hundreds of pins.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Protocol
 import resolvelib
 from packaging.utils import NormalizedName
 from packaging.version import Version
-from resolvelib.resolvers import Criterion, Resolution, ResolverException
+from resolvelib.resolvers import Criterion, ResolverException
 from resolvelib.resolvers.resolution import _build_result as build_result  # for _Resolver; >=1.2
 
 from lockd import accelerator
@@ -35,51 +36,21 @@ from lockd.resolver.candidates import (
 from lockd.resolver.dependencies import marker_true, split_extras
 from lockd.resolver.explain import explain_impossible
 from lockd.resolver.provider import IndexSource, Provider
+from lockd.resolver.rounds import Rounds
 
 __all__ = ["ResolveReporter", "resolve"]
 
 _MAX_ROUNDS = 5000
 
 
-class _Resolution(Resolution[AnyRequirement, AnyCandidate, Identifier]):
-    """resolvelib's resolution, remembering whether a pin satisfies a criterion.
-
-    Every round asks it of every criterion against its pin, twice: quadratic in the pins, and
-    most of the resolver's time on a big graph. resolvelib never mutates a `Criterion` (it
-    builds a new one to change it), so the answer holds for as long as both objects live.
-    """
-
-    def __init__(self, provider: Provider, reporter: _Progress) -> None:
-        super().__init__(provider, reporter)
-        # By the criterion's id: its last pin and the answer. Asked ~n times per round (n the
-        # criteria), so no tuple key and no `state` property call: a tenth of a fully cached
-        # 300-pin resolution went to that bookkeeping alone.
-        self._pin_ok: dict[int, tuple[object, object, bool]] = {}
-
-    def _is_current_pin_satisfying(
-        self, name: Identifier, criterion: Criterion[AnyRequirement, AnyCandidate]
-    ) -> bool:
-        pin = self._states[-1].mapping.get(name)  # `self.state`, without the property
-        if pin is None:
-            return False
-        known = self._pin_ok.get(id(criterion))
-        if known is not None and known[1] is pin:
-            return known[2]
-        # The entry holds the criterion, so its id is not reused while it is kept; another pin
-        # of the same criterion (after a backjump) replaces it.
-        satisfied = super()._is_current_pin_satisfying(name, criterion)
-        self._pin_ok[id(criterion)] = (criterion, pin, satisfied)
-        return satisfied
-
-
 class _Resolver(resolvelib.Resolver[AnyRequirement, AnyCandidate, Identifier]):
-    """`resolvelib.Resolver`, running `_Resolution`."""
+    """`resolvelib.Resolver`, running `Rounds`."""
 
     def resolve(  # type: ignore[override]
         self, requirements: Iterable[AnyRequirement], max_rounds: int = 100
     ) -> ResolverResult:
         assert isinstance(self.provider, Provider) and isinstance(self.reporter, _Progress)
-        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        state = Rounds(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
         return build_result(state)
 
 

@@ -1,0 +1,216 @@
+"""`Rounds`: resolvelib's resolution, keeping from round to round which criteria are unsatisfied.
+
+resolvelib (1.2) starts every round by asking each criterion whether its pin satisfies it, and
+after each pin asks it again of every criterion satisfied before: two passes over all criteria
+per round, for hundreds of rounds. On a fully cached 300-pin stack that was a third of the
+resolution. Between two rounds that end in a pin, only the criterion pinned and those the pin's
+dependencies touched (`_add_to_criteria`) can change their answer; so `Rounds` asks only those,
+and asks everything again after anything else (a backjump, a rollback, information removed
+from all criteria). The loop is resolvelib's own, step for step, with its optimistic backjumping:
+the same criteria, in the same order, reach `narrow_requirement_selection` and `get_preference`,
+so the pins are the ones pip's resolvelib gives. Whether a pin satisfies a criterion is
+remembered as long as both objects live, as resolvelib never mutates a `Criterion`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
+
+from resolvelib.providers import AbstractProvider
+from resolvelib.reporters import BaseReporter
+from resolvelib.resolvers import (
+    Criterion,
+    RequirementsConflicted,
+    Resolution,
+    ResolutionImpossible,
+    ResolutionTooDeep,
+)
+from resolvelib.structs import IteratorMapping, RequirementInformation, State
+
+from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier
+
+__all__ = ["Rounds"]
+
+_State = State[AnyRequirement, AnyCandidate, Identifier]
+_Criterion = Criterion[AnyRequirement, AnyCandidate]
+
+
+class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
+    """resolvelib's resolution; the unsatisfied criteria carried between rounds (see the module)."""
+
+    def __init__(
+        self,
+        provider: AbstractProvider[AnyRequirement, AnyCandidate, Identifier],
+        reporter: BaseReporter[AnyRequirement, AnyCandidate, Identifier],
+    ) -> None:
+        super().__init__(provider, reporter)
+        # By the criterion's id: its last pin and the answer. Asked ~n times per round in
+        # resolvelib's loop, so no tuple key and no `state` property call.
+        self._pin_ok: dict[int, tuple[object, object, bool]] = {}
+        # The criteria unsatisfied at the start of the round, each criterion's place in the
+        # criteria (their order is resolvelib's), and what may have changed since: None, all.
+        self._unsatisfied: set[Identifier] = set()
+        self._places: dict[Identifier, int] = {}
+        self._touched: set[Identifier] | None = None
+
+    # -- what may change an answer ----------------------------------------------------------
+
+    def _add_to_criteria(
+        self,
+        criteria: dict[Identifier, _Criterion],
+        requirement: AnyRequirement,
+        parent: AnyCandidate | None,
+    ) -> None:
+        super()._add_to_criteria(criteria, requirement, parent)
+        if self._touched is not None:  # also for a candidate that then fails: asked again, no harm
+            self._touched.add(self._p.identify(requirement_or_candidate=requirement))
+
+    def _remove_information_from_criteria(
+        self, criteria: dict[Identifier, _Criterion], parents: Collection[Identifier]
+    ) -> None:
+        if parents:
+            self._touched = None  # every criterion is built again
+        super()._remove_information_from_criteria(criteria, parents)
+
+    def _backjump(self, causes: list[RequirementInformation[AnyRequirement, AnyCandidate]]) -> bool:
+        self._touched = None  # states dropped and patched
+        return super()._backjump(causes)
+
+    def _rollback_states(self) -> None:
+        self._touched = None
+        super()._rollback_states()
+
+    def _is_current_pin_satisfying(self, name: Identifier, criterion: _Criterion) -> bool:
+        pin = self._states[-1].mapping.get(name)  # `self.state`, without the property
+        if pin is None:
+            return False
+        known = self._pin_ok.get(id(criterion))
+        if known is not None and known[1] is pin:
+            return known[2]
+        # The entry holds the criterion, so its id is not reused while it is kept; another pin
+        # of the same criterion (after a backjump) replaces it.
+        satisfied = super()._is_current_pin_satisfying(name, criterion)
+        self._pin_ok[id(criterion)] = (criterion, pin, satisfied)
+        return satisfied
+
+    # -- the unsatisfied criteria -----------------------------------------------------------
+
+    def unsatisfied_names(self) -> list[Identifier]:
+        """The criteria the current pins do not satisfy, in the criteria's order (as resolvelib's)."""
+        criteria = self._states[-1].criteria
+        touched, self._touched = self._touched, set()
+        if touched is None:
+            self._places = {name: place for place, name in enumerate(criteria)}
+            self._unsatisfied = {
+                name
+                for name, criterion in criteria.items()
+                if not self._is_current_pin_satisfying(name, criterion)
+            }
+        else:
+            # A round that pinned adds criteria at the end and replaces none.
+            added = len(criteria) - len(self._places)
+            first = len(self._places)
+            for offset, name in enumerate(reversed(list(itertools.islice(reversed(criteria), added)))):
+                self._places[name] = first + offset
+            for name in touched:
+                criterion = criteria.get(name)  # None: touched only by a candidate that failed
+                if criterion is None or self._is_current_pin_satisfying(name, criterion):
+                    self._unsatisfied.discard(name)
+                else:
+                    self._unsatisfied.add(name)
+        return sorted(self._unsatisfied, key=self._places.__getitem__)
+
+    # -- resolvelib's loop ------------------------------------------------------------------
+
+    def resolve(self, requirements: Iterable[AnyRequirement], max_rounds: int) -> _State:
+        if self._states:
+            raise RuntimeError("already resolved")
+        self._r.starting()
+        self._states = [State(mapping=OrderedDict(), criteria={}, backtrack_causes=[])]
+        for requirement in requirements:
+            try:
+                self._add_to_criteria(self.state.criteria, requirement, parent=None)
+            except RequirementsConflicted as e:
+                raise ResolutionImpossible(e.criterion.information) from e
+        self._push_new_state()  # the root state: what the first pin backtracks to
+        self._touched = None
+        cutoff: int | None = None
+        optimistic_since: int | None = None
+        for round_index in range(max_rounds):
+            self._r.starting_round(index=round_index)
+            # Optimistic backjumping gives up after a share of the rounds left (resolvelib's rule).
+            if self._optimistic_backjumping_ratio and self._save_states is not None:
+                if optimistic_since is None:
+                    optimistic_since = round_index
+                    cutoff = int((max_rounds - round_index) * self._optimistic_backjumping_ratio)
+                    if cutoff <= 0:
+                        self._rollback_states()
+                        continue
+                elif cutoff is not None and round_index - optimistic_since >= cutoff:
+                    self._rollback_states()
+                    continue
+
+            unsatisfied = self.unsatisfied_names()
+            if not unsatisfied:
+                self._r.ending(state=self.state)
+                return self.state
+            name = self._choose(unsatisfied)
+            failure = self._attempt_to_pin_criterion(name)
+            if self._touched is not None:
+                self._touched.add(name)  # its pin changed (or, failing, the state is rebuilt)
+            if failure:
+                self._after_failure(failure)
+            else:
+                criteria = self.state.criteria
+                satisfied_before: set[Identifier] = set(self._touched or ()) - self._unsatisfied - {name}
+                newly_unsatisfied = {
+                    key
+                    for key in satisfied_before
+                    if key in self._places and not self._is_current_pin_satisfying(key, criteria[key])
+                }
+                self._remove_information_from_criteria(criteria, newly_unsatisfied)
+                self._push_new_state()
+            self._r.ending_round(index=round_index, state=self.state)
+        raise ResolutionTooDeep(max_rounds)
+
+    def _choose(self, unsatisfied: list[Identifier]) -> Identifier:
+        state = self.state
+        narrowed = unsatisfied
+        if len(unsatisfied) > 1:
+            narrowed = list(
+                self._p.narrow_requirement_selection(
+                    identifiers=unsatisfied,
+                    resolutions=state.mapping,
+                    candidates=IteratorMapping(state.criteria, operator.attrgetter("candidates")),
+                    information=IteratorMapping(state.criteria, operator.attrgetter("information")),
+                    backtrack_causes=state.backtrack_causes,
+                )
+            )
+        if not narrowed:
+            raise RuntimeError("narrow_requirement_selection returned 0 names")
+        return narrowed[0] if len(narrowed) == 1 else min(narrowed, key=self._get_preference)
+
+    def _after_failure(self, failure: list[_Criterion]) -> None:
+        causes = self._extract_causes(failure)
+        # Backjump: the state is then unpinned, for the next round to work on.
+        self._r.resolving_conflicts(causes=causes)
+        success = False
+        try:
+            success = self._backjump(causes)
+        except ResolutionImpossible:
+            if not (self._optimistic_backjumping_ratio and self._save_states):
+                raise
+            failed_optimistically = True
+        else:
+            failed_optimistically = bool(
+                not success and self._optimistic_backjumping_ratio and self._save_states
+            )
+        if failed_optimistically and self._save_states:
+            self._rollback_states()
+            return
+        self.state.backtrack_causes[:] = causes
+        if not success:
+            raise ResolutionImpossible(self.state.backtrack_causes)
