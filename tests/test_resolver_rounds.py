@@ -8,7 +8,7 @@ round, are the ones a scan of all criteria finds, in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +88,7 @@ class _Pins(resolvelib.BaseReporter[_Req, tuple[str, int], str]):
     def pinning(self, candidate: tuple[str, int]) -> None:
         self.events.append(candidate)
 
-    def resolving_conflicts(self, causes: Sequence[Any]) -> None:
+    def resolving_conflicts(self, causes: Collection[Any]) -> None:
         self.events.append("conflict")
 
 
@@ -114,7 +114,7 @@ def _universes(draw: st.DrawFn) -> tuple[_Universe, list[_Req]]:
     return universe, roots
 
 
-def _run(cls: type[Resolution[_Req, tuple[str, int], str]], universe: _Universe, roots: list[_Req]) -> object:
+def _run(cls: type[Any], universe: _Universe, roots: list[_Req]) -> tuple[Any, ...]:
     reporter = _Pins()
     try:
         state = cls(_Provider(universe), reporter).resolve(roots, max_rounds=300)
@@ -129,7 +129,7 @@ def _run(cls: type[Resolution[_Req, tuple[str, int], str]], universe: _Universe,
 @given(_universes())
 def test_rounds_pins_what_resolvelib_pins_in_the_same_order(case: tuple[_Universe, list[_Req]]) -> None:
     universe, roots = case
-    assert _run(Rounds, universe, roots) == _run(Resolution, universe, roots)  # type: ignore[type-abstract]
+    assert _run(Rounds, universe, roots) == _run(Resolution, universe, roots)
 
 
 def test_the_generated_universes_reach_backjumps_and_dead_ends() -> None:
@@ -140,11 +140,11 @@ def test_the_generated_universes_reach_backjumps_and_dead_ends() -> None:
         "p2": {1: (), 2: ()},
     }
     result = _run(Rounds, universe, [_Req("p0", 1, 2), _Req("p2", 1, 2)])
-    assert result == _run(Resolution, universe, [_Req("p0", 1, 2), _Req("p2", 1, 2)])  # type: ignore[type-abstract]
-    mapping, events = result  # type: ignore[misc]
+    assert result == _run(Resolution, universe, [_Req("p0", 1, 2), _Req("p2", 1, 2)])
+    mapping, events = result
     assert mapping == {"p0": ("p0", 1), "p1": ("p1", 1), "p2": ("p2", 2)} and "conflict" in events
     dead = _run(Rounds, universe, [_Req("p1", 2, 2), _Req("p2", 1, 2)])
-    assert dead[0] == "impossible"  # type: ignore[index]
+    assert dead[0] == "impossible"
 
 
 # -- the fixture index, every round checked ------------------------------------------------------
