@@ -9,7 +9,8 @@ and asks everything again after anything else (a backjump, a rollback, informati
 from all criteria). The loop is resolvelib's own, step for step, with its optimistic backjumping:
 the same criteria, in the same order, reach `narrow_requirement_selection` and `get_preference`,
 so the pins are the ones pip's resolvelib gives. Whether a pin satisfies a criterion is
-remembered as long as both objects live, as resolvelib never mutates a `Criterion`.
+remembered as long as both objects live, as resolvelib never mutates a `Criterion`; a criterion
+that extends another by one requirement takes the other's answer and asks only about that one.
 """
 
 from __future__ import annotations
@@ -64,9 +65,21 @@ class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
         requirement: AnyRequirement,
         parent: AnyCandidate | None,
     ) -> None:
+        name = self._p.identify(requirement_or_candidate=requirement)
+        extended = criteria.get(name)
         super()._add_to_criteria(criteria, requirement, parent)
         if self._touched is not None:  # also for a candidate that then fails: asked again, no harm
-            self._touched.add(self._p.identify(requirement_or_candidate=requirement))
+            self._touched.add(name)
+        # The new criterion is the one it extends plus `requirement`: whether the pin satisfies it
+        # follows from the extended one's answer and this requirement alone. Asked in full, a
+        # criterion most packages join (`<python>`, by their Requires-Python) cost a pass over
+        # all its requirements at every pin: quadratic in the pins.
+        pin = self._states[-1].mapping.get(name)
+        known = None if extended is None else self._pin_ok.get(id(extended))
+        if pin is not None and known is not None and known[1] is pin:
+            criterion = criteria[name]
+            satisfied = known[2] and self._p.is_satisfied_by(requirement=requirement, candidate=pin)
+            self._pin_ok[id(criterion)] = (criterion, pin, satisfied)
 
     def _remove_information_from_criteria(
         self, criteria: dict[Identifier, _Criterion], parents: Collection[Identifier]
