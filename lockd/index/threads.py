@@ -96,14 +96,18 @@ class _Threads:
         def start() -> None:
             try:
                 for n in range(width):
-                    thread = threading.Thread(target=self._work, name=f"{name}_{n}", daemon=True)
                     with self._lock:
                         if self._closed:
                             break
-                        self._threads.append(thread)
+                    thread = threading.Thread(target=self._work, name=f"{name}_{n}", daemon=True)
                     # Outside the lock: a start waits for the new thread to run, and a `submit`
                     # must not wait for that.
-                    thread.start()
+                    try:
+                        thread.start()
+                    except RuntimeError:  # no thread to be had (a process limit): the rest work
+                        break
+                    with self._lock:
+                        self._threads.append(thread)
             finally:
                 self.started.set()  # even if the pool was closed meanwhile: nobody waits forever
             if then is not None:
@@ -138,7 +142,7 @@ class _Threads:
         """Cancels what is queued, lets what runs finish, and ends the threads."""
         with self._lock:
             self._closed = True
-        self.started.wait()  # then every thread listed has started: each can be joined
+        self.started.wait()  # then every thread there is has started and is listed
         threads = list(self._threads)
         while True:
             try:

@@ -141,3 +141,27 @@ def test_a_task_submitted_while_the_threads_start_runs_on_the_first_without_wait
         release.set()
         pool.close()
     assert _pool_threads("test-early") == set()
+
+
+def test_a_thread_that_cannot_start_leaves_the_pool_working_on_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class _Refused(threading.Thread):
+        def start(self) -> None:
+            if self.name.startswith("test-refused_") and self.name not in (
+                "test-refused_0",
+                "test-refused_1",
+            ):
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    monkeypatch.setattr(threading, "Thread", _Refused)
+    pool = WorkerPool(8, "test-refused")
+    try:
+        pool.wait_started()
+        assert len(_pool_threads("test-refused")) == 2
+        with pool.scope() as tasks:
+            assert sorted(tasks.map(lambda n: n * 2, range(10))) == [n * 2 for n in range(10)]
+    finally:
+        pool.close()  # joins the two that run, and no other
+    assert _pool_threads("test-refused") == set()
