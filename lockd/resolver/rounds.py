@@ -191,20 +191,36 @@ class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
 
     def _choose(self, unsatisfied: list[Identifier]) -> Identifier:
         state = self.state
+        # Views of this round's criteria, made once: resolvelib's `_get_preference` makes both
+        # again for each name it compares (tens a round).
+        candidates = IteratorMapping(state.criteria, operator.attrgetter("candidates"))
+        information = IteratorMapping(state.criteria, operator.attrgetter("information"))
         narrowed = unsatisfied
         if len(unsatisfied) > 1:
             narrowed = list(
                 self._p.narrow_requirement_selection(
                     identifiers=unsatisfied,
                     resolutions=state.mapping,
-                    candidates=IteratorMapping(state.criteria, operator.attrgetter("candidates")),
-                    information=IteratorMapping(state.criteria, operator.attrgetter("information")),
+                    candidates=candidates,
+                    information=information,
                     backtrack_causes=state.backtrack_causes,
                 )
             )
         if not narrowed:
             raise RuntimeError("narrow_requirement_selection returned 0 names")
-        return narrowed[0] if len(narrowed) == 1 else min(narrowed, key=self._get_preference)
+        if len(narrowed) == 1:
+            return narrowed[0]
+        preference = self._p.get_preference
+        return min(
+            narrowed,
+            key=lambda name: preference(
+                identifier=name,
+                resolutions=state.mapping,
+                candidates=candidates,
+                information=information,
+                backtrack_causes=state.backtrack_causes,
+            ),
+        )
 
     def _after_failure(self, failure: list[_Criterion]) -> None:
         causes = self._extract_causes(failure)
