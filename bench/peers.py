@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from bench.cases import Case, IndexSetup
 from bench.timing import Unavailable
 from lockd.target import PLATFORMS
@@ -73,7 +75,7 @@ def answer(requirements_txt: str) -> dict[str, Any]:
     """The pin count, and a digest of the pins (names normalised, sorted): two tools' timings
     compare only where they found the same answer (pip and uv can part on valid answers)."""
     pins = sorted(
-        f"{re.sub(r'[-_.]+', '-', m.group(1)).lower()}=={m.group(2)}"
+        f"{canonicalize_name(m.group(1))}=={m.group(2)}"
         for line in requirements_txt.splitlines()
         if (m := _PIN.match(line))
     )
