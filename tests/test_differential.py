@@ -55,6 +55,11 @@ CASES = (
     Case("constraints", "lockd-fx-extras[fast]", constraints="lockd-fx-plain==1.0\nidna==3.7"),
     Case("web", "fastapi\nuvicorn[standard]\npydantic>=2"),
     Case("sdist-static", "lockd-fx-sdist-static"),
+    # Requires-Python in the metadata only, a backjump, a name pinned with == later (fixtures/synthetic.py).
+    Case(
+        "order",
+        "lockd-fx-metapy\nlockd-fx-order-a\nlockd-fx-order-b\nlockd-fx-order-d\nlockd-fx-order-e\nlockd-fx-order-g\nlockd-fx-order-x",
+    ),
 )
 
 

@@ -422,6 +422,17 @@ def test_an_unparsable_requires_python_is_ignored_as_pip_does(mutable_index: Con
     assert pins(lock) == {"lockd-fx-oddpython": "2.0"}
 
 
+def test_a_requires_python_only_the_metadata_says_rules_the_version_out_as_pip_does(
+    fixture_index: WatchedIndex, client: IndexClient
+) -> None:
+    # The page lists no requires-python for lockd-fx-metapy 2.0; its metadata says >=3.99. pip
+    # reads it as a dependency on Python and takes 1.0; so does the `<python>` criterion here, also
+    # when another Requires-Python (lockd-fx-pyreq 1.0's, pinned first: one candidate) joined it first.
+    assert pins(resolve(make_request(fixture_index, "lockd-fx-metapy"), client)) == {"lockd-fx-metapy": "1.0"}
+    both = pins(resolve(make_request(fixture_index, "lockd-fx-metapy\nlockd-fx-pyreq"), client))
+    assert both == {"lockd-fx-metapy": "1.0", "lockd-fx-pyreq": "1.0"}
+
+
 def test_a_version_whose_wheels_fit_no_lockable_target_is_explained(mutable_index: ControlledIndex) -> None:
     # Such wheels (cp27, ppc64le, win32) are dropped when the page is read; the version is not.
     mutable_index.publish("lockd-fx-foreign", "1.0")

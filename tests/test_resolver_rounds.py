@@ -8,6 +8,7 @@ round, are the ones a scan of all criteria finds, in the same order.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +18,14 @@ import resolvelib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from resolvelib.resolvers import Resolution
+from resolvelib.structs import IteratorMapping
 
 from fixtures.served_index import WatchedIndex
 from lockd.index import IndexClient
 from lockd.resolver import resolution as resolution_module
 from lockd.resolver import resolve
 from lockd.resolver.rounds import Rounds
+from lockd.resolver.views import InformationView
 from tests.support import linux_request
 
 # -- generated universes -----------------------------------------------------------------------
@@ -152,6 +155,30 @@ def test_the_generated_universes_reach_backjumps_and_dead_ends() -> None:
 
 class _Checked(Rounds):
     rounds = 0
+    preferences = 0
+
+    def _choose(self, unsatisfied: list[Any]) -> Any:
+        # The provider keeps a name's preference while its information list and candidate count
+        # stay (`InformationView`): each must be what a provider shown only iterators works out.
+        state = self.state
+        candidates = IteratorMapping(state.criteria, operator.attrgetter("candidates"))
+        iterators = IteratorMapping(state.criteria, operator.attrgetter("information"))
+        view = InformationView(state.criteria)
+        for name in unsatisfied:
+            asked = {
+                "identifier": name,
+                "resolutions": state.mapping,
+                "candidates": candidates,
+                "backtrack_causes": state.backtrack_causes,
+            }
+            kept = self._p.get_preference(**asked, information=view)
+            assert kept == self._p.get_preference(**asked, information=iterators), name
+            # Nor does a kept answer stand for a round that has backtrack causes (here, the name's own).
+            asked["backtrack_causes"] = list(state.criteria[name].information)
+            kept = self._p.get_preference(**asked, information=view)
+            assert kept == self._p.get_preference(**asked, information=iterators), name
+            _Checked.preferences += 1
+        return super()._choose(unsatisfied)
 
     def unsatisfied_names(self) -> list[Any]:
         kept = super().unsatisfied_names()
@@ -171,6 +198,9 @@ class _Checked(Rounds):
         "fastapi\nuvicorn[standard]\npydantic>=2",
         "lockd-fx-extras[all]\nrequests",
         "lockd-fx-revise-app\nlockd-fx-revise-app2",  # a pin made again (information removed)
+        "lockd-fx-order-a\nlockd-fx-order-b",  # a backjump, with causes
+        "lockd-fx-order-d\nlockd-fx-order-e",  # a name pinned later, its candidate count unchanged
+        "lockd-fx-order-g\nlockd-fx-order-x",  # a candidate count changed, the criterion not
         "lockd-fx-yanked\nlockd-fx-plain\nlockd-fx-markers\nlockd-fx-pyreq",
         "torch==2.5.1\ntorchvision\nfastapi",
     ],
@@ -179,7 +209,8 @@ def test_every_round_s_unsatisfied_criteria_are_a_full_scan_s(
     fixture_index: WatchedIndex, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
     monkeypatch.setattr(resolution_module, "Rounds", _Checked)
-    _Checked.rounds = 0
+    _Checked.rounds = _Checked.preferences = 0
     with IndexClient(timeout=20.0) as client:
         lock = resolve(linux_request(fixture_index, text), client)
     assert lock.packages and _Checked.rounds >= len(lock.packages)
+    assert _Checked.preferences >= _Checked.rounds

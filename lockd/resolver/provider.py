@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import NamedTuple, Protocol, TypeAlias
 
@@ -54,6 +54,7 @@ from lockd.resolver.dependencies import marker_true
 from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder
 from lockd.resolver.metadata import MetadataReader
+from lockd.resolver.views import InformationView
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
@@ -125,6 +126,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._depth: dict[Identifier, int] = {}
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._python_ok: dict[int, tuple[AnyRequirement, bool]] = {}
+        self._python_refused: set[int] = set()  # ids in `_python_ok` whose answer is no
+        self._direct: frozenset[NormalizedName] | None = None
+        self._preferences: dict[Identifier, tuple[Collection[RequirementInfo], int, Preference]] = {}
         self._pinning: dict[int, tuple[AnyRequirement, bool]] = {}
         self._named: dict[Identifier, tuple[bool, Identifier, str]] = {}
         self._counts: dict[Identifier, int] = {}
@@ -287,9 +291,17 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     ) -> Preference:
         """pip's order: Python first, then backtrack causes, `==` pins, fewer candidates, shallower.
 
-        Called O(n) times per round; everything here is a dict lookup, and what depends on the
-        identifier alone (`_named`) is worked out once.
+        Called for every unsatisfied name every round. What depends on the identifier alone
+        (`_named`) is worked out once; with no backtrack causes, the answer is kept until the
+        name's information list (`InformationView.list_of`) or candidate count changes, the
+        only inputs left (the depth is kept from the first call).
         """
+        kept = information.list_of(identifier) if isinstance(information, InformationView) else None
+        count = self._counts.get(identifier, 1 << 20)
+        if kept is not None and not backtrack_causes:
+            known = self._preferences.get(identifier)
+            if known is not None and known[0] is kept and known[1] == count:
+                return known[2]
         infos = list(information[identifier])
         pinned = any(self._pins(info.requirement) for info in infos)
         depth = self._depth.get(identifier)
@@ -311,14 +323,17 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if backtrack_causes:
             causes = {info.requirement.identity for info in backtrack_causes}
             not_cause = identifier not in causes and project not in causes
-        return Preference(
+        preference = Preference(
             not_python=not_python,
             not_backtrack_cause=not_cause,
             not_pinned=not pinned,
-            candidates=self._counts.get(identifier, 1 << 20),
+            candidates=count,
             depth=depth,
             identifier=text,
         )
+        if kept is not None and not backtrack_causes:
+            self._preferences[identifier] = (kept, count, preference)  # holds the list: its id stays its own
+        return preference
 
     def find_matches(
         self,
@@ -330,10 +345,9 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if isinstance(identifier, InvalidMetadataIdentity):
             return []
         if not isinstance(identifier, Identity):
-            python = PythonCandidate(version=self.target.python)
-            ok = all(self._python_allows(r) for r in requirements[identifier])
             rejected = any(True for _ in incompatibilities[identifier])
-            return [python] if ok and not rejected else []
+            ok = self._python_allows_all(list(requirements[identifier]))
+            return [PythonCandidate(version=self.target.python)] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
         urls = {r.url for r in reqs if r.url is not None}
         if urls:
@@ -372,6 +386,24 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             self._pinning[id(requirement)] = known
         return known[1]
 
+    def _python_allows_all(self, requirements: list[AnyRequirement]) -> bool:
+        """Whether the target's Python meets every `<python>` requirement given.
+
+        Every package's Requires-Python joins `<python>`, and resolvelib asks for its matches
+        with all of them at each pin: a loop over them here made that quadratic in the pins. The
+        answers are kept by id; the ones not known yet are the newest, at the end, so the loop
+        stops once it has met them all, and the rest is set arithmetic.
+        """
+        ids = set(map(id, requirements))
+        unknown = len(ids.difference(self._python_ok))
+        for requirement in reversed(requirements):
+            if not unknown:
+                break
+            if id(requirement) not in self._python_ok:
+                self._python_allows(requirement)
+                unknown -= 1
+        return self._python_refused.isdisjoint(ids)
+
     def _python_allows(self, requirement: AnyRequirement) -> bool:
         """Whether the target's Python meets a `<python>` requirement; asked again every pin, so kept."""
         known = self._python_ok.get(id(requirement))
@@ -379,8 +411,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             ok = isinstance(requirement, PythonRequirement) and requirement.specifier.contains(
                 self.target.python, prereleases=True
             )
-            known = (requirement, ok)
+            known = (requirement, ok)  # holds the requirement: its id is not reused meanwhile
             self._python_ok[id(requirement)] = known
+            if not ok:
+                self._python_refused.add(id(requirement))
         return known[1]
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
@@ -457,5 +491,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         return [candidate]
 
     def is_direct(self, name: NormalizedName) -> bool:
-        """Whether the request names this project by URL."""
-        return any(r.name == name and r.requirement.url for r in self._request.requirements)
+        """Whether the request names this project by URL (asked for every pin: the names are kept)."""
+        if self._direct is None:
+            self._direct = frozenset(r.name for r in self._request.requirements if r.requirement.url)
+        return name in self._direct

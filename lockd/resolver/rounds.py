@@ -32,6 +32,7 @@ from resolvelib.resolvers import (
 from resolvelib.structs import IteratorMapping, RequirementInformation, State
 
 from lockd.resolver.candidates import AnyCandidate, AnyRequirement, Identifier
+from lockd.resolver.views import InformationView
 
 __all__ = ["Rounds"]
 
@@ -194,7 +195,7 @@ class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
         # Views of this round's criteria, made once: resolvelib's `_get_preference` makes both
         # again for each name it compares (tens a round).
         candidates = IteratorMapping(state.criteria, operator.attrgetter("candidates"))
-        information = IteratorMapping(state.criteria, operator.attrgetter("information"))
+        information = InformationView(state.criteria)
         narrowed = unsatisfied
         if len(unsatisfied) > 1:
             narrowed = list(
