@@ -113,3 +113,18 @@ def test_a_deadline_bounds_its_resolution_on_the_shared_threads_and_no_other(
         mutable_index.set_latency(0)
         lock = resolve(linux_request(mutable_index, "fastapi"), client)  # same threads, no deadline left over
     assert "fastapi" in lock.pins
+
+
+def test_the_resolver_asks_to_prefetch_each_file_once(fixture_index: WatchedIndex) -> None:
+    # find_matches puts a name's newest candidate first at most of its calls; asking the client
+    # each time cost a metadata cache lookup per call (683 a fully cached 304-pin resolution).
+    with IndexClient(timeout=10.0) as client:
+        watched = _Threads(client)
+        lock = resolve(
+            linux_request(
+                fixture_index, "fastapi\nuvicorn[standard]\nlockd-fx-revise-app\nlockd-fx-revise-app2"
+            ),
+            watched,
+        )
+    assert lock.packages and watched.prefetched
+    assert sorted(watched.prefetched) == sorted(set(watched.prefetched))

@@ -129,6 +129,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._python_refused: set[int] = set()  # ids in `_python_ok` whose answer is no
         self._direct: frozenset[NormalizedName] | None = None
         self._preferences: dict[Identifier, tuple[Collection[RequirementInfo], int, Preference]] = {}
+        self._prefetched: dict[int, DistFile] = {}
         self._pinning: dict[int, tuple[AnyRequirement, bool]] = {}
         self._named: dict[Identifier, tuple[bool, Identifier, str]] = {}
         self._counts: dict[Identifier, int] = {}
@@ -370,9 +371,14 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         if found:
             first = found[0]
             assert isinstance(first, ProjectCandidate)
+            file = first.metadata_file
             # Only an optimisation: a refusal remembered by the client surfaces in get_dependencies.
-            with suppress(LockdError):
-                self._index.prefetch_metadata([first.metadata_file])
+            # Asked once per file: the same newest candidate comes first at most of its name's
+            # find_matches, and the client's check that it holds the file costs a cache lookup.
+            if id(file) not in self._prefetched:
+                self._prefetched[id(file)] = file  # holds the file: its id stays its own
+                with suppress(LockdError):
+                    self._index.prefetch_metadata([file])
         return found
 
     def _pins(self, requirement: AnyRequirement) -> bool:
