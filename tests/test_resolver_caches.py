@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
+import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from lockd.resolver import metadata as metadata_module
 from lockd.resolver.candidates import ProjectCandidate
 from lockd.resolver.dependencies import parse_dependencies
 from lockd.resolver.finder import Finder
@@ -157,3 +160,31 @@ def test_callers_cannot_change_what_is_kept() -> None:
     found.clear()
     _, again = cache.parse(LINUX, environment_key(LINUX), candidate, METADATA, None)
     assert again
+
+
+def test_each_metadata_object_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client's caches hand every resolution the same bytes object: its digest is kept by
+    # identity (checked against the object), and equal bytes in another object are hashed anew.
+    hashed: list[bytes] = []
+    sha256 = metadata_module.hashlib.sha256
+
+    def counted(data: bytes) -> Any:
+        hashed.append(data)
+        return sha256(data)
+
+    monkeypatch.setattr(metadata_module.hashlib, "sha256", counted)
+    cache = ParsedCache(max_entries=16)
+    candidate = _candidate()
+    raw = bytes(METADATA)
+    for target in (LINUX, WINDOWS):
+        for extra in (None, NormalizedName("fast")):
+            assert cache.parse(target, environment_key(target), candidate, raw, extra) == parse_dependencies(
+                target, candidate, raw, extra
+            )
+    assert hashed == [raw]
+    copy = bytes(bytearray(raw))
+    assert copy is not raw
+    assert cache.parse(LINUX, environment_key(LINUX), candidate, copy, None) == cache.parse(
+        LINUX, environment_key(LINUX), candidate, raw, None
+    )
+    assert len(hashed) == 2
