@@ -6,6 +6,7 @@ target, another page (even with the same files) or other metadata never shares a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -15,7 +16,6 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from lockd.resolver import metadata as metadata_module
 from lockd.resolver.candidates import ProjectCandidate
 from lockd.resolver.dependencies import parse_dependencies
 from lockd.resolver.finder import Finder
@@ -166,13 +166,13 @@ def test_each_metadata_object_is_hashed_once(monkeypatch: pytest.MonkeyPatch) ->
     # The client's caches hand every resolution the same bytes object: its digest is kept by
     # identity (checked against the object), and equal bytes in another object are hashed anew.
     hashed: list[bytes] = []
-    sha256 = metadata_module.hashlib.sha256
+    sha256 = hashlib.sha256
 
     def counted(data: bytes) -> Any:
         hashed.append(data)
         return sha256(data)
 
-    monkeypatch.setattr(metadata_module.hashlib, "sha256", counted)
+    monkeypatch.setattr(hashlib, "sha256", counted)
     cache = ParsedCache(max_entries=16)
     candidate = _candidate()
     raw = bytes(METADATA)
