@@ -54,6 +54,7 @@ from lockd.resolver.dependencies import marker_true
 from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder
 from lockd.resolver.metadata import MetadataReader
+from lockd.resolver.python_answers import PythonAnswers
 from lockd.resolver.views import InformationView
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
@@ -125,8 +126,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
         self._depth: dict[Identifier, int] = {}
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
-        self._python_ok: dict[int, tuple[AnyRequirement, bool]] = {}
-        self._python_refused: set[int] = set()  # ids in `_python_ok` whose answer is no
+        self._python = PythonAnswers(request.target.python)
         self._direct: frozenset[NormalizedName] | None = None
         self._preferences: dict[Identifier, tuple[Collection[RequirementInfo], int, Preference]] = {}
         self._prefetched: dict[int, DistFile] = {}
@@ -347,7 +347,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             return []
         if not isinstance(identifier, Identity):
             rejected = any(True for _ in incompatibilities[identifier])
-            ok = self._python_allows_all(list(requirements[identifier]))
+            ok = self._python.allow_all(list(requirements[identifier]))
             return [PythonCandidate(version=self.target.python)] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
         urls = {r.url for r in reqs if r.url is not None}
@@ -390,37 +390,6 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             )
             known = (requirement, pins)  # holds the requirement: its id is not reused meanwhile
             self._pinning[id(requirement)] = known
-        return known[1]
-
-    def _python_allows_all(self, requirements: list[AnyRequirement]) -> bool:
-        """Whether the target's Python meets every `<python>` requirement given.
-
-        Every package's Requires-Python joins `<python>`, and resolvelib asks for its matches
-        with all of them at each pin: a loop over them here made that quadratic in the pins. The
-        answers are kept by id; the ones not known yet are the newest, at the end, so the loop
-        stops once it has met them all, and the rest is set arithmetic.
-        """
-        ids = set(map(id, requirements))
-        unknown = len(ids.difference(self._python_ok))
-        for requirement in reversed(requirements):
-            if not unknown:
-                break
-            if id(requirement) not in self._python_ok:
-                self._python_allows(requirement)
-                unknown -= 1
-        return self._python_refused.isdisjoint(ids)
-
-    def _python_allows(self, requirement: AnyRequirement) -> bool:
-        """Whether the target's Python meets a `<python>` requirement; asked again every pin, so kept."""
-        known = self._python_ok.get(id(requirement))
-        if known is None:
-            ok = isinstance(requirement, PythonRequirement) and requirement.specifier.contains(
-                self.target.python, prereleases=True
-            )
-            known = (requirement, ok)  # holds the requirement: its id is not reused meanwhile
-            self._python_ok[id(requirement)] = known
-            if not ok:
-                self._python_refused.add(id(requirement))
         return known[1]
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
