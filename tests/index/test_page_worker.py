@@ -21,7 +21,7 @@ from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, LockdError, ResolutionTimeout, ResponseTooLarge
 from lockd.index import IndexClient, page_worker
 from lockd.index.options import ClientOptions
-from lockd.index.page_reuse import ParsedPages
+from lockd.index.page_reuse import STORED_WORKER_FROM, ParsedPages
 from lockd.index.page_worker import PageWorker
 from lockd.index.pages import parse_page
 from lockd.simple import ProjectPage
@@ -381,4 +381,31 @@ def test_a_cli_run_starts_its_child_when_its_page_store_misses_and_not_when_it_a
             while not worker.started and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert worker.started is expect_child
+        cache.close()
+
+
+def test_with_a_store_a_page_from_16_kib_goes_to_the_child(tmp_path: Path) -> None:
+    # Parsed here, a page is then also written as a form for the store, and the child's answer
+    # is that form: with a store, pages from STORED_WORKER_FROM bytes go to the child.
+    from lockd.cli.user_cache import open_user_cache  # noqa: PLC0415  # the CLI's page store
+
+    body = _json_page()
+    assert STORED_WORKER_FROM <= len(body) < 10 * 1024 * 1024
+    worker = PageWorker(from_bytes=10 * 1024 * 1024, max_form_bytes=64 * 1024 * 1024)
+    cache = open_user_cache(tmp_path, page_ttl=600.0, max_bytes=1 << 30, warn=pytest.fail)
+    assert cache is not None
+    try:
+        parsed_here: list[str] = []
+        _read(_pages(worker), body, parsed_here=parsed_here)
+        assert parsed_here == [_JSON] and not worker.started  # no store: parsed here
+        stored = ParsedPages(64 * 1024 * 1024, max_files=_MAX_FILES, worker=worker, store=cache.pages)
+        _same(_read(stored, body, parsed_here=parsed_here), _here(body, _JSON))
+        assert parsed_here == [_JSON] and worker.started  # the child's form built it
+        assert cache.pages.get_form(_URL) is not None
+        small = _json_page(versions=4)
+        assert len(small) < STORED_WORKER_FROM
+        _read(stored, small, parsed_here=parsed_here)
+        assert parsed_here == [_JSON, _JSON]  # below it, parsed here still
+    finally:
+        worker.close()
         cache.close()
