@@ -92,9 +92,9 @@ class ParsedPages:
         self._worker = worker  # parses big pages in a process of its own, answering their forms
         # With a store, a page parsed here is also written as a form, which is what the child
         # answers: pages from `STORED_WORKER_FROM` bytes go to it (see the module's docstring).
-        self._worker_from = None if worker is None else worker.from_bytes
-        if worker is not None and store is not None:
-            self._worker_from = min(worker.from_bytes, STORED_WORKER_FROM)
+        self._worker_from = 0 if worker is None else worker.from_bytes
+        if store is not None:
+            self._worker_from = min(self._worker_from, STORED_WORKER_FROM)
 
     def page(
         self,
@@ -172,9 +172,7 @@ class ParsedPages:
     ) -> ProjectPage | None:
         """The page built from the form the worker made of `body`; None: parse it here."""
         worker = self._worker
-        if worker is None or self._worker_from is None or len(body) < self._worker_from:
-            return None
-        if self._max_files is None:
+        if worker is None or len(body) < self._worker_from or self._max_files is None:
             return None
         job = PageJob(
             url=url,

@@ -127,7 +127,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         self._depth: dict[Identifier, int] = {}
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._python = PythonAnswers(request.target.python)
-        self._direct: frozenset[NormalizedName] | None = None
+        # Asked for every pin by lock building: the names the request gives by URL, worked out once.
+        self._direct = frozenset(r.name for r in request.requirements if r.requirement.url)
         self._preferences: dict[Identifier, tuple[Collection[RequirementInfo], int, Preference]] = {}
         self._prefetched: dict[int, DistFile] = {}
         self._pinning: dict[int, tuple[AnyRequirement, bool]] = {}
@@ -466,7 +467,5 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         return [candidate]
 
     def is_direct(self, name: NormalizedName) -> bool:
-        """Whether the request names this project by URL (asked for every pin: the names are kept)."""
-        if self._direct is None:
-            self._direct = frozenset(r.name for r in self._request.requirements if r.requirement.url)
+        """Whether the request names this project by URL."""
         return name in self._direct
