@@ -4,9 +4,10 @@ Parsing a page holds the GIL from its first byte to its last DistFile, and a col
 bound by that one GIL (a cold 200-pin `lockd lock` on PyPI: ~0.8 s of CPU parsing its pages and
 ~0.5 s writing their forms for the cache, of ~5 s in all, while fetch threads wait for the GIL
 to read their sockets). Here one child process, started as `python -c` with the same interpreter
-(when a serving worker starts, when `lockd lock`'s page store first misses, otherwise with the
-first page big enough), parses each big page with the same parser and limits
-(`parse_page`) and answers the page's form (`lockd.simple.page_form`), which this process
+(when a serving worker starts, when `lockd lock` starts, when a client's page store first
+misses, otherwise with the first page big enough), parses each big page with the same parser and
+limits (`lockd.simple.page_parse`, which loads no HTTP stack: the child's start-up is what a cold
+`lockd lock` waits for with its first pages in hand) and answers the page's form (`lockd.simple.page_form`), which this process
 builds the page from in about a quarter of the parse's time; the parse itself runs on the
 other core. The form is also what the CLI's cache keeps, so there it is written only once.
 
@@ -16,14 +17,17 @@ so every error is the one an in-process parse raises, with its context. The answ
 (`max_form_bytes`) and checked as a form read from disk is (`decode_page`: digest, parser
 identity, source, types). The child honours the caller's deadline; past it, with no answer, it
 is killed and started again for the next page. One child per client (a service's fresh clients
-share it); pages go to it one at a time, as they are parsed in-process one at a time
-(`page_reuse`). Frames on its pipes: a struct head, a JSON header, then the body or the form.
+share it). It reads pages as they are written and parses one at a time, the lowest ranked
+first: arrival plus about its parse time (`_Queued`), so a small page is not parsed after a big
+one that came in just before it. Frames on its pipes: a struct head, a JSON header, then the
+body or the form.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import itertools
 import json
 import struct
@@ -31,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import IO
 
 from lockd.deadline import check_deadline, deadline_scope, seconds_left
@@ -242,38 +246,105 @@ def main() -> int:
     from lockd.allocator import return_freed_memory  # noqa: PLC0415
 
     return_freed_memory()  # a server's child lives long: a big page's buffers go back after it
-    # The parsers load now, while the first body is still on its way, not with it.
-    from lockd.index.pages import parse_page  # noqa: F401, PLC0415
+    jobs = _Jobs()
+    threading.Thread(target=_read_jobs, args=(sys.stdin.buffer, jobs), name="jobs", daemon=True).start()
+    # The parsers load now, while the first body is still on its way, not with it; not the HTTP
+    # stack, which the child never uses (a third of its start-up, which a cold `lockd lock` waits for).
+    from lockd.simple.json_page import parse_json_page  # noqa: F401, PLC0415
     from lockd.simple.page_form import parser_identity  # noqa: PLC0415
+    from lockd.simple.page_parse import parse_page  # noqa: F401, PLC0415
 
     parser_identity()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = stdin.read(_JOB.size)
-        if len(head) < _JOB.size:
-            return 0
-        job_id, header_bytes, body_bytes = _JOB.unpack(head)
-        if header_bytes > _MAX_HEADER:
-            return 2
-        header = json.loads(stdin.read(header_bytes))
-        body = stdin.read(body_bytes)
-        if len(body) < body_bytes:
-            return 0
-        status, form = _work(header, body)
-        _answer(stdout, job_id, status, form)
+    stdout = sys.stdout.buffer
+    while (job := jobs.take()) is not None:
+        status, form = _work(job.header, job.body, job.deadline)
+        _answer(stdout, job.job_id, status, form)
+    return jobs.exit_code
 
 
-def _work(header: dict[str, object], body: bytes) -> tuple[int, bytes]:
+# A job waiting in the child is ranked by when it arrived plus about what parsing its body takes
+# (the child's parse and form of PyPI's JSON pages: 30-60 ms a MB): a small page is no longer
+# parsed after a big one that came in shortly before it, and a big page waits behind at most
+# about its own parse time's worth of later, smaller pages. bench/cases/pypi-25, cold `lockd
+# lock`: tzdata's page (28 KiB) had waited 55 ms behind numpy's and fonttools' (3.2 MB) in turn.
+_SECONDS_PER_BYTE = 60e-9
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class _Queued:
+    rank: float
+    job_id: int
+    header: dict[str, object] = field(compare=False)
+    body: bytes = field(compare=False)
+    deadline: float | None = field(compare=False)  # time.monotonic()
+
+
+class _Jobs:
+    """The jobs read and not yet parsed, lowest rank first. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._queued: list[_Queued] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self.exit_code = 0
+
+    def put(self, job: _Queued) -> None:
+        with self._changed:
+            heapq.heappush(self._queued, job)
+            self._changed.notify()
+
+    def end(self, exit_code: int) -> None:
+        """No more jobs come; those still queued are not wanted (the parent closed the pipe)."""
+        with self._changed:
+            self._ended, self.exit_code = True, exit_code
+            self._changed.notify()
+
+    def take(self) -> _Queued | None:
+        """The next job to parse, waiting for one; None once the jobs ended."""
+        with self._changed:
+            while not self._queued and not self._ended:
+                self._changed.wait()
+            return None if self._ended else heapq.heappop(self._queued)
+
+
+def _read_jobs(stdin: IO[bytes], jobs: _Jobs) -> None:
+    """Reads jobs as they come, so the parent's writes never wait on a parse, until stdin ends."""
+    exit_code = 0
+    try:
+        while True:
+            head = stdin.read(_JOB.size)
+            if len(head) < _JOB.size:
+                return
+            job_id, header_bytes, body_bytes = _JOB.unpack(head)
+            if header_bytes > _MAX_HEADER:
+                exit_code = 2
+                return
+            header = json.loads(stdin.read(header_bytes))
+            body = stdin.read(body_bytes)
+            if len(body) < body_bytes:
+                return
+            if type(header) is not dict:
+                exit_code = 2
+                return
+            now = time.monotonic()
+            left = header.pop("seconds_left", None)
+            deadline = None if left is None else now + float(left)
+            jobs.put(_Queued(now + len(body) * _SECONDS_PER_BYTE, job_id, header, body, deadline))
+    except (OSError, ValueError, TypeError):  # not the protocol: the parent parses its pages itself
+        exit_code = 2
+    finally:
+        jobs.end(exit_code)
+
+
+def _work(header: dict[str, object], body: bytes, deadline: float | None) -> tuple[int, bytes]:
     from packaging.utils import NormalizedName  # noqa: PLC0415
 
     from lockd.errors import ResolutionTimeout  # noqa: PLC0415  # the child's imports, on its core
-    from lockd.index.pages import parse_page  # noqa: PLC0415
     from lockd.simple.page_form import encode_page  # noqa: PLC0415
+    from lockd.simple.page_parse import parse_page  # noqa: PLC0415
 
-    left = header.pop("seconds_left")
-    job = PageJob(**header)  # type: ignore[arg-type]
-    deadline = None if left is None else time.monotonic() + float(left)  # type: ignore[arg-type]
     try:
+        job = PageJob(**header)  # type: ignore[arg-type]
         with deadline_scope(deadline):
             name = NormalizedName(job.name)  # as the caller normalized it
             page = parse_page(body, job.content_type, job.final_url, name, job.url, max_files=job.max_files)

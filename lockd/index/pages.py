@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lockd.errors import IndexUnavailable, UnknownProject
+from lockd.errors import UnknownProject
 from lockd.index.caches import PageBody, PageHead, PageStore, page_cache
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
@@ -22,7 +22,8 @@ from lockd.index.page_reuse import ParsedPages
 from lockd.index.page_worker import PageWorker
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters
-from lockd.simple.media_types import ACCEPT_HEADER, HTML_CONTENT_TYPES, JSON_CONTENT_TYPE
+from lockd.simple.media_types import ACCEPT_HEADER
+from lockd.simple.page_parse import parse_page
 
 if TYPE_CHECKING:
     from packaging.utils import NormalizedName
@@ -87,9 +88,9 @@ class ProjectPages:
         if stored is not None:
             return stored
         if self._store is not None and self._worker is not None:
-            # The CLI's store missed: pages come from the index this run, and the page process
-            # loads its parsers on the other core while they travel. A run its store answers
-            # (warm) starts none.
+            # The store missed: pages come from the index this run, and the page process loads
+            # its parsers on the other core while they travel. A run its store answers (warm)
+            # starts none here (`lockd lock` starts it sooner still, before loading this client).
             self._worker.start_soon()
         with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
             if response.status_code == 404:
@@ -149,25 +150,3 @@ def page_url(index_url: str, name: NormalizedName) -> str:
     """Where a project's page is on an index (PEP 503: the normalized name, then a slash)."""
     base = index_url if index_url.endswith("/") else index_url + "/"
     return f"{base}{name}/"
-
-
-def parse_page(
-    body: bytes, content_type: str, final_url: str, name: NormalizedName, url: str, *, max_files: int
-) -> ProjectPage:
-    """The page `body` is, by its content type; `IndexUnavailable` when it is none lockd reads."""
-    from lockd.simple import parse_html_page, parse_json_page  # noqa: PLC0415 (see the module's docstring)
-
-    try:
-        if content_type in (JSON_CONTENT_TYPE, "application/json"):
-            return parse_json_page(body, final_url, name, max_files=max_files)
-        if content_type in HTML_CONTENT_TYPES:
-            return parse_html_page(body, final_url, name, max_files=max_files)
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        # RecursionError: json.loads of a page nested thousands of arrays deep.
-        raise IndexUnavailable(
-            f"{url} returned a page lockd cannot parse ({type(exc).__name__})", context={"url": url}
-        ) from None
-    raise IndexUnavailable(
-        f"{url} returned {content_type or 'no content type'}, not a Simple API page",
-        context={"url": url, "content_type": content_type},
-    )

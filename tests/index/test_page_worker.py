@@ -23,8 +23,8 @@ from lockd.index import IndexClient, page_worker
 from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import STORED_WORKER_FROM, ParsedPages
 from lockd.index.page_worker import PageWorker
-from lockd.index.pages import parse_page
 from lockd.simple import ProjectPage
+from lockd.simple.page_parse import parse_page
 from tests.support import StartLockd, child_pids
 
 _JSON = "application/vnd.pypi.simple.v1+json"
