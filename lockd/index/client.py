@@ -127,7 +127,9 @@ class IndexClient:
         self._owns_page_worker = page_worker is None
         if page_worker is None and options.page_worker_from is not None:
             page_worker = PageWorker(
-                from_bytes=options.page_worker_from, max_form_bytes=options.page_cache_bytes
+                from_bytes=options.page_worker_from,
+                max_form_bytes=options.page_cache_bytes,
+                fetches=page_store is None,  # the server's: its child fetches pages too (`pages`)
             )
         self._page_worker = page_worker
         # `page_store`: the CLI's pages beyond this process; None on the server.

@@ -35,7 +35,6 @@ the child answers anyway, with a store the child takes smaller pages too (`STORE
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from lockd.deadline import check_deadline, seconds_left
 from lockd.index.caches import PageStore, page_size_estimate
-from lockd.index.page_worker import PageJob, PageWorker
+from lockd.index.page_worker import FetchedPage, PageJob, PageWorker, page_source
 from lockd.memory_cache import BoundedCache
 
 if TYPE_CHECKING:
@@ -136,6 +135,43 @@ class ParsedPages:
         self._parsed.put(url, parsed)
         return page
 
+    def last_digest(self, url: str) -> str | None:
+        """The sha256 (hex) of the body last parsed for `url`, if that parse is still kept."""
+        last = self._parsed.get(url)
+        return None if last is None else last.digest.hex()
+
+    def fetched(self, url: str, fetched: FetchedPage, name: str) -> ProjectPage | None:
+        """The page the child fetched (`PageWorker.fetch`): the last parse of the same body, or
+        the one built from the child's form; None when neither stands (the caller fetches it)."""
+        digest = bytes.fromhex(fetched.sha256)
+        last = self._parsed.get(url)
+        if (
+            last is not None
+            and last.digest == digest
+            and last.content_type == fetched.content_type
+            and last.page_url == fetched.final_url
+        ):
+            return last.page
+        if fetched.form is None:
+            return None  # the child saw the body named as the last parse, since dropped
+        from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
+
+        source = self._source(url, name, fetched.sha256, fetched.content_type, fetched.final_url)
+        page = decode_page(fetched.form, source, max_bytes=self._form_bytes)
+        if page is None:
+            return None
+        if self._store is not None:
+            self._store.put_form(url, fetched.form)
+        parsed = _Parsed(
+            digest=digest,
+            content_type=fetched.content_type,
+            page_url=fetched.final_url,
+            page=page,
+            formed=self._store is not None,
+        )
+        self._parsed.put(url, parsed)
+        return page
+
     def formed(self, url: str) -> str | None:
         """The sha256 (hex) of the body last parsed for `url` when the store holds a form of that parse."""
         last = self._parsed.get(url)
@@ -204,8 +240,7 @@ class ParsedPages:
         return True
 
     def _source(self, url: str, name: str, sha256: str, content_type: str, page_url: str) -> str:
-        """Everything a parse of the page was given, as the text a form must name to stand for it."""
-        return json.dumps([url, name, sha256, content_type, page_url, self._max_files], ensure_ascii=True)
+        return page_source(url, name, sha256, content_type, page_url, self._max_files)
 
     def _parse_alone(self, parse: Callable[[], ProjectPage], page_url: str) -> ProjectPage:
         while True:

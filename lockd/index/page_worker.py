@@ -18,16 +18,16 @@ so every error is the one an in-process parse raises, with its context. The answ
 identity, source, types). The child honours the caller's deadline; past it, with no answer, it
 is killed and started again for the next page. One child per client (a service's fresh clients
 share it). It reads pages as they are written and parses one at a time, the lowest ranked
-first: arrival plus about its parse time (`_Queued`), so a small page is not parsed after a big
-one that came in just before it. Frames on its pipes: a struct head, a JSON header, then the
-body or the form.
+first: arrival plus about its parse time, so a small page is not parsed after a big one that
+came in just before it. A server's child also fetches pages (`fetch`, a `PageFetch`): the
+child's side, and why, is `page_child`. Frames on its pipes: a struct head, a JSON header, then
+the body or the answer's payload (a form, or a fetched page's meta and form or body).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import heapq
 import itertools
 import json
 import struct
@@ -35,21 +35,26 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import IO
+from dataclasses import asdict, dataclass
 
-from lockd.deadline import check_deadline, deadline_scope, seconds_left
+from lockd.deadline import check_deadline, seconds_left
 from lockd.index.child_code import child_code
 
-__all__ = ["PageJob", "PageWorker", "main"]
+__all__ = ["FetchLimits", "FetchedPage", "PageFetch", "PageJob", "PageWorker", "page_source"]
 
 _JOB = struct.Struct("<QIQ")  # job id, header bytes, body bytes
-_ANSWER = struct.Struct("<QBQ")  # job id, status, form bytes
-_FORM, _NO_FORM, _FAILED, _LATE = range(4)
+_ANSWER = struct.Struct("<QBQ")  # job id, status, payload bytes
+# A parse job's answer: its form, or none (not formable, failed, past the deadline). A fetch
+# job's: what came (`_FETCHED`: meta and form; `_SAME`: meta only, the body the caller last
+# parsed), or `_NOT_FETCHED`: any other outcome (not 200, an error, a page that did not parse),
+# which the caller then meets itself, fetching the page again.
+_FORM, _NO_FORM, _FAILED, _LATE, _FETCHED, _SAME, _NOT_FETCHED = range(7)
+_STATUSES = frozenset(range(7))
+_META = struct.Struct("<I")  # meta bytes, in front of a fetch job's form
 _MAX_HEADER = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # fewer wake-ups per page than the default 64 KiB
 _RESTART_AFTER = 30.0  # after a child could not be started, pages are parsed here this long
-_CHILD = child_code("lockd.index.page_worker")  # what the child runs: `python -c`, this interpreter
+_CHILD = child_code("lockd.index.page_child")  # what the child runs: `python -c`, this interpreter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,13 +69,61 @@ class PageJob:
     source: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageFetch:
+    """A page for the child to fetch as well as parse: `known`, the sha256 (hex) of the body the
+    caller last parsed for `url`, which the child then answers without parsing; `parse_from`,
+    the smallest body the child parses (a smaller one comes back as it is, to parse there, as
+    pages the caller fetches itself); `limits`, what the child's own fetcher is built with."""
+
+    url: str
+    name: str
+    max_files: int
+    known: str | None
+    parse_from: int
+    limits: FetchLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchLimits:
+    """What the child's fetcher takes from the caller's `ClientOptions` (never credentials)."""
+
+    timeout: float
+    max_connections: int
+    max_page_bytes: int
+    max_compression_ratio: int
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchedPage:
+    """A page the child fetched: its body's sha256 (hex), bytes received and headers, and its
+    form or, below `PageFetch.parse_from`, its body (neither: the body named as `known`)."""
+
+    sha256: str
+    content_type: str
+    final_url: str
+    body_bytes: int
+    form: bytes | None
+    body: bytes | None = None
+
+
+def page_source(  # noqa: PLR0917  # the fields of one source, in its order
+    url: str, name: str, sha256: str, content_type: str, page_url: str, max_files: int | None
+) -> str:
+    """Everything a parse of the page was given, as the text a form must name to stand for it."""
+    return json.dumps([url, name, sha256, content_type, page_url, max_files], ensure_ascii=True)
+
+
 class PageWorker:
     """The child process of one client (or of clients sharing it). Thread-safe; `close` ends it.
 
-    `from_bytes`: the smallest body worth a round trip (below it, parsing here costs less)."""
+    `from_bytes`: the smallest body worth a round trip (below it, parsing here costs less);
+    `fetches`: the child loads the HTTP stack at start, to fetch pages as well (`fetch`)."""
 
-    def __init__(self, *, from_bytes: int, max_form_bytes: int) -> None:
+    def __init__(self, *, from_bytes: int, max_form_bytes: int, fetches: bool = False) -> None:
         self.from_bytes = from_bytes
+        self.fetches = fetches
         self._max_form_bytes = max_form_bytes
         self._lock = threading.Lock()
         self._child: _Child | None = None
@@ -83,7 +136,40 @@ class PageWorker:
 
         Raises `ResolutionTimeout` when the deadline passes while the child has the page."""
         child = self._running()
-        return None if child is None else child.ask(job, body)
+        if child is None:
+            return None
+        status, payload = child.ask(asdict(job), body, f"parsing {job.final_url}")
+        return payload if status == _FORM else None
+
+    def fetch(self, job: PageFetch) -> FetchedPage | None:
+        """The page fetched and parsed by the child; None: fetch it here (the child met something
+        other than a page: the caller meets it again, with its own errors).
+
+        Raises `ResolutionTimeout` when the deadline passes while the child has the page."""
+        child = self._running()
+        if child is None:
+            return None
+        status, payload = child.ask({"fetch": asdict(job)}, b"", f"asking {job.url}")
+        if status not in (_FETCHED, _SAME) or len(payload) < _META.size:
+            return None
+        (size,) = _META.unpack_from(payload)
+        rest = payload[_META.size + size :]
+        try:
+            meta = json.loads(payload[_META.size : _META.size + size])
+            raw = meta["raw"] is True
+            fetched = FetchedPage(
+                sha256=str(meta["sha256"]),
+                content_type=str(meta["content_type"]),
+                final_url=str(meta["final_url"]),
+                body_bytes=int(meta["body_bytes"]),
+                form=rest if status == _FETCHED and not raw else None,
+                body=rest if status == _FETCHED and raw else None,
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+        if status == _SAME and fetched.sha256 != job.known:
+            return None
+        return fetched
 
     def start_soon(self) -> None:
         """Starts the child in the background now, not with the first big page (its imports take
@@ -117,7 +203,7 @@ class PageWorker:
             if self._unstartable_at is not None and now - self._unstartable_at < _RESTART_AFTER:
                 return None
             try:
-                self._child = _Child.start(self._max_form_bytes)
+                self._child = _Child.start(self._max_form_bytes, fetches=self.fetches)
             except OSError:  # a container's process limit, no memory to fork
                 self._child, self._unstartable_at = None, now
             return self._child
@@ -144,9 +230,9 @@ class _Child:
         threading.Thread(target=self._read_answers, name="lockd-page-worker", daemon=True).start()
 
     @classmethod
-    def start(cls, max_form_bytes: int) -> _Child:
+    def start(cls, max_form_bytes: int, *, fetches: bool) -> _Child:
         process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD],
+            [sys.executable, "-c", _CHILD, *(["--fetches"] if fetches else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -156,16 +242,17 @@ class _Child:
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
         return cls(process, max_form_bytes)
 
-    def ask(self, job: PageJob, body: bytes) -> bytes | None:
+    def ask(self, job: dict[str, object], body: bytes, doing: str) -> tuple[int, bytes]:
+        """The child's status and payload for `job`; `doing`: what a timeout says was under way."""
         pending = _Pending(threading.Event())
         job_id = next(self._ids)
         with self._lock:
             if not self.alive:
-                return None
+                return _FAILED, b""
             self._pending[job_id] = pending
         try:
-            if not self._send(job_id, job, body):
-                return None
+            if not self._send(job_id, job, body, doing):
+                return _FAILED, b""
             left = seconds_left()
             # Past the deadline the child stops by itself; the slack covers its answer.
             late = not pending.done.wait(None if left is None else max(left, 0.0) + 2.0)
@@ -175,18 +262,18 @@ class _Child:
             with self._lock:
                 self._pending.pop(job_id, None)
         if late or pending.status == _LATE:
-            check_deadline(f"parsing {job.final_url}")
-        return pending.form if pending.status == _FORM else None
+            check_deadline(doing)
+        return pending.status, pending.form
 
-    def _send(self, job_id: int, job: PageJob, body: bytes) -> bool:
-        header = json.dumps({**asdict(job), "seconds_left": seconds_left()}).encode()
+    def _send(self, job_id: int, job: dict[str, object], body: bytes, doing: str) -> bool:
+        header = json.dumps({**job, "seconds_left": seconds_left()}).encode()
         stdin = self._process.stdin
         assert stdin is not None  # opened with a pipe
         while True:  # pages go one at a time; a thread waiting its turn still ends at the deadline
             left = seconds_left()
             if self._write_lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
                 break
-            check_deadline(f"waiting to parse {job.final_url}")
+            check_deadline(f"waiting for the page child, {doing}")
         try:
             stdin.write(_JOB.pack(job_id, len(header), len(body)) + header)
             stdin.write(body)
@@ -207,7 +294,7 @@ class _Child:
                 if len(head) < _ANSWER.size:
                     return
                 job_id, status, length = _ANSWER.unpack(head)
-                if status not in (_FORM, _NO_FORM, _FAILED, _LATE) or length > self._max_form_bytes:
+                if status not in _STATUSES or length > self._max_form_bytes + _MAX_HEADER:
                     return  # not the protocol: the child is ended, its pages parsed here
                 form = stdout.read(length)
                 if len(form) < length:
@@ -236,131 +323,3 @@ class _Child:
                 self._process.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=1.0)
-
-
-# -- the child ---------------------------------------------------------------------------------
-
-
-def main() -> int:
-    """The child: jobs from stdin, answers to stdout, until stdin ends."""
-    from lockd.allocator import return_freed_memory  # noqa: PLC0415
-
-    return_freed_memory()  # a server's child lives long: a big page's buffers go back after it
-    jobs = _Jobs()
-    threading.Thread(target=_read_jobs, args=(sys.stdin.buffer, jobs), name="jobs", daemon=True).start()
-    # The parsers load now, while the first body is still on its way, not with it; not the HTTP
-    # stack, which the child never uses (a third of its start-up, which a cold `lockd lock` waits for).
-    from lockd.simple.json_page import parse_json_page  # noqa: F401, PLC0415
-    from lockd.simple.page_form import parser_identity  # noqa: PLC0415
-    from lockd.simple.page_parse import parse_page  # noqa: F401, PLC0415
-
-    parser_identity()
-    stdout = sys.stdout.buffer
-    while (job := jobs.take()) is not None:
-        status, form = _work(job.header, job.body, job.deadline)
-        _answer(stdout, job.job_id, status, form)
-    return jobs.exit_code
-
-
-# A job waiting in the child is ranked by when it arrived plus about what parsing its body takes
-# (the child's parse and form of PyPI's JSON pages: 30-60 ms a MB): a small page is no longer
-# parsed after a big one that came in shortly before it, and a big page waits behind at most
-# about its own parse time's worth of later, smaller pages. bench/cases/pypi-25, cold `lockd
-# lock`: tzdata's page (28 KiB) had waited 55 ms behind numpy's and fonttools' (3.2 MB) in turn.
-_SECONDS_PER_BYTE = 60e-9
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class _Queued:
-    rank: float
-    job_id: int
-    header: dict[str, object] = field(compare=False)
-    body: bytes = field(compare=False)
-    deadline: float | None = field(compare=False)  # time.monotonic()
-
-
-class _Jobs:
-    """The jobs read and not yet parsed, lowest rank first. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._queued: list[_Queued] = []
-        self._changed = threading.Condition()
-        self._ended = False
-        self.exit_code = 0
-
-    def put(self, job: _Queued) -> None:
-        with self._changed:
-            heapq.heappush(self._queued, job)
-            self._changed.notify()
-
-    def end(self, exit_code: int) -> None:
-        """No more jobs come; those still queued are not wanted (the parent closed the pipe)."""
-        with self._changed:
-            self._ended, self.exit_code = True, exit_code
-            self._changed.notify()
-
-    def take(self) -> _Queued | None:
-        """The next job to parse, waiting for one; None once the jobs ended."""
-        with self._changed:
-            while not self._queued and not self._ended:
-                self._changed.wait()
-            return None if self._ended else heapq.heappop(self._queued)
-
-
-def _read_jobs(stdin: IO[bytes], jobs: _Jobs) -> None:
-    """Reads jobs as they come, so the parent's writes never wait on a parse, until stdin ends."""
-    exit_code = 0
-    try:
-        while True:
-            head = stdin.read(_JOB.size)
-            if len(head) < _JOB.size:
-                return
-            job_id, header_bytes, body_bytes = _JOB.unpack(head)
-            if header_bytes > _MAX_HEADER:
-                exit_code = 2
-                return
-            header = json.loads(stdin.read(header_bytes))
-            body = stdin.read(body_bytes)
-            if len(body) < body_bytes:
-                return
-            if type(header) is not dict:
-                exit_code = 2
-                return
-            now = time.monotonic()
-            left = header.pop("seconds_left", None)
-            deadline = None if left is None else now + float(left)
-            jobs.put(_Queued(now + len(body) * _SECONDS_PER_BYTE, job_id, header, body, deadline))
-    except (OSError, ValueError, TypeError):  # not the protocol: the parent parses its pages itself
-        exit_code = 2
-    finally:
-        jobs.end(exit_code)
-
-
-def _work(header: dict[str, object], body: bytes, deadline: float | None) -> tuple[int, bytes]:
-    from packaging.utils import NormalizedName  # noqa: PLC0415
-
-    from lockd.errors import ResolutionTimeout  # noqa: PLC0415  # the child's imports, on its core
-    from lockd.simple.page_form import encode_page  # noqa: PLC0415
-    from lockd.simple.page_parse import parse_page  # noqa: PLC0415
-
-    try:
-        job = PageJob(**header)  # type: ignore[arg-type]
-        with deadline_scope(deadline):
-            name = NormalizedName(job.name)  # as the caller normalized it
-            page = parse_page(body, job.content_type, job.final_url, name, job.url, max_files=job.max_files)
-            form = encode_page(page, job.source)
-    except ResolutionTimeout:
-        return _LATE, b""
-    except Exception:  # the caller parses it again and raises the error, with its context
-        return _FAILED, b""
-    return (_NO_FORM, b"") if form is None else (_FORM, form)
-
-
-def _answer(stdout: IO[bytes], job_id: int, status: int, form: bytes) -> None:
-    stdout.write(_ANSWER.pack(job_id, status, len(form)))
-    stdout.write(form)
-    stdout.flush()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

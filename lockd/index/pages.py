@@ -3,7 +3,9 @@
 A page is kept in memory for the TTL, bounded in bytes (PyPI here strips caching headers, so
 revalidation would never hit); a body fetched again unchanged reuses its last parse
 (`page_reuse`), and with a `PageStore` (the CLI's, on disk) pages outlive the process.
-Concurrent asks for one page share one fetch, each ending at its own deadline.
+Concurrent asks for one page share one fetch, each ending at its own deadline. Without a store
+(the server), the page child fetches a page as well as parsing it, unless its index has a
+credential (`page_child`); whatever it does not answer with a page is fetched here again.
 
 The parsers (`lockd.simple`'s json and html pages, with msgspec and datetime) load with the
 first page parsed, not with this module: `lockd lock` builds its client and sends its first
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lockd.deadline import check_deadline
 from lockd.errors import UnknownProject
 from lockd.index.caches import PageBody, PageHead, PageStore, page_cache
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
-from lockd.index.page_worker import PageWorker
+from lockd.index.page_worker import FetchLimits, PageFetch, PageWorker
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters
 from lockd.simple.media_types import ACCEPT_HEADER
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
     from lockd.simple import ProjectPage
 
 __all__ = ["ProjectPages"]
+
+# The child's connections to an index: as many as its fetch threads (`page_child`).
+_CHILD_CONNECTIONS = 32
 
 
 class ProjectPages:
@@ -58,6 +64,21 @@ class ProjectPages:
             options.page_cache_bytes, store=store, max_files=options.max_page_files, worker=worker
         )
         self._flight: SingleFlight[str, ProjectPage] = SingleFlight()
+        # The server's pages are fetched by the child as well as parsed (`page_child`): the
+        # page's bytes, TLS and HTTP parsing stay off this process's GIL. Never a page whose
+        # index has a credential: credentials never leave this process (a redirect to such an
+        # index answers the child 401, and this process asks again). Not with a store either:
+        # the CLI's pages are fresh in it or checked against its forms here.
+        self._credentials = options.credentials
+        self._limits: FetchLimits | None = None
+        if worker is not None and worker.fetches and store is None:
+            self._limits = FetchLimits(
+                timeout=options.timeout,
+                max_connections=min(options.max_connections, _CHILD_CONNECTIONS),
+                max_page_bytes=options.max_page_bytes,
+                max_compression_ratio=options.max_compression_ratio,
+                user_agent=options.user_agent,
+            )
 
     @property
     def cached_bytes(self) -> int:
@@ -92,6 +113,9 @@ class ProjectPages:
             # its parsers on the other core while they travel. A run its store answers (warm)
             # starts none here (`lockd lock` starts it sooner still, before loading this client).
             self._worker.start_soon()
+        fetched = self._fetched_by_child(url, name)
+        if fetched is not None:
+            return fetched
         with self._fetcher.request("GET", url, headers={"Accept": ACCEPT_HEADER}) as response:
             if response.status_code == 404:
                 raise UnknownProject(
@@ -112,6 +136,37 @@ class ProjectPages:
                 self._store.put(url, PageBody(body=body, content_type=content_type, url=final_url))
             else:  # the form stands for the body, at a fraction of its size
                 self._store.put_head(url, PageHead(sha256=formed, content_type=content_type, url=final_url))
+        return page
+
+    def _fetched_by_child(self, url: str, name: NormalizedName) -> ProjectPage | None:
+        """The page as the child fetched and parsed it; None: fetch it here."""
+        if self._limits is None or self._worker is None:
+            return None
+        if self._credentials and self._credentials.for_url(url) is not None:
+            return None
+        check_deadline(f"asking {url}")  # as the fetcher does: past the deadline nothing is asked
+        job = PageFetch(
+            url=url,
+            name=name,
+            max_files=self._max_files,
+            known=self._parsed.last_digest(url),
+            parse_from=self._worker.from_bytes,
+            limits=self._limits,
+        )
+        fetched = self._worker.fetch(job)
+        if fetched is None:
+            return None
+        if fetched.body is not None:
+            page = self._parse(url, fetched.body, fetched.content_type, fetched.final_url, name)
+        else:
+            formed = self._parsed.fetched(url, fetched, name)
+            if formed is None:
+                return None
+            page = formed
+        self._counters.add("requests")
+        self._counters.add("bytes_fetched", fetched.body_bytes)
+        self._counters.add("pages")
+        self._pages.put(url, page)
         return page
 
     def _stored(self, url: str, name: NormalizedName) -> ProjectPage | None:

@@ -22,7 +22,7 @@ import pytest
 
 from fixtures.served_index import WatchedIndex
 from lockd.cli import main
-from lockd.index import page_worker
+from lockd.index import page_child, page_worker
 from lockd.index.client import IndexClient
 from lockd.index.page_worker import PageJob, PageWorker
 from tests.index.test_page_worker import _JSON, _URL, _json_page
@@ -34,7 +34,7 @@ _MAX_FILES = 100_000
 def test_the_child_loads_the_parsers_and_not_the_http_stack() -> None:
     code = (
         "import json, sys\n"
-        "from lockd.index.page_worker import main\n"
+        "from lockd.index.page_child import main\n"
         "main()\n"  # stdin is empty: it loads what it loads, then ends
         "print(json.dumps(sorted(sys.modules)))\n"
     )
@@ -62,10 +62,10 @@ class _Held:
     while the child was parsing another page."""
 
     def __init__(self) -> None:
-        self.jobs: list[page_worker._Queued] = []
+        self.jobs: list[page_child._Queued] = []
         self.exit_code: int | None = None
 
-    def put(self, job: page_worker._Queued) -> None:
+    def put(self, job: page_child._Queued) -> None:
         self.jobs.append(job)
 
     def end(self, exit_code: int) -> None:
@@ -75,8 +75,8 @@ class _Held:
 def _queued(frames: bytes) -> tuple[list[int], int | None]:
     """The job ids in the order the child takes them, once all of `frames` were read; its exit code."""
     held = _Held()
-    page_worker._read_jobs(io.BytesIO(frames), held)  # type: ignore[arg-type]
-    jobs = page_worker._Jobs()
+    page_child._read_jobs(io.BytesIO(frames), held)  # type: ignore[arg-type]
+    jobs = page_child._Jobs()
     for job in held.jobs:
         jobs.put(job)
     return [jobs.take().job_id for _ in held.jobs], held.exit_code  # type: ignore[union-attr]
@@ -90,11 +90,11 @@ def test_jobs_that_arrive_together_are_parsed_smallest_first() -> None:
 
 
 def test_a_big_job_waits_behind_later_small_ones_only_about_its_own_parse_time() -> None:
-    jobs = page_worker._Jobs()
+    jobs = page_child._Jobs()
     size = 1_000_000  # ranked 60 ms after it arrived
-    big = page_worker._Queued(100.0 + size * page_worker._SECONDS_PER_BYTE, 1, {}, b"", None)
-    sooner = page_worker._Queued(100.05, 2, {}, b"", None)  # a small page 50 ms later goes first
-    later = page_worker._Queued(100.07, 3, {}, b"", None)  # one 70 ms later does not
+    big = page_child._Queued(100.0 + size * page_child._SECONDS_PER_BYTE, 1, {}, b"", None)
+    sooner = page_child._Queued(100.05, 2, {}, b"", None)  # a small page 50 ms later goes first
+    later = page_child._Queued(100.07, 3, {}, b"", None)  # one 70 ms later does not
     for job in (later, big, sooner):
         jobs.put(job)
     assert [jobs.take().job_id for _ in range(3)] == [2, 1, 3]  # type: ignore[union-attr]

@@ -324,7 +324,7 @@ def _page_children_of(pid: int) -> list[int]:
         parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
     found: list[int] = []
     for child, command in commands.items():
-        if b"lockd.index.page_worker" not in command:
+        if b"lockd.index.page_child" not in command:
             continue
         ancestor = parents.get(child, 0)
         while ancestor > 1 and ancestor != pid:

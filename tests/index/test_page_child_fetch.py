@@ -1,0 +1,160 @@
+"""A server's pages fetched by its page child as well as parsed: the same pages, counts and errors.
+
+A client with no page store (the server's) has its child fetch each page, so the page's bytes,
+TLS and HTTP parsing stay off the resolution's GIL. What the tests hold it to: the pages are
+those fetched and parsed here, field by field; the client counts the same requests, pages and
+bytes; a body the client parsed last time comes back unparsed and its parse is reused; a body
+below the child's threshold comes back as it is and is parsed here; anything but a page (404, a
+page that does not parse, a child that cannot fetch) is met again here with the client's own
+error; and a page of an index with a credential is never fetched by the child, which never
+holds one. Real children, the fixture index over HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from packaging.utils import NormalizedName, canonicalize_name
+
+from fixtures.served_index import ControlledIndex, WatchedIndex
+from lockd.errors import IndexUnavailable, UnknownProject
+from lockd.index import IndexClient, split_credentials
+from lockd.index.options import ClientOptions
+from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
+from lockd.simple import ProjectPage
+from tests.index.test_page_worker import _same
+from tests.support import child_pids
+
+_NAMES = ("lockd-fx-plain", "lockd-fx-yanked", "lockd-fx-pyreq")
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[PageFetch, FetchedPage | None]]:
+    """Every page a client asked its child to fetch, with the child's answer."""
+    seen: list[tuple[PageFetch, FetchedPage | None]] = []
+    fetch = PageWorker.fetch
+
+    def noted(self: PageWorker, job: PageFetch) -> FetchedPage | None:
+        answer = fetch(self, job)
+        seen.append((job, answer))
+        return answer
+
+    monkeypatch.setattr(PageWorker, "fetch", noted)
+    return seen
+
+
+def _client(**options: object) -> IndexClient:
+    return IndexClient(ClientOptions(timeout=10.0, **options))  # type: ignore[arg-type]
+
+
+def _pages(client: IndexClient, index_url: str, names: tuple[str, ...] = _NAMES) -> list[ProjectPage]:
+    return [client.project_page(index_url, canonicalize_name(name)) for name in names]
+
+
+def test_the_child_fetches_the_pages_and_they_are_the_pages_fetched_here(
+    fixture_index: WatchedIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
+) -> None:
+    with _client(page_worker_from=None) as here:
+        expected = _pages(here, fixture_index.pypi_url)
+        counted_here = here.stats
+    assert not asked
+    with _client(page_worker_from=1) as client:
+        found = _pages(client, fixture_index.pypi_url)
+        counted = client.stats
+    for page, want in zip(found, expected, strict=True):
+        _same(page, want)
+    assert [job.name for job, _ in asked] == list(_NAMES)
+    assert all(answer is not None and answer.form is not None for _, answer in asked)
+    assert (counted.requests, counted.pages, counted.bytes_fetched) == (
+        counted_here.requests,
+        counted_here.pages,
+        counted_here.bytes_fetched,
+    )
+
+
+def test_a_body_below_the_childs_threshold_comes_back_as_it_is_and_is_parsed_here(
+    fixture_index: WatchedIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
+) -> None:
+    with _client(page_worker_from=None) as here:
+        expected = _pages(here, fixture_index.pypi_url)
+    with _client(page_worker_from=10 * 1024 * 1024) as client:
+        found = _pages(client, fixture_index.pypi_url)
+    for page, want in zip(found, expected, strict=True):
+        _same(page, want)
+    assert asked and all(answer is not None and answer.body is not None for _, answer in asked)
+    assert all(answer is not None and answer.form is None for _, answer in asked)
+
+
+def test_a_body_fetched_again_unchanged_comes_back_unparsed_and_its_last_parse_is_reused(
+    fixture_index: WatchedIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
+) -> None:
+    name = (_NAMES[0],)
+    with _client(page_worker_from=1, page_ttl=0.0) as client:
+        (first,) = _pages(client, fixture_index.pypi_url, name)
+        (again,) = _pages(client, fixture_index.pypi_url, name)
+        assert client.stats.pages == 2  # fetched twice: a TTL of 0 keeps no page
+    assert again is first
+    (job1, answer1), (job2, answer2) = asked
+    assert job1.known is None and answer1 is not None and answer1.form is not None
+    assert answer2 is not None and job2.known == answer2.sha256 == answer1.sha256
+    assert answer2.form is None and answer2.body is None
+
+
+def test_an_unknown_project_or_a_page_that_does_not_parse_is_met_here_with_its_own_error(
+    mutable_index: ControlledIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
+) -> None:
+    unknown = NormalizedName("lockd-fx-no-such-project")
+    with _client(page_worker_from=1) as client, pytest.raises(UnknownProject, match="is not on the index"):
+        client.project_page(mutable_index.pypi_url, unknown)
+    assert [answer for _, answer in asked] == [None]
+    mutable_index.set_fault("garbage", path_prefix="/simple/")
+    errors = []
+    for worker_from in (None, 1):
+        with _client(page_worker_from=worker_from) as client, pytest.raises(IndexUnavailable) as raised:
+            client.project_page(mutable_index.pypi_url, canonicalize_name(_NAMES[0]))
+        errors.append((raised.value.message, raised.value.context))
+    assert errors[0] == errors[1]
+    assert [answer for _, answer in asked] == [None, None]
+
+
+def test_a_page_of_an_index_with_a_credential_is_fetched_here_never_by_the_child(
+    mutable_index: ControlledIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
+) -> None:
+    mutable_index.require_auth("reader", "s3cret")
+    host = mutable_index.pypi_url.split("//", 1)[1]
+    _, credentials = split_credentials(f"http://reader:s3cret@{host}")
+    with _client(page_worker_from=1, credentials=credentials) as client:
+        pages = _pages(client, mutable_index.pypi_url)
+    assert all(page.files for page in pages)
+    assert not asked  # the child holds no credential and was never sent this index's pages
+    mutable_index.require_auth(None)
+    _, elsewhere = split_credentials("https://reader:s3cret@private.example/simple/")
+    with _client(page_worker_from=1, credentials=elsewhere) as client:
+        _pages(client, mutable_index.pypi_url)
+    assert [job.name for job, answer in asked if answer is not None] == list(_NAMES)
+
+
+def test_a_child_started_without_the_http_stack_refuses_a_fetch_and_the_caller_fetches() -> None:
+    worker = PageWorker(from_bytes=1, max_form_bytes=1 << 20, fetches=False)
+    limits = FetchLimits(
+        timeout=5.0, max_connections=4, max_page_bytes=1 << 20, max_compression_ratio=200, user_agent="t"
+    )
+    job = PageFetch(
+        url="http://127.0.0.1:9/simple/x/", name="x", max_files=10, known=None, parse_from=1, limits=limits
+    )
+    try:
+        assert worker.fetch(job) is None
+    finally:
+        worker.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left() -> Iterator[None]:
+    before = child_pids()
+    yield
+    deadline = time.monotonic() + 5.0
+    while child_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not child_pids() - before  # every client ended its child
