@@ -298,3 +298,24 @@ def test_a_form_is_written_and_read_without_working_out_any_file_s_details() -> 
     ]
     assert again.files == page.files and all(_worked_out(again))
     assert again.files[0].sha256 == "ab" * 32 and again.files[0].upload_time is not None
+
+
+def test_a_page_without_files_reads_back_exactly_with_or_without_foreign_versions() -> None:
+    # No file at all: the columns are empty tuples (what `zip(*files)` cannot transpose).
+    empty = parse_json_page(
+        json.dumps({"meta": {"api-version": "1.1"}, "files": []}), "https://i/simple/demo/", "demo"
+    )
+    assert empty.files == () and not empty.foreign_versions
+    _reads_back(empty)
+    only_foreign = parse_json_page(
+        json.dumps(
+            {
+                "meta": {"api-version": "1.1"},
+                "files": [{"filename": "demo-1.0-cp27-cp27mu-manylinux1_x86_64.whl", "url": "x/demo.whl"}],
+            }
+        ),
+        "https://i/simple/demo/",
+        "demo",
+    )
+    assert only_foreign.files == () and only_foreign.foreign_versions
+    _reads_back(only_foreign)
