@@ -19,8 +19,9 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 
 from fixtures.served_index import ControlledIndex, WatchedIndex
-from lockd.errors import IndexUnavailable, UnknownProject
-from lockd.index import IndexClient, split_credentials
+from lockd.deadline import deadline_scope
+from lockd.errors import IndexUnavailable, ResolutionTimeout, UnknownProject
+from lockd.index import IndexClient, page_worker, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
 from lockd.simple import ProjectPage
@@ -37,8 +38,10 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[PageFetch, FetchedPage 
     fetch = PageWorker.fetch
 
     def noted(self: PageWorker, job: PageFetch) -> FetchedPage | None:
+        seen.append((job, None))  # noted before it is asked: a fetch may raise
+        at = len(seen) - 1
         answer = fetch(self, job)
-        seen.append((job, answer))
+        seen[at] = (job, answer)
         return answer
 
     monkeypatch.setattr(PageWorker, "fetch", noted)
@@ -158,3 +161,32 @@ def _no_child_left() -> Iterator[None]:
     while child_pids() - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not child_pids() - before  # every client ended its child
+
+
+def test_a_child_that_dies_with_the_page_leaves_it_to_the_caller(
+    fixture_index: WatchedIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    asked: list[tuple[PageFetch, FetchedPage | None]],
+) -> None:
+    # A child that reads a little of its first job, then exits: the page is fetched here.
+    monkeypatch.setattr(page_worker, "_CHILD", "import sys; sys.stdin.buffer.read(8); sys.exit(3)")
+    with _client(page_worker_from=None) as here:
+        expected = _pages(here, fixture_index.pypi_url, _NAMES[:1])
+    with _client(page_worker_from=1) as client:
+        found = _pages(client, fixture_index.pypi_url, _NAMES[:1])
+    _same(found[0], expected[0])
+    assert [answer for _, answer in asked] == [None]
+
+
+def test_a_page_still_coming_at_the_deadline_ends_the_resolution_in_time(
+    mutable_index: ControlledIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
+) -> None:
+    mutable_index.set_fault("hang", seconds=5.0, path_prefix="/simple/")
+    with _client(page_worker_from=1) as client:
+        assert client.page_worker is not None
+        started = time.monotonic()
+        with deadline_scope(started + 0.5), pytest.raises(ResolutionTimeout, match="asking"):
+            client.project_page(mutable_index.pypi_url, canonicalize_name(_NAMES[0]))
+        assert time.monotonic() - started < 2.0
+        assert client.page_worker.started  # the child answered "late" itself: it was not killed
+    assert [answer for _, answer in asked] == [None]
