@@ -253,13 +253,11 @@ def _start_page_worker(settings: Settings) -> PageWorker | None:
     process's own (bench/cases/pypi-25, cold: the first pages were waiting 70-90 ms for it).
     A run its cache answers uses no child: this one is ended, unused, with the run.
     """
-    from_bytes = settings.page_worker_from or None
-    if from_bytes is None:
-        return None
     from lockd.index.page_worker import PageWorker  # noqa: PLC0415
 
-    worker = PageWorker(from_bytes=from_bytes, max_form_bytes=settings.client_options().page_cache_bytes)
-    worker.start_soon()
+    worker = PageWorker.for_options(settings.client_options(), fetches=False)
+    if worker is not None:
+        worker.start_soon()
     return worker
 
 

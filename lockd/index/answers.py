@@ -51,6 +51,11 @@ class Answer:
             self._headers = Headers(self._raw_headers)
         return self._headers
 
+    @property
+    def media_type(self) -> str:
+        """The Content-Type without its parameters, lower-cased; "" when there is none."""
+        return self.headers.get("content-type").split(";", 1)[0].strip().lower()
+
     def iter_raw(self) -> Iterator[bytes]:
         """The body's bytes as they arrive, undecoded."""
         for chunk in self._body:

@@ -125,12 +125,9 @@ class IndexClient:
         # `page_worker` given: another client's, which closes it (as `workers`). Otherwise this
         # client's own, whose process starts with the first page big enough to need it.
         self._owns_page_worker = page_worker is None
-        if page_worker is None and options.page_worker_from is not None:
-            page_worker = PageWorker(
-                from_bytes=options.page_worker_from,
-                max_form_bytes=options.page_cache_bytes,
-                fetches=page_store is None,  # the server's: its child fetches pages too (`pages`)
-            )
+        if page_worker is None:
+            # The server's (no store): its child fetches pages too (`pages`).
+            page_worker = PageWorker.for_options(options, fetches=page_store is None)
         self._page_worker = page_worker
         # `page_store`: the CLI's pages beyond this process; None on the server.
         self._pages = ProjectPages(

@@ -40,6 +40,7 @@ from lockd.index.page_worker import (
     _NO_FORM,
     _NOT_FETCHED,
     _SAME,
+    CHILD_FETCHES,
     FetchLimits,
     PageFetch,
     PageJob,
@@ -57,9 +58,6 @@ __all__ = ["main"]
 # about its own parse time's worth of later, smaller pages. bench/cases/pypi-25, cold `lockd
 # lock`: tzdata's page (28 KiB) had waited 55 ms behind numpy's and fonttools' (3.2 MB) in turn.
 _SECONDS_PER_BYTE = 60e-9
-# Pages fetched at once: the parent's connections already wait on the index's answers, and
-# more threads here only contend for this process's GIL while its pages are parsed.
-_FETCH_THREADS = 32
 
 
 def main() -> int:
@@ -211,7 +209,7 @@ class _Fetches:
     def __init__(self, jobs: _Jobs, answers: _Answers) -> None:
         self._jobs = jobs
         self._answers = answers
-        self._pool = ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="fetch")
+        self._pool = ThreadPoolExecutor(CHILD_FETCHES, thread_name_prefix="fetch")
         self._fetchers: dict[FetchLimits, Fetcher] = {}
         self._lock = threading.Lock()
 
@@ -256,7 +254,7 @@ class _Fetches:
                     self._answers.put(job_id, _NOT_FETCHED, b"")
                     return
                 body = read_limited(response, job.url, fetcher.page_limit, counted)
-                content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                content_type = response.media_type
                 final_url = str(response.url)
         except ResolutionTimeout:
             self._answers.put(job_id, _LATE, b"")

@@ -110,14 +110,9 @@ class ParsedPages:
         `name`: the project `parse` reads the page as.
         """
         digest = hashlib.sha256(body).digest()
-        last = self._parsed.get(url)
-        if (
-            last is not None
-            and last.digest == digest
-            and last.content_type == content_type
-            and last.page_url == page_url
-        ):
-            return last.page
+        last = self._last(url, digest, content_type, page_url)
+        if last is not None:
+            return last
         page = self._from_store(url, name, digest.hex(), content_type, page_url)
         formed = page is not None
         if page is None:
@@ -144,32 +139,18 @@ class ParsedPages:
         """The page the child fetched (`PageWorker.fetch`): the last parse of the same body, or
         the one built from the child's form; None when neither stands (the caller fetches it)."""
         digest = bytes.fromhex(fetched.sha256)
-        last = self._parsed.get(url)
-        if (
-            last is not None
-            and last.digest == digest
-            and last.content_type == fetched.content_type
-            and last.page_url == fetched.final_url
-        ):
-            return last.page
-        if fetched.form is None:
-            return None  # the child saw the body named as the last parse, since dropped
-        from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
-
-        source = self._source(url, name, fetched.sha256, fetched.content_type, fetched.final_url)
-        page = decode_page(fetched.form, source, max_bytes=self._form_bytes)
-        if page is None:
-            return None
-        if self._store is not None:
-            self._store.put_form(url, fetched.form)
-        parsed = _Parsed(
-            digest=digest,
-            content_type=fetched.content_type,
-            page_url=fetched.final_url,
-            page=page,
-            formed=self._store is not None,
-        )
-        self._parsed.put(url, parsed)
+        content_type, page_url = fetched.content_type, fetched.final_url
+        last = self._last(url, digest, content_type, page_url)
+        if last is not None or fetched.form is None:
+            return last  # None: the child saw the body named as the last parse, since dropped
+        source = self._source(url, name, fetched.sha256, content_type, page_url)
+        page = self._from_form(url, fetched.form, source)
+        if page is not None:
+            formed = self._store is not None
+            parsed = _Parsed(
+                digest=digest, content_type=content_type, page_url=page_url, page=page, formed=formed
+            )
+            self._parsed.put(url, parsed)
         return page
 
     def formed(self, url: str) -> str | None:
@@ -191,6 +172,18 @@ class ParsedPages:
             )
             self._parsed.put(url, parsed)
         return page
+
+    def _last(self, url: str, digest: bytes, content_type: str, page_url: str) -> ProjectPage | None:
+        """The last parse of `url`, if it was of this body, under this content type and final URL."""
+        last = self._parsed.get(url)
+        if (
+            last is None
+            or last.digest != digest
+            or last.content_type != content_type
+            or last.page_url != page_url
+        ):
+            return None
+        return last.page
 
     def _from_store(
         self, url: str, name: str, sha256: str, content_type: str, page_url: str
@@ -219,8 +212,11 @@ class ParsedPages:
             source=source,
         )
         form = worker.form(job, body)
-        if form is None:
-            return None
+        return None if form is None else self._from_form(url, form, source)
+
+    def _from_form(self, url: str, form: bytes, source: str) -> ProjectPage | None:
+        """The page a form from the child builds, checked as one read from the store; kept in the
+        store when there is one."""
         from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
 
         page = decode_page(form, source, max_bytes=self._form_bytes)

@@ -36,11 +36,15 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from lockd.deadline import check_deadline, seconds_left
 from lockd.index.child_code import child_code
 
-__all__ = ["FetchLimits", "FetchedPage", "PageFetch", "PageJob", "PageWorker", "page_source"]
+if TYPE_CHECKING:
+    from lockd.index.options import ClientOptions
+
+__all__ = ["CHILD_FETCHES", "FetchLimits", "FetchedPage", "PageFetch", "PageJob", "PageWorker", "page_source"]
 
 _JOB = struct.Struct("<QIQ")  # job id, header bytes, body bytes
 _ANSWER = struct.Struct("<QBQ")  # job id, status, payload bytes
@@ -55,6 +59,10 @@ _MAX_HEADER = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # fewer wake-ups per page than the default 64 KiB
 _RESTART_AFTER = 30.0  # after a child could not be started, pages are parsed here this long
 _CHILD = child_code("lockd.index.page_child")  # what the child runs: `python -c`, this interpreter
+# Pages a child fetches at once, each on a connection of its own: the caller's connections
+# already wait on the index's answers, and more threads there only contend for the child's GIL
+# while it parses.
+CHILD_FETCHES = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +128,16 @@ class PageWorker:
 
     `from_bytes`: the smallest body worth a round trip (below it, parsing here costs less);
     `fetches`: the child loads the HTTP stack at start, to fetch pages as well (`fetch`)."""
+
+    @classmethod
+    def for_options(cls, options: ClientOptions, *, fetches: bool) -> PageWorker | None:
+        """The worker `options` ask for (`page_worker_from`; forms up to the page cache's bound), or
+        None when they ask for none."""
+        if options.page_worker_from is None:
+            return None
+        return cls(
+            from_bytes=options.page_worker_from, max_form_bytes=options.page_cache_bytes, fetches=fetches
+        )
 
     def __init__(self, *, from_bytes: int, max_form_bytes: int, fetches: bool = False) -> None:
         self.from_bytes = from_bytes

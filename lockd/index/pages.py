@@ -22,7 +22,7 @@ from lockd.index.caches import PageBody, PageHead, PageStore, page_cache
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import ParsedPages
-from lockd.index.page_worker import FetchLimits, PageFetch, PageWorker
+from lockd.index.page_worker import CHILD_FETCHES, FetchLimits, PageFetch, PageWorker
 from lockd.index.single_flight import SingleFlight
 from lockd.index.stats import FetchCounters
 from lockd.simple.media_types import ACCEPT_HEADER
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
     from lockd.simple import ProjectPage
 
 __all__ = ["ProjectPages"]
-
-# The child's connections to an index: as many as its fetch threads (`page_child`).
-_CHILD_CONNECTIONS = 32
 
 
 class ProjectPages:
@@ -74,7 +71,7 @@ class ProjectPages:
         if worker is not None and worker.fetches and store is None:
             self._limits = FetchLimits(
                 timeout=options.timeout,
-                max_connections=min(options.max_connections, _CHILD_CONNECTIONS),
+                max_connections=min(options.max_connections, CHILD_FETCHES),
                 max_page_bytes=options.max_page_bytes,
                 max_compression_ratio=options.max_compression_ratio,
                 user_agent=options.user_agent,
@@ -125,7 +122,7 @@ class ProjectPages:
                     context={"project": name, "index": index_url, "url": url},
                 )
             body = self._fetcher.read_ok(response, url, self._fetcher.page_limit)
-            content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            content_type = response.media_type
             final_url = str(response.url)
         self._counters.add("pages")
         page = self._parse(url, body, content_type, final_url, name)
