@@ -73,9 +73,9 @@ def main() -> int:
     ).start()
     # The parsers load now, while the first body is still on its way, not with it; the HTTP
     # stack only to fetch pages (a third of the start-up, which a cold `lockd lock` waits for).
-    from lockd.simple.json_page import parse_json_page  # noqa: F401, PLC0415
+    from lockd.simple.json_form import json_page_form  # noqa: F401, PLC0415
     from lockd.simple.page_form import parser_identity  # noqa: PLC0415
-    from lockd.simple.page_parse import parse_page  # noqa: F401, PLC0415
+    from lockd.simple.page_parse import page_form  # noqa: F401, PLC0415
 
     parser_identity()
     if fetches is not None:
@@ -182,15 +182,21 @@ def _work(header: dict[str, object], body: bytes, deadline: float | None) -> tup
     from packaging.utils import NormalizedName  # noqa: PLC0415
 
     from lockd.errors import ResolutionTimeout  # noqa: PLC0415  # the child's imports, on its core
-    from lockd.simple.page_form import encode_page  # noqa: PLC0415
-    from lockd.simple.page_parse import parse_page  # noqa: PLC0415
+    from lockd.simple.page_parse import page_form  # noqa: PLC0415
 
     try:
         job = PageJob(**header)  # type: ignore[arg-type]
         with deadline_scope(deadline):
             name = NormalizedName(job.name)  # as the caller normalized it
-            page = parse_page(body, job.content_type, job.final_url, name, job.url, max_files=job.max_files)
-            form = encode_page(page, job.source)
+            form = page_form(
+                body,
+                job.content_type,
+                job.final_url,
+                name,
+                job.url,
+                max_files=job.max_files,
+                source=job.source,
+            )
     except ResolutionTimeout:
         return _LATE, b""
     except Exception:  # the caller parses it again and raises the error, with its context

@@ -18,6 +18,8 @@ Both paths give the same `ProjectPage` for every page (`tests/test_simple_refere
 from __future__ import annotations
 
 import json
+from itertools import compress, repeat
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -27,12 +29,14 @@ from packaging.version import Version
 from lockd.deadline import within_deadline
 from lockd.simple.dist_file import Details, DistFile, RawDetails
 from lockd.simple.files import (
+    FileHead,
     ProjectPage,
     absolute_url,
+    check_urls,
     details_from_raw,
     file_head,
+    file_heads,
     hex_digest,
-    is_plain_url,
     parse_upload_time,
     requires_python_of,
     too_many_files,
@@ -40,26 +44,33 @@ from lockd.simple.files import (
 )
 from lockd.simple.media_types import JSON_CONTENT_TYPE
 
-__all__ = ["JSON_CONTENT_TYPE", "parse_json_page"]
+__all__ = [
+    "JSON_CONTENT_TYPE",
+    "JsonEntry",
+    "JsonHashes",
+    "decode_entries",
+    "kept_entries",
+    "parse_json_page",
+]
 
 
-class _Hashes(msgspec.Struct, gc=False):
+class JsonHashes(msgspec.Struct, gc=False):
     sha256: str | None = None
 
 
-class _Entry(msgspec.Struct, gc=False):
+class JsonEntry(msgspec.Struct, gc=False):
     url: str
     filename: str | None = None
-    hashes: _Hashes | None = None
+    hashes: JsonHashes | None = None
     size: int | None = None
     requires_python: str | None = msgspec.field(default=None, name="requires-python")
     yanked: bool | str | None = None
     upload_time: str | None = msgspec.field(default=None, name="upload-time")
     # UNSET keeps "absent" apart from null (`_metadata`).
-    core_metadata: bool | _Hashes | msgspec.UnsetType | None = msgspec.field(
+    core_metadata: bool | JsonHashes | msgspec.UnsetType | None = msgspec.field(
         default=msgspec.UNSET, name="core-metadata"
     )
-    dist_info_metadata: bool | _Hashes | msgspec.UnsetType | None = msgspec.field(
+    dist_info_metadata: bool | JsonHashes | msgspec.UnsetType | None = msgspec.field(
         default=msgspec.UNSET, name="dist-info-metadata"
     )
 
@@ -67,7 +78,7 @@ class _Entry(msgspec.Struct, gc=False):
         """`DistFile`'s details, read from this entry when the file is first used."""
         return details_from_raw(self.raw(), page_url)
 
-    def _metadata(self) -> bool | _Hashes | None:
+    def _metadata(self) -> bool | JsonHashes | None:
         # PEP 714: dist-info-metadata only where core-metadata is absent (not where it is null).
         if self.core_metadata is msgspec.UNSET:
             return None if self.dist_info_metadata is msgspec.UNSET else self.dist_info_metadata
@@ -75,7 +86,7 @@ class _Entry(msgspec.Struct, gc=False):
 
     def raw(self) -> RawDetails:
         metadata = self._metadata()
-        hashes = metadata if isinstance(metadata, _Hashes) else None
+        hashes = metadata if isinstance(metadata, JsonHashes) else None
         return (
             self.url,
             None if self.hashes is None else self.hashes.sha256,
@@ -87,12 +98,12 @@ class _Entry(msgspec.Struct, gc=False):
 
     def text_length(self) -> int:
         metadata = self._metadata()
-        listed = metadata is True or isinstance(metadata, _Hashes)
+        listed = metadata is True or isinstance(metadata, JsonHashes)
         return len(self.url) * (2 if listed else 1)
 
 
 class _Page(msgspec.Struct):
-    files: list[_Entry] = msgspec.field(default_factory=list)
+    files: list[JsonEntry] = msgspec.field(default_factory=list)
 
 
 _DECODER = msgspec.json.Decoder(_Page)
@@ -102,49 +113,73 @@ def parse_json_page(
     body: bytes | str, page_url: str, project: str, *, max_files: int | None = None
 ) -> ProjectPage:
     """A PEP 691 project page. Relative URLs resolve against `page_url`."""
+    name = canonicalize_name(project)
+    entries = decode_entries(body, page_url, max_files)
+    if entries is None:
+        return _parse_tolerantly(body, page_url, name, max_files)
+    foreign: set[Version] = set()
+    kept, filenames, heads = kept_entries(entries, page_url, name, foreign)
+    kinds, versions, tag_sets = tuple(zip(*heads, strict=True)) or ((), (), ())
+    # What ranking needs now; the URL, hashes, size, upload time and metadata when first read
+    # (`DistFile.listed`, called in C).
+    files = list(
+        map(
+            DistFile,
+            repeat(name),
+            versions,
+            filenames,
+            kinds,
+            tag_sets,
+            map(requires_python_of, map(_REQUIRES_PYTHON, kept)),
+            map(yank_reason, map(_YANKED, kept)),
+            repeat(page_url),
+            kept,
+        )
+    )
+    return _page(name, page_url, files, foreign)
+
+
+def decode_entries(body: bytes | str, page_url: str, max_files: int | None) -> list[JsonEntry] | None:
+    """The page's entries as msgspec decodes them; None for a page to read by the tolerant rules."""
     if max_files is not None:
         # Every file has a "url" key: counted in the text, a page of too many tiny entries is
         # refused before anything is decoded.
         keys = (body if isinstance(body, bytes) else body.encode()).count(b'"url"')
         if keys > max_files:
             raise too_many_files(page_url, keys, max_files)
-    name = canonicalize_name(project)
     try:
         page = _DECODER.decode(body)
     except msgspec.MsgspecError:
         # Also what msgspec refuses and json.loads takes (NaN, UTF-16 bodies): json.loads
         # decides, so a page that parsed before still parses, and one that failed still fails.
-        return _parse_tolerantly(body, page_url, name, max_files)
+        return None
     if max_files is not None and len(page.files) > max_files:
         raise too_many_files(page_url, len(page.files), max_files)
-    files: list[DistFile] = []
-    foreign: set[Version] = set()
-    listed = DistFile.listed
-    for entry in within_deadline(page.files, f"parsing {page_url}"):
-        raw_url = entry.url
-        filename = entry.filename
-        if not filename:
-            filename = absolute_url(page_url, raw_url).rsplit("/", 1)[-1]
-        head = file_head(name, filename, foreign)
-        if head is None:
-            continue
-        if not is_plain_url(raw_url):
-            absolute_url(page_url, raw_url)  # a URL urljoin refuses fails the page now, not at first use
-        # What ranking needs now; the URL, hashes, size, upload time and metadata when first read.
-        files.append(
-            listed(
-                name,
-                head[1],
-                filename,
-                head[0],
-                head[2],
-                requires_python_of(entry.requires_python),
-                yank_reason(entry.yanked),
-                page_url,
-                entry,
-            )
-        )
-    return _page(name, page_url, files, foreign)
+    return page.files
+
+
+def kept_entries(
+    entries: list[JsonEntry], page_url: str, name: NormalizedName, foreign: set[Version]
+) -> tuple[list[JsonEntry], list[str], list[FileHead]]:
+    """The entries of files pip would install and some target could, with their names and heads.
+
+    The versions of wheels no lockable target installs are added to `foreign` (`file_heads`).
+    Raises ValueError for a kept file whose URL urljoin refuses: the page fails now, not at the
+    file's first use.
+    """
+    filenames: list[str] = list(map(_FILENAME, entries))
+    if None in filenames or "" in filenames:  # scanned in C; pip names such a file by its URL
+        filenames = [f or absolute_url(page_url, e.url).rsplit("/", 1)[-1] for f, e in zip(filenames, entries, strict=True)]  # fmt: skip
+    heads = file_heads(name, filenames, foreign, f"parsing {page_url}")
+    kept = list(compress(entries, heads))  # a head is a non-empty tuple, a file not kept None
+    check_urls(page_url, list(map(_URL, kept)))
+    return kept, list(compress(filenames, heads)), list(filter(None, heads))
+
+
+_FILENAME = attrgetter("filename")
+_REQUIRES_PYTHON = attrgetter("requires_python")
+_YANKED = attrgetter("yanked")
+_URL = attrgetter("url")
 
 
 def _parse_tolerantly(

@@ -29,9 +29,10 @@ import hashlib
 import importlib.util
 import marshal
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import compress
-from operator import attrgetter, itemgetter, methodcaller, not_
+from operator import itemgetter, not_
 from os.path import commonprefix
 from typing import Literal, TypeVar, cast
 
@@ -43,9 +44,10 @@ from packaging.version import Version
 
 from lockd.simple.dist_file import DistFile
 from lockd.simple.files import ProjectPage, requires_python_of
+from lockd.simple.form_columns import FileColumns, page_columns
 from lockd.simple.form_rows import Row, Rows
 
-__all__ = ["decode_page", "encode_page", "parser_identity"]
+__all__ = ["decode_page", "encode_columns", "encode_page", "parser_identity"]
 
 _MAGIC = b"lockd-page-form\x01"  # the encoding's own version, in the last byte
 _DIGEST = 32
@@ -56,7 +58,9 @@ _MARSHAL_VERSION = 4
 _PARSER_MODULES = (
     "lockd.simple.dist_file",
     "lockd.simple.files",
+    "lockd.simple.form_columns",
     "lockd.simple.form_rows",
+    "lockd.simple.json_form",
     "lockd.simple.json_page",
     "lockd.simple.html_page",
     "lockd.simple.page_form",
@@ -100,7 +104,12 @@ def parser_identity() -> str | None:
 
 
 def encode_page(page: ProjectPage, source: str) -> bytes | None:
-    """`page` as a form for `source`; None when it would not decode to exactly `page` (then none is kept).
+    """`page` as a form for `source`; None when it would not decode to exactly `page` (then none is kept)."""
+    return encode_columns(page_columns(page), source)
+
+
+def encode_columns(page: FileColumns, source: str) -> bytes | None:
+    """The page `page` holds as a form for `source`; None when it would not decode to exactly it.
 
     Each file's details are written as its index wrote them (`DistFile.raw_details`: the URL,
     hashes and upload time as given), and worked out by the parser's own rules when a file read
@@ -168,21 +177,13 @@ _Columns = tuple[object, ...]
 _FIELDS = 24
 
 
-def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
-    files = page.files
-    # Column by column, transposed with `zip(*…)` and mapped in C where a field needs no rule:
-    # the child writes a form of every page a server fetches, and a loop per field per file
-    # was a fifth of the cost (bench/cases/pypi-200's 205 pages: 0.40 -> 0.32 s). A page of no
-    # files transposes to no columns: empty ones stand for them.
-    (filenames, kinds, versions, tag_sets, specs, yanks, names, index_urls) = tuple(zip(*map(_FILE_FIELDS, files), strict=True)) or ((),) * 8  # fmt: skip
-    # The details as the index wrote them: a file the resolution has not read yet is never worked
-    # out here (`DistFile.raw_details`); reading one back applies the parser's rules then.
-    urls, sha256s, sizes, uploads, metadata, metadata_sha256s = tuple(zip(*map(_RAW_DETAILS, files), strict=True)) or ((),) * 6  # fmt: skip
+def _columns(page: FileColumns, identity: str, source: str) -> _Columns | None:
+    filenames, urls = tuple(page.filenames), page.urls
     # By identity: the parser shares one value among the files that have it, and hashing a
     # SpecifierSet canonicalises every specifier in it (most of this function's time, by value).
-    version_table, version_ix = _distinct(versions)
-    tag_table, tag_ix = _distinct(tag_sets)
-    require_table, require_ix = _distinct(specs)
+    version_table, version_ix = _distinct(page.versions)
+    tag_table, tag_ix = _distinct(page.tag_sets)
+    require_table, require_ix = _distinct(page.requires_pythons)
     # A file's URL is mostly a path shared by the page's files, one of its own, then its name.
     named = list(map(str.endswith, urls, filenames))
     heads = [
@@ -194,18 +195,18 @@ def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
     columns = (
         filenames,
         tuple(map(itemgetter(slice(len(url_base), None)), heads)),
-        tuple(map(_KIND_INDEX.__getitem__, kinds)),
+        tuple(map(_KIND_INDEX.__getitem__, page.kinds)),
         version_ix,
         tag_ix,
-        sha256s,
-        sizes,
+        tuple(page.sha256s),
+        tuple(page.sizes),
         require_ix,
-        yanks,
-        uploads,
-        tuple(m or None for m in metadata),  # True, a URL, or None (never False: see `_typed`)
-        metadata_sha256s,
-        tuple(None if n == page.name else n for n in names),
-        tuple(None if u == page.index_url else u for u in index_urls),
+        tuple(page.yanks),
+        tuple(page.uploads),
+        tuple(m or None for m in page.metadata),  # True, a URL, or None (never False: see `_typed`)
+        tuple(page.metadata_sha256s),
+        _own(page.names, page.name, len(filenames)),
+        _own(page.index_urls, page.index_url, len(filenames)),
     )
     tables = (
         tuple(sorted(str(v) for v in page.foreign_versions)),
@@ -220,14 +221,17 @@ def _columns(page: ProjectPage, identity: str, source: str) -> _Columns | None:
     return (identity, source, page.name, page.index_url, *tables, *columns)
 
 
-_FILE_FIELDS = attrgetter(
-    "filename", "kind", "version", "tags", "requires_python", "yanked", "name", "index_url"
-)
-_RAW_DETAILS = methodcaller("raw_details")
+def _own(values: Sequence[str] | None, page_value: str, count: int) -> tuple[str | None, ...]:
+    """A file's name or index URL, None where it is the page's."""
+    if values is None:
+        return (None,) * count
+    return tuple(None if v == page_value else v for v in values)
+
+
 _KIND_INDEX = {kind: i for i, kind in enumerate(_KINDS)}
 
 
-def _distinct(values: tuple[_T | None, ...]) -> tuple[list[_T], tuple[int | None, ...]]:
+def _distinct(values: Sequence[_T | None]) -> tuple[list[_T], tuple[int | None, ...]]:
     """Each distinct object in `values` (by identity, None left out) in order of first appearance,
     and each value's index in that table (None for None)."""
     by_id = dict(zip(map(id, values), values, strict=True))  # the first appearance keeps its place
@@ -238,7 +242,7 @@ def _distinct(values: tuple[_T | None, ...]) -> tuple[list[_T], tuple[int | None
 
 
 def _reads_back(
-    page: ProjectPage,
+    page: FileColumns,
     tables: tuple[_S, _S, object, _S, str, _I],
     kept: tuple[list[Version], list[SpecifierSet]],
     columns: tuple[object, ...],

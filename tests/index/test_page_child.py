@@ -43,6 +43,7 @@ def test_the_child_loads_the_parsers_and_not_the_http_stack() -> None:
     )
     loaded = set(json.loads(done.stdout.decode().splitlines()[-1]))
     assert {
+        "lockd.simple.json_form",
         "lockd.simple.json_page",
         "lockd.simple.page_form",
         "lockd.simple.page_parse",
