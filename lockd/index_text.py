@@ -13,7 +13,6 @@ and it may hold only so many `Requires-Dist` lines (core metadata 2.x, PEP 566).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -21,9 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockd.errors import MetadataMismatch, UnusableMetadata
-
-if TYPE_CHECKING:
-    from email.message import Message
+from lockd.header_fields import header_fields
 
 __all__ = [
     "MAX_MARKER_DEPTH",
@@ -101,14 +98,6 @@ def marker_depth(text: str) -> int:
         elif char == ")":
             depth -= 1
     return deepest
-
-
-def header_fields(raw: bytes) -> Message:
-    """The RFC 822 header fields of core metadata (PKG-INFO, METADATA), the body left unread."""
-    # Imported here: `lockd lock` loads this module before its first request, the parser after it.
-    from email.parser import BytesHeaderParser  # noqa: PLC0415
-
-    return BytesHeaderParser().parsebytes(raw)
 
 
 def check_metadata(
