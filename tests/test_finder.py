@@ -179,3 +179,24 @@ def test_equal_versions_and_tag_sets_as_distinct_objects_make_one_release() -> N
     assert [f.filename for f in one.yanked] == ["demo-1.0-1-py3-none-any.whl"]
     assert [f.filename for f in one.newer] == ["demo-1.0-cp311-cp311-manylinux_2_39_x86_64.whl"]
     assert [f.filename for f in finder.releases[Version("2.0")].files] == ["demo-2.0-py3-none-any.whl"]
+
+
+def test_versions_sort_as_they_compare() -> None:
+    # The finder sorts by packaging's comparison key, in C; a packaging without it sorts by `<`.
+    from lockd.resolver import finder  # noqa: PLC0415
+
+    assert finder._VERSION_ORDER is not None  # this packaging has the key
+    texts = [
+        "1.0",
+        "1.0.0",
+        "1.0rc1",
+        "1!0.1",
+        "1.0.post1",
+        "1.0.dev2",
+        "1.0+local.1",
+        "0.9",
+        "1.0a1.post2.dev3",
+        "2",
+    ]
+    versions = [Version(t) for t in texts]
+    assert sorted(versions, key=finder._VERSION_ORDER, reverse=True) == sorted(versions, reverse=True)

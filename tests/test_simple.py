@@ -23,6 +23,7 @@ from packaging.version import Version
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionTimeout, ResponseTooLarge
 from lockd.simple import parse_html_page, parse_json_page
+from lockd.simple.files import check_urls
 from lockd.target import PLATFORMS, Target
 
 SHA_A = "a" * 64
@@ -373,3 +374,30 @@ def test_parsing_stops_at_the_deadline() -> None:
             parse_json_page(_json_files(*entries), "https://i/demo/", "demo")
         with pytest.raises(ResolutionTimeout, match="while parsing https://i/demo/"):
             parse_html_page(html, "https://i/demo/", "demo")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=30),
+            st.builds("https://{}/p/x.whl".format, st.text(max_size=12)),
+            st.builds("//{}]/x".format, st.text(alphabet="[]:1a.ï", max_size=6)),
+        ),
+        max_size=5,
+    )
+)
+def test_check_urls_refuses_exactly_what_urljoin_refuses(urls: list[str]) -> None:
+    page_url = "https://pypi.example/simple/demo/"
+    refused = False
+    for url in urls:
+        try:
+            urldefrag(urljoin(page_url, url))
+        except ValueError:
+            refused = True
+            break
+    if refused:
+        with pytest.raises(ValueError):
+            check_urls(page_url, urls)
+    else:
+        check_urls(page_url, urls)

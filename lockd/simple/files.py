@@ -179,7 +179,16 @@ def absolute_url(page_url: str, url: str) -> str:
 
 
 def check_urls(page_url: str, urls: list[str]) -> None:
-    """ValueError for the first of `urls` that urljoin refuses against `page_url`."""
+    """ValueError for the first of `urls` that urljoin refuses against `page_url`.
+
+    urlsplit refuses a URL only for its brackets (an IPv6 host) or a host outside ASCII, so a
+    page whose URLs have neither is checked at once, in C: PyPI's 95,436 kept URLs of pypi-200
+    took 65 ms of the page child one by one (`tests/test_simple_files.py` holds the rule to
+    urljoin on generated URLs).
+    """
+    joined = "".join(urls)
+    if joined.isascii() and "[" not in joined and "]" not in joined:
+        return
     for url in compress(urls, map(not_, map(_PLAIN_URL.fullmatch, urls))):  # plain ones: in C
         absolute_url(page_url, url)
 
