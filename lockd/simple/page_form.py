@@ -186,10 +186,7 @@ def _columns(page: FileColumns, identity: str, source: str) -> _Columns | None:
     require_table, require_ix = _distinct(page.requires_pythons)
     # A file's URL is mostly a path shared by the page's files, one of its own, then its name.
     named = list(map(str.endswith, urls, filenames))
-    heads = [
-        url[: len(url) - len(name)] if ends else url
-        for url, name, ends in zip(urls, filenames, named, strict=True)
-    ]
+    heads = list(map(str.removesuffix, urls, filenames))  # the URL itself where it does not end so
     url_base = commonprefix(heads)  # noqa: RUF071  # character by character: any shared start
     whole = tuple(compress(range(len(named)), map(not_, named)))
     columns = (
