@@ -147,9 +147,11 @@ def page_size_estimate(page: ProjectPage) -> int:
     known = page.derived.get(page_size_estimate)
     if isinstance(known, int):
         return known
-    size = _VERSION_OVERHEAD * len(page.foreign_versions)
-    for file in page.files:
-        size += _FILE_OVERHEAD + file.text_length()  # never reads a file's details to count them
+    from lockd.simple.files import files_text_length  # noqa: PLC0415  # loaded with the first page
+
+    # Never reads a file's details to count them.
+    size = _VERSION_OVERHEAD * len(page.foreign_versions) + _FILE_OVERHEAD * len(page.files)
+    size += files_text_length(page)
     page.derived[page_size_estimate] = size
     return size
 

@@ -37,6 +37,22 @@ class Rows:
     metadata: tuple[str | bool | None, ...]
     metadata_sha256s: _SN
 
+    def text_length(self) -> int:
+        """`DistFile.text_length` of every row's file (its URL, metadata URL and name), counted in C
+        but for listed metadata."""
+        names = list(map(len, self.filenames))
+        urls = list(map(len, self.url_parts))
+        base = len(self.url_base)
+        # URLs (base, part, then the name unless stored whole), and the names themselves.
+        total = base * len(urls) + sum(urls) + 2 * sum(names) - sum(names[i] for i in self.whole)
+        if self.metadata.count(None) != len(self.metadata):  # PyPI lists none
+            for i, metadata in enumerate(self.metadata):
+                if metadata is True:
+                    total += base + urls[i] + (0 if i in self.whole else names[i]) + len(".metadata")
+                elif metadata is not None:
+                    total += len(cast(str, metadata))
+        return total
+
     def url(self, i: int) -> str:
         if i in self.whole:
             return self.url_base + self.url_parts[i]

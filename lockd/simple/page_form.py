@@ -43,7 +43,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd.simple.dist_file import DistFile
-from lockd.simple.files import ProjectPage, requires_python_of
+from lockd.simple.files import ProjectPage, files_text_length, requires_python_of
 from lockd.simple.form_columns import FileColumns, page_columns
 from lockd.simple.form_rows import Row, Rows
 
@@ -266,7 +266,7 @@ def _page(data: _Columns) -> ProjectPage | None:
     requires = [requires_python_of(text) for text in cast(_S, require_texts)]
     if tag_sets is None or None in requires:
         return None
-    files = _files(
+    built = _files(
         data[10:],
         name=NormalizedName(name),
         index_url=index_url,
@@ -275,9 +275,12 @@ def _page(data: _Columns) -> ProjectPage | None:
         tag_sets=tag_sets,
         requires=requires,
     )
-    if files is None:
+    if built is None:
         return None
-    return ProjectPage(NormalizedName(name), index_url, files, frozenset(map(_version, cast(_S, foreign))))
+    files, text_length = built
+    page = ProjectPage(NormalizedName(name), index_url, files, frozenset(map(_version, cast(_S, foreign))))
+    page.derived[files_text_length] = text_length
+    return page
 
 
 def _files(
@@ -289,7 +292,8 @@ def _files(
     versions: list[Version],
     tag_sets: list[frozenset[Tag]],
     requires: list[SpecifierSet | None],
-) -> tuple[DistFile, ...] | None:
+) -> tuple[tuple[DistFile, ...], int] | None:
+    """The files, and the sum of their `DistFile.text_length` (`files_text_length`)."""
     if not _typed(columns):
         return None
     checked = cast(tuple[tuple[object, ...], ...], columns)
@@ -317,7 +321,7 @@ def _files(
         metadata,
         metadata_sha256s,
     )
-    return tuple(
+    files = tuple(
         map(
             DistFile,
             [name if n is None else NormalizedName(n) for n in names],
@@ -331,6 +335,7 @@ def _files(
             [Row(rows, i) for i in range(len(filenames))],
         )
     )
+    return files, rows.text_length()
 
 
 _S = tuple[str, ...]
