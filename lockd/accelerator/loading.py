@@ -10,6 +10,7 @@ shipped one when first asked for), not when this module is imported.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -193,7 +194,15 @@ def load_table(path: Path) -> AcceleratorTable:
 def shipped_table() -> AcceleratorTable:
     """The table shipped in the package (`lockd/accelerator/variants.toml`)."""
     import tomllib  # noqa: PLC0415
-    from importlib import resources  # noqa: PLC0415
 
-    text = resources.files("lockd.accelerator").joinpath("variants.toml").read_text(encoding="utf-8")
+    # Beside this module, where pip installs it: importlib.resources (and the tempfile it loads)
+    # cost `lockd lock` ~8 ms before its first request. It stays the way for a package that is
+    # not files on disk (a zip import).
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "variants.toml"), encoding="utf-8") as shipped:
+            text = shipped.read()
+    except OSError:
+        from importlib import resources  # noqa: PLC0415
+
+        text = resources.files("lockd.accelerator").joinpath("variants.toml").read_text(encoding="utf-8")
     return parse_table(tomllib.loads(text), source="lockd/accelerator/variants.toml")
