@@ -236,7 +236,13 @@ def test_damaged_forms_and_forms_for_anything_else_are_misses() -> None:
     ]
     for bad in reformed:
         assert decode_page(bad, _SOURCE) is None
+        assert decode_page(bad, _SOURCE, from_pipe=True) is None  # every field checked all the same
     assert decode_page(_reform(form, lambda f: None), _SOURCE) == _page()
+    # From the page child's pipe the digest is not computed again; nothing else is skipped.
+    flipped = form[: len(b"lockd-page-form\x01")] + bytes(32) + form[_HEAD:]
+    assert decode_page(flipped, _SOURCE) is None
+    assert decode_page(flipped, _SOURCE, from_pipe=True) == _page()
+    assert decode_page(flipped[:-1], _SOURCE, from_pipe=True) is None
 
 
 def test_the_parser_identity_names_the_parsing_code() -> None:

@@ -219,7 +219,7 @@ class ParsedPages:
         store when there is one."""
         from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
 
-        page = decode_page(form, source, max_bytes=self._form_bytes)
+        page = decode_page(form, source, max_bytes=self._form_bytes, from_pipe=True)
         if page is not None and self._store is not None:
             self._store.put_form(url, form)
         return page
