@@ -65,7 +65,9 @@ _FILENAMES = st.one_of(
     st.sampled_from(["demo-1.0.egg", "other-1.0.tar.gz", "Demo-1.0-py3-none-any.whl", "demo_x-1.0.tar.gz",
                      "demo-1.0-py3-none-any.whl.metadata", "demo-1.0-0-py3-none-any.whl", "demo.whl", ""]),
 )  # fmt: skip
-_METADATA: st.SearchStrategy[object] = st.one_of(st.booleans(), st.just(None), st.just({}), st.just({"sha256": "c" * 64}), st.just("x"))
+_METADATA: st.SearchStrategy[object] = st.one_of(
+    st.booleans(), st.just(None), st.just({}), st.just({"sha256": "c" * 64}), st.just("x")
+)
 _OPTIONAL = {
     "hashes": st.one_of(
         st.just({"sha256": "a" * 64}), st.just({"sha256": "B" * 64}), st.just({}), st.just("x")
