@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from fixtures.served_index import WatchedIndex
 from lockd.simple import ProjectPage, parse_html_page, parse_json_page
 from lockd.simple.files import files_text_length
-from lockd.simple.page_form import decode_page, encode_page, parser_identity
+from lockd.simple.page_form import decode_page, encode_page
+from lockd.simple.parser_identity import parser_identity
 
 _SOURCE = json.dumps(["https://i/simple/demo/", "demo", "0" * 64, "application/vnd.pypi.simple.v1+json"])
 _HEAD = len(b"lockd-page-form\x01") + 32  # magic, then the payload's sha256
@@ -252,7 +253,7 @@ def test_the_parser_identity_names_the_parsing_code() -> None:
 
 _IDENTITY_PROBE = """
 import json, sys
-from lockd.simple.page_form import parser_identity
+from lockd.simple.parser_identity import parser_identity
 before = parser_identity()
 loaded = [name for name in ("html.parser", "lockd.simple.html_page") if name in sys.modules]
 import lockd.simple.html_page

@@ -74,8 +74,8 @@ def main() -> int:
     # The parsers load now, while the first body is still on its way, not with it; the HTTP
     # stack only to fetch pages (a third of the start-up, which a cold `lockd lock` waits for).
     from lockd.simple.json_form import json_page_form  # noqa: F401, PLC0415
-    from lockd.simple.page_form import parser_identity  # noqa: PLC0415
     from lockd.simple.page_parse import page_form  # noqa: F401, PLC0415
+    from lockd.simple.parser_identity import parser_identity  # noqa: PLC0415
 
     parser_identity()
     if fetches is not None:

@@ -26,9 +26,7 @@ something else holds it too); what they decode to is.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import marshal
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import compress
@@ -36,7 +34,6 @@ from operator import itemgetter, not_
 from os.path import commonprefix
 from typing import Literal, TypeVar, cast
 
-import packaging
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName
@@ -46,61 +43,18 @@ from lockd.simple.dist_file import DistFile
 from lockd.simple.files import ProjectPage, files_text_length, requires_python_of
 from lockd.simple.form_columns import FileColumns, page_columns
 from lockd.simple.form_rows import Row, Rows
+from lockd.simple.parser_identity import parser_identity
 
-__all__ = ["decode_page", "encode_columns", "encode_page", "parser_identity"]
+__all__ = ["decode_page", "encode_columns", "encode_page"]
 
 _MAGIC = b"lockd-page-form\x01"  # the encoding's own version, in the last byte
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
-# Every module whose code decides what a body parses to: the parsers, the per-file rules, the
-# specifier bounds, the target table that filters wheels, and this encoding.
-_PARSER_MODULES = (
-    "lockd.simple.dist_file",
-    "lockd.simple.files",
-    "lockd.simple.form_columns",
-    "lockd.simple.form_rows",
-    "lockd.simple.json_form",
-    "lockd.simple.json_page",
-    "lockd.simple.html_page",
-    "lockd.simple.page_form",
-    "lockd.index_text",
-    "lockd.limits",
-    "lockd.target.coverage",
-    "lockd.target.platforms",
-    "lockd.target.python",
-    "lockd.target.target",
-    "lockd.target.aliases",
-)
-
 _Kind = Literal["wheel", "sdist"]
 _KINDS: tuple[_Kind, _Kind] = ("wheel", "sdist")
 _NONE = type(None)
 _T = TypeVar("_T")
-
-
-@lru_cache(maxsize=1)
-def parser_identity() -> str | None:
-    """What parsed a page, as a digest; None (no forms at all) when a parser's source cannot be read."""
-    from lockd import __version__  # noqa: PLC0415  # lockd's package imports nothing else
-
-    digest = hashlib.sha256()
-    for part in (__version__, packaging.__version__, sys.version):
-        digest.update(part.encode() + b"\0")
-    for name in _PARSER_MODULES:
-        # The source as found, not run: the HTML parser (and html.parser) loads only with an
-        # HTML page, and a run on PyPI alone never needs it (~5 ms of `lockd lock`'s start).
-        loaded = sys.modules.get(name)
-        spec = importlib.util.find_spec(name) if loaded is None else loaded.__spec__
-        origin = getattr(spec, "origin", None)
-        if not origin:
-            return None
-        try:
-            with open(origin, "rb") as source:
-                digest.update(source.read() + b"\0")
-        except OSError:
-            return None
-    return digest.hexdigest()
 
 
 def encode_page(page: ProjectPage, source: str) -> bytes | None:
