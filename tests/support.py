@@ -29,6 +29,7 @@ import httpcore
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import strategies as st
 from packaging.utils import NormalizedName
 
 from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
@@ -514,3 +515,30 @@ def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None
     host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
     request = httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout or {}})
     return slots.handle_request(request)
+
+
+def json_page_entries(
+    filenames: st.SearchStrategy[str],
+    urls: Callable[[str], list[str]],
+    optional: Mapping[str, st.SearchStrategy[object]],
+    *,
+    odd: bool = False,
+) -> st.SearchStrategy[object]:
+    """PEP 691 file entries: a filename (given or not), one of `urls(filename)`, any of `optional`.
+
+    `odd`: now and then something that is no entry at all, for the tolerant reader."""
+
+    @st.composite
+    def entries(draw: st.DrawFn) -> object:
+        if odd and draw(st.integers(0, 40)) == 0:
+            return draw(st.sampled_from([None, "x", 3, []]))
+        filename = draw(filenames)
+        entry: dict[str, object] = {"url": draw(st.sampled_from(urls(filename)))}
+        if draw(st.booleans()):
+            entry["filename"] = filename
+        for key, values in optional.items():
+            if draw(st.booleans()):
+                entry[key] = draw(values)
+        return entry
+
+    return entries()

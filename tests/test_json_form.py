@@ -16,6 +16,7 @@ from lockd.errors import ResolutionTimeout, ResponseTooLarge
 from lockd.simple import ProjectPage, parse_json_page
 from lockd.simple.json_form import json_page_form
 from lockd.simple.page_form import decode_page, encode_page
+from tests.support import json_page_entries
 
 _SOURCE = json.dumps(["https://i/simple/demo/", "demo", "0" * 64, "application/vnd.pypi.simple.v1+json"])
 
@@ -81,24 +82,16 @@ _OPTIONAL = {
 }
 
 
-@st.composite
-def _entries(draw: st.DrawFn) -> object:
-    if draw(st.integers(0, 40)) == 0:
-        return draw(st.sampled_from([None, "x", 3, []]))  # not an entry: the tolerant reader's case
-    filename = draw(_FILENAMES)
-    url = draw(st.sampled_from([f"https://files.example/p/{filename}", f"../../p/{filename}", f"{filename}#x",
-                                "https://files.example/p/another", "http://[::1", f"https://f.example/{filename}?a=1"]))  # fmt: skip
-    entry: dict[str, object] = {"url": url}
-    if draw(st.booleans()):
-        entry["filename"] = filename
-    for key, values in _OPTIONAL.items():
-        if draw(st.booleans()):
-            entry[key] = draw(values)
-    return entry
+def _urls(filename: str) -> list[str]:
+    return [f"https://files.example/p/{filename}", f"../../p/{filename}", f"{filename}#x",
+            "https://files.example/p/another", "http://[::1", f"https://f.example/{filename}?a=1"]  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(_entries(), max_size=12), st.sampled_from(["demo", "Demo"]))
+@given(
+    st.lists(json_page_entries(_FILENAMES, _urls, _OPTIONAL, odd=True), max_size=12),
+    st.sampled_from(["demo", "Demo"]),
+)
 def test_generated_pages(entries: list[object], project: str) -> None:
     body = json.dumps({"meta": {"api-version": "1.1"}, "files": entries})
     _same_form(body, "https://i/simple/demo/", project)

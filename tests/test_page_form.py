@@ -18,6 +18,7 @@ from lockd.simple import ProjectPage, parse_html_page, parse_json_page
 from lockd.simple.files import files_text_length
 from lockd.simple.page_form import decode_page, encode_page
 from lockd.simple.parser_identity import parser_identity
+from tests.support import json_page_entries
 
 _SOURCE = json.dumps(["https://i/simple/demo/", "demo", "0" * 64, "application/vnd.pypi.simple.v1+json"])
 _HEAD = len(b"lockd-page-form\x01") + 32  # magic, then the payload's sha256
@@ -133,28 +134,21 @@ _OPTIONAL = {
 }
 
 
-@st.composite
-def _entries(draw: st.DrawFn) -> dict[str, object]:
-    filename = draw(_FILENAMES)
-    urls = [
+def _urls(filename: str) -> list[str]:
+    return [
         f"https://files.example/p/{filename}",
         f"../../p/{filename}",
         f"{filename}#x",
         "https://files.example/p/another-name",  # a URL that does not end in the filename
         "https://files.example/p/",
     ]
-    url = draw(st.sampled_from(urls))
-    entry: dict[str, object] = {"url": url}
-    if draw(st.booleans()):
-        entry["filename"] = filename
-    for key, values in _OPTIONAL.items():
-        if draw(st.booleans()):
-            entry[key] = draw(values)
-    return entry
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_entries(), max_size=12), st.sampled_from(["demo", "Demo_Pkg"]))
+@given(
+    st.lists(json_page_entries(_FILENAMES, _urls, _OPTIONAL), max_size=12),
+    st.sampled_from(["demo", "Demo_Pkg"]),
+)
 def test_generated_pages_read_back_exactly(entries: list[dict[str, object]], project: str) -> None:
     body = json.dumps({"meta": {"api-version": "1.1"}, "files": entries})
     name = project.lower().replace("_", "-")
