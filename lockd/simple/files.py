@@ -198,8 +198,8 @@ def check_urls(page_url: str, urls: list[str]) -> None:
 
     urlsplit refuses a URL only for its brackets (an IPv6 host) or a host outside ASCII, so a
     page whose URLs have neither is checked at once, in C: PyPI's 95,436 kept URLs of pypi-200
-    took 65 ms of the page child one by one (`tests/test_simple_files.py` holds the rule to
-    urljoin on generated URLs).
+    took 65 ms of the page child one by one (`tests/test_simple.py` holds the rule to urljoin
+    on generated URLs).
     """
     joined = "".join(urls)
     if joined.isascii() and "[" not in joined and "]" not in joined:

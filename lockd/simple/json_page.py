@@ -2,8 +2,10 @@
 
 A page may list at most `max_files` files (`ResponseTooLarge` past that, counted in the text
 before decoding) and parsing checks the deadline as it goes (`lockd.deadline`). Each file goes
-through the per-file rules of `lockd.simple.files`; the loop is written out here because it runs
-for tens of thousands of entries per resolution.
+through the per-file rules of `lockd.simple.files`, a page's file names in one loop
+(`file_heads`) and everything else column by column in C (`kept_entries`, which the page
+child's `lockd.simple.json_form` shares), because they run for tens of thousands of entries per
+resolution.
 
 Pages are decoded by msgspec into structs of the keys lockd reads, typed as PEP 691 writes
 them: it skips every other key without building it, and on PyPI's pages it decodes in about
