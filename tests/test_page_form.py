@@ -10,13 +10,17 @@ import sys
 from collections.abc import Callable
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packaging.utils import NormalizedName
 
 from fixtures.served_index import WatchedIndex
+from lockd.errors import IndexUnavailable
 from lockd.simple import ProjectPage, parse_html_page, parse_json_page
 from lockd.simple.files import files_text_length
 from lockd.simple.page_form import decode_page, encode_page
+from lockd.simple.page_parse import page_form, parse_page
 from lockd.simple.parser_identity import parser_identity
 from tests.support import json_page_entries
 
@@ -323,3 +327,33 @@ def test_a_page_without_files_reads_back_exactly_with_or_without_foreign_version
     )
     assert only_foreign.files == () and only_foreign.foreign_versions
     _reads_back(only_foreign)
+
+
+def test_the_child_s_form_reads_each_content_type_as_parse_page_does() -> None:
+    # `page_form` is what the page child answers: JSON straight to its form, HTML through its page.
+    url = "https://i/simple/demo/"
+    html = b'<a href="https://f/demo-1.0.tar.gz#sha256=' + b"a" * 64 + b'">demo-1.0.tar.gz</a>'
+    json_body = json.dumps({"files": [{"filename": "demo-1.0.tar.gz", "url": "https://f/demo-1.0.tar.gz"}]})
+    for body, content_type in (
+        (html, "text/html"),
+        (json_body.encode(), "application/vnd.pypi.simple.v1+json"),
+    ):
+        name = NormalizedName("demo")
+        page = parse_page(body, content_type, url, name, url, max_files=10)
+        form = page_form(body, content_type, url, name, url, max_files=10, source=_SOURCE)
+        assert form is not None
+        assert decode_page(form, _SOURCE) == page
+        assert len(page.files) == 1
+    with pytest.raises(IndexUnavailable, match="not a Simple API page"):
+        page_form(html, "text/plain", url, NormalizedName("demo"), url, max_files=10, source=_SOURCE)
+    bad_url = json.dumps({"files": [{"filename": "demo-1.0.tar.gz", "url": "http://[::1/demo-1.0.tar.gz"}]})
+    with pytest.raises(IndexUnavailable, match="cannot parse"):
+        page_form(
+            bad_url.encode(),
+            "application/json",
+            url,
+            NormalizedName("demo"),
+            url,
+            max_files=10,
+            source=_SOURCE,
+        )
