@@ -41,8 +41,6 @@ class HeaderFields:
 
 def header_fields(raw: bytes) -> HeaderFields:
     """The header fields of `raw` (up to its first blank line); the body is left unread."""
-    if raw[:1] == b"\n":
-        return HeaderFields({})
     end = raw.find(b"\n\n")
     block = raw if end < 0 else raw[: end + 1]
     if b"\r" in block:

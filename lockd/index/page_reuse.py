@@ -215,8 +215,8 @@ class ParsedPages:
         return None if form is None else self._from_form(url, form, source)
 
     def _from_form(self, url: str, form: bytes, source: str) -> ProjectPage | None:
-        """The page a form from the child builds, checked as one read from the store; kept in the
-        store when there is one."""
+        """The page a form from the child builds, every field checked as for one read from the store
+        (its digest is not: the pipe cannot damage it); kept in the store when there is one."""
         from lockd.simple.page_form import decode_page  # noqa: PLC0415 (see the module's docstring)
 
         page = decode_page(form, source, max_bytes=self._form_bytes, from_pipe=True)

@@ -303,9 +303,11 @@ class Finder:
         for version, files in _by_version(grouped).items():
             later = later_by_version.get(version)
             if len(files) == 1 and not later:  # most versions of a big page: no sorting, no splits
-                file = files[0]
-                release = Release(version=version, files=(file,), yanked=()) if file.yanked is None else Release(version=version, files=(), yanked=(file,))  # fmt: skip
-                releases[version] = release
+                one = (files[0],)
+                if files[0].yanked is None:
+                    releases[version] = Release(version=version, files=one, yanked=())
+                else:
+                    releases[version] = Release(version=version, files=(), yanked=one)
                 continue
             ordered = files if len(files) == 1 else sorted(files, key=self._file_order)
             later = sorted(later, key=self._newer_order) if later else []

@@ -10,7 +10,7 @@ is skipped, or keeps no requires-python, as pip does; it never fails the page.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -45,6 +45,7 @@ __all__ = [
     "file_head",
     "file_heads",
     "files_text_length",
+    "foreign_only",
     "hex_digest",
     "is_plain_url",
     "parse_upload_time",
@@ -77,6 +78,13 @@ class ProjectPage:
     @property
     def versions(self) -> frozenset[Version]:
         return frozenset(f.version for f in self.files) | self.foreign_versions
+
+
+def foreign_only(foreign: set[Version], kept: Iterable[Version]) -> frozenset[Version]:
+    """The versions of `foreign` (wheels no target installs) that no kept file has."""
+    # Most pages have none: hashing every kept file's version for nothing was a tenth of a big
+    # page's parse.
+    return frozenset(foreign.difference(kept)) if foreign else frozenset()
 
 
 def files_text_length(page: ProjectPage) -> int:

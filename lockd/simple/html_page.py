@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from lockd.deadline import check_deadline, within_deadline
-from lockd.simple.files import DistFile, ProjectPage, dist_file, file_head, too_many_files
+from lockd.simple.files import DistFile, ProjectPage, dist_file, file_head, foreign_only, too_many_files
 
 __all__ = ["parse_html_page"]
 
@@ -103,7 +103,4 @@ def parse_html_page(
             index_url=page_url,
         )
         files.append(dist)
-    # Most pages have no foreign-only versions: hashing every file's version for nothing was a
-    # tenth of a big page's parse.
-    kept = frozenset(foreign - {f.version for f in files}) if foreign else frozenset()
-    return ProjectPage(name, page_url, tuple(files), kept)
+    return ProjectPage(name, page_url, tuple(files), foreign_only(foreign, (f.version for f in files)))

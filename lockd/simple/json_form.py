@@ -18,7 +18,7 @@ import msgspec
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from lockd.simple.files import requires_python_of, yank_reason
+from lockd.simple.files import foreign_only, requires_python_of, yank_reason
 from lockd.simple.form_columns import FileColumns
 from lockd.simple.json_page import JsonEntry, decode_entries, kept_entries, parse_json_page
 from lockd.simple.page_form import encode_columns, encode_page
@@ -46,12 +46,11 @@ def json_page_form(
     kinds, versions, tag_sets = tuple(zip(*heads, strict=True)) or ((), (), ())
     hashes = list(map(attrgetter("hashes"), kept))
     metadata, metadata_sha256s = _metadata(kept)
-    own_versions = set(versions) if foreign else set()
     return encode_columns(
         FileColumns(
             name,
             page_url,
-            frozenset(foreign - own_versions),
+            foreign_only(foreign, versions),
             filenames,
             kinds,
             versions,

@@ -38,6 +38,7 @@ from lockd.simple.files import (
     details_from_raw,
     file_head,
     file_heads,
+    foreign_only,
     hex_digest,
     parse_upload_time,
     requires_python_of,
@@ -240,7 +241,4 @@ def _parse_tolerantly(
 
 
 def _page(name: NormalizedName, page_url: str, files: list[DistFile], foreign: set[Version]) -> ProjectPage:
-    # Most pages have no foreign-only versions: hashing every file's version for nothing was a
-    # tenth of a big page's parse.
-    kept = frozenset(foreign - {f.version for f in files}) if foreign else frozenset()
-    return ProjectPage(name, page_url, tuple(files), kept)
+    return ProjectPage(name, page_url, tuple(files), foreign_only(foreign, (f.version for f in files)))
