@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from lockd.index import page_child, page_worker
 from lockd.index.client import IndexClient
 from lockd.index.page_worker import PageJob, PageWorker
 from tests.index.test_page_worker import _JSON, _URL, _json_page
-from tests.support import ROOT, child_pids
+from tests.support import ROOT, child_pids, wait_until
 
 _MAX_FILES = 100_000
 
@@ -112,7 +113,11 @@ def test_frames_outside_the_protocol_end_the_jobs_with_exit_code_2() -> None:
 
 def test_a_small_page_sent_after_a_big_one_is_answered_first() -> None:
     worker = PageWorker(from_bytes=1, max_form_bytes=256 * 1024 * 1024)
-    small, big = _json_page(versions=4), _json_page(versions=10_000)  # 7.7 MB, ~0.3 s to parse
+    tiny, big = _json_page(versions=4), _json_page(versions=10_000)  # 10 MB, ~0.4 s to parse
+    # 1 MB, ~40 ms: answered that long after the first page, so the threads that wait for the
+    # two answers append in the order the child answered, even on a loaded machine.
+    small = _json_page(versions=1_000)
+    longest = _json_page(versions=25_000)  # 26 MB, ~1.2 s: the page the child is busy with
     done: list[str] = []
 
     def ask(name: str, body: bytes) -> None:
@@ -123,10 +128,16 @@ def test_a_small_page_sent_after_a_big_one_is_answered_first() -> None:
         done.append(name)
 
     try:
-        ask("warm-up", small)  # the child is up
-        first = threading.Thread(target=ask, args=("first", big))
+        others = child_pids()
+        ask("warm-up", tiny)  # the child is up
+        (pid,) = child_pids() - others
+        started = _cpu_seconds(pid)
+        first = threading.Thread(target=ask, args=("first", longest))
         first.start()
-        time.sleep(0.05)  # the child is parsing the first big page
+        # The child is parsing the first page once it has spent 0.3 s of CPU on it (reading its
+        # bytes from the pipe takes a few ms): waiting a fixed 50 ms instead, on a loaded machine
+        # the page had not crossed the pipe yet and the small one went ahead of it.
+        wait_until(lambda: _cpu_seconds(pid) - started >= 0.3, 30.0, "the child never parsed the first page")
         behind = [
             threading.Thread(target=ask, args=(name, body)) for name, body in (("big", big), ("small", small))
         ]
@@ -138,6 +149,12 @@ def test_a_small_page_sent_after_a_big_one_is_answered_first() -> None:
     finally:
         worker.close()
     assert done == ["warm-up", "first", "small", "big"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.mark.parametrize("setting", ["131072", "0"])
