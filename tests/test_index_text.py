@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from packaging.requirements import InvalidRequirement
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from lockd import index_text
 from lockd.errors import MetadataMismatch, UnusableMetadata
 from lockd.index_text import (
     MAX_MARKER_DEPTH,
@@ -105,3 +108,98 @@ def test_too_many_requires_dist_lines_are_refused_before_any_parse() -> None:
     assert raised.value.code == "unusable-metadata"
     assert raised.value.context["requires_dist"] == 101 and raised.value.context["limit"] == 100
     assert "LOCKD_MAX_REQUIRES_DIST" in (raised.value.hint or "")
+
+
+# Requires-Dist lines as indexes write them, and as they should not: each part drawn from
+# real shapes, odd spacing, both quotes, URLs (whose `;` is no marker) and broken pieces.
+_NAMES = st.sampled_from(["idna", "Foo.Bar", "zope_interface", "a", "x-y", "1bad", "", "na me"])
+_EXTRAS = st.sampled_from(["", "[socks]", "[ a , B_c ]", "[]", "[bad", "[x,]"])
+_SPECS = st.sampled_from(
+    [
+        "",
+        ">=1.0",
+        " (>=2.5,<4)",
+        "==1.*",
+        "~=1.2",
+        "===1.0-weird",
+        "!=3.9.1,>=3.9",
+        ">dev",
+        "(<2",
+        "==1.0;",
+        ">= 1 , < 2",
+    ]
+)
+_MARKERS = st.sampled_from(
+    [
+        'extra == "dev"',
+        "extra == 'Doc_s'",
+        ' python_version < "3.11"',
+        '(python_version >= "3.8") and extra == "socks"',
+        "sys_platform == 'win32' or platform_machine == 'x86_64'",
+        "'linux' in sys_platform",
+        "python_version <= '3.7' ; ",
+        "bad_variable == '1'",
+        "",
+        "extra ==",
+    ]
+)
+_URLS = st.sampled_from(["", " @ https://example.org/a;b.whl", "@ file:///x.whl ", " @ "])
+
+
+_LINES = st.builds(
+    lambda name, extras, spec, url, gap, marker: (
+        f"{name}{extras}{url or spec}{gap}" + ("" if marker is None else f";{marker}")
+    ),
+    _NAMES,
+    _EXTRAS,
+    _SPECS,
+    _URLS,
+    st.sampled_from(["", " ", "  "]),
+    st.none() | _MARKERS,
+)
+
+
+@given(text=_LINES)
+def test_a_line_parses_as_packaging_parses_it_whole(text: str) -> None:
+    try:
+        expected = Requirement(text)
+    except InvalidRequirement as exc:
+        with pytest.raises(InvalidRequirement) as raised:
+            parse_requirement(text)
+        assert str(raised.value) == str(exc)
+        return
+    got = parse_requirement(text)
+    assert (got.name, got.url, got.extras, str(got.specifier)) == (
+        expected.name,
+        expected.url,
+        expected.extras,
+        str(expected.specifier),
+    )
+    assert str(got.marker) == str(expected.marker)
+    assert got == expected and str(got) == str(expected)
+    environment = {"python_version": "3.11", "sys_platform": "linux", "platform_machine": "x86_64"}
+    for extra in ("", "dev", "docs", "socks"):
+        if expected.marker is not None and got.marker is not None:
+            try:
+                want = expected.marker.evaluate({**environment, "extra": extra})
+            except Exception as exc:  # the same failure, whatever it is
+                with pytest.raises(type(exc)):
+                    got.marker.evaluate({**environment, "extra": extra})
+            else:
+                assert got.marker.evaluate({**environment, "extra": extra}) is want
+
+
+def test_lines_sharing_parts_get_requirements_of_their_own() -> None:
+    first = parse_requirement('pytest>=7 ; extra == "dev"')
+    second = parse_requirement('pytest>=7 ; extra == "test"')
+    first.extras.add("mutated")
+    assert second.extras == set() and parse_requirement("pytest>=7").extras == set()
+    assert str(second.marker) == 'extra == "test"'
+
+
+def test_long_parts_are_parsed_but_not_kept() -> None:
+    name = "p" + "x" * 300
+    for i in range(20):
+        assert parse_requirement(f"{name}>={i}; python_version > '{i}'").name == name
+    assert all(len(head) <= 256 for head in index_text._HEADS._items)
+    assert all(len(marker) <= 256 for marker in index_text._MARKERS._items)
