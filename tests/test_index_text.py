@@ -199,7 +199,16 @@ def test_lines_sharing_parts_get_requirements_of_their_own() -> None:
 
 def test_long_parts_are_parsed_but_not_kept() -> None:
     name = "p" + "x" * 300
+    alternatives = " or ".join(f'extra == "x{n}"' for n in range(20))  # a marker of 300 characters
     for i in range(20):
-        assert parse_requirement(f"{name}>={i}; python_version > '{i}'").name == name
+        assert parse_requirement(f"{name}>={i}; python_version > '{i}' or {alternatives}").name == name
     assert all(len(head) <= 256 for head in index_text._HEADS._items)
     assert all(len(marker) <= 256 for marker in index_text._MARKERS._items)
+
+
+def test_the_kept_parts_are_bounded_by_their_characters() -> None:
+    for i in range(15_000):  # ~330,000 characters of distinct heads, ~280,000 of markers
+        parse_requirement(f"project-{i}>=1.{i}; python_version > '3.{i}'")
+    assert index_text._HEADS.size <= 256 * 1024
+    assert index_text._MARKERS.size <= 128 * 1024
+    assert len(index_text._HEADS) > 1000  # still caching: the bound evicts the oldest
