@@ -159,6 +159,9 @@ def test_where_pip_and_uv_part_lockd_follows_pip(
     picks the newest sdk compatible with it (1.0). Real PyPI showed the same split on the bench's
     pypi-100 stack when python-dateutil 4.0 came out: pip and lockd keep boto3 1.44 with
     python-dateutil 2.9; uv takes python-dateutil 4.0 and walks botocore back to 0.76 (boto3 0.0.3).
+    And on pypi-300 when cryptography 51 came out: msal 1.39 needs cryptography<51, so pip and
+    lockd re-pin cryptography to 50.0.2 and keep azure-identity 1.27; uv keeps cryptography 51.0.1
+    and walks msal back to 1.5.1 and azure-identity to 1.4.1.
     """
     case = Case("revise", "lockd-fx-revise-app\nlockd-fx-revise-app2")
     lock = _resolve(fixture_index, client, case, HOST)
