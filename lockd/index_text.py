@@ -13,7 +13,9 @@ and it may hold only so many `Requires-Dist` lines (core metadata 2.x, PEP 566).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from operator import itemgetter
+from typing import TypeVar
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -56,6 +58,7 @@ _SHOWN = 80
 _HEADS: BoundedCache[str, tuple[int, Requirement]] = BoundedCache(256 * 1024, sizeof=itemgetter(0))
 _MARKERS: BoundedCache[str, tuple[int, Marker]] = BoundedCache(128 * 1024, sizeof=itemgetter(0))
 _KEPT_PART_CHARS = 256
+_P = TypeVar("_P")
 
 
 def parse_version(text: str) -> Version:
@@ -106,25 +109,25 @@ def parse_requirement(text: str) -> Requirement:
 
 def _by_parts(head: str, marker: str | None) -> Requirement:
     """`Requirement(head; marker)`, from the parts as parsed (and checked) once per process."""
-    kept = _HEADS.get(head)
-    if kept is None:
-        parsed = Requirement(head)
-        _check_versions(parsed.specifier)
-        if len(head) <= _KEPT_PART_CHARS:
-            _HEADS.put(head, (len(head), parsed))
-    else:
-        parsed = kept[1]
-    if marker is None:
-        return _fresh(parsed, None)
-    key = marker.strip()
-    known = _MARKERS.get(key)
-    if known is None:
-        condition = Marker(key)
-        if len(key) <= _KEPT_PART_CHARS:
-            _MARKERS.put(key, (len(key), condition))
-    else:
-        condition = known[1]
-    return _fresh(parsed, condition)
+    parsed = _kept(_HEADS, head, _checked_head)
+    return _fresh(parsed, None if marker is None else _kept(_MARKERS, marker.strip(), Marker))
+
+
+def _checked_head(head: str) -> Requirement:
+    parsed = Requirement(head)
+    _check_versions(parsed.specifier)
+    return parsed
+
+
+def _kept(cache: BoundedCache[str, tuple[int, _P]], text: str, parse: Callable[[str], _P]) -> _P:
+    """`parse(text)`, kept in `cache` by its text unless longer than any real part."""
+    known = cache.get(text)
+    if known is not None:
+        return known[1]
+    parsed = parse(text)
+    if len(text) <= _KEPT_PART_CHARS:
+        cache.put(text, (len(text), parsed))
+    return parsed
 
 
 def _fresh(head: Requirement, marker: Marker | None) -> Requirement:
