@@ -40,6 +40,7 @@ from lockd.config import Settings
 from lockd.drift import Finding, why_pins_moved
 from lockd.errors import LockdError
 from lockd.index import IndexClient
+from lockd.index.tls import prepare_tls_context
 from lockd.inputs import LockOptions, LockRequest
 from lockd.intake import OffersFor
 from lockd.leases import HeldLease, Leases
@@ -105,6 +106,8 @@ class Service(LockReads):
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
+        if settings.index_url.startswith("https:"):
+            prepare_tls_context()  # read while the app starts: not by the first resolution
         engine = open_engine(settings.database_url)
         metadata_cache = DatabaseMetadataCache(engine)
         index = IndexClient.from_options(

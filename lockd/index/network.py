@@ -14,7 +14,6 @@ JSON pages (10.6 MB, 10 interleaved runs, medians): 33 → 27 ms of CPU to fetch
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 from collections.abc import Iterable
@@ -25,8 +24,9 @@ import httpcore
 from lockd.deadline import seconds_left
 from lockd.index.addresses import HostAddresses, LookupTimeout
 from lockd.index.connections import ConnectionSlots
+from lockd.index.tls import tls_context
 
-__all__ = ["DeadlineBackend", "index_connections", "tls_context"]
+__all__ = ["DeadlineBackend", "index_connections"]
 
 _KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default, which lockd had)
 
@@ -140,21 +140,6 @@ class DeadlineBackend(httpcore.NetworkBackend):
     def sleep(self, seconds: float) -> None:
         left = seconds_left()
         self._backend.sleep(seconds if left is None else max(0.0, min(seconds, left)))
-
-
-def tls_context() -> ssl.SSLContext:
-    """The context https connections verify with, as httpx and pip build it.
-
-    `SSL_CERT_FILE` or `SSL_CERT_DIR` when set (an operator's own CA), else certifi's bundle.
-    Made once per client, when its first https connection opens (`ConnectionSlots`).
-    """
-    if os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-    if os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-    import certifi  # noqa: PLC0415  (a plain-http index never needs the bundle)
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 def index_connections(*, max_connections: int, retries: int = 1) -> ConnectionSlots:

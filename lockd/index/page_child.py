@@ -68,6 +68,10 @@ def main() -> int:
     answers = _Answers(sys.stdout.buffer)
     jobs = _Jobs()
     fetches = _Fetches(jobs, answers) if "--fetches" in sys.argv[1:] else None
+    if fetches is not None:  # its CA bundle is read while the parsers load, not at its first fetch
+        from lockd.index.tls import prepare_tls_context  # noqa: PLC0415
+
+        prepare_tls_context()
     threading.Thread(
         target=_read_jobs, args=(sys.stdin.buffer, jobs, fetches), name="jobs", daemon=True
     ).start()

@@ -15,9 +15,10 @@ import pytest
 
 from lockd.index.connections import ConnectionSlots
 from lockd.index.fetcher import Fetcher
-from lockd.index.network import DeadlineBackend, index_connections, tls_context
+from lockd.index.network import DeadlineBackend, index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
+from lockd.index.tls import tls_context
 from tests.support import fetched, loopback_http, slots_get
 
 

@@ -1,0 +1,168 @@
+"""`lockd.index.tls`: the CA bundle read ahead of the first https request, never for another environment."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lockd.cli import main
+from lockd.index import tls
+from lockd.index.fetcher import Fetcher
+from lockd.index.options import ClientOptions
+from lockd.index.stats import FetchCounters
+from tests.support import QuietHandler, fetched
+
+
+class _Page(QuietHandler):
+    body = b'{"meta": {"api-version": "1.1"}, "name": "p", "files": []}'
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+@pytest.fixture
+def https_index(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An https server on loopback with a self-signed certificate, and that certificate's file."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/simple/p/", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def built_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, ssl.SSLContext | None]]]:
+    """Each context `tls` builds, with the name of the thread that built it (None: it raised)."""
+    built: list[tuple[str, ssl.SSLContext | None]] = []
+    build = tls._build
+
+    def recorded(source: tuple[str, str]) -> ssl.SSLContext:
+        try:
+            context = build(source)
+        except Exception:
+            built.append((threading.current_thread().name, None))
+            raise
+        built.append((threading.current_thread().name, context))
+        return context
+
+    monkeypatch.setattr(tls, "_build", recorded)
+    monkeypatch.setattr(tls, "_prepared", None)
+    yield built
+    monkeypatch.setattr(tls, "_prepared", None)  # a test's unused context is not the next test's
+
+
+def test_the_prepared_context_is_built_on_its_own_thread_and_taken_once(
+    https_index: tuple[str, Path],
+    built_on: list[tuple[str, ssl.SSLContext | None]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, cert = https_index
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    tls.prepare_tls_context()
+    tls.prepare_tls_context()  # once under way, asking again starts nothing
+    first = tls.tls_context()
+    assert [name for name, _ in built_on] == ["lockd-tls-context"]
+    assert built_on[0][1] is first
+    second = tls.tls_context()  # the next client builds its own, as every client did
+    assert second is not first
+    assert [name for name, _ in built_on] == ["lockd-tls-context", threading.current_thread().name]
+    # The prepared context verifies as one built on the spot does: this index's certificate.
+    tls.prepare_tls_context()
+    fetcher = Fetcher(ClientOptions(timeout=5.0), FetchCounters())
+    try:
+        assert fetched(fetcher, url) == (200, url, _Page.body)
+    finally:
+        fetcher.close()
+    assert [name for name, _ in built_on][-1] == "lockd-tls-context"
+
+
+def test_a_context_prepared_for_another_ca_is_never_used(
+    https_index: tuple[str, Path],
+    built_on: list[tuple[str, ssl.SSLContext | None]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    url, cert = https_index
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    tls.prepare_tls_context()  # certifi's bundle: this index's certificate is no public CA's
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the operator's CA, set after
+    fetcher = Fetcher(ClientOptions(timeout=5.0), FetchCounters())
+    try:
+        # certifi's context would refuse this certificate: the one used was built for SSL_CERT_FILE.
+        assert fetched(fetcher, url) == (200, url, _Page.body)
+    finally:
+        fetcher.close()
+    for thread in threading.enumerate():
+        if thread.name == "lockd-tls-context":
+            thread.join(10)
+    assert sorted(name for name, _ in built_on) == sorted(
+        ["lockd-tls-context", threading.current_thread().name]
+    )
+
+
+def test_a_ca_file_that_cannot_be_read_fails_where_the_context_is_taken(
+    built_on: list[tuple[str, ssl.SSLContext | None]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    tls.prepare_tls_context()  # fails on its thread, silently
+    with pytest.raises(FileNotFoundError):
+        tls.tls_context()  # and again here, with the caller's traceback
+    assert [(name, context) for name, context in built_on] == [
+        ("lockd-tls-context", None),
+        (threading.current_thread().name, None),
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_lockd_lock_reads_the_ca_bundle_ahead_only_for_an_https_index(  # noqa: PLR0917 - pytest passes fixtures by position
+    scheme: str,
+    https_index: tuple[str, Path],
+    built_on: list[tuple[str, ssl.SSLContext | None]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, cert = https_index
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("p\n")
+    index_url = url.removesuffix("p/") if scheme == "https" else "http://127.0.0.1:9/simple/"
+    code = main(
+        ["lock", str(requirements), "--platform", "linux_x86_64", "--python", "3.11", "--no-cache",
+         "--index-url", index_url, "--pytorch-index-url", "http://127.0.0.1:9/whl"]
+    )  # fmt: skip
+    _out, err = capsys.readouterr()
+    assert code != 0  # p lists no files (or, over http, nothing answers): no lock either way
+    if scheme == "https":
+        # The index answered over TLS, verified with the context read ahead.
+        assert "no version of p matches any version" in err, err
+        # Read on its own thread while the command loaded, and used by the run's client.
+        assert [name for name, _ in built_on] == ["lockd-tls-context"]
+    else:
+        assert built_on == []  # a plain-http index never loads the CA bundle
