@@ -269,8 +269,14 @@ class IndexClient:
     def _prefetch_one(self, file: DistFile) -> None:
         if self._closed:
             return
+        # `prefetch_metadata` asked the cache just now: straight to the flight, not a second
+        # lookup of the same miss (on the server a database query, each a wait for the GIL among
+        # the fetch threads; pypi-200 cold: 228 -> 215 queries). A load that ended in between
+        # answers from `_just_loaded`, a refusal from `_refusals`.
         with suppress(LockdError):  # the resolver asks again and then reports it
-            self.fetch_metadata(file)
+            self._metadata_flight.run_within_deadline(
+                _identity(file), lambda: self._load_metadata(file), f"reading {file.filename}"
+            )
 
     def _metadata_reader(self) -> MetadataReader:
         # Made on first use: its archive readers (tarfile, zipfile, the sdist child) are not

@@ -29,7 +29,7 @@ from lockd.index import (
 )
 from lockd.index.caches import MetadataKey, page_size_estimate
 from lockd.simple import DistFile
-from tests.support import loopback_http
+from tests.support import loopback_http, wait_until
 
 TORCH_WHEEL = "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"
 
@@ -305,6 +305,34 @@ def test_metadata_cache_is_shared_by_file_identity(fixture_index: WatchedIndex) 
         assert second.fetch_metadata(wheel) == metadata
         assert _counters(fixture_index).requests == {}
         assert second.stats == FetchStats(cache_hits=1)
+
+
+class _CountedCache:
+    """A metadata cache that counts its lookups (the server's are database queries)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[MetadataKey, bytes] = {}
+        self.lookups = 0
+
+    def get(self, key: MetadataKey) -> bytes | None:
+        self.lookups += 1
+        return self.entries.get(key)
+
+    def put(self, key: MetadataKey, metadata: bytes) -> None:
+        self.entries[key] = metadata
+
+
+def test_a_prefetch_asks_the_metadata_cache_once_per_file(fixture_index: WatchedIndex) -> None:
+    cache = _CountedCache()
+    with IndexClient(metadata_cache=cache) as client:
+        wheel = _file(client, fixture_index.pypi_url, "torch", TORCH_WHEEL)
+        client.prefetch_metadata([wheel])
+        wait_until(lambda: len(cache.entries) == 1, 10.0, "the prefetch never stored the metadata")
+        assert cache.lookups == 1  # the prefetch's own check: its fetch goes straight to the index
+        assert client.fetch_metadata(wheel).startswith(b"Metadata-Version:")
+        assert client.stats.metadata_fetches == 1
+        client.prefetch_metadata([wheel])  # cached now: nothing is started
+        assert client.stats.metadata_fetches == 1
 
 
 def test_prefetch_is_joined_not_repeated(mutable_index: ControlledIndex) -> None:
