@@ -65,6 +65,7 @@ def json_page_form(
             metadata_sha256s,
         ),
         source,
+        typed=True,  # msgspec decoded each field as the type the form takes (`JsonEntry`)
     )
 
 
