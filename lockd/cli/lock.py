@@ -237,12 +237,6 @@ def _lazy_offers(index: IndexClient, plan: Callable[[Target], IndexPlan]) -> Off
 
 
 def lock(args: argparse.Namespace, settings: Settings) -> int:
-    if (args.index_url or settings.index_url).startswith("https:"):
-        from lockd.index.tls import prepare_tls_context  # noqa: PLC0415
-
-        # The CA bundle is read on another core while this process imports, not on the way
-        # to the first request (20 ms of CPU here).
-        prepare_tls_context()
     page_worker = _start_page_worker(settings)
     try:
         return _lock(args, settings, page_worker)

@@ -1,14 +1,18 @@
 """The TLS context https connections verify with, and a way to have it built before it is needed.
 
 Building one reads the whole CA bundle (`SSL_CERT_FILE`, else `SSL_CERT_DIR`, else certifi's,
-as httpx and pip choose): about 20 ms of CPU here, which a cold `lockd lock` paid between
-deciding to fetch its first page and sending the request, and a server's page child again
-before its first fetch. OpenSSL reads the bundle without holding the GIL, so `prepare_tls_context`
-has it built on a thread of its own while the process goes on importing, and the first client
-that needs one takes it (`tls_context`). Any later client builds its own, as every client did
-before: a prepared context is used once, and only for the same environment it was built from.
+as httpx and pip choose): about 20 ms of CPU here, which a new server's first cold resolution
+paid twice, in the server before its first metadata read and in the page child before its first
+page. OpenSSL reads the bundle without holding the GIL, so `prepare_tls_context` has it built on
+a thread of its own while the process starts (`Service.open`, the fetching page child), and the
+first client that needs one takes it (`tls_context`). Any later client builds its own, as every
+client did before: a prepared context is used once, and only for the environment it was built
+from.
 
-No httpcore here: the CLI prepares the context before it loads the HTTP stack.
+`lockd lock` prepares none: its first https connection reads the bundle on a fetch thread while
+the resolver loads, and a run its cache answers needs no connection at all (read ahead, the
+bundle cost a warm 25-pin run 20 ms of the core its page child was starting on: 315 -> 337 ms,
+10 interleaved runs each).
 """
 
 from __future__ import annotations

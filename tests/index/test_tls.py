@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from lockd.cli import main
+from lockd.config import Settings
 from lockd.index import tls
 from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
-from tests.support import QuietHandler, fetched
+from lockd.service import Service
+from tests.support import ROOT, QuietHandler, fetched
 
 
 class _Page(QuietHandler):
@@ -140,29 +142,41 @@ def test_a_ca_file_that_cannot_be_read_fails_where_the_context_is_taken(
 
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
-def test_lockd_lock_reads_the_ca_bundle_ahead_only_for_an_https_index(  # noqa: PLR0917 - pytest passes fixtures by position
-    scheme: str,
-    https_index: tuple[str, Path],
-    built_on: list[tuple[str, ssl.SSLContext | None]],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+def test_a_server_reads_the_ca_bundle_as_it_opens_only_for_an_https_index(
+    scheme: str, database_url: str, built_on: list[tuple[str, ssl.SSLContext | None]]
 ) -> None:
-    url, cert = https_index
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    requirements = tmp_path / "requirements.in"
-    requirements.write_text("p\n")
-    index_url = url.removesuffix("p/") if scheme == "https" else "http://127.0.0.1:9/simple/"
-    code = main(
-        ["lock", str(requirements), "--platform", "linux_x86_64", "--python", "3.11", "--no-cache",
-         "--index-url", index_url, "--pytorch-index-url", "http://127.0.0.1:9/whl"]
-    )  # fmt: skip
-    _out, err = capsys.readouterr()
-    assert code != 0  # p lists no files (or, over http, nothing answers): no lock either way
-    if scheme == "https":
-        # The index answered over TLS, verified with the context read ahead.
-        assert "no version of p matches any version" in err, err
-        # Read on its own thread while the command loaded, and used by the run's client.
-        assert [name for name, _ in built_on] == ["lockd-tls-context"]
-    else:
-        assert built_on == []  # a plain-http index never loads the CA bundle
+    # Read while the app starts, so its first cold resolution does not (20 ms of CPU). `lockd
+    # lock` does not: its first https connection reads the bundle on a fetch thread while the
+    # resolver loads, and a run its cache answers needs none (reading it ahead cost the warm
+    # 25-pin run 20 ms of a core its page child was starting on).
+    service = Service.open(Settings(database_url=database_url, index_url=f"{scheme}://127.0.0.1:9/simple/"))
+    try:
+        for thread in threading.enumerate():
+            if thread.name == "lockd-tls-context":
+                thread.join(10)
+        if scheme == "https":
+            assert [name for name, _ in built_on] == ["lockd-tls-context"]
+            assert tls._prepared is not None  # taken by the service's first https connection
+        else:
+            assert built_on == []  # a plain-http index never loads the CA bundle
+    finally:
+        service.close()
+
+
+def test_a_fetching_page_child_reads_the_ca_bundle_as_it_starts() -> None:
+    code = (
+        "import sys\n"
+        "from lockd.index.page_child import main\n"
+        "from lockd.index import tls\n"
+        "main()\n"  # stdin is empty: it starts, then ends
+        "print(tls._prepared is not None)\n"
+    )
+    for flags, prepared in (([], "False"), (["--fetches"], "True")):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *flags],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=ROOT,
+            check=True,
+        )
+        assert done.stdout.decode().split() == [prepared], done.stderr
