@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpcore
@@ -23,7 +20,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.network import DeadlineBackend, index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
-from tests.support import QuietHandler, fetched, loopback_http, slots_get
+from tests.support import QuietHandler, fetched, loopback_http, loopback_https, slots_get
 
 _PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
 
@@ -140,25 +137,8 @@ class _Big(QuietHandler):
 @pytest.fixture
 def tls_loopback(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
     """A TLS server on loopback with a self-signed certificate, and a client context trusting it."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Big)
-    server.socket = server_context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/", ssl.create_default_context(cafile=cert)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_https(_Big, tmp_path) as (address, cert):
+        yield f"https://{address}/", ssl.create_default_context(cafile=cert)
 
 
 def test_a_tls_read_takes_every_record_already_received(tls_loopback: tuple[str, ssl.SSLContext]) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.service import Service
-from tests.support import ROOT, QuietHandler, fetched
+from tests.support import ROOT, QuietHandler, fetched, loopback_https
 
 
 class _Page(QuietHandler):
@@ -35,26 +33,9 @@ class _Page(QuietHandler):
 
 @pytest.fixture
 def https_index(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """An https server on loopback with a self-signed certificate, and that certificate's file."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    server.socket = server_context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/simple/p/", cert
-    finally:
-        server.shutdown()
-        server.server_close()
+    """An https index page on loopback with a self-signed certificate, and that certificate's file."""
+    with loopback_https(_Page, tmp_path) as (address, cert):
+        yield f"https://{address}/simple/p/", cert
 
 
 @pytest.fixture
