@@ -250,6 +250,10 @@ class IndexClient:
         if cached is not None:
             self._counters.add("cache_hits")
             return cached
+        return self._uncached_metadata(file)
+
+    def _uncached_metadata(self, file: DistFile) -> bytes:
+        """The file's metadata loaded once however many ask at a time (a cache miss was seen)."""
         return self._metadata_flight.run_within_deadline(
             _identity(file),
             lambda: self._load_metadata(file),
@@ -274,9 +278,7 @@ class IndexClient:
         # the fetch threads; pypi-200 cold: 228 -> 215 queries). A load that ended in between
         # answers from `_just_loaded`, a refusal from `_refusals`.
         with suppress(LockdError):  # the resolver asks again and then reports it
-            self._metadata_flight.run_within_deadline(
-                _identity(file), lambda: self._load_metadata(file), f"reading {file.filename}"
-            )
+            self._uncached_metadata(file)
 
     def _metadata_reader(self) -> MetadataReader:
         # Made on first use: its archive readers (tarfile, zipfile, the sdist child) are not

@@ -178,7 +178,9 @@ def _columns(page: FileColumns, identity: str, source: str, *, typed: bool = Fal
         url_base,
         whole,
     )
-    if not _reads_back(page, tables, (version_table, require_table), columns, typed=typed):
+    if not typed and not _typed(columns):
+        return None
+    if not _reads_back(page, tables, (version_table, require_table)):
         return None
     return (identity, source, page.name, page.index_url, *tables, *columns)
 
@@ -207,14 +209,9 @@ def _reads_back(
     page: FileColumns,
     tables: tuple[_S, _S, object, _S, str, _I],
     kept: tuple[list[Version], list[SpecifierSet]],
-    columns: tuple[object, ...],
-    *,
-    typed: bool = False,
 ) -> bool:
-    """Whether what `_columns` wrote as text, or re-typed, decodes to the values it came from."""
+    """Whether what `_columns` wrote as text decodes to the values it came from."""
     if type(page.name) is not str or type(page.index_url) is not str:
-        return False
-    if not typed and not _typed(columns):
         return False
     foreign, versions, _, requires, _, _ = tables
     if frozenset(map(Version, foreign)) != page.foreign_versions:
