@@ -11,6 +11,8 @@
   after the test: `start_lockd(database_url, LOCKD_RESOLVE_TIMEOUT="0.5")`.
 - `unique_requirements` (function): a requirements.in no other test uses (a distinct input
   digest) that resolves instantly against the fixture index.
+- `pypi_view` (module): the `/simple/` URL of a loopback view of real PyPI that serves every
+  tool the same page for a project, fetched once; skips when PyPI is unreachable.
 - `drifted` (module): a live server whose store holds one lock per finding kind after two
   drift runs, for the dashboard tests.
 
@@ -32,6 +34,7 @@ from fixtures.index import FixtureIndex
 from fixtures.served_index import ServedIndex, WatchedIndex
 from lockd.service import Service
 from lockd.store import migrate, open_engine
+from tests.pypi_view import reachable_pypi_view
 from tests.support import (
     XSS,
     LockdServer,
@@ -203,6 +206,14 @@ def start_lockd(fixture_index: WatchedIndex, tmp_path: Path) -> Iterator[StartLo
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def pypi_view() -> Iterator[str]:
+    """The `/simple/` URL of one view of real PyPI shared by lockd and its peers in a module
+    (tests/pypi_view.py says why); skips the module with the reason when PyPI is unreachable."""
+    with reachable_pypi_view() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The public benchmark cases against real PyPI: lockd's pins equal uv's for the same target.
 
 The PyTorch index is not reachable here, so cases with `cuda` read the torch family from the
-fixture index (both tools get the same URL). Skipped with a reason when PyPI is unreachable.
+fixture index (both tools get the same URL). Both read PyPI's pages through the same
+`pypi_view`; skipped with a reason when PyPI is unreachable.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from fixtures.served_index import WatchedIndex
 from lockd.index import IndexClient
 from lockd.inputs import LockRequest, parse_requirements
 from lockd.resolver import resolve
-from lockd.routing import DEFAULT_INDEX_URL, plan_for
+from lockd.routing import plan_for
 from lockd.target import target_from_spec
 from tests.peers import UvIndexes, pip_download_lock, uv_compile
 
@@ -36,21 +36,8 @@ UV_DIRECT = {"vision-train": "torch\ntorchvision\n"}
 DOWNLOAD_CHECK = {"api-service"}
 
 
-def _pypi_reachable() -> str | None:
-    try:
-        response = httpx.get(DEFAULT_INDEX_URL + "pip/", timeout=5.0, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        return f"https://pypi.org/simple/ is unreachable ({type(exc).__name__})"
-    if response.status_code != 200:
-        return f"https://pypi.org/simple/ answered {response.status_code}"
-    return None
-
-
 @pytest.fixture(scope="module")
-def pypi() -> Iterator[IndexClient]:
-    reason = _pypi_reachable()
-    if reason is not None:
-        pytest.skip(reason)
+def pypi(pypi_view: str) -> Iterator[IndexClient]:
     with IndexClient(timeout=30.0) as client:
         yield client
 
@@ -58,12 +45,12 @@ def pypi() -> Iterator[IndexClient]:
 @pytest.mark.skipif(not CASES, reason=f"no benchmark cases at {CASES_DIR}")
 @pytest.mark.parametrize("case", CASES)
 def test_bench_case_matches_uv(
-    case: str, pypi: IndexClient, fixture_index: WatchedIndex, tmp_path: Path
+    case: str, pypi: IndexClient, pypi_view: str, fixture_index: WatchedIndex, tmp_path: Path
 ) -> None:
     folder = CASES_DIR / case
     requirements = (folder / "requirements.in").read_text()
     target = target_from_spec(tomllib.loads((folder / "target.toml").read_text()))
-    plan = plan_for(target, pytorch_base=fixture_index.pytorch_base)
+    plan = plan_for(target, default_url=pypi_view, pytorch_base=fixture_index.pytorch_base)
     lock = resolve(
         LockRequest(requirements=parse_requirements(requirements), constraints=(), target=target, plan=plan),
         pypi,
@@ -72,7 +59,7 @@ def test_bench_case_matches_uv(
     expected = uv_compile(
         requirements + "\n" + UV_DIRECT.get(case, ""),
         target,
-        UvIndexes(DEFAULT_INDEX_URL, variant_url),
+        UvIndexes(pypi_view, variant_url),
         tmp_path,
     )
     assert {name: str(version) for name, version in lock.pins.items()} == expected

@@ -4,7 +4,8 @@ installs on a newer host without building.
 Python 3.14, 3.15 and free-threaded 3.14t on each of the six platforms: lockd's pins equal
 uv's (`--python-platform`, `MACOSX_DEPLOYMENT_TARGET`, a free-threaded interpreter for 3.14t)
 or both refuse, and pip installs each lock for its target with `--require-hashes
---only-binary=:all:` (a dry run: the GPU wheels are gigabytes). vllm's lock for Linux x86_64 / Python 3.11 at the default glibc 2.28
+--only-binary=:all:` (a dry run: the GPU wheels are gigabytes); the three read the same pages
+through `pypi_view`. vllm's lock for Linux x86_64 / Python 3.11 at the default glibc 2.28
 installs on this host (glibc 2.36) without building anything: llguidance's only Linux wheels
 are `manylinux_2_31`, and the lock lists that wheel beside the sdist. Skipped with a reason when
 PyPI is unreachable.
@@ -17,9 +18,9 @@ import platform as host_platform
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
@@ -30,7 +31,7 @@ from lockd.inputs import LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.render import render
 from lockd.resolver import resolve
-from lockd.routing import DEFAULT_INDEX_URL, plan_for
+from lockd.routing import plan_for
 from lockd.target import PLATFORMS, Target
 from tests.peers import PeerFailed, UvIndexes, clean_env, pip_dry_run_lock, uv_compile
 
@@ -51,23 +52,16 @@ TORCH_TARGETS = [
 ]
 
 
-def _pypi_reachable() -> str | None:
-    try:
-        response = httpx.get(DEFAULT_INDEX_URL + "pip/", timeout=5.0, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        return f"https://pypi.org/simple/ is unreachable ({type(exc).__name__})"
-    if response.status_code != 200:
-        return f"https://pypi.org/simple/ answered {response.status_code}"
-    return None
+@dataclass(frozen=True, slots=True)
+class Pypi:
+    client: IndexClient
+    url: str  # the module's `pypi_view`: lockd, uv and pip read the same pages
 
 
 @pytest.fixture(scope="module")
-def pypi() -> Iterator[IndexClient]:
-    reason = _pypi_reachable()
-    if reason is not None:
-        pytest.skip(reason)
+def pypi(pypi_view: str) -> Iterator[Pypi]:
     with IndexClient(timeout=60.0) as client:
-        yield client
+        yield Pypi(client, pypi_view)
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +69,18 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("uv-cache")
 
 
-def _lock(client: IndexClient, requirements: str, target: Target) -> Lock:
+def _lock(pypi: Pypi, requirements: str, target: Target) -> Lock:
+    plan = plan_for(target, default_url=pypi.url)
     request = LockRequest(
-        requirements=parse_requirements(requirements), constraints=(), target=target, plan=plan_for(target)
+        requirements=parse_requirements(requirements), constraints=(), target=target, plan=plan
     )
-    return resolve(request, client)
+    return resolve(request, pypi.client)
 
 
-def _agrees_with_uv(
-    client: IndexClient, requirements: str, target: Target, tmp_path: Path, uv_cache: Path
-) -> None:
-    indexes = UvIndexes(DEFAULT_INDEX_URL)
+def _agrees_with_uv(pypi: Pypi, requirements: str, target: Target, tmp_path: Path, uv_cache: Path) -> None:
+    indexes = UvIndexes(pypi.url)
     try:
-        lock = _lock(client, requirements, target)
+        lock = _lock(pypi, requirements, target)
     except LockdError as refused:
         # Where lockd finds no version that installs, uv must find none either.
         with pytest.raises(PeerFailed):
@@ -103,14 +96,14 @@ def _agrees_with_uv(
 @pytest.mark.parametrize("python", PYTHONS)
 @pytest.mark.parametrize("platform_name", list(PLATFORMS))
 def test_new_pythons_agree_with_uv_on_every_platform(
-    pypi: IndexClient, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+    pypi: Pypi, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
 ) -> None:
     _agrees_with_uv(pypi, STACK, Target.of(platform_name, python), tmp_path, uv_cache)
 
 
 @pytest.mark.parametrize(("platform_name", "python"), TORCH_TARGETS)
 def test_torch_from_pypi_for_new_pythons_agrees_with_uv(
-    pypi: IndexClient, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+    pypi: Pypi, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
 ) -> None:
     _agrees_with_uv(pypi, "torch\n", Target.of(platform_name, python), tmp_path, uv_cache)
 
@@ -129,7 +122,7 @@ def _glibc() -> tuple[int, int] | None:
     or (_glibc() or (0, 0)) < (2, 31),
     reason="installs on a Linux x86_64 CPython 3.11 host with glibc 2.31 or newer",
 )
-def test_a_vllm_lock_installs_on_a_newer_glibc_without_building(pypi: IndexClient, tmp_path: Path) -> None:
+def test_a_vllm_lock_installs_on_a_newer_glibc_without_building(pypi: Pypi, tmp_path: Path) -> None:
     lock = _lock(pypi, "vllm\n", Target.of("linux_x86_64", "3.11"))
     llguidance = lock.package("llguidance")
     assert llguidance is not None
