@@ -27,6 +27,7 @@ from packaging.version import Version
 from lockd.deadline import check_deadline
 from lockd.errors import IndexUnavailable, SdistNeedsBuild, UnusableMetadata
 from lockd.index_text import header_fields
+from lockd.tar_stream import open_tar_stream
 
 if TYPE_CHECKING:
     from lockd.simple import DistFile
@@ -174,7 +175,7 @@ def tar_members(tarred: tarfile.TarFile, limits: ArchiveLimits) -> Iterator[tarf
 
 def _tar_pkg_info(archive: IO[bytes], limits: ArchiveLimits) -> bytes | None:
     # Stream mode: the archive is read once, front to back, and may be a network stream.
-    with tarfile.open(fileobj=archive, mode="r|*") as tarred:
+    with open_tar_stream(archive) as tarred:
         for info in tar_members(tarred, limits):
             if info.isfile() and is_pkg_info(info.name):
                 extracted = tarred.extractfile(info)

@@ -38,6 +38,7 @@ from lockd.sdist_metadata import (
     trusted_pkg_info,
     unreadable_archive,
 )
+from lockd.tar_stream import open_tar_stream
 
 if TYPE_CHECKING:
     from lockd.simple import DistFile
@@ -141,7 +142,7 @@ def tar_sdist_metadata(
     try:
         # tarfile's own 10 KiB reads: it slices its inflated buffer on every 512-byte header read,
         # so reads of 1 MiB of a well-compressed tar (400,000 empty members) went quadratic.
-        with tarfile.open(fileobj=archive, mode="r|*") as tarred:
+        with open_tar_stream(archive) as tarred:
             for info in tar_members(tarred, limits):
                 if not info.isfile():
                     continue

@@ -13,11 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
 
 from lockd.store import head_revision
 from tests.support import ROOT, free_port, wait_until
@@ -101,6 +103,14 @@ def test_the_wheel_built_from_the_sdist_carries_every_migration(tmp_path: Path) 
     assert "lockd/http/templates/dashboard.html" in names and "lockd/py.typed" in names
 
 
+def test_the_runtime_lock_is_compiled_from_the_packages_dependencies() -> None:
+    """`requirements/runtime.in` (what `make lock` hashes) says what pyproject.toml's dependencies say."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (ROOT / "requirements" / "runtime.in").read_text().splitlines()
+    compiled = [line for line in map(str.strip, lines) if line and not line.startswith("#")]
+    assert sorted(map(str, map(Requirement, declared))) == sorted(map(str, map(Requirement, compiled)))
+
+
 @pytest.mark.slow
 @pytest.mark.network
 def test_pip_install_into_a_clean_venv_migrates_and_serves_outside_the_checkout(tmp_path: Path) -> None:
@@ -135,6 +145,9 @@ def test_pip_install_into_a_clean_venv_migrates_and_serves_outside_the_checkout(
     site_packages = (venv / "lib").resolve()
     assert Path(package).resolve().is_relative_to(site_packages), package
     assert Path(migrations).resolve().is_relative_to(site_packages), migrations
+    # The hashed runtime lock carries isal where it has wheels: big tar sdists inflate with it.
+    inflater = _run([python, "-c", "import lockd.tar_stream as t; print(t.INFLATER)"], cwd=elsewhere)
+    assert inflater.stdout.strip() == "isal"
 
     database = {"LOCKD_DATABASE_URL": f"sqlite:///{elsewhere / 'lockd.db'}"}
     head = head_revision()
