@@ -348,7 +348,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             return []
         if not isinstance(identifier, Identity):
             rejected = any(True for _ in incompatibilities[identifier])
-            ok = self._python.allow_all(list(requirements[identifier]))
+            ok = self._python.allow_extended(requirements, identifier)
             return [PythonCandidate(version=self.target.python)] if ok and not rejected else []
         reqs = [r for r in requirements[identifier] if isinstance(r, ProjectRequirement)]
         urls = {r.url for r in reqs if r.url is not None}
