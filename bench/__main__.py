@@ -36,7 +36,7 @@ from bench.report import markdown, verdicts
 from bench.resolution import TOOLS, run_case
 from bench.scaling import run_drift_scaling, run_pin_scaling
 from bench.serving import run_serving
-from bench.timing import NOT_AVAILABLE, Measurement, Unavailable, load_note
+from bench.timing import NOT_AVAILABLE, Measurement, Unavailable, load_note, wait_for_quiet
 
 __all__ = ["main"]
 
@@ -75,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         help="fixture cases stored in turn for drift scaling (comma-separated, or all)",
     )
     run.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    run.add_argument(
+        "--quiet-load",
+        type=float,
+        default=0.5,
+        help="wait for the 1-minute load average to fall to this before measuring (the notes say if it did not)",
+    )
+    run.add_argument(
+        "--quiet-wait", type=float, default=180.0, help="seconds to wait for --quiet-load at most"
+    )
     run.add_argument(
         "--lockd-rev",
         action="append",
@@ -138,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     tools = tuple(t.strip() for t in args.tools.split(",") if t.strip() in TOOLS)
     started = dt.datetime.now(dt.UTC)
     rev = os.environ.get("LOCKD_BENCH_REV")
+    quiet = wait_for_quiet(args.quiet_load, args.quiet_wait, log)
     notes = [
-        f"start: {load_note()}",
+        f"start: {load_note()} ({quiet})",
         f"lockd from {rev}" if rev else f"lockd from the working tree at {_git_head()}",
     ]
     workroot = Path(tempfile.mkdtemp(prefix="lockd-bench-"))

@@ -117,6 +117,27 @@ def timed(action: Callable[[], dict[str, Any] | None]) -> Sample:
     return Sample(time.perf_counter() - start, extra or {})
 
 
+def wait_for_quiet(limit: float, seconds: float, log: Callable[[str], None]) -> str:
+    """Waits up to `seconds` for the 1-minute load average to fall to `limit`; a note of how it went.
+
+    lockd uses both cores where uv uses about one, so another job on the machine (a test run just
+    ended, another engineer's build) slows lockd more than uv: a run started at load 1.7 failed
+    verdicts that passed at 0.1 on the same code. The load average trails by about a minute.
+    """
+    waited = 0.0
+    while os.getloadavg()[0] > limit and waited < seconds:
+        if waited == 0:
+            log(f"waiting up to {seconds:g} s for the load average to fall to {limit:g} ({load_note()})")
+        time.sleep(5.0)
+        waited += 5.0
+    one = os.getloadavg()[0]
+    if one > limit:
+        return (
+            f"BUSY MACHINE: load {one:.2f} > {limit:g} after waiting {waited:g} s; lockd's ratios read high"
+        )
+    return f"quiet: load {one:.2f} <= {limit:g}" + (f" after waiting {waited:g} s" if waited else "")
+
+
 def load_note() -> str:
     """The machine's load average right now: other engineers run tests on the same two cores."""
     one, five, fifteen = os.getloadavg()

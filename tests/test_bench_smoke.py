@@ -17,7 +17,7 @@ from bench.issue16_report import issue16_markdown, issue16_verdicts
 from bench.peers import answer
 from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
-from bench.timing import Measurement, Sample
+from bench.timing import Measurement, Sample, wait_for_quiet
 from fixtures.served_index import WatchedIndex
 from lockd.config import load_settings
 from lockd.inputs import parse_requirements
@@ -71,7 +71,8 @@ def test_harness_runs_one_tiny_case_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "run", "--cases", "fx-tiny", "--repeat", "1", "--latency-ms", "0",
-         "--sections", "resolution,bytes", "--tools", "lockd-inproc,uv", "--out", str(out)],
+         "--sections", "resolution,bytes", "--tools", "lockd-inproc,uv", "--out", str(out),
+         "--quiet-wait", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -85,6 +86,14 @@ def test_harness_runs_one_tiny_case_end_to_end(tmp_path: Path) -> None:
     fetched = [m for m in report["measurements"] if m["section"] == "bytes"]
     assert fetched and fetched[0]["sample_extra"][0]["bytes_fetched"] > 0
     assert "| fx-tiny | lockd-inproc |" in done.stdout and "### Targets" in done.stdout
+
+
+def test_the_bench_waits_for_a_quiet_machine_and_says_when_it_was_not() -> None:
+    said: list[str] = []
+    assert wait_for_quiet(1e6, 60, said.append).startswith("quiet: load ")
+    assert said == []  # nothing to wait for
+    busy = wait_for_quiet(-1.0, 0, said.append)
+    assert busy.startswith("BUSY MACHINE: load ") and "after waiting 0 s" in busy
 
 
 def _row(section: str, case: str, tool: str, mode: str, seconds: float, **extra: object) -> Measurement:
