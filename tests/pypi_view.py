@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from lockd.routing import DEFAULT_INDEX_URL
-from tests.support import loopback_http
+from tests.support import QuietHandler, loopback_http
 
 __all__ = ["PEP691", "PypiView", "reachable_pypi_view", "serve_view"]
 
@@ -73,30 +73,20 @@ class PypiView:
 
 
 def _handler(view: PypiView) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             parts = self.path.split("?", 1)[0].strip("/").split("/")
             if len(parts) != 2 or parts[0] != "simple" or not parts[1]:
-                self._send(404, "text/plain", b"only /simple/<project>/ pages are served\n")
+                self.send_body(404, "text/plain", b"only /simple/<project>/ pages are served\n")
                 return
             try:
                 page = view.page(parts[1])
             except httpx.HTTPError as exc:
-                self._send(502, "text/plain", f"{type(exc).__name__}: {exc}\n".encode())
+                self.send_body(502, "text/plain", f"{type(exc).__name__}: {exc}\n".encode())
                 return
-            self._send(page.status, page.content_type, page.body)
-
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+            self.send_body(page.status, page.content_type, page.body)
 
     return Handler
 

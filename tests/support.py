@@ -186,6 +186,14 @@ def free_port() -> int:
 class QuietHandler(BaseHTTPRequestHandler):
     """A request handler for a test's own loopback server, kept out of pytest's output."""
 
+    def send_body(self, status: int, content_type: str, body: bytes) -> None:
+        """A whole answer: status, type, length and body."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, format: str, *args: Any) -> None:
         del format, args
 

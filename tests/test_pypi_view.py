@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 
 from tests.pypi_view import PEP691, PypiView, serve_view
-from tests.support import loopback_http
+from tests.support import QuietHandler, loopback_http
 
 
 class _Moving:
@@ -24,7 +24,7 @@ class _Moving:
     def handler(self) -> type[BaseHTTPRequestHandler]:
         moving = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with moving._lock:
                     moving.requests.append((self.path, self.headers.get("Accept", "")))
@@ -34,14 +34,7 @@ class _Moving:
                 status, body = (503, b"down") if down else (200, f'{{"serial": {serial}}}'.encode())
                 if self.path.startswith("/simple/missing/"):
                     status, body = 404, b"no such project"
-                self.send_response(status)
-                self.send_header("Content-Type", PEP691)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                self.send_body(status, PEP691, body)
 
         return Handler
 
