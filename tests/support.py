@@ -517,8 +517,11 @@ class PassThroughIndex:
     def fetch_metadata(self, file: DistFile) -> bytes:
         return self._client.fetch_metadata(file)
 
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        self._client.prefetch_metadata(files)
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> bool:
+        return self._client.prefetch_metadata(files)
+
+    def holds_page(self, index_url: str, name: NormalizedName) -> bool:
+        return self._client.holds_page(index_url, name)
 
     def file_sha256(self, file: DistFile) -> str:
         return self._client.file_sha256(file)

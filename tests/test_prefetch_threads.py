@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 from packaging.utils import NormalizedName
@@ -18,6 +19,8 @@ from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.deadline import check_deadline, seconds_left
 from lockd.errors import IndexUnavailable, ResolutionTimeout
 from lockd.index import IndexClient, WorkerPool
+from lockd.index.threads import TaskScope
+from lockd.lock import Lock
 from lockd.resolver import resolve
 from lockd.simple import DistFile, ProjectPage
 from tests.support import PassThroughIndex, linux_request
@@ -46,10 +49,10 @@ class _Threads(PassThroughIndex):
             check_deadline("holding a walk thread")
         return self._client.project_page(index_url, name)
 
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> bool:
         files = list(files)
         self.prefetched.extend(f.filename for f in files)
-        self._client.prefetch_metadata(files)
+        return self._client.prefetch_metadata(files)
 
     @property
     def workers(self) -> WorkerPool:
@@ -128,3 +131,33 @@ def test_the_resolver_asks_to_prefetch_each_file_once(fixture_index: WatchedInde
         )
     assert lock.packages and watched.prefetched
     assert sorted(watched.prefetched) == sorted(set(watched.prefetched))
+
+
+def test_the_walk_starts_at_the_first_fetch_and_never_for_a_resolution_its_caches_answer(
+    fixture_index: WatchedIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With nothing to fetch the walk hides no wait: its threads only took the GIL from the
+    # resolving thread (a tenth of a fully cached 300-pin resolution).
+    submitted: list[str] = []
+    submit = TaskScope.submit
+
+    def noting(self: TaskScope, function: Callable[..., Any], *args: Any) -> Any:
+        submitted.append(getattr(function, "__name__", ""))
+        return submit(self, function, *args)
+
+    monkeypatch.setattr(TaskScope, "submit", noting)
+    with IndexClient(timeout=10.0) as client:
+
+        def walked(text: str) -> tuple[bool, Lock]:
+            submitted.clear()
+            lock = resolve(linux_request(fixture_index, text), client)
+            return "_warm" in submitted, lock
+
+        cold, first = walked("fastapi")
+        cached, again = walked("fastapi!=0.0.0.1")
+        grown, more = walked("fastapi!=0.0.0.2\nrequests")
+    assert cold, "a cold resolution walks"
+    assert not cached, "a resolution its caches answer whole does not"
+    assert again.pins == first.pins
+    assert grown, "requests' page is not cached: the walk starts there"
+    assert set(first.pins) < set(more.pins)

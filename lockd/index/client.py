@@ -233,6 +233,10 @@ class IndexClient:
         """The project's files on one index; cached for `page_ttl` seconds (`pages.ProjectPages.page`)."""
         return self._pages.page(index_url, name)
 
+    def holds_page(self, index_url: str, name: NormalizedName) -> bool:
+        """Whether the project's page is in memory within its TTL: `project_page` would fetch nothing."""
+        return self._pages.holds(index_url, name)
+
     def drop_pages(self) -> None:
         """Forgets every cached project page (drift checks want the index as it is now)."""
         self._pages.clear()
@@ -260,15 +264,23 @@ class IndexClient:
             f"reading {file.filename}",
         )
 
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        """Starts fetching metadata in the background, under the caller's deadline; errors surface on `fetch_metadata`."""
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> bool:
+        """Starts fetching metadata in the background, under the caller's deadline; errors surface on `fetch_metadata`.
+
+        True when any of `files` is not cached: its fetch is started, or was already running.
+        """
+        missing = False
         for file in files:
             if self._closed or self._refusals.get(_identity(file)) is not None:
                 continue  # refused before: `fetch_metadata` says why
-            if self._cached_metadata(file) is not None or self._metadata_flight.is_running(_identity(file)):
+            if self._cached_metadata(file) is not None:
+                continue
+            missing = True
+            if self._metadata_flight.is_running(_identity(file)):
                 continue
             # In the caller's resolution's scope, under its deadline; dropped once that ended.
             self._workers.submit(self._prefetch_one, file)
+        return missing
 
     def _prefetch_one(self, file: DistFile) -> None:
         if self._closed:

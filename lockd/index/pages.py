@@ -97,6 +97,10 @@ class ProjectPages:
             url, lambda: self._fetch(index_url, url, name), f"fetching {url}"
         )
 
+    def holds(self, index_url: str, name: NormalizedName) -> bool:
+        """Whether the page is in memory within its TTL (a page on disk, the CLI's, is not)."""
+        return self._pages.get(page_url(index_url, name)) is not None
+
     def clear(self) -> None:
         """Forgets every page kept in memory."""
         self._pages.clear()

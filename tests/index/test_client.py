@@ -149,6 +149,21 @@ def test_a_metadata_fetch_asks_the_metadata_cache_once(fixture_index: WatchedInd
         assert cache.asked == 2 and fresh.stats.metadata_fetches == 1
 
 
+def test_it_says_what_it_holds_and_which_prefetches_fetch(fixture_index: WatchedIndex) -> None:
+    # The resolver starts its prefetch walk at the first fetch it needs: these say when that is.
+    with IndexClient(timeout=5.0) as fresh:
+        url, name = fixture_index.pypi_url, canonicalize_name("lockd-fx-plain")
+        assert not fresh.holds_page(url, name)
+        wheel = next(f for f in fresh.project_page(url, name).files if f.filename.endswith(".whl"))
+        assert fresh.holds_page(url, name) and not fresh.holds_page(url, canonicalize_name("idna"))
+        assert fresh.prefetch_metadata([wheel])  # not cached: a fetch started
+        wait_until(lambda: fresh.stats.metadata_fetches == 1, 10.0, "the prefetch to fetch")
+        fresh.fetch_metadata(wheel)
+        assert not fresh.prefetch_metadata([wheel])  # cached: nothing to fetch
+        fresh.drop_pages()
+        assert not fresh.holds_page(url, name)
+
+
 def test_metadata_by_range_requests_never_downloads_the_wheel(
     fixture_index: WatchedIndex, client: IndexClient
 ) -> None:
