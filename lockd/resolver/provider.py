@@ -4,7 +4,8 @@ It finds candidates through one `Finder` per project, reads dependencies from me
 through `IndexSource` (which `lockd.index.IndexClient` satisfies), applies constraints and
 strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib: from the first
 fetch the resolution needs, the newest likely candidate of every newly seen dependency is
-prefetched as soon as it is known, so the resolver rarely waits on the network. Everything resolvelib asks is memoised per project and version.
+prefetched as soon as it is known, so the resolver rarely waits on the network. Everything
+resolvelib asks is memoised per project and version.
 
 A dependency on a project the index does not have (404) gets no candidates, and a version
 whose metadata cannot be had without a build depends on `MetadataUnavailable`: either way
