@@ -9,7 +9,7 @@ JSON once, and every later request, from any tool, gets those same bytes. File U
 stay absolute (files.pythonhosted.org): files are immutable by hash, so only pages need pinning.
 
 `reachable_pypi_view()` yields the view's `/simple/` URL, or skips with the reason PyPI is not
-reachable; the modules' `pypi_url` fixtures call it.
+reachable; conftest's module fixture `pypi_view` calls it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 import pytest
 
+from lockd.index.single_flight import SingleFlight
 from lockd.routing import DEFAULT_INDEX_URL
 from tests.support import QuietHandler, loopback_http
 
@@ -45,28 +46,26 @@ class PypiView:
         self.upstream = upstream
         self._client = httpx.Client(timeout=60.0, follow_redirects=True)
         self._pages: dict[str, _Page] = {}
-        self._fetching: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self.upstream_fetches = 0
+        self._flight: SingleFlight[str, _Page] = SingleFlight()  # two tools asking at once: one fetch
 
     def page(self, project: str) -> _Page:
+        return self._kept(project) or self._flight.run(project, lambda: self._fetch(project))
+
+    def _kept(self, project: str) -> _Page | None:
         with self._guard:
-            held = self._pages.get(project)
-            if held is not None:
-                return held
-            flight = self._fetching.setdefault(project, threading.Lock())
-        with flight:  # two tools asking at once still share one upstream fetch
+            return self._pages.get(project)
+
+    def _fetch(self, project: str) -> _Page:
+        kept = self._kept(project)  # a flight that ended between `page`'s look and this one
+        if kept is not None:
+            return kept
+        response = self._client.get(f"{self.upstream}{project}/", headers={"Accept": PEP691})
+        page = _Page(response.status_code, response.headers.get("content-type", PEP691), response.content)
+        if page.status in {200, 404}:  # an outage is not a view to keep
             with self._guard:
-                held = self._pages.get(project)
-            if held is not None:
-                return held
-            response = self._client.get(f"{self.upstream}{project}/", headers={"Accept": PEP691})
-            page = _Page(response.status_code, response.headers.get("content-type", PEP691), response.content)
-            with self._guard:
-                self.upstream_fetches += 1
-                if page.status in {200, 404}:  # an outage is not a view to keep
-                    self._pages[project] = page
-            return page
+                self._pages[project] = page
+        return page
 
     def close(self) -> None:
         self._client.close()
