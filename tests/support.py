@@ -212,7 +212,13 @@ def child_pids() -> set[int]:
 @contextmanager
 def loopback_http(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
     """A threaded HTTP server for `handler` on a free loopback port; yields `127.0.0.1:PORT`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    with _serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as address:
+        yield address
+
+
+@contextmanager
+def _serving(server: ThreadingHTTPServer) -> Iterator[str]:
+    """`server` answering on a thread of its own until the block ends; yields `127.0.0.1:PORT`."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
@@ -240,12 +246,8 @@ def loopback_https(
     server_context.load_cert_chain(cert, key)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket = server_context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", cert
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(server) as address:
+        yield address, cert
 
 
 class LockdServer:
