@@ -103,7 +103,7 @@ def run_phases(
         runs = answer["runs"].get(mode, [])
         samples = tuple(Sample(r["wall_s"], r) for r in runs)
         error = answer["errors"].get(mode)
-        extra = {"missing_hooks": answer.get("missing", [])}
+        extra = {"missing_hooks": answer.get("missing", []), "collector": answer.get("collector")}
         if error:
             rows.append(
                 Measurement(mode=mode, samples=samples, status=FAILED, detail=error, extra=extra, **common)

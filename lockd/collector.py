@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["tune_collector"]
+__all__ = ["THRESHOLDS", "tune_collector"]
 
 _YOUNG = 20_000
 _MIDDLE = 20
 _OLD = 50
+THRESHOLDS = (_YOUNG, _MIDDLE, _OLD)  # what `gc.get_threshold()` answers once tuned
 
 
 def tune_collector() -> None:
     """Call once start-up imports are done, before the first resolution."""
     gc.freeze()
-    gc.set_threshold(_YOUNG, _MIDDLE, _OLD)
+    gc.set_threshold(*THRESHOLDS)

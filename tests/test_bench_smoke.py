@@ -19,6 +19,7 @@ from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
 from bench.timing import Measurement, Sample, wait_for_quiet
 from fixtures.served_index import WatchedIndex
+from lockd.collector import THRESHOLDS
 from lockd.config import load_settings
 from lockd.inputs import parse_requirements
 from lockd.render import FORMATS
@@ -161,6 +162,8 @@ def test_phase_worker_accounts_a_cold_and_a_cached_lock_by_phase(tmp_path: Path)
     for row in rows:
         assert row.status == "ok", row.detail
         assert row.extra["missing_hooks"] == []  # every phase lockd has today is hooked
+        # The footing of `lockd serve` and `lockd lock`: the collector tuned before the first resolution.
+        assert row.extra["collector"] == {"tuned": True, "threshold": list(THRESHOLDS)}
         run = row.samples[0].extra
         assert run["pins"] == 5
         # On the resolving thread phases exclude one another, so they add up to the wall clock.
