@@ -62,3 +62,53 @@ def test_concurrent_writers_never_break_the_bound() -> None:
     for thread in threads:
         thread.join()
     assert 0 < cache.size <= 500
+
+
+def test_a_read_does_not_wait_for_a_writer_holding_the_lock() -> None:
+    # A thread that holds the lock can lose the GIL inside it; readers waiting for it then made
+    # a convoy. A hit is answered as it stands, and only its place in the LRU order is skipped.
+    cache = BoundedCache[str, bytes](1000, sizeof=len)
+    cache.put("a", b"x")
+    cache.put("b", b"y")
+    answers: list[bytes | None] = []
+    with cache._lock:  # a writer in the middle of a put, as another thread would be
+        reader = threading.Thread(
+            target=lambda: answers.extend([cache.get("a"), cache.get("missing")]), daemon=True
+        )
+        reader.start()
+        reader.join(timeout=5)
+        assert not reader.is_alive()
+    assert answers == [b"x", None]
+    # With the lock free again, a read marks recency as before: "b" is now the coldest.
+    assert cache.get("a") == b"x"
+    small = BoundedCache[str, bytes](2, sizeof=len)
+    small.put("a", b"1")
+    small.put("b", b"2")
+    assert small.get("a") == b"1"
+    small.put("c", b"3")
+    assert small.get("b") is None and small.get("a") == b"1"
+
+
+def test_an_expired_entry_replaced_meanwhile_is_not_dropped_by_the_late_reader() -> None:
+    # The reader finds the old entry expired; before it takes the lock to drop it, a writer puts
+    # a fresh value (here, from inside the reader's own look at the clock). The fresh value stays.
+    now = [100.0]
+    cache: BoundedCache[str, int]
+    replaced = threading.Event()
+
+    def clock() -> float:
+        if now[0] > 105.0 and not replaced.is_set():
+            replaced.set()
+            now[0] = 106.0
+            cache.put("k", 2)  # expires at 111
+        return now[0]
+
+    cache = BoundedCache[str, int](10, ttl=5.0, clock=clock)
+    cache.put("k", 1)  # expires at 105
+    now[0] = 105.5
+    answers: list[int | None] = []
+    reader = threading.Thread(target=lambda: answers.append(cache.get("k")), daemon=True)
+    reader.start()
+    reader.join(timeout=5)  # a reader holding the lock over the clock would never return
+    assert not reader.is_alive() and answers == [None]
+    assert cache.get("k") == 2 and len(cache) == 1
