@@ -104,7 +104,21 @@ def _parser(chosen: str | None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The `lockd` command; `argv` None: this process's own arguments, and the process is the command's."""
     words = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(_chosen(words)).parse_args(words)
+    chosen = _chosen(words)
+    if chosen == "lock" and not {"-h", "--help"} & set(words):
+        # Its page child imports on the other core while this process loads the rest (`early_child`).
+        from lockd.index import early_child  # noqa: PLC0415
+
+        early_child.spawn(early_child.page_child_argv(fetches=False))
+        try:
+            return _main(words, chosen, own_process=argv is None)
+        finally:
+            early_child.discard()  # never adopted: --help, a bad argument, no page worker
+    return _main(words, chosen, own_process=argv is None)
+
+
+def _main(words: list[str], chosen: str | None, *, own_process: bool) -> int:
+    args = _parser(chosen).parse_args(words)
     # httpx (which `why`, `check` and `drift` use; `lockd lock` does not) imports its own command
     # line (httpx._main) when click, pygments and rich are installed: in a development
     # environment, a third of those commands' start-up, for a command lockd never runs. A None
@@ -119,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         install_table(settings.accelerator_table)
         result: int = args.run(args, settings)
-        if argv is None and args.exits_at_once:
+        if own_process and args.exits_at_once:
             _exit_now(result)
     except LockdError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -269,12 +269,17 @@ def _start_page_worker(settings: Settings) -> PageWorker | None:
     A cold run hands it its first pages about 40 ms after its first request, and then waits
     for the child's imports (~0.1 s on the other core); started here, they overlap this
     process's own (bench/cases/pypi-25, cold: the first pages were waiting 70-90 ms for it).
-    A run its cache answers uses no child: this one is ended, unused, with the run.
+    A run its cache answers uses no child: this one is ended, unused, with the run. The child
+    itself was spawned before the settings loaded (`lockd.index.early_child`): starting, the
+    worker adopts it.
     """
+    from lockd.index import early_child  # noqa: PLC0415
     from lockd.index.page_worker import PageWorker  # noqa: PLC0415
 
     worker = PageWorker.for_options(settings.client_options(), fetches=False)
-    if worker is not None:
+    if worker is None:
+        early_child.discard()  # the settings turn the page worker off
+    else:
         worker.start_soon()
     return worker
 

@@ -1,8 +1,9 @@
 """Package indexes over HTTP: project pages, core metadata and file hashes (PEP 503, 691, 658, 714).
 
 One module per job: `client` (what to fetch and remember), `metadata_reader` (how one file's
-core metadata is read), `sdist_worker` (a big tar sdist read by a child process), `fetcher`
-(the HTTP, every read counted and checked; `urls` and `answers` are its values), `body` (an
+core metadata is read), `sdist_worker` (a big tar sdist read by a child process), `early_child`
+(`lockd lock`'s page child, spawned before the settings load), `fetcher` (the HTTP, every read
+counted and checked; `urls` and `answers` are its values), `body` (an
 answer read within byte and compression limits), `network` (sockets that end at the caller's
 deadline), `connections` (the keep-alive pool), `remote_zip` (a wheel's METADATA through byte
 ranges, or front to back), `read_ahead` (a download received on its own thread), `caches`

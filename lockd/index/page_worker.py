@@ -32,14 +32,14 @@ import itertools
 import json
 import struct
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from lockd.deadline import check_deadline, seconds_left
-from lockd.index.child_code import child_code
+from lockd.index.early_child import page_child_argv, popen
+from lockd.index.early_child import take as take_early_child
 
 if TYPE_CHECKING:
     from lockd.index.options import ClientOptions
@@ -58,7 +58,6 @@ _META = struct.Struct("<I")  # meta bytes, in front of a fetch job's form
 _MAX_HEADER = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # fewer wake-ups per page than the default 64 KiB
 _RESTART_AFTER = 30.0  # after a child could not be started, pages are parsed here this long
-_CHILD = child_code("lockd.index.page_child")  # what the child runs: `python -c`, this interpreter
 # Pages a child fetches at once, each on a connection of its own: the caller's connections
 # already wait on the index's answers, and more threads there only contend for the child's GIL
 # while it parses.
@@ -249,12 +248,9 @@ class _Child:
 
     @classmethod
     def start(cls, max_form_bytes: int, *, fetches: bool) -> _Child:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, *(["--fetches"] if fetches else [])],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        argv = page_child_argv(fetches=fetches)
+        # `lockd lock` spawned one before its settings loaded (`early_child`): adopted if it matches.
+        process = take_early_child(argv) or popen(argv)
         for pipe in (process.stdin, process.stdout):
             with contextlib.suppress(OSError, AttributeError, ValueError):  # Linux only; a hint
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from fixtures.served_index import WatchedIndex
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, LockdError, ResolutionTimeout, ResponseTooLarge
-from lockd.index import IndexClient, page_worker
+from lockd.index import IndexClient, early_child
 from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import STORED_WORKER_FROM, ParsedPages
 from lockd.index.page_worker import PageWorker
@@ -103,7 +103,7 @@ def worker() -> Iterator[PageWorker]:
 @contextmanager
 def _impostor(monkeypatch: pytest.MonkeyPatch, code: str) -> Iterator[PageWorker]:
     """A worker whose child runs `code` (`python -c`) instead of the page worker."""
-    monkeypatch.setattr(page_worker, "_CHILD", code)
+    monkeypatch.setattr(early_child, "_PAGE_CHILD", code)
     worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024)
     try:
         yield worker
