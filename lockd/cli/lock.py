@@ -264,14 +264,14 @@ def _without_anyio() -> Iterator[None]:
 
 
 def _start_page_worker(settings: Settings) -> PageWorker | None:
-    """The client's page process, started before this process loads the client and the resolver.
+    """The client's page worker, made before this process loads the client and the resolver.
 
-    A cold run hands it its first pages about 40 ms after its first request, and then waits
-    for the child's imports (~0.1 s on the other core); started here, they overlap this
-    process's own (bench/cases/pypi-25, cold: the first pages were waiting 70-90 ms for it).
-    A run its cache answers uses no child: this one is ended, unused, with the run. The child
-    itself was spawned before the settings loaded (`lockd.index.early_child`): starting, the
-    worker adopts it.
+    Its child was spawned when the command line said `lock` (`lockd.index.early_child`), and the
+    worker adopts it here, so the child's imports (~0.1 s on the other core) overlap this
+    process's own: a cold run has its first pages in hand about 40 ms after its first request
+    (bench/cases/pypi-25, cold: they had waited 70-90 ms for a child started at the first page,
+    then about 65 ms for one started here). A run its cache answers uses no child: this one is
+    ended, unused, with the run.
     """
     from lockd.index import early_child  # noqa: PLC0415
     from lockd.index.page_worker import PageWorker  # noqa: PLC0415
