@@ -21,7 +21,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout, UnknownProject
-from lockd.index import IndexClient, page_worker, split_credentials
+from lockd.index import IndexClient, early_child, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
 from lockd.simple import ProjectPage
@@ -169,7 +169,7 @@ def test_a_child_that_dies_with_the_page_leaves_it_to_the_caller(
     asked: list[tuple[PageFetch, FetchedPage | None]],
 ) -> None:
     # A child that reads a little of its first job, then exits: the page is fetched here.
-    monkeypatch.setattr(page_worker, "_CHILD", "import sys; sys.stdin.buffer.read(8); sys.exit(3)")
+    monkeypatch.setattr(early_child, "_PAGE_CHILD", "import sys; sys.stdin.buffer.read(8); sys.exit(3)")
     with _client(page_worker_from=None) as here:
         expected = _pages(here, fixture_index.pypi_url, _NAMES[:1])
     with _client(page_worker_from=1) as client:
