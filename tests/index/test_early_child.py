@@ -7,8 +7,7 @@ Real processes throughout (the page child itself), and a fixture index for a who
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from fixtures.served_index import WatchedIndex
 from lockd.cli import main
 from lockd.index import early_child
 from lockd.index.page_worker import PageWorker
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_the_page_worker_adopts_the_early_child(
     worker = PageWorker(from_bytes=0, max_form_bytes=1 << 20)
     try:
         worker.start_soon()
-        assert _eventually(lambda: worker.started, 60)
+        wait_until(lambda: worker.started, 60, "the worker never started its child")
         assert len(spawned) == 1  # the early one, not a second
         assert early_child.take(early_child.page_child_argv(fetches=False)) is None  # taken once
     finally:
@@ -113,12 +113,3 @@ def test_a_cold_lock_runs_on_the_child_spawned_first(
     assert "numpy==" in out
     assert len(spawned) == 1  # one page child: the early one, adopted
     assert spawned[0].wait(timeout=30) is not None  # ended with the run, by the worker that adopted it
-
-
-def _eventually(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
