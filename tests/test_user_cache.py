@@ -110,13 +110,6 @@ def test_a_page_kept_by_its_head_names_its_body_past_its_ttl_and_under_a_ttl_of_
     assert cache.pages.kept_sha256("https://x/simple/b/") == sha256
     assert cache.pages.kept_sha256("https://x/simple/c/") is None  # a body is never kept under a TTL of 0
     cache.close()
-    cache = _open(tmp_path, clock, warnings, page_ttl=600)
-    cache.pages.put("https://x/simple/d/", PageBody(body=b"{}", content_type=head.content_type, url=head.url))
-    assert cache.pages.head("https://x/simple/d/") == PageHead(
-        sha256=sha256, content_type=head.content_type, url=head.url
-    )
-    assert cache.pages.kept_sha256("https://x/simple/d/") is None  # kept whole: no form stood for it
-    cache.close()
     assert warnings == []
 
 

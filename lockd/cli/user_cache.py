@@ -148,13 +148,13 @@ class UserCache:
             self._recent.put((kind, key), entry)
         return entry
 
-    def head(self, kind: str, key: str) -> tuple[str, float, int] | None:
-        """An entry's detail, time of storing and value's length, without reading its value."""
+    def head(self, kind: str, key: str) -> tuple[str, float] | None:
+        """An entry's detail and time of storing, without reading its value."""
         entry = self._held(kind, key)
         if entry is not None:
-            return entry[1], entry[2], len(entry[0])
-        row = None if self._failed else self._select("detail, stored_at, length(value)", kind, key)
-        return None if row is None else (str(row[0]), float(row[1]), int(row[2]))
+            return entry[1], entry[2]
+        row = None if self._failed else self._select("detail, stored_at", kind, key)
+        return None if row is None else (str(row[0]), float(row[1]))
 
     def _held(self, kind: str, key: str) -> _Entry | None:
         with self._state_lock:
@@ -331,10 +331,8 @@ class _PageView:
         return PageHead(sha256=sha256, content_type=content_type, url=page_url)
 
     def kept_sha256(self, url: str, /) -> str | None:
-        # Fresh or not, under any TTL (see `put_head`); only a page kept by its head, which says a
-        # form stood for its body: a page kept whole had none (its parse could not be written).
-        found = self._cache.head(_PAGE, url)
-        return None if found is None or found[2] else _page_detail(found[0])[2]
+        found = self._cache.head(_PAGE, url)  # fresh or not, under any TTL (see `put_head`)
+        return None if found is None else _page_detail(found[0])[2]
 
     def put(self, url: str, page: PageBody, /) -> None:
         if self._cache.keeps_pages:

@@ -124,11 +124,10 @@ class PageStore(Protocol):
     def head(self, url: str, /) -> PageHead | None: ...
 
     def kept_sha256(self, url: str, /) -> str | None:
-        """The sha256 (hex) of the body the page was last kept for by its head (`put_head`: a form
-        stood for it), fresh or not; None if none is known, or the page was kept whole.
+        """The sha256 (hex) of the body the page was last kept for, fresh or not; None if none is known.
 
-        A page fetched again by the page child is named to it as known, and the child answers
-        an unchanged body without parsing it, to be built from the form kept beside it."""
+        What a form kept beside it may stand for: a page fetched again by the page child is then
+        named to it as known, and the child answers an unchanged body without parsing it."""
         ...
 
     def get_form(self, url: str, /) -> bytes | None: ...

@@ -12,7 +12,7 @@ takes the page's bytes, TLS and HTTP parsing off the parent's GIL: on a cold 200
 Anything but a page (not 200, an error, a page that does not parse) is answered `_NOT_FETCHED`:
 the parent fetches it itself and meets the error with its own context. Started with
 `--fetches` (the server's and `lockd lock`'s), the child loads the HTTP stack at start, after
-the parsers, and then says it takes fetch jobs (`_READY`); otherwise only the parsers.
+the parsers; otherwise only the parsers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
 import sys
 import threading
 import time
@@ -40,7 +39,6 @@ from lockd.index.page_worker import (
     _META,
     _NO_FORM,
     _NOT_FETCHED,
-    _READY,
     _SAME,
     CHILD_FETCHES,
     FetchLimits,
@@ -77,22 +75,15 @@ def main() -> int:
     threading.Thread(
         target=_read_jobs, args=(sys.stdin.buffer, jobs, fetches), name="jobs", daemon=True
     ).start()
-    # The parsers load now, while the first body is still on its way, not with it. A child that
-    # fetches then loads the HTTP stack and says so: until then its parent fetches pages itself
-    # (`PageWorker.fetch`), so a cold `lockd lock` sends its first requests when it did before its
-    # child fetched (about 140 ms in, when the child is still loading), and the child fetches the
-    # rest. Loading the HTTP stack first and the parsers after made a cold pypi-200 slower.
+    # The parsers load now, while the first body is still on its way, not with it; the HTTP
+    # stack only to fetch pages (a third of the start-up, which a cold `lockd lock` waits for).
     from lockd.simple.json_form import json_page_form  # noqa: F401, PLC0415
     from lockd.simple.page_parse import page_form  # noqa: F401, PLC0415
     from lockd.simple.parser_identity import parser_identity  # noqa: PLC0415
 
     parser_identity()
     if fetches is not None:
-        from lockd.index.body import read_limited  # noqa: F401, PLC0415
         from lockd.index.fetcher import Fetcher  # noqa: F401, PLC0415
-        from lockd.simple.media_types import ACCEPT_HEADER  # noqa: F401, PLC0415
-
-        _say_ready(answers)
     from lockd.collector import tune_collector  # noqa: PLC0415
 
     # As in the parent: a page's form is thousands of short-lived objects and no cycles, and
@@ -108,14 +99,6 @@ def main() -> int:
         else:
             answers.put(job.job_id, _LATE if status == _LATE else _NOT_FETCHED, b"")
     return jobs.exit_code
-
-
-def _say_ready(answers: _Answers) -> None:
-    try:
-        answers.put(0, _READY, b"")
-    except OSError:  # the parent is gone or ended this child before it was ready: jobs end by themselves
-        # What is left in the buffer is flushed at exit, into the void and not into a broken pipe.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @dataclass(frozen=True, slots=True, order=True)

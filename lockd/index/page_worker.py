@@ -51,10 +51,9 @@ _ANSWER = struct.Struct("<QBQ")  # job id, status, payload bytes
 # A parse job's answer: its form, or none (not formable, failed, past the deadline). A fetch
 # job's: what came (`_FETCHED`: meta and form; `_SAME`: meta only, the body the caller last
 # parsed), or `_NOT_FETCHED`: any other outcome (not 200, an error, a page that did not parse),
-# which the caller then meets itself, fetching the page again. `_READY`, for no job: a child
-# started to fetch has loaded the HTTP stack and takes fetch jobs from now on.
-_FORM, _NO_FORM, _FAILED, _LATE, _FETCHED, _SAME, _NOT_FETCHED, _READY = range(8)
-_STATUSES = frozenset(range(8))
+# which the caller then meets itself, fetching the page again.
+_FORM, _NO_FORM, _FAILED, _LATE, _FETCHED, _SAME, _NOT_FETCHED = range(7)
+_STATUSES = frozenset(range(7))
 _META = struct.Struct("<I")  # meta bytes, in front of a fetch job's form
 _MAX_HEADER = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # fewer wake-ups per page than the default 64 KiB
@@ -161,12 +160,11 @@ class PageWorker:
 
     def fetch(self, job: PageFetch) -> FetchedPage | None:
         """The page fetched and parsed by the child; None: fetch it here (the child met something
-        other than a page: the caller meets it again, with its own errors; or it is still loading
-        the HTTP stack, and the caller, which has it, asks sooner itself).
+        other than a page: the caller meets it again, with its own errors).
 
         Raises `ResolutionTimeout` when the deadline passes while the child has the page."""
         child = self._running()
-        if child is None or not child.fetching.is_set():
+        if child is None:
             return None
         status, payload = child.ask({"fetch": asdict(job)}, b"", f"asking {job.url}")
         if status not in (_FETCHED, _SAME) or len(payload) < _META.size:
@@ -205,12 +203,6 @@ class PageWorker:
             child, self._child = self._child, None
         if child is not None:
             child.end()
-
-    @property
-    def fetching(self) -> bool:
-        """Whether a child is running that takes fetch jobs now (it said `_READY`)."""
-        with self._lock:
-            return self._child is not None and self._child.alive and self._child.fetching.is_set()
 
     @property
     def started(self) -> bool:
@@ -252,7 +244,6 @@ class _Child:
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count()
         self.alive = True
-        self.fetching = threading.Event()  # set when the child says `_READY`
         threading.Thread(target=self._read_answers, name="lockd-page-worker", daemon=True).start()
 
     @classmethod
@@ -322,9 +313,6 @@ class _Child:
                 form = stdout.read(length)
                 if len(form) < length:
                     return
-                if status == _READY:
-                    self.fetching.set()
-                    continue
                 with self._lock:
                     pending = self._pending.get(job_id)
                 if pending is not None:

@@ -4,9 +4,8 @@ A page is kept in memory for the TTL, bounded in bytes (PyPI here strips caching
 revalidation would never hit); a body fetched again unchanged reuses its last parse
 (`page_reuse`), and with a `PageStore` (the CLI's, on disk) pages outlive the process.
 Concurrent asks for one page share one fetch, each ending at its own deadline. The page child
-(the server's and `lockd lock`'s) fetches a page as well as parsing it, once it has loaded the
-HTTP stack (until then, and for an index with a credential, pages are fetched here: `page_child`);
-whatever it does not answer with a page is fetched here again. With
+(the server's and `lockd lock`'s) fetches a page as well as parsing it, unless its index has a
+credential (`page_child`); whatever it does not answer with a page is fetched here again. With
 a store, a page fresh in it is not fetched at all, and one past its TTL is named to the child by
 the body its stored form stands for, so an unchanged page comes back unparsed and is built from
 that form (a cold `lockd lock` of bench/cases/pypi-200, two sets of 6 interleaved rounds: 1.82

@@ -399,7 +399,7 @@ class _DictPageStore:
 
     def kept_sha256(self, url: str, /) -> str | None:
         head = self.heads.get(url)
-        return None if head is None or url in self.pages else head.sha256
+        return None if head is None else head.sha256
 
     def get_form(self, url: str, /) -> bytes | None:
         return self.forms.get(url)

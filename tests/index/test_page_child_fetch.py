@@ -26,11 +26,11 @@ from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout, UnknownProject
 from lockd.index import IndexClient, early_child, split_credentials
 from lockd.index.options import ClientOptions
-from lockd.index.page_worker import _ANSWER, _READY, FetchedPage, FetchLimits, PageFetch, PageWorker
+from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
 from lockd.simple import ProjectPage
 from tests.index.test_client import _DictPageStore
 from tests.index.test_page_worker import _same
-from tests.support import child_pids, wait_until
+from tests.support import child_pids
 
 _NAMES = ("lockd-fx-plain", "lockd-fx-yanked", "lockd-fx-pyreq")
 
@@ -52,19 +52,8 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[PageFetch, FetchedPage 
     return seen
 
 
-def _client(*, ready: bool = True, **options: object) -> IndexClient:
-    """A client; `ready`: its page child (if it has one) already takes fetch jobs."""
-    client = IndexClient(ClientOptions(timeout=10.0, **options))  # type: ignore[arg-type]
-    if ready:
-        _wait_fetching(client)
-    return client
-
-
-def _wait_fetching(client: IndexClient) -> None:
-    worker = client.page_worker
-    if worker is not None:
-        client.start_page_worker()
-        wait_until(lambda: worker.fetching, 30.0, "the page child never said it fetches")
+def _client(**options: object) -> IndexClient:
+    return IndexClient(ClientOptions(timeout=10.0, **options))  # type: ignore[arg-type]
 
 
 def _pages(client: IndexClient, index_url: str, names: tuple[str, ...] = _NAMES) -> list[ProjectPage]:
@@ -90,24 +79,6 @@ def test_the_child_fetches_the_pages_and_they_are_the_pages_fetched_here(
         counted_here.pages,
         counted_here.bytes_fetched,
     )
-
-
-def test_a_child_still_loading_the_http_stack_leaves_the_page_to_the_caller_which_asks_sooner(
-    fixture_index: WatchedIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
-) -> None:
-    with _client(page_worker_from=None) as here:
-        expected = _pages(here, fixture_index.pypi_url, _NAMES[:2])
-    with _client(page_worker_from=1, ready=False) as client:
-        worker = client.page_worker
-        assert worker is not None and not worker.fetching  # started with the first page, not before
-        first = client.project_page(fixture_index.pypi_url, canonicalize_name(_NAMES[0]))
-        _wait_fetching(client)
-        second = client.project_page(fixture_index.pypi_url, canonicalize_name(_NAMES[1]))
-    _same(first, expected[0])
-    _same(second, expected[1])
-    (_, before), (_, after) = asked
-    assert before is None  # not asked of the child: fetched here
-    assert after is not None and after.form is not None
 
 
 def test_a_body_below_the_childs_threshold_comes_back_as_it_is_and_is_parsed_here(
@@ -149,9 +120,7 @@ class _StaleStore(_DictPageStore):
 
 
 def _stored_client(store: _DictPageStore) -> IndexClient:
-    client = IndexClient.from_options(ClientOptions(timeout=10.0, page_worker_from=1), page_store=store)
-    _wait_fetching(client)
-    return client
+    return IndexClient.from_options(ClientOptions(timeout=10.0, page_worker_from=1), page_store=store)
 
 
 def test_with_a_store_a_page_past_its_ttl_and_unchanged_comes_back_unparsed_and_is_built_from_its_form(
@@ -262,10 +231,8 @@ def test_a_child_that_dies_with_the_page_leaves_it_to_the_caller(
     monkeypatch: pytest.MonkeyPatch,
     asked: list[tuple[PageFetch, FetchedPage | None]],
 ) -> None:
-    # A child that says it fetches, reads a little of its first job, then exits: the page is fetched here.
-    ready = _ANSWER.pack(0, _READY, 0)
-    impostor = f"import sys; sys.stdout.buffer.write({ready!r}); sys.stdout.flush(); sys.stdin.buffer.read(8); sys.exit(3)"  # fmt: skip
-    monkeypatch.setattr(early_child, "_PAGE_CHILD", impostor)
+    # A child that reads a little of its first job, then exits: the page is fetched here.
+    monkeypatch.setattr(early_child, "_PAGE_CHILD", "import sys; sys.stdin.buffer.read(8); sys.exit(3)")
     with _client(page_worker_from=None) as here:
         expected = _pages(here, fixture_index.pypi_url, _NAMES[:1])
     with _client(page_worker_from=1) as client:
