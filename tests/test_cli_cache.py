@@ -162,9 +162,7 @@ def test_the_page_child_fetches_the_pages_and_one_refetched_unchanged_comes_back
         if answer is None:
             answers.append("none")
         else:
-            answers.append(
-                "form" if answer.form is not None else "body" if answer.body is not None else "same"
-            )
+            answers.append("form" if answer.form is not None else "body" if answer.body is not None else "same")
         return answer
 
     monkeypatch.setattr(PageWorker, "fetch", noted)

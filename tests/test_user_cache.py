@@ -90,9 +90,7 @@ def test_a_page_kept_by_its_head_names_its_body_past_its_ttl_and_under_a_ttl_of_
     # What the page child is told it may answer unparsed: the body the form kept beside it stands for.
     clock, warnings = _Clock(), _warnings()
     sha256 = hashlib.sha256(b"{}").hexdigest()
-    head = PageHead(
-        sha256=sha256, content_type="application/vnd.pypi.simple.v1+json", url="https://x/simple/a/"
-    )
+    head = PageHead(sha256=sha256, content_type="application/vnd.pypi.simple.v1+json", url="https://x/simple/a/")
     cache = _open(tmp_path, clock, warnings, page_ttl=600)
     assert cache.pages.kept_sha256("https://x/simple/a/") is None
     cache.pages.put_head("https://x/simple/a/", head)

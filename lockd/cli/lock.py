@@ -270,9 +270,8 @@ def _start_page_worker(settings: Settings) -> PageWorker | None:
     worker adopts it here, so the child's imports (~0.1 s on the other core) overlap this
     process's own: a cold run has its first pages in hand about 40 ms after its first request
     (bench/cases/pypi-25, cold: they had waited 70-90 ms for a child started at the first page,
-    then about 65 ms for one started here). The child fetches the pages the cache does not hold
-    fresh (`lockd.index.pages`). A run its cache answers uses no child: this one is ended,
-    unused, with the run.
+    then about 65 ms for one started here). A run its cache answers uses no child: this one is
+    ended, unused, with the run.
     """
     from lockd.index import early_child  # noqa: PLC0415
     from lockd.index.page_worker import PageWorker  # noqa: PLC0415

@@ -31,7 +31,7 @@ _early: tuple[tuple[str, ...], subprocess.Popen[bytes]] | None = None
 
 
 def page_child_argv(*, fetches: bool) -> list[str]:
-    """How a page child is started: this interpreter, `python -c`, `--fetches` for one that fetches pages."""
+    """How a page child is started: this interpreter, `python -c`, `--fetches` for a server's."""
     return [sys.executable, "-c", _PAGE_CHILD, *(["--fetches"] if fetches else [])]
 
 

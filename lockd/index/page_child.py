@@ -2,7 +2,7 @@
 
 A thread reads jobs as the parent writes them, so the parent's writes never wait on a parse.
 A parse job waits in `_Jobs`, ranked by arrival plus about its parse time, and the main thread
-parses one at a time, the lowest ranked first. A fetch job (`PageFetch`) goes
+parses one at a time, the lowest ranked first. A fetch job (a server's pages, `PageFetch`) goes
 to one of the child's fetch threads, which fetches the page with the child's own `Fetcher`
 (built from the parent's limits, never with credentials) and queues its body as a parse job;
 a body the parent named as the one it last parsed is answered at once, unparsed. Fetching here
@@ -11,8 +11,8 @@ takes the page's bytes, TLS and HTTP parsing off the parent's GIL: on a cold 200
 
 Anything but a page (not 200, an error, a page that does not parse) is answered `_NOT_FETCHED`:
 the parent fetches it itself and meets the error with its own context. Started with
-`--fetches` (the server's and `lockd lock`'s), the child loads the HTTP stack at start, after
-the parsers; otherwise only the parsers.
+`--fetches`, the child loads the HTTP stack at start; otherwise only the parsers (a cold `lockd
+lock` waits for the child's start-up with its first pages in hand).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ identity, source, types). The child honours the caller's deadline; past it, with
 is killed and started again for the next page. One child per client (a service's fresh clients
 share it). It reads pages as they are written and parses one at a time, the lowest ranked
 first: arrival plus about its parse time, so a small page is not parsed after a big one that
-came in just before it. A child started with `fetches` (the server's, `lockd lock`'s) also
-fetches pages (`fetch`, a `PageFetch`): the child's side, and why, is `page_child`. Frames on its pipes: a struct head, a JSON header, then
+came in just before it. A server's child also fetches pages (`fetch`, a `PageFetch`): the
+child's side, and why, is `page_child`. Frames on its pipes: a struct head, a JSON header, then
 the body or the answer's payload (a form, or a fetched page's meta and form or body).
 """
 

@@ -3,13 +3,9 @@
 A page is kept in memory for the TTL, bounded in bytes (PyPI here strips caching headers, so
 revalidation would never hit); a body fetched again unchanged reuses its last parse
 (`page_reuse`), and with a `PageStore` (the CLI's, on disk) pages outlive the process.
-Concurrent asks for one page share one fetch, each ending at its own deadline. The page child
-(the server's and `lockd lock`'s) fetches a page as well as parsing it, unless its index has a
-credential (`page_child`); whatever it does not answer with a page is fetched here again. With
-a store, a page fresh in it is not fetched at all, and one past its TTL is named to the child by
-the body its stored form stands for, so an unchanged page comes back unparsed and is built from
-that form (a cold `lockd lock` of bench/cases/pypi-200, two sets of 6 interleaved rounds: 1.82
-and 1.72 s against 2.08 and 1.98 s with the pages fetched here).
+Concurrent asks for one page share one fetch, each ending at its own deadline. Without a store
+(the server), the page child fetches a page as well as parsing it, unless its index has a
+credential (`page_child`); whatever it does not answer with a page is fetched here again.
 
 The parsers (`lockd.simple`'s json and html pages, with msgspec and datetime) load with the
 first page parsed, not with this module: `lockd lock` builds its client and sends its first
@@ -140,9 +136,7 @@ class ProjectPages:
             self._keep(self._store, url, body, content_type, final_url)
         return page
 
-    def _keep(
-        self, store: PageStore, url: str, body: bytes | None, content_type: str, final_url: str
-    ) -> None:
+    def _keep(self, store: PageStore, url: str, body: bytes | None, content_type: str, final_url: str) -> None:
         """Keeps a page just parsed: by its head where a form stands for its body, else by its body
         (None: the child answered it unparsed, so a form stood for it)."""
         formed = self._parsed.formed(url)

@@ -152,18 +152,10 @@ def test_with_a_store_a_page_past_its_ttl_and_unchanged_comes_back_unparsed_and_
     asked.clear()
     with _stored_client(store) as again:
         changed, formless = _pages(again, mutable_index.pypi_url, _NAMES[:2])
-    assert (
-        changed.files != expected[0].files
-        and {f.filename: f.yanked for f in changed.files}[oldest.filename] == "changed"
-    )
+    assert changed.files != expected[0].files and {f.filename: f.yanked for f in changed.files}[oldest.filename] == "changed"
     _same(formless, expected[1])
     (job1, answer1), (job2, answer2) = asked
-    assert (
-        job1.known is not None
-        and answer1 is not None
-        and answer1.sha256 != job1.known
-        and answer1.form is not None
-    )
+    assert job1.known is not None and answer1 is not None and answer1.sha256 != job1.known and answer1.form is not None
     assert answer2 is not None and answer2.sha256 == job2.known and answer2.form is None  # unparsed...
     assert any(_NAMES[1] in url for url in store.forms)  # ...and with no form for it, parsed here and kept
 
