@@ -20,7 +20,6 @@ from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd import simple
 from lockd.cli import main
 from lockd.cli.user_cache import CACHE_FILE_NAME
-from lockd.index.page_worker import FetchedPage, PageFetch, PageWorker
 from lockd.simple import ProjectPage
 from tests.support import ROOT
 
@@ -144,39 +143,6 @@ def test_a_warm_lock_builds_stored_pages_from_their_forms_and_parses_only_change
     mutable_index.yank(oldest.filename, "changed")
     _lock(mutable_index, tmp_path, capsys, *cache)
     assert parsed == ["numpy"]
-
-
-def test_the_page_child_fetches_the_pages_and_one_refetched_unchanged_comes_back_unparsed(
-    mutable_index: ControlledIndex,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # With its cache, `lockd lock`'s child fetches its pages as the server's does; past the TTL a
-    # page comes back unparsed when its bytes did not change, built from the form kept for them.
-    answers: list[str] = []
-    fetch = PageWorker.fetch
-
-    def noted(self: PageWorker, job: PageFetch) -> FetchedPage | None:
-        answer = fetch(self, job)
-        if answer is None:
-            answers.append("none")
-        else:
-            answers.append("form" if answer.form is not None else "body" if answer.body is not None else "same")
-        return answer
-
-    monkeypatch.setattr(PageWorker, "fetch", noted)
-    cache = ("--cache-dir", str(tmp_path / "cache"))
-    first, _ = _lock(mutable_index, tmp_path, capsys, *cache)
-    assert answers and "none" not in answers and "same" not in answers
-    pages = len(answers)
-    monkeypatch.setenv("LOCKD_PAGE_TTL", "0")
-    answers.clear()
-    mutable_index.reset_counters()
-    refetched, _ = _lock(mutable_index, tmp_path, capsys, *cache)
-    assert refetched == first
-    assert answers == ["same"] * pages
-    assert mutable_index.counters().requests.get("page", 0) == pages  # each once, by the child
 
 
 def test_the_cache_lives_in_xdg_cache_home_unless_lockd_cache_dir_says_otherwise(

@@ -86,31 +86,6 @@ def test_pages_are_served_within_their_ttl_and_not_after(tmp_path: Path) -> None
     cache.close()
 
 
-def test_a_page_kept_by_its_head_names_its_body_past_its_ttl_and_under_a_ttl_of_0(tmp_path: Path) -> None:
-    # What the page child is told it may answer unparsed: the body the form kept beside it stands for.
-    clock, warnings = _Clock(), _warnings()
-    sha256 = hashlib.sha256(b"{}").hexdigest()
-    head = PageHead(sha256=sha256, content_type="application/vnd.pypi.simple.v1+json", url="https://x/simple/a/")
-    cache = _open(tmp_path, clock, warnings, page_ttl=600)
-    assert cache.pages.kept_sha256("https://x/simple/a/") is None
-    cache.pages.put_head("https://x/simple/a/", head)
-    assert cache.pages.head("https://x/simple/a/") == head
-    cache.close()
-    clock.now += 601
-    cache = _open(tmp_path, clock, warnings, page_ttl=600)
-    assert cache.pages.head("https://x/simple/a/") is None  # past its TTL: not served
-    assert cache.pages.kept_sha256("https://x/simple/a/") == sha256
-    cache.close()
-    cache = _open(tmp_path, clock, warnings, page_ttl=0)
-    cache.pages.put_head("https://x/simple/b/", head)
-    cache.pages.put("https://x/simple/c/", PageBody(body=b"{}", content_type=head.content_type, url=head.url))
-    assert cache.pages.head("https://x/simple/b/") is None
-    assert cache.pages.kept_sha256("https://x/simple/b/") == sha256
-    assert cache.pages.kept_sha256("https://x/simple/c/") is None  # a body is never kept under a TTL of 0
-    cache.close()
-    assert warnings == []
-
-
 def test_the_file_stays_under_its_bound_and_keeps_what_was_used_last(tmp_path: Path) -> None:
     clock, warnings = _Clock(), _warnings()
     cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)

@@ -126,8 +126,8 @@ class IndexClient:
         # client's own, whose process starts with the first page big enough to need it.
         self._owns_page_worker = page_worker is None
         if page_worker is None:
-            # Its child fetches pages too (`pages`), as the server's and `lockd lock`'s do.
-            page_worker = PageWorker.for_options(options, fetches=True)
+            # The server's (no store): its child fetches pages too (`pages`).
+            page_worker = PageWorker.for_options(options, fetches=page_store is None)
         self._page_worker = page_worker
         # `page_store`: the CLI's pages beyond this process; None on the server.
         self._pages = ProjectPages(

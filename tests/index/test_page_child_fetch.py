@@ -1,15 +1,13 @@
-"""Pages fetched by the page child as well as parsed: the same pages, counts and errors.
+"""A server's pages fetched by its page child as well as parsed: the same pages, counts and errors.
 
-A client whose page worker fetches (the server's, and `lockd lock`'s) has its child fetch each
-page, so the page's bytes, TLS and HTTP parsing stay off the resolution's GIL. What the tests
-hold it to: the pages are those fetched and parsed here, field by field; the client counts the
-same requests, pages and bytes; a body the client parsed last time comes back unparsed and its
-parse is reused, and with a page store (the CLI's) so does a body a stored form stands for, once
-the page is past its TTL, while a changed body or a form gone is parsed again; a body below the
-child's threshold comes back as it is and is parsed here; anything but a page (404, a page that
-does not parse, a child that cannot fetch) is met again here with the client's own error; and a
-page of an index with a credential is never fetched by the child, which never holds one. Real
-children, the fixture index over HTTP.
+A client with no page store (the server's) has its child fetch each page, so the page's bytes,
+TLS and HTTP parsing stay off the resolution's GIL. What the tests hold it to: the pages are
+those fetched and parsed here, field by field; the client counts the same requests, pages and
+bytes; a body the client parsed last time comes back unparsed and its parse is reused; a body
+below the child's threshold comes back as it is and is parsed here; anything but a page (404, a
+page that does not parse, a child that cannot fetch) is met again here with the client's own
+error; and a page of an index with a credential is never fetched by the child, which never
+holds one. Real children, the fixture index over HTTP.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from collections.abc import Iterator
 
 import pytest
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
 
 from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.deadline import deadline_scope
@@ -28,7 +25,6 @@ from lockd.index import IndexClient, early_child, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
 from lockd.simple import ProjectPage
-from tests.index.test_client import _DictPageStore
 from tests.index.test_page_worker import _same
 from tests.support import child_pids
 
@@ -107,57 +103,6 @@ def test_a_body_fetched_again_unchanged_comes_back_unparsed_and_its_last_parse_i
     assert job1.known is None and answer1 is not None and answer1.form is not None
     assert answer2 is not None and job2.known == answer2.sha256 == answer1.sha256
     assert answer2.form is None and answer2.body is None
-
-
-class _StaleStore(_DictPageStore):
-    """A store whose every page is past its TTL: it names the body its form stands for, no more."""
-
-    def get(self, url: str, /) -> None:
-        return None
-
-    def head(self, url: str, /) -> None:
-        return None
-
-
-def _stored_client(store: _DictPageStore) -> IndexClient:
-    return IndexClient.from_options(ClientOptions(timeout=10.0, page_worker_from=1), page_store=store)
-
-
-def test_with_a_store_a_page_past_its_ttl_and_unchanged_comes_back_unparsed_and_is_built_from_its_form(
-    mutable_index: ControlledIndex, asked: list[tuple[PageFetch, FetchedPage | None]]
-) -> None:
-    with _client(page_worker_from=None) as here:
-        expected = _pages(here, mutable_index.pypi_url)
-    store = _StaleStore()
-    with _stored_client(store) as cold:
-        _pages(cold, mutable_index.pypi_url)
-    assert [job.known for job, _ in asked] == [None] * len(_NAMES)
-    assert all(answer is not None and answer.form is not None for _, answer in asked)
-    kept = {url: head.sha256 for url, head in store.heads.items()}
-    assert len(kept) == len(_NAMES) == len(store.forms)  # each page kept by its head, beside its form
-    asked.clear()
-    mutable_index.reset_counters()
-    with _stored_client(store) as warm:
-        found = _pages(warm, mutable_index.pypi_url)
-        assert warm.stats.pages == len(_NAMES)  # fetched again: the store holds none fresh
-    assert mutable_index.counters().requests.get("page", 0) == len(_NAMES)  # once each: by the child
-    for page, want in zip(found, expected, strict=True):
-        _same(page, want)
-    assert [job.known for job, _ in asked] == [kept[job.url] for job, _ in asked]
-    assert all(answer is not None and answer.form is None and answer.body is None for _, answer in asked)
-    # A page that changed is parsed again; one whose form is gone is fetched here.
-    oldest = min(mutable_index.files(_NAMES[0]), key=lambda artifact: Version(artifact.version))
-    mutable_index.yank(oldest.filename, "changed")
-    del store.forms[next(url for url in store.forms if _NAMES[1] in url)]
-    asked.clear()
-    with _stored_client(store) as again:
-        changed, formless = _pages(again, mutable_index.pypi_url, _NAMES[:2])
-    assert changed.files != expected[0].files and {f.filename: f.yanked for f in changed.files}[oldest.filename] == "changed"
-    _same(formless, expected[1])
-    (job1, answer1), (job2, answer2) = asked
-    assert job1.known is not None and answer1 is not None and answer1.sha256 != job1.known and answer1.form is not None
-    assert answer2 is not None and answer2.sha256 == job2.known and answer2.form is None  # unparsed...
-    assert any(_NAMES[1] in url for url in store.forms)  # ...and with no form for it, parsed here and kept
 
 
 def test_an_unknown_project_or_a_page_that_does_not_parse_is_met_here_with_its_own_error(
