@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Its page child imports on the other core while this process loads the rest (`early_child`).
         from lockd.index import early_child  # noqa: PLC0415
 
-        early_child.spawn(early_child.page_child_argv(fetches=True))
+        early_child.spawn(early_child.page_child_argv(fetches=False))
         try:
             return _main(words, chosen, own_process=argv is None)
         finally:

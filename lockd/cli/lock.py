@@ -276,7 +276,7 @@ def _start_page_worker(settings: Settings) -> PageWorker | None:
     from lockd.index import early_child  # noqa: PLC0415
     from lockd.index.page_worker import PageWorker  # noqa: PLC0415
 
-    worker = PageWorker.for_options(settings.client_options(), fetches=True)
+    worker = PageWorker.for_options(settings.client_options(), fetches=False)
     if worker is None:
         early_child.discard()  # the settings turn the page worker off
     else:

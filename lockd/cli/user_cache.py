@@ -330,10 +330,6 @@ class _PageView:
             return None
         return PageHead(sha256=sha256, content_type=content_type, url=page_url)
 
-    def kept_sha256(self, url: str, /) -> str | None:
-        found = self._cache.head(_PAGE, url)  # fresh or not, under any TTL (see `put_head`)
-        return None if found is None else _page_detail(found[0])[2]
-
     def put(self, url: str, page: PageBody, /) -> None:
         if self._cache.keeps_pages:
             sha256 = hashlib.sha256(page.body).hexdigest()
@@ -341,9 +337,8 @@ class _PageView:
 
     def put_head(self, url: str, head: PageHead, /) -> None:
         # The body is most of a page's bytes (a cold 300-pin run: 90 MB of bodies, 25 MB of forms).
-        # Kept under a TTL of 0 too, where `head` never answers for it: it names the body the form
-        # kept beside it stands for (`kept_sha256`), so the page child answers that body unparsed.
-        self._cache.put(_PAGE, url, b"", f"{head.content_type} {head.url}{_SHA256}{head.sha256}")
+        if self._cache.keeps_pages:
+            self._cache.put(_PAGE, url, b"", f"{head.content_type} {head.url}{_SHA256}{head.sha256}")
 
     # Forms are kept whatever the page TTL (0 with credentials too): one is used only for the very
     # body it was made from, which the run must have fetched, as metadata is bound to its file. So

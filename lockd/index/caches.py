@@ -123,13 +123,6 @@ class PageStore(Protocol):
 
     def head(self, url: str, /) -> PageHead | None: ...
 
-    def kept_sha256(self, url: str, /) -> str | None:
-        """The sha256 (hex) of the body the page was last kept for, fresh or not; None if none is known.
-
-        What a form kept beside it may stand for: a page fetched again by the page child is then
-        named to it as known, and the child answers an unchanged body without parsing it."""
-        ...
-
     def get_form(self, url: str, /) -> bytes | None: ...
 
     def put_form(self, url: str, form: bytes, /) -> object: ...

@@ -130,18 +130,10 @@ class ParsedPages:
         self._parsed.put(url, parsed)
         return page
 
-    @property
-    def worker_from(self) -> int:
-        """The smallest body the worker forms (with a store, `STORED_WORKER_FROM` at most)."""
-        return self._worker_from
-
     def last_digest(self, url: str) -> str | None:
-        """The sha256 (hex) of the body last parsed for `url`, if that parse is still kept, else
-        of the body the store last kept the page for (a form beside it may stand for it)."""
+        """The sha256 (hex) of the body last parsed for `url`, if that parse is still kept."""
         last = self._parsed.get(url)
-        if last is not None:
-            return last.digest.hex()
-        return None if self._store is None else self._store.kept_sha256(url)
+        return None if last is None else last.digest.hex()
 
     def fetched(self, url: str, fetched: FetchedPage, name: str) -> ProjectPage | None:
         """The page the child fetched (`PageWorker.fetch`): the last parse of the same body, or
@@ -149,18 +141,12 @@ class ParsedPages:
         digest = bytes.fromhex(fetched.sha256)
         content_type, page_url = fetched.content_type, fetched.final_url
         last = self._last(url, digest, content_type, page_url)
-        if last is not None:
-            return last
-        if fetched.form is None:
-            # The body named as known: the last parse, since dropped (None: the caller fetches
-            # it), or the one the store's form stands for, checked against this body's source.
-            page = self._from_store(url, name, fetched.sha256, content_type, page_url)
-            formed = True
-        else:
-            source = self._source(url, name, fetched.sha256, content_type, page_url)
-            page = self._from_form(url, fetched.form, source)
-            formed = self._store is not None
+        if last is not None or fetched.form is None:
+            return last  # None: the child saw the body named as the last parse, since dropped
+        source = self._source(url, name, fetched.sha256, content_type, page_url)
+        page = self._from_form(url, fetched.form, source)
         if page is not None:
+            formed = self._store is not None
             parsed = _Parsed(
                 digest=digest, content_type=content_type, page_url=page_url, page=page, formed=formed
             )

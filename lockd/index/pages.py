@@ -61,15 +61,14 @@ class ProjectPages:
             options.page_cache_bytes, store=store, max_files=options.max_page_files, worker=worker
         )
         self._flight: SingleFlight[str, ProjectPage] = SingleFlight()
-        # Pages are fetched by the child as well as parsed (`page_child`): the page's bytes,
-        # TLS and HTTP parsing stay off this process's GIL. Never a page whose index has a
-        # credential: credentials never leave this process (a redirect to such an index answers
-        # the child 401, and this process asks again). With a store (the CLI's), a page fresh in
-        # it is never fetched; one past its TTL is named to the child by the body its form
-        # stands for (`ParsedPages.last_digest`), and comes back unparsed when unchanged.
+        # The server's pages are fetched by the child as well as parsed (`page_child`): the
+        # page's bytes, TLS and HTTP parsing stay off this process's GIL. Never a page whose
+        # index has a credential: credentials never leave this process (a redirect to such an
+        # index answers the child 401, and this process asks again). Not with a store either:
+        # the CLI's pages are fresh in it or checked against its forms here.
         self._credentials = options.credentials
         self._limits: FetchLimits | None = None
-        if worker is not None and worker.fetches:
+        if worker is not None and worker.fetches and store is None:
             self._limits = FetchLimits(
                 timeout=options.timeout,
                 max_connections=min(options.max_connections, CHILD_FETCHES),
@@ -133,17 +132,12 @@ class ProjectPages:
         page = self._parse(url, body, content_type, final_url, name)
         self._pages.put(url, page)
         if self._store is not None:  # only a page that parsed is kept
-            self._keep(self._store, url, body, content_type, final_url)
+            formed = self._parsed.formed(url)
+            if formed is None:
+                self._store.put(url, PageBody(body=body, content_type=content_type, url=final_url))
+            else:  # the form stands for the body, at a fraction of its size
+                self._store.put_head(url, PageHead(sha256=formed, content_type=content_type, url=final_url))
         return page
-
-    def _keep(self, store: PageStore, url: str, body: bytes | None, content_type: str, final_url: str) -> None:
-        """Keeps a page just parsed: by its head where a form stands for its body, else by its body
-        (None: the child answered it unparsed, so a form stood for it)."""
-        formed = self._parsed.formed(url)
-        if formed is not None:  # the form stands for the body, at a fraction of its size
-            store.put_head(url, PageHead(sha256=formed, content_type=content_type, url=final_url))
-        elif body is not None:
-            store.put(url, PageBody(body=body, content_type=content_type, url=final_url))
 
     def _fetched_by_child(self, url: str, name: NormalizedName) -> ProjectPage | None:
         """The page as the child fetched and parsed it; None: fetch it here."""
@@ -157,7 +151,7 @@ class ProjectPages:
             name=name,
             max_files=self._max_files,
             known=self._parsed.last_digest(url),
-            parse_from=self._parsed.worker_from,
+            parse_from=self._worker.from_bytes,
             limits=self._limits,
         )
         fetched = self._worker.fetch(job)
@@ -174,8 +168,6 @@ class ProjectPages:
         self._counters.add("bytes_fetched", fetched.body_bytes)
         self._counters.add("pages")
         self._pages.put(url, page)
-        if self._store is not None:
-            self._keep(self._store, url, fetched.body, fetched.content_type, fetched.final_url)
         return page
 
     def _stored(self, url: str, name: NormalizedName) -> ProjectPage | None:

@@ -397,10 +397,6 @@ class _DictPageStore:
     def head(self, url: str, /) -> PageHead | None:
         return self.heads.get(url)
 
-    def kept_sha256(self, url: str, /) -> str | None:
-        head = self.heads.get(url)
-        return None if head is None else head.sha256
-
     def get_form(self, url: str, /) -> bytes | None:
         return self.forms.get(url)
 
