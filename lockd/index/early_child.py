@@ -27,7 +27,8 @@ __all__ = ["discard", "page_child_argv", "spawn", "take"]
 
 _PAGE_CHILD = child_code("lockd.index.page_child")
 _lock = threading.Lock()
-_early: tuple[tuple[str, ...], subprocess.Popen[bytes]] | None = None
+_Early = tuple[tuple[str, ...], subprocess.Popen[bytes]]  # as spawned (argv), and its process
+_early: _Early | None = None
 
 
 def page_child_argv(*, fetches: bool) -> list[str]:
@@ -44,22 +45,18 @@ def popen(argv: Sequence[str]) -> subprocess.Popen[bytes]:
 
 def spawn(argv: Sequence[str]) -> None:
     """Starts `argv` now, for `take` to hand over; a failure is left for the adopter to meet."""
-    global _early
     try:
         process = popen(argv)
     except OSError:  # a process limit, no memory to fork: the page worker tries again itself
         return
-    with _lock:
-        previous, _early = _early, (tuple(argv), process)
+    previous = _swap((tuple(argv), process))
     if previous is not None:
         _end(previous[1])
 
 
 def take(argv: Sequence[str]) -> subprocess.Popen[bytes] | None:
     """The early child if it runs `argv` and is still running; None otherwise (any other is ended)."""
-    global _early
-    with _lock:
-        early, _early = _early, None
+    early = _swap(None)
     if early is None:
         return None
     spawned_as, process = early
@@ -71,11 +68,17 @@ def take(argv: Sequence[str]) -> subprocess.Popen[bytes] | None:
 
 def discard() -> None:
     """Ends the early child if nobody took it."""
-    global _early
-    with _lock:
-        early, _early = _early, None
+    early = _swap(None)
     if early is not None:
         _end(early[1])
+
+
+def _swap(new: _Early | None) -> _Early | None:
+    """Puts `new` in place of the early child, answering the one it replaced."""
+    global _early
+    with _lock:
+        previous, _early = _early, new
+    return previous
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
