@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -200,3 +201,27 @@ def test_versions_sort_as_they_compare() -> None:
     ]
     versions = [Version(t) for t in texts]
     assert sorted(versions, key=finder._VERSION_ORDER, reverse=True) == sorted(versions, reverse=True)
+
+
+def test_a_specifier_set_asked_again_gets_the_same_candidates_and_its_prerelease_rule() -> None:
+    # The finder keeps each set's text by the set's identity (a requirement's own set comes back
+    # at every find_matches); what `prereleases` says is read at every ask, since a set's
+    # override can be changed after it was first asked about.
+    target = target_from_spec({"platform": "linux_x86_64", "python": "3.11"})
+    files = tuple(_wheel(f"demo-{v}-py3-none-any.whl", v, "py3-none-any") for v in ("1.0", "1.1", "2.0b1"))
+    page = ProjectPage(canonicalize_name("demo"), "https://files.example/simple/demo/", files)
+    finder = Finder(canonicalize_name("demo"), page, target, as_of=None, prereleases=False)
+    spec = SpecifierSet(">=1.0")
+
+    def versions(specifier: SpecifierSet) -> list[str]:
+        return [str(c.version) for c in finder.candidates(specifier, None)]
+
+    assert versions(spec) == ["1.1", "1.0"]
+    assert versions(spec) == ["1.1", "1.0"]
+    spec.prereleases = True
+    assert versions(spec) == ["2.0b1", "1.1", "1.0"]
+    assert versions(SpecifierSet(">=1.0")) == ["1.1", "1.0"]  # an equal set, another object
+    assert versions(SpecifierSet(">=1.1,<2")) == ["1.1"]
+    for n in range(300):  # past the sets kept: forgotten, then asked again as new
+        assert versions(SpecifierSet(f">=1.0,!=0.0.{n}")) == ["1.1", "1.0"]
+    assert versions(spec) == ["2.0b1", "1.1", "1.0"]

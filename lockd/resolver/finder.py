@@ -42,6 +42,7 @@ _SHOWN_TAGS = 8
 # of distinct specifiers; past this many the finder forgets them all and starts over (a list
 # of a project with thousands of versions is a few hundred KiB).
 _KEPT_CANDIDATE_LISTS = 64
+_KEPT_TEXTS = 256
 # What `Finder._verdict` says of a file: the target does not take it, installs it, or only a
 # machine at a newer level does.
 _SKIP, _INSTALLS, _NEWER = 0, 1, 2
@@ -141,6 +142,9 @@ class Finder:
         self.releases = self._releases()
         self._newest_first = sorted(self.releases, key=_VERSION_ORDER, reverse=True)
         self._found: dict[tuple[str, bool | None, NormalizedName | None], tuple[ProjectCandidate, ...]] = {}
+        # Each specifier set's text, by the set's identity: a requirement's own set comes back at
+        # every find_matches of its name (`Provider.specifier_for`), in every resolution.
+        self._texts: dict[int, tuple[SpecifierSet, str]] = {}
 
     def installs(self, file: DistFile) -> bool:
         """Whether the target installs (or builds) this file, as of the request's `as_of`."""
@@ -187,7 +191,15 @@ class Finder:
         in it, 12 µs a call here, asked at every `find_matches`; two spellings of one set only
         cost a second entry.
         """
-        key = (",".join(sorted(map(str, specifier))), specifier.prereleases, extra)
+        known = self._texts.get(id(specifier))
+        if known is not None and known[0] is specifier:
+            text = known[1]
+        else:
+            text = ",".join(sorted(map(str, specifier)))
+            if len(self._texts) >= _KEPT_TEXTS:
+                self._texts.clear()
+            self._texts[id(specifier)] = (specifier, text)  # holds the set: its id stays its own
+        key = (text, specifier.prereleases, extra)
         found = self._found.get(key)
         if found is None:
             found = tuple(self._candidates(specifier, extra))

@@ -180,6 +180,11 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
     def finder(self, name: NormalizedName) -> Finder:
         """The project's finder, reading its page from the index that serves it on first use."""
+        # Asked at every find_matches: a finder once kept is never replaced, and a dict read is
+        # atomic, so a hit needs no lock.
+        finder = self._finders.get(name)
+        if finder is not None:
+            return finder
         with self._finder_lock:
             finder = self._finders.get(name)
             missing = self._missing.get(name)
@@ -217,8 +222,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         with self._finder_lock:
             return self._finders.setdefault(name, finder)
 
-    def specifier_for(self, name: NormalizedName, requirements: Iterable[ProjectRequirement]) -> SpecifierSet:
+    def specifier_for(self, name: NormalizedName, requirements: Sequence[ProjectRequirement]) -> SpecifierSet:
         """The requirements' specifiers and the project's constraints, combined."""
+        if len(requirements) == 1 and name not in self._constraints:
+            return requirements[0].specifier  # the one set itself: read, never changed
         specifier = SpecifierSet()
         for requirement in requirements:
             specifier &= requirement.specifier
@@ -387,12 +394,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             return []
         specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
-        found: list[AnyCandidate] = [
-            *self._preferred_first(
-                identifier.name,
-                [c for c in finder.candidates(specifier, identifier.extra) if c.version not in excluded],
-            )
-        ]
+        allowed = finder.candidates(specifier, identifier.extra)  # a new list: ours to keep
+        if excluded:  # mostly none: then no pass over a project's hundreds of versions
+            allowed = [c for c in allowed if c.version not in excluded]
+        found: list[AnyCandidate] = [*self._preferred_first(identifier.name, allowed)]
         self._counts[identifier] = len(found)
         if found:
             first = found[0]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections import OrderedDict
 from collections.abc import Collection, Iterable
 
 from resolvelib.providers import AbstractProvider
@@ -143,7 +142,11 @@ class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
         if self._states:
             raise RuntimeError("already resolved")
         self._r.starting()
-        self._states = [State(mapping=OrderedDict(), criteria={}, backtrack_causes=[])]
+        # A dict where resolvelib starts with an OrderedDict: every round copies the mapping
+        # (`_push_new_state`), and a dict copies in one C call (fully cached pypi-300: 7 ms of
+        # about 110). resolvelib only re-inserts, pops the last pin and iterates, which a dict
+        # does in the same order.
+        self._states = [State(mapping={}, criteria={}, backtrack_causes=[])]
         for requirement in requirements:
             try:
                 self._add_to_criteria(self.state.criteria, requirement, parent=None)
