@@ -42,10 +42,14 @@ _Universe = dict[str, dict[int, tuple[_Req, ...]]]  # name -> version -> depende
 
 
 class _Provider(resolvelib.AbstractProvider[_Req, tuple[str, int], str]):
-    """Newest first; a preference with many ties, so the order of the unsatisfied names decides."""
+    """Newest first; a preference with many ties, so the order of the unsatisfied names decides.
+
+    The preference also reads what find_matches last found for the name, as lockd's candidate
+    count does: even for a requirement that then conflicts, or a candidate that fails."""
 
     def __init__(self, universe: _Universe) -> None:
         self.universe = universe
+        self.found: dict[str, int] = {}
 
     def identify(self, requirement_or_candidate: _Req | tuple[str, int]) -> str:
         if isinstance(requirement_or_candidate, _Req):
@@ -61,7 +65,11 @@ class _Provider(resolvelib.AbstractProvider[_Req, tuple[str, int], str]):
         backtrack_causes: Sequence[Any],
     ) -> Any:
         causes = {c.requirement.name for c in backtrack_causes}
-        return (identifier not in causes, len(list(information[identifier])) % 2)
+        return (
+            identifier not in causes,
+            len(list(information[identifier])) % 2,
+            self.found.get(identifier, 0) % 2,
+        )
 
     def find_matches(
         self,
@@ -71,11 +79,13 @@ class _Provider(resolvelib.AbstractProvider[_Req, tuple[str, int], str]):
     ) -> Iterable[tuple[str, int]]:
         wanted = list(requirements[identifier])
         bad = {c[1] for c in incompatibilities[identifier]}
-        return [
+        found = [
             (identifier, v)
             for v in sorted(self.universe.get(identifier, {}), reverse=True)
             if v not in bad and all(r.low <= v <= r.high for r in wanted)
         ]
+        self.found[identifier] = len(found)
+        return found
 
     def is_satisfied_by(self, requirement: _Req, candidate: tuple[str, int]) -> bool:
         return requirement.low <= candidate[1] <= requirement.high
