@@ -27,14 +27,12 @@ of this version (another version, another program, corruption) is discarded and 
 a warning; an error while the cache is in use turns it off for the rest of the run (and
 discards it if it is corrupt). The cache can make a run faster, never make it fail.
 
-Past 400 lines, still one job: one file and its format; the views at the end are only what the
-index client's protocols see of it.
+What the index client's protocols see of the file (metadata, pages and forms, hashes, each by
+its own key) is in `lockd.cli.cache_views`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import threading
 import time
@@ -43,7 +41,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from lockd.index.caches import MetadataKey, PageBody, PageHead
+from lockd.cli.cache_views import FORM, PAGE, HashView, MetadataView, PageView
 from lockd.memory_cache import BoundedCache
 
 __all__ = ["CACHE_FILE_NAME", "UserCache", "open_user_cache"]
@@ -59,11 +57,6 @@ _BACKLOG_BYTES = 64 * 1024 * 1024  # queued bytes past which a writer waits for 
 _TOUCH_AFTER = 3600.0  # an entry's last use is rewritten at most hourly: warm runs write nothing
 _KEEP_FRACTION = 0.8  # eviction goes below the bound, so the next runs do not evict again at once
 _MEMORY_BYTES = 64 * 1024 * 1024  # what this process has read, in front of the file
-
-_METADATA = "metadata"
-_PAGE = "page"
-_FORM = "form"  # a page's parsed form, by the page's URL
-_HASH = "hash"
 
 _SCHEMA = (
     """CREATE TABLE entries (
@@ -130,9 +123,9 @@ class UserCache:
         self._wake = threading.Condition(self._state_lock)
         self._closing = False
         self._writer_thread: threading.Thread | None = None
-        self.metadata = _MetadataView(self)
-        self.pages = _PageView(self)
-        self.hashes = _HashView(self)
+        self.metadata = MetadataView(self)
+        self.pages = PageView(self)
+        self.hashes = HashView(self)
 
     # -- reads and writes by (kind, key) ---------------------------------------------------
 
@@ -144,7 +137,7 @@ class UserCache:
         if row is None:
             return None
         entry = (bytes(row[0]), str(row[1]), float(row[2]))
-        if kind not in (_PAGE, _FORM):  # the client keeps the parsed page; its bytes need not stay too
+        if kind not in (PAGE, FORM):  # the client keeps the parsed page; its bytes need not stay too
             self._recent.put((kind, key), entry)
         return entry
 
@@ -285,101 +278,6 @@ class UserCache:
         self._corrupt = not isinstance(exc, sqlite3.OperationalError)
         then = "it will be rebuilt" if self._corrupt else "continuing without it"
         self._warn(f"the cache {self.path} failed ({exc}); {then}")
-
-
-class _MetadataView:
-    """The cache as a `lockd.index.MetadataCache`: the exact file identity is the key."""
-
-    def __init__(self, cache: UserCache) -> None:
-        self._cache = cache
-
-    def get(self, key: MetadataKey, /) -> bytes | None:
-        entry = self._cache.get(_METADATA, _identity(key))
-        return None if entry is None else entry[0]
-
-    def put(self, key: MetadataKey, metadata: bytes, /) -> None:
-        self._cache.put(_METADATA, _identity(key), metadata)
-
-
-class _PageView:
-    """The cache as a `lockd.index.PageStore`: pages by the URL asked for, within the TTL, and their forms."""
-
-    def __init__(self, cache: UserCache) -> None:
-        self._cache = cache
-
-    def get(self, url: str, /) -> PageBody | None:
-        if not self._cache.keeps_pages:
-            return None
-        entry = self._cache.get(_PAGE, url)
-        if entry is None or not self._cache.page_is_fresh(entry[2]):
-            return None
-        content_type, page_url, sha256 = _page_detail(entry[1])
-        # A page kept by its head alone (`put_head`) has no body here; nor has a damaged entry.
-        if sha256 is not None and hashlib.sha256(entry[0]).hexdigest() != sha256:
-            return None
-        return PageBody(body=entry[0], content_type=content_type, url=page_url)
-
-    def head(self, url: str, /) -> PageHead | None:
-        if not self._cache.keeps_pages:
-            return None
-        found = self._cache.head(_PAGE, url)
-        if found is None or not self._cache.page_is_fresh(found[1]):
-            return None
-        content_type, page_url, sha256 = _page_detail(found[0])
-        if sha256 is None:  # not written by this version: no form can be matched to it
-            return None
-        return PageHead(sha256=sha256, content_type=content_type, url=page_url)
-
-    def put(self, url: str, page: PageBody, /) -> None:
-        if self._cache.keeps_pages:
-            sha256 = hashlib.sha256(page.body).hexdigest()
-            self._cache.put(_PAGE, url, page.body, f"{page.content_type} {page.url}{_SHA256}{sha256}")
-
-    def put_head(self, url: str, head: PageHead, /) -> None:
-        # The body is most of a page's bytes (a cold 300-pin run: 90 MB of bodies, 25 MB of forms).
-        if self._cache.keeps_pages:
-            self._cache.put(_PAGE, url, b"", f"{head.content_type} {head.url}{_SHA256}{head.sha256}")
-
-    # Forms are kept whatever the page TTL (0 with credentials too): one is used only for the very
-    # body it was made from, which the run must have fetched, as metadata is bound to its file. So
-    # a page fetched again (LOCKD_PAGE_TTL=0, or past its TTL) with the same bytes is not parsed.
-
-    def get_form(self, url: str, /) -> bytes | None:
-        entry = self._cache.get(_FORM, url)
-        return None if entry is None else entry[0]
-
-    def put_form(self, url: str, form: bytes, /) -> None:
-        self._cache.put(_FORM, url, form)
-
-
-_SHA256 = " sha256="
-
-
-def _page_detail(detail: str) -> tuple[str, str, str | None]:
-    """A page entry's content type, final URL and body sha256 (None if the detail names none)."""
-    content_type, _, rest = detail.partition(" ")
-    page_url, found, sha256 = rest.rpartition(_SHA256)
-    if not found or len(sha256) != 64 or sha256.strip("0123456789abcdef"):
-        return content_type, rest, None
-    return content_type, page_url, sha256
-
-
-class _HashView:
-    """The cache as a `lockd.index.HashCache`: sha256 by URL + size + ETag."""
-
-    def __init__(self, cache: UserCache) -> None:
-        self._cache = cache
-
-    def get(self, key: str, /) -> str | None:
-        entry = self._cache.get(_HASH, key)
-        return None if entry is None else entry[0].decode("ascii", "replace")
-
-    def put(self, key: str, sha256: str, /) -> None:
-        self._cache.put(_HASH, key, sha256.encode("ascii"))
-
-
-def _identity(key: MetadataKey) -> str:
-    return json.dumps([key.page_url, key.filename, key.sha256], ensure_ascii=True)
 
 
 # -- opening -----------------------------------------------------------------------------------
