@@ -2,9 +2,9 @@
 
 It finds candidates through one `Finder` per project, reads dependencies from metadata
 through `IndexSource` (which `lockd.index.IndexClient` satisfies), applies constraints and
-strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib: from the first
-fetch the resolution needs, the newest likely candidate of every newly seen dependency is
-prefetched as soon as it is known, so the resolver rarely waits on the network. Everything
+strict index routing (`IndexPlan.index_for`), and walks ahead of resolvelib (`lockd.resolver.walk`):
+from the first fetch the resolution needs, the newest likely candidate of every newly seen
+dependency is prefetched as soon as it is known, so the resolver rarely waits on the network. Everything
 resolvelib asks is memoised per project and version.
 
 A dependency on a project the index does not have (404) gets no candidates, and a version
@@ -57,6 +57,7 @@ from lockd.resolver.finder import Finder
 from lockd.resolver.metadata import MetadataReader
 from lockd.resolver.python_answers import PythonAnswers
 from lockd.resolver.views import InformationView
+from lockd.resolver.walk import PrefetchWalk
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
@@ -123,16 +124,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             marker = constraint.requirement.marker
             if marker is None or marker_true(request.target, marker, ""):
                 self._constraints.setdefault(constraint.name, []).append(constraint)
-        self._seen: set[Identity] = set()
-        self._seen_lock = threading.Lock()
-        self._warming = True
-        # The walk starts at the first fetch the resolution needs (`_start_walk`); until then
-        # what is announced waits here. A resolution its caches answer whole never walks: on a
-        # fully cached 300-pin stack the walk's threads took the GIL from the resolving thread
-        # for about a tenth of its time and fetched nothing.
-        self._walking = False
-        self._waiting: list[ProjectRequirement] = []
         self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
+        self._walk = PrefetchWalk(tasks, self.candidates_for, self._metadata.parse)
         self._depth: dict[Identifier, int] = {}
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._python = PythonAnswers(request.target.python)
@@ -204,8 +197,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 raise self._missing.setdefault(name, refusal)
         try:
             index_url = self._request.plan.index_for(name)
-            if not self._walking and not self._index.holds_page(index_url, name):
-                self._start_walk()
+            if not self._walk.walking and not self._index.holds_page(index_url, name):
+                self._walk.start()
             page = self._index.project_page(index_url, name)
         except UnknownProject as exc:
             with self._finder_lock:
@@ -259,56 +252,15 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 context={"target": self.target.describe()},
             )
 
-    # --- the prefetch walk ---
+    # --- the prefetch walk (`lockd.resolver.walk`) ---
 
     def announce(self, requirements: Iterable[AnyRequirement]) -> None:
         """Starts fetching pages and the likely metadata of projects (or extras) not seen before."""
-        for requirement in requirements:
-            if not isinstance(requirement, ProjectRequirement):
-                continue
-            with self._seen_lock:
-                if not self._warming or requirement.identity in self._seen:
-                    continue
-                self._seen.add(requirement.identity)
-                if not self._walking:
-                    self._waiting.append(requirement)
-                    continue
-            # Under the resolution's deadline; dropped once the resolution ended.
-            self._tasks.submit(self._warm, requirement)
-
-    def _start_walk(self) -> None:
-        """The resolution needs a fetch: the walk starts, from everything announced so far."""
-        with self._seen_lock:
-            if self._walking or not self._warming:
-                return
-            self._walking = True
-            waiting, self._waiting = self._waiting, []
-        for requirement in waiting:
-            self._tasks.submit(self._warm, requirement)
+        self._walk.announce(requirements)
 
     def stop_warming(self) -> None:
         """Queued prefetches return at once: the resolution no longer needs them."""
-        with self._seen_lock:
-            self._warming = False
-
-    def _warm(self, requirement: ProjectRequirement) -> None:
-        """Fetches the likely candidate's page and metadata, then walks on to its dependencies.
-
-        resolvelib asks for a dependency only once it pins the parent, so without the walk the
-        network wait grows with the depth of the graph. Only the newest candidate that the one
-        requirement allows is followed, and `announce` stops at identities already seen, so the
-        walk costs at most one page and one metadata fetch per project (and extra) it reaches.
-        """
-        try:
-            if not self._warming:
-                return
-            likely = next(iter(self.candidates_for(requirement)), None)
-            if likely is None or not self._warming:
-                return
-            _requires_python, found = self._metadata.parse(likely, requirement.extra)
-        except LockdError:
-            return  # find_matches / get_dependencies ask again and report it with the requirement chain
-        self.announce(found)
+        self._walk.stop()
 
     # --- resolvelib interface ---
 
@@ -410,7 +362,7 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 self._prefetched[id(file)] = file  # holds the file: its id stays its own
                 with suppress(LockdError):
                     if self._index.prefetch_metadata([file]):
-                        self._start_walk()
+                        self._walk.start()
         return found
 
     def _pins(self, requirement: AnyRequirement) -> bool:

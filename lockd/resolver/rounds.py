@@ -11,6 +11,7 @@ the same criteria, in the same order, reach `narrow_requirement_selection` and `
 so the pins are the ones pip's resolvelib gives. Whether a pin satisfies a criterion is
 remembered as long as both objects live, as resolvelib never mutates a `Criterion`; a criterion
 that extends another by one requirement takes the other's answer and asks only about that one.
+Likewise each unsatisfied name's preference is kept until a round touches the name (`_choose`).
 """
 
 from __future__ import annotations
