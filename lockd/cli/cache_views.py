@@ -54,27 +54,26 @@ class PageView:
         self._cache = cache
 
     def get(self, url: str, /) -> PageBody | None:
-        if not self._cache.keeps_pages:
+        entry = self._cache.get(PAGE, url) if self._cache.keeps_pages else None
+        detail = None if entry is None else self._fresh(entry[1], entry[2])
+        if entry is None or detail is None:
             return None
-        entry = self._cache.get(PAGE, url)
-        if entry is None or not self._cache.page_is_fresh(entry[2]):
-            return None
-        content_type, page_url, sha256 = _page_detail(entry[1])
+        content_type, page_url, sha256 = detail
         # A page kept by its head alone (`put_head`) has no body here; nor has a damaged entry.
         if sha256 is not None and hashlib.sha256(entry[0]).hexdigest() != sha256:
             return None
         return PageBody(body=entry[0], content_type=content_type, url=page_url)
 
     def head(self, url: str, /) -> PageHead | None:
-        if not self._cache.keeps_pages:
+        found = self._cache.head(PAGE, url) if self._cache.keeps_pages else None
+        detail = None if found is None else self._fresh(*found)
+        if detail is None or detail[2] is None:  # no sha256: not written by this version, no form matches
             return None
-        found = self._cache.head(PAGE, url)
-        if found is None or not self._cache.page_is_fresh(found[1]):
-            return None
-        content_type, page_url, sha256 = _page_detail(found[0])
-        if sha256 is None:  # not written by this version: no form can be matched to it
-            return None
-        return PageHead(sha256=sha256, content_type=content_type, url=page_url)
+        return PageHead(sha256=detail[2], content_type=detail[0], url=detail[1])
+
+    def _fresh(self, detail: str, stored_at: float) -> tuple[str, str, str | None] | None:
+        """A page entry's detail (`_page_detail`) while the entry is within the TTL."""
+        return _page_detail(detail) if self._cache.page_is_fresh(stored_at) else None
 
     def put(self, url: str, page: PageBody, /) -> None:
         if self._cache.keeps_pages:
