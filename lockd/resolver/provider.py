@@ -111,7 +111,6 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
     ) -> None:
         self._request = request
         self._index = index
-        self._tasks = tasks
         self._deadline = deadline
         self._finders: dict[NormalizedName, Finder] = {}
         self._finder_lock = threading.Lock()
