@@ -14,18 +14,20 @@ from typing import Protocol
 
 from lockd.index.caches import MetadataKey, PageBody, PageHead
 
-__all__ = ["FORM", "HASH", "METADATA", "PAGE", "Entries", "HashView", "MetadataView", "PageView"]
+__all__ = ["FORM", "HASH", "METADATA", "PAGE", "Entries", "Entry", "HashView", "MetadataView", "PageView"]
 
 METADATA = "metadata"
 PAGE = "page"
 FORM = "form"  # a page's parsed form, by the page's URL
 HASH = "hash"
 
+Entry = tuple[bytes, str, float]  # value, detail, stored_at
+
 
 class Entries(Protocol):
     """The cache file by (kind, key), as `UserCache` keeps it."""
 
-    def get(self, kind: str, key: str, /) -> tuple[bytes, str, float] | None: ...
+    def get(self, kind: str, key: str, /) -> Entry | None: ...
     def head(self, kind: str, key: str, /) -> tuple[str, float] | None: ...
     def put(self, kind: str, key: str, value: bytes, detail: str = "", /) -> None: ...
     def page_is_fresh(self, stored_at: float, /) -> bool: ...

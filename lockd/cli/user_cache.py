@@ -41,7 +41,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from lockd.cli.cache_views import FORM, PAGE, HashView, MetadataView, PageView
+from lockd.cli.cache_views import FORM, PAGE, Entry, HashView, MetadataView, PageView
 from lockd.memory_cache import BoundedCache
 
 __all__ = ["CACHE_FILE_NAME", "UserCache", "open_user_cache"]
@@ -84,7 +84,6 @@ _EVICT = """DELETE FROM entries WHERE id IN (
     WHERE newer > ?)"""
 
 _Key = tuple[str, str]  # (kind, key)
-_Entry = tuple[bytes, str, float]  # value, detail, stored_at
 
 
 class _ForeignFile(Exception):
@@ -114,10 +113,10 @@ class UserCache:
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._pending: dict[_Key, _Entry] = {}
+        self._pending: dict[_Key, Entry] = {}
         self._pending_bytes = 0
         self._touched: set[_Key] = set()
-        self._recent: BoundedCache[_Key, _Entry] = BoundedCache(_MEMORY_BYTES, sizeof=lambda e: len(e[0]))
+        self._recent: BoundedCache[_Key, Entry] = BoundedCache(_MEMORY_BYTES, sizeof=lambda e: len(e[0]))
         self._failed = False
         self._corrupt = False
         self._wake = threading.Condition(self._state_lock)
@@ -129,7 +128,7 @@ class UserCache:
 
     # -- reads and writes by (kind, key) ---------------------------------------------------
 
-    def get(self, kind: str, key: str) -> _Entry | None:
+    def get(self, kind: str, key: str) -> Entry | None:
         entry = self._held(kind, key)
         if entry is not None or self._failed:
             return entry
@@ -149,7 +148,7 @@ class UserCache:
         row = None if self._failed else self._select("detail, stored_at", kind, key)
         return None if row is None else (str(row[0]), float(row[1]))
 
-    def _held(self, kind: str, key: str) -> _Entry | None:
+    def _held(self, kind: str, key: str) -> Entry | None:
         with self._state_lock:
             entry = self._pending.get((kind, key))
         return self._recent.get((kind, key)) if entry is None else entry

@@ -19,13 +19,14 @@ from packaging.utils import NormalizedName
 from lockd.errors import LockdError
 from lockd.index.threads import TaskScope
 from lockd.resolver.candidates import AnyRequirement, Identity, ProjectCandidate, ProjectRequirement
+from lockd.resolver.dependencies import ParsedMetadata
 
 __all__ = ["PrefetchWalk"]
 
 # The candidates one requirement allows, best first; a candidate's dependencies (with its
 # Requires-Python) for an extra or none.
 CandidatesFor = Callable[[ProjectRequirement], list[ProjectCandidate]]
-DependenciesOf = Callable[[ProjectCandidate, NormalizedName | None], tuple[str | None, list[AnyRequirement]]]
+DependenciesOf = Callable[[ProjectCandidate, NormalizedName | None], ParsedMetadata]
 
 
 class PrefetchWalk:
