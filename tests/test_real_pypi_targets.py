@@ -18,6 +18,7 @@ import platform as host_platform
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,35 +78,111 @@ def _lock(pypi: Pypi, requirements: str, target: Target) -> Lock:
     return resolve(request, pypi.client)
 
 
-def _agrees_with_uv(pypi: Pypi, requirements: str, target: Target, tmp_path: Path, uv_cache: Path) -> None:
-    indexes = UvIndexes(pypi.url)
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What lockd, uv and pip made of one case; each test judges its own."""
+
+    lock: Lock | None
+    refused: LockdError | None  # lockd found no version that installs
+    uv: dict[str, str] | None
+    uv_failed: PeerFailed | None
+    chosen: list[str] | None  # what pip would install from the lock; None where the pins differ
+
+
+def _outcome(pypi: Pypi, requirements: str, target: Target, tmp_path: Path, uv_cache: Path) -> Outcome:
     try:
-        lock = _lock(pypi, requirements, target)
-    except LockdError as refused:
+        lock, refused = _lock(pypi, requirements, target), None
+    except LockdError as exc:
+        lock, refused = None, exc
+    try:
+        uv, uv_failed = (
+            uv_compile(requirements, target, UvIndexes(pypi.url), tmp_path, uv_cache=uv_cache),
+            None,
+        )
+    except PeerFailed as exc:
+        uv, uv_failed = None, exc
+    agreed = lock is not None and uv == {name: str(version) for name, version in lock.pins.items()}
+    chosen = pip_dry_run_lock(lock, tmp_path) if agreed and lock is not None else None
+    return Outcome(lock=lock, refused=refused, uv=uv, uv_failed=uv_failed, chosen=chosen)
+
+
+Case = tuple[str, str, str]  # requirements, platform, Python
+
+
+def _case(item: pytest.Item) -> Case | None:
+    """The case a collected test of this module checks, from its parameters; None for any other test."""
+    if not isinstance(item, pytest.Function) or item.module is not sys.modules[__name__]:
+        return None
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    if item.originalname == "test_new_pythons_agree_with_uv_on_every_platform":
+        return STACK, str(params["platform_name"]), str(params["python"])
+    if item.originalname == "test_torch_from_pypi_for_new_pythons_agrees_with_uv":
+        return "torch\n", str(params["platform_name"]), str(params["python"])
+    return None
+
+
+# Each case waits on the network most of its time (pip reads every wheel's METADATA by range
+# requests, one after another: 4-12 s a case, against 1-2 s of lockd and uv): run one after the
+# other, the module took 308 s of a CI run. The selected cases start together when the module's
+# first case asks, a few at a time, and each test then judges its own case's outcome.
+_AT_ONCE = 4
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    request: pytest.FixtureRequest, pypi: Pypi, uv_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Case, Future[Outcome]]]:
+    cases = dict.fromkeys(case for item in request.session.items if (case := _case(item)) is not None)
+    # torch's cases first: its wheels are the biggest for pip to read (aarch64 took 44 s alone)
+    cases = dict.fromkeys(sorted(cases, key=lambda case: case[0] == STACK))
+    with ThreadPoolExecutor(max_workers=_AT_ONCE, thread_name_prefix="peer-case") as pool:
+        futures = {
+            case: pool.submit(
+                _outcome,
+                pypi,
+                case[0],
+                Target.of(case[1], case[2]),
+                tmp_path_factory.mktemp("case"),
+                uv_cache,
+            )
+            for case in cases
+        }
+        try:
+            yield futures
+        finally:
+            for future in futures.values():
+                future.cancel()
+
+
+def _agrees_with_uv(outcomes: dict[Case, Future[Outcome]], case: Case) -> None:
+    outcome = outcomes[case].result()
+    if outcome.refused is not None:
         # Where lockd finds no version that installs, uv must find none either.
-        with pytest.raises(PeerFailed):
-            uv_compile(requirements, target, indexes, tmp_path, uv_cache=uv_cache)
-        assert "has no file for" in refused.message, refused.message
+        assert outcome.uv_failed is not None, (
+            f"lockd refused ({outcome.refused.message}) but uv locked {outcome.uv}"
+        )
+        assert "has no file for" in outcome.refused.message, outcome.refused.message
         return
-    expected = uv_compile(requirements, target, indexes, tmp_path, uv_cache=uv_cache)
-    assert {name: str(version) for name, version in lock.pins.items()} == expected
-    chosen = pip_dry_run_lock(lock, tmp_path)
-    assert chosen and all(name.endswith(".whl") for name in chosen)
+    if outcome.uv_failed is not None:
+        raise outcome.uv_failed
+    assert outcome.lock is not None
+    assert {name: str(version) for name, version in outcome.lock.pins.items()} == outcome.uv
+    assert outcome.chosen and all(name.endswith(".whl") for name in outcome.chosen)
 
 
 @pytest.mark.parametrize("python", PYTHONS)
 @pytest.mark.parametrize("platform_name", list(PLATFORMS))
 def test_new_pythons_agree_with_uv_on_every_platform(
-    pypi: Pypi, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+    outcomes: dict[Case, Future[Outcome]], platform_name: str, python: str
 ) -> None:
-    _agrees_with_uv(pypi, STACK, Target.of(platform_name, python), tmp_path, uv_cache)
+    _agrees_with_uv(outcomes, (STACK, platform_name, python))
 
 
 @pytest.mark.parametrize(("platform_name", "python"), TORCH_TARGETS)
 def test_torch_from_pypi_for_new_pythons_agrees_with_uv(
-    pypi: Pypi, platform_name: str, python: str, tmp_path: Path, uv_cache: Path
+    outcomes: dict[Case, Future[Outcome]], platform_name: str, python: str
 ) -> None:
-    _agrees_with_uv(pypi, "torch\n", Target.of(platform_name, python), tmp_path, uv_cache)
+    _agrees_with_uv(outcomes, ("torch\n", platform_name, python))
 
 
 def _glibc() -> tuple[int, int] | None:
