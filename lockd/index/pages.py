@@ -98,8 +98,11 @@ class ProjectPages:
         )
 
     def holds(self, index_url: str, name: NormalizedName) -> bool:
-        """Whether the page is in memory within its TTL (a page on disk, the CLI's, is not)."""
-        return self._pages.get(page_url(index_url, name)) is not None
+        """Whether the page is in memory within its TTL, or fresh in the page store (the CLI's)."""
+        url = page_url(index_url, name)
+        return self._pages.get(url) is not None or (
+            self._store is not None and self._store.head(url) is not None
+        )
 
     def clear(self) -> None:
         """Forgets every page kept in memory."""
