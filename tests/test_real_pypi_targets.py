@@ -8,7 +8,7 @@ or both refuse, and pip installs each lock for its target with `--require-hashes
 through `pypi_view`. vllm's lock for Linux x86_64 / Python 3.11 at the default glibc 2.28
 installs on this host (glibc 2.36) without building anything: llguidance's only Linux wheels
 are `manylinux_2_31`, and the lock lists that wheel beside the sdist. Skipped with a reason when
-PyPI is unreachable.
+PyPI is unreachable. The cases run four at a time (`outcomes`), each test judging its own.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _lock(pypi: Pypi, requirements: str, target: Target) -> Lock:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What lockd, uv and pip made of one case; each test judges its own."""
+    """What lockd, uv and pip made of one case; each test judges its own (vllm's has no uv)."""
 
     lock: Lock | None
     refused: LockdError | None  # lockd found no version that installs
@@ -107,6 +107,7 @@ def _outcome(pypi: Pypi, requirements: str, target: Target, tmp_path: Path, uv_c
 
 
 Case = tuple[str, str, str]  # requirements, platform, Python
+VLLM: Case = ("vllm\n", "linux_x86_64", "3.11")
 
 
 def _case(item: pytest.Item) -> Case | None:
@@ -116,6 +117,8 @@ def _case(item: pytest.Item) -> Case | None:
     params = item.callspec.params if hasattr(item, "callspec") else {}
     if item.originalname == "test_new_pythons_agree_with_uv_on_every_platform":
         return STACK, str(params["platform_name"]), str(params["python"])
+    if item.originalname == "test_a_vllm_lock_installs_on_a_newer_glibc_without_building":
+        return VLLM if _INSTALLS_HERE else None
     if item.originalname == "test_torch_from_pypi_for_new_pythons_agrees_with_uv":
         return "torch\n", str(params["platform_name"]), str(params["python"])
     return None
@@ -133,11 +136,14 @@ def outcomes(
     request: pytest.FixtureRequest, pypi: Pypi, uv_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[Case, Future[Outcome]]]:
     cases = dict.fromkeys(case for item in request.session.items if (case := _case(item)) is not None)
-    # torch's cases first: its wheels are the biggest for pip to read (aarch64 took 44 s alone)
-    cases = dict.fromkeys(sorted(cases, key=lambda case: case[0] == STACK))
+    # The longest first: vllm's (46 s alone), then torch's, whose wheels are the biggest for pip
+    # to read (aarch64 took 44 s alone), then the stack's.
+    cases = dict.fromkeys(sorted(cases, key=lambda case: (case != VLLM, case[0] == STACK)))
     with ThreadPoolExecutor(max_workers=_AT_ONCE, thread_name_prefix="peer-case") as pool:
         futures = {
-            case: pool.submit(
+            case: pool.submit(_vllm_outcome, pypi, tmp_path_factory.mktemp("vllm"))
+            if case == VLLM
+            else pool.submit(
                 _outcome,
                 pypi,
                 case[0],
@@ -193,23 +199,17 @@ def _glibc() -> tuple[int, int] | None:
     return int(major), int(minor)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not (sys.platform == "linux" and host_platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11))
-    or (_glibc() or (0, 0)) < (2, 31),
-    reason="installs on a Linux x86_64 CPython 3.11 host with glibc 2.31 or newer",
-)
-def test_a_vllm_lock_installs_on_a_newer_glibc_without_building(pypi: Pypi, tmp_path: Path) -> None:
-    lock = _lock(pypi, "vllm\n", Target.of("linux_x86_64", "3.11"))
-    llguidance = lock.package("llguidance")
-    assert llguidance is not None
-    kinds = {f.kind for f in llguidance.files}
-    assert kinds == {"sdist", "wheel"}, [f.filename for f in llguidance.files]
-    # every pin has a wheel this host installs: no build, whatever pip picks
-    host = set(sys_tags())
-    for package in lock.packages:
-        wheels = [f for f in package.files if f.kind == "wheel"]
-        assert any(set(parse_wheel_filename(f.filename)[3]) & host for f in wheels), package.name
+_INSTALLS_HERE = (
+    sys.platform == "linux" and host_platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11)
+) and (_glibc() or (0, 0)) >= (2, 31)
+
+
+def _vllm_outcome(pypi: Pypi, tmp_path: Path) -> Outcome:
+    """vllm's lock for this host's target, and the URLs pip would install from it (as `chosen`)."""
+    try:
+        lock = _lock(pypi, VLLM[0], Target.of(VLLM[1], VLLM[2]))
+    except LockdError as exc:
+        return Outcome(lock=None, refused=exc, uv=None, uv_failed=None, chosen=None)
     requirements = tmp_path / "requirements.txt"
     requirements.write_bytes(render(lock, "requirements.txt"))
     report = tmp_path / "report.json"
@@ -223,9 +223,33 @@ def test_a_vllm_lock_installs_on_a_newer_glibc_without_building(pypi: Pypi, tmp_
     result = subprocess.run(
         command, env=clean_env(tmp_path), capture_output=True, text=True, timeout=1500, check=False
     )
-    assert result.returncode == 0, result.stderr[-4000:]
+    if result.returncode != 0:
+        raise PeerFailed(f"pip install --dry-run of vllm's lock failed:\n{result.stderr[-4000:]}")
     installed = json.loads(report.read_text())["install"]
-    urls = [item["download_info"]["url"] for item in installed]
+    urls = [str(item["download_info"]["url"]) for item in installed]
+    return Outcome(lock=lock, refused=None, uv=None, uv_failed=None, chosen=urls)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _INSTALLS_HERE, reason="installs on a Linux x86_64 CPython 3.11 host with glibc 2.31 or newer"
+)
+def test_a_vllm_lock_installs_on_a_newer_glibc_without_building(
+    outcomes: dict[Case, Future[Outcome]],
+) -> None:
+    outcome = outcomes[VLLM].result()
+    assert outcome.refused is None, outcome.refused.message
+    lock, urls = outcome.lock, outcome.chosen
+    assert lock is not None and urls is not None
+    llguidance = lock.package("llguidance")
+    assert llguidance is not None
+    kinds = {f.kind for f in llguidance.files}
+    assert kinds == {"sdist", "wheel"}, [f.filename for f in llguidance.files]
+    # every pin has a wheel this host installs: no build, whatever pip picks
+    host = set(sys_tags())
+    for package in lock.packages:
+        wheels = [f for f in package.files if f.kind == "wheel"]
+        assert any(set(parse_wheel_filename(f.filename)[3]) & host for f in wheels), package.name
     assert len(urls) == len(lock.packages)
     assert all(url.endswith(".whl") for url in urls)
     assert any("llguidance" in url and "manylinux_2_31" in url for url in urls)
