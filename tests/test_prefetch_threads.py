@@ -135,25 +135,36 @@ def test_the_resolver_asks_to_prefetch_each_file_once(fixture_index: WatchedInde
     assert sorted(watched.prefetched) == sorted(set(watched.prefetched))
 
 
-def test_the_walk_starts_at_the_first_fetch_and_never_for_a_resolution_its_caches_answer(
-    fixture_index: WatchedIndex, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # With nothing to fetch the walk hides no wait: its threads only took the GIL from the
-    # resolving thread (a tenth of a fully cached 300-pin resolution).
-    submitted: list[str] = []
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions given to the resolutions' thread pool, in order."""
+    names: list[str] = []
     submit = TaskScope.submit
 
     def noting(self: TaskScope, function: Callable[..., Any], *args: Any) -> Any:
-        submitted.append(getattr(function, "__name__", ""))
+        names.append(getattr(function, "__name__", ""))
         return submit(self, function, *args)
 
     monkeypatch.setattr(TaskScope, "submit", noting)
+    return names
+
+
+def _walked(client: IndexClient, index: WatchedIndex, text: str, submitted: list[str]) -> tuple[bool, Lock]:
+    """Whether resolving `text` started the prefetch walk, and the lock."""
+    submitted.clear()
+    lock = resolve(linux_request(index, text), client)
+    return "_warm" in submitted, lock
+
+
+def test_the_walk_starts_at_the_first_fetch_and_never_for_a_resolution_its_caches_answer(
+    fixture_index: WatchedIndex, submitted: list[str]
+) -> None:
+    # With nothing to fetch the walk hides no wait: its threads only took the GIL from the
+    # resolving thread (a tenth of a fully cached 300-pin resolution).
     with IndexClient(timeout=10.0) as client:
 
         def walked(text: str) -> tuple[bool, Lock]:
-            submitted.clear()
-            lock = resolve(linux_request(fixture_index, text), client)
-            return "_warm" in submitted, lock
+            return _walked(client, fixture_index, text, submitted)
 
         cold, first = walked("fastapi")
         cached, again = walked("fastapi!=0.0.0.1")
@@ -166,20 +177,11 @@ def test_the_walk_starts_at_the_first_fetch_and_never_for_a_resolution_its_cache
 
 
 def test_a_resolution_its_page_store_answers_does_not_walk_and_one_past_the_ttl_does(
-    fixture_index: WatchedIndex, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fixture_index: WatchedIndex, submitted: list[str], tmp_path: Path
 ) -> None:
     # `lockd lock` on a filled cache: its pages fresh on disk, its metadata there too. A walk
     # there fetched nothing: its threads only read the cache ahead of the resolver, queued on
     # its one reading connection (a fully cached pypi-200 `lockd lock`: 1.40 -> 1.28 s).
-    submitted: list[str] = []
-    submit = TaskScope.submit
-
-    def noting(self: TaskScope, function: Callable[..., Any], *args: Any) -> Any:
-        submitted.append(getattr(function, "__name__", ""))
-        return submit(self, function, *args)
-
-    monkeypatch.setattr(TaskScope, "submit", noting)
-
     def walked(text: str, *, later: float = 0.0) -> tuple[bool, Lock]:
         cache = open_user_cache(
             tmp_path, page_ttl=600.0, max_bytes=1 << 30, warn=pytest.fail, clock=lambda: time.time() + later
@@ -189,7 +191,6 @@ def test_a_resolution_its_page_store_answers_does_not_walk_and_one_past_the_ttl_
             with IndexClient(
                 timeout=10.0, metadata_cache=cache.metadata, hash_cache=cache.hashes, page_store=cache.pages
             ) as client:
-                submitted.clear()
                 return _walked(client, fixture_index, text, submitted)
         finally:
             cache.close()
@@ -201,8 +202,3 @@ def test_a_resolution_its_page_store_answers_does_not_walk_and_one_past_the_ttl_
     assert not stored, "one its page store answers whole does not"
     assert stale, "pages past their TTL are fetched again: the walk starts"
     assert first.pins == again.pins == later.pins
-
-
-def _walked(client: IndexClient, index: WatchedIndex, text: str, submitted: list[str]) -> tuple[bool, Lock]:
-    lock = resolve(linux_request(index, text), client)
-    return "_warm" in submitted, lock

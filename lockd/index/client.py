@@ -234,7 +234,8 @@ class IndexClient:
         return self._pages.page(index_url, name)
 
     def holds_page(self, index_url: str, name: NormalizedName) -> bool:
-        """Whether the project's page is in memory or the page store within its TTL: `project_page` would fetch nothing."""
+        """Whether the project's page is in memory or the page store within its TTL: `project_page`
+        would fetch nothing."""
         return self._pages.holds(index_url, name)
 
     def drop_pages(self) -> None:
