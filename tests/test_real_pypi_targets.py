@@ -42,6 +42,7 @@ pytestmark = pytest.mark.network
 # builds: torch dropped macOS x86_64 and has no Windows on ARM or Python 3.15 builds for every
 # platform, and there both tools refuse, which the first test also checks.
 STACK = "numpy\npandas\npyarrow\nscikit-learn\npydantic\nfastapi\n"
+TORCH = "torch\n"
 PYTHONS = ("3.14", "3.15", "3.14t")
 TORCH_TARGETS = [
     ("linux_x86_64", "3.14"),
@@ -120,7 +121,7 @@ def _case(item: pytest.Item) -> Case | None:
     if item.originalname == "test_a_vllm_lock_installs_on_a_newer_glibc_without_building":
         return VLLM if _INSTALLS_HERE else None
     if item.originalname == "test_torch_from_pypi_for_new_pythons_agrees_with_uv":
-        return "torch\n", str(params["platform_name"]), str(params["python"])
+        return TORCH, str(params["platform_name"]), str(params["python"])
     return None
 
 
@@ -188,7 +189,7 @@ def test_new_pythons_agree_with_uv_on_every_platform(
 def test_torch_from_pypi_for_new_pythons_agrees_with_uv(
     outcomes: dict[Case, Future[Outcome]], platform_name: str, python: str
 ) -> None:
-    _agrees_with_uv(outcomes, ("torch\n", platform_name, python))
+    _agrees_with_uv(outcomes, (TORCH, platform_name, python))
 
 
 def _glibc() -> tuple[int, int] | None:
