@@ -172,14 +172,17 @@ def test_equal_versions_and_tag_sets_as_distinct_objects_make_one_release() -> N
     )
     page = ProjectPage(canonicalize_name("demo"), "https://files.example/simple/demo/", files)
     finder = Finder(canonicalize_name("demo"), page, target, as_of=None, prereleases=False)
-    assert list(finder.releases) == [Version("1.0"), Version("2.0")]
-    one = finder.releases[Version("1.0")]
+    assert finder.versions == (Version("1.0"), Version("2.0"))
+    one = finder.release(Version("1.0"))
+    assert one is not None
     assert [f.filename for f in one.files] == [
         "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "demo-1.0-py3-none-any.whl"
     ]  # fmt: skip
     assert [f.filename for f in one.yanked] == ["demo-1.0-1-py3-none-any.whl"]
     assert [f.filename for f in one.newer] == ["demo-1.0-cp311-cp311-manylinux_2_39_x86_64.whl"]
-    assert [f.filename for f in finder.releases[Version("2.0")].files] == ["demo-2.0-py3-none-any.whl"]
+    two = finder.release(Version("2.0"))
+    assert two is not None
+    assert [f.filename for f in two.files] == ["demo-2.0-py3-none-any.whl"]
 
 
 def test_versions_sort_as_they_compare() -> None:

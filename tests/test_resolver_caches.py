@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -77,11 +76,9 @@ def test_a_finder_is_kept_per_page_target_and_options() -> None:
     again = _page()
     assert again == page
     assert Finder.of(DEMO, again, LINUX, as_of=None, prereleases=False) is not linux
-    # So is a page made from another by `replace`: what was derived stays with the original.
-    assert (
-        Finder.of(DEMO, replace(page, files=page.files[:1]), LINUX, as_of=None, prereleases=False)
-        is not linux
-    )
+    # So is a page made from another's files: what was derived stays with the original.
+    fewer = ProjectPage(page.name, page.index_url, page.files[:1])
+    assert Finder.of(DEMO, fewer, LINUX, as_of=None, prereleases=False) is not linux
 
 
 def test_targets_do_not_share_candidates() -> None:
@@ -119,8 +116,9 @@ Requires-Dist: uvloop; sys_platform == "linux" and extra == "fast"
 
 def _candidate(version: str = "1.0") -> ProjectCandidate:
     finder = Finder(DEMO, _page(), LINUX, as_of=None, prereleases=False)
-    release = finder.releases[Version(version)]
-    return ProjectCandidate(name=DEMO, version=Version(version), extra=None, files=release.files)
+    release = finder.release(Version(version))
+    assert release is not None
+    return ProjectCandidate.with_files(name=DEMO, version=Version(version), extra=None, files=release.files)
 
 
 def test_parsed_dependencies_are_what_parsing_gives() -> None:

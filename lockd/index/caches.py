@@ -150,7 +150,7 @@ def page_size_estimate(page: ProjectPage) -> int:
     from lockd.simple.files import files_text_length  # noqa: PLC0415  # loaded with the first page
 
     # Never reads a file's details to count them.
-    size = _VERSION_OVERHEAD * len(page.foreign_versions) + _FILE_OVERHEAD * len(page.files)
+    size = _VERSION_OVERHEAD * len(page.foreign_versions) + _FILE_OVERHEAD * page.file_count
     size += files_text_length(page)
     page.derived[page_size_estimate] = size
     return size

@@ -62,4 +62,4 @@ def direct_candidate(
         metadata_url=None,
         metadata_sha256=None,
     )
-    return ProjectCandidate(name=name, version=version, extra=extra, files=(file,))
+    return ProjectCandidate.with_files(name=name, version=version, extra=extra, files=(file,))

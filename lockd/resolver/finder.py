@@ -11,6 +11,12 @@ and in what order; each release also keeps the wheels that only machines at a ne
 install (`Release.newer`, e.g. `manylinux_2_31` wheels for a glibc 2.28 target), so the lock
 can list their hashes and pip on such a machine never has to build.
 
+A finder judges files by the page's columns (`lockd.simple.file_table`): each distinct
+(requires-python, tags, kind) once, then which files install and of which version in C-level
+passes, building a file only for a release it is asked for (`Finder.release`) and a
+candidate's files only when the resolver reads them. pypi-200's pages list 167,858 files; a
+resolution reads a few thousand.
+
 A finder depends only on its page, the target and three options, and never changes once
 built, so `Finder.of` keeps it with the page (`ProjectPage.derived`): every resolution on the
 same target reuses it, with the candidate lists it already computed, until the page itself is
@@ -19,9 +25,12 @@ dropped or refetched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from operator import attrgetter
+from functools import lru_cache, partial
+from itertools import compress, repeat
+from operator import attrgetter, is_
 from typing import Any
 
 import msgspec
@@ -30,8 +39,9 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from lockd.resolver.candidates import ProjectCandidate
+from lockd.resolver.candidates import CandidateFiles, ProjectCandidate
 from lockd.simple import DistFile, ProjectPage
+from lockd.simple.file_table import KINDS, FileTable
 from lockd.target import Target
 
 __all__ = ["Finder", "Release", "is_exact_pin", "wheel_tags_text"]
@@ -43,6 +53,8 @@ _SHOWN_TAGS = 8
 # of a project with thousands of versions is a few hundred KiB).
 _KEPT_CANDIDATE_LISTS = 64
 _KEPT_TEXTS = 256
+# Tag-set answers a target's finders share (PyPI's pages have a few thousand distinct sets).
+_KEPT_TAG_ANSWERS = 16384
 # What `Finder._verdict` says of a file: the target does not take it, installs it, or only a
 # machine at a newer level does.
 _SKIP, _INSTALLS, _NEWER = 0, 1, 2
@@ -135,16 +147,32 @@ class Finder:
         # Pages with thousands of files share a few requires-python values (shared objects,
         # see lockd.simple): answer each once, by identity.
         self._python_ok: dict[int, tuple[SpecifierSet, bool]] = {}
-        # Tag sets by value: equal sets are not always one object (30,051 objects for 701 sets
-        # on 303 PyPI pages), and a frozenset keeps its hash.
-        self._ranks: dict[frozenset[Tag], int | None] = {}
-        self._newer_ok: dict[frozenset[Tag], bool] = {}
-        self.releases = self._releases()
-        self._newest_first = sorted(self.releases, key=_VERSION_ORDER, reverse=True)
+        # Tag sets by value, shared with the target's other finders (`_tag_answers`).
+        self._ranks, self._newer_ok = _tag_answers(target)
+        self._judge()
+        self._releases: dict[Version, Release] = {}  # built when first asked for
+        self._files_of: dict[int, CandidateFiles] = {}
         self._found: dict[tuple[str, bool | None, NormalizedName | None], tuple[ProjectCandidate, ...]] = {}
         # Each specifier set's text, by the set's identity: a requirement's own set comes back at
         # every find_matches of its name (`Provider.specifier_for`), in every resolution.
         self._texts: dict[int, tuple[SpecifierSet, str]] = {}
+
+    @property
+    def versions(self) -> tuple[Version, ...]:
+        """The versions with a file that installs on the target, in the page's order."""
+        return tuple(self._ix)
+
+    def release(self, version: Version) -> Release | None:
+        """The files of `version` that install on the target (None: none does), built once."""
+        known = self._releases.get(version)
+        if known is None:
+            first = self._ix.get(version)
+            if first is None:
+                return None
+            indexes = self._merged.get(version, [first]) if self._merged else [first]
+            # setdefault: two threads building the same release agree on one of them.
+            known = self._releases.setdefault(version, self._release_of(version, indexes))
+        return known
 
     def installs(self, file: DistFile) -> bool:
         """Whether the target installs (or builds) this file, as of the request's `as_of`."""
@@ -166,6 +194,8 @@ class Finder:
     def _on_newer_host(self, tags: frozenset[Tag]) -> bool:
         known = self._newer_ok.get(tags)
         if known is None:
+            if len(self._newer_ok) >= _KEPT_TAG_ANSWERS:
+                self._newer_ok.clear()
             known = self._newer_ok[tags] = self._target.installs_on_newer_host(tags)
         return known
 
@@ -173,14 +203,6 @@ class Finder:
         if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
             return False
         return file.requires_python is None or self._python_allows(file.requires_python)
-
-    def usable_files(self, release: Release, specifier: SpecifierSet) -> tuple[DistFile, ...]:
-        """The release's files a requirement with `specifier` may take: yanked ones only if pinned."""
-        if release.files:
-            return release.files
-        if release.yanked and is_exact_pin(specifier, release.version):
-            return release.yanked
-        return ()
 
     def candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
         """Newest first: versions with a usable file, filtered by pip's pre-release rule.
@@ -209,23 +231,38 @@ class Finder:
         return list(found)
 
     def _candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
-        usable: dict[Version, tuple[DistFile, ...]] = {}
-        for version in self._newest_first:
-            files = self.usable_files(self.releases[version], specifier)
-            if files:
-                usable[version] = files
+        usable: Sequence[Version] = self._usable_first
+        if self._yanked_only:
+            pinned = {v for v in self._yanked_only if is_exact_pin(specifier, v)}
+            if pinned:
+                usable = [v for v in self._newest_first if v in self._with_files or v in pinned]
         # filter keeps the order it is given: newest first, as pip tries them.
         matching = specifier.filter(usable, prereleases=self._prereleases)
-        found = []
-        for version in matching:
-            release = self.releases[version]
-            newer = release.newer if release.files else release.newer_yanked
-            found.append(
-                ProjectCandidate(
-                    name=self.name, version=version, extra=extra, files=usable[version], newer=newer
-                )
+        return [
+            ProjectCandidate(
+                name=self.name, version=version, extra=extra, found=self._candidate_files(version)
             )
-        return found
+            for version in matching
+        ]
+
+    def _candidate_files(self, version: Version) -> CandidateFiles:
+        """What a candidate of `version` installs: its files, or its yanked ones when it has only
+        those (it is a candidate then only for an exact pin), read when the resolver first does."""
+        # By identity: `version` is one of `_newest_first`'s, and hashing a Version is a Python call.
+        known = self._files_of.get(id(version))
+        if known is None:
+            # The value's `partial` holds `version`, so its id stays its own.
+            known = self._files_of.setdefault(
+                id(version), CandidateFiles(work=partial(self._usable, version))
+            )
+        return known
+
+    def _usable(self, version: Version) -> tuple[tuple[DistFile, ...], tuple[DistFile, ...]]:
+        release = self.release(version)
+        assert release is not None  # a candidate's version is one of the finder's
+        if release.files:
+            return release.files, release.newer
+        return release.yanked, release.newer_yanked
 
     def why_not(self, version: Version) -> str:
         """Why no file of `version` installs on the target, in words."""
@@ -277,6 +314,8 @@ class Finder:
         try:
             return self._ranks[tags]
         except KeyError:
+            if len(self._ranks) >= _KEPT_TAG_ANSWERS:
+                self._ranks.clear()
             rank = self._ranks[tags] = self._target.wheel_rank(tags)
             return rank
 
@@ -289,58 +328,97 @@ class Finder:
     def _newer_order(self, file: DistFile) -> tuple[int, str]:
         return (self._target.newer_host_rank(file.tags), file.filename)
 
-    def _releases(self) -> dict[Version, Release]:
-        # A page of thousands of files has a few (requires-python, tags, kind) combinations:
-        # each is judged once (requires-python by identity while the page holds it, tags by
-        # value). Files are grouped by their version object's identity (hashing a Version is
-        # a Python call), then equal versions merged: interning is not relied on.
-        # 303 PyPI pages, 122k files: 210-280 -> 135-170 ms of CPU (same releases, checked).
-        verdicts: dict[tuple[int, frozenset[Tag], str], int] = {}
-        grouped: dict[int, list[DistFile]] = {}
-        newer: dict[int, list[DistFile]] = {}
-        as_of = self._as_of
-        for file in self.page.files:
-            if as_of is not None and file.upload_time is not None and file.upload_time > as_of:
-                continue
-            key = (id(file.requires_python), file.tags, file.kind)
-            verdict = verdicts.get(key)
-            if verdict is None:
-                verdict = verdicts[key] = self._verdict(file)
-            if verdict == _INSTALLS:
-                grouped.setdefault(id(file.version), []).append(file)
-            elif verdict == _NEWER:
-                newer.setdefault(id(file.version), []).append(file)
-        later_by_version = _by_version(newer)
-        releases: dict[Version, Release] = {}
-        for version, files in _by_version(grouped).items():
-            later = later_by_version.get(version)
-            if len(files) == 1 and not later:  # most versions of a big page: no sorting, no splits
-                one = (files[0],)
-                if files[0].yanked is None:
-                    releases[version] = Release(version=version, files=one, yanked=())
-                else:
-                    releases[version] = Release(version=version, files=(), yanked=one)
-                continue
-            ordered = files if len(files) == 1 else sorted(files, key=self._file_order)
-            later = sorted(later, key=self._newer_order) if later else []
-            releases[version] = Release(
-                version=version,
-                files=tuple(f for f in ordered if f.yanked is None),
-                yanked=tuple(f for f in ordered if f.yanked is not None),
-                newer=tuple(f for f in later if f.yanked is None),
-                newer_yanked=tuple(f for f in later if f.yanked is not None),
-            )
-        return releases
+    def _judge(self) -> None:
+        """Which files install, grouped by version, from the page's columns; no file is built.
 
-    def _verdict(self, file: DistFile) -> int:
+        A page of thousands of files has a few (requires-python, tags, kind) combinations: each
+        is judged once, and every file's verdict looked up in C. Files are then found by their
+        version's index in the page's table (sorted, bisected), and equal versions written
+        apart ("1.0", "1.0.0") are one release, as pip sees them.
+        """
+        table = self.page.table
+        keys = list(zip(table.require_ix, table.tag_ix, table.kinds, strict=False))
+        verdicts = {key: self._verdict_of(table, key) for key in set(keys)}
+        per_file = list(map(verdicts.__getitem__, keys))
+        if self._as_of is not None:
+            per_file = self._uploaded_by_as_of(per_file)
+        every = range(len(per_file))
+        installs = list(compress(every, map(_INSTALLS.__eq__, per_file)))
+        newer = list(compress(every, map(_NEWER.__eq__, per_file)))
+        version_ix = table.version_ix
+        # A stable sort: a version's files stay in the page's order, which ties are broken by.
+        self._installs = sorted(installs, key=version_ix.__getitem__)
+        self._install_keys = list(map(version_ix.__getitem__, self._installs))
+        self._newer = sorted(newer, key=version_ix.__getitem__)
+        self._newer_keys = list(map(version_ix.__getitem__, self._newer))
+        versions = table.versions
+        first = list(dict.fromkeys(map(version_ix.__getitem__, installs)))  # first appearance first
+        # Each version by the index of its first appearance; equal versions written apart ("1.0",
+        # "1.0.0") are one release, as pip sees them, and most pages have none.
+        self._ix: dict[Version, int] = dict(zip(map(versions.__getitem__, first), first, strict=False))
+        self._merged: dict[Version, list[int]] = {}
+        if len(self._ix) != len(first):
+            for i in first:
+                self._merged.setdefault(versions[i], []).append(i)
+        self._newer_ix: dict[Version, list[int]] = {}
+        for i in dict.fromkeys(self._newer_keys):
+            self._newer_ix.setdefault(versions[i], []).append(i)
+        unyanked = set(map(version_ix.__getitem__, compress(installs, map(is_, map(table.yanks.__getitem__, installs), repeat(None)))))  # fmt: skip
+        self._newest_first = sorted(self._ix, key=_VERSION_ORDER, reverse=True)
+        self._usable_first: list[Version] = self._newest_first
+        self._yanked_only: list[Version] = []
+        self._with_files: set[Version] = set()  # read only when some version has only yanked files
+        if len(unyanked) != len(first):
+            self._with_files = set(map(versions.__getitem__, unyanked))
+            self._usable_first = [v for v in self._newest_first if v in self._with_files]
+            self._yanked_only = [v for v in self._newest_first if v not in self._with_files]
+
+    def _uploaded_by_as_of(self, per_file: list[int]) -> list[int]:
+        """PEP 700: files uploaded after `as_of` do not install (reads every file's upload time)."""
+        as_of = self._as_of
+        assert as_of is not None
+        return [
+            _SKIP if file.upload_time is not None and file.upload_time > as_of else verdict
+            for file, verdict in zip(self.page.files, per_file, strict=True)
+        ]
+
+    def _release_of(self, version: Version, indexes: list[int]) -> Release:
+        table = self.page.table
+        files = [table.file(i) for i in _files_at(self._installs, self._install_keys, indexes)]
+        later_at = self._newer_ix.get(version)
+        later = (
+            [table.file(i) for i in _files_at(self._newer, self._newer_keys, later_at)] if later_at else []
+        )
+        if len(files) == 1 and not later:  # most versions of a big page: no sorting, no splits
+            one = (files[0],)
+            if files[0].yanked is None:
+                return Release(version=version, files=one, yanked=())
+            return Release(version=version, files=(), yanked=one)
+        ordered = files if len(files) == 1 else sorted(files, key=self._file_order)
+        later = sorted(later, key=self._newer_order)
+        return Release(
+            version=version,
+            files=tuple(f for f in ordered if f.yanked is None),
+            yanked=tuple(f for f in ordered if f.yanked is not None),
+            newer=tuple(f for f in later if f.yanked is None),
+            newer_yanked=tuple(f for f in later if f.yanked is not None),
+        )
+
+    def _verdict_of(self, table: FileTable, key: tuple[int | None, int, int]) -> int:
+        require, tags, kind = key
+        return self._verdict(
+            None if require is None else table.requires[require], table.tag_sets[tags], KINDS[kind]
+        )
+
+    def _verdict(self, requires_python: SpecifierSet | None, tags: frozenset[Tag], kind: str) -> int:
         """`installs` and `installs_on_newer_host` in one, leaving out the upload time."""
-        if file.requires_python is not None and not self._python_allows(file.requires_python):
+        if requires_python is not None and not self._python_allows(requires_python):
             return _SKIP
-        if file.kind != "wheel":
+        if kind != "wheel":
             return _SKIP if self._only_binary else _INSTALLS
-        if self._rank(file.tags) is not None:
+        if self._rank(tags) is not None:
             return _INSTALLS
-        return _NEWER if self._on_newer_host(file.tags) else _SKIP
+        return _NEWER if self._on_newer_host(tags) else _SKIP
 
 
 # Versions sorted by the key their comparisons use (packaging's `Version._key`), compared in C:
@@ -351,11 +429,18 @@ _VERSION_ORDER: Callable[[Version], Any] | None = (
 )
 
 
-def _by_version(groups: dict[int, list[DistFile]]) -> dict[Version, list[DistFile]]:
-    """Groups keyed by version object merged by equal version, in order of first appearance."""
-    merged: dict[Version, list[DistFile]] = {}
-    for files in groups.values():
-        kept = merged.setdefault(files[0].version, files)
-        if kept is not files:
-            kept.extend(files)
-    return merged
+@lru_cache(maxsize=32)
+def _tag_answers(target: Target) -> tuple[dict[frozenset[Tag], int | None], dict[frozenset[Tag], bool]]:
+    """Each tag set's rank on `target`, and whether only a newer machine installs it: shared by
+    the target's finders, since pages share tag sets (a tenth of building pypi-200's finders).
+    By value: equal sets are not always one object (30,051 objects for 701 sets on 303 PyPI
+    pages), and a frozenset keeps its hash."""
+    return {}, {}
+
+
+def _files_at(files: list[int], keys: list[int], indexes: list[int]) -> list[int]:
+    """The files (indexes, `files` sorted by `keys`) of each version index in `indexes`."""
+    found: list[int] = []
+    for i in indexes:
+        found += files[bisect_left(keys, i) : bisect_right(keys, i)]
+    return found

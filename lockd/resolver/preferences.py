@@ -44,7 +44,7 @@ def _why(
     same = [v for v in page.versions if v.public == preferred.public]
     if not same:
         return f"{name} {preferred.public} is not on {page.index_url or 'the index that serves it'}"
-    installable = [v for v in same if v in finder.releases]
+    installable = [v for v in same if finder.release(v) is not None]
     if not installable:
         return finder.why_not(same[0])
     return (

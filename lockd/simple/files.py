@@ -1,6 +1,6 @@
 """The per-file rules of the Simple Repository API, shared by the JSON and HTML page parsers.
 
-`DistFile` / `ProjectPage` values, file-name parsing with `packaging.utils` (memoised per
+`DistFile` / `ProjectPage` values (`dist_file`, `project_page`), file-name parsing with `packaging.utils` (memoised per
 component, so everything downstream works with shared `Version` and `Tag` values), the
 lockable-target filter, URL absolutisation and the checks on hashes, yanks and requires-python.
 A file whose name, version or requires-python does not parse within bounds (`lockd.index_text`)
@@ -10,8 +10,7 @@ is skipped, or keeps no requires-python, as pip does; it never fails the page.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from itertools import compress
@@ -32,6 +31,7 @@ from lockd.deadline import check_deadline
 from lockd.errors import ResponseTooLarge
 from lockd.index_text import parse_specifier
 from lockd.simple.dist_file import Details, DistFile, RawDetails
+from lockd.simple.project_page import ProjectPage
 from lockd.target import lockable_anywhere
 
 __all__ = [
@@ -55,29 +55,6 @@ __all__ = [
 ]
 
 _HEX = "0123456789abcdef"
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectPage:
-    """A project's files that some lockable target can install (wheels), or build from (sdists).
-
-    Wheels that install on no target in `lockd.target`'s table are not kept as files: their
-    versions are listed in `foreign_versions`, so an error can still say why they do not fit.
-    """
-
-    name: NormalizedName
-    index_url: str
-    files: tuple[DistFile, ...]
-    foreign_versions: frozenset[Version] = frozenset()
-    # What is derived from the page for one target (`lockd.resolver.finder.Finder.of`), kept
-    # with the page so it lives exactly as long as the page's cache entry. Not part of the value.
-    derived: dict[Hashable, object] = field(
-        default_factory=dict, init=False, compare=False, repr=False, hash=False
-    )
-
-    @property
-    def versions(self) -> frozenset[Version]:
-        return frozenset(f.version for f in self.files) | self.foreign_versions
 
 
 def foreign_only(foreign: set[Version], kept: Iterable[Version]) -> frozenset[Version]:

@@ -32,7 +32,7 @@ from functools import lru_cache
 from itertools import compress
 from operator import itemgetter, not_
 from os.path import commonprefix
-from typing import Literal, TypeVar, cast
+from typing import cast
 
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
@@ -40,6 +40,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd.simple.dist_file import DistFile
+from lockd.simple.file_table import KINDS, FileTable, distinct
 from lockd.simple.files import ProjectPage, files_text_length, requires_python_of
 from lockd.simple.form_columns import FileColumns, page_columns
 from lockd.simple.form_rows import Row, Rows
@@ -51,10 +52,8 @@ _MAGIC = b"lockd-page-form\x01"  # the encoding's own version, in the last byte
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
-_Kind = Literal["wheel", "sdist"]
-_KINDS: tuple[_Kind, _Kind] = ("wheel", "sdist")
+_KINDS = KINDS
 _NONE = type(None)
-_T = TypeVar("_T")
 
 
 def encode_page(page: ProjectPage, source: str) -> bytes | None:
@@ -146,9 +145,9 @@ def _columns(page: FileColumns, identity: str, source: str, *, typed: bool = Fal
     filenames, urls = tuple(page.filenames), page.urls
     # By identity: the parser shares one value among the files that have it, and hashing a
     # SpecifierSet canonicalises every specifier in it (most of this function's time, by value).
-    version_table, version_ix = _distinct(page.versions)
-    tag_table, tag_ix = _distinct(page.tag_sets)
-    require_table, require_ix = _distinct(page.requires_pythons)
+    version_table, version_ix = distinct(page.versions)
+    tag_table, tag_ix = distinct(page.tag_sets)
+    require_table, require_ix = distinct(page.requires_pythons)
     # A file's URL is mostly a path shared by the page's files, one of its own, then its name.
     named = list(map(str.endswith, urls, filenames))
     heads = list(map(str.removesuffix, urls, filenames))  # the URL itself where it does not end so
@@ -195,16 +194,6 @@ def _own(values: Sequence[str] | None, page_value: str, count: int) -> tuple[str
 _KIND_INDEX = {kind: i for i, kind in enumerate(_KINDS)}
 
 
-def _distinct(values: Sequence[_T | None]) -> tuple[list[_T], tuple[int | None, ...]]:
-    """Each distinct object in `values` (by identity, None left out) in order of first appearance,
-    and each value's index in that table (None for None)."""
-    by_id = dict(zip(map(id, values), values, strict=True))  # the first appearance keeps its place
-    by_id.pop(id(None), None)
-    index: dict[int, int | None] = {key: i for i, key in enumerate(by_id)}
-    index[id(None)] = None
-    return list(by_id.values()), tuple(map(index.__getitem__, map(id, values)))  # type: ignore[arg-type]
-
-
 def _reads_back(
     page: FileColumns,
     tables: tuple[_S, _S, object, _S, str, _I],
@@ -232,7 +221,7 @@ def _page(data: _Columns) -> ProjectPage | None:
     requires = [requires_python_of(text) for text in cast(_S, require_texts)]
     if tag_sets is None or None in requires:
         return None
-    built = _files(
+    built = _table(
         data[10:],
         name=NormalizedName(name),
         index_url=index_url,
@@ -243,13 +232,14 @@ def _page(data: _Columns) -> ProjectPage | None:
     )
     if built is None:
         return None
-    files, text_length = built
-    page = ProjectPage(NormalizedName(name), index_url, files, frozenset(map(_version, cast(_S, foreign))))
+    table, text_length = built
+    foreign_versions = frozenset(map(_version, cast(_S, foreign)))
+    page = ProjectPage.of_table(NormalizedName(name), index_url, table, foreign_versions)
     page.derived[files_text_length] = text_length
     return page
 
 
-def _files(
+def _table(
     columns: tuple[object, ...],
     *,
     name: NormalizedName,
@@ -258,8 +248,11 @@ def _files(
     versions: list[Version],
     tag_sets: list[frozenset[Tag]],
     requires: list[SpecifierSet | None],
-) -> tuple[tuple[DistFile, ...], int] | None:
-    """The files, and the sum of their `DistFile.text_length` (`files_text_length`)."""
+) -> tuple[FileTable, int] | None:
+    """The files as a table, and the sum of their `DistFile.text_length` (`files_text_length`).
+
+    Every column is checked here, so building a file later cannot fail.
+    """
     if not _typed(columns):
         return None
     checked = cast(tuple[tuple[object, ...], ...], columns)
@@ -275,8 +268,8 @@ def _files(
             return None
     # The types are checked above: what follows only reads them back.
     (filenames, url_parts, kinds, version_ix, tag_ix, sha256s, sizes, require_ix, yanks, uploads, metadata, metadata_sha256s, names, index_urls) = cast(_Typed, checked)  # fmt: skip
-    # Name, version, kind, tags, requires-python and yank state now: what ranking reads. The rest
-    # is worked out from the row when the file is first read, as a parsed page's files are.
+    # Name, version, kind, tags, requires-python and yank state are what ranking reads; the
+    # rest is worked out from the row when the file is first read, as a parsed page's files are.
     rows = Rows(
         url_base,
         frozenset(cast(_I, whole)),
@@ -288,21 +281,50 @@ def _files(
         metadata,
         metadata_sha256s,
     )
-    files = tuple(
-        map(
-            DistFile,
-            [name if n is None else NormalizedName(n) for n in names],
-            [versions[i] for i in version_ix],
-            filenames,
-            [_KINDS[i] for i in kinds],
-            [tag_sets[i] for i in tag_ix],
-            [None if i is None else requires[i] for i in require_ix],
-            yanks,
-            [index_url if u is None else u for u in index_urls],
-            [Row(rows, i) for i in range(len(filenames))],
+
+    def build_all() -> tuple[DistFile, ...]:
+        return tuple(
+            map(
+                DistFile,
+                [name if n is None else NormalizedName(n) for n in names],
+                [versions[i] for i in version_ix],
+                filenames,
+                [_KINDS[i] for i in kinds],
+                [tag_sets[i] for i in tag_ix],
+                [None if i is None else requires[i] for i in require_ix],
+                yanks,
+                [index_url if u is None else u for u in index_urls],
+                [Row(rows, i) for i in range(len(filenames))],
+            )
         )
+
+    def build_one(i: int) -> DistFile:
+        own_name, own_index, require = names[i], index_urls[i], require_ix[i]
+        return DistFile(
+            name if own_name is None else NormalizedName(own_name),
+            versions[version_ix[i]],
+            filenames[i],
+            _KINDS[kinds[i]],
+            tag_sets[tag_ix[i]],
+            None if require is None else requires[require],
+            yanks[i],
+            index_url if own_index is None else own_index,
+            Row(rows, i),
+        )
+
+    table = FileTable(
+        versions=versions,
+        version_ix=version_ix,
+        tag_sets=tag_sets,
+        tag_ix=tag_ix,
+        requires=requires,
+        require_ix=require_ix,
+        kinds=kinds,
+        yanks=yanks,
+        build_all=build_all,
+        build_one=build_one,
     )
-    return files, rows.text_length()
+    return table, rows.text_length()
 
 
 _S = tuple[str, ...]
