@@ -25,6 +25,7 @@ from lockd.lock import Lock
 from lockd.render import render
 from lockd.resolver import resolve
 from lockd.resolver.finder import Finder
+from lockd.resolver.releases import VERSION_ORDER
 from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target, target_from_spec
@@ -186,10 +187,8 @@ def test_equal_versions_and_tag_sets_as_distinct_objects_make_one_release() -> N
 
 
 def test_versions_sort_as_they_compare() -> None:
-    # The finder sorts by packaging's comparison key, in C; a packaging without it sorts by `<`.
-    from lockd.resolver import finder  # noqa: PLC0415
-
-    assert finder._VERSION_ORDER is not None  # this packaging has the key
+    # A finder's releases sort by packaging's comparison key, in C; a packaging without it by `<`.
+    assert VERSION_ORDER is not None  # this packaging has the key
     texts = [
         "1.0",
         "1.0.0",
@@ -203,7 +202,7 @@ def test_versions_sort_as_they_compare() -> None:
         "2",
     ]
     versions = [Version(t) for t in texts]
-    assert sorted(versions, key=finder._VERSION_ORDER, reverse=True) == sorted(versions, reverse=True)
+    assert sorted(versions, key=VERSION_ORDER, reverse=True) == sorted(versions, reverse=True)
 
 
 def test_a_specifier_set_asked_again_gets_the_same_candidates_and_its_prerelease_rule() -> None:

@@ -13,9 +13,9 @@ can list their hashes and pip on such a machine never has to build.
 
 A finder judges files by the page's columns (`lockd.simple.file_table`): each distinct
 (requires-python, tags, kind) once, then which files install and of which version in C-level
-passes, building a file only for a release it is asked for (`Finder.release`) and a
-candidate's files only when the resolver reads them. pypi-200's pages list 167,858 files; a
-resolution reads a few thousand.
+passes (`lockd.resolver.releases`), building a file only for a release it is asked for
+(`Finder.release`) and a candidate's files only when the resolver reads them. pypi-200's pages
+list 167,858 files; a resolution reads a few thousand.
 
 A finder depends only on its page, the target and three options, and never changes once
 built, so `Finder.of` keeps it with the page (`ProjectPage.derived`): every resolution on the
@@ -25,21 +25,17 @@ dropped or refetched.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from functools import lru_cache, partial
-from itertools import compress, repeat
-from operator import attrgetter, is_
-from typing import Any
 
-import msgspec
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd.resolver.candidates import CandidateFiles, ProjectCandidate
+from lockd.resolver.releases import INSTALLS, NEWER, SKIP, Release, Releases
 from lockd.simple import DistFile, ProjectPage
 from lockd.simple.file_table import KINDS, FileTable
 from lockd.target import Target
@@ -55,9 +51,6 @@ _KEPT_CANDIDATE_LISTS = 64
 _KEPT_TEXTS = 256
 # Tag-set answers a target's finders share (PyPI's pages have a few thousand distinct sets).
 _KEPT_TAG_ANSWERS = 16384
-# What `Finder._verdict` says of a file: the target does not take it, installs it, or only a
-# machine at a newer level does.
-_SKIP, _INSTALLS, _NEWER = 0, 1, 2
 
 
 def wheel_tags_text(wheels: list[DistFile]) -> str:
@@ -86,20 +79,6 @@ def is_exact_pin(specifier: SpecifierSet, version: Version) -> bool:
         ):
             return True
     return False
-
-
-class Release(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """Files of one version that install on the target, split by yank state.
-
-    A msgspec struct, built in C: a finder makes one per version of its page (21,000 for
-    bench/cases/pypi-200's pages), and a frozen dataclass's `__init__` was a fifth of that.
-    """
-
-    version: Version
-    files: tuple[DistFile, ...]  # not yanked, best first
-    yanked: tuple[DistFile, ...]  # yanked, best first
-    newer: tuple[DistFile, ...] = ()  # wheels only a machine at a newer level installs, not yanked
-    newer_yanked: tuple[DistFile, ...] = ()
 
 
 class Finder:
@@ -149,8 +128,7 @@ class Finder:
         self._python_ok: dict[int, tuple[SpecifierSet, bool]] = {}
         # Tag sets by value, shared with the target's other finders (`_tag_answers`).
         self._ranks, self._newer_ok = _tag_answers(target)
-        self._judge()
-        self._releases: dict[Version, Release] = {}  # built when first asked for
+        self._releases = self._judge()
         self._files_of: dict[int, CandidateFiles] = {}
         self._found: dict[tuple[str, bool | None, NormalizedName | None], tuple[ProjectCandidate, ...]] = {}
         # Each specifier set's text, by the set's identity: a requirement's own set comes back at
@@ -160,19 +138,11 @@ class Finder:
     @property
     def versions(self) -> tuple[Version, ...]:
         """The versions with a file that installs on the target, in the page's order."""
-        return tuple(self._ix)
+        return self._releases.versions
 
     def release(self, version: Version) -> Release | None:
         """The files of `version` that install on the target (None: none does), built once."""
-        known = self._releases.get(version)
-        if known is None:
-            first = self._ix.get(version)
-            if first is None:
-                return None
-            indexes = self._merged.get(version, [first]) if self._merged else [first]
-            # setdefault: two threads building the same release agree on one of them.
-            known = self._releases.setdefault(version, self._release_of(version, indexes))
-        return known
+        return self._releases.get(version)
 
     def installs(self, file: DistFile) -> bool:
         """Whether the target installs (or builds) this file, as of the request's `as_of`."""
@@ -231,11 +201,12 @@ class Finder:
         return list(found)
 
     def _candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
-        usable: Sequence[Version] = self._usable_first
-        if self._yanked_only:
-            pinned = {v for v in self._yanked_only if is_exact_pin(specifier, v)}
+        releases = self._releases
+        usable: Sequence[Version] = releases.usable_first
+        if releases.yanked_only:
+            pinned = {v for v in releases.yanked_only if is_exact_pin(specifier, v)}
             if pinned:
-                usable = [v for v in self._newest_first if v in self._with_files or v in pinned]
+                usable = [v for v in releases.newest_first if v in releases.with_files or v in pinned]
         # filter keeps the order it is given: newest first, as pip tries them.
         matching = specifier.filter(usable, prereleases=self._prereleases)
         return [
@@ -248,7 +219,7 @@ class Finder:
     def _candidate_files(self, version: Version) -> CandidateFiles:
         """What a candidate of `version` installs: its files, or its yanked ones when it has only
         those (it is a candidate then only for an exact pin), read when the resolver first does."""
-        # By identity: `version` is one of `_newest_first`'s, and hashing a Version is a Python call.
+        # By identity: `version` is one of `newest_first`'s, and hashing a Version is a Python call.
         known = self._files_of.get(id(version))
         if known is None:
             # The value's `partial` holds `version`, so its id stays its own.
@@ -328,81 +299,26 @@ class Finder:
     def _newer_order(self, file: DistFile) -> tuple[int, str]:
         return (self._target.newer_host_rank(file.tags), file.filename)
 
-    def _judge(self) -> None:
-        """Which files install, grouped by version, from the page's columns; no file is built.
-
-        A page of thousands of files has a few (requires-python, tags, kind) combinations: each
-        is judged once, and every file's verdict looked up in C. Files are then found by their
-        version's index in the page's table (sorted, bisected), and equal versions written
-        apart ("1.0", "1.0.0") are one release, as pip sees them.
-        """
+    def _judge(self) -> Releases:
+        """Every file's verdict from the page's columns, no file built: a page of thousands of
+        files has a few (requires-python, tags, kind) combinations, each judged once, and each
+        file's looked up in C."""
         table = self.page.table
-        keys = list(zip(table.require_ix, table.tag_ix, table.kinds, strict=False))
+        keys = list(zip(table.require_ix, table.tag_ix, table.kinds, strict=True))
         verdicts = {key: self._verdict_of(table, key) for key in set(keys)}
         per_file = list(map(verdicts.__getitem__, keys))
         if self._as_of is not None:
             per_file = self._uploaded_by_as_of(per_file)
-        every = range(len(per_file))
-        installs = list(compress(every, map(_INSTALLS.__eq__, per_file)))
-        newer = list(compress(every, map(_NEWER.__eq__, per_file)))
-        version_ix = table.version_ix
-        # A stable sort: a version's files stay in the page's order, which ties are broken by.
-        self._installs = sorted(installs, key=version_ix.__getitem__)
-        self._install_keys = list(map(version_ix.__getitem__, self._installs))
-        self._newer = sorted(newer, key=version_ix.__getitem__)
-        self._newer_keys = list(map(version_ix.__getitem__, self._newer))
-        versions = table.versions
-        first = list(dict.fromkeys(map(version_ix.__getitem__, installs)))  # first appearance first
-        # Each version by the index of its first appearance; equal versions written apart ("1.0",
-        # "1.0.0") are one release, as pip sees them, and most pages have none.
-        self._ix: dict[Version, int] = dict(zip(map(versions.__getitem__, first), first, strict=False))
-        self._merged: dict[Version, list[int]] = {}
-        if len(self._ix) != len(first):
-            for i in first:
-                self._merged.setdefault(versions[i], []).append(i)
-        self._newer_ix: dict[Version, list[int]] = {}
-        for i in dict.fromkeys(self._newer_keys):
-            self._newer_ix.setdefault(versions[i], []).append(i)
-        unyanked = set(map(version_ix.__getitem__, compress(installs, map(is_, map(table.yanks.__getitem__, installs), repeat(None)))))  # fmt: skip
-        self._newest_first = sorted(self._ix, key=_VERSION_ORDER, reverse=True)
-        self._usable_first: list[Version] = self._newest_first
-        self._yanked_only: list[Version] = []
-        self._with_files: set[Version] = set()  # read only when some version has only yanked files
-        if len(unyanked) != len(first):
-            self._with_files = set(map(versions.__getitem__, unyanked))
-            self._usable_first = [v for v in self._newest_first if v in self._with_files]
-            self._yanked_only = [v for v in self._newest_first if v not in self._with_files]
+        return Releases(self.page, per_file, file_order=self._file_order, newer_order=self._newer_order)
 
     def _uploaded_by_as_of(self, per_file: list[int]) -> list[int]:
         """PEP 700: files uploaded after `as_of` do not install (reads every file's upload time)."""
         as_of = self._as_of
         assert as_of is not None
         return [
-            _SKIP if file.upload_time is not None and file.upload_time > as_of else verdict
+            SKIP if file.upload_time is not None and file.upload_time > as_of else verdict
             for file, verdict in zip(self.page.files, per_file, strict=True)
         ]
-
-    def _release_of(self, version: Version, indexes: list[int]) -> Release:
-        table = self.page.table
-        files = [table.file(i) for i in _files_at(self._installs, self._install_keys, indexes)]
-        later_at = self._newer_ix.get(version)
-        later = (
-            [table.file(i) for i in _files_at(self._newer, self._newer_keys, later_at)] if later_at else []
-        )
-        if len(files) == 1 and not later:  # most versions of a big page: no sorting, no splits
-            one = (files[0],)
-            if files[0].yanked is None:
-                return Release(version=version, files=one, yanked=())
-            return Release(version=version, files=(), yanked=one)
-        ordered = files if len(files) == 1 else sorted(files, key=self._file_order)
-        later = sorted(later, key=self._newer_order)
-        return Release(
-            version=version,
-            files=tuple(f for f in ordered if f.yanked is None),
-            yanked=tuple(f for f in ordered if f.yanked is not None),
-            newer=tuple(f for f in later if f.yanked is None),
-            newer_yanked=tuple(f for f in later if f.yanked is not None),
-        )
 
     def _verdict_of(self, table: FileTable, key: tuple[int | None, int, int]) -> int:
         require, tags, kind = key
@@ -413,20 +329,12 @@ class Finder:
     def _verdict(self, requires_python: SpecifierSet | None, tags: frozenset[Tag], kind: str) -> int:
         """`installs` and `installs_on_newer_host` in one, leaving out the upload time."""
         if requires_python is not None and not self._python_allows(requires_python):
-            return _SKIP
+            return SKIP
         if kind != "wheel":
-            return _SKIP if self._only_binary else _INSTALLS
+            return SKIP if self._only_binary else INSTALLS
         if self._rank(tags) is not None:
-            return _INSTALLS
-        return _NEWER if self._on_newer_host(tags) else _SKIP
-
-
-# Versions sorted by the key their comparisons use (packaging's `Version._key`), compared in C:
-# sorting a page's 21,000 versions by `__lt__`, a Python call per comparison, was a quarter of
-# building a finder. Without that key, by `__lt__` itself.
-_VERSION_ORDER: Callable[[Version], Any] | None = (
-    attrgetter("_key") if isinstance(getattr(Version, "_key", None), property) else None
-)
+            return INSTALLS
+        return NEWER if self._on_newer_host(tags) else SKIP
 
 
 @lru_cache(maxsize=32)
@@ -436,11 +344,3 @@ def _tag_answers(target: Target) -> tuple[dict[frozenset[Tag], int | None], dict
     By value: equal sets are not always one object (30,051 objects for 701 sets on 303 PyPI
     pages), and a frozenset keeps its hash."""
     return {}, {}
-
-
-def _files_at(files: list[int], keys: list[int], indexes: list[int]) -> list[int]:
-    """The files (indexes, `files` sorted by `keys`) of each version index in `indexes`."""
-    found: list[int] = []
-    for i in indexes:
-        found += files[bisect_left(keys, i) : bisect_right(keys, i)]
-    return found
