@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.index_url is not None:
             command += ["--index-url", args.index_url]
         code = lockd.cli.main(command)
+        if code != 0:  # lockd lock said why, and wrote no lock
+            clock.note(f"done: exit {code}, {clock.requests} requests from this process")
+            return code
         pins = sum(1 for line in Path(work, "lock.txt").read_text().splitlines() if "==" in line)
     clock.note(f"done: exit {code}, {pins} pins, {clock.requests} requests from this process")
     return code

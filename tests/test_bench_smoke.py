@@ -217,3 +217,13 @@ def test_timeline_shows_a_cold_lock_as_it_goes(fixture_index: WatchedIndex) -> N
     assert {"request #1", "request #2"} <= set(events)
     assert events.index("resolution: start") < events.index("resolution: end")
     assert events[-1].startswith("done: exit 0, 5 pins, ")
+
+
+def test_timeline_of_a_lock_that_fails_says_so_and_exits_with_its_code(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.timeline", str(tmp_path / "no-such-case")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot read" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].split("ms", 1)[1].strip().startswith("done: exit 1, ")
