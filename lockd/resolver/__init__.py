@@ -7,6 +7,8 @@ Roles, after pip's resolvelib adapter (`pip/_internal/resolution/resolvelib/`):
   `IndexSource` is what it needs from an index.
 - `finder.Finder` is one project's page seen from the target: which files install, best
   first; PEP 592 yanks, PEP 700 `as_of`, pre-release rules; why a version does not install.
+  `releases` groups its verdicts by version from the page's columns, and builds a version's
+  files only when they are read.
 - `candidates` holds the values resolvelib moves around: typed identifiers (`Identity(name,
   extra)`, `PYTHON`), requirements and candidates. `name[extra]` depends on `name==same
   version`, as in pip; the pseudo-project `<python>` carries each candidate's
