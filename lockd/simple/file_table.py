@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
@@ -87,23 +87,21 @@ class FileTable:
     @classmethod
     def of_files(cls, files: tuple[DistFile, ...]) -> FileTable:
         """The table of files already built (a page parsed from its body)."""
-        if not files:
-            columns: tuple[tuple[object, ...], ...] = ((),) * 5
-        else:
-            columns = tuple(zip(*map(_TABLE_FIELDS, files), strict=True))
-        versions, tags, requires, kinds, yanks = columns
+        fields = tuple(zip(*map(_TABLE_FIELDS, files), strict=True)) if files else ((),) * 5
+        versions, tags, requires, kinds, yanks = cast(_FileFields, fields)
         version_table, version_ix = distinct(versions)
         tag_table, tag_ix = distinct(tags)
         require_table, require_ix = distinct(requires)
         table = cls(
-            versions=version_table,  # type: ignore[arg-type]
-            version_ix=version_ix,  # type: ignore[arg-type]
-            tag_sets=tag_table,  # type: ignore[arg-type]
-            tag_ix=tag_ix,  # type: ignore[arg-type]
-            requires=require_table,  # type: ignore[arg-type]
+            versions=version_table,
+            # A file always has a version and a tag set (empty for an sdist): no None among them.
+            version_ix=cast(tuple[int, ...], version_ix),
+            tag_sets=tag_table,
+            tag_ix=cast(tuple[int, ...], tag_ix),
+            requires=require_table,
             require_ix=require_ix,
-            kinds=tuple(map(_KIND_INDEX.__getitem__, kinds)),  # type: ignore[arg-type]
-            yanks=yanks,  # type: ignore[arg-type]
+            kinds=tuple(map(_KIND_INDEX.__getitem__, kinds)),
+            yanks=yanks,
             build_all=lambda: files,
             build_one=files.__getitem__,
         )
@@ -151,6 +149,13 @@ class FileTable:
 
 
 _TABLE_FIELDS = attrgetter("version", "tags", "requires_python", "kind", "yanked")
+_FileFields = tuple[
+    tuple[Version, ...],
+    tuple[frozenset[Tag], ...],
+    tuple[SpecifierSet | None, ...],
+    tuple[Kind, ...],
+    tuple[str | None, ...],
+]
 
 
 def distinct(values: Sequence[_T | None]) -> tuple[list[_T], tuple[int | None, ...]]:
