@@ -340,7 +340,8 @@ class Finder:
 @lru_cache(maxsize=32)
 def _tag_answers(target: Target) -> tuple[dict[frozenset[Tag], int | None], dict[frozenset[Tag], bool]]:
     """Each tag set's rank on `target`, and whether only a newer machine installs it: shared by
-    the target's finders, since pages share tag sets (a tenth of building pypi-200's finders).
+    the target's finders, since pages share tag sets (pypi-200's 205 finders judge 9,453
+    combinations of requires-python, tags and kind, of far fewer tag sets).
     By value: equal sets are not always one object (30,051 objects for 701 sets on 303 PyPI
     pages), and a frozenset keeps its hash."""
     return {}, {}

@@ -25,11 +25,11 @@ from packaging.version import Version
 
 from lockd.simple.dist_file import DistFile
 
-__all__ = ["KINDS", "FileTable", "distinct"]
+__all__ = ["KINDS", "KIND_INDEX", "FileTable", "distinct"]
 
 Kind = Literal["wheel", "sdist"]
 KINDS: tuple[Kind, Kind] = ("wheel", "sdist")  # a file's kind, by its index in the table
-_KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
+KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
 _T = TypeVar("_T")
 
 
@@ -100,7 +100,7 @@ class FileTable:
             tag_ix=cast(tuple[int, ...], tag_ix),
             requires=require_table,
             require_ix=require_ix,
-            kinds=tuple(map(_KIND_INDEX.__getitem__, kinds)),
+            kinds=tuple(map(KIND_INDEX.__getitem__, kinds)),
             yanks=yanks,
             build_all=lambda: files,
             build_one=files.__getitem__,

@@ -40,7 +40,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from lockd.simple.dist_file import DistFile
-from lockd.simple.file_table import KINDS, FileTable, distinct
+from lockd.simple.file_table import KIND_INDEX, KINDS, FileTable, distinct
 from lockd.simple.files import ProjectPage, files_text_length, requires_python_of
 from lockd.simple.form_columns import FileColumns, page_columns
 from lockd.simple.form_rows import Row, Rows
@@ -52,7 +52,6 @@ _MAGIC = b"lockd-page-form\x01"  # the encoding's own version, in the last byte
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
-_KINDS = KINDS
 _NONE = type(None)
 
 
@@ -156,7 +155,7 @@ def _columns(page: FileColumns, identity: str, source: str, *, typed: bool = Fal
     columns = (
         filenames,
         tuple(map(itemgetter(slice(len(url_base), None)), heads)),
-        tuple(map(_KIND_INDEX.__getitem__, page.kinds)),
+        tuple(map(KIND_INDEX.__getitem__, page.kinds)),
         version_ix,
         tag_ix,
         tuple(page.sha256s),
@@ -189,9 +188,6 @@ def _own(values: Sequence[str] | None, page_value: str, count: int) -> tuple[str
     if values is None:
         return (None,) * count
     return tuple(None if v == page_value else v for v in values)
-
-
-_KIND_INDEX = {kind: i for i, kind in enumerate(_KINDS)}
 
 
 def _reads_back(
@@ -257,7 +253,7 @@ def _table(
         return None
     checked = cast(tuple[tuple[object, ...], ...], columns)
     url_base, whole = url_rule
-    bounds = (len(_KINDS), len(versions), len(tag_sets), len(requires), len(checked[0]))
+    bounds = (len(KINDS), len(versions), len(tag_sets), len(requires), len(checked[0]))
     indexes = (checked[2], checked[3], checked[4], checked[7], whole)
     if set(map(type, whole)) - _INDEX:
         return None
@@ -289,7 +285,7 @@ def _table(
                 [name if n is None else NormalizedName(n) for n in names],
                 [versions[i] for i in version_ix],
                 filenames,
-                [_KINDS[i] for i in kinds],
+                [KINDS[i] for i in kinds],
                 [tag_sets[i] for i in tag_ix],
                 [None if i is None else requires[i] for i in require_ix],
                 yanks,
@@ -304,7 +300,7 @@ def _table(
             name if own_name is None else NormalizedName(own_name),
             versions[version_ix[i]],
             filenames[i],
-            _KINDS[kinds[i]],
+            KINDS[kinds[i]],
             tag_sets[tag_ix[i]],
             None if require is None else requires[require],
             yanks[i],
