@@ -493,3 +493,30 @@ def test_every_level_and_python_round_trips(
     target = Target.of(name, python, **levels)
     again = Target.from_json(json.loads(json.dumps(target.to_json())))
     assert again == target and again.tags == target.tags
+
+
+def test_a_tag_sets_kept_answers_are_those_worked_out_afresh_also_past_the_bound() -> None:
+    # `wheel_rank` and `installs_on_newer_host` keep each tag set's answer (every finder of the
+    # target asks); a set asked again, an equal set of other objects, a set asked after the kept
+    # answers were forgotten, and a list of the same tags all get the same answer.
+    from lockd.target import target as module  # noqa: PLC0415
+
+    target = Target.of("linux_x86_64", "3.11", glibc="2.28")
+    sets = [
+        frozenset({Tag("cp311", "cp311", "manylinux_2_17_x86_64"), Tag("py3", "none", "any")}),
+        frozenset({Tag("cp311", "cp311", "manylinux_2_34_x86_64")}),
+        frozenset({Tag("cp311", "cp311", "win_amd64")}),
+        frozenset(),
+    ]
+    expected = [(target.wheel_rank(list(tags)), any(t in target.host_tags for t in tags)) for tags in sets]
+    assert expected[0][0] is not None and expected[1] == (None, True) and expected[2] == (None, False)
+    for _ in range(2):
+        assert [(target.wheel_rank(t), target.installs_on_newer_host(t)) for t in sets] == expected
+        again = [frozenset(Tag(t.interpreter, t.abi, t.platform) for t in tags) for tags in sets]
+        assert [(target.wheel_rank(t), target.installs_on_newer_host(t)) for t in again] == expected
+    filler = [frozenset({Tag(f"cp3{i}", "none", "any")}) for i in range(module._KEPT_TAG_SETS)]
+    for tags in filler:  # fills the kept answers past their bound, which forgets them all
+        target.wheel_rank(tags)
+        target.installs_on_newer_host(tags)
+    assert all(len(kept) <= module._KEPT_TAG_SETS for kept in target._tag_set_answers)
+    assert [(target.wheel_rank(t), target.installs_on_newer_host(t)) for t in sets] == expected

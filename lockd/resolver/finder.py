@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
@@ -49,8 +49,6 @@ _SHOWN_TAGS = 8
 # of a project with thousands of versions is a few hundred KiB).
 _KEPT_CANDIDATE_LISTS = 64
 _KEPT_TEXTS = 256
-# Tag-set answers a target's finders share (PyPI's pages have a few thousand distinct sets).
-_KEPT_TAG_ANSWERS = 16384
 
 
 def wheel_tags_text(wheels: list[DistFile]) -> str:
@@ -126,8 +124,6 @@ class Finder:
         # Pages with thousands of files share a few requires-python values (shared objects,
         # see lockd.simple): answer each once, by identity.
         self._python_ok: dict[int, tuple[SpecifierSet, bool]] = {}
-        # Tag sets by value, shared with the target's other finders (`_tag_answers`).
-        self._ranks, self._newer_ok = _tag_answers(target)
         self._releases = self._judge()
         self._files_of: dict[int, CandidateFiles] = {}
         self._found: dict[tuple[str, bool | None, NormalizedName | None], tuple[ProjectCandidate, ...]] = {}
@@ -149,7 +145,7 @@ class Finder:
         if not self._available(file):
             return False
         if file.kind == "wheel":
-            return self._rank(file.tags) is not None
+            return self._target.wheel_rank(file.tags) is not None
         return not self._only_binary
 
     def installs_on_newer_host(self, file: DistFile) -> bool:
@@ -157,17 +153,9 @@ class Finder:
         return (
             file.kind == "wheel"
             and self._available(file)
-            and self._rank(file.tags) is None
-            and self._on_newer_host(file.tags)
+            and self._target.wheel_rank(file.tags) is None
+            and self._target.installs_on_newer_host(file.tags)
         )
-
-    def _on_newer_host(self, tags: frozenset[Tag]) -> bool:
-        known = self._newer_ok.get(tags)
-        if known is None:
-            if len(self._newer_ok) >= _KEPT_TAG_ANSWERS:
-                self._newer_ok.clear()
-            known = self._newer_ok[tags] = self._target.installs_on_newer_host(tags)
-        return known
 
     def _available(self, file: DistFile) -> bool:
         if self._as_of is not None and file.upload_time is not None and file.upload_time > self._as_of:
@@ -281,18 +269,9 @@ class Finder:
             self._python_ok[id(specifier)] = known  # the value holds the key's object alive
         return known[1]
 
-    def _rank(self, tags: frozenset[Tag]) -> int | None:
-        try:
-            return self._ranks[tags]
-        except KeyError:
-            if len(self._ranks) >= _KEPT_TAG_ANSWERS:
-                self._ranks.clear()
-            rank = self._ranks[tags] = self._target.wheel_rank(tags)
-            return rank
-
     def _file_order(self, file: DistFile) -> tuple[int, int, str]:
         if file.kind == "wheel":
-            rank = self._rank(file.tags)
+            rank = self._target.wheel_rank(file.tags)
             return (0, rank if rank is not None else 1 << 30, file.filename)
         return (1, 0, file.filename)
 
@@ -332,16 +311,6 @@ class Finder:
             return SKIP
         if kind != "wheel":
             return SKIP if self._only_binary else INSTALLS
-        if self._rank(tags) is not None:
+        if self._target.wheel_rank(tags) is not None:
             return INSTALLS
-        return NEWER if self._on_newer_host(tags) else SKIP
-
-
-@lru_cache(maxsize=32)
-def _tag_answers(target: Target) -> tuple[dict[frozenset[Tag], int | None], dict[frozenset[Tag], bool]]:
-    """Each tag set's rank on `target`, and whether only a newer machine installs it: shared by
-    the target's finders, since pages share tag sets (pypi-200's 205 finders judge 9,453
-    combinations of requires-python, tags and kind, of far fewer tag sets).
-    By value: equal sets are not always one object (30,051 objects for 701 sets on 303 PyPI
-    pages), and a frozenset keeps its hash."""
-    return {}, {}
+        return NEWER if self._target.installs_on_newer_host(tags) else SKIP
