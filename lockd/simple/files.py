@@ -1,8 +1,9 @@
 """The per-file rules of the Simple Repository API, shared by the JSON and HTML page parsers.
 
-`DistFile` / `ProjectPage` values (`dist_file`, `project_page`), file-name parsing with `packaging.utils` (memoised per
-component, so everything downstream works with shared `Version` and `Tag` values), the
-lockable-target filter, URL absolutisation and the checks on hashes, yanks and requires-python.
+`DistFile` / `ProjectPage` values (`dist_file`, `project_page`), file-name parsing with
+`packaging.utils` (memoised per component, so everything downstream works with shared `Version`
+and `Tag` values), the lockable-target filter, URL absolutisation and the checks on hashes,
+yanks and requires-python.
 A file whose name, version or requires-python does not parse within bounds (`lockd.index_text`)
 is skipped, or keeps no requires-python, as pip does; it never fails the page.
 """
