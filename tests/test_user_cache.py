@@ -103,6 +103,7 @@ def test_the_file_stays_under_its_bound_and_keeps_what_was_used_last(tmp_path: P
         stored = conn.execute("SELECT total(size), count(*) FROM entries").fetchone()
     conn.close()
     assert stored[0] <= 2 * _MIB and stored[1] < 33
+    assert (tmp_path / CACHE_FILE_NAME).stat().st_size <= 2 * _MIB  # the file too, not just its entries
     cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)
     assert cache.hashes.get("first") == "0" * 64
     assert cache.metadata.get(_key("https://x/simple/p0-0/")) is None  # the oldest went
@@ -296,4 +297,23 @@ def test_a_cache_made_before_the_size_index_gets_it_when_opened_and_keeps_its_en
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert "entries_by_use_and_size" in indexes and "entries_by_use" not in indexes
+    assert warnings == []
+
+
+def test_a_lower_bound_gives_the_evicted_entries_space_back_to_the_disk(tmp_path: Path) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings, max_bytes=64 * _MIB)
+    for n in range(60):
+        cache.pages.put_form(f"https://x/simple/p{n}/", bytes(200 * 1024))
+    cache.close()
+    assert (tmp_path / CACHE_FILE_NAME).stat().st_size > 10 * _MIB
+    clock.now += 7200
+    cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)  # the bound lowered
+    cache.metadata.put(_key("https://x/simple/new/"), bytes(1024))
+    cache.close()
+    # Evicted down to the bound, and the file shrank with it (the last close checkpoints the log).
+    assert (tmp_path / CACHE_FILE_NAME).stat().st_size <= 2 * _MIB + 256 * 1024
+    cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)
+    assert cache.metadata.get(_key("https://x/simple/new/")) == bytes(1024)
+    cache.close()
     assert warnings == []

@@ -41,52 +41,23 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from lockd.cli.cache_file import CACHE_FILE_NAME, ForeignFile, connect, discard, prepare, trim
 from lockd.cli.cache_views import FORM, PAGE, Entry, HashView, MetadataView, PageView
 from lockd.memory_cache import BoundedCache
 
 __all__ = ["CACHE_FILE_NAME", "UserCache", "open_user_cache"]
 
-# 2: a page entry's detail ends with its body's sha256, which lockd of version 1, splitting the
-# detail at its first space, would read as part of the page's URL.
-_SCHEMA_VERSION = 2
-_APPLICATION_ID = 0x6C6F636B  # "lock": tells lockd's cache from any other SQLite file
-CACHE_FILE_NAME = f"index-cache-v{_SCHEMA_VERSION}.sqlite3"  # another version keeps its own file
-
-_BUSY_SECONDS = 10.0  # how long a write waits for another process's write
 _BACKLOG_BYTES = 64 * 1024 * 1024  # queued bytes past which a writer waits for the file (memory bound)
 _TOUCH_AFTER = 3600.0  # an entry's last use is rewritten at most hourly: warm runs write nothing
 _KEEP_FRACTION = 0.8  # eviction goes below the bound, so the next runs do not evict again at once
 _MEMORY_BYTES = 64 * 1024 * 1024  # what this process has read, in front of the file
-
-# Entries by last use, with their sizes: the bytes held (read at every write) and the eviction's
-# running sum come from this index alone. Read from the table, `size` sits behind each entry's
-# value, so summing it walked every value's overflow pages: on a cache of 700 MB, 0.2 s of CPU a
-# write, and the writer thread busy for a whole cold run (`tests/test_user_cache.py`). A cache
-# made before it has the index on `used_at` alone, replaced when it is opened.
-_BY_USE = "CREATE INDEX IF NOT EXISTS entries_by_use_and_size ON entries (used_at, size)"
-_OLD_BY_USE = "entries_by_use"
-
-_SCHEMA = (
-    """CREATE TABLE entries (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value BLOB NOT NULL,
-        detail TEXT NOT NULL,
-        stored_at REAL NOT NULL,
-        used_at REAL NOT NULL,
-        size INTEGER NOT NULL,
-        UNIQUE (kind, key)
-    )""",
-    _BY_USE,
-)
 
 _UPSERT = """INSERT INTO entries (kind, key, value, detail, stored_at, used_at, size)
     VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, detail = excluded.detail,
         stored_at = excluded.stored_at, used_at = excluded.used_at, size = excluded.size"""
 
-_TOTAL = "SELECT total(size) FROM entries"  # from `_BY_USE`, as `_EVICT`
+_TOTAL = "SELECT total(size) FROM entries"  # read from `cache_file`'s index by use and size, as `_EVICT`
 
 # Keeps the most recently used entries up to the given bytes and deletes the rest.
 _EVICT = """DELETE FROM entries WHERE id IN (
@@ -94,10 +65,6 @@ _EVICT = """DELETE FROM entries WHERE id IN (
     WHERE newer > ?)"""
 
 _Key = tuple[str, str]  # (kind, key)
-
-
-class _ForeignFile(Exception):
-    """The file is an SQLite database, but not lockd's cache of this version."""
 
 
 class UserCache:
@@ -118,8 +85,8 @@ class UserCache:
         self._warn = warn
         self._clock = clock
         # Two connections: reads on the fetch threads never queue behind a batch being written.
-        self._reader = _connect(path)
-        self._writer = _connect(path)
+        self._reader = connect(path)
+        self._writer = connect(path)
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -257,9 +224,9 @@ class UserCache:
             conn.execute("ROLLBACK")
             raise
         if evicted:
-            # Gives the freed pages back to the disk; if another process holds the lock, a later run will.
+            # If another process holds the lock, a later eviction trims it.
             with suppress(sqlite3.OperationalError):
-                conn.execute("PRAGMA incremental_vacuum")
+                trim(conn, self._max_bytes)
 
     def close(self) -> None:
         """Writes what is queued and closes the file; discards it if it turned out corrupt."""
@@ -275,7 +242,7 @@ class UserCache:
             with suppress(sqlite3.Error):
                 conn.close()
         if self._corrupt:
-            _discard(self.path)
+            discard(self.path)
 
     def _fail(self, exc: sqlite3.Error) -> None:
         with self._state_lock:
@@ -309,9 +276,9 @@ def open_user_cache(
         return None
     for _attempt in range(2):
         try:
-            _prepare(path)
+            prepare(path)
             return UserCache(path, page_ttl=page_ttl, max_bytes=max_bytes, warn=warn, clock=clock)
-        except _ForeignFile as exc:
+        except ForeignFile as exc:
             warn(f"the cache {path} {exc}; rebuilding it")
         except sqlite3.OperationalError as exc:
             warn(f"cannot open the cache {path} ({exc}); continuing without it")
@@ -319,82 +286,8 @@ def open_user_cache(
         except sqlite3.DatabaseError as exc:
             warn(f"the cache {path} is unreadable ({exc}); rebuilding it")
         try:
-            _discard(path)
+            discard(path)
         except OSError as exc:
             warn(f"cannot remove the cache {path} ({exc.strerror}); continuing without it")
             return None
     return None
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    # Autocommit (isolation_level None): transactions are the explicit BEGIN IMMEDIATE above.
-    conn = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash may lose the last writes, never corrupt
-    return conn
-
-
-def _prepare(path: Path) -> None:
-    """Checks the file is this version's cache, creating the schema in an empty file."""
-    conn = _connect(path)
-    try:
-        if _stamp(conn) != (_APPLICATION_ID, _SCHEMA_VERSION):
-            _create(conn)
-        elif not _has_size_index(conn):
-            _add_size_index(conn)
-        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-    finally:
-        conn.close()
-
-
-def _has_size_index(conn: sqlite3.Connection) -> bool:
-    found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'entries_by_use_and_size'"
-    )
-    return found.fetchone() is not None
-
-
-def _add_size_index(conn: sqlite3.Connection) -> None:
-    # Under the write lock, as `_create`: of several processes opening the cache, one builds it.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(_BY_USE)
-        conn.execute(f"DROP INDEX IF EXISTS {_OLD_BY_USE}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _stamp(conn: sqlite3.Connection) -> tuple[int, int]:
-    application_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-    return application_id, int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _create(conn: sqlite3.Connection) -> None:
-    # Under the write lock, so of several processes starting at once exactly one creates it.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect before the first table
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        stamp = _stamp(conn)
-        if stamp == (_APPLICATION_ID, _SCHEMA_VERSION):
-            conn.execute("COMMIT")
-            return
-        tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-        if stamp != (0, 0) or tables:
-            raise _ForeignFile(
-                f"is not lockd's cache of this version (application id {stamp[0]:#x}, version {stamp[1]})"
-            )
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _discard(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
