@@ -8,10 +8,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from packaging.utils import canonicalize_name
 
 from fixtures.served_index import WatchedIndex
-from lockd.cli import user_cache
+from lockd.cli import cache_file, user_cache
 from lockd.cli.user_cache import CACHE_FILE_NAME, UserCache, open_user_cache
 from lockd.index import ClientOptions, IndexClient, MetadataKey, PageBody, PageHead
 from tests.support import wait_until
@@ -316,4 +317,35 @@ def test_a_lower_bound_gives_the_evicted_entries_space_back_to_the_disk(tmp_path
     cache = _open(tmp_path, clock, warnings, max_bytes=2 * _MIB)
     assert cache.metadata.get(_key("https://x/simple/new/")) == bytes(1024)
     cache.close()
+    assert warnings == []
+
+
+def test_a_cache_whose_index_cannot_be_added_now_is_read_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, warnings = _Clock(), _warnings()
+    cache = _open(tmp_path, clock, warnings)
+    cache.metadata.put(_key("https://x/simple/a/"), b"kept")
+    cache.close()
+    path = tmp_path / CACHE_FILE_NAME
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("DROP INDEX entries_by_use_and_size")
+        conn.execute("CREATE INDEX entries_by_use ON entries (used_at)")
+    conn.close()
+    monkeypatch.setattr(cache_file, "_BUSY_SECONDS", 0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing: the index must wait
+    try:
+        cache = _open(tmp_path, clock, warnings)
+        assert cache.metadata.get(_key("https://x/simple/a/")) == b"kept"
+        cache.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    cache = _open(tmp_path, clock, warnings)  # the next open adds it
+    cache.close()
+    with sqlite3.connect(path) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "entries_by_use_and_size" in indexes
     assert warnings == []

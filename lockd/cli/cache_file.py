@@ -9,6 +9,7 @@ file made by an earlier lockd of this version gets the indexes this one reads by
 from __future__ import annotations
 
 import sqlite3
+from contextlib import suppress
 from pathlib import Path
 
 __all__ = ["CACHE_FILE_NAME", "ForeignFile", "connect", "discard", "prepare", "trim"]
@@ -63,7 +64,9 @@ def prepare(path: Path) -> None:
         if _stamp(conn) != (_APPLICATION_ID, _SCHEMA_VERSION):
             _create(conn)
         elif not _has_size_index(conn):
-            _add_size_index(conn)
+            # Locked past the busy timeout, or a read-only file: read as it is; a later open adds it.
+            with suppress(sqlite3.OperationalError):
+                _add_size_index(conn)
         if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
     finally:
