@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,38 @@ def test_timeline_of_a_lock_that_fails_says_so_and_exits_with_its_code(tmp_path:
     assert done.returncode == 1
     assert "cannot read" in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1].split("ms", 1)[1].strip().startswith("done: exit 1, ")
+
+
+def _cpu_table(stdout: str) -> dict[str, tuple[float, int]]:
+    rows = {}
+    for line in stdout.splitlines():
+        found = re.match(r"^(\S.*?)\s+(\d+\.\d+)s\s+\d+%\s+(\d+)$", line)
+        if found:
+            rows[found.group(1)] = (float(found.group(2)), int(found.group(3)))
+    return rows
+
+
+def test_cli_cpu_splits_a_cold_and_a_warm_lock_by_part(fixture_index: WatchedIndex) -> None:
+    from bench.cli_cpu import PARTS  # noqa: PLC0415
+
+    runs = {}
+    for mode in ("cold", "warm"):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.cli_cpu", str(FIXTURE_CASES / "fx-tiny"), "--index-url",
+             fixture_index.pypi_url, *(["--warm"] if mode == "warm" else [])],
+            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"`lockd lock` fx-tiny, {mode}, round 1: wall " in done.stdout
+        rows = _cpu_table(done.stdout)
+        assert set(rows) == {part for part, _, _ in PARTS}, done.stdout  # every part, none unnamed
+        process = float(re.search(r"this process (\d+\.\d+) s of CPU", done.stdout).group(1))  # type: ignore[union-attr]
+        assert 0 < sum(seconds for seconds, _ in rows.values()) <= process + 0.01
+        runs[mode] = rows
+    cold, warm = runs["cold"], runs["warm"]
+    assert cold["resolver"][1] == warm["resolver"][1] == 1
+    assert cold["page requests (connect, send, headers)"][1] >= 5  # a page per pin, at least
+    assert cold["cache: writes"][1] >= 1
+    # Warm: the pages are within their TTL and the metadata is in the cache: nothing is asked.
+    assert warm["page requests (connect, send, headers)"][1] == 0
+    assert warm["cache: reads"][1] >= 5 and warm["pages: built from forms"][1] >= 1
