@@ -14,6 +14,7 @@ bench.cli` measures it: about 0.15-0.2 s of CPU a run).
 
     python -m bench.cli_cpu bench/cases/pypi-200
     python -m bench.cli_cpu bench/cases/pypi-200 --warm --rounds 3
+    python -m bench.cli_cpu bench/cases/pypi-200 --cache-from ~/.cache/lockd   # cold, on a used cache
 
 Each part is a function of lockd's, wrapped here (this process only: it is the bench's); a part
 whose function is renamed is reported as missing, never silently as zero.
@@ -25,6 +26,7 @@ import argparse
 import functools
 import importlib
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -200,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("case", type=Path, help="a case directory (its requirements.in is locked)")
     parser.add_argument("--warm", action="store_true", help="a filled cache (an untimed run first)")
     parser.add_argument("--rounds", type=int, default=1, help="timed runs, each with its own table")
+    parser.add_argument(
+        "--cache-from",
+        type=Path,
+        default=None,
+        help="a cache directory copied in before each cold round (a cache other stacks filled)",
+    )
     parser.add_argument("--platform", default="linux_x86_64")
     parser.add_argument("--python", default="3.11")
     parser.add_argument(
@@ -217,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 work = Path(kept if args.warm else fresh)
                 if args.warm and n == 0 and _lock(args.case, work, args) != 0:
                     return 1
+                if args.cache_from is not None and not args.warm:
+                    shutil.copytree(args.cache_from, work / "cache")
                 code, lines = _round(args.case, work, args, ledger)
                 mode = "warm" if args.warm else "cold"
                 print(f"`lockd lock` {args.case.name}, {mode}, round {n + 1}: " + "\n".join(lines))
