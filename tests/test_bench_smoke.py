@@ -263,3 +263,24 @@ def test_cli_cpu_splits_a_cold_and_a_warm_lock_by_part(fixture_index: WatchedInd
     # Warm: the pages are within their TTL and the metadata is in the cache: nothing is asked.
     assert warm["page requests (connect, send, headers)"][1] == 0
     assert warm["cache: reads"][1] >= 5 and warm["pages: built from forms"][1] >= 1
+
+
+def test_cli_cpu_starts_each_cold_round_from_a_copy_of_a_given_cache(
+    fixture_index: WatchedIndex, tmp_path: Path
+) -> None:
+    filled = tmp_path / "used"
+    lock = [sys.executable, "-m", "lockd", "lock", str(FIXTURE_CASES / "fx-tiny" / "requirements.in"),
+            "--platform", "linux_x86_64", "--python", "3.11", "--index-url", fixture_index.pypi_url,
+            "--cache-dir", str(filled), "-o", str(tmp_path / "l.txt")]  # fmt: skip
+    assert subprocess.run(lock, capture_output=True, check=False, cwd=ROOT, timeout=120).returncode == 0
+    before = {p.name: p.stat().st_size for p in filled.iterdir()}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli_cpu", str(FIXTURE_CASES / "fx-tiny"), "--index-url",
+         fixture_index.pypi_url, "--cache-from", str(filled), "--rounds", "2"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("`lockd lock` fx-tiny, cold, round") == 2
+    # Both rounds found the copied cache's pages fresh: nothing was asked of the index.
+    assert done.stdout.count("page requests (connect, send, headers)         0.000s     0%      0\n") == 2
+    assert {p.name: p.stat().st_size for p in filled.iterdir()} == before  # a copy, never the cache given
