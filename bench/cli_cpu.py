@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.lock_in_process import add_lock_arguments, lock_in_process
+
 __all__ = ["PARTS", "main"]
 
 # (part, module, attribute path): the order the table shows them in.
@@ -155,29 +157,17 @@ def _install(ledger: _Ledger) -> list[str]:
     return missing
 
 
-def _lock(case: Path, work: Path, args: argparse.Namespace) -> int:
-    import lockd.cli  # noqa: PLC0415
-
-    command = [
-        "lock", str(case / "requirements.in"), "--platform", args.platform, "--python", args.python,
-        "-o", str(work / "lock.txt"), "--cache-dir", str(work / "cache"),
-    ]  # fmt: skip
-    if args.index_url is not None:
-        command += ["--index-url", args.index_url]
-    return lockd.cli.main(command)
-
-
 def _cpu(who: int) -> tuple[float, float]:
     usage = resource.getrusage(who)
     return usage.ru_utime, usage.ru_stime
 
 
-def _round(case: Path, work: Path, args: argparse.Namespace, ledger: _Ledger) -> tuple[int, list[str]]:
+def _round(work: Path, args: argparse.Namespace, ledger: _Ledger) -> tuple[int, list[str]]:
     ledger.cpu.clear()
     ledger.calls.clear()
     own, children = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    code = _lock(case, work, args)
+    code = lock_in_process(args, work)
     wall = time.perf_counter() - started
     own_after, children_after = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
     user, system = own_after[0] - own[0], own_after[1] - own[1]
@@ -199,7 +189,7 @@ def _round(case: Path, work: Path, args: argparse.Namespace, ledger: _Ledger) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cli_cpu")
-    parser.add_argument("case", type=Path, help="a case directory (its requirements.in is locked)")
+    add_lock_arguments(parser)
     parser.add_argument("--warm", action="store_true", help="a filled cache (an untimed run first)")
     parser.add_argument("--rounds", type=int, default=1, help="timed runs, each with its own table")
     parser.add_argument(
@@ -207,11 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="a cache directory copied in before each cold round (a cache other stacks filled)",
-    )
-    parser.add_argument("--platform", default="linux_x86_64")
-    parser.add_argument("--python", default="3.11")
-    parser.add_argument(
-        "--index-url", default=None, help="as `lockd lock --index-url` (default: LOCKD_INDEX_URL, else PyPI)"
     )
     args = parser.parse_args(argv)
     ledger = _Ledger()
@@ -223,11 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             with tempfile.TemporaryDirectory() as fresh:
                 work = Path(kept if args.warm else fresh)
-                if args.warm and n == 0 and _lock(args.case, work, args) != 0:
+                if args.warm and n == 0 and lock_in_process(args, work) != 0:
                     return 1
                 if args.cache_from is not None and not args.warm:
                     shutil.copytree(args.cache_from, work / "cache")
-                code, lines = _round(args.case, work, args, ledger)
+                code, lines = _round(work, args, ledger)
                 mode = "warm" if args.warm else "cold"
                 print(f"`lockd lock` {args.case.name}, {mode}, round {n + 1}: " + "\n".join(lines))
                 if code != 0:

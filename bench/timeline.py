@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.lock_in_process import add_lock_arguments, lock_in_process
+
 __all__ = ["main"]
 
 
@@ -100,27 +102,16 @@ def _replace_everywhere(name: str, old: Callable[..., Any], new: Callable[..., A
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.timeline")
-    parser.add_argument("case", type=Path, help="a case directory (its requirements.in is locked)")
+    add_lock_arguments(parser)
     parser.add_argument("--every", type=int, default=50, help="note every N-th request")
-    parser.add_argument("--platform", default="linux_x86_64")
-    parser.add_argument("--python", default="3.11")
-    parser.add_argument(
-        "--index-url", default=None, help="as `lockd lock --index-url` (default: LOCKD_INDEX_URL, else PyPI)"
-    )
     args = parser.parse_args(argv)
     clock = _Clock()
     import lockd.cli  # noqa: PLC0415
-    import lockd.resolver  # noqa: PLC0415
+    import lockd.resolver  # noqa: PLC0415, F401
 
     _watch(clock, args.every)
     with tempfile.TemporaryDirectory() as work:
-        command = [
-            "lock", str(args.case / "requirements.in"), "--platform", args.platform, "--python", args.python,
-            "-o", str(Path(work) / "lock.txt"), "--cache-dir", str(Path(work) / "cache"),
-        ]  # fmt: skip
-        if args.index_url is not None:
-            command += ["--index-url", args.index_url]
-        code = lockd.cli.main(command)
+        code = lock_in_process(args, Path(work))
         if code != 0:  # lockd lock said why, and wrote no lock
             clock.note(f"done: exit {code}, {clock.requests} requests from this process")
             return code
