@@ -24,9 +24,10 @@ _BUSY_SECONDS = 10.0  # how long a write waits for another process's write
 
 # Entries by last use, with their sizes: the bytes held (read at every write) and the eviction's
 # running sum come from this index alone. Read from the table, `size` sits behind each entry's
-# value, so summing it walked every value's overflow pages: on a cache of 700 MB, 0.2 s of CPU a
-# write, and the writer thread busy for a whole cold run (`tests/test_user_cache.py`). A cache
-# made before it has the index on `used_at` alone, replaced when it is opened.
+# value, so summing it walked every value's overflow pages: 0.2 s of CPU a sum on a cache of 700
+# MB, and a cold pypi-200's writes took 0.40-0.42 s there against 0.16-0.22 s from the index
+# (`python -m bench.cli_cpu --cache-from`; `tests/test_user_cache.py` holds the query plans). A
+# cache made before it has the index on `used_at` alone, replaced when it is opened.
 _BY_USE = "CREATE INDEX IF NOT EXISTS entries_by_use_and_size ON entries (used_at, size)"
 _OLD_BY_USE = "entries_by_use"
 
