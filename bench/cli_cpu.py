@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.lock_in_process import add_lock_arguments, lock_in_process
+from bench.lock_in_process import add_lock_arguments, lock_in_process, replace_everywhere
 
 __all__ = ["PARTS", "main"]
 
@@ -145,15 +145,11 @@ def _install(ledger: _Ledger) -> list[str]:
         if function is None:
             missing.append(f"{module_name}.{path}")
             continue
-        wrapper = _wrap_request if path == "Fetcher.request" else _wrap
-        setattr(owner, name, wrapper(ledger, part, function))
-        if not outer:  # a module-level function: rebound wherever lockd imported it by name
-            for module in list(sys.modules.values()):
-                if (
-                    getattr(module, "__name__", "").startswith("lockd")
-                    and getattr(module, name, None) is function
-                ):
-                    setattr(module, name, getattr(owner, name))
+        wrapper = (_wrap_request if path == "Fetcher.request" else _wrap)(ledger, part, function)
+        if outer:
+            setattr(owner, name, wrapper)
+        else:  # a module-level function: rebound in its module and wherever lockd imported it by name
+            replace_everywhere(name, function, wrapper)
     return missing
 
 

@@ -1,15 +1,19 @@
 """`lockd lock` of a bench case, run in this process: for the tools that watch one from inside.
 
 `bench.timeline` (when it asks and reads) and `bench.cli_cpu` (where its CPU goes) wrap lockd's
-functions in this process and then run the command here, with the same arguments.
+functions in this process (`replace_everywhere` for a module-level one) and then run the command
+here, with the same arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["add_lock_arguments", "lock_in_process"]
+__all__ = ["add_lock_arguments", "lock_in_process", "replace_everywhere"]
 
 
 def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,3 +37,11 @@ def lock_in_process(args: argparse.Namespace, work: Path) -> int:
     if args.index_url is not None:
         command += ["--index-url", args.index_url]
     return lockd.cli.main(command)
+
+
+def replace_everywhere(name: str, old: Callable[..., Any], new: Callable[..., Any]) -> None:
+    """`name` rebound to `new` in every loaded lockd module that holds `old` under it (its own
+    module, and those that imported it by name)."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("lockd") and getattr(module, name, None) is old:
+            setattr(module, name, new)

@@ -17,12 +17,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.lock_in_process import add_lock_arguments, lock_in_process
+from bench.lock_in_process import add_lock_arguments, lock_in_process, replace_everywhere
 
 __all__ = ["main"]
 
@@ -90,14 +90,7 @@ def _watch(clock: _Clock, every: int) -> None:
         finally:
             clock.note("resolution: end")
 
-    _replace_everywhere("timed_resolve", resolve, timed_resolve)
-
-
-def _replace_everywhere(name: str, old: Callable[..., Any], new: Callable[..., Any]) -> None:
-    """`name` rebound in every loaded lockd module that imported `old` by name."""
-    for module in list(sys.modules.values()):
-        if getattr(module, "__name__", "").startswith("lockd") and getattr(module, name, None) is old:
-            setattr(module, name, new)
+    replace_everywhere("timed_resolve", resolve, timed_resolve)
 
 
 def main(argv: list[str] | None = None) -> int:
