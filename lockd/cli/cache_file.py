@@ -9,10 +9,11 @@ file made by an earlier lockd of this version gets the indexes this one reads by
 from __future__ import annotations
 
 import sqlite3
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["CACHE_FILE_NAME", "ForeignFile", "connect", "discard", "prepare", "trim"]
+__all__ = ["CACHE_FILE_NAME", "ForeignFile", "connect", "discard", "immediate", "prepare", "trim"]
 
 # 2: a page entry's detail ends with its body's sha256, which lockd of version 1, splitting the
 # detail at its first space, would read as part of the page's URL.
@@ -28,7 +29,8 @@ _BUSY_SECONDS = 10.0  # how long a write waits for another process's write
 # MB, and a cold pypi-200's writes took 0.40-0.42 s there against 0.16-0.22 s from the index
 # (`python -m bench.cli_cpu --cache-from`; `tests/test_user_cache.py` holds the query plans). A
 # cache made before it has the index on `used_at` alone, replaced when it is opened.
-_BY_USE = "CREATE INDEX IF NOT EXISTS entries_by_use_and_size ON entries (used_at, size)"
+_SIZE_INDEX = "entries_by_use_and_size"
+_BY_USE = f"CREATE INDEX IF NOT EXISTS {_SIZE_INDEX} ON entries (used_at, size)"
 _OLD_BY_USE = "entries_by_use"
 
 _SCHEMA = (
@@ -56,6 +58,19 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash may lose the last writes, never corrupt
     return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction (`BEGIN IMMEDIATE`: it waits for other writers up front, within the busy
+    timeout), committed when the block ends, rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")  # a commit that fails (a full disk) is rolled back too
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def prepare(path: Path) -> None:
@@ -92,22 +107,15 @@ def trim(conn: sqlite3.Connection, max_bytes: int) -> None:
 
 
 def _has_size_index(conn: sqlite3.Connection) -> bool:
-    found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'entries_by_use_and_size'"
-    )
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (_SIZE_INDEX,))
     return found.fetchone() is not None
 
 
 def _add_size_index(conn: sqlite3.Connection) -> None:
     # Under the write lock, as `_create`: of several processes opening the cache, one builds it.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         conn.execute(_BY_USE)
         conn.execute(f"DROP INDEX IF EXISTS {_OLD_BY_USE}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _stamp(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -118,12 +126,10 @@ def _stamp(conn: sqlite3.Connection) -> tuple[int, int]:
 def _create(conn: sqlite3.Connection) -> None:
     # Under the write lock, so of several processes starting at once exactly one creates it.
     conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect before the first table
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         stamp = _stamp(conn)
         if stamp == (_APPLICATION_ID, _SCHEMA_VERSION):
-            conn.execute("COMMIT")
-            return
+            return  # another process made it meanwhile
         tables = int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
         if stamp != (0, 0) or tables:
             raise ForeignFile(
@@ -133,10 +139,6 @@ def _create(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
         conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def discard(path: Path) -> None:

@@ -41,7 +41,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from lockd.cli.cache_file import CACHE_FILE_NAME, ForeignFile, connect, discard, prepare, trim
+from lockd.cli.cache_file import CACHE_FILE_NAME, ForeignFile, connect, discard, immediate, prepare, trim
 from lockd.cli.cache_views import FORM, PAGE, Entry, HashView, MetadataView, PageView
 from lockd.memory_cache import BoundedCache
 
@@ -211,18 +211,13 @@ class UserCache:
         self, rows: list[tuple[str, str, bytes, str, float, float, int]], uses: list[tuple[float, str, str]]
     ) -> None:
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             conn.executemany(_UPSERT, rows)
             conn.executemany("UPDATE entries SET used_at = ? WHERE kind = ? AND key = ?", uses)
             total = float(conn.execute(_TOTAL).fetchone()[0])
             evicted = total > self._max_bytes
             if evicted:
                 conn.execute(_EVICT, (int(self._max_bytes * _KEEP_FRACTION),))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         if evicted:
             # If another process holds the lock, a later eviction trims it.
             with suppress(sqlite3.OperationalError):
