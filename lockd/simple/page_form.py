@@ -278,6 +278,8 @@ def _table(
         metadata_sha256s,
     )
 
+    # Two builders of the same files: every file column by column (about 5 ms for pypi-200's
+    # 95,680, where one call per file costs a Python frame each), or one file as a release reads it.
     def build_all() -> tuple[DistFile, ...]:
         return tuple(
             map(
