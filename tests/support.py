@@ -26,7 +26,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import httpcore
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -38,6 +37,8 @@ from lockd.config import Settings, load_settings
 from lockd.index import IndexClient, WorkerPool
 from lockd.index.connections import ConnectionSlots
 from lockd.index.fetcher import Fetcher
+from lockd.index.urls import parse_request_url
+from lockd.index.wire import Request, Response
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.resolver import ResolveStats, timed_resolve
@@ -551,10 +552,19 @@ def fetched(fetcher: Fetcher, url: str, headers: dict[str, str] | None = None) -
         return response.status_code, response.url, b"".join(response.iter_raw())
 
 
-def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None = None) -> httpcore.Response:
+def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None = None) -> Response:
     """One GET straight on a connection pool, its body not read (the caller closes the response)."""
-    host = [("Host", url.split("/")[2])]  # httpcore sends what it is given, and HTTP/1.1 needs one
-    request = httpcore.Request("GET", url, headers=host, extensions={"timeout": timeout or {}})
+    target = parse_request_url(url)
+    host = [(b"Host", target.netloc.encode("ascii"))]  # sent as given, and HTTP/1.1 needs one
+    request = Request(
+        b"GET",
+        scheme=target.scheme.encode("ascii"),
+        host=target.host.encode("ascii"),
+        port=target.port,
+        target=target.target.encode("ascii"),
+        headers=host,
+        timeouts=timeout or {},
+    )
     return slots.handle_request(request)
 
 

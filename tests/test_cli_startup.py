@@ -21,10 +21,13 @@ from tests.support import ROOT
 
 # Never imported by `lockd lock` writing requirements.txt: the settings are plain dataclasses,
 # the database stack is the server's, a renderer loads when its format is rendered, and the
-# index client speaks HTTP through httpcore alone (httpx and what it imports cost ~50 ms).
+# index client speaks HTTP/1.1 itself (`lockd.index.http11`; httpcore and h11 cost ~25 ms, httpx
+# and what it imports ~50 ms).
 _NEVER_FOR_LOCK = (
     "alembic",
     "anyio",
+    "h11",
+    "httpcore",
     "httpx",
     "fastapi",
     "jinja2",
@@ -51,7 +54,7 @@ _AFTER_FIRST_REQUEST = ("tomllib", "html.parser", "lockd.simple.html_page")
 # Not needed to show help: the index client and what it reads with.
 _NOT_FOR_HELP = (
     *_NEVER_FOR_LOCK,
-    "httpcore",
+    "lockd.index.http11",
     "packaging",
     "resolvelib",
     "lockd.config",
@@ -135,7 +138,6 @@ def loaded(items):  # a None entry is an import refused on purpose (lockd.cli's 
     return [name for name, module in items if module is not None]
 
 end = loaded(list(sys.modules.items()))
-import anyio  # refused to httpcore inside `lockd lock` only: still there for the caller
 print(json.dumps({"code": [str(code)], "first": loaded(at_first_request[0]) if at_first_request else [],
                   "asked": [str(bool(at_first_request))], "end": end}))
 """
@@ -236,6 +238,6 @@ _AFTER_PAGE_REQUEST = (
 def test_an_index_client_asks_for_a_page_before_loading_the_parsers_or_archive_readers() -> None:
     found = _probe(_CLIENT_PROBE)
     assert _loaded(found["at_request"], _AFTER_PAGE_REQUEST) == []
-    assert "httpcore" in found["at_request"]
+    assert "lockd.index.http11" in found["at_request"]
     # Nothing parsed a page or read metadata: a 404 loads neither.
     assert _loaded(found["end"], ("lockd.index.metadata_reader", "lockd.simple.json_page")) == []

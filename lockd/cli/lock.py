@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -245,24 +245,6 @@ def lock(args: argparse.Namespace, settings: Settings) -> int:
             page_worker.close()
 
 
-@contextmanager
-def _without_anyio() -> Iterator[None]:
-    """Imports inside see anyio as not installed, as a lockd with no server would.
-
-    httpcore imports anyio for its async pools, which the index client never uses: 7-8 ms of a
-    `lockd lock` on its way to its first request (about 190 ms here). A None entry makes that
-    import fail, which httpcore expects; anyio stays importable afterwards (a caller of `main`).
-    """
-    blocked = "anyio" not in sys.modules
-    if blocked:
-        sys.modules["anyio"] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if blocked and "anyio" in sys.modules and sys.modules["anyio"] is None:
-            del sys.modules["anyio"]
-
-
 def _start_page_worker(settings: Settings) -> PageWorker | None:
     """The client's page worker, made before this process loads the client and the resolver.
 
@@ -285,9 +267,6 @@ def _start_page_worker(settings: Settings) -> PageWorker | None:
 
 
 def _lock(args: argparse.Namespace, settings: Settings, page_worker: PageWorker | None) -> int:
-    with _without_anyio():
-        import httpcore  # noqa: F401, PLC0415
-
     from lockd.index import IndexClient  # noqa: PLC0415
     from lockd.inputs import LockOptions, parse_as_of  # noqa: PLC0415
     from lockd.local_includes import inline_includes  # noqa: PLC0415

@@ -5,7 +5,7 @@ Each opening called `getaddrinfo`, which blocks outside any deadline, and on a r
 drops one of the parallel A/AAAA answers it takes the resolver's 5 s retry: measured here, every
 warm `POST /lock` after an idle pause took 5.3 s instead of 0.6 s (py-spy: all fetch threads in
 `getaddrinfo`). Answers are kept `ttl` seconds; a failed lookup is never kept. Addresses are
-literals, so TLS still verifies and sends SNI for the host name (httpcore passes it separately).
+literals, so TLS still verifies and sends SNI for the host name (`http11` passes it separately).
 
 A lookup runs on its own daemon thread and the caller waits at most `timeout` (the connect
 timeout, clamped to the work's deadline): `getaddrinfo` cannot be interrupted, so a slow system

@@ -1,12 +1,13 @@
-"""Keep-alive HTTP/1.1 connections to the indexes, handed out in constant time.
+"""Keep-alive HTTP/1.1 connections to the indexes (`http11`), handed out in constant time.
 
-httpcore's `ConnectionPool` re-examines every connection and every queued request under one
+httpcore's `ConnectionPool` (which lockd used before) re-examines every connection and every queued request under one
 lock on each request and each response close (a poll syscall per idle connection). With the
 prefetch walk's 64 fetches in flight and page parsing holding the GIL, threads queued on that
 lock were a third of a resolution's samples. Here a request takes a slot (at most
 `max_connections` at once, waiting no longer than its pool timeout), then the most recently
 used idle connection to its origin, checked once, or a new one; closing the response gives the
-connection back. Open connections never exceed `max_connections`: the longest idle one of
+connection back. A kept-alive connection its server closed unseen (`StaleConnection`: nothing
+of an answer arrived) is replaced by a new one, once. Open connections never exceed `max_connections`: the longest idle one of
 another origin is closed to make room. Sockets come from the network backend given
 (`network.DeadlineBackend`), so every socket operation still ends at the caller's deadline.
 The TLS context is made when the first https connection is opened: loading the CA bundle costs
@@ -20,8 +21,13 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
-import httpcore
+from lockd.index.http11 import Connection
+from lockd.index.wire import PoolTimeout, Request, Response, StaleConnection
+
+if TYPE_CHECKING:
+    from lockd.index.network import DeadlineBackend
 
 __all__ = ["ConnectionSlots"]
 
@@ -29,7 +35,7 @@ _Origin = tuple[bytes, bytes, int]  # scheme, host, port
 
 
 class ConnectionSlots:
-    """A minimal `httpcore` connection pool: bounded, per-origin LIFO reuse, no lock held while waiting."""
+    """A minimal connection pool: bounded, per-origin LIFO reuse, no lock held while waiting."""
 
     def __init__(
         self,
@@ -38,7 +44,7 @@ class ConnectionSlots:
         max_connections: int,
         keepalive_expiry: float | None,
         retries: int,
-        network_backend: httpcore.NetworkBackend,
+        network_backend: DeadlineBackend,
     ) -> None:
         self._make_tls_context = tls_context
         self._tls_context: ssl.SSLContext | None = None
@@ -49,35 +55,22 @@ class ConnectionSlots:
         self._network_backend = network_backend
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
-        self._idle: dict[_Origin, deque[httpcore.HTTPConnection]] = {}
-        self._idle_order: deque[tuple[_Origin, httpcore.HTTPConnection]] = deque()  # oldest first
+        self._idle: dict[_Origin, deque[Connection]] = {}
+        self._idle_order: deque[tuple[_Origin, Connection]] = deque()  # oldest first
         self._open = 0
         self._closed = False
 
-    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
-        timeouts = request.extensions.get("timeout", {})
-        wait = timeouts.get("pool")
-        if not self._slots.acquire(timeout=wait):
-            raise httpcore.PoolTimeout("no free connection to the index in time")
-        origin = _origin_key(request)
+    def handle_request(self, request: Request) -> Response:
+        if not self._slots.acquire(timeout=request.timeouts.get("pool")):
+            raise PoolTimeout("no free connection to the index in time")
+        origin = request.origin
         try:
-            connection = self._checkout(request, origin)
-            try:
-                response = connection.handle_request(request)
-            except BaseException:
-                connection.close()
-                self._forget(connection)
-                raise
+            connection, response = self._exchange(request, origin)
         except BaseException:
             self._slots.release()
             raise
-        stream = response.stream
-        assert isinstance(stream, Iterable)  # synchronous connections give synchronous bodies
-        return httpcore.Response(
-            status=response.status,
-            headers=response.headers,
-            content=_ReturnedOnClose(stream, self, origin, connection),
-            extensions=response.extensions,
+        return Response(
+            response.status, response.headers, _ReturnedOnClose(response.stream, self, origin, connection)
         )
 
     def close(self) -> None:
@@ -98,6 +91,21 @@ class ConnectionSlots:
 
     # --- internals ---
 
+    def _exchange(self, request: Request, origin: _Origin) -> tuple[Connection, Response]:
+        fresh_only = False
+        while True:
+            connection = self._checkout(origin, fresh_only=fresh_only)
+            try:
+                return connection, connection.handle_request(request)
+            except StaleConnection:
+                connection.close()
+                self._forget(connection)
+                fresh_only = True  # its server closed it unseen: a new connection, once
+            except BaseException:
+                connection.close()
+                self._forget(connection)
+                raise
+
     def _tls_for(self, origin: _Origin) -> ssl.SSLContext | None:
         if origin[0] != b"https":
             return None
@@ -106,13 +114,13 @@ class ConnectionSlots:
                 self._tls_context = self._make_tls_context()
             return self._tls_context
 
-    def _checkout(self, request: httpcore.Request, origin: _Origin) -> httpcore.HTTPConnection:
+    def _checkout(self, origin: _Origin, *, fresh_only: bool) -> Connection:
         tls_context = self._tls_for(origin)
-        evicted: list[httpcore.HTTPConnection] = []
+        evicted: list[Connection] = []
         try:
             while True:
                 with self._lock:
-                    stack = self._idle.get(origin)
+                    stack = None if fresh_only else self._idle.get(origin)
                     connection = stack.pop() if stack else None
                     if connection is not None:
                         self._idle_order.remove((origin, connection))
@@ -124,12 +132,12 @@ class ConnectionSlots:
                         evicted.append(oldest)
                     if connection is None:
                         self._open += 1
-                        return httpcore.HTTPConnection(
-                            origin=request.url.origin,
+                        return Connection(
+                            origin,
                             ssl_context=tls_context,
                             keepalive_expiry=self._keepalive_expiry,
                             retries=self._retries,
-                            network_backend=self._network_backend,
+                            backend=self._network_backend,
                         )
                 if connection.is_idle() and not connection.has_expired():
                     return connection
@@ -139,7 +147,7 @@ class ConnectionSlots:
             for old in evicted:
                 old.close()
 
-    def _give_back(self, origin: _Origin, connection: httpcore.HTTPConnection) -> None:
+    def _give_back(self, origin: _Origin, connection: Connection) -> None:
         try:
             keep = connection.is_idle() and not connection.is_closed()
             if keep:
@@ -153,7 +161,7 @@ class ConnectionSlots:
         finally:
             self._slots.release()
 
-    def _forget(self, connection: httpcore.HTTPConnection) -> None:
+    def _forget(self, connection: Connection) -> None:
         with self._lock:
             self._open -= 1
 
@@ -166,7 +174,7 @@ class _ReturnedOnClose(Iterable[bytes]):
         stream: Iterable[bytes],
         pool: ConnectionSlots,
         origin: _Origin,
-        connection: httpcore.HTTPConnection,
+        connection: Connection,
     ) -> None:
         self._stream = stream
         self._pool = pool
@@ -191,8 +199,3 @@ class _ReturnedOnClose(Iterable[bytes]):
                 close()
         finally:
             self._pool._give_back(self._origin, self._connection)
-
-
-def _origin_key(request: httpcore.Request) -> _Origin:
-    origin = request.url.origin
-    return (origin.scheme, origin.host, origin.port)

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
-
-import httpcore
 
 from lockd.deadline import check_deadline, seconds_left
 from lockd.errors import IndexUnavailable, ResolutionTimeout, TamperedFile
@@ -27,6 +25,7 @@ from lockd.index.network import index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.index.urls import BadUrl, RequestUrl, parse_request_url, redirect_target
+from lockd.index.wire import Request, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
     from lockd.simple import DistFile
@@ -46,14 +45,7 @@ _DEADLINE_SLACK = 0.05
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 20  # as httpx and requests
 # What a failed exchange raises below the fetcher: each becomes `IndexUnavailable`.
-_TRANSPORT_ERRORS = (
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.UnsupportedProtocol,
-    httpcore.ProxyError,
-    httpcore.ConnectionNotAvailable,
-    BadUrl,
-)
+_TRANSPORT_ERRORS = (TransportError, BadUrl)
 
 
 class _TooManyRedirects(Exception):
@@ -109,7 +101,7 @@ class Fetcher:
                 yield response
             finally:
                 response.close()
-        except httpcore.TimeoutException as exc:
+        except TransportTimeout as exc:
             left = seconds_left()
             if left is not None and left <= _DEADLINE_SLACK:
                 raise budget_spent_reading(url) from None
@@ -151,21 +143,17 @@ class Fetcher:
         credential = self._credentials.for_url(target) if self._credentials else None
         if credential is not None:
             sent.append((b"Authorization", credential.header.encode("latin-1")))
-        request = httpcore.Request(
+        request = Request(
             method.encode("ascii"),
-            httpcore.URL(
-                scheme=target.scheme.encode("ascii"),
-                host=target.host.encode("ascii"),
-                port=target.port,
-                target=target.target.encode("ascii"),
-            ),
+            scheme=target.scheme.encode("ascii"),
+            host=target.host.encode("ascii"),
+            port=target.port,
+            target=target.target.encode("ascii"),
             headers=sent,
-            extensions={"timeout": timeout},
+            timeouts=timeout,
         )
         response = self._connections.handle_request(request)
-        body = response.stream
-        assert isinstance(body, Iterable)  # synchronous connections give synchronous bodies
-        return Answer(response.status, response.headers, target.text, body)
+        return Answer(response.status, response.headers, target.text, response.stream)
 
     def read_ok(self, response: Answer, url: str, limit: BodyLimit) -> bytes:
         """The decoded body of a successful answer, within `limit`; an error status raises `IndexUnavailable`."""

@@ -7,7 +7,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpcore
 import pytest
 
 from lockd.deadline import deadline_scope
@@ -16,6 +15,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.network import DeadlineBackend
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
+from lockd.index.wire import ConnectTimeout
 from tests.support import fetched
 
 
@@ -140,7 +140,7 @@ def test_a_connection_under_a_deadline_does_not_wait_for_the_system_resolver() -
     resolver = _SlowResolver(["127.0.0.1"])
     backend = DeadlineBackend(HostAddresses(lookup=resolver))
     started = time.monotonic()
-    with deadline_scope(time.monotonic() + 0.3), pytest.raises(httpcore.ConnectTimeout):
+    with deadline_scope(time.monotonic() + 0.3), pytest.raises(ConnectTimeout):
         backend.connect_tcp("slow.example", 9, timeout=20.0)
     assert time.monotonic() - started < 2.0
     resolver.release.set()

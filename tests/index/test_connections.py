@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
-import httpcore
 import pytest
 
 from lockd.index.connections import ConnectionSlots
@@ -19,6 +18,7 @@ from lockd.index.network import DeadlineBackend, index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.index.tls import tls_context
+from lockd.index.wire import ConnectError, PoolTimeout, Response
 from tests.support import fetched, loopback_http, slots_get
 
 
@@ -75,7 +75,7 @@ def _size(fetcher: Fetcher, url: str) -> int:
     return len(fetched(fetcher, url)[2])
 
 
-def _get(slots: ConnectionSlots, url: str, *, pool: float | None = None) -> httpcore.Response:
+def _get(slots: ConnectionSlots, url: str, *, pool: float | None = None) -> Response:
     return slots_get(slots, url, None if pool is None else {"pool": pool})
 
 
@@ -130,7 +130,7 @@ def test_waiting_for_a_connection_ends_at_the_pool_timeout(counting: tuple[str, 
     url, _handler_class = counting
     with index_connections(max_connections=1) as slots:
         response = _get(slots, url)
-        with pytest.raises(httpcore.PoolTimeout):
+        with pytest.raises(PoolTimeout):
             _get(slots, url, pool=0.2)
         response.close()
         response = _get(slots, url, pool=0.2)
@@ -162,6 +162,6 @@ def test_the_tls_context_is_made_at_the_first_https_connection_and_only_then(
             response.close()
         assert made == []  # a plain-http index never loads the CA bundle
         for _ in range(2):
-            with pytest.raises(httpcore.ConnectError):  # the loopback server speaks no TLS
+            with pytest.raises(ConnectError):  # the loopback server speaks no TLS
                 _get(slots, url.replace("http://", "https://"))
         assert len(made) == 1

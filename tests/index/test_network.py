@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import httpcore
 import pytest
 from packaging.utils import canonicalize_name
 
@@ -20,6 +19,7 @@ from lockd.index.fetcher import Fetcher
 from lockd.index.network import DeadlineBackend, index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
+from lockd.index.wire import ReadTimeout
 from tests.support import QuietHandler, fetched, loopback_http, loopback_https, slots_get
 
 _PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
@@ -83,7 +83,7 @@ def test_the_fetchers_connections_are_on_deadline_sockets() -> None:
 def test_a_drip_fed_body_ends_at_the_deadline_not_at_the_read_timeout(drip: str) -> None:
     with index_connections(max_connections=1) as slots:
         started = time.monotonic()
-        with deadline_scope(started + 0.8), pytest.raises(httpcore.ReadTimeout):
+        with deadline_scope(started + 0.8), pytest.raises(ReadTimeout):
             _read(slots, drip + "drip/")
         elapsed = time.monotonic() - started
     assert 0.75 < elapsed < 1.6, f"{elapsed:.2f} s for a 0.8 s deadline"

@@ -50,7 +50,15 @@ def test_the_child_loads_the_parsers_and_not_the_http_stack() -> None:
         "lockd.simple.page_parse",
         "msgspec",
     } <= loaded
-    http = {"ssl", "h11", "httpcore", "lockd.index.fetcher", "lockd.index.pages", "lockd.index.client"}
+    http = {
+        "ssl",
+        "h11",
+        "httpcore",
+        "lockd.index.http11",
+        "lockd.index.fetcher",
+        "lockd.index.pages",
+        "lockd.index.client",
+    }
     assert not loaded & http
 
 
