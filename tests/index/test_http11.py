@@ -27,9 +27,12 @@ from tests.support import fetched, slots_get
 
 @dataclass
 class _Script:
-    """Answers, one per request in arrival order; after those in `close_after` the server hangs up."""
+    """Answers, one per request in arrival order; after those in `close_after` the server hangs up.
 
-    answers: list[bytes]
+    An answer of None: the server hangs up on that request without answering it.
+    """
+
+    answers: list[bytes | None]
     close_after: set[int] = field(default_factory=set)
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
@@ -57,7 +60,10 @@ def _scripted(script: _Script) -> Iterator[str]:
             head, pending = pending.split(b"\r\n\r\n", 1)
             index = len(script.requests)
             script.requests.append(head)
-            conn.sendall(script.answers[index])
+            answer = script.answers[index]
+            if answer is None:
+                return
+            conn.sendall(answer)
             if index in script.close_after:
                 return
 
@@ -142,13 +148,32 @@ def test_connection_close_is_honoured(extra: bytes) -> None:
 
 
 def test_a_kept_alive_connection_the_server_closed_unseen_is_replaced() -> None:
-    # The server hangs up after the first answer without saying so: the second request meets a
-    # closed connection before any answer, and is sent again on a new one.
+    # The server hangs up after the first answer without saying so: the client sees the socket
+    # readable (its end) and opens a new connection for the second request.
     script = _Script([_ok(b"one"), _ok(b"two")], close_after={0})
     with _scripted(script) as url, index_connections(max_connections=2) as slots:
         assert _get(slots, url) == b"one"
         assert _get(slots, url) == b"two"
     assert script.connections == 2
+
+
+def test_a_request_a_kept_alive_connection_drops_unanswered_is_sent_again_once() -> None:
+    # The server closes the kept-alive connection as the second request arrives (its idle
+    # timeout racing the request): nothing of an answer came, so the GET goes again on a new one.
+    script = _Script([_ok(b"one"), None, _ok(b"two")])
+    with _scripted(script) as url, index_connections(max_connections=2) as slots:
+        assert _get(slots, url) == b"one"
+        assert _get(slots, url) == b"two"
+    assert script.connections == 2
+    assert len(script.requests) == 3
+
+
+def test_a_new_connection_that_drops_a_request_unanswered_is_an_error() -> None:
+    script = _Script([None, _ok(b"never")])
+    with _scripted(script) as url, index_connections(max_connections=2) as slots:
+        with pytest.raises(RemoteProtocolError, match="without sending a response"):
+            _get(slots, url)
+    assert len(script.requests) == 1
 
 
 def test_interim_answers_are_skipped() -> None:
@@ -182,7 +207,8 @@ def test_bare_line_feeds_and_folded_fields_are_read() -> None:
 
 
 def test_bytes_past_the_framed_body_end_the_connection() -> None:
-    script = _Script([_ok(b"one") + b"HTTP/1.1 200 OK\r\n", _ok(b"two")], close_after={0})
+    # The server keeps the connection: only the client can tell the stray bytes make it unusable.
+    script = _Script([_ok(b"one") + b"HTTP/1.1 200 OK\r\n", _ok(b"two")])
     with _scripted(script) as url, _fetcher() as fetcher:
         assert fetched(fetcher, url)[2] == b"one"
         assert fetched(fetcher, url)[2] == b"two"  # not the stray bytes: a new connection
