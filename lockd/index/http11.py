@@ -220,8 +220,10 @@ def _request_head(request: Request) -> bytes:
 
 def _head_end(buffer: bytes) -> tuple[int, int]:
     """Where the head ends in `buffer` and the blank line's length; (-1, 0) while it has not."""
-    crlf = buffer.find(b"\r\n\r\n")
-    lf = buffer.find(b"\n\n")
+    # Searched no further than a head may reach, nor a bare-LF end past a CRLF one: the buffer
+    # holds the start of the body too, 64 KiB of it that a search would otherwise scan twice.
+    crlf = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+    lf = buffer.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else MAX_HEAD + 2)
     if lf >= 0 and (crlf < 0 or lf < crlf):
         return lf, 2
     return (crlf, 4) if crlf >= 0 else (-1, 0)
