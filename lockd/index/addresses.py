@@ -27,7 +27,9 @@ Lookup = Callable[[str, int], list[str]]
 
 
 def _system_lookup(host: str, port: int) -> list[str]:
-    answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # As bytes: a str host is IDNA-encoded by `socket`, which imports the codec (8 ms); the URL's
+    # host is ASCII already (`lockd.index.urls`).
+    answers = socket.getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(sockaddr[0]) for _family, _type, _proto, _name, sockaddr in answers))
 
 

@@ -180,3 +180,19 @@ def test_https_verifies_with_certifi_or_the_operators_ssl_cert_file(
         assert fetched(fetcher, url) == (200, url, _Big.body)
     finally:
         fetcher.close()
+
+
+def test_https_checks_the_certificate_is_for_the_host_asked(
+    tls_loopback: tuple[str, ssl.SSLContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The certificate is for 127.0.0.1 alone, and trusted: asked as localhost, the same server
+    # is refused, since the name sent (SNI) and checked is the URL's host, not the address.
+    url, _context = tls_loopback
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    fetcher = Fetcher(ClientOptions(timeout=5.0), FetchCounters())
+    try:
+        assert fetched(fetcher, url)[0] == 200
+        with pytest.raises(IndexUnavailable, match=r"Hostname mismatch.*'localhost'"):
+            fetched(fetcher, url.replace("127.0.0.1", "localhost"))
+    finally:
+        fetcher.close()
