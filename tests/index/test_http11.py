@@ -13,15 +13,18 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lockd.errors import IndexUnavailable
 from lockd.index.connections import ConnectionSlots
 from lockd.index.fetcher import Fetcher
+from lockd.index.http11 import Connection
 from lockd.index.http11_body import MAX_HEAD
 from lockd.index.network import index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
-from lockd.index.wire import LocalProtocolError, RemoteProtocolError, Request
+from lockd.index.wire import LocalProtocolError, RemoteProtocolError, Request, TransportError
 from tests.support import fetched, slots_get
 
 
@@ -290,3 +293,119 @@ def test_an_unreachable_port_is_a_connect_error() -> None:
         port = taken.getsockname()[1]
     with _fetcher() as fetcher, pytest.raises(IndexUnavailable, match=r"cannot reach .*refused"):
         fetched(fetcher, f"http://127.0.0.1:{port}/")
+
+
+def test_a_head_answer_has_no_body_whatever_its_length_says() -> None:
+    # Drift asks for files with HEAD: the Content-Length is the file's, and no body follows.
+    script = _Script([b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", _ok(b"after")])
+    with _scripted(script) as url, _fetcher() as fetcher:
+        with fetcher.request("HEAD", url) as answer:
+            assert answer.status_code == 200
+            assert answer.headers.get("content-length") == "1000"
+            assert b"".join(answer.iter_raw()) == b""
+        assert fetched(fetcher, url)[2] == b"after"
+    assert script.connections == 1
+    assert script.requests[0].startswith(b"HEAD / HTTP/1.1\r\n")
+
+
+class _Bytes:
+    """A socket stream over bytes given in advance, read in pieces of at most `piece` bytes."""
+
+    def __init__(self, data: bytes, piece: int) -> None:
+        self.data, self.piece, self.sent = data, piece, b""
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        taken, self.data = self.data[: min(max_bytes, self.piece)], self.data[min(max_bytes, self.piece) :]
+        return taken
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.sent += buffer
+
+    def is_readable(self) -> bool:
+        return bool(self.data)
+
+    def close(self) -> None:
+        pass
+
+
+class _OneStream:
+    def __init__(self, stream: _Bytes) -> None:
+        self.stream = stream
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None) -> _Bytes:
+        return self.stream
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
+_STATUS_LINES = st.sampled_from(
+    [
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.0 200 OK\n",
+        b"HTTP/1.1 204 No Content\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+    ]
+)
+_FIELDS = st.sampled_from(
+    [
+        b"Content-Length: 5\r\n",
+        b"Content-Length: 5, 5\r\n",
+        b"Content-Length: 0x5\r\n",
+        b"Content-Length: 99999999999999999999\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: gzip\r\n",
+        b"Connection: close\r\n",
+        b" folded\r\n",
+        b"X-A: b\r\n",
+    ]
+)
+_BODY = st.sampled_from(
+    [
+        b"5\r\nhello\r\n",
+        b"5;x=y\r\nhello\n",
+        b"0\r\n\r\n",
+        b"0\r\nT: 1\r\n\r\n",
+        b"zz\r\n",
+        b"-1\r\n",
+        b"hello",
+        b"\r\n",
+    ]
+)
+_ANSWERS = st.builds(
+    lambda status, fields, end, body: status + b"".join(fields) + end + b"".join(body),
+    _STATUS_LINES,
+    st.lists(st.one_of(_FIELDS, st.binary(max_size=12)), max_size=4),
+    st.sampled_from([b"\r\n", b"\n", b""]),
+    st.lists(st.one_of(_BODY, st.binary(max_size=24)), max_size=6),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(_ANSWERS, st.binary(max_size=200)),
+    st.integers(min_value=1, max_value=64),
+    st.sampled_from([b"GET", b"HEAD"]),
+)
+def test_any_bytes_an_index_sends_give_an_answer_or_a_transport_error(
+    answer: bytes, piece: int, method: bytes
+) -> None:
+    connection = Connection(
+        (b"http", b"index.example", 80),
+        ssl_context=None,
+        keepalive_expiry=5.0,
+        retries=0,
+        backend=_OneStream(_Bytes(answer, piece)),  # type: ignore[arg-type]
+    )
+    request = Request(
+        method, scheme=b"http", host=b"index.example", port=80, target=b"/", headers=[], timeouts={}
+    )
+    try:
+        response = connection.handle_request(request)
+        body = response.read()
+    except TransportError:
+        assert connection.is_closed()
+        return
+    assert 200 <= response.status <= 999
+    assert method == b"GET" or body == b""
+    assert connection.is_idle() or connection.is_closed()
