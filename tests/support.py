@@ -557,7 +557,7 @@ def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None
     target = parse_request_url(url)
     host = [(b"Host", target.netloc.encode("ascii"))]  # sent as given, and HTTP/1.1 needs one
     request = Request(
-        b"GET",
+        method=b"GET",
         scheme=target.scheme.encode("ascii"),
         host=target.host.encode("ascii"),
         port=target.port,

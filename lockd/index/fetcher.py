@@ -144,7 +144,7 @@ class Fetcher:
         if credential is not None:
             sent.append((b"Authorization", credential.header.encode("latin-1")))
         request = Request(
-            method.encode("ascii"),
+            method=method.encode("ascii"),
             scheme=target.scheme.encode("ascii"),
             host=target.host.encode("ascii"),
             port=target.port,

@@ -10,6 +10,7 @@ are the ones httpcore used, which lockd spoke HTTP through before: they say the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "ConnectError",
@@ -23,6 +24,7 @@ __all__ = [
     "Request",
     "Response",
     "StaleConnection",
+    "Timeouts",
     "TransportError",
     "TransportTimeout",
     "UnsupportedProtocol",
@@ -93,37 +95,30 @@ class StaleConnection(TransportError):
     """
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     """One request as sent: method, where, header fields in order, and its timeouts."""
 
-    __slots__ = ("headers", "host", "method", "port", "scheme", "target", "timeouts")
-
-    def __init__(
-        self,
-        method: bytes,
-        *,
-        scheme: bytes,
-        host: bytes,
-        port: int | None,
-        target: bytes,
-        headers: Sequence[tuple[bytes, bytes]],
-        timeouts: Timeouts,
-    ) -> None:
-        self.method = method
-        self.scheme = scheme
-        self.host = host
-        self.port = port if port is not None else (443 if scheme == b"https" else 80)
-        self.target = target
-        self.headers = headers
-        self.timeouts = timeouts
+    method: bytes
+    scheme: bytes
+    host: bytes
+    port: int | None  # None: the scheme's default
+    target: bytes
+    headers: Sequence[tuple[bytes, bytes]]
+    timeouts: Timeouts
 
     @property
     def origin(self) -> tuple[bytes, bytes, int]:
-        return (self.scheme, self.host, self.port)
+        """Scheme, host and port: which kept-alive connections can carry this request."""
+        port = self.port if self.port is not None else (443 if self.scheme == b"https" else 80)
+        return (self.scheme, self.host, port)
 
 
 class Response:
-    """A response whose body arrives as it is iterated; `close` ends it (and frees its connection)."""
+    """A response whose body arrives as it is iterated; `close` ends it (and frees its connection).
+
+    Not a value, unlike `Request`: it holds the live body of a connection.
+    """
 
     __slots__ = ("headers", "status", "stream")
 

@@ -265,7 +265,7 @@ def test_a_line_break_in_a_header_is_never_sent() -> None:
     with _scripted(script) as url, index_connections(max_connections=1) as slots:
         port = int(url.rsplit(":", 1)[1].strip("/"))
         request = Request(
-            b"GET",
+            method=b"GET",
             scheme=b"http",
             host=b"127.0.0.1",
             port=port,
@@ -398,7 +398,7 @@ def test_any_bytes_an_index_sends_give_an_answer_or_a_transport_error(
         backend=_OneStream(_Bytes(answer, piece)),  # type: ignore[arg-type]
     )
     request = Request(
-        method, scheme=b"http", host=b"index.example", port=80, target=b"/", headers=[], timeouts={}
+        method=method, scheme=b"http", host=b"index.example", port=80, target=b"/", headers=[], timeouts={}
     )
     try:
         response = connection.handle_request(request)
