@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -26,6 +27,7 @@ from lockd.inputs import parse_requirements
 from lockd.render import FORMATS
 from lockd.service import Service
 from lockd.store import queries, transaction
+from tests.support import QuietHandler, loopback_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -284,3 +286,39 @@ def test_cli_cpu_starts_each_cold_round_from_a_copy_of_a_given_cache(
     # Both rounds found the copied cache's pages fresh: nothing was asked of the index.
     assert done.stdout.count("page requests (connect, send, headers)         0.000s     0%      0\n") == 2
     assert {p.name: p.stat().st_size for p in filled.iterdir()} == before  # a copy, never the cache given
+
+
+class _Ranges(QuietHandler):
+    """A 1 MiB file that answers HEAD and single byte ranges, and counts the ranges it served."""
+
+    protocol_version = "HTTP/1.1"
+    body = bytes(range(256)) * 4096
+    served: ClassVar[list[str]] = []
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        start, end = (int(n) for n in self.headers["Range"].removeprefix("bytes=").split("-"))
+        type(self).served.append(self.headers["Range"])
+        part = self.body[start : end + 1]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(self.body)}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        self.wfile.write(part)
+
+
+def test_range_requests_times_each_request_of_a_given_file() -> None:
+    with loopback_http(_Ranges) as host:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.range_requests", f"http://{host}/x.whl", "--requests", "20"],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+    assert re.search(r"CPU \d+\.\d{3} ms a request \(this thread\), wall \d+\.\d\d ms", done.stdout), (
+        done.stdout
+    )
+    assert len(_Ranges.served) == 21  # one to open the connection, then the timed ones
+    assert _Ranges.served[1] == f"bytes={len(_Ranges.body) - 65536}-{len(_Ranges.body) - 1}"

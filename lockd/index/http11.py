@@ -6,10 +6,10 @@ needs is small: a head (status line and fields, at most `MAX_HEAD` bytes), then 
 index is hostile input: a head or chunk line past its bound, a length that is no number, two
 lengths that disagree, or an answer cut short is a `RemoteProtocolError`, never a guess.
 
-This replaced httpcore and h11, whose general state machines cost 0.4-0.5 ms of CPU per range
-request against 0.15 ms here (60 sequential 64 KB range requests to files.pythonhosted.org,
-`bench/README.md`); a cold 200-pin `lockd lock` sends about 400 of them, from 70 threads that
-share one GIL. Sockets come from `lockd.index.network`, each read and write bounded by the
+This replaced httpcore and h11, whose general state machines made a 64 KiB range request cost
+0.43-0.44 ms of CPU through lockd's fetcher against 0.25-0.26 ms now (`python -m
+bench.range_requests`); a cold 200-pin `lockd lock` sends about 400 of them, from 70 threads
+that share one GIL. Sockets come from `lockd.index.network`, each read and write bounded by the
 caller's deadline.
 """
 
