@@ -36,6 +36,7 @@ from lockd.index.wire import (
 
 __all__ = ["DeadlineBackend", "SocketStream", "index_connections"]
 
+_poll = getattr(select, "poll", None)
 _KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default, which lockd had)
 
 
@@ -100,7 +101,13 @@ class SocketStream:
         if isinstance(self._socket, ssl.SSLSocket) and self._socket.pending():
             return True
         try:
-            return bool(select.select([self._socket], [], [], 0)[0])
+            if _poll is None:  # Windows
+                return bool(select.select([self._socket], [], [], 0)[0])
+            # poll, not select: a server holding more than 1024 descriptors would find every
+            # kept-alive connection "readable" through select's ValueError, and keep none.
+            poller = _poll()
+            poller.register(self._socket, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):  # closed under us
             return True
 

@@ -409,3 +409,25 @@ def test_any_bytes_an_index_sends_give_an_answer_or_a_transport_error(
     assert 200 <= response.status <= 999
     assert method == b"GET" or body == b""
     assert connection.is_idle() or connection.is_closed()
+
+
+def test_a_connection_is_kept_alive_past_the_1024th_descriptor() -> None:
+    # select() refuses a descriptor past 1024: a server holding many would judge every idle
+    # connection spent and reopen one per request.
+    import resource  # noqa: PLC0415
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [socket.socket() for _ in range(1030)]
+    try:
+        script = _Script([_ok(b"one"), _ok(b"two")])
+        with _scripted(script) as url, _fetcher() as fetcher:
+            assert fetched(fetcher, url)[2] == b"one"
+            assert fetched(fetcher, url)[2] == b"two"
+        assert script.connections == 1
+    finally:
+        for sock in held:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
