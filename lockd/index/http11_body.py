@@ -198,9 +198,11 @@ def framing_of(
     if request.method == b"HEAD" or status in (204, 304):
         return keep, 0
     if transfer:
-        if transfer[-1] == b"chunked":
-            return keep and not lengths, CHUNKED
-        return False, UNTIL_CLOSE
+        # Only chunked, as h11 accepts: a transfer coding lockd would have to undo itself (gzip
+        # under chunked, or alone) is no answer it can trust the framing of.
+        if transfer != [b"chunked"]:
+            raise RemoteProtocolError(f"unsupported Transfer-Encoding {b', '.join(transfer)[:60]!r}")
+        return keep and not lengths, CHUNKED
     if len(lengths) > 1:
         raise RemoteProtocolError("the answer gives two different Content-Lengths")
     if lengths:
