@@ -1,15 +1,17 @@
 """Keep-alive HTTP/1.1 connections to the indexes (`http11`), handed out in constant time.
 
-httpcore's `ConnectionPool` (which lockd used before) re-examines every connection and every queued request under one
-lock on each request and each response close (a poll syscall per idle connection). With the
-prefetch walk's 64 fetches in flight and page parsing holding the GIL, threads queued on that
-lock were a third of a resolution's samples. Here a request takes a slot (at most
-`max_connections` at once, waiting no longer than its pool timeout), then the most recently
-used idle connection to its origin, checked once, or a new one; closing the response gives the
-connection back. A kept-alive connection its server closed unseen (`StaleConnection`: nothing
-of an answer arrived) is replaced by a new one, once. Open connections never exceed `max_connections`: the longest idle one of
-another origin is closed to make room. Sockets come from the network backend given
-(`network.DeadlineBackend`), so every socket operation still ends at the caller's deadline.
+httpcore's `ConnectionPool` (which lockd used before) re-examines every connection and every
+queued request under one lock on each request and each response close (a poll syscall per idle
+connection). With the prefetch walk's 64 fetches in flight and page parsing holding the GIL,
+threads queued on that lock were a third of a resolution's samples. Here a request takes a slot
+(at most `max_connections` at once, waiting no longer than its pool timeout), then the most
+recently used idle connection to its origin, checked once, or a new one; closing the response
+gives the connection back. A kept-alive connection its server closed unseen (`StaleConnection`:
+nothing of an answer arrived) is replaced by a new one, once. Open connections never exceed
+`max_connections`: the longest idle one of another origin is closed to make room. Sockets come
+from the network backend given (`network.DeadlineBackend`), so every socket operation still
+ends at the caller's deadline.
+
 The TLS context is made when the first https connection is opened: loading the CA bundle costs
 ~20 ms of CPU, which a plain-http index never needs and which `lockd lock` would otherwise pay
 before its first request (the load releases the GIL, so it overlaps the CLI's own imports).
