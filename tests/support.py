@@ -568,6 +568,15 @@ def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None
     return slots.handle_request(request)
 
 
+def slots_read(slots: ConnectionSlots, url: str) -> bytes:
+    """One GET straight on a connection pool, its body read whole (5 s to connect, read and write)."""
+    response = slots_get(slots, url, {"connect": 5.0, "read": 5.0, "write": 5.0})
+    try:
+        return response.read()
+    finally:
+        response.close()
+
+
 def json_page_entries(
     filenames: st.SearchStrategy[str],
     urls: Callable[[str], list[str]],

@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockd.errors import IndexUnavailable
-from lockd.index.connections import ConnectionSlots
 from lockd.index.fetcher import Fetcher
 from lockd.index.http11 import Connection
 from lockd.index.http11_body import MAX_HEAD
@@ -25,7 +24,7 @@ from lockd.index.network import index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.index.wire import LocalProtocolError, RemoteProtocolError, Request, TransportError
-from tests.support import fetched, slots_get
+from tests.support import fetched, slots_get, slots_read
 
 
 @dataclass
@@ -101,14 +100,6 @@ def _fetcher() -> Iterator[Fetcher]:
         fetcher.close()
 
 
-def _get(slots: ConnectionSlots, url: str) -> bytes:
-    response = slots_get(slots, url, {"connect": 5.0, "read": 5.0, "write": 5.0})
-    try:
-        return response.read()
-    finally:
-        response.close()
-
-
 def test_a_sized_answer_is_read_and_its_connection_reused() -> None:
     script = _Script([_ok(b"first"), _ok(b"second", b"X-Any: 1\r\n")])
     with _scripted(script) as url, _fetcher() as fetcher:
@@ -155,8 +146,8 @@ def test_a_kept_alive_connection_the_server_closed_unseen_is_replaced() -> None:
     # readable (its end) and opens a new connection for the second request.
     script = _Script([_ok(b"one"), _ok(b"two")], close_after={0})
     with _scripted(script) as url, index_connections(max_connections=2) as slots:
-        assert _get(slots, url) == b"one"
-        assert _get(slots, url) == b"two"
+        assert slots_read(slots, url) == b"one"
+        assert slots_read(slots, url) == b"two"
     assert script.connections == 2
 
 
@@ -165,8 +156,8 @@ def test_a_request_a_kept_alive_connection_drops_unanswered_is_sent_again_once()
     # timeout racing the request): nothing of an answer came, so the GET goes again on a new one.
     script = _Script([_ok(b"one"), None, _ok(b"two")])
     with _scripted(script) as url, index_connections(max_connections=2) as slots:
-        assert _get(slots, url) == b"one"
-        assert _get(slots, url) == b"two"
+        assert slots_read(slots, url) == b"one"
+        assert slots_read(slots, url) == b"two"
     assert script.connections == 2
     assert len(script.requests) == 3
 
@@ -175,7 +166,7 @@ def test_a_new_connection_that_drops_a_request_unanswered_is_an_error() -> None:
     script = _Script([None, _ok(b"never")])
     with _scripted(script) as url, index_connections(max_connections=2) as slots:
         with pytest.raises(RemoteProtocolError, match="without sending a response"):
-            _get(slots, url)
+            slots_read(slots, url)
     assert len(script.requests) == 1
 
 
@@ -262,7 +253,7 @@ def test_a_head_that_never_ends_is_cut_off_at_its_bound() -> None:
     script = _Script([endless])
     with _scripted(script) as url, index_connections(max_connections=1) as slots:
         with pytest.raises(RemoteProtocolError, match="head is over 64 KiB"):
-            _get(slots, url)
+            slots_read(slots, url)
 
 
 def test_a_line_break_in_a_header_is_never_sent() -> None:
@@ -289,7 +280,7 @@ def test_a_body_left_unread_closes_its_connection() -> None:
         response = slots_get(slots, url, {"read": 5.0})
         next(iter(response.stream))
         response.close()
-        assert _get(slots, url) == b"y"
+        assert slots_read(slots, url) == b"y"
     assert script.connections == 2
 
 

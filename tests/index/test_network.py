@@ -20,7 +20,7 @@ from lockd.index.network import DeadlineBackend, index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.index.wire import ReadTimeout
-from tests.support import QuietHandler, fetched, loopback_http, loopback_https, slots_get
+from tests.support import QuietHandler, fetched, loopback_http, loopback_https, slots_get, slots_read
 
 _PAGE = b'{"meta": {"api-version": "1.1"}, "name": "drip", "files": []}'
 
@@ -64,14 +64,6 @@ def drip() -> Iterator[str]:
         yield f"http://{host}/simple/"
 
 
-def _read(slots: ConnectionSlots, url: str) -> bytes:
-    response = slots_get(slots, url, {"connect": 5.0, "read": 5.0, "write": 5.0})
-    try:
-        return response.read()
-    finally:
-        response.close()
-
-
 def test_the_fetchers_connections_are_on_deadline_sockets() -> None:
     fetcher = Fetcher(ClientOptions(max_connections=4), FetchCounters())
     slots = fetcher._connections
@@ -84,14 +76,14 @@ def test_a_drip_fed_body_ends_at_the_deadline_not_at_the_read_timeout(drip: str)
     with index_connections(max_connections=1) as slots:
         started = time.monotonic()
         with deadline_scope(started + 0.8), pytest.raises(ReadTimeout):
-            _read(slots, drip + "drip/")
+            slots_read(slots, drip + "drip/")
         elapsed = time.monotonic() - started
     assert 0.75 < elapsed < 1.6, f"{elapsed:.2f} s for a 0.8 s deadline"
 
 
 def test_without_a_deadline_a_slow_body_is_read_whole() -> None:
     with loopback_http(_ShortDrip) as host, index_connections(max_connections=1) as slots:
-        assert _read(slots, f"http://{host}/") == _ShortDrip.body
+        assert slots_read(slots, f"http://{host}/") == _ShortDrip.body
 
 
 def test_the_client_reports_the_deadline_as_resolution_timeout(drip: str) -> None:
