@@ -36,9 +36,9 @@ from fixtures.served_index import ControlledIndex, ServedIndex, WatchedIndex
 from lockd.config import Settings, load_settings
 from lockd.index import IndexClient, WorkerPool
 from lockd.index.connections import ConnectionSlots
-from lockd.index.fetcher import Fetcher
+from lockd.index.fetcher import Fetcher, request_to
 from lockd.index.urls import parse_request_url
-from lockd.index.wire import Request, Response
+from lockd.index.wire import Response
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.lock import Lock
 from lockd.resolver import ResolveStats, timed_resolve
@@ -556,16 +556,7 @@ def slots_get(slots: ConnectionSlots, url: str, timeout: dict[str, float] | None
     """One GET straight on a connection pool, its body not read (the caller closes the response)."""
     target = parse_request_url(url)
     host = [(b"Host", target.netloc.encode("ascii"))]  # sent as given, and HTTP/1.1 needs one
-    request = Request(
-        method=b"GET",
-        scheme=target.scheme.encode("ascii"),
-        host=target.host.encode("ascii"),
-        port=target.port,
-        target=target.target.encode("ascii"),
-        headers=host,
-        timeouts=timeout or {},
-    )
-    return slots.handle_request(request)
+    return slots.handle_request(request_to("GET", target, host, timeout or {}))
 
 
 def slots_read(slots: ConnectionSlots, url: str) -> bytes:

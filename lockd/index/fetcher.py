@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 
@@ -25,12 +25,12 @@ from lockd.index.network import index_connections
 from lockd.index.options import ClientOptions
 from lockd.index.stats import FetchCounters
 from lockd.index.urls import BadUrl, RequestUrl, parse_request_url, redirect_target
-from lockd.index.wire import Request, TransportError, TransportTimeout
+from lockd.index.wire import Request, Timeouts, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
     from lockd.simple import DistFile
 
-__all__ = ["Fetcher", "budget_spent_reading"]
+__all__ = ["Fetcher", "budget_spent_reading", "request_to"]
 
 _CONTENT_RANGE = re.compile(r"bytes\s+\d{1,20}-\d{1,20}/(\d{1,20})")
 _NO_CREDENTIALS_HINT = (
@@ -143,16 +143,7 @@ class Fetcher:
         credential = self._credentials.for_url(target) if self._credentials else None
         if credential is not None:
             sent.append((b"Authorization", credential.header.encode("latin-1")))
-        request = Request(
-            method=method.encode("ascii"),
-            scheme=target.scheme.encode("ascii"),
-            host=target.host.encode("ascii"),
-            port=target.port,
-            target=target.target.encode("ascii"),
-            headers=sent,
-            timeouts=timeout,
-        )
-        response = self._connections.handle_request(request)
+        response = self._connections.handle_request(request_to(method, target, sent, timeout))
         return Answer(response.status, response.headers, target.text, response.stream)
 
     def read_ok(self, response: Answer, url: str, limit: BodyLimit) -> bytes:
@@ -241,6 +232,21 @@ class Fetcher:
             hint=hint,
             context={"url": url, "status": status, "host": host},
         )
+
+
+def request_to(
+    method: str, target: RequestUrl, headers: Sequence[tuple[bytes, bytes]], timeouts: Timeouts
+) -> Request:
+    """The request for `target` as sent: `headers` in order (Host among them), then `timeouts`."""
+    return Request(
+        method=method.encode("ascii"),
+        scheme=target.scheme.encode("ascii"),
+        host=target.host.encode("ascii"),
+        port=target.connect_port,
+        target=target.target.encode("ascii"),
+        headers=headers,
+        timeouts=timeouts,
+    )
 
 
 def budget_spent_reading(url: str) -> ResolutionTimeout:

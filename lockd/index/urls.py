@@ -49,6 +49,11 @@ class RequestUrl:
         return host if self.port is None else f"{host}:{self.port}"
 
     @property
+    def connect_port(self) -> int:
+        """The port to connect to: the one given, else the scheme's default."""
+        return _DEFAULT_PORTS[self.scheme] if self.port is None else self.port
+
+    @property
     def host_key(self) -> str:
         """`host[:port]`, the unit credentials are given for (another port is another host, as for pip)."""
         return self.host if self.port is None else f"{self.host}:{self.port}"

@@ -102,7 +102,7 @@ class Request:
     method: bytes
     scheme: bytes
     host: bytes
-    port: int | None  # None: the scheme's default
+    port: int
     target: bytes
     headers: Sequence[tuple[bytes, bytes]]
     timeouts: Timeouts
@@ -110,8 +110,7 @@ class Request:
     @property
     def origin(self) -> tuple[bytes, bytes, int]:
         """Scheme, host and port: which kept-alive connections can carry this request."""
-        port = self.port if self.port is not None else (443 if self.scheme == b"https" else 80)
-        return (self.scheme, self.host, port)
+        return (self.scheme, self.host, self.port)
 
 
 class Response:
