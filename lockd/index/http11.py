@@ -19,7 +19,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from lockd.index.http11_body import MAX_HEAD, Body, framing_of
+from lockd.index.http11_body import MAX_HEAD, READ_BYTES, Body, framing_of
 from lockd.index.wire import (
     ConnectError,
     ConnectTimeout,
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_HEAD", "Connection"]
 
 _MAX_INTERIM = 16  # 1xx answers before the real one
-_READ = 65536
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00\r\n]*)?")
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
@@ -126,20 +125,20 @@ class Connection:
 
     def _connect(self, timeouts: Timeouts) -> SocketStream:
         timeout = timeouts.get("connect")
-        for attempt in range(self._retries + 1):
+        attempt = 0
+        while True:
             try:
                 stream = self._backend.connect_tcp(self._host, self._port, timeout)
                 if self._https:
                     assert self._ssl_context is not None
-                    stream = stream.start_tls(self._ssl_context, self._host, timeout)
+                    return stream.start_tls(self._ssl_context, self._host, timeout)
+                return stream
             except (ConnectError, ConnectTimeout):
                 if attempt == self._retries:
                     raise
                 if attempt:  # as httpcore did: the first retry at once, then 1 s, 2 s, …
                     self._backend.sleep(0.5 * 2**attempt)
-                continue
-            return stream
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def _read_head(self, request: Request, reused: bool) -> tuple[int, list[tuple[bytes, bytes]], bool, int]:
         """The answer's status, fields, whether the connection stays open, and how its body is framed."""
@@ -155,7 +154,7 @@ class Connection:
                     raise RemoteProtocolError(f"the answer's head is over {MAX_HEAD // 1024} KiB")
                 fresh = reused and not buffer and not interim  # nothing of an answer yet
                 try:
-                    data = stream.read(_READ, timeout)
+                    data = stream.read(READ_BYTES, timeout)
                 except ReadError as exc:
                     if fresh:
                         raise StaleConnection(f"the kept-alive connection was closed ({exc})") from None
@@ -166,8 +165,6 @@ class Connection:
                     raise RemoteProtocolError("Server disconnected without sending a response.")
                 buffer += data
                 end, gap = _head_end(buffer)
-            if end > MAX_HEAD:
-                raise RemoteProtocolError(f"the answer's head is over {MAX_HEAD // 1024} KiB")
             lines = buffer[:end].split(b"\n")
             buffer = buffer[end + gap :]
             version, status = _status_line(lines[0].removesuffix(b"\r"))

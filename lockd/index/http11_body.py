@@ -18,11 +18,11 @@ from lockd.index.wire import RemoteProtocolError, Request
 if TYPE_CHECKING:
     from lockd.index.http11 import Connection
 
-__all__ = ["CHUNKED", "MAX_HEAD", "UNTIL_CLOSE", "Body", "framing_of"]
+__all__ = ["CHUNKED", "MAX_HEAD", "READ_BYTES", "UNTIL_CLOSE", "Body", "framing_of"]
 
 MAX_HEAD = 64 * 1024  # a response's status line and fields, or a trailer; PyPI's are under 2 KiB
 _MAX_CHUNK_LINE = 4096  # a chunk's size and its extensions
-_READ = 65536
+READ_BYTES = 65536  # asked of the socket at a time (a TLS read gathers what it holds up to this)
 _DIGITS = re.compile(rb"[0-9]{1,19}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
@@ -81,7 +81,7 @@ class Body:
         if data:
             yield data
         while True:
-            data = self._read(min(left, _READ))
+            data = self._read(min(left, READ_BYTES))
             if not data:
                 raise RemoteProtocolError(
                     f"peer closed connection without sending complete message body: "
@@ -98,10 +98,9 @@ class Body:
         data = self._connection.take_buffer()
         if data:
             yield data
-        while data := self._read(_READ):
+        while data := self._read(READ_BYTES):
             yield data
-        self._done = True
-        self._connection.close()
+        self.close()  # the connection's end was the body's: nothing more can go over it
 
     def _chunked(self) -> Iterator[bytes]:
         reader = _Buffered(self, self._connection.take_buffer())
@@ -136,7 +135,7 @@ class _Buffered:
         self._data = data
 
     def _more(self, what: str) -> None:
-        data = self._body._read(_READ)
+        data = self._body._read(READ_BYTES)
         if not data:
             raise RemoteProtocolError(
                 f"peer closed connection without sending complete message body: in a {what}"
