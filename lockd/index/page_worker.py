@@ -147,6 +147,7 @@ class PageWorker:
         self._unstartable_at: float | None = None
         self._starting = False  # `start_soon` was called
         self._closed = False
+        self._fetching = 0  # fetch jobs the child has now
 
     def form(self, job: PageJob, body: bytes) -> bytes | None:
         """The form of `body` parsed as `job` says, from the child; None: parse it here.
@@ -166,7 +167,13 @@ class PageWorker:
         child = self._running()
         if child is None:
             return None
-        status, payload = child.ask({"fetch": asdict(job)}, b"", f"asking {job.url}")
+        with self._lock:
+            self._fetching += 1
+        try:
+            status, payload = child.ask({"fetch": asdict(job)}, b"", f"asking {job.url}")
+        finally:
+            with self._lock:
+                self._fetching -= 1
         if status not in (_FETCHED, _SAME) or len(payload) < _META.size:
             return None
         (size,) = _META.unpack_from(payload)
@@ -203,6 +210,11 @@ class PageWorker:
             child, self._child = self._child, None
         if child is not None:
             child.end()
+
+    @property
+    def fetching(self) -> int:
+        """How many `fetch` calls wait on the child now."""
+        return self._fetching
 
     @property
     def started(self) -> bool:

@@ -3,7 +3,8 @@
 A client with no page store (the server's) has its child fetch each page, so the page's bytes,
 TLS and HTTP parsing stay off the resolution's GIL. What the tests hold it to: the pages are
 those fetched and parsed here, field by field; the client counts the same requests, pages and
-bytes; a body the client parsed last time comes back unparsed and its parse is reused; a body
+bytes; a body the client parsed last time comes back unparsed and its parse is reused, and is
+fetched here instead while the child has its share of fetches (`pages.SHARED_FROM`); a body
 below the child's threshold comes back as it is and is parsed here; anything but a page (404, a
 page that does not parse, a child that cannot fetch) is met again here with the client's own
 error; and a page of an index with a credential is never fetched by the child, which never
@@ -12,6 +13,7 @@ holds one. Real children, the fixture index over HTTP.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -21,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout, UnknownProject
-from lockd.index import IndexClient, early_child, split_credentials
+from lockd.index import IndexClient, early_child, pages, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
 from lockd.simple import ProjectPage
@@ -103,6 +105,36 @@ def test_a_body_fetched_again_unchanged_comes_back_unparsed_and_its_last_parse_i
     assert job1.known is None and answer1 is not None and answer1.form is not None
     assert answer2 is not None and job2.known == answer2.sha256 == answer1.sha256
     assert answer2.form is None and answer2.body is None
+
+
+def test_a_page_fetched_again_while_the_child_has_its_share_is_fetched_here_and_its_parse_reused(
+    mutable_index: ControlledIndex,
+    asked: list[tuple[PageFetch, FetchedPage | None]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With its share of fetches under way, the child is asked no page this process parsed before:
+    that one is fetched here, and its last parse stands. A page never parsed goes to the child still."""
+    monkeypatch.setattr(pages, "SHARED_FROM", 1)  # one fetch under way is the child's share
+    slow, again, new = (canonicalize_name(name) for name in _NAMES)
+    with _client(page_worker_from=1, page_ttl=0.0) as client:
+        first = client.project_page(mutable_index.pypi_url, again)
+        client.project_page(mutable_index.pypi_url, slow)
+        mutable_index.set_fault("hang", seconds=1.5, path_prefix=f"/simple/{slow}/")
+        held = threading.Thread(target=client.project_page, args=(mutable_index.pypi_url, slow))
+        held.start()
+        deadline = time.monotonic() + 10
+        while len(asked) < 3 and time.monotonic() < deadline:  # the child has the slow page
+            time.sleep(0.01)
+        assert len(asked) == 3 and held.is_alive()
+        refetched = client.project_page(mutable_index.pypi_url, again)
+        client.project_page(mutable_index.pypi_url, new)
+        assert held.is_alive()  # all of the above while the child held the slow page
+        held.join()
+        counted = client.stats
+    assert refetched is first  # fetched here, unchanged: its last parse
+    assert [job.name for job, _ in asked] == [again, slow, slow, new]
+    assert asked[3][0].known is None and asked[3][1] is not None and asked[3][1].form is not None
+    assert counted.pages == 5
 
 
 def test_an_unknown_project_or_a_page_that_does_not_parse_is_met_here_with_its_own_error(
