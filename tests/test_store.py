@@ -144,6 +144,29 @@ def test_a_metadata_lookup_is_one_statement_without_a_transaction(database_url: 
         engine.dispose()
 
 
+def test_a_sqlite_metadata_lookup_skips_sqlalchemy_and_a_failure_is_the_stores(database_url: str) -> None:
+    # On SQLite a lookup goes straight to the driver connection (`sqlite_row`): SQLAlchemy's
+    # statement machinery cost ten times the lookup. Its failures are still StoreUnavailable.
+    engine = open_engine(database_url)
+    try:
+        writer = DatabaseMetadataCache(engine)
+        writer.put(_key("4" * 64), b"Metadata-Version: 2.1\nName: x\n")
+        writer.flush()
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        reader = DatabaseMetadataCache(engine)
+        assert reader.get(_key("4" * 64)) == b"Metadata-Version: 2.1\nName: x\n"
+        assert reader.get(_key("5" * 64)) is None
+        sqlite = engine.dialect.name == "sqlite"
+        assert (statements == []) is sqlite  # PostgreSQL's lookups go through SQLAlchemy
+        with transaction(engine, write=True) as conn:
+            conn.exec_driver_sql("ALTER TABLE dist_metadata RENAME TO dist_metadata_gone")
+        with pytest.raises(StoreUnavailable, match="the database failed"):
+            DatabaseMetadataCache(engine).get(_key("4" * 64))
+    finally:
+        engine.dispose()
+
+
 def test_metadata_is_flushed_in_one_statement(database_url: str) -> None:
     # The service flushes before it answers: a statement per entry (205 on pypi-200) was
     # on every cold resolution's critical path.
