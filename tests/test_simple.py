@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from urllib.parse import urldefrag, urljoin
 
 import pytest
@@ -22,7 +23,7 @@ from packaging.version import Version
 
 from lockd.deadline import deadline_scope
 from lockd.errors import ResolutionTimeout, ResponseTooLarge
-from lockd.simple import parse_html_page, parse_json_page
+from lockd.simple import json_page, parse_html_page, parse_json_page
 from lockd.simple.files import check_urls
 from lockd.target import PLATFORMS, Target
 
@@ -364,6 +365,33 @@ def test_a_page_listing_more_files_than_the_limit_is_refused() -> None:
     html = "".join(f'<a href="demo-1.{n}-py3-none-any.whl">x</a>' for n in range(31))
     with pytest.raises(ResponseTooLarge, match="more than lockd reads"):
         parse_html_page(html, "https://i/demo/", "demo", max_files=30)
+
+
+def test_a_page_of_too_many_entries_with_escaped_keys_is_refused_before_it_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `"\u0075rl"` is the key "url" to a JSON decoder: counting `"url"` in the text alone let
+    # such a page be decoded whole before its length was judged (64 MiB of them: 3.9 million
+    # entries).
+    escaped = b'{"\\u0075rl":""}'
+    body = b'{"meta":{"api-version":"1.1"},"name":"demo","files":[' + b",".join([escaped] * 31) + b"]}"
+    assert len(json.loads(body)["files"]) == 31 and body.count(b'"url"') == 0
+    decoded: list[object] = []
+    decode = json_page._DECODER.decode
+
+    def noted(text: bytes) -> object:
+        decoded.append(text)
+        return decode(text)
+
+    monkeypatch.setattr(json_page, "_DECODER", SimpleNamespace(decode=noted))
+    with pytest.raises(ResponseTooLarge, match=r"lists more files, more than lockd reads \(30\)"):
+        parse_json_page(body, "https://i/demo/", "demo", max_files=30)
+    assert decoded == []  # refused from its text
+    # A body too short to hold more entries than the limit is not counted: decoded, and judged.
+    (one,) = parse_json_page(
+        _json_files(_entry("demo-1.0-py3-none-any.whl")), "https://i/demo/", "demo", max_files=30
+    ).files
+    assert one.filename == "demo-1.0-py3-none-any.whl" and len(decoded) == 1
 
 
 def test_parsing_stops_at_the_deadline() -> None:

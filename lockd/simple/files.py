@@ -341,9 +341,11 @@ def yank_reason(value: object) -> str | None:
     return None
 
 
-def too_many_files(page_url: str, count: int, max_files: int) -> ResponseTooLarge:
+def too_many_files(page_url: str, count: int | None, max_files: int) -> ResponseTooLarge:
+    """`count`: the files the page lists, or None where only an upper bound on them is known."""
+    listed = f"{count:,} files" if count is not None else "more files"
     return ResponseTooLarge(
-        f"{page_url} lists {count:,} files, more than lockd reads ({max_files:,})",
+        f"{page_url} lists {listed}, more than lockd reads ({max_files:,})",
         hint="a page this large is an attack or a mistake; if it is real, raise LOCKD_MAX_PAGE_FILES",
         context={"url": page_url, "files": count, "limit": max_files},
     )

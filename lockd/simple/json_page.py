@@ -145,11 +145,17 @@ def parse_json_page(
 def decode_entries(body: bytes | str, page_url: str, max_files: int | None) -> list[JsonEntry] | None:
     """The page's entries as msgspec decodes them; None for a page to read by the tolerant rules."""
     if max_files is not None:
-        # Every file has a "url" key: counted in the text, a page of too many tiny entries is
-        # refused before anything is decoded.
-        keys = (body if isinstance(body, bytes) else body.encode()).count(b'"url"')
-        if keys > max_files:
-            raise too_many_files(page_url, keys, max_files)
+        # A page of too many tiny entries is refused before anything is decoded. An entry is an
+        # object with a "url" key, 10 bytes at least (`{"url":""}`), so a body shorter than 10
+        # bytes a file cannot list too many (most pages: not counted). In a longer one, each
+        # entry's key is `"url"` spelled out, or escaped (`"\u0075rl"`) with a backslash of its
+        # own: the two counts bound the entries. `"url"` alone let a page of escaped keys be
+        # decoded whole before its length was judged.
+        text = body if isinstance(body, bytes) else body.encode()
+        if len(text) // 10 > max_files:
+            keys = text.count(b'"url"')
+            if keys + text.count(b"\\") > max_files:
+                raise too_many_files(page_url, keys if keys > max_files else None, max_files)
     try:
         page = _DECODER.decode(body)
     except msgspec.MsgspecError:
