@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -160,6 +161,37 @@ def test_generated_pages_read_back_exactly(entries: list[dict[str, object]], pro
     _reads_back(page)
 
 
+def test_sizes_no_array_holds_and_missing_details_read_back_exactly() -> None:
+    # Packed, a size is a signed 64-bit number and -1 stands for none: a page with a negative
+    # or a larger size keeps its sizes one by one instead, as the index wrote them.
+    def page(*sizes: object) -> ProjectPage:
+        entries = [
+            {
+                "filename": f"demo-1.{n}-py3-none-any.whl",
+                "url": f"https://f/demo-1.{n}-py3-none-any.whl",
+                "size": size,
+            }
+            for n, size in enumerate(sizes)
+        ]
+        return parse_json_page(json.dumps({"files": entries}), "https://i/simple/demo/", "demo")
+
+    for sizes in ((1, None, 0, 2**62), (-1, 5), (2**64, 1), (None, None)):
+        decoded = decode_page(_reads_back(page(*sizes)), _SOURCE)
+        assert decoded is not None and [f.size for f in decoded.files] == list(sizes)
+    # Non-ASCII URLs, and hashes and upload times given for some files only.
+    entries = [
+        {"filename": "demo-1.0-py3-none-any.whl", "url": "https://f/ü/démo/demo-1.0-py3-none-any.whl",
+         "hashes": {"sha256": "ab" * 32}, "upload-time": "2026-01-01T00:00:00Z"},
+        {"filename": "demo-1.1-py3-none-any.whl", "url": "https://f/demo-1.1-py3-none-any.whl"},
+    ]  # fmt: skip
+    page_of_two = parse_json_page(json.dumps({"files": entries}), "https://i/simple/demo/", "demo")
+    decoded = decode_page(_reads_back(page_of_two), _SOURCE)
+    assert decoded is not None and len(decoded.files) == 2
+    assert [(f.filename, f.url, f.sha256, f.upload_time) for f in decoded.files] == [
+        (f.filename, f.url, f.sha256, f.upload_time) for f in page_of_two.files
+    ]
+
+
 def test_a_page_a_form_cannot_carry_exactly_gets_no_form() -> None:
     # JSON `true` as a size: the parser keeps it (a bool is an int); the form refuses a bool there.
     body = json.dumps(
@@ -194,6 +226,10 @@ def _set(index: int, value: object) -> Callable[[list[object]], None]:
         fields[index] = value
 
     return change
+
+
+def _ends(*ends: int) -> bytes:
+    return struct.pack(f"<{len(ends)}I", *ends)
 
 
 def test_damaged_forms_and_forms_for_anything_else_are_misses() -> None:
@@ -232,6 +268,19 @@ def test_damaged_forms_and_forms_for_anything_else_are_misses() -> None:
         _reform(form, _set(16, (None, None, None, None, None, 3.5))),  # a size that is a float
         _reform(form, _set(19, (5,) * 6)),  # upload times that are not text (any text is, as written)
         _reform(form, _set(20, (False,) * 6)),  # metadata: only True or a URL
+        # The packed columns (`lockd.simple.packed_columns`): filenames, URLs, kinds, versions,
+        # tags, hashes, sizes, upload times.
+        _reform(form, _set(10, ("demo", _ends(1, 2, 3, 4, 5, 6), b""))),  # ends past the text
+        _reform(form, _set(10, ("abcdef", _ends(1, 2, 3, 4, 5), b""))),  # five ends for six files
+        _reform(form, _set(10, ("abcdef", _ends(1, 2, 3, 4, 5, 6), b"\0" * 6))),  # None: not a filename
+        _reform(form, _set(15, ("abcdef", _ends(1, 2, 3, 4, 5, 6), b"\2" * 6))),  # a mask of 0 and 1 only
+        _reform(form, _set(15, ("abcdef", _ends(1, 2, 3, 4, 5, 6)))),
+        _reform(form, _set(15, (b"abcdef", _ends(1, 2, 3, 4, 5, 6), b""))),
+        _reform(form, _set(13, _ends(0, 0, 0, 0, 0, 99))),  # a version index out of range
+        _reform(form, _set(13, _ends(0, 0, 0, 0, 0))),
+        _reform(form, _set(16, struct.pack("<6q", 1, 2, 3, 4, 5, -2))),  # -1 alone stands for None
+        _reform(form, _set(16, struct.pack("<5q", 1, 2, 3, 4, 5))),
+        _reform(form, _set(16, 7)),
     ]
     for bad in reformed:
         assert decode_page(bad, _SOURCE) is None

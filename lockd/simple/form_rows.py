@@ -4,10 +4,13 @@ A form keeps each file's URL, hashes, size, upload time and metadata as the inde
 column by column. `Rows` holds a form's columns; each file gets a `Row` (its index into them) as
 its `PendingDetails`, so reading a form builds no URL, hash or time until the file is read, and
 then by the parser's own rules (`details_from_raw`), as for a file parsed from the page itself.
+Names, URLs, hashes, sizes and upload times stay packed (`lockd.simple.packed_columns`): a value
+is read out when its file is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -15,12 +18,11 @@ import msgspec
 
 from lockd.simple.dist_file import Details, RawDetails
 from lockd.simple.files import details_from_raw
+from lockd.simple.packed_columns import TextColumn
 
 __all__ = ["Row", "Rows"]
 
-_S = tuple[str, ...]
 _SN = tuple[str | None, ...]
-_IN = tuple[int | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,34 +31,34 @@ class Rows:
 
     url_base: str
     whole: frozenset[int]
-    url_parts: _S
-    filenames: _S
-    sha256s: _SN
-    sizes: _IN
-    uploads: _SN
+    url_parts: TextColumn
+    filenames: TextColumn  # no None in these two
+    sha256s: TextColumn
+    sizes: Sequence[int | None]  # `Sizes`, or a tuple where one is none an array holds
+    uploads: TextColumn
     metadata: tuple[str | bool | None, ...]
     metadata_sha256s: _SN
 
     def text_length(self) -> int:
-        """`DistFile.text_length` of every row's file (its URL, metadata URL and name), counted in C
-        but for listed metadata."""
-        names = list(map(len, self.filenames))
-        urls = list(map(len, self.url_parts))
-        base = len(self.url_base)
+        """`DistFile.text_length` of every row's file (its URL, metadata URL and name), from the
+        packed columns' lengths but for listed metadata."""
+        names = self.filenames
         # URLs (base, part, then the name unless stored whole), and the names themselves.
-        total = base * len(urls) + sum(urls) + 2 * sum(names) - sum(names[i] for i in self.whole)
+        total = len(self.url_base) * len(names) + self.url_parts.text_length + 2 * names.text_length
+        total -= sum(len(cast(str, names[i])) for i in self.whole)
         if self.metadata.count(None) != len(self.metadata):  # PyPI lists none
             for i, metadata in enumerate(self.metadata):
                 if metadata is True:
-                    total += base + urls[i] + (0 if i in self.whole else names[i]) + len(".metadata")
+                    total += len(self.url(i)) + len(".metadata")
                 elif metadata is not None:
                     total += len(cast(str, metadata))
         return total
 
     def url(self, i: int) -> str:
+        part = cast(str, self.url_parts[i])
         if i in self.whole:
-            return self.url_base + self.url_parts[i]
-        return self.url_base + self.url_parts[i] + self.filenames[i]
+            return self.url_base + part
+        return self.url_base + part + cast(str, self.filenames[i])
 
 
 class Row(msgspec.Struct, frozen=True, gc=False):

@@ -42,13 +42,20 @@ from packaging.version import Version
 from lockd.simple.dist_file import DistFile
 from lockd.simple.file_table import KIND_INDEX, KINDS, FileTable, distinct
 from lockd.simple.files import ProjectPage, files_text_length, requires_python_of
+from lockd.simple.form_checks import FILE_FIELDS, INDEX_TYPES, strings, typed_columns, unpacked_columns
+from lockd.simple.form_checks import tag_sets as read_tag_sets
 from lockd.simple.form_columns import FileColumns, page_columns
 from lockd.simple.form_rows import Row, Rows
+from lockd.simple.packed_columns import (
+    TextColumn,
+    pack_numbers,
+    pack_texts,
+)
 from lockd.simple.parser_identity import parser_identity
 
 __all__ = ["decode_page", "encode_columns", "encode_page"]
 
-_MAGIC = b"lockd-page-form\x01"  # the encoding's own version, in the last byte
+_MAGIC = b"lockd-page-form\x02"  # the encoding's own version, in the last byte
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
@@ -134,7 +141,8 @@ def _data(form: bytes, max_bytes: int | None, *, check_digest: bool = True) -> _
 # ".metadata"), metadata sha256 (URL, hashes, upload time and metadata as the index wrote
 # them), name (None: the page's), index URL (None: the page's). These
 # rules keep repeated strings out (URLs were half a form); the columns let `_files` check each
-# field's types in one pass.
+# field's types in one pass. Filename, URL, kind, version, tags, sha256, size and upload time are
+# packed (`lockd.simple.packed_columns`): a few values per column, not one per file.
 
 _Columns = tuple[object, ...]
 _FIELDS = 24
@@ -152,18 +160,24 @@ def _columns(page: FileColumns, identity: str, source: str, *, typed: bool = Fal
     heads = list(map(str.removesuffix, urls, filenames))  # the URL itself where it does not end so
     url_base = commonprefix(heads)  # noqa: RUF071  # character by character: any shared start
     whole = tuple(compress(range(len(named)), map(not_, named)))
+    packed = (
+        pack_texts(filenames, optional=False, checked=typed),
+        pack_texts(list(map(itemgetter(slice(len(url_base), None)), heads)), optional=False, checked=typed),
+        pack_numbers(list(map(KIND_INDEX.__getitem__, page.kinds)), "I", checked=True),
+        pack_numbers(cast(tuple[int, ...], version_ix), "I", checked=True),  # `distinct`'s indexes
+        pack_numbers(cast(tuple[int, ...], tag_ix), "I", checked=True),
+        pack_texts(page.sha256s, optional=True, checked=typed),
+        pack_numbers(page.sizes, "q", checked=typed) or tuple(page.sizes),  # a size no array holds
+        pack_texts(page.uploads, optional=True, checked=typed),
+    )
+    if None in packed:
+        return None
     columns = (
-        filenames,
-        tuple(map(itemgetter(slice(len(url_base), None)), heads)),
-        tuple(map(KIND_INDEX.__getitem__, page.kinds)),
-        version_ix,
-        tag_ix,
-        tuple(page.sha256s),
-        tuple(page.sizes),
+        *packed[:7],
         require_ix,
         tuple(page.yanks),
-        tuple(page.uploads),
-        tuple(m or None for m in page.metadata),  # True, a URL, or None (never False: see `_typed`)
+        packed[7],
+        tuple(m or None for m in page.metadata),  # True, a URL, or None (never False: see `typed_columns`)
         tuple(page.metadata_sha256s),
         _own(page.names, page.name, len(filenames)),
         _own(page.index_urls, page.index_url, len(filenames)),
@@ -176,7 +190,7 @@ def _columns(page: FileColumns, identity: str, source: str, *, typed: bool = Fal
         url_base,
         whole,
     )
-    if not typed and not _typed(columns):
+    if not typed and not typed_columns(columns, len(filenames)):
         return None
     if not _reads_back(page, tables, (version_table, require_table)):
         return None
@@ -210,10 +224,10 @@ def _page(data: _Columns) -> ProjectPage | None:
     name, index_url, foreign, version_texts, tag_texts, require_texts, url_base, whole = data[2:10]
     if not (type(name) is str and type(index_url) is str and type(url_base) is str and type(whole) is tuple):
         return None
-    if not (_strings(foreign) and _strings(version_texts) and _strings(require_texts)):
+    if not (strings(foreign) and strings(version_texts) and strings(require_texts)):
         return None
     versions = [_version(text) for text in cast(_S, version_texts)]
-    tag_sets = _tag_sets(tag_texts)
+    tag_sets = read_tag_sets(tag_texts)
     requires = [requires_python_of(text) for text in cast(_S, require_texts)]
     if tag_sets is None or None in requires:
         return None
@@ -249,13 +263,15 @@ def _table(
 
     Every column is checked here, so building a file later cannot fail.
     """
-    if not _typed(columns):
+    count = len(columns[7]) if len(columns) == FILE_FIELDS and type(columns[7]) is tuple else -1
+    read = unpacked_columns(columns, count)
+    if read is None or not typed_columns(read, count):
         return None
-    checked = cast(tuple[tuple[object, ...], ...], columns)
+    checked = cast(tuple[tuple[object, ...], ...], read)
     url_base, whole = url_rule
-    bounds = (len(KINDS), len(versions), len(tag_sets), len(requires), len(checked[0]))
+    bounds = (len(KINDS), len(versions), len(tag_sets), len(requires), count)
     indexes = (checked[2], checked[3], checked[4], checked[7], whole)
-    if set(map(type, whole)) - _INDEX:
+    if set(map(type, whole)) - INDEX_TYPES:
         return None
     for column, bound in zip(indexes, bounds, strict=True):
         numbers = set(cast(_IN, column))  # a few hundred distinct indexes, found in C
@@ -286,7 +302,7 @@ def _table(
                 DistFile,
                 [name if n is None else NormalizedName(n) for n in names],
                 [versions[i] for i in version_ix],
-                filenames,
+                filenames.values(),
                 [KINDS[i] for i in kinds],
                 [tag_sets[i] for i in tag_ix],
                 [None if i is None else requires[i] for i in require_ix],
@@ -301,7 +317,7 @@ def _table(
         return DistFile(
             name if own_name is None else NormalizedName(own_name),
             versions[version_ix[i]],
-            filenames[i],
+            cast(str, filenames[i]),  # a packed column without None
             KINDS[kinds[i]],
             tag_sets[tag_ix[i]],
             None if require is None else requires[require],
@@ -329,65 +345,10 @@ _S = tuple[str, ...]
 _SN = tuple[str | None, ...]
 _IN = tuple[int | None, ...]
 _I = tuple[int, ...]
-_Typed = tuple[_S, _S, _I, _I, _I, _SN, _IN, _IN, _SN, _SN, tuple[str | bool | None, ...], _SN, _SN, _SN]
-_STR: frozenset[type] = frozenset({str})
-_OPT_STR: frozenset[type] = frozenset({str, _NONE})
-_INDEX: frozenset[type] = frozenset({int})
-_OPT_INDEX: frozenset[type] = frozenset({int, _NONE})
-_TYPES: tuple[frozenset[type], ...] = (
-    _STR,  # filename
-    _STR,  # url
-    _INDEX,  # kind
-    _INDEX,  # version
-    _INDEX,  # tags
-    _OPT_STR,  # sha256
-    _OPT_INDEX,  # size
-    _OPT_INDEX,  # requires-python
-    _OPT_STR,  # yanked
-    _OPT_STR,  # upload time
-    frozenset({str, bool, _NONE}),  # metadata URL (not False: see `_typed`)
-    _OPT_STR,  # metadata sha256
-    _OPT_STR,  # name
-    _OPT_STR,  # index URL
-)
-
-
+_T = TextColumn
+_A = Sequence[int]  # an array
+_Typed = tuple[
+    _T, _T, _A, _A, _A, _T, Sequence[int | None], _IN, _SN, _T, tuple[str | bool | None, ...], _SN, _SN, _SN
+]
 # Many projects share version texts ("1.0.0"): parsed once, and their files share the value.
 _version = lru_cache(maxsize=16384)(Version)
-
-
-def _typed(columns: tuple[object, ...]) -> bool:
-    """Whether the file columns are tuples of one length, each holding only its field's types."""
-    if len(columns) != len(_TYPES) or not all(type(column) is tuple for column in columns):
-        return False
-    checked = cast(tuple[tuple[object, ...], ...], columns)
-    if any(len(column) != len(checked[0]) for column in checked):
-        return False
-    if not all(set(map(type, column)) <= allowed for column, allowed in zip(checked, _TYPES, strict=True)):
-        return False
-    return False not in checked[10]  # the metadata column: True or a URL, never False
-
-
-def _strings(table: object) -> bool:
-    return type(table) is tuple and set(map(type, table)) <= {str}
-
-
-def _tag_sets(table: object) -> list[frozenset[Tag]] | None:
-    if type(table) is not tuple:
-        return None
-    tag_sets: list[frozenset[Tag]] = []
-    for triples in table:
-        if type(triples) is not tuple:
-            return None
-        for triple in triples:
-            if type(triple) is not tuple or len(triple) != 3 or set(map(type, triple)) != {str}:
-                return None
-        tag_sets.append(_tag_set(triples))
-    return tag_sets
-
-
-@lru_cache(maxsize=8192)
-def _tag_set(triples: tuple[tuple[str, str, str], ...]) -> frozenset[Tag]:
-    """One tag set, checked: built once per process (most pages share a few dozen), and then one
-    object, whose hash the finder's per-tag-set answers reuse."""
-    return frozenset(Tag(*triple) for triple in triples)
