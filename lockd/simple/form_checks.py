@@ -59,7 +59,11 @@ def unpacked_columns(columns: tuple[object, ...], count: int) -> tuple[object, .
     for i in (0, 1, 5, 9):
         read[i] = unpack_texts(columns[i], count, optional=i in (5, 9))
     for i in (2, 3, 4):
-        read[i] = unpack_numbers(columns[i], count, "I")
+        # As a tuple: a finder reads these for every file of a page each time it judges one, and
+        # an array makes an int object at each read (a tuple holds them, most of them the
+        # interpreter's shared small ints, so making it costs little).
+        numbers = unpack_numbers(columns[i], count, "I")
+        read[i] = None if numbers is None else tuple(numbers)
     if type(columns[6]) is bytes:
         sizes = unpack_numbers(columns[6], count, "q")
         read[6] = None if sizes is None else Sizes(sizes)
