@@ -16,7 +16,7 @@ check whole pages read back equal field by field, `index_url` too (`DistFile` eq
 
 The bytes are read back from the user's own cache directory, and are still treated as data that
 may be damaged: a sha256 of the payload is checked before anything is decoded, the payload is
-`marshal` of plain tuples, strings, ints and None only (marshal builds objects, never runs
+`marshal` of plain tuples, strings, bytes, ints and None only (marshal builds objects, never runs
 code; pickle would), and every column's types, lengths and indexes are checked before a value
 is built. Anything off gives None, which the caller treats as a miss and parses the body.
 A form's bytes are not deterministic (marshal shares an object by reference only while
@@ -140,8 +140,8 @@ def _data(form: bytes, max_bytes: int | None, *, check_digest: bool = True) -> _
 # sha256, size, requires-python, yanked, upload time, metadata URL (True: the file's URL +
 # ".metadata"), metadata sha256 (URL, hashes, upload time and metadata as the index wrote
 # them), name (None: the page's), index URL (None: the page's). These
-# rules keep repeated strings out (URLs were half a form); the columns let `_files` check each
-# field's types in one pass. Filename, URL, kind, version, tags, sha256, size and upload time are
+# rules keep repeated strings out (URLs were half a form); the columns let `typed_columns` check
+# each field's types in one pass. Filename, URL, kind, version, tags, sha256, size and upload time are
 # packed (`lockd.simple.packed_columns`): a few values per column, not one per file.
 
 _Columns = tuple[object, ...]
