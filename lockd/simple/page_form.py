@@ -59,8 +59,6 @@ _MAGIC = b"lockd-page-form\x02"  # the encoding's own version, in the last byte
 _DIGEST = 32
 _MARSHAL_VERSION = 4
 
-_NONE = type(None)
-
 
 def encode_page(page: ProjectPage, source: str) -> bytes | None:
     """`page` as a form for `source`; None when it would not decode to exactly `page` (then none is kept)."""
@@ -346,9 +344,8 @@ _SN = tuple[str | None, ...]
 _IN = tuple[int | None, ...]
 _I = tuple[int, ...]
 _T = TextColumn
-_A = Sequence[int]  # an array
 _Typed = tuple[
-    _T, _T, _A, _A, _A, _T, Sequence[int | None], _IN, _SN, _T, tuple[str | bool | None, ...], _SN, _SN, _SN
+    _T, _T, _I, _I, _I, _T, Sequence[int | None], _IN, _SN, _T, tuple[str | bool | None, ...], _SN, _SN, _SN
 ]
 # Many projects share version texts ("1.0.0"): parsed once, and their files share the value.
 _version = lru_cache(maxsize=16384)(Version)
