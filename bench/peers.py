@@ -34,6 +34,12 @@ VENV_BIN = Path(sys.executable).parent  # the venv the bench runs in (also under
 # What lockd routes for the fixture's variants; uv honours sources for these even when transitive.
 UV_ROUTED = ("torch", "torchvision", "torchaudio", "triton")
 PEER_TIMEOUT = 900.0
+# The interpreter uv is handed, as a real file: given none, uv looks for one on PATH, and on a
+# machine whose PATH starts with pyenv's shims it ran the shim (bash, then pyenv's dozen scripts)
+# in every run, timed: about 100 ms a run. uv pip compile --offline of pypi-25 took 120-160 ms
+# that way and 20 ms with the interpreter named, which is the footing the uv figures
+# (40 ms) were taken on. lockd's own runs start this interpreter directly, so uv does too.
+PEER_PYTHON = Path(os.path.realpath(sys.executable))
 
 
 def venv_tool(name: str) -> Path:
@@ -130,9 +136,13 @@ def uv_compile(
         source = workdir / "requirements.in"
         source.write_text(case.requirements)
     out = workdir / "uv.txt"
+    # An output file already there is read as preferences (pip-compile's rule), which a lockd run
+    # never has: every run resolves from nothing.
+    out.unlink(missing_ok=True)
     platform = _uv_platform(case.platform)
     argv = [
         str(uv), "pip", "compile", source.name,
+        "--python", str(PEER_PYTHON),
         "--default-index", index.pypi_url,
         "--generate-hashes",
         "--python-platform", platform,

@@ -16,7 +16,7 @@ from bench.cases import FIXTURE_CASES, load_cases, with_nonce
 from bench.drift_fleet import store_drift_locks
 from bench.indexes import FixtureIndexProcess, fixture_setup
 from bench.issue16_report import issue16_markdown, issue16_verdicts
-from bench.peers import answer
+from bench.peers import answer, uv_compile
 from bench.phases import median_phases, run_phases
 from bench.serving import parse_wrk, wrk_post_script
 from bench.timing import Measurement, Sample, wait_for_quiet
@@ -90,6 +90,29 @@ def test_harness_runs_one_tiny_case_end_to_end(tmp_path: Path) -> None:
     fetched = [m for m in report["measurements"] if m["section"] == "bytes"]
     assert fetched and fetched[0]["sample_extra"][0]["bytes_fetched"] > 0
     assert "| fx-tiny | lockd-inproc |" in done.stdout and "### Targets" in done.stdout
+
+
+def test_uv_is_timed_without_interpreter_discovery_or_an_earlier_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shims first on PATH, as pyenv puts them: uv looking for an interpreter ran one in every
+    # timed run (~100 ms). And an output file from the last run is read as preferences.
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    ran = tmp_path / "shim-ran"
+    for name in ("python", "python3", "python3.11"):
+        shim = shims / name
+        shim.write_text(f"#!/bin/sh\necho {name} >> {ran}\nexec {sys.executable} \"$@\"\n")
+        shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{__import__('os').environ['PATH']}")
+    case = next(c for c in load_cases(ROOT / "bench" / "cases", "fixture") if c.name == "fx-tiny")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "uv.txt").write_text("requests==2.34.1\n")  # an older version the index has
+    with FixtureIndexProcess.start(0) as index:
+        uv_compile(case, fixture_setup(index), run, tmp_path / "uv-cache")
+    assert not ran.exists(), ran.read_text()
+    assert "requests==2.34.2" in (run / "uv.txt").read_text()
 
 
 def test_the_bench_waits_for_a_quiet_machine_and_says_when_it_was_not() -> None:
