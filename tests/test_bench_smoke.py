@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -102,9 +103,9 @@ def test_uv_is_timed_without_interpreter_discovery_or_an_earlier_answer(
     ran = tmp_path / "shim-ran"
     for name in ("python", "python3", "python3.11"):
         shim = shims / name
-        shim.write_text(f"#!/bin/sh\necho {name} >> {ran}\nexec {sys.executable} \"$@\"\n")
+        shim.write_text(f'#!/bin/sh\necho {name} >> {ran}\nexec {sys.executable} "$@"\n')
         shim.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{shims}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
     case = next(c for c in load_cases(ROOT / "bench" / "cases", "fixture") if c.name == "fx-tiny")
     run = tmp_path / "run"
     run.mkdir()
