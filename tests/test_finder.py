@@ -227,3 +227,34 @@ def test_a_specifier_set_asked_again_gets_the_same_candidates_and_its_prerelease
     for n in range(300):  # past the sets kept: forgotten, then asked again as new
         assert versions(SpecifierSet(f">=1.0,!=0.0.{n}")) == ["1.1", "1.0"]
     assert versions(spec) == ["2.0b1", "1.1", "1.0"]
+
+
+def test_sets_combined_by_matching_give_what_their_combination_gives() -> None:
+    # `matching` keeps what it found by the sets' identities, so a requirement met again in
+    # another resolution costs no combining; the answer must stay `candidates` of the combination,
+    # pre-release rule included: a set naming a pre-release admits them for the whole combination,
+    # and a combination no final release satisfies falls back to pre-releases.
+    target = target_from_spec({"platform": "linux_x86_64", "python": "3.11"})
+    texts = ("1.0", "1.1", "2.0b1", "2.0", "3.0rc1")
+    files = tuple(_wheel(f"demo-{v}-py3-none-any.whl", v, "py3-none-any") for v in texts)
+    page = ProjectPage(canonicalize_name("demo"), "https://files.example/simple/demo/", files)
+    finder = Finder(canonicalize_name("demo"), page, target, as_of=None, prereleases=False)
+    sets = [SpecifierSet(s) for s in ("", ">=1.0", "<3", ">=2.0b1", "!=2.0", ">2.0", ">=1.1,<2.0")]
+
+    def combined(specifiers: list[SpecifierSet]) -> SpecifierSet:
+        result = SpecifierSet()
+        for specifier in specifiers:
+            result &= specifier
+        return result
+
+    for first in sets:
+        for second in sets:
+            for third in sets:
+                chosen = [first, second, third]
+                expected = [str(c.version) for c in finder.candidates(combined(chosen), None)]
+                for _ in range(2):  # found, then kept
+                    found = finder.matching(chosen, None)
+                    assert [str(c.version) for c in found] == expected, [str(s) for s in chosen]
+                    found.clear()  # the caller's own list: the kept answer is not changed
+    assert [str(c.version) for c in finder.matching([sets[5]], None)] == ["3.0rc1"]
+    assert [str(c.version) for c in finder.matching([sets[3], sets[2]], None)] == ["2.0", "2.0b1"]

@@ -48,6 +48,9 @@ _SHOWN_TAGS = 8
 # of distinct specifiers; past this many the finder forgets them all and starts over (a list
 # of a project with thousands of versions is a few hundred KiB).
 _KEPT_CANDIDATE_LISTS = 64
+# Combinations `matching` keeps per finder: a project many others require (numpy in pypi-300:
+# about 60 requirers) meets that many in each resolution.
+_KEPT_COMBINATIONS = 256
 _KEPT_TEXTS = 256
 
 
@@ -130,6 +133,12 @@ class Finder:
         # Each specifier set's text, by the set's identity: a requirement's own set comes back at
         # every find_matches of its name (`Provider.specifier_for`), in every resolution.
         self._texts: dict[int, tuple[SpecifierSet, str]] = {}
+        # What `matching` found, by the identities of the sets it was given (held, so no id is
+        # reused while kept).
+        self._by_sets: dict[
+            tuple[tuple[int, ...], NormalizedName | None],
+            tuple[tuple[SpecifierSet, ...], tuple[ProjectCandidate, ...]],
+        ] = {}
 
     @property
     def versions(self) -> tuple[Version, ...]:
@@ -187,6 +196,35 @@ class Finder:
                 self._found.clear()
             self._found[key] = found
         return list(found)
+
+    def matching(
+        self, specifiers: Sequence[SpecifierSet], extra: NormalizedName | None
+    ) -> list[ProjectCandidate]:
+        """`candidates` of the sets combined (`&`, in order), kept by the sets' identities.
+
+        A resolution adds a project's requirements one at a time, and each time the resolver
+        asks for the candidates of all of them together: combining the sets made a new one, whose
+        text was then worked out again (fully cached pypi-300: 2,500 combinations a resolution).
+        Requirements read from metadata are the same objects in every resolution (parsed once per
+        metadata, `lockd.resolver.metadata.ParsedCache`), so their combinations come back.
+        Those sets are never changed once made (every resolution shares them), so what a set's
+        `prereleases` says is read when a combination is first met, unlike `candidates`.
+        """
+        key = (tuple(map(id, specifiers)), extra)
+        known = self._by_sets.get(key)
+        if known is not None:
+            return list(known[1])
+        if len(specifiers) == 1:
+            combined = specifiers[0]
+        else:
+            combined = SpecifierSet()
+            for specifier in specifiers:
+                combined &= specifier
+        found = self.candidates(combined, extra)
+        if len(self._by_sets) >= _KEPT_COMBINATIONS:
+            self._by_sets.clear()
+        self._by_sets[key] = (tuple(specifiers), tuple(found))
+        return found
 
     def _candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
         releases = self._releases

@@ -225,6 +225,15 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             specifier &= constraint.requirement.specifier
         return specifier
 
+    def _specifiers(
+        self, name: NormalizedName, requirements: Sequence[ProjectRequirement]
+    ) -> list[SpecifierSet]:
+        """The sets `specifier_for` combines, in its order."""
+        specifiers = [r.specifier for r in requirements]
+        for constraint in self._constraints.get(name, ()):
+            specifiers.append(constraint.requirement.specifier)
+        return specifiers
+
     def candidates_for(self, requirement: ProjectRequirement) -> list[ProjectCandidate]:
         """The project's versions this one requirement allows under the constraints, newest first."""
         specifier = self.specifier_for(requirement.name, [requirement])
@@ -343,9 +352,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             # No candidates: the version that asked is ruled out, and `explain` names the chain.
             self._counts[identifier] = 0
             return []
-        specifier = self.specifier_for(identifier.name, reqs)
         excluded = {c.version for c in incompatibilities[identifier] if isinstance(c, ProjectCandidate)}
-        allowed = finder.candidates(specifier, identifier.extra)  # a new list: ours to keep
+        allowed = finder.matching(self._specifiers(identifier.name, reqs), identifier.extra)  # ours to keep
         if excluded:  # mostly none: then no pass over a project's hundreds of versions
             allowed = [c for c in allowed if c.version not in excluded]
         found: list[AnyCandidate] = [*self._preferred_first(identifier.name, allowed)]
