@@ -112,6 +112,23 @@ def _largest(ix: _Index, sized: list[tuple[int, str]]) -> tuple[int, str] | None
     return counted[-1] if counted else None
 
 
+def _per_pin(ix: _Index, small: str, large: str, *, http: str, mode: str, more_pins: int) -> str:
+    """What each pin past the smaller stack's cost each tool, in ms: how their costs grow.
+
+    The ratio compares totals, so a tool with a larger fixed cost (uv's start-up, its cache's
+    index) loses less at the small end; the cost of a further pin is the growth itself.
+    """
+    if more_pins <= 0:
+        return ""
+    growth = []
+    for tool in (http, "uv"):
+        a, b = ix.med(large, tool, mode), ix.med(small, tool, mode)
+        if a is None or b is None:
+            return ""
+        growth.append((a - b) / more_pins * 1000)
+    return f" (a further pin: lockd {growth[0]:.2f} ms, uv {growth[1]:.2f} ms)"
+
+
 def _ratio_target(
     ix: _Index, tool: str, *, mode: str, uv_mode: str, limit: float, name: str, build: str
 ) -> Verdict16:
@@ -181,7 +198,7 @@ def issue16_verdicts(rows: list[Measurement], suffixes: list[str]) -> list[Verdi
                     continue
                 judged += 1
                 met = met and a <= b
-                parts.append(f"{mode} {_x(a)} at {large_n} vs {_x(b)} at {small_n}")
+                parts.append(f"{mode} {_x(a)} at {large_n} vs {_x(b)} at {small_n}{_per_pin(ix, small, large, http=http, mode=mode, more_pins=large_n - small_n)}")  # fmt: skip
             out.append(Verdict16(target=f"ratio to uv at {large_n} pins ≤ ratio at {small_n} (HTTP, each mode)",
                                  build=build, met=met if judged else None, figures="; ".join(parts)))  # fmt: skip
         else:

@@ -153,6 +153,8 @@ def test_issue16_verdicts_judge_each_target_with_its_figures() -> None:
     assert lines["HTTP fully cached"].met is True  # 2× uv --offline
     ratio = next(v for k, v in lines.items() if k.startswith("ratio to uv at 300 pins"))
     assert ratio.met is False and "cold 1.50× at 300 vs 0.90× at 25" in ratio.figures
+    # How each tool's cost grows, beside the totals: 2.1 s and 1 s more for 275 more pins.
+    assert "(a further pin: lockd 7.64 ms, uv 3.64 ms)" in ratio.figures
     assert lines["CLI warm"].met is None and lines["CLI start-up to first request"].met is True
     assert lines["PostgreSQL cache hits, 2 workers"].met is True
     assert lines["drift run over 10,000 stored locks (warm)"].met is True
