@@ -15,11 +15,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from lockd.resolver.candidates import ProjectCandidate
+from lockd.errors import SdistNeedsBuild
+from lockd.metadata_overrides import MetadataOverride
+from lockd.resolver.candidates import MetadataUnavailable, ProjectCandidate
 from lockd.resolver.dependencies import parse_dependencies
 from lockd.resolver.finder import Finder
-from lockd.resolver.metadata import ParsedCache, environment_key
-from lockd.simple import ProjectPage, parse_json_page
+from lockd.resolver.metadata import MetadataReader, ParsedCache, environment_key
+from lockd.simple import DistFile, ProjectPage, parse_json_page
 from lockd.target import Target
 
 DEMO = NormalizedName("demo")
@@ -186,3 +188,65 @@ def test_each_metadata_object_is_hashed_once(monkeypatch: pytest.MonkeyPatch) ->
         LINUX, environment_key(LINUX), candidate, raw, None
     )
     assert len(hashed) == 2
+
+
+class _Metadata:
+    """An index's metadata by file name, counting what each resolution asks it for."""
+
+    def __init__(self, by_filename: dict[str, bytes]) -> None:
+        self.by_filename = by_filename
+        self.asked: list[str] = []
+
+    def fetch_metadata(self, file: DistFile) -> bytes:
+        self.asked.append(file.filename)
+        found = self.by_filename.get(file.filename)
+        if found is None:
+            raise SdistNeedsBuild(f"{file.filename} needs a build")
+        return found
+
+
+def test_a_files_parsed_metadata_is_kept_by_the_file_itself() -> None:
+    # A later resolution (a new reader) meeting the same file object neither asks the index nor
+    # parses again; the answer and its source are what parsing gives.
+    cache = ParsedCache(max_entries=16)
+    candidate = _candidate()
+    index = _Metadata({candidate.metadata_file.filename: METADATA})
+    first = MetadataReader(index, LINUX, (), parsed=cache)
+    assert not first.holds(candidate)
+    expected = parse_dependencies(LINUX, candidate, METADATA, None)
+    assert first.parse(candidate, None) == expected
+    assert first.holds(candidate)
+    later = MetadataReader(index, LINUX, (), parsed=cache)
+    parsed = later.parse(candidate, None)
+    assert parsed == expected and index.asked == [candidate.metadata_file.filename]
+    assert later.source_of(candidate) == first.source_of(candidate)
+    parsed[1].clear()  # the caller's own list
+    assert MetadataReader(index, LINUX, (), parsed=cache).parse(candidate, None) == expected
+    # Another extra, another target, or an equal file read from a page fetched again: asked anew.
+    fast = NormalizedName("fast")
+    assert later.parse(candidate, fast) == parse_dependencies(LINUX, candidate, METADATA, fast)
+    assert MetadataReader(index, WINDOWS, (), parsed=cache).parse(candidate, None) == parse_dependencies(
+        WINDOWS, candidate, METADATA, None
+    )
+    again = _candidate()
+    assert again.metadata_file == candidate.metadata_file and again.metadata_file is not candidate.metadata_file
+    assert MetadataReader(index, LINUX, (), parsed=cache).parse(again, None) == expected
+    assert len(index.asked) == 4
+
+
+def test_an_overrides_answer_is_kept_for_its_request_only() -> None:
+    # An sdist that needs a build depends on what the operator's override says in the request
+    # that gives it; a request without that override must meet the build, not the kept answer.
+    cache = ParsedCache(max_entries=16)
+    finder = Finder(DEMO, _page(), LINUX, as_of=None, prereleases=False)
+    release = finder.release(Version("1.1"))
+    assert release is not None
+    sdist = next(f for f in release.files if f.filename.endswith(".tar.gz"))
+    candidate = ProjectCandidate.with_files(name=DEMO, version=Version("1.1"), extra=None, files=(sdist,))
+    index = _Metadata({})
+    override = MetadataOverride(name=DEMO, versions=SpecifierSet("==1.1"), requires_dist=("idna>=3",))
+    _, overridden = MetadataReader(index, LINUX, (override,), parsed=cache).parse(candidate, None)
+    assert [str(r) for r in overridden] == ["idna>=3"]
+    _, plain = MetadataReader(index, LINUX, (), parsed=cache).parse(candidate, None)
+    assert len(plain) == 1 and isinstance(plain[0], MetadataUnavailable)
+    assert len(index.asked) == 2

@@ -10,7 +10,11 @@ Parsing is the costly part once metadata is cached (Requires-Dist lines through 
 parser, markers evaluated per line), so parsed dependencies are also kept for the process,
 keyed by the sha256 of the metadata bytes, the candidate, the extra and the target's marker
 environment (`ParsedCache`): the same bytes on the same target parse the same way, whichever
-file, index or resolution they came from.
+file, index or resolution they came from. What a file's metadata parsed to is also kept by the
+file object itself (`ParsedCache.of_file`): a page's files are the same objects for as long as
+the client keeps the page, and a file's metadata is bound to it, so a later resolution that
+meets the file again neither looks its metadata up nor hashes it (fully cached pypi-300: the
+two were a seventh of a resolution).
 """
 
 from __future__ import annotations
@@ -46,9 +50,14 @@ PARSED_ENTRIES = 32_768
 _DIGESTED_BYTES = 16 * 1024 * 1024
 
 # (sha256 of the metadata, project, version, extra, the target's marker environment as items)
-ParsedKey = tuple[str, NormalizedName, Version, NormalizedName | None, tuple[tuple[str, str], ...]]
+_Environment = tuple[tuple[str, str], ...]
+ParsedKey = tuple[str, NormalizedName, Version, NormalizedName | None, _Environment]
 # Requires-Python as written, and the dependencies as an immutable tuple (copied out as a list).
 _Parsed = tuple[str | None, tuple[AnyRequirement, ...]]
+# (the file's id, project, version, extra, marker environment): see `ParsedCache.of_file`.
+_FileKey = tuple[int, NormalizedName, Version, NormalizedName | None, _Environment]
+# The file (held, so its id stays its own), what its metadata parsed to, and where that came from.
+_FileEntry = tuple[DistFile, _Parsed, str | None]
 
 
 class ParsedCache:
@@ -63,6 +72,7 @@ class ParsedCache:
         self._digests: BoundedCache[int, tuple[bytes, str]] = BoundedCache(
             _DIGESTED_BYTES, sizeof=lambda entry: len(entry[0])
         )
+        self._files: BoundedCache[_FileKey, _FileEntry] = BoundedCache(max_entries)
 
     def parse(
         self,
@@ -80,6 +90,36 @@ class ParsedCache:
             found = (requires_python, tuple(requirements))
             self._cache.put(key, found)
         return found[0], list(found[1])
+
+    def of_file(
+        self,
+        file: DistFile,
+        candidate: ProjectCandidate,
+        extra: NormalizedName | None,
+        environment: _Environment,
+    ) -> tuple[ParsedMetadata, str | None] | None:
+        """What `file`'s metadata parsed to for this candidate, extra and environment, and its source.
+
+        Kept only for metadata read from the file's index (`remember_file`), never for an
+        operator's override of an sdist that needs a build: that answer is the request's.
+        """
+        found = self._files.get((id(file), candidate.name, candidate.version, extra, environment))
+        if found is None or found[0] is not file:
+            return None
+        return (found[1][0], list(found[1][1])), found[2]
+
+    def remember_file(
+        self,
+        file: DistFile,
+        candidate: ProjectCandidate,
+        extra: NormalizedName | None,
+        environment: _Environment,
+        *,
+        parsed: ParsedMetadata,
+        source: str | None,
+    ) -> None:
+        key = (id(file), candidate.name, candidate.version, extra, environment)
+        self._files.put(key, (file, (parsed[0], tuple(parsed[1])), source))
 
     def _digest(self, raw: bytes) -> str:
         known = self._digests.get(id(raw))
@@ -134,6 +174,9 @@ class MetadataReader:
             parsed = self._parsed.get((file.url, extra))
         if parsed is not None:
             return parsed
+        known = self._parsed_cache.of_file(file, candidate, extra, self._environment)
+        if known is not None:
+            return self._keep(file, extra, *known)
         try:
             raw = self._index.fetch_metadata(file)
         except SdistNeedsBuild as exc:
@@ -143,16 +186,35 @@ class MetadataReader:
                     name=candidate.name, version=candidate.version, reason=exc.message, hint=exc.hint
                 )
                 return None, [unavailable]
-            raw = overridden
+            return self._keep(
+                file, extra, self._parse(candidate, overridden, extra), metadata_source(file.kind, overridden)
+            )
         except UnusableMetadata as exc:
             # The file's metadata names another file or is over a limit: this version is out.
             unusable = InvalidMetadata(
                 name=candidate.name, version=candidate.version, line=None, reason=exc.message, code=exc.code
             )
             return None, [unusable]
-        parsed = self._parsed_cache.parse(self._target, self._environment, candidate, raw, extra)
+        parsed = self._parse(candidate, raw, extra)
+        source = metadata_source(file.kind, raw)
+        self._parsed_cache.remember_file(
+            file, candidate, extra, self._environment, parsed=parsed, source=source
+        )
+        return self._keep(file, extra, parsed, source)
+
+    def holds(self, candidate: ProjectCandidate) -> bool:
+        """Whether this process parsed the candidate's metadata before (`of_file`): `parse` fetches nothing."""
+        file = candidate.metadata_file
+        return self._parsed_cache.of_file(file, candidate, candidate.extra, self._environment) is not None
+
+    def _parse(self, candidate: ProjectCandidate, raw: bytes, extra: NormalizedName | None) -> ParsedMetadata:
+        return self._parsed_cache.parse(self._target, self._environment, candidate, raw, extra)
+
+    def _keep(
+        self, file: DistFile, extra: NormalizedName | None, parsed: ParsedMetadata, source: str | None
+    ) -> ParsedMetadata:
         with self._lock:
-            self._sources.setdefault(file.url, metadata_source(file.kind, raw))
+            self._sources.setdefault(file.url, source)
             return self._parsed.setdefault((file.url, extra), parsed)
 
     def _overridden(self, candidate: ProjectCandidate) -> bytes | None:

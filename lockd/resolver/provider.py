@@ -367,6 +367,8 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
             # find_matches, and the client's check that it holds the file costs a cache lookup.
             if id(file) not in self._prefetched:
                 self._prefetched[id(file)] = file  # holds the file: its id stays its own
+                if self._metadata.holds(first):
+                    return found  # parsed in an earlier resolution: nothing to fetch
                 with suppress(LockdError):
                     if self._index.prefetch_metadata([file]):
                         self._walk.start()
