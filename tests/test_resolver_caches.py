@@ -229,7 +229,9 @@ def test_a_files_parsed_metadata_is_kept_by_the_file_itself() -> None:
         WINDOWS, candidate, METADATA, None
     )
     again = _candidate()
-    assert again.metadata_file == candidate.metadata_file and again.metadata_file is not candidate.metadata_file
+    assert (
+        again.metadata_file == candidate.metadata_file and again.metadata_file is not candidate.metadata_file
+    )
     assert MetadataReader(index, LINUX, (), parsed=cache).parse(again, None) == expected
     assert len(index.asked) == 4
 

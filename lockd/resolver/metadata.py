@@ -118,8 +118,12 @@ class ParsedCache:
         parsed: ParsedMetadata,
         source: str | None,
     ) -> None:
-        key = (id(file), candidate.name, candidate.version, extra, environment)
-        self._files.put(key, (file, (parsed[0], tuple(parsed[1])), source))
+        # A file read from a page form points at the whole page's columns until its details are
+        # first read (`DistFile.listed`); reading its metadata read them, and reading them here
+        # again makes sure an entry holds the file alone, never its page.
+        if file.url:
+            key = (id(file), candidate.name, candidate.version, extra, environment)
+            self._files.put(key, (file, (parsed[0], tuple(parsed[1])), source))
 
     def _digest(self, raw: bytes) -> str:
         known = self._digests.get(id(raw))
