@@ -40,7 +40,7 @@ from lockd.simple import DistFile, ProjectPage
 from lockd.simple.file_table import KINDS, FileTable
 from lockd.target import Target
 
-__all__ = ["Finder", "Release", "is_exact_pin", "wheel_tags_text"]
+__all__ = ["Finder", "Release", "combine", "is_exact_pin", "wheel_tags_text"]
 
 
 _SHOWN_TAGS = 8
@@ -80,6 +80,16 @@ def is_exact_pin(specifier: SpecifierSet, version: Version) -> bool:
         ):
             return True
     return False
+
+
+def combine(specifiers: Sequence[SpecifierSet]) -> SpecifierSet:
+    """The sets combined with `&`, in order; a set alone is itself (read, never changed)."""
+    if len(specifiers) == 1:
+        return specifiers[0]
+    combined = SpecifierSet()
+    for specifier in specifiers:
+        combined &= specifier
+    return combined
 
 
 class Finder:
@@ -200,7 +210,7 @@ class Finder:
     def matching(
         self, specifiers: Sequence[SpecifierSet], extra: NormalizedName | None
     ) -> list[ProjectCandidate]:
-        """`candidates` of the sets combined (`&`, in order), kept by the sets' identities.
+        """`candidates` of the sets `combine`d, kept by the sets' identities.
 
         A resolution adds a project's requirements one at a time, and each time the resolver
         asks for the candidates of all of them together: combining the sets made a new one, whose
@@ -214,13 +224,7 @@ class Finder:
         known = self._by_sets.get(key)
         if known is not None:
             return list(known[1])
-        if len(specifiers) == 1:
-            combined = specifiers[0]
-        else:
-            combined = SpecifierSet()
-            for specifier in specifiers:
-                combined &= specifier
-        found = self.candidates(combined, extra)
+        found = self.candidates(combine(specifiers), extra)
         if len(self._by_sets) >= _KEPT_COMBINATIONS:
             self._by_sets.clear()
         self._by_sets[key] = (tuple(specifiers), tuple(found))

@@ -53,7 +53,7 @@ from lockd.resolver.candidates import (
 from lockd.resolver.chain import DemandLog
 from lockd.resolver.dependencies import marker_true
 from lockd.resolver.direct import direct_candidate, without_fragment
-from lockd.resolver.finder import Finder
+from lockd.resolver.finder import Finder, combine
 from lockd.resolver.metadata import MetadataReader
 from lockd.resolver.python_answers import PythonAnswers
 from lockd.resolver.views import InformationView
@@ -216,19 +216,12 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
     def specifier_for(self, name: NormalizedName, requirements: Sequence[ProjectRequirement]) -> SpecifierSet:
         """The requirements' specifiers and the project's constraints, combined."""
-        if len(requirements) == 1 and name not in self._constraints:
-            return requirements[0].specifier  # the one set itself: read, never changed
-        specifier = SpecifierSet()
-        for requirement in requirements:
-            specifier &= requirement.specifier
-        for constraint in self._constraints.get(name, ()):
-            specifier &= constraint.requirement.specifier
-        return specifier
+        return combine(self._specifiers(name, requirements))
 
     def _specifiers(
         self, name: NormalizedName, requirements: Sequence[ProjectRequirement]
     ) -> list[SpecifierSet]:
-        """The sets `specifier_for` combines, in its order."""
+        """The requirements' specifiers, then the project's constraints'."""
         specifiers = [r.specifier for r in requirements]
         for constraint in self._constraints.get(name, ()):
             specifiers.append(constraint.requirement.specifier)
