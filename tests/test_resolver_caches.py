@@ -234,6 +234,12 @@ def test_a_files_parsed_metadata_is_kept_by_the_file_itself() -> None:
     )
     assert MetadataReader(index, LINUX, (), parsed=cache).parse(again, None) == expected
     assert len(index.asked) == 4
+    # Asked first whether it holds the file (the provider's prefetch check), a reader keeps the
+    # answer for its own `parse` at once: the process-wide entry is not asked for again.
+    kept = MetadataReader(index, LINUX, (), parsed=cache)
+    assert kept.holds(candidate)
+    cache._files.clear()  # forgotten process-wide: only the reader's own answer is left
+    assert kept.parse(candidate, None) == expected and len(index.asked) == 4
 
 
 def test_an_overrides_answer_is_kept_for_its_request_only() -> None:

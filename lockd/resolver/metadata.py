@@ -207,9 +207,14 @@ class MetadataReader:
         return self._keep(file, extra, parsed, source)
 
     def holds(self, candidate: ProjectCandidate) -> bool:
-        """Whether this process parsed the candidate's metadata before (`of_file`): `parse` fetches nothing."""
+        """Whether this process parsed the candidate's metadata before (`of_file`); if so, it is
+        kept for this reader's `parse`, which then neither fetches nor asks again."""
         file = candidate.metadata_file
-        return self._parsed_cache.of_file(file, candidate, candidate.extra, self._environment) is not None
+        known = self._parsed_cache.of_file(file, candidate, candidate.extra, self._environment)
+        if known is None:
+            return False
+        self._keep(file, candidate.extra, *known)
+        return True
 
     def _parse(self, candidate: ProjectCandidate, raw: bytes, extra: NormalizedName | None) -> ParsedMetadata:
         return self._parsed_cache.parse(self._target, self._environment, candidate, raw, extra)
