@@ -44,10 +44,6 @@ _METADATA_QUERY = select(schema.dist_metadata.c.metadata).where(
     schema.dist_metadata.c.filename == bindparam("filename"),
     schema.dist_metadata.c.sha256 == bindparam("sha256"),
 )
-# The same statement in SQLite's own text, for `sqlite_row` (the table and columns of `schema`).
-_METADATA_SQLITE = (
-    "SELECT metadata FROM dist_metadata WHERE key = ? AND page_url = ? AND filename = ? AND sha256 = ?"
-)
 
 
 class DatabaseMetadataCache:
@@ -55,7 +51,11 @@ class DatabaseMetadataCache:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
+        # On SQLite the same statement in SQLite's own text, for `sqlite_row`: compiled once, its
+        # `?` parameters in the order the statement names them (key, page URL, filename, sha256).
+        self._sqlite_query = (
+            str(_METADATA_QUERY.compile(dialect=engine.dialect)) if engine.dialect.name == "sqlite" else None
+        )
         self._recent: BoundedCache[MetadataKey, bytes] = BoundedCache(_MEMORY_METADATA_BYTES, sizeof=len)
         self._pending: dict[MetadataKey, bytes] = {}
         self._pending_lock = threading.Lock()
@@ -71,9 +71,9 @@ class DatabaseMetadataCache:
         if cached is not None:
             self.hits += 1
             return cached
-        if self._sqlite:
+        if self._sqlite_query is not None:
             row = sqlite_row(
-                self._engine, _METADATA_SQLITE, (key.digest, key.page_url, key.filename, key.sha256)
+                self._engine, self._sqlite_query, (key.digest, key.page_url, key.filename, key.sha256)
             )
         else:
             values = {
