@@ -7,8 +7,10 @@ are about two per level of the graph (page, then metadata), whatever the number 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from collections.abc import Callable
 
 from packaging.utils import NormalizedName
 
@@ -98,3 +100,44 @@ def test_cold_resolution_waits_by_graph_depth_with_many_fetches_in_flight(
     # Six levels below the roots, two round trips each, and slack for a loaded machine; one
     # round trip per request would be over 80.
     assert timeline.sequential_round_trips() <= 16, timeline.sequential_round_trips()
+
+
+def _garbage_after(run: Callable[[], object]) -> list[str]:
+    """The types of what `run` left to the cycle collector (by reference counting it would be freed)."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        run()
+        gc.collect()
+        return sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()
+
+
+def test_a_resolution_leaves_nothing_to_the_cycle_collector(mutable_index: ControlledIndex) -> None:
+    # The walk once held the provider's methods: the provider, its walk and its memos (thousands
+    # of tuples at 300 pins) were one cycle per resolution, freed only by the collector's passes
+    # (10-17 ms every other fully cached request on a server, and a 190 ms one every twenty).
+    target = Target.of("linux_x86_64", "3.11", None)
+    plan = plan_for(target, default_url=mutable_index.pypi_url, pytorch_base=mutable_index.pytorch_base)
+
+    def request(text: str) -> LockRequest:
+        return LockRequest(
+            requirements=parse_requirements(text),
+            constraints=(),
+            target=target,
+            plan=plan,
+            options=LockOptions(),
+        )
+
+    with IndexClient(timeout=10.0) as client:
+        cold = _garbage_after(lambda: resolve(request("fastapi\nrequests\n"), client))
+        assert client.stats.requests > 0  # the walk ran: its threads had steps queued
+        cached = _garbage_after(lambda: resolve(request("fastapi\nrequests!=0.0.1\n"), client))
+    assert [t for t in cold if t.startswith(("lockd.", "resolvelib."))] == []
+    assert [t for t in cached if t.startswith(("lockd.", "resolvelib."))] == []
