@@ -190,6 +190,10 @@ class Finder:
         in it, 12 µs a call here, asked at every `find_matches`; two spellings of one set only
         cost a second entry.
         """
+        return list(self._kept(specifier, extra))
+
+    def _kept(self, specifier: SpecifierSet, extra: NormalizedName | None) -> tuple[ProjectCandidate, ...]:
+        """`candidates` as kept: shared by every caller, never to be changed."""
         known = self._texts.get(id(specifier))
         if known is not None and known[0] is specifier:
             text = known[1]
@@ -205,12 +209,13 @@ class Finder:
             if len(self._found) >= _KEPT_CANDIDATE_LISTS:
                 self._found.clear()
             self._found[key] = found
-        return list(found)
+        return found
 
     def matching(
         self, specifiers: Sequence[SpecifierSet], extra: NormalizedName | None
-    ) -> list[ProjectCandidate]:
-        """`candidates` of the sets `combine`d, kept by the sets' identities.
+    ) -> tuple[ProjectCandidate, ...]:
+        """`candidates` of the sets `combine`d, kept by the sets' identities; the kept tuple itself,
+        shared by every resolution and never changed, so no caller needs a copy of it.
 
         A resolution adds a project's requirements one at a time, and each time the resolver
         asks for the candidates of all of them together: combining the sets made a new one, whose
@@ -223,11 +228,11 @@ class Finder:
         key = (tuple(map(id, specifiers)), extra)
         known = self._by_sets.get(key)
         if known is not None:
-            return list(known[1])
-        found = self.candidates(combine(specifiers), extra)
+            return known[1]
+        found = self._kept(combine(specifiers), extra)
         if len(self._by_sets) >= _KEPT_COMBINATIONS:
             self._by_sets.clear()
-        self._by_sets[key] = (tuple(specifiers), tuple(found))
+        self._by_sets[key] = (tuple(specifiers), found)
         return found
 
     def _candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:

@@ -12,7 +12,7 @@ resolver may use, never an answer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from packaging.utils import NormalizedName
 
@@ -25,7 +25,7 @@ __all__ = ["PrefetchWalk"]
 
 # The candidates one requirement allows, best first; a candidate's dependencies (with its
 # Requires-Python) for an extra or none.
-CandidatesFor = Callable[[ProjectRequirement], list[ProjectCandidate]]
+CandidatesFor = Callable[[ProjectRequirement], Sequence[ProjectCandidate]]
 DependenciesOf = Callable[[ProjectCandidate, NormalizedName | None], ParsedMetadata]
 
 
