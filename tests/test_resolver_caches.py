@@ -15,12 +15,18 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from fixtures.served_index import ControlledIndex
 from lockd.errors import SdistNeedsBuild
+from lockd.index import IndexClient
+from lockd.inputs import LockOptions, LockRequest, parse_requirements
+from lockd.lock import Lock
 from lockd.metadata_overrides import MetadataOverride
+from lockd.resolver import resolve
 from lockd.resolver.candidates import MetadataUnavailable, ProjectCandidate
 from lockd.resolver.dependencies import parse_dependencies
 from lockd.resolver.finder import Finder
 from lockd.resolver.metadata import MetadataReader, ParsedCache, environment_key
+from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage, parse_json_page
 from lockd.target import Target
 
@@ -258,3 +264,40 @@ def test_an_overrides_answer_is_kept_for_its_request_only() -> None:
     _, plain = MetadataReader(index, LINUX, (), parsed=cache).parse(candidate, None)
     assert len(plain) == 1 and isinstance(plain[0], MetadataUnavailable)
     assert len(index.asked) == 2
+
+
+def test_a_resolution_works_out_again_only_what_its_changed_line_asks(
+    mutable_index: ControlledIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Input lines are parsed into the objects an earlier input's same lines gave, and the base
+    # requirement of an extra (`uvicorn[standard]==v` needs `uvicorn==v`) is one object for all
+    # resolutions: `Finder.matching` keeps its answers by the identities of the specifier sets,
+    # so a second input differing in one line finds everything else kept.
+    target = Target.of("linux_x86_64", "3.11")
+    plan = plan_for(target, default_url=mutable_index.pypi_url, pytorch_base=mutable_index.pytorch_base)
+    lines = ["fastapi", "uvicorn[standard]", "requests>=2", "pydantic"]
+
+    def lock(text: str) -> Lock:
+        request = LockRequest(
+            requirements=parse_requirements(text),
+            constraints=(),
+            target=target,
+            plan=plan,
+            options=LockOptions(),
+        )
+        return resolve(request, client)
+
+    worked_out: list[NormalizedName] = []
+    kept = Finder._kept
+
+    def counted(self: Finder, specifier: SpecifierSet, extra: NormalizedName | None) -> Any:
+        worked_out.append(self.name)
+        return kept(self, specifier, extra)
+
+    with IndexClient(timeout=10.0) as client:
+        first = lock("\n".join(lines) + "\n")
+        assert any(p.name == "uvloop" for p in first.packages)  # uvicorn[standard] was resolved
+        monkeypatch.setattr(Finder, "_kept", counted)
+        again = lock("\n".join(["requests>=2,!=0.0.1", *lines[:2], lines[3]]) + "\n")
+    assert again.pins == first.pins
+    assert worked_out and set(worked_out) == {"requests"}, worked_out

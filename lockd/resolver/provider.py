@@ -51,7 +51,7 @@ from lockd.resolver.candidates import (
     PythonRequirement,
 )
 from lockd.resolver.chain import DemandLog
-from lockd.resolver.dependencies import marker_true
+from lockd.resolver.dependencies import base_requirement, marker_true
 from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder, combine
 from lockd.resolver.metadata import MetadataReader
@@ -423,10 +423,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
 
     def _compute_dependencies(self, candidate: ProjectCandidate) -> list[AnyRequirement]:
         if candidate.extra is not None:
-            base = ProjectRequirement(
-                name=candidate.name, extra=None, specifier=SpecifierSet(f"=={candidate.version}")
-            )
-            found = [base, *self._metadata_dependencies(candidate, candidate.extra)]
+            found = [
+                base_requirement(candidate.name, candidate.version),
+                *self._metadata_dependencies(candidate, candidate.extra),
+            ]
         else:
             found = self._metadata_dependencies(candidate, None)
         self._demands.note_dependencies(candidate, found)
