@@ -520,3 +520,24 @@ def test_a_tag_sets_kept_answers_are_those_worked_out_afresh_also_past_the_bound
         target.installs_on_newer_host(tags)
     assert all(len(kept) <= module._KEPT_TAG_SETS for kept in target._tag_set_answers)
     assert [(target.wheel_rank(t), target.installs_on_newer_host(t)) for t in sets] == expected
+
+
+
+def test_targets_hash_by_every_field_once_worked_out() -> None:
+    # The hash is kept on the target (it keys every finder and parsed-metadata lookup): equal
+    # targets hash equally however they were made, and a target differing in any field is apart.
+    made = [
+        (("linux_x86_64", "3.11"), {}),
+        (("linux_x86_64", "3.12"), {}),
+        (("linux_x86_64", "3.11", "cu124"), {}),
+        (("linux_x86_64", "3.13t"), {}),
+        (("linux_x86_64", "3.11"), {"glibc": "2.31"}),
+        (("linux_aarch64", "3.11"), {}),
+    ]
+    first = {Target.of(*args, **levels): n for n, (args, levels) in enumerate(made)}
+    assert len(first) == len(made)
+    for n, (args, levels) in enumerate(made):
+        again = Target.of(*args, **levels)
+        hash(again)
+        assert first[again] == n
+        assert hash(again) == hash(Target.of(*args, **levels))
