@@ -135,7 +135,12 @@ def _run(cls: type[Any], universe: _Universe, roots: list[_Req]) -> tuple[Any, .
         return ("impossible", sorted(str(c.requirement) for c in exc.causes), reporter.events)
     except resolvelib.ResolutionTooDeep:
         return ("too deep", reporter.events)
-    return (dict(state.mapping), reporter.events)
+    # The criteria too, in their order, each with who asked for what: the next round's choice
+    # among equals and the explanation of a conflict read them.
+    criteria = [
+        (name, [(repr(i.requirement), i.parent) for i in c.information]) for name, c in state.criteria.items()
+    ]
+    return (list(state.mapping.items()), criteria, reporter.events)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -154,8 +159,8 @@ def test_the_generated_universes_reach_backjumps_and_dead_ends() -> None:
     }
     result = _run(Rounds, universe, [_Req("p0", 1, 2), _Req("p2", 1, 2)])
     assert result == _run(Resolution, universe, [_Req("p0", 1, 2), _Req("p2", 1, 2)])
-    mapping, events = result
-    assert mapping == {"p0": ("p0", 1), "p1": ("p1", 1), "p2": ("p2", 2)} and "conflict" in events
+    mapping, _criteria, events = result
+    assert dict(mapping) == {"p0": ("p0", 1), "p1": ("p1", 1), "p2": ("p2", 2)} and "conflict" in events
     dead = _run(Rounds, universe, [_Req("p1", 2, 2), _Req("p2", 1, 2)])
     assert dead[0] == "impossible"
 

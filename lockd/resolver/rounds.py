@@ -12,6 +12,7 @@ so the pins are the ones pip's resolvelib gives. Whether a pin satisfies a crite
 remembered as long as both objects live, as resolvelib never mutates a `Criterion`; a criterion
 that extends another by one requirement takes the other's answer and asks only about that one.
 Likewise each unsatisfied name's preference is kept until a round touches the name (`_choose`).
+Trying a candidate makes only the criteria its dependencies change (`_Changes`), over the round's.
 """
 
 from __future__ import annotations
@@ -39,6 +40,34 @@ __all__ = ["Rounds"]
 
 _State = State[AnyRequirement, AnyCandidate, Identifier]
 _Criterion = Criterion[AnyRequirement, AnyCandidate]
+
+
+class _Changes(dict[Identifier, _Criterion]):
+    """The criteria a candidate's dependencies change, read through to the round's for the rest.
+
+    resolvelib copies all the criteria for each candidate it tries and then updates the state
+    with the whole copy: two passes over every criterion a round (fully cached pypi-300: 300
+    entries, 318 rounds, ~3% of the resolution) to change the few a pin touches. Updated with
+    these, the state takes the same entries in the same order: a changed criterion keeps its
+    place, and a new one goes last, in the order the dependencies added them, as from the copy.
+    Only what `_add_to_criteria` and the provider use is read through: `get`, `[]` and `in`.
+    """
+
+    __slots__ = ("_round",)
+
+    def __init__(self, round_criteria: dict[Identifier, _Criterion]) -> None:
+        super().__init__()
+        self._round = round_criteria
+
+    def __missing__(self, key: Identifier) -> _Criterion:
+        return self._round[key]
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._round
+
+    def get(self, key: Identifier, default: Any = None) -> Any:
+        found = dict.get(self, key)
+        return self._round.get(key, default) if found is None else found
 
 
 class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
@@ -90,6 +119,12 @@ class Rounds(Resolution[AnyRequirement, AnyCandidate, Identifier]):
             criterion = criteria[name]
             satisfied = known[2] and self._p.is_satisfied_by(requirement=requirement, candidate=pin)
             self._pin_ok[id(criterion)] = (criterion, pin, satisfied)
+
+    def _get_updated_criteria(self, candidate: AnyCandidate) -> dict[Identifier, _Criterion]:
+        criteria = _Changes(self._states[-1].criteria)
+        for requirement in self._p.get_dependencies(candidate=candidate):
+            self._add_to_criteria(criteria, requirement, parent=candidate)
+        return criteria
 
     def _remove_information_from_criteria(
         self, criteria: dict[Identifier, _Criterion], parents: Collection[Identifier]
