@@ -193,6 +193,13 @@ class Lock:
     # nine times, and each took ~4 ms of a 300-pin lock's. Not part of the value: not compared,
     # hashed or shown, and `replace` gives a lock without it.
     _canonical: bytes | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    # Likewise its digest (asked seven times a request) and `accelerator_runtime` (asked by the
+    # JSON and by requirements.txt), each a pass over the whole lock: kept, in a 1-tuple as None
+    # is an answer.
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _runtime: tuple[str | None] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def build(
@@ -238,7 +245,11 @@ class Lock:
     @property
     def accelerator_runtime(self) -> str | None:
         """`CUDA 12 runtime from PyPI` when the lock has no variant but pulls one; else None."""
-        return runtime_without_variant(self)
+        found = self._runtime
+        if found is None:
+            found = (runtime_without_variant(self),)
+            object.__setattr__(self, "_runtime", found)
+        return found[0]
 
     def to_json(self) -> dict[str, Any]:
         found = {
@@ -267,7 +278,11 @@ class Lock:
 
     @property
     def digest(self) -> str:
-        return sha256_hex(self.canonical_bytes())
+        found = self._digest
+        if found is None:
+            found = sha256_hex(self.canonical_bytes())
+            object.__setattr__(self, "_digest", found)
+        return found
 
     @property
     def pins(self) -> dict[NormalizedName, Version]:

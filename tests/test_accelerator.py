@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,7 @@ def test_a_lock_without_a_variant_says_which_runtime_it_pulls(
 ) -> None:
     lock = _pins("linux_x86_64", None, *pins)
     assert runtime_without_variant(lock) == runtime == lock.accelerator_runtime
+    assert replace(lock, packages=()).accelerator_runtime is None  # kept per lock, not carried over
     assert ("accelerator_runtime" in lock.to_json()) == (runtime is not None)
     assert Lock.from_json(lock.canonical_bytes()) == lock
     assert accelerator_runtime_of(lock.canonical_bytes()) == runtime

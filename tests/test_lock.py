@@ -122,8 +122,9 @@ def test_canonical_bytes_are_worked_out_once_and_not_part_of_the_value() -> None
     first = lock.canonical_bytes()
     assert lock.canonical_bytes() is first  # kept: a request digests and renders a lock many times
     assert lock == _lock(PACKAGES) and hash(lock) == hash(_lock(PACKAGES))  # fresh, nothing kept
-    assert "_canonical" not in repr(lock)
-    # `replace` gives another value, which works out its own bytes.
+    assert lock.digest is lock.digest and lock.accelerator_runtime is lock.accelerator_runtime
+    assert not any(f" {kept}=" in repr(lock) for kept in ("_canonical", "_digest", "_runtime"))
+    # `replace` gives another value, which works out its own bytes, digest and runtime.
     other = replace(lock, constraints=("numpy<2.1",))
     assert other.canonical_bytes() != first
     assert json.loads(other.canonical_bytes())["constraints"] == ["numpy<2.1"]
