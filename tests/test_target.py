@@ -522,7 +522,6 @@ def test_a_tag_sets_kept_answers_are_those_worked_out_afresh_also_past_the_bound
     assert [(target.wheel_rank(t), target.installs_on_newer_host(t)) for t in sets] == expected
 
 
-
 def test_targets_hash_by_every_field_once_worked_out() -> None:
     # The hash is kept on the target (it keys every finder and parsed-metadata lookup): equal
     # targets hash equally however they were made, and a target differing in any field is apart.
