@@ -232,21 +232,28 @@ def _check_direct_url(
     raise UnsupportedRequirement(f"{source} line {number}: {problem}", hint=hint, context=context)
 
 
-# Lines parsed before, by their text: at most this many (each at most MAX_LINE_CHARS).
+# Lines parsed before, by their text: at most this many, each at most this long (a typical
+# requirement line is under 60 characters; a longer one is parsed each time), so what is kept
+# stays within a few MB whatever inputs are sent.
 _KEPT_LINES = 4096
+_KEPT_LINE_CHARS = 200
 
 
 @lru_cache(maxsize=_KEPT_LINES)
+def _kept_requirement(line: str) -> Requirement:
+    return Requirement(line)
+
+
 def _requirement(line: str) -> Requirement:
     """`Requirement(line)`, kept by the line's text and shared by every input that has the line.
 
     A CI job posts its requirements.in again with a line or two changed. The resolver keeps what
     it works out for a requirement by the identity of its specifier set (`Finder.matching`), so a
     line parsed into the same object finds that again: fully cached pypi-300 made 151 new
-    combinations a resolution, all of them for its own lines. lockd never changes a parsed
-    `Requirement`. A line that fails to parse raises again every time (nothing is kept).
+    combinations a resolution, 126 of them for the input's own lines. lockd never changes a
+    parsed `Requirement`. A line that fails to parse raises again every time (nothing is kept).
     """
-    return Requirement(line)
+    return _kept_requirement(line) if len(line) <= _KEPT_LINE_CHARS else Requirement(line)
 
 
 def parse_requirements(

@@ -380,3 +380,18 @@ def test_parse_as_of_refuses_what_is_not_a_date(text: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_as_of(text)
     assert info.value.context["field"] == "as_of" and "ISO 8601" in info.value.message
+
+
+def test_a_line_parsed_before_gives_the_same_requirement_and_only_short_lines_are_kept() -> None:
+    # The resolver keeps its work by the identity of a requirement's specifier set, so an input's
+    # unchanged lines must come back as the objects they were parsed into; what is kept is bounded.
+    first = parse_requirements("numpy>=1.26,<2.2\nrequests\n")
+    again = parse_requirements("# edited\nrequests\nnumpy>=1.26,<2.2\n", source="other.in")
+    assert again[1].requirement is first[0].requirement and again[0].requirement is first[1].requirement
+    assert (again[1].line, again[1].source) == (3, "other.in")  # where it came from is the input's own
+    long_line = "numpy>=1.26," + ",".join(f"!=0.0.{n}" for n in range(40))
+    assert len(long_line) > 200
+    assert parse_requirements(long_line)[0].requirement is not parse_requirements(long_line)[0].requirement
+    for _ in range(2):  # a bad line is refused every time, never kept as an answer
+        with pytest.raises(InvalidRequirement):
+            parse_requirements("numpy>=>1\n")
