@@ -239,9 +239,7 @@ _KEPT_LINES = 4096
 _KEPT_LINE_CHARS = 200
 
 
-@lru_cache(maxsize=_KEPT_LINES)
-def _kept_requirement(line: str) -> Requirement:
-    return Requirement(line)
+_kept_requirement = lru_cache(maxsize=_KEPT_LINES)(Requirement)
 
 
 def _requirement(line: str) -> Requirement:

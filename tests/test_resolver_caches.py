@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -57,7 +58,7 @@ def _page() -> ProjectPage:
     return parse_json_page(body, "https://index.example/simple/demo/", "demo", max_files=100)
 
 
-def _versions(found: list[ProjectCandidate]) -> list[str]:
+def _versions(found: Sequence[ProjectCandidate]) -> list[str]:
     return [f"{c.version}:{','.join(f.filename for f in c.files)}" for c in found]
 
 
@@ -288,7 +289,7 @@ def test_a_resolution_works_out_again_only_what_its_changed_line_asks(
         return resolve(request, client)
 
     worked_out: list[NormalizedName] = []
-    kept = Finder._kept
+    kept = Finder.candidates
 
     def counted(self: Finder, specifier: SpecifierSet, extra: NormalizedName | None) -> Any:
         worked_out.append(self.name)
@@ -297,7 +298,7 @@ def test_a_resolution_works_out_again_only_what_its_changed_line_asks(
     with IndexClient(timeout=10.0) as client:
         first = lock("\n".join(lines) + "\n")
         assert any(p.name == "uvloop" for p in first.packages)  # uvicorn[standard] was resolved
-        monkeypatch.setattr(Finder, "_kept", counted)
+        monkeypatch.setattr(Finder, "candidates", counted)
         again = lock("\n".join(["requests>=2,!=0.0.1", *lines[:2], lines[3]]) + "\n")
     assert again.pins == first.pins
     assert worked_out and set(worked_out) == {"requests"}, worked_out

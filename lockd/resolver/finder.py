@@ -181,8 +181,11 @@ class Finder:
             return False
         return file.requires_python is None or self._python_allows(file.requires_python)
 
-    def candidates(self, specifier: SpecifierSet, extra: NormalizedName | None) -> list[ProjectCandidate]:
-        """Newest first: versions with a usable file, filtered by pip's pre-release rule.
+    def candidates(
+        self, specifier: SpecifierSet, extra: NormalizedName | None
+    ) -> tuple[ProjectCandidate, ...]:
+        """Newest first: versions with a usable file, filtered by pip's pre-release rule; the kept
+        tuple itself, shared by every caller and never changed.
 
         Computed once per specifier and extra: what `filter` does with a specifier is decided
         by its specifiers' text and its `prereleases` (an override, or what its own versions
@@ -190,10 +193,6 @@ class Finder:
         in it, 12 µs a call here, asked at every `find_matches`; two spellings of one set only
         cost a second entry.
         """
-        return list(self._kept(specifier, extra))
-
-    def _kept(self, specifier: SpecifierSet, extra: NormalizedName | None) -> tuple[ProjectCandidate, ...]:
-        """`candidates` as kept: shared by every caller, never to be changed."""
         known = self._texts.get(id(specifier))
         if known is not None and known[0] is specifier:
             text = known[1]
@@ -214,8 +213,7 @@ class Finder:
     def matching(
         self, specifiers: Sequence[SpecifierSet], extra: NormalizedName | None
     ) -> tuple[ProjectCandidate, ...]:
-        """`candidates` of the sets `combine`d, kept by the sets' identities; the kept tuple itself,
-        shared by every resolution and never changed, so no caller needs a copy of it.
+        """`candidates` of the sets `combine`d, kept by the sets' identities (the same kept tuple).
 
         A resolution adds a project's requirements one at a time, and each time the resolver
         asks for the candidates of all of them together: combining the sets made a new one, whose
@@ -229,7 +227,7 @@ class Finder:
         known = self._by_sets.get(key)
         if known is not None:
             return known[1]
-        found = self._kept(combine(specifiers), extra)
+        found = self.candidates(combine(specifiers), extra)
         if len(self._by_sets) >= _KEPT_COMBINATIONS:
             self._by_sets.clear()
         self._by_sets[key] = (tuple(specifiers), found)
