@@ -16,7 +16,10 @@ form could not be written, the child died or is not there) the caller parses the
 so every error is the one an in-process parse raises, with its context. The answer is bounded
 (`max_form_bytes`) and checked as a form read from disk is (`decode_page`: digest, parser
 identity, source, types). The child honours the caller's deadline; past it, with no answer, it
-is killed and started again for the next page. One child per client (a service's fresh clients
+is killed and started again for the next page. With or without a deadline, a child that says
+nothing for `silent_after` seconds while a job waits on it is stuck, not busy (its fetches are
+bounded by the client's timeout, its parses by the page's bound): it is killed and the caller
+does the job itself, so a library call with no deadline never waits on it for ever. One child per client (a service's fresh clients
 share it). It reads pages as they are written and parses one at a time, the lowest ranked
 first: arrival plus about its parse time, so a small page is not parsed after a big one that
 came in just before it. A server's child also fetches pages (`fetch`, a `PageFetch`): the
@@ -58,6 +61,10 @@ _META = struct.Struct("<I")  # meta bytes, in front of a fetch job's form
 _MAX_HEADER = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # fewer wake-ups per page than the default 64 KiB
 _RESTART_AFTER = 30.0  # after a child could not be started, pages are parsed here this long
+# The least silence that ends a child: a job may queue behind the child's other pages, and a fetch
+# spends up to the client's timeout connecting and as much again between two reads.
+MIN_SILENCE = 60.0
+_LOOK_EVERY = 1.0  # how often a waiting caller checks the child's silence
 # Pages a child fetches at once, each on a connection of its own: the caller's connections
 # already wait on the index's answers, and more threads there only contend for the child's GIL
 # while it parses.
@@ -135,13 +142,24 @@ class PageWorker:
         if options.page_worker_from is None:
             return None
         return cls(
-            from_bytes=options.page_worker_from, max_form_bytes=options.page_cache_bytes, fetches=fetches
+            from_bytes=options.page_worker_from,
+            max_form_bytes=options.page_cache_bytes,
+            fetches=fetches,
+            silent_after=max(MIN_SILENCE, 2 * options.timeout),
         )
 
-    def __init__(self, *, from_bytes: int, max_form_bytes: int, fetches: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        from_bytes: int,
+        max_form_bytes: int,
+        fetches: bool = False,
+        silent_after: float = MIN_SILENCE,
+    ) -> None:
         self.from_bytes = from_bytes
         self.fetches = fetches
         self._max_form_bytes = max_form_bytes
+        self._silent_after = silent_after
         self._lock = threading.Lock()
         self._child: _Child | None = None
         self._unstartable_at: float | None = None
@@ -232,7 +250,7 @@ class PageWorker:
             if self._unstartable_at is not None and now - self._unstartable_at < _RESTART_AFTER:
                 return None
             try:
-                self._child = _Child.start(self._max_form_bytes, fetches=self.fetches)
+                self._child = _Child.start(self._max_form_bytes, self._silent_after, fetches=self.fetches)
             except OSError:  # a container's process limit, no memory to fork
                 self._child, self._unstartable_at = None, now
             return self._child
@@ -248,9 +266,11 @@ class _Pending:
 class _Child:
     """One running child: jobs written under a lock, answers read by a thread of its own."""
 
-    def __init__(self, process: subprocess.Popen[bytes], max_form_bytes: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], max_form_bytes: int, silent_after: float) -> None:
         self._process = process
         self._max_form_bytes = max_form_bytes
+        self._silent_after = silent_after
+        self._heard = time.monotonic()  # when the child last answered (or started)
         self._write_lock = threading.Lock()
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
@@ -259,14 +279,14 @@ class _Child:
         threading.Thread(target=self._read_answers, name="lockd-page-worker", daemon=True).start()
 
     @classmethod
-    def start(cls, max_form_bytes: int, *, fetches: bool) -> _Child:
+    def start(cls, max_form_bytes: int, silent_after: float, *, fetches: bool) -> _Child:
         argv = page_child_argv(fetches=fetches)
         # `lockd lock` spawned one before its settings loaded (`early_child`): adopted if it matches.
         process = take_early_child(argv) or popen(argv)
         for pipe in (process.stdin, process.stdout):
             with contextlib.suppress(OSError, AttributeError, ValueError):  # Linux only; a hint
                 fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
-        return cls(process, max_form_bytes)
+        return cls(process, max_form_bytes, silent_after)
 
     def ask(self, job: dict[str, object], body: bytes, doing: str) -> tuple[int, bytes]:
         """The child's status and payload for `job`; `doing`: what a timeout says was under way."""
@@ -276,20 +296,37 @@ class _Child:
             if not self.alive:
                 return _FAILED, b""
             self._pending[job_id] = pending
+        late = False
         try:
             if not self._send(job_id, job, body, doing):
                 return _FAILED, b""
-            left = seconds_left()
-            # Past the deadline the child stops by itself; the slack covers its answer.
-            late = not pending.done.wait(None if left is None else max(left, 0.0) + 2.0)
-            if late:
-                self.end()  # stuck past the deadline: the next page gets a new child
+            late = self._wait(pending)
         finally:
             with self._lock:
                 self._pending.pop(job_id, None)
         if late or pending.status == _LATE:
             check_deadline(doing)
         return pending.status, pending.form
+
+    def _wait(self, pending: _Pending) -> bool:
+        """Waits for the answer; True: the deadline passed first. A child stuck past the deadline,
+        or silent too long without one, is ended (its jobs then fail: their callers do them)."""
+        left = seconds_left()
+        now = time.monotonic()
+        # Past the deadline the child stops by itself; the slack covers its answer.
+        end_by = None if left is None else now + max(left, 0.0) + 2.0
+        asked_at = now
+        while True:
+            wait = _LOOK_EVERY if end_by is None else min(_LOOK_EVERY, max(end_by - now, 0.0))
+            if pending.done.wait(wait):
+                return False
+            now = time.monotonic()
+            if end_by is not None and now >= end_by:
+                self.end()  # stuck past the deadline: the next page gets a new child
+                return True
+            if now - max(self._heard, asked_at) >= self._silent_after:
+                self.end()  # stuck: the caller does the job, the next page gets a new child
+                return False
 
     def _send(self, job_id: int, job: dict[str, object], body: bytes, doing: str) -> bool:
         header = json.dumps({**job, "seconds_left": seconds_left()}).encode()
@@ -326,6 +363,7 @@ class _Child:
                 if len(form) < length:
                     return
                 with self._lock:
+                    self._heard = time.monotonic()
                     pending = self._pending.get(job_id)
                 if pending is not None:
                     pending.status, pending.form = status, form

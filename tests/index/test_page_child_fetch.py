@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, ResolutionTimeout, UnknownProject
-from lockd.index import IndexClient, early_child, pages, split_credentials
+from lockd.index import IndexClient, early_child, page_worker, pages, split_credentials
 from lockd.index.options import ClientOptions
 from lockd.index.page_worker import FetchedPage, FetchLimits, PageFetch, PageWorker
 from lockd.simple import ProjectPage
@@ -51,7 +51,7 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[PageFetch, FetchedPage 
 
 
 def _client(**options: object) -> IndexClient:
-    return IndexClient(ClientOptions(timeout=10.0, **options))  # type: ignore[arg-type]
+    return IndexClient(ClientOptions(**{"timeout": 10.0, **options}))  # type: ignore[arg-type]
 
 
 def _pages(client: IndexClient, index_url: str, names: tuple[str, ...] = _NAMES) -> list[ProjectPage]:
@@ -221,4 +221,25 @@ def test_a_page_still_coming_at_the_deadline_ends_the_resolution_in_time(
             client.project_page(mutable_index.pypi_url, canonicalize_name(_NAMES[0]))
         assert time.monotonic() - started < 2.0
         assert client.page_worker.started  # the child answered "late" itself: it was not killed
+    assert [answer for _, answer in asked] == [None]
+
+
+def test_a_child_silent_on_a_fetch_without_a_deadline_is_ended_and_the_page_fetched_here(
+    fixture_index: WatchedIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    asked: list[tuple[PageFetch, FetchedPage | None]],
+) -> None:
+    # The hang a test once met: a fetch job the child never answered, and no deadline to end the
+    # wait. A child that reads its jobs and answers none is ended after its silence bound.
+    monkeypatch.setattr(early_child, "_PAGE_CHILD", "import sys; sys.stdin.buffer.read()")
+    monkeypatch.setattr(page_worker, "MIN_SILENCE", 0.5)
+    with _client(page_worker_from=None) as here:
+        expected = _pages(here, fixture_index.pypi_url, _NAMES[:1])
+    with _client(page_worker_from=1, timeout=0.2) as client:
+        assert client.page_worker is not None
+        started = time.monotonic()
+        found = _pages(client, fixture_index.pypi_url, _NAMES[:1])
+        assert 0.5 <= time.monotonic() - started < 5.0
+        assert not client.page_worker.started
+    _same(found[0], expected[0])
     assert [answer for _, answer in asked] == [None]

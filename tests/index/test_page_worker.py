@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from fixtures.served_index import WatchedIndex
 from lockd.deadline import deadline_scope
 from lockd.errors import IndexUnavailable, LockdError, ResolutionTimeout, ResponseTooLarge
-from lockd.index import IndexClient, early_child
+from lockd.index import IndexClient, early_child, page_worker
 from lockd.index.options import ClientOptions
 from lockd.index.page_reuse import STORED_WORKER_FROM, ParsedPages
 from lockd.index.page_worker import PageWorker
@@ -252,6 +252,45 @@ def test_a_child_silent_past_the_deadline_is_killed_and_the_caller_times_out(
         assert time.monotonic() - started < 10.0
         assert "parsing" in str(raised.value) or "waiting to parse" in str(raised.value)
         assert not worker.started  # killed: the next page gets another child
+
+
+def test_a_child_silent_too_long_without_a_deadline_is_ended_and_the_page_parsed_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It reads every job and answers none: with no deadline, only its silence can end the wait.
+    monkeypatch.setattr(early_child, "_PAGE_CHILD", "import sys; sys.stdin.buffer.read()")
+    worker = PageWorker(from_bytes=1, max_form_bytes=1024 * 1024, silent_after=0.5)
+    try:
+        parsed_here: list[str] = []
+        started = time.monotonic()
+        body = _json_page()
+        _same(_read(_pages(worker), body, parsed_here=parsed_here), _here(body, _JSON))
+        assert 0.5 <= time.monotonic() - started < 5.0
+        assert parsed_here == [_JSON]
+        assert not worker.started  # ended: the next page gets another child
+    finally:
+        worker.close()
+
+
+def test_a_child_idle_since_its_last_answer_is_not_silent_when_asked_again(
+    worker: PageWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Silence counts from the child's last answer or from the ask, whichever is later: a child
+    # that answered long ago, idle since, is not stuck when a page then takes it a while.
+    monkeypatch.setattr(page_worker, "_LOOK_EVERY", 0.005)  # looked at while it parses
+    pages = _pages(worker)
+    _read(pages, _json_page(versions=3))  # the child is up and has answered
+    child = worker._running()
+    assert child is not None
+    child._heard -= 3600.0  # its last answer, an hour ago
+    child._silent_after = 0.5
+    parsed_here: list[str] = []
+    _same(
+        _read(pages, _json_page(versions=300), parsed_here=parsed_here),
+        _here(_json_page(versions=300), _JSON),
+    )
+    assert parsed_here == []  # the child's form was used
+    assert worker.started
 
 
 def test_the_child_honours_the_deadline_it_is_given(worker: PageWorker) -> None:
