@@ -12,12 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from packaging.utils import NormalizedName
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
 
 from fixtures.served_index import ControlledIndex
 from lockd.index import IndexClient
 from lockd.inputs import LockOptions, LockRequest, parse_requirements
 from lockd.resolver import resolve
+from lockd.resolver.finder import Finder
 from lockd.routing import plan_for
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
@@ -141,3 +143,22 @@ def test_a_resolution_leaves_nothing_to_the_cycle_collector(mutable_index: Contr
         cached = _garbage_after(lambda: resolve(request("fastapi\nrequests!=0.0.1\n"), client))
     assert [t for t in cold if t.startswith(("lockd.", "resolvelib."))] == []
     assert [t for t in cached if t.startswith(("lockd.", "resolvelib."))] == []
+
+
+def test_a_finder_built_and_dropped_leaves_nothing_to_the_cycle_collector(
+    mutable_index: ControlledIndex,
+) -> None:
+    # Two threads that build one project's finder at once keep one (`Finder.of`) and drop the
+    # other; its releases and candidate files once held its methods: a cycle, which a loaded
+    # machine's cold resolution left to the collector.
+    target = Target.of("linux_x86_64", "3.11", None)
+    with IndexClient(timeout=10.0) as client:
+        page = client.project_page(mutable_index.pypi_url, canonicalize_name("lockd-fx-plain"))
+
+        def built_and_dropped() -> None:
+            finder = Finder(page.name, page, target, as_of=None, prereleases=False)
+            assert finder.versions  # its releases were judged: the orders are in place
+            assert finder.candidates(SpecifierSet(), None)  # and used
+
+        garbage = _garbage_after(built_and_dropped)
+    assert [t for t in garbage if t.startswith("lockd.")] == []

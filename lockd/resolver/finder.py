@@ -255,18 +255,12 @@ class Finder:
         # By identity: `version` is one of `newest_first`'s, and hashing a Version is a Python call.
         known = self._files_of.get(id(version))
         if known is None:
-            # The value's `partial` holds `version`, so its id stays its own.
+            # The value's `partial` holds `version`, so its id stays its own; it holds the
+            # releases, never the finder (which holds the value: a cycle, see `_judge`).
             known = self._files_of.setdefault(
-                id(version), CandidateFiles(work=partial(self._usable, version))
+                id(version), CandidateFiles(work=partial(_usable, self._releases, version))
             )
         return known
-
-    def _usable(self, version: Version) -> tuple[tuple[DistFile, ...], tuple[DistFile, ...]]:
-        release = self.release(version)
-        assert release is not None  # a candidate's version is one of the finder's
-        if release.files:
-            return release.files, release.newer
-        return release.yanked, release.newer_yanked
 
     def why_not(self, version: Version) -> str:
         """Why no file of `version` installs on the target, in words."""
@@ -314,15 +308,6 @@ class Finder:
             self._python_ok[id(specifier)] = known  # the value holds the key's object alive
         return known[1]
 
-    def _file_order(self, file: DistFile) -> tuple[int, int, str]:
-        if file.kind == "wheel":
-            rank = self._target.wheel_rank(file.tags)
-            return (0, rank if rank is not None else 1 << 30, file.filename)
-        return (1, 0, file.filename)
-
-    def _newer_order(self, file: DistFile) -> tuple[int, str]:
-        return (self._target.newer_host_rank(file.tags), file.filename)
-
     def _judge(self) -> Releases:
         """Every file's verdict from the page's columns, no file built: a page of thousands of
         files has a few (requires-python, tags, kind) combinations, each judged once, and each
@@ -333,7 +318,15 @@ class Finder:
         per_file = list(map(verdicts.__getitem__, keys))
         if self._as_of is not None:
             per_file = self._uploaded_by_as_of(per_file)
-        return Releases(self.page, per_file, file_order=self._file_order, newer_order=self._newer_order)
+        # The orders hold the target, never the finder: a finder its `Releases` pointed back to
+        # was a cycle, which a finder two threads built at once (one kept, `of`) left to the
+        # collector.
+        return Releases(
+            self.page,
+            per_file,
+            file_order=partial(_file_order, self._target),
+            newer_order=partial(_newer_order, self._target),
+        )
 
     def _uploaded_by_as_of(self, per_file: list[int]) -> list[int]:
         """PEP 700: files uploaded after `as_of` do not install (reads every file's upload time)."""
@@ -359,3 +352,25 @@ class Finder:
         if self._target.wheel_rank(tags) is not None:
             return INSTALLS
         return NEWER if self._target.installs_on_newer_host(tags) else SKIP
+
+
+def _file_order(target: Target, file: DistFile) -> tuple[int, int, str]:
+    """A release's files best first for `target`: its wheels by tag rank, then the sdist."""
+    if file.kind == "wheel":
+        rank = target.wheel_rank(file.tags)
+        return (0, rank if rank is not None else 1 << 30, file.filename)
+    return (1, 0, file.filename)
+
+
+def _newer_order(target: Target, file: DistFile) -> tuple[int, str]:
+    """Wheels that install only on a newer machine of the target's kind, best on the newest first."""
+    return (target.newer_host_rank(file.tags), file.filename)
+
+
+def _usable(releases: Releases, version: Version) -> tuple[tuple[DistFile, ...], tuple[DistFile, ...]]:
+    """A candidate's files: the version's installable ones, or its yanked ones when all are."""
+    release = releases.get(version)
+    assert release is not None  # a candidate's version is one of the finder's
+    if release.files:
+        return release.files, release.newer
+    return release.yanked, release.newer_yanked
