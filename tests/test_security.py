@@ -30,6 +30,7 @@ from starlette.routing import Route
 from fixtures.served_index import ControlledIndex, WatchedIndex
 from lockd.config import load_settings
 from lockd.http.app import create_app
+from lockd.http.deps import SCOPE_CHECK
 from lockd.index import IndexClient
 from lockd.intake import build_request
 from lockd.render import render
@@ -225,12 +226,11 @@ def _routes() -> list[tuple[str, str, str | None]]:
     def walk(routes: Iterable[object]) -> None:
         for route in routes:
             if isinstance(route, APIRoute):
-                scopes = []
-                for dependency in route.dependant.dependencies:
-                    # the `scope` of `requires(scope)`
-                    for cell in getattr(dependency.call, "__closure__", None) or ():
-                        if isinstance(cell.cell_contents, str):
-                            scopes.append(cell.cell_contents)
+                scopes = [
+                    getattr(dependency.call, SCOPE_CHECK)  # the `scope` of `requires(scope)`
+                    for dependency in route.dependant.dependencies
+                    if getattr(dependency.call, SCOPE_CHECK, None) is not None
+                ]
                 for method in sorted(route.methods or ()):
                     found.append((method, route.path, scopes[0] if scopes else None))
             elif isinstance(route, Route):
@@ -309,18 +309,33 @@ def test_scopes_are_enforced_on_every_route(
         headers = dict(json_body)
         if header is not None:
             headers["Authorization"] = header
-        response = httpx.request(method, url, params=params, content=content, headers=headers)
-        problem = assert_problem(response, 401, "unauthorized")
-        assert response.headers["www-authenticate"].startswith("Bearer")
-        assert "x" * 43 not in json.dumps(problem)
+        # With an unknown parameter too: who may not use the route learns nothing of its parameters.
+        for query in (params, {**(params or {}), "cdua": "cu124"}):
+            response = httpx.request(method, url, params=query, content=content, headers=headers)
+            problem = assert_problem(response, 401, "unauthorized")
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert "x" * 43 not in json.dumps(problem)
+            assert "accepted" not in problem.get("context", {})
     for granted, rank in _RANK.items():
         headers = {**json_body, "Authorization": f"Bearer {closed_server.tokens[granted]}"}
         response = httpx.request(method, url, params=params, content=content, headers=headers, timeout=30)
+        misspelt = httpx.request(
+            method,
+            url,
+            params={**(params or {}), "cdua": "cu124"},
+            content=content,
+            headers=headers,
+            timeout=30,
+        )
         if rank < _RANK[scope]:
-            problem = assert_problem(response, 403, "forbidden")
-            assert problem["context"]["required"] == scope
+            for answer in (response, misspelt):
+                problem = assert_problem(answer, 403, "forbidden")
+                assert problem["context"]["required"] == scope
+                assert "accepted" not in problem["context"]
         else:
             assert response.status_code not in (401, 403), (granted, response.text)
+            problem = assert_problem(misspelt, 422, "invalid-request")
+            assert problem["context"]["field"] == "cdua"
 
 
 def test_tokens_are_hashed_at_rest_and_never_logged(closed_server: LockdServer) -> None:

@@ -28,6 +28,7 @@ from lockd.service import Service
 from lockd.tokens import Grant
 
 __all__ = [
+    "SCOPE_CHECK",
     "SESSION_COOKIE",
     "SIGN_IN",
     "DriftRunsDep",
@@ -146,8 +147,19 @@ async def page_access(request: Request) -> None:
     raise HTTPException(303, headers={"Location": f"{SIGN_IN}?{urlencode({'next': here})}"})
 
 
+# The attribute that marks `requires`' checks, so that `lockd.http.unknown` can find a route's
+# and run them before it names an unknown parameter: a caller without the right token learns
+# nothing of the route. Run twice for one request (that way, then as the route's dependency),
+# a check checks once.
+SCOPE_CHECK = "lockd_scope"
+
+
 def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
+    """The route needs a token with `scope` (or a higher one); anonymous reads where allowed."""
+
     async def check(request: Request) -> None:
+        if scope in getattr(request.state, "checked_scopes", ()):
+            return
         service: Service = request.app.state.service
         header = request.headers.get("authorization")
         session = request.cookies.get(SESSION_COOKIE)
@@ -180,5 +192,7 @@ def requires(scope: str) -> Callable[[Request], Awaitable[None]]:
         request.state.grant = grant
         # Who to charge for new resolutions (`lockd.http.admission`): the token's hash, never the token.
         request.state.token_key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        request.state.checked_scopes = (*getattr(request.state, "checked_scopes", ()), scope)
 
+    setattr(check, SCOPE_CHECK, scope)
     return check

@@ -12,7 +12,7 @@ JSON bodies. Both are 422 problems naming the parameter and the nearest known na
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from lockd.errors import InvalidRequest
+from lockd.http.deps import SCOPE_CHECK
 
 __all__ = [
     "UnknownParameter",
@@ -68,14 +69,30 @@ def declared_query(route: APIRoute) -> list[str]:
 
 
 async def reject_unknown_query(request: Request) -> None:
-    """A query parameter the matched route does not declare is a 422 naming the nearest known one."""
+    """A query parameter the matched route does not declare is a 422 naming the nearest known one,
+    once the route's token checks pass: a caller who may not use the route gets their 401 or
+    403, never the route's parameters."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     known = declared_query(route)
     for name in request.query_params:
         if name not in known:
+            for check in _scope_checks(route):
+                await check(request)
             raise _unknown("query parameter", name, known, f"{request.method} {route.path}")
+
+
+def _scope_checks(route: APIRoute) -> list[Callable[[Request], Awaitable[None]]]:
+    """The route's token checks (`lockd.http.deps.requires`), its dependencies' included."""
+    found: list[Callable[[Request], Awaitable[None]]] = []
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        if getattr(dependant.call, SCOPE_CHECK, None) is not None:
+            found.append(dependant.call)  # type: ignore[arg-type]  # `requires` made it
+        pending.extend(dependant.dependencies)
+    return found
 
 
 def _model_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel] | None:
