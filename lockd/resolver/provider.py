@@ -17,29 +17,27 @@ preferred version that the requirements allow leads the candidates, the rest fol
 first, so the resolver moves off a preferred version only when it must. A preferred version
 matches by its public part too, so `2.5.1+cpu` leads to `2.5.1+cu124` on a CUDA target.
 
-Past 400 lines, still one job: each method answers one of resolvelib's questions, and the rest
-are the memos those answers share (resolvelib asks them again every round, O(n) times a round).
+Which name to pin next is pip's order, kept in `lockd.resolver.pip_order`; the rest are the
+memos resolvelib's other questions share (it asks them again every round, O(n) times a round).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from typing import NamedTuple, Protocol, TypeAlias
+from typing import Protocol
 
 import resolvelib
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
-from resolvelib.structs import RequirementInformation
 
 from lockd.errors import LockdError, ResolutionTimeout, UnknownProject
 from lockd.index.threads import TaskScope, WorkerPool
 from lockd.inputs import InputRequirement, LockRequest
 from lockd.resolver.candidates import (
-    PYTHON,
     AnyCandidate,
     AnyRequirement,
     Identifier,
@@ -55,16 +53,13 @@ from lockd.resolver.dependencies import base_requirement, marker_true
 from lockd.resolver.direct import direct_candidate, without_fragment
 from lockd.resolver.finder import Finder, combine
 from lockd.resolver.metadata import MetadataReader
+from lockd.resolver.pip_order import PipOrder, Preference, RequirementInfo
 from lockd.resolver.python_answers import PythonAnswers
-from lockd.resolver.views import InformationView
 from lockd.resolver.walk import PrefetchWalk
 from lockd.simple import DistFile, ProjectPage
 from lockd.target import Target
 
 __all__ = ["IndexSource", "Preference", "Provider", "RequirementInfo"]
-
-# resolvelib defines RequirementInformation as a generic NamedTuple for type checkers only.
-RequirementInfo: TypeAlias = "RequirementInformation[AnyRequirement, AnyCandidate]"
 
 
 class IndexSource(Protocol):
@@ -84,17 +79,6 @@ class IndexSource(Protocol):
     def workers(self) -> WorkerPool:
         """Threads for the prefetch walk and hashing; they outlive a resolution."""
         ...
-
-
-class Preference(NamedTuple):
-    """`get_preference`'s sort key: resolvelib works on the smallest first (pip's order)."""
-
-    not_python: bool  # `<python>` first: it has one candidate and rules out whole versions
-    not_backtrack_cause: bool  # then what the last conflict was about
-    not_pinned: bool  # then requirements pinned with == or ===
-    candidates: int  # then those with fewer candidates left
-    depth: int  # then the shallower
-    identifier: str  # then by name, so the order never depends on dict order
 
 
 class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identifier]):
@@ -125,15 +109,12 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                 self._constraints.setdefault(constraint.name, []).append(constraint)
         self._metadata = MetadataReader(index, request.target, request.options.metadata_overrides)
         self._walk = PrefetchWalk(tasks, self.candidates_for, self._metadata.parse)
-        self._depth: dict[Identifier, int] = {}
         self._satisfied: dict[tuple[int, int], tuple[AnyRequirement, AnyCandidate, bool]] = {}
         self._python = PythonAnswers(request.target.python)
         # Asked for every pin by lock building: the names the request gives by URL, worked out once.
         self._direct = frozenset(r.name for r in request.requirements if r.requirement.url)
-        self._preferences: dict[Identifier, tuple[Collection[RequirementInfo], int, Preference]] = {}
+        self._order = PipOrder()
         self._prefetched: dict[int, DistFile] = {}
-        self._pinning: dict[int, tuple[AnyRequirement, bool]] = {}
-        self._named: dict[Identifier, tuple[bool, Identifier, str]] = {}
         self._counts: dict[Identifier, int] = {}
         self._missing: dict[NormalizedName, UnknownProject] = {}
         self._demands = DemandLog()
@@ -278,51 +259,10 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
         information: Mapping[Identifier, Iterator[RequirementInfo]],
         backtrack_causes: Sequence[RequirementInfo],
     ) -> Preference:
-        """pip's order: Python first, then backtrack causes, `==` pins, fewer candidates, shallower.
-
-        Called for every unsatisfied name every round. What depends on the identifier alone
-        (`_named`) is worked out once; with no backtrack causes, the answer is kept until the
-        name's information list (`InformationView.list_of`) or candidate count changes, the
-        only inputs left (the depth is kept from the first call).
-        """
-        kept = information.list_of(identifier) if isinstance(information, InformationView) else None
-        count = self._counts.get(identifier, 1 << 20)
-        if kept is not None and not backtrack_causes:
-            known = self._preferences.get(identifier)
-            if known is not None and known[0] is kept and known[1] == count:
-                return known[2]
-        infos = list(information[identifier])
-        pinned = any(self._pins(info.requirement) for info in infos)
-        depth = self._depth.get(identifier)
-        if depth is None:
-            parents = [info.parent for info in infos]
-            depth = (
-                1
-                if any(p is None for p in parents)
-                else 1 + min((self._depth.get(p.identity, 1) for p in parents if p is not None), default=0)
-            )
-            self._depth[identifier] = depth
-        named = self._named.get(identifier)
-        if named is None:
-            # A conflict over a project also concerns each of its extras.
-            project = Identity(identifier.name, None) if isinstance(identifier, Identity) else identifier
-            named = self._named[identifier] = (identifier != PYTHON, project, str(identifier))
-        not_python, project, text = named
-        not_cause = True
-        if backtrack_causes:
-            causes = {info.requirement.identity for info in backtrack_causes}
-            not_cause = identifier not in causes and project not in causes
-        preference = Preference(
-            not_python=not_python,
-            not_backtrack_cause=not_cause,
-            not_pinned=not pinned,
-            candidates=count,
-            depth=depth,
-            identifier=text,
+        """pip's order (`lockd.resolver.pip_order`), over what find_matches last found for the name."""
+        return self._order.preference(
+            identifier, information, backtrack_causes, self._counts.get(identifier, 1 << 20)
         )
-        if kept is not None and not backtrack_causes:
-            self._preferences[identifier] = (kept, count, preference)  # holds the list: its id stays its own
-        return preference
 
     def find_matches(
         self,
@@ -372,17 +312,6 @@ class Provider(resolvelib.AbstractProvider[AnyRequirement, AnyCandidate, Identif
                     if self._index.prefetch_metadata([file]):
                         self._walk.start()
         return found
-
-    def _pins(self, requirement: AnyRequirement) -> bool:
-        """Whether a requirement pins with == or ===; asked of every criterion's requirements each round, so kept."""
-        known = self._pinning.get(id(requirement))
-        if known is None:
-            pins = isinstance(requirement, ProjectRequirement) and any(
-                s.operator in ("==", "===") for s in requirement.specifier
-            )
-            known = (requirement, pins)  # holds the requirement: its id is not reused meanwhile
-            self._pinning[id(requirement)] = known
-        return known[1]
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         """Memoised by the objects' identities: resolvelib asks again for every pin every round."""
