@@ -201,13 +201,25 @@ def test_a_child_that_dies_with_the_page_leaves_it_to_the_caller(
     asked: list[tuple[PageFetch, FetchedPage | None]],
 ) -> None:
     # A child that reads a little of its first job, then exits: the page is fetched here.
-    monkeypatch.setattr(early_child, "_PAGE_CHILD", "import sys; sys.stdin.buffer.read(8); sys.exit(3)")
-    with _client(page_worker_from=None) as here:
-        expected = _pages(here, fixture_index.pypi_url, _NAMES[:1])
-    with _client(page_worker_from=1) as client:
-        found = _pages(client, fixture_index.pypi_url, _NAMES[:1])
-    _same(found[0], expected[0])
+    _fetched_here(monkeypatch, "import sys; sys.stdin.buffer.read(8); sys.exit(3)", fixture_index.pypi_url)
     assert [answer for _, answer in asked] == [None]
+
+
+def _fetched_here(
+    monkeypatch: pytest.MonkeyPatch, child: str, index_url: str, **options: object
+) -> tuple[float, bool]:
+    """The first page read through a client whose child runs `child` (`python -c`), checked against
+    the page fetched with no child; the seconds it took, and whether the child runs after it."""
+    monkeypatch.setattr(early_child, "_PAGE_CHILD", child)
+    with _client(page_worker_from=None) as here:
+        expected = _pages(here, index_url, _NAMES[:1])
+    with _client(page_worker_from=1, **options) as client:
+        started = time.monotonic()
+        found = _pages(client, index_url, _NAMES[:1])
+        seconds = time.monotonic() - started
+        running = client.page_worker is not None and client.page_worker.started
+    _same(found[0], expected[0])
+    return seconds, running
 
 
 def test_a_page_still_coming_at_the_deadline_ends_the_resolution_in_time(
@@ -231,15 +243,10 @@ def test_a_child_silent_on_a_fetch_without_a_deadline_is_ended_and_the_page_fetc
 ) -> None:
     # The hang a test once met: a fetch job the child never answered, and no deadline to end the
     # wait. A child that reads its jobs and answers none is ended after its silence bound.
-    monkeypatch.setattr(early_child, "_PAGE_CHILD", "import sys; sys.stdin.buffer.read()")
     monkeypatch.setattr(page_worker, "MIN_SILENCE", 0.5)
-    with _client(page_worker_from=None) as here:
-        expected = _pages(here, fixture_index.pypi_url, _NAMES[:1])
-    with _client(page_worker_from=1, timeout=0.2) as client:
-        assert client.page_worker is not None
-        started = time.monotonic()
-        found = _pages(client, fixture_index.pypi_url, _NAMES[:1])
-        assert 0.5 <= time.monotonic() - started < 5.0
-        assert not client.page_worker.started
-    _same(found[0], expected[0])
+    seconds, running = _fetched_here(
+        monkeypatch, "import sys; sys.stdin.buffer.read()", fixture_index.pypi_url, timeout=0.2
+    )
+    assert 0.5 <= seconds < 5.0
+    assert not running
     assert [answer for _, answer in asked] == [None]
