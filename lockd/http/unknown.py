@@ -12,7 +12,7 @@ JSON bodies. Both are 422 problems naming the parameter and the nearest known na
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -57,14 +57,20 @@ def _unknown(kind: str, name: str, known: Sequence[str], where: str, prefix: str
     )
 
 
-def declared_query(route: APIRoute) -> list[str]:
-    """The query parameters a route declares, its dependencies' included, as spelled on the wire."""
-    names: list[str] = []
+def _dependants(route: APIRoute) -> Iterator[Dependant]:
+    """The route's dependant and its dependencies', all the way down."""
     pending: list[Dependant] = [route.dependant]
     while pending:
         dependant = pending.pop()
-        names.extend(param.alias for param in dependant.query_params if param.alias not in names)
+        yield dependant
         pending.extend(dependant.dependencies)
+
+
+def declared_query(route: APIRoute) -> list[str]:
+    """The query parameters a route declares, its dependencies' included, as spelled on the wire."""
+    names: list[str] = []
+    for dependant in _dependants(route):
+        names.extend(param.alias for param in dependant.query_params if param.alias not in names)
     return names
 
 
@@ -85,14 +91,11 @@ async def reject_unknown_query(request: Request) -> None:
 
 def _scope_checks(route: APIRoute) -> list[Callable[[Request], Awaitable[None]]]:
     """The route's token checks (`lockd.http.deps.requires`), its dependencies' included."""
-    found: list[Callable[[Request], Awaitable[None]]] = []
-    pending: list[Dependant] = [route.dependant]
-    while pending:
-        dependant = pending.pop()
-        if getattr(dependant.call, SCOPE_CHECK, None) is not None:
-            found.append(dependant.call)  # type: ignore[arg-type]  # `requires` made it
-        pending.extend(dependant.dependencies)
-    return found
+    return [
+        dependant.call  # type: ignore[misc]  # `requires` made it
+        for dependant in _dependants(route)
+        if getattr(dependant.call, SCOPE_CHECK, None) is not None
+    ]
 
 
 def _model_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel] | None:

@@ -19,8 +19,8 @@ identity, source, types). The child honours the caller's deadline; past it, with
 is killed and started again for the next page. With or without a deadline, a child that says
 nothing for `silent_after` seconds while a job waits on it is stuck, not busy (its fetches are
 bounded by the client's timeout, its parses by the page's bound): it is killed and the caller
-does the job itself, so a library call with no deadline never waits on it for ever. One child per client (a service's fresh clients
-share it). It reads pages as they are written and parses one at a time, the lowest ranked
+does the job itself, so a library call with no deadline never waits on it for ever. One child
+per client (a service's fresh clients share it). It reads pages as they are written and parses one at a time, the lowest ranked
 first: arrival plus about its parse time, so a small page is not parsed after a big one that
 came in just before it. A server's child also fetches pages (`fetch`, a `PageFetch`): the
 child's side, and why, is `page_child`. Frames on its pipes: a struct head, a JSON header, then
@@ -296,7 +296,6 @@ class _Child:
             if not self.alive:
                 return _FAILED, b""
             self._pending[job_id] = pending
-        late = False
         try:
             if not self._send(job_id, job, body, doing):
                 return _FAILED, b""
